@@ -1,0 +1,63 @@
+# likeness — two commands: `make demo` and `make test`. Everything they need is
+# installed on first use into a cache outside the clone (keyed by version).
+SHELL := /bin/bash
+LIKENESS_CACHE ?= $(HOME)/.cache/likeness
+export LIKENESS_CACHE
+TORCH_VERSION := 2.11.0
+VENV := $(LIKENESS_CACHE)/torch-$(TORCH_VERSION)
+CARGO ?= cargo
+
+# Use an existing libtorch when LIBTORCH is set; otherwise the PyPI torch venv.
+ifeq ($(strip $(LIBTORCH)),)
+TORCH_DEP := $(VENV)/.complete
+TORCH_ENV := LIBTORCH_USE_PYTORCH=1 VIRTUAL_ENV=$(VENV) PATH=$(VENV)/bin:$$PATH
+else
+TORCH_DEP :=
+TORCH_ENV := LIBTORCH=$(LIBTORCH)
+endif
+# Tests that talk to numpy/PyTorch use this interpreter.
+export LIKENESS_PYTHON ?= $(VENV)/bin/python
+
+.PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache
+
+all: build
+
+$(VENV)/.complete:
+	TORCH_VERSION=$(TORCH_VERSION) scripts/torch-venv.sh >/dev/null
+
+venv: $(VENV)/.complete
+
+# Tools a fresh Debian/Ubuntu may lack (compiler, python venv, apt helpers).
+system-deps:
+	@scripts/system-deps.sh
+
+build: system-deps $(TORCH_DEP)
+	$(TORCH_ENV) $(CARGO) build --release --bin likeness
+
+data: system-deps
+	scripts/fetch-data.sh
+
+doctor: build data
+	target/release/likeness doctor
+
+# Until the trainer and index land, the demo checks the machine and reads
+# every image of the default datasets.
+demo: build data
+	target/release/likeness doctor
+	target/release/likeness inspect $(LIKENESS_CACHE)/data/johns --check
+	target/release/likeness inspect $(LIKENESS_CACHE)/data/fashion-mnist/t10k-images-idx3-ubyte.gz --check
+
+fmt:
+	$(CARGO) fmt --all --check
+
+clippy: system-deps $(TORCH_DEP)
+	$(TORCH_ENV) $(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test: system-deps $(TORCH_DEP) data
+	$(CARGO) fmt --all --check
+	$(TORCH_ENV) $(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(TORCH_ENV) $(CARGO) build --release --bin likeness
+	$(TORCH_ENV) $(CARGO) test --workspace
+
+clean-cache:
+	rm -rf $(LIKENESS_CACHE)

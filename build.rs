@@ -1,0 +1,19 @@
+//! Link libtorch so the binary runs without LD_LIBRARY_PATH and sees CUDA.
+//!
+//! tch's own build gives the final binary neither an rpath to libtorch nor a
+//! `NEEDED` entry for `libtorch_cuda.so` (the linker drops it as unused, and
+//! then CUDA reports unavailable even on a GPU machine). torch-sys is a direct
+//! dependency so that its `links = "tch"` metadata reaches us as
+//! `DEP_TCH_LIBTORCH_LIB`.
+fn main() {
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
+        println!("cargo:rustc-link-arg=-Wl,-rpath={lib}");
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+        println!("cargo:rustc-link-arg=-ltorch");
+        println!("cargo:rustc-env=LIKENESS_LIBTORCH_LIB={lib}");
+    } else {
+        println!("cargo:warning=DEP_TCH_LIBTORCH_LIB not set: the binary needs LD_LIBRARY_PATH to find libtorch");
+        println!("cargo:rustc-env=LIKENESS_LIBTORCH_LIB=");
+    }
+}

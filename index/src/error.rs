@@ -1,0 +1,177 @@
+//! The one error type of the crate.
+//!
+//! Every message says what is wrong and, where there is one, what to do about
+//! it. Errors about files name the file.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in `likeness-index`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system error while reading or writing `path`.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A caller-supplied argument is out of its valid range.
+    #[error("invalid {name} = {value}: {reason}")]
+    InvalidParameter {
+        /// Name of the parameter, as the CLI spells it.
+        name: &'static str,
+        /// The rejected value, formatted.
+        value: String,
+        /// What the valid range is.
+        reason: String,
+    },
+
+    /// Input vectors or labels do not fit together (lengths, shapes).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
+    /// A query or vector set has a different dimension than expected.
+    #[error("dimension mismatch: expected vectors of dimension {expected}, got {got}; {hint}")]
+    DimensionMismatch {
+        /// Dimension of the index or gallery.
+        expected: usize,
+        /// Dimension supplied.
+        got: usize,
+        /// What probably went wrong.
+        hint: &'static str,
+    },
+
+    /// A vector contains NaN or an infinity.
+    #[error("row {row}, column {col} is {value} (not finite); remove or repair that vector before indexing")]
+    NonFinite {
+        /// Row (vector) number, 0-based.
+        row: usize,
+        /// Column, 0-based.
+        col: usize,
+        /// The offending value.
+        value: f32,
+    },
+
+    /// A vector of length zero cannot be normalised for the cosine metric.
+    #[error("row {row} has zero length, so its cosine similarity is undefined; remove it or use --metric l2")]
+    ZeroVector {
+        /// Row (vector) number, 0-based.
+        row: usize,
+    },
+
+    /// A `.npy` file is malformed or of an unsupported type.
+    #[error("{path}: not a usable .npy file: {reason}")]
+    Npy {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A file does not start with the expected magic bytes: it is not the
+    /// file it claims to be (or its first bytes were overwritten).
+    #[error("{path}: wrong magic bytes (expected {expected:?}); this is not a likeness index file or its header is damaged, rebuild the index")]
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+        /// The magic that was expected.
+        expected: &'static str,
+    },
+
+    /// A file was written by a newer (or unknown) format version.
+    #[error("{path}: format version {found} is not supported (this build reads versions {min}..={max}); upgrade likeness or rebuild the index with this version")]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version found in the file.
+        found: u32,
+        /// Oldest supported version.
+        min: u32,
+        /// Newest supported version.
+        max: u32,
+    },
+
+    /// A file is shorter than its header says.
+    #[error("{path}: truncated: needs at least {expected} bytes but has {actual}; the copy is incomplete, copy or rebuild the index again")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Bytes needed.
+        expected: u64,
+        /// Bytes present.
+        actual: u64,
+    },
+
+    /// A file's size differs from the size recorded in `manifest.json`.
+    #[error("{path}: size is {actual} bytes but manifest.json records {expected}; the index directory is damaged or mixed from two builds, rebuild it")]
+    SizeMismatch {
+        /// The file.
+        path: PathBuf,
+        /// Size in the manifest.
+        expected: u64,
+        /// Size on disk.
+        actual: u64,
+    },
+
+    /// A file's CRC32 differs from the checksum recorded for it.
+    #[error("{path}: checksum mismatch (recorded {expected:#010x}, computed {actual:#010x}); the file is corrupt, rebuild the index")]
+    ChecksumMismatch {
+        /// The file.
+        path: PathBuf,
+        /// Recorded CRC32.
+        expected: u32,
+        /// Computed CRC32.
+        actual: u32,
+    },
+
+    /// A file has valid framing but inconsistent contents (for example a
+    /// neighbour id past the end of the index).
+    #[error("{path}: corrupt: {reason}; rebuild the index")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is inconsistent.
+        reason: String,
+    },
+
+    /// An index file that the manifest requires is missing.
+    #[error("{path}: missing; an index directory needs manifest.json, graph.bin and vectors.npy (meta.bin is optional)")]
+    MissingFile {
+        /// The missing file.
+        path: PathBuf,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A [`Error::Corrupt`] for `path`.
+    pub fn corrupt(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::Corrupt {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A [`Error::InvalidParameter`].
+    pub fn param(name: &'static str, value: impl ToString, reason: impl Into<String>) -> Self {
+        Error::InvalidParameter {
+            name,
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Atomic file and directory publication.
+//!
+//! A reader never sees a half-written file or index directory: content is
+//! written under a temporary name in the same parent directory (so the final
+//! `rename` stays on one filesystem and is atomic), synced, renamed, and the
+//! parent directory synced so the rename itself is durable.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// A temporary sibling name of `path` that no other process will pick.
+pub(crate) fn temp_sibling(path: &Path, tag: &str) -> Result<PathBuf> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::InvalidInput(format!("{} has no file name", path.display())))?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut tmp = std::ffi::OsString::from(".");
+    tmp.push(name);
+    tmp.push(format!(".{tag}-{}-{nanos:08x}", std::process::id()));
+    Ok(path.with_file_name(tmp))
+}
+
+/// Syncs a directory so a rename into it is durable. Errors are ignored on
+/// platforms where directories cannot be opened for syncing.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    match File::open(dir) {
+        Ok(f) => match f.sync_all() {
+            Ok(()) => Ok(()),
+            // Some filesystems refuse fsync on directories.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Ok(()),
+            Err(e) => Err(Error::io(dir, e)),
+        },
+        Err(_) => Ok(()),
+    }
+}
+
+/// Writes `path` through `fill` into a temporary sibling, syncs it and
+/// renames it into place.
+pub(crate) fn atomic_write(
+    path: &Path,
+    fill: impl FnOnce(&mut File) -> std::io::Result<()>,
+) -> Result<()> {
+    let tmp = temp_sibling(path, "tmp")?;
+    let res = (|| {
+        let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        fill(&mut f).map_err(|e| Error::io(path, e))?;
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        drop(f);
+        fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+// Used by the index builder.
+#[allow(dead_code)]
+/// Removes a temporary directory on drop unless [`TempDir::keep`] was called.
+pub(crate) struct TempDir {
+    path: PathBuf,
+    keep: bool,
+}
+
+#[allow(dead_code)]
+impl TempDir {
+    /// Creates a fresh temporary sibling directory of `target`.
+    pub fn sibling_of(target: &Path) -> Result<Self> {
+        let path = temp_sibling(target, "building")?;
+        fs::create_dir(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(TempDir { path, keep: false })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Syncs every file in the directory and the directory, then renames it
+    /// to `target` (which must not exist) and syncs the parent.
+    pub fn publish(mut self, target: &Path) -> Result<()> {
+        for entry in fs::read_dir(&self.path).map_err(|e| Error::io(&self.path, e))? {
+            let p = entry.map_err(|e| Error::io(&self.path, e))?.path();
+            File::open(&p)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io(&p, e))?;
+        }
+        sync_dir(&self.path)?;
+        if target.exists() {
+            return Err(Error::InvalidInput(format!(
+                "{} already exists; remove it or choose another output directory",
+                target.display()
+            )));
+        }
+        fs::rename(&self.path, target).map_err(|e| Error::io(target, e))?;
+        self.keep = true;
+        sync_dir(target.parent().unwrap_or(Path::new(".")))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}

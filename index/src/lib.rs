@@ -1,0 +1,27 @@
+//! likeness-index: exact search, retrieval metrics, `.npy` I/O and an HNSW
+//! index served in place from memory-mapped files. No libtorch.
+//!
+//! # Map of the crate
+//!
+//! | module | file | what it holds |
+//! |---|---|---|
+//! | [`error`] | `src/error.rs` | the one [`Error`] enum and [`Result`] |
+//! | [`distance`] | `src/distance.rs` | [`Metric`] (cosine, l2), `preprocess`, SIMD-friendly kernels |
+//! | [`neighbours`] | `src/neighbours.rs` | [`Neighbours`] result sets, the top-k collector |
+//! | [`exact`] | `src/exact.rs` | brute-force k-NN on rayon (query-vs-base and leave-one-out) |
+//! | [`metrics`] | `src/metrics.rs` | Recall@K, Precision@1, R-Precision, MAP@R, ANN recall |
+//! | [`npy`] | `src/npy.rs` | read f16/f32/f64 matrices and integer labels; write aligned f32/i64 |
+//! | `fsutil` | `src/fsutil.rs` | atomic file and directory publication |
+
+pub mod distance;
+pub mod error;
+pub mod exact;
+mod fsutil;
+pub mod metrics;
+pub mod neighbours;
+pub mod npy;
+
+pub use distance::Metric;
+pub use error::{Error, Result};
+pub use neighbours::Neighbours;
+pub use npy::Matrix;

@@ -1,0 +1,37 @@
+//! Where likeness keeps what it downloads: `$LIKENESS_CACHE`, by default
+//! `~/.cache/likeness` (the torch venv, the datasets, apt's private lists).
+use std::path::PathBuf;
+
+/// The cache root.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("LIKENESS_CACHE").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".cache").join("likeness")
+}
+
+/// Where `make data` puts the datasets.
+pub fn data_dir() -> PathBuf {
+    cache_dir().join("data")
+}
+
+/// Fashion-MNIST's files (from the Debian package dataset-fashion-mnist).
+pub fn fashion_mnist_dir() -> PathBuf {
+    data_dir().join("fashion-mnist")
+}
+
+/// The Fashion-MNIST training images (60,000).
+pub fn fashion_mnist_train() -> PathBuf {
+    fashion_mnist_dir().join("train-images-idx3-ubyte.gz")
+}
+
+/// The Fashion-MNIST test images (10,000).
+pub fn fashion_mnist_test() -> PathBuf {
+    fashion_mnist_dir().join("t10k-images-idx3-ubyte.gz")
+}
+
+/// dlib's aligned face crops, `johns/<Name>/*.jpg` (5 people × 11).
+pub fn johns_dir() -> PathBuf {
+    data_dir().join("johns")
+}

@@ -1,0 +1,62 @@
+//! Image folders: `root/<class>/<image>`, one sub-folder per class.
+use std::path::Path;
+
+use super::{Dataset, Item, SourceKind};
+use crate::error::{Error, Result};
+
+/// File extensions read as images (case-insensitive).
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "webp"];
+
+pub fn is_image_file(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+fn sorted_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| Error::io(dir, e))?;
+    entries.sort_by_key(|e| e.file_name());
+    Ok(entries)
+}
+
+fn is_hidden(entry: &std::fs::DirEntry) -> bool {
+    entry.file_name().to_string_lossy().starts_with('.')
+}
+
+/// Lists `root/<class>/<image>`: classes and files in name order.
+pub fn open(root: &Path) -> Result<Dataset> {
+    let mut classes = Vec::new();
+    let mut items = Vec::new();
+    for entry in sorted_entries(root)? {
+        if is_hidden(&entry) {
+            continue;
+        }
+        let class_dir = entry.path();
+        if !class_dir.is_dir() {
+            continue;
+        }
+        let class = entry.file_name().to_string_lossy().into_owned();
+        let label = classes.len();
+        let before = items.len();
+        for f in sorted_entries(&class_dir)? {
+            let p = f.path();
+            if !is_hidden(&f) && p.is_file() && is_image_file(&p) {
+                items.push(Item { label, path: p, region: None, row: None, line: None });
+            }
+        }
+        if items.len() == before {
+            return Err(Error::EmptyClass { path: class_dir, class });
+        }
+        classes.push(class);
+    }
+    if classes.is_empty() {
+        return Err(Error::EmptyDataset {
+            path: root.to_path_buf(),
+            hint: "an image folder needs one sub-folder per class, each holding images".into(),
+        });
+    }
+    Dataset::from_parts(SourceKind::Folder, root.to_path_buf(), classes, items, None)
+}

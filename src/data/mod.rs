@@ -1,0 +1,218 @@
+//! Labelled images from three kinds of source, behind one [`Dataset`].
+//!
+//! | source        | on the command line                      | module       |
+//! |---------------|------------------------------------------|--------------|
+//! | image folders | a directory `root/<class>/<image>`       | [`folder`]   |
+//! | CSV manifest  | a `.csv` file `path,label[,x,y,w,h]`     | [`manifest`] |
+//! | IDX (MNIST)   | `*-images-idx3-ubyte[.gz]` (+ labels)    | [`idx`]      |
+//!
+//! Opening a source lists its items (cheap: file names, a manifest, or the IDX
+//! arrays); images are decoded on demand, in parallel and in order, by
+//! [`Dataset::load_many`]. Item `i` is always row `i` of whatever is computed
+//! from the dataset.
+pub mod decode;
+pub mod folder;
+pub mod idx;
+pub mod manifest;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use image::DynamicImage;
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+pub use decode::DecodeLimits;
+
+/// A rectangle inside an image, in pixels: the item is this part of its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Region {
+    pub x: u32,
+    pub y: u32,
+    pub w: u32,
+    pub h: u32,
+}
+
+impl std::fmt::Display for Region {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{},{},{},{}", self.x, self.y, self.w, self.h)
+    }
+}
+
+impl std::str::FromStr for Region {
+    type Err = String;
+    /// Parses `x,y,w,h` (non-negative integers, `w` and `h` at least 1).
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+        if parts.len() != 4 {
+            return Err(format!("region `{s}` must be x,y,w,h (four integers)"));
+        }
+        let mut v = [0u32; 4];
+        for (slot, (part, name)) in v.iter_mut().zip(parts.iter().zip(["x", "y", "w", "h"])) {
+            *slot = part
+                .parse()
+                .map_err(|_| format!("region `{s}`: {name} = `{part}` is not a non-negative integer"))?;
+        }
+        if v[2] == 0 || v[3] == 0 {
+            return Err(format!("region `{s}`: width and height must be at least 1"));
+        }
+        Ok(Region { x: v[0], y: v[1], w: v[2], h: v[3] })
+    }
+}
+
+/// Which kind of source a dataset was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    Folder,
+    Manifest,
+    Idx,
+}
+
+/// One labelled item: where its pixels come from and its class.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// Index into [`Dataset::classes`].
+    pub label: usize,
+    /// The image file (for IDX items: the IDX image file).
+    pub path: PathBuf,
+    /// The part of the image this item is, if not all of it.
+    pub region: Option<Region>,
+    /// Row in the IDX file, for IDX items.
+    pub row: Option<usize>,
+    /// Line of the manifest this item came from, for error messages.
+    pub line: Option<u64>,
+}
+
+/// A decoded item.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub image: DynamicImage,
+    pub label: usize,
+    pub path: PathBuf,
+    pub region: Option<Region>,
+}
+
+/// A labelled image collection from any supported source.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    kind: SourceKind,
+    root: PathBuf,
+    classes: Vec<String>,
+    items: Vec<Item>,
+    idx: Option<Arc<idx::IdxImages>>,
+    limits: DecodeLimits,
+}
+
+impl Dataset {
+    /// Opens a source named by its path: a directory is an image folder, a
+    /// `.csv` file a manifest, `*-images-idx3-ubyte[.gz]` an IDX image file.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if meta.is_dir() {
+            return folder::open(path);
+        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        if name.ends_with(".csv") {
+            manifest::open(path)
+        } else if idx::is_idx_images_name(&name) {
+            idx::open(path)
+        } else {
+            Err(Error::UnknownSource { path: path.to_path_buf() })
+        }
+    }
+
+    pub(crate) fn from_parts(
+        kind: SourceKind,
+        root: PathBuf,
+        classes: Vec<String>,
+        items: Vec<Item>,
+        idx: Option<Arc<idx::IdxImages>>,
+    ) -> Result<Self> {
+        if items.is_empty() {
+            return Err(Error::EmptyDataset {
+                path: root,
+                hint: "the source lists no items".into(),
+            });
+        }
+        Ok(Dataset { kind, root, classes, items, idx, limits: DecodeLimits::default() })
+    }
+
+    /// Replaces the decoder limits (pixel count, file size).
+    #[must_use]
+    pub fn with_limits(mut self, limits: DecodeLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn kind(&self) -> SourceKind {
+        self.kind
+    }
+    /// The path the dataset was opened from.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    /// Class names; an item's `label` indexes this.
+    pub fn classes(&self) -> &[String] {
+        &self.classes
+    }
+    pub fn items(&self) -> &[Item] {
+        &self.items
+    }
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+    /// Number of items of each class, indexed like [`Dataset::classes`].
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.classes.len()];
+        for it in &self.items {
+            counts[it.label] += 1;
+        }
+        counts
+    }
+    /// How many items are regions of an image rather than whole images.
+    pub fn region_count(&self) -> usize {
+        self.items.iter().filter(|i| i.region.is_some()).count()
+    }
+
+    /// Keeps only the items at `indices` (in that order); classes are kept.
+    pub fn subset(&self, indices: &[usize]) -> Result<Self> {
+        let mut items = Vec::with_capacity(indices.len());
+        for &i in indices {
+            let it = self.items.get(i).ok_or_else(|| {
+                Error::Invalid(format!("item {i} out of range (dataset has {})", self.len()))
+            })?;
+            items.push(it.clone());
+        }
+        Ok(Dataset { items, ..self.clone() })
+    }
+
+    /// Decodes item `i` (cropping its region, if any).
+    pub fn load(&self, i: usize) -> Result<Sample> {
+        let item = self.items.get(i).ok_or_else(|| {
+            Error::Invalid(format!("item {i} out of range (dataset has {})", self.len()))
+        })?;
+        let image = match (item.row, &self.idx) {
+            (Some(row), Some(idx)) => idx.image(row)?,
+            _ => decode::decode_file(&item.path, &self.limits)?,
+        };
+        let image = match item.region {
+            Some(r) => decode::crop(image, r, &item.path)?,
+            None => image,
+        };
+        Ok(Sample { image, label: item.label, path: item.path.clone(), region: item.region })
+    }
+
+    /// Decodes the items at `indices` in parallel (rayon); the result is in
+    /// the order of `indices`. The first bad item stops the batch with its error.
+    pub fn load_many(&self, indices: &[usize]) -> Result<Vec<Sample>> {
+        indices.par_iter().map(|&i| self.load(i)).collect()
+    }
+}

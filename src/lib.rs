@@ -1,0 +1,16 @@
+//! likeness: learn what looks alike from labelled images, index a gallery,
+//! find the nearest matches fast. See ARCHITECTURE.md for the map.
+//!
+//! - [`data`]: labelled images from folders, CSV manifests (with regions) and IDX files
+//! - [`runtime`]: device and thread settings for torch and rayon
+//! - [`doctor`]: the readiness report of `likeness doctor`
+//! - [`cli`]: argument parsing and dispatch (the binary is a thin wrapper)
+pub mod cache;
+pub mod cli;
+pub mod data;
+pub mod doctor;
+pub mod error;
+pub mod progress;
+pub mod runtime;
+
+pub use error::{Error, Result};

@@ -1,0 +1,117 @@
+//! The `likeness` binary end to end: doctor, inspect, global options, linking.
+mod common;
+
+use std::process::{Command, Output};
+
+fn likeness(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_likeness"))
+        .args(args)
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("LIKENESS_DEVICE")
+        .env_remove("LIKENESS_THREADS")
+        .output()
+        .expect("run likeness")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn doctor_reports_libtorch_threads_and_dataset_counts() {
+    common::fashion_train();
+    common::johns();
+    let out = likeness(&["doctor", "--json", "--threads", "2", "--device", "cpu"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["libtorch_version"].as_str().unwrap().starts_with("2.11.0"), "{v}");
+    assert_eq!(v["threads"], 2);
+    assert_eq!(v["device"], "cpu");
+    assert_eq!(v["ok"], true);
+    let ds = v["datasets"].as_array().unwrap();
+    let count = |name: &str| {
+        let d = ds.iter().find(|d| d["name"] == name).unwrap();
+        (d["items"].as_u64().unwrap(), d["classes"].as_u64().unwrap())
+    };
+    assert_eq!(count("fashion-mnist-train"), (60_000, 10));
+    assert_eq!(count("fashion-mnist-test"), (10_000, 10));
+    assert_eq!(count("johns"), (55, 5));
+
+    let text = likeness(&["doctor"]);
+    assert!(text.status.success());
+    let t = stdout(&text);
+    assert!(t.contains("libtorch   2.11.0"), "{t}");
+    assert!(t.contains("60000 images"), "{t}");
+}
+
+#[test]
+fn asking_for_a_missing_cuda_device_fails_with_a_hint() {
+    // On a CPU machine cuda is absent; on a GPU machine cuda:99 is.
+    let out = likeness(&["doctor", "--device", "cuda:99"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("NOT USABLE"));
+    assert!(stdout(&out).contains("cuda:99"));
+}
+
+#[test]
+fn bad_global_options_are_usage_errors() {
+    let out = likeness(&["doctor", "--device", "tpu"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("expected auto, cpu, cuda or cuda:N"), "{}", stderr(&out));
+    let out = likeness(&["doctor", "--threads", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--threads must be at least 1"), "{}", stderr(&out));
+}
+
+#[test]
+fn inspect_lists_classes_and_checks_images() {
+    let johns = common::johns();
+    let out = likeness(&["inspect", johns.to_str().unwrap(), "--check", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "folder");
+    assert_eq!(v["items"], 55);
+    assert_eq!(v["classes"].as_array().unwrap().len(), 5);
+    assert_eq!(v["checked"], true);
+}
+
+#[test]
+fn inspect_of_a_bad_manifest_exits_2_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("faces.csv");
+    std::fs::write(&csv, "path,label\nmissing.jpg,alice\n").unwrap();
+    let out = likeness(&["inspect", csv.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("faces.csv:2"), "{err}");
+    assert!(err.contains("missing.jpg"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn binary_finds_libtorch_through_its_rpath_and_links_libtorch_cuda() {
+    let bin = env!("CARGO_BIN_EXE_likeness");
+    let out = Command::new("ldd").arg(bin).env_remove("LD_LIBRARY_PATH").output().unwrap();
+    let text = stdout(&out);
+    assert!(!text.contains("not found"), "{text}");
+    let torch_cpu = text
+        .lines()
+        .find(|l| l.contains("libtorch_cpu.so =>"))
+        .unwrap_or_else(|| panic!("libtorch_cpu.so not linked:\n{text}"));
+    let dir = torch_cpu.split("=>").nth(1).unwrap().trim();
+    let dir = std::path::Path::new(dir.split(' ').next().unwrap()).parent().unwrap();
+    // A CUDA build of libtorch must be linked so that CUDA can be found at run time.
+    if dir.join("libtorch_cuda.so").exists() {
+        assert!(text.contains("libtorch_cuda.so =>"), "libtorch_cuda.so not needed:\n{text}");
+    }
+    let readelf = Command::new("readelf").args(["-d", bin]).output().unwrap();
+    let dynamic = stdout(&readelf);
+    assert!(
+        dynamic.contains(&format!("[{}]", dir.display())),
+        "no RPATH/RUNPATH to {}:\n{dynamic}",
+        dir.display()
+    );
+}

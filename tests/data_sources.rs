@@ -1,0 +1,317 @@
+//! The data module on real datasets (fetched by `make data`) and on bad input.
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+
+use likeness::data::{Dataset, DecodeLimits, SourceKind};
+use likeness::Error;
+
+#[test]
+fn fashion_mnist_has_60000_train_and_10000_test_images_with_labels_0_to_9() {
+    let train = Dataset::open(common::fashion_train()).unwrap();
+    let test = Dataset::open(common::fashion_test()).unwrap();
+    assert_eq!(train.kind(), SourceKind::Idx);
+    assert_eq!(train.len(), 60_000);
+    assert_eq!(test.len(), 10_000);
+    for ds in [&train, &test] {
+        assert_eq!(ds.classes().len(), 10);
+        let counts = ds.class_counts();
+        // Fashion-MNIST is balanced: 6,000 / 1,000 of each label 0..9.
+        assert!(counts.iter().all(|&c| c == ds.len() / 10), "{counts:?}");
+        assert!(ds.items().iter().all(|i| i.label < 10));
+    }
+    assert_eq!(train.classes()[9], "Ankle boot");
+    let s = test.load(0).unwrap();
+    assert_eq!((s.image.width(), s.image.height()), (28, 28));
+    assert_eq!(s.image.color(), image::ColorType::L8);
+    // The first test image of Fashion-MNIST is an ankle boot (label 9).
+    assert_eq!(s.label, 9);
+}
+
+#[test]
+fn idx_reads_plain_files_like_gzipped_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
+        let gz = std::fs::read(likeness::cache::fashion_mnist_dir().join(format!("{name}.gz")))
+            .unwrap();
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut plain)
+            .unwrap();
+        std::fs::write(dir.path().join(name), plain).unwrap();
+    }
+    let plain = Dataset::open(dir.path().join("t10k-images-idx3-ubyte")).unwrap();
+    let gz = Dataset::open(common::fashion_test()).unwrap();
+    assert_eq!(plain.len(), gz.len());
+    for i in [0, 1, 4321, 9999] {
+        let (a, b) = (plain.load(i).unwrap(), gz.load(i).unwrap());
+        assert_eq!(a.label, b.label);
+        assert_eq!(a.image.as_bytes(), b.image.as_bytes());
+    }
+    // Outside a fashion-mnist folder, classes are the digits.
+    assert_eq!(plain.classes()[3], "3");
+}
+
+#[test]
+fn johns_has_5_identities_of_11_aligned_150px_crops() {
+    let ds = Dataset::open(common::johns()).unwrap();
+    assert_eq!(ds.kind(), SourceKind::Folder);
+    assert_eq!(ds.classes().len(), 5);
+    assert_eq!(ds.class_counts(), vec![11; 5]);
+    assert_eq!(ds.classes()[0], "John_Salley");
+    let all: Vec<usize> = (0..ds.len()).collect();
+    let samples = ds.load_many(&all).unwrap();
+    for s in &samples {
+        assert_eq!((s.image.width(), s.image.height()), (150, 150));
+        assert_eq!(s.image.color(), image::ColorType::Rgb8);
+    }
+}
+
+#[test]
+fn parallel_loading_keeps_the_requested_order() {
+    let ds = Dataset::open(common::fashion_test()).unwrap();
+    let order: Vec<usize> = (0..2000).rev().collect();
+    let batch = ds.load_many(&order).unwrap();
+    for (&i, s) in order.iter().zip(&batch) {
+        let one = ds.load(i).unwrap();
+        assert_eq!(s.label, one.label);
+        assert_eq!(s.image.as_bytes(), one.image.as_bytes(), "item {i}");
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::File::create(path).unwrap().write_all(text.as_bytes()).unwrap();
+}
+
+#[test]
+fn manifest_with_facial_regions_yields_cropped_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = common::johns_image("John_Salley");
+    let b = common::johns_image("John_Simm");
+    let csv = dir.path().join("regions.csv");
+    write(
+        &csv,
+        &format!(
+            "path,label,x,y,w,h\n{a},left_eye,30,45,40,25\n{a},mouth,45,100,60,30\n{b},left_eye,30,45,40,25\n{b},John_Simm\n",
+            a = a.display(),
+            b = b.display()
+        ),
+    );
+    let ds = Dataset::open(&csv).unwrap();
+    assert_eq!(ds.kind(), SourceKind::Manifest);
+    assert_eq!(ds.len(), 4);
+    assert_eq!(ds.region_count(), 3);
+    assert_eq!(ds.classes(), ["John_Simm", "left_eye", "mouth"]);
+    let s = ds.load_many(&[0, 1, 2, 3]).unwrap();
+    assert_eq!((s[0].image.width(), s[0].image.height()), (40, 25));
+    assert_eq!((s[1].image.width(), s[1].image.height()), (60, 30));
+    assert_eq!(s[3].image.width(), 150);
+    assert_eq!(ds.classes()[s[0].label], "left_eye");
+    assert_eq!(s[0].label, s[2].label);
+    // The crop is the pixels of the box, not a resized whole image.
+    let whole = image::open(&a).unwrap().to_rgb8();
+    let crop = s[0].image.to_rgb8();
+    assert_eq!(crop.get_pixel(0, 0), whole.get_pixel(30, 45));
+    assert_eq!(crop.get_pixel(39, 24), whole.get_pixel(69, 69));
+}
+
+#[test]
+fn manifest_paths_are_relative_to_the_manifest_and_numeric_labels_sort_numerically() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("img")).unwrap();
+    for (i, name) in ["a.png", "b.png", "c.png"].iter().enumerate() {
+        image::GrayImage::from_pixel(8, 8, image::Luma([i as u8 * 50]))
+            .save(dir.path().join("img").join(name))
+            .unwrap();
+    }
+    let csv = dir.path().join("m.csv");
+    write(&csv, "img/a.png,10\nimg/b.png,9\n# a comment\nimg/c.png,10\n");
+    let ds = Dataset::open(&csv).unwrap();
+    assert_eq!(ds.classes(), ["9", "10"]);
+    assert_eq!(ds.class_counts(), vec![1, 2]);
+    assert_eq!(ds.load(1).unwrap().image.as_bytes()[0], 50);
+}
+
+// ---- bad input: each gives a specific error, never a panic ----
+
+fn class_folder_with(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let class = dir.path().join("person");
+    std::fs::create_dir(&class).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(class.join(name), bytes).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn corrupt_image_is_a_decode_error_naming_the_file() {
+    let dir = class_folder_with(&[("bad.jpg", b"this is not a jpeg at all")]);
+    let ds = Dataset::open(dir.path()).unwrap();
+    match ds.load(0) {
+        Err(e @ Error::Decode { .. }) => assert!(e.to_string().contains("bad.jpg"), "{e}"),
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+    // A truncated real JPEG, too.
+    let real = std::fs::read(common::johns_image("John_Savage")).unwrap();
+    let dir = class_folder_with(&[("cut.jpg", &real[..real.len() / 3])]);
+    let ds = Dataset::open(dir.path()).unwrap();
+    assert!(matches!(ds.load_many(&[0]), Err(Error::Decode { .. })));
+}
+
+#[test]
+fn missing_file_in_manifest_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("m.csv");
+    let a = common::johns_image("John_Salley");
+    write(&csv, &format!("path,label\n{},a\nnowhere.jpg,b\n", a.display()));
+    match Dataset::open(&csv) {
+        Err(e @ Error::Manifest { line: 3, .. }) => {
+            assert!(e.to_string().contains("nowhere.jpg"), "{e}");
+            assert!(e.to_string().contains("m.csv:3"), "{e}");
+        }
+        other => panic!("expected a manifest error on line 3, got {other:?}"),
+    }
+    // A folder source given a path that does not exist.
+    assert!(matches!(
+        Dataset::open(dir.path().join("no-such-folder")),
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[test]
+fn region_outside_the_image_is_refused_with_the_box_and_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("m.csv");
+    let a = common::johns_image("John_Salley");
+    write(&csv, &format!("{},eye,120,10,40,20\n", a.display()));
+    let ds = Dataset::open(&csv).unwrap();
+    match ds.load(0) {
+        Err(
+            e @ Error::RegionOutside {
+                width: 150,
+                height: 150,
+                x: 120,
+                w: 40,
+                ..
+            },
+        ) => assert!(e.to_string().contains("outside"), "{e}"),
+        other => panic!("expected RegionOutside, got {other:?}"),
+    }
+}
+
+#[test]
+fn empty_class_folder_is_refused() {
+    let dir = class_folder_with(&[("a.png", &[])]);
+    std::fs::create_dir(dir.path().join("nobody")).unwrap();
+    std::fs::write(dir.path().join("nobody").join("notes.txt"), "x").unwrap();
+    match Dataset::open(dir.path()) {
+        Err(Error::EmptyClass { class, .. }) => assert_eq!(class, "nobody"),
+        other => panic!("expected EmptyClass, got {other:?}"),
+    }
+    let empty = tempfile::tempdir().unwrap();
+    assert!(matches!(Dataset::open(empty.path()), Err(Error::EmptyDataset { .. })));
+}
+
+#[test]
+fn manifest_bad_rows_name_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = common::johns_image("John_Salley");
+    let cases = [
+        (format!("{},a,1,2\n", a.display()), 1, "expected 2 fields"),
+        (format!("{},a\n{},b,1,2,x,4\n", a.display(), a.display()), 2, "w = `x`"),
+        (format!("{},a,1,2,0,4\n", a.display()), 1, "at least 1"),
+        (format!("{},\n", a.display()), 1, "empty label"),
+        (format!("{},a,-1,2,3,4\n", a.display()), 1, "non-negative"),
+    ];
+    for (text, line, needle) in cases {
+        let csv = dir.path().join("bad.csv");
+        write(&csv, &text);
+        match Dataset::open(&csv) {
+            Err(e @ Error::Manifest { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains(&format!("bad.csv:{line}:")), "{msg}");
+                assert!(msg.contains(needle), "{msg} lacks {needle}");
+            }
+            other => panic!("expected a manifest error for {text:?}, got {other:?}"),
+        }
+    }
+    let csv = dir.path().join("empty.csv");
+    write(&csv, "path,label\n");
+    assert!(matches!(Dataset::open(&csv), Err(Error::EmptyDataset { .. })));
+}
+
+/// A PNG whose header claims `w`×`h` pixels, with almost no data behind it.
+fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+    let mut out = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // 8-bit greyscale
+    out.extend_from_slice(&13u32.to_be_bytes());
+    out.extend_from_slice(&ihdr);
+    let mut crc = flate2::Crc::new();
+    crc.update(&ihdr);
+    out.extend_from_slice(&crc.sum().to_be_bytes());
+    out
+}
+
+#[test]
+fn decompression_bombs_are_refused_before_decoding() {
+    let dir = class_folder_with(&[("bomb.png", &png_header_only(100_000, 100_000))]);
+    let ds = Dataset::open(dir.path()).unwrap();
+    match ds.load(0) {
+        Err(Error::ImageTooLarge { width: 100_000, height: 100_000, .. }) => {}
+        other => panic!("expected ImageTooLarge, got {other:?}"),
+    }
+    // A real image over a user-set limit.
+    let ds = Dataset::open(common::johns())
+        .unwrap()
+        .with_limits(DecodeLimits { max_pixels: 100 * 100, ..DecodeLimits::default() });
+    assert!(matches!(ds.load(0), Err(Error::ImageTooLarge { pixels: 22_500, .. })));
+}
+
+#[test]
+fn broken_idx_files_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("x-images-idx3-ubyte");
+    let labels = dir.path().join("x-labels-idx1-ubyte");
+    // Header: 3 dims, 2 images of 2x2, but only 5 bytes of pixels.
+    let mut img = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2];
+    img.extend_from_slice(&[1, 2, 3, 4, 5]);
+    std::fs::write(&images, &img).unwrap();
+    std::fs::write(&labels, [0, 0, 8, 1, 0, 0, 0, 2, 0, 1]).unwrap();
+    match Dataset::open(&images) {
+        Err(e @ Error::Idx { .. }) => assert!(e.to_string().contains("truncated"), "{e}"),
+        other => panic!("expected Idx error, got {other:?}"),
+    }
+    // Whole images but one label too few.
+    img.extend_from_slice(&[6, 7, 8]);
+    std::fs::write(&images, &img).unwrap();
+    std::fs::write(&labels, [0, 0, 8, 1, 0, 0, 0, 1, 0]).unwrap();
+    assert!(matches!(Dataset::open(&images), Err(Error::Idx { .. })));
+    // Labels file missing.
+    std::fs::remove_file(&labels).unwrap();
+    assert!(matches!(Dataset::open(&images), Err(Error::NotFound { .. })));
+    // Wrong magic, and a gzip stream cut short.
+    std::fs::write(&labels, [1, 2, 8, 1, 0, 0, 0, 2, 0, 1]).unwrap();
+    assert!(matches!(Dataset::open(&images), Err(Error::Idx { .. })));
+    let gz = std::fs::read(likeness::cache::fashion_mnist_dir().join("t10k-labels-idx1-ubyte.gz"))
+        .unwrap();
+    std::fs::write(&labels, &gz[..gz.len() / 2]).unwrap();
+    match Dataset::open(&images) {
+        Err(e @ Error::Idx { .. }) => assert!(e.to_string().contains("gzip"), "{e}"),
+        other => panic!("expected a gzip error, got {other:?}"),
+    }
+}
+
+#[test]
+fn unknown_source_kind_says_what_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("vectors.bin");
+    std::fs::write(&f, b"x").unwrap();
+    match Dataset::open(&f) {
+        Err(e @ Error::UnknownSource { .. }) => assert!(e.to_string().contains(".csv"), "{e}"),
+        other => panic!("expected UnknownSource, got {other:?}"),
+    }
+}
