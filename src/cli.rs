@@ -76,7 +76,11 @@ fn doctor(device: DeviceSpec, threads: usize, args: DoctorArgs) -> Result<ExitCo
         report.render()
     };
     print_line(&out);
-    Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 #[derive(serde::Serialize)]
@@ -100,7 +104,12 @@ fn inspect(args: InspectArgs) -> Result<ExitCode> {
         kind: ds.kind(),
         items: ds.len(),
         regions: ds.region_count(),
-        classes: ds.classes().iter().map(String::as_str).zip(counts).collect(),
+        classes: ds
+            .classes()
+            .iter()
+            .map(String::as_str)
+            .zip(counts)
+            .collect(),
         checked: args.check,
     };
     if args.json {

@@ -125,11 +125,21 @@ impl Report {
             s,
             "libtorch   {} ({})",
             self.libtorch_version.clone().unwrap_or_else(na),
-            self.libtorch_lib.as_ref().map_or_else(na, |p| p.display().to_string())
+            self.libtorch_lib
+                .as_ref()
+                .map_or_else(na, |p| p.display().to_string())
         );
         if self.cuda_available {
             let _ = writeln!(s, "cuda       available: {}", self.cuda_devices.join(", "));
-            let _ = writeln!(s, "cudnn      {}", if self.cudnn_available { "available" } else { "not available" });
+            let _ = writeln!(
+                s,
+                "cudnn      {}",
+                if self.cudnn_available {
+                    "available"
+                } else {
+                    "not available"
+                }
+            );
         } else {
             let _ = writeln!(s, "cuda       not available");
         }
@@ -167,7 +177,15 @@ impl Report {
         for h in &self.hints {
             let _ = writeln!(s, "hint: {h}");
         }
-        let _ = write!(s, "{}", if self.ok { "status     ok" } else { "status     NOT USABLE" });
+        let _ = write!(
+            s,
+            "{}",
+            if self.ok {
+                "status     ok"
+            } else {
+                "status     NOT USABLE"
+            }
+        );
         s
     }
 }

@@ -77,7 +77,6 @@ pub enum Error {
 
     #[error(transparent)]
     Torch(#[from] tch::TchError),
-
 }
 
 impl Error {

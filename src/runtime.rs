@@ -82,7 +82,9 @@ pub fn init_threads(threads: Option<usize>) -> Result<usize> {
     };
     tch::set_num_threads(n as i32);
     // A second call in the same process (tests) keeps the first pool; that is fine.
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global();
     Ok(n)
 }
 
@@ -94,12 +96,17 @@ pub fn libtorch_version() -> Option<String> {
     if let Ok(text) = std::fs::read_to_string(root.join("version.py")) {
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("__version__") {
-                let v = rest.trim_start_matches([' ', '=']).trim().trim_matches(['\'', '"']);
+                let v = rest
+                    .trim_start_matches([' ', '='])
+                    .trim()
+                    .trim_matches(['\'', '"']);
                 return Some(v.to_string());
             }
         }
     }
-    std::fs::read_to_string(root.join("build-version")).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(root.join("build-version"))
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 /// Folder of the `libtorch_cpu.so` mapped into this process.
@@ -120,7 +127,13 @@ pub fn cuda_device_names() -> Vec<String> {
     let count = tch::Cuda::device_count().max(0) as usize;
     let names = cudart_names(count);
     (0..count)
-        .map(|i| names.get(i).cloned().flatten().unwrap_or_else(|| format!("cuda:{i}")))
+        .map(|i| {
+            names
+                .get(i)
+                .cloned()
+                .flatten()
+                .unwrap_or_else(|| format!("cuda:{i}"))
+        })
         .collect()
 }
 
@@ -132,8 +145,12 @@ fn cudart_names(count: usize) -> Vec<Option<String>> {
         let candidates = [
             "libcudart.so.13".to_string(),
             "libcudart.so.12".to_string(),
-            dir.join("../../nvidia/cu13/lib/libcudart.so.13").display().to_string(),
-            dir.join("../../nvidia/cuda_runtime/lib/libcudart.so.12").display().to_string(),
+            dir.join("../../nvidia/cu13/lib/libcudart.so.13")
+                .display()
+                .to_string(),
+            dir.join("../../nvidia/cuda_runtime/lib/libcudart.so.12")
+                .display()
+                .to_string(),
         ];
         candidates.iter().find_map(|c| {
             // SAFETY: loading the CUDA runtime runs its initialisers, which
@@ -141,7 +158,9 @@ fn cudart_names(count: usize) -> Vec<Option<String>> {
             unsafe { libloading::Library::new(c) }.ok()
         })
     });
-    let Some(lib) = lib else { return vec![None; count] };
+    let Some(lib) = lib else {
+        return vec![None; count];
+    };
     // SAFETY: the symbol has the C signature
     // `cudaError_t cudaGetDeviceProperties(cudaDeviceProp*, int)`.
     let get: libloading::Symbol<GetProps> = match unsafe {

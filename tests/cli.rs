@@ -27,7 +27,13 @@ fn doctor_reports_libtorch_threads_and_dataset_counts() {
     let out = likeness(&["doctor", "--json", "--threads", "2", "--device", "cpu"]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(v["libtorch_version"].as_str().unwrap().starts_with("2.11.0"), "{v}");
+    assert!(
+        v["libtorch_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("2.11.0"),
+        "{v}"
+    );
     assert_eq!(v["threads"], 2);
     assert_eq!(v["device"], "cpu");
     assert_eq!(v["ok"], true);
@@ -60,10 +66,18 @@ fn asking_for_a_missing_cuda_device_fails_with_a_hint() {
 fn bad_global_options_are_usage_errors() {
     let out = likeness(&["doctor", "--device", "tpu"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("expected auto, cpu, cuda or cuda:N"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("expected auto, cpu, cuda or cuda:N"),
+        "{}",
+        stderr(&out)
+    );
     let out = likeness(&["doctor", "--threads", "0"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--threads must be at least 1"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--threads must be at least 1"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -94,7 +108,11 @@ fn inspect_of_a_bad_manifest_exits_2_naming_file_and_line() {
 #[test]
 fn binary_finds_libtorch_through_its_rpath_and_links_libtorch_cuda() {
     let bin = env!("CARGO_BIN_EXE_likeness");
-    let out = Command::new("ldd").arg(bin).env_remove("LD_LIBRARY_PATH").output().unwrap();
+    let out = Command::new("ldd")
+        .arg(bin)
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
     let text = stdout(&out);
     assert!(!text.contains("not found"), "{text}");
     let torch_cpu = text
@@ -102,10 +120,15 @@ fn binary_finds_libtorch_through_its_rpath_and_links_libtorch_cuda() {
         .find(|l| l.contains("libtorch_cpu.so =>"))
         .unwrap_or_else(|| panic!("libtorch_cpu.so not linked:\n{text}"));
     let dir = torch_cpu.split("=>").nth(1).unwrap().trim();
-    let dir = std::path::Path::new(dir.split(' ').next().unwrap()).parent().unwrap();
+    let dir = std::path::Path::new(dir.split(' ').next().unwrap())
+        .parent()
+        .unwrap();
     // A CUDA build of libtorch must be linked so that CUDA can be found at run time.
     if dir.join("libtorch_cuda.so").exists() {
-        assert!(text.contains("libtorch_cuda.so =>"), "libtorch_cuda.so not needed:\n{text}");
+        assert!(
+            text.contains("libtorch_cuda.so =>"),
+            "libtorch_cuda.so not needed:\n{text}"
+        );
     }
     let readelf = Command::new("readelf").args(["-d", bin]).output().unwrap();
     let dynamic = stdout(&readelf);

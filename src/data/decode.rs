@@ -19,7 +19,10 @@ pub struct DecodeLimits {
 
 impl Default for DecodeLimits {
     fn default() -> Self {
-        DecodeLimits { max_pixels: 64 * 1024 * 1024, max_file_bytes: 256 * 1024 * 1024 }
+        DecodeLimits {
+            max_pixels: 64 * 1024 * 1024,
+            max_file_bytes: 256 * 1024 * 1024,
+        }
     }
 }
 
@@ -43,7 +46,10 @@ pub fn decode_file(path: &Path, limits: &DecodeLimits) -> Result<DynamicImage> {
 
 /// Decodes an in-memory image; `path` is only used in error messages.
 pub fn decode_bytes(bytes: &[u8], path: &Path, limits: &DecodeLimits) -> Result<DynamicImage> {
-    let bad = |reason: String| Error::Decode { path: path.to_path_buf(), reason };
+    let bad = |reason: String| Error::Decode {
+        path: path.to_path_buf(),
+        reason,
+    };
     let reader = || {
         ImageReader::new(Cursor::new(bytes))
             .with_guessed_format()
@@ -51,7 +57,9 @@ pub fn decode_bytes(bytes: &[u8], path: &Path, limits: &DecodeLimits) -> Result<
     };
     let r = reader()?;
     if r.format().is_none() {
-        return Err(bad("unrecognised image format (expected jpeg, png, bmp or webp)".into()));
+        return Err(bad(
+            "unrecognised image format (expected jpeg, png, bmp or webp)".into(),
+        ));
     }
     let (width, height) = r.into_dimensions().map_err(|e| bad(e.to_string()))?;
     let pixels = u64::from(width) * u64::from(height);

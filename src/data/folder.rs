@@ -44,11 +44,20 @@ pub fn open(root: &Path) -> Result<Dataset> {
         for f in sorted_entries(&class_dir)? {
             let p = f.path();
             if !is_hidden(&f) && p.is_file() && is_image_file(&p) {
-                items.push(Item { label, path: p, region: None, row: None, line: None });
+                items.push(Item {
+                    label,
+                    path: p,
+                    region: None,
+                    row: None,
+                    line: None,
+                });
             }
         }
         if items.len() == before {
-            return Err(Error::EmptyClass { path: class_dir, class });
+            return Err(Error::EmptyClass {
+                path: class_dir,
+                class,
+            });
         }
         classes.push(class);
     }

@@ -12,8 +12,16 @@ use crate::error::{Error, Result};
 
 /// Class names of Fashion-MNIST, used when the files sit in a `fashion-mnist` folder.
 pub const FASHION_MNIST_CLASSES: [&str; 10] = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 ];
 
 /// Largest IDX payload read (the files are loaded whole).
@@ -27,7 +35,10 @@ pub fn is_idx_images_name(name: &str) -> bool {
 
 /// The labels file that belongs to an images file.
 pub fn labels_path(images: &Path) -> PathBuf {
-    let name = images.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = images
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     images.with_file_name(name.replacen("images-idx3", "labels-idx1", 1).replacen(
         "images.idx3",
         "labels.idx1",
@@ -44,7 +55,10 @@ pub struct IdxArray {
 
 /// Reads the whole file (decompressing gzip) and checks its header and length.
 pub fn read_array(path: &Path) -> Result<IdxArray> {
-    let bad = |reason: String| Error::Idx { path: path.to_path_buf(), reason };
+    let bad = |reason: String| Error::Idx {
+        path: path.to_path_buf(),
+        reason,
+    };
     let raw = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
@@ -62,7 +76,10 @@ pub fn read_array(path: &Path) -> Result<IdxArray> {
 /// Parses an in-memory IDX array, checking the header against the length.
 pub fn parse_array(mut bytes: Vec<u8>) -> std::result::Result<IdxArray, String> {
     if bytes.len() < 4 {
-        return Err(format!("{} bytes is too short for an IDX header", bytes.len()));
+        return Err(format!(
+            "{} bytes is too short for an IDX header",
+            bytes.len()
+        ));
     }
     if bytes[0] != 0 || bytes[1] != 0 {
         return Err("bad magic: the first two bytes must be zero".into());
@@ -79,7 +96,10 @@ pub fn parse_array(mut bytes: Vec<u8>) -> std::result::Result<IdxArray, String> 
     }
     let header = 4 + 4 * ndims;
     if bytes.len() < header {
-        return Err(format!("truncated header: {} bytes, need {header}", bytes.len()));
+        return Err(format!(
+            "truncated header: {} bytes, need {header}",
+            bytes.len()
+        ));
     }
     let dims: Vec<usize> = (0..ndims)
         .map(|d| {
@@ -114,13 +134,19 @@ pub struct IdxImages {
 impl IdxImages {
     pub fn image(&self, i: usize) -> Result<DynamicImage> {
         let size = self.rows as usize * self.cols as usize;
-        let start = i.checked_mul(size).unwrap_or(usize::MAX);
-        let pixels = self.data.get(start..start.saturating_add(size)).ok_or_else(|| Error::Idx {
-            path: self.path.clone(),
-            reason: format!("image {i} out of range"),
-        })?;
+        let start = i.saturating_mul(size);
+        let pixels = self
+            .data
+            .get(start..start.saturating_add(size))
+            .ok_or_else(|| Error::Idx {
+                path: self.path.clone(),
+                reason: format!("image {i} out of range"),
+            })?;
         let img = GrayImage::from_raw(self.cols, self.rows, pixels.to_vec()).ok_or_else(|| {
-            Error::Idx { path: self.path.clone(), reason: "image buffer size mismatch".into() }
+            Error::Idx {
+                path: self.path.clone(),
+                reason: "image buffer size mismatch".into(),
+            }
         })?;
         Ok(DynamicImage::ImageLuma8(img))
     }
@@ -132,7 +158,10 @@ pub fn open(images_path: &Path) -> Result<Dataset> {
     if images.dims.len() != 3 {
         return Err(Error::Idx {
             path: images_path.to_path_buf(),
-            reason: format!("an images file has 3 dimensions (n, rows, cols), found {:?}", images.dims),
+            reason: format!(
+                "an images file has 3 dimensions (n, rows, cols), found {:?}",
+                images.dims
+            ),
         });
     }
     let (n, rows, cols) = (images.dims[0], images.dims[1], images.dims[2]);
@@ -147,10 +176,18 @@ pub fn open(images_path: &Path) -> Result<Dataset> {
     if labels.dims.len() != 1 || labels.dims[0] != n {
         return Err(Error::Idx {
             path: lpath,
-            reason: format!("expected {n} labels (one per image) but the header says {:?}", labels.dims),
+            reason: format!(
+                "expected {n} labels (one per image) but the header says {:?}",
+                labels.dims
+            ),
         });
     }
-    let nclasses = labels.data.iter().copied().max().map_or(0, |m| m as usize + 1);
+    let nclasses = labels
+        .data
+        .iter()
+        .copied()
+        .max()
+        .map_or(0, |m| m as usize + 1);
     let fashion = images_path
         .parent()
         .and_then(|p| p.file_name())

@@ -21,7 +21,11 @@ pub fn open(path: &Path) -> Result<Dataset> {
         .trim(csv::Trim::All)
         .comment(Some(b'#'))
         .from_reader(file);
-    let bad = |line: u64, reason: String| Error::Manifest { path: path.to_path_buf(), line, reason };
+    let bad = |line: u64, reason: String| Error::Manifest {
+        path: path.to_path_buf(),
+        line,
+        reason,
+    };
 
     let mut rows: Vec<(String, Item)> = Vec::new();
     for (n, record) in reader.records().enumerate() {
@@ -30,7 +34,11 @@ pub fn open(path: &Path) -> Result<Dataset> {
             bad(line, format!("cannot read row: {e}"))
         })?;
         let line = record.position().map_or(n as u64 + 1, |p| p.line());
-        if n == 0 && record.get(0).is_some_and(|f| f.eq_ignore_ascii_case("path")) {
+        if n == 0
+            && record
+                .get(0)
+                .is_some_and(|f| f.eq_ignore_ascii_case("path"))
+        {
             continue;
         }
         if record.len() != 2 && record.len() != 6 {
@@ -51,18 +59,30 @@ pub fn open(path: &Path) -> Result<Dataset> {
             return Err(bad(line, "empty label".into()));
         }
         let region = if record.len() == 6 {
-            let text = format!("{},{},{},{}", &record[2], &record[3], &record[4], &record[5]);
+            let text = format!(
+                "{},{},{},{}",
+                &record[2], &record[3], &record[4], &record[5]
+            );
             Some(text.parse::<Region>().map_err(|e| bad(line, e))?)
         } else {
             None
         };
         let full = base.join(file);
         if !full.is_file() {
-            return Err(bad(line, format!("image file {} not found", full.display())));
+            return Err(bad(
+                line,
+                format!("image file {} not found", full.display()),
+            ));
         }
         rows.push((
             label.to_string(),
-            Item { label: 0, path: full, region, row: None, line: Some(line) },
+            Item {
+                label: 0,
+                path: full,
+                region,
+                row: None,
+                line: Some(line),
+            },
         ));
     }
     if rows.is_empty() {
@@ -81,11 +101,23 @@ pub fn open(path: &Path) -> Result<Dataset> {
     }
     distinct.dedup();
     let classes: Vec<String> = distinct.iter().map(|s| s.to_string()).collect();
-    let index: BTreeMap<&str, usize> =
-        classes.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
+    let index: BTreeMap<&str, usize> = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i))
+        .collect();
     let items = rows
         .iter()
-        .map(|(l, it)| Item { label: index[l.as_str()], ..it.clone() })
+        .map(|(l, it)| Item {
+            label: index[l.as_str()],
+            ..it.clone()
+        })
         .collect();
-    Dataset::from_parts(SourceKind::Manifest, path.to_path_buf(), classes, items, None)
+    Dataset::from_parts(
+        SourceKind::Manifest,
+        path.to_path_buf(),
+        classes,
+        items,
+        None,
+    )
 }

@@ -49,14 +49,19 @@ impl std::str::FromStr for Region {
         }
         let mut v = [0u32; 4];
         for (slot, (part, name)) in v.iter_mut().zip(parts.iter().zip(["x", "y", "w", "h"])) {
-            *slot = part
-                .parse()
-                .map_err(|_| format!("region `{s}`: {name} = `{part}` is not a non-negative integer"))?;
+            *slot = part.parse().map_err(|_| {
+                format!("region `{s}`: {name} = `{part}` is not a non-negative integer")
+            })?;
         }
         if v[2] == 0 || v[3] == 0 {
             return Err(format!("region `{s}`: width and height must be at least 1"));
         }
-        Ok(Region { x: v[0], y: v[1], w: v[2], h: v[3] })
+        Ok(Region {
+            x: v[0],
+            y: v[1],
+            w: v[2],
+            h: v[3],
+        })
     }
 }
 
@@ -122,7 +127,9 @@ impl Dataset {
         } else if idx::is_idx_images_name(&name) {
             idx::open(path)
         } else {
-            Err(Error::UnknownSource { path: path.to_path_buf() })
+            Err(Error::UnknownSource {
+                path: path.to_path_buf(),
+            })
         }
     }
 
@@ -139,7 +146,14 @@ impl Dataset {
                 hint: "the source lists no items".into(),
             });
         }
-        Ok(Dataset { kind, root, classes, items, idx, limits: DecodeLimits::default() })
+        Ok(Dataset {
+            kind,
+            root,
+            classes,
+            items,
+            idx,
+            limits: DecodeLimits::default(),
+        })
     }
 
     /// Replaces the decoder limits (pixel count, file size).
@@ -187,17 +201,26 @@ impl Dataset {
         let mut items = Vec::with_capacity(indices.len());
         for &i in indices {
             let it = self.items.get(i).ok_or_else(|| {
-                Error::Invalid(format!("item {i} out of range (dataset has {})", self.len()))
+                Error::Invalid(format!(
+                    "item {i} out of range (dataset has {})",
+                    self.len()
+                ))
             })?;
             items.push(it.clone());
         }
-        Ok(Dataset { items, ..self.clone() })
+        Ok(Dataset {
+            items,
+            ..self.clone()
+        })
     }
 
     /// Decodes item `i` (cropping its region, if any).
     pub fn load(&self, i: usize) -> Result<Sample> {
         let item = self.items.get(i).ok_or_else(|| {
-            Error::Invalid(format!("item {i} out of range (dataset has {})", self.len()))
+            Error::Invalid(format!(
+                "item {i} out of range (dataset has {})",
+                self.len()
+            ))
         })?;
         let image = match (item.row, &self.idx) {
             (Some(row), Some(idx)) => idx.image(row)?,
@@ -207,7 +230,12 @@ impl Dataset {
             Some(r) => decode::crop(image, r, &item.path)?,
             None => image,
         };
-        Ok(Sample { image, label: item.label, path: item.path.clone(), region: item.region })
+        Ok(Sample {
+            image,
+            label: item.label,
+            path: item.path.clone(),
+            region: item.region,
+        })
     }
 
     /// Decodes the items at `indices` in parallel (rayon); the result is in
