@@ -92,7 +92,7 @@ fetch_johns() {
       | grep -F "'" | grep -F 'dfsg.orig.tar' | grep -v -i models | head -n1 | cut -d"'" -f2)"
     if [ -z "$uri" ]; then log "could not find the dlib source tarball in the apt sources"; exit 1; fi
     log "johns: downloading $DLIB_TARBALL (~10 MB)"
-    /usr/lib/apt/apt-helper download-file "$uri" "$tarball.part" >&2
+    /usr/lib/apt/apt-helper -o APT::Sandbox::User=root download-file "$uri" "$tarball.part" >&2
     mv "$tarball.part" "$tarball"
   fi
   if ! echo "$DLIB_SHA256  $tarball" | sha256sum -c --status; then

@@ -37,6 +37,132 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// List a data source: kind, classes, counts, regions; --check decodes every image.
     Inspect(InspectArgs),
+    /// Train an embedding network with the multi-class N-pair loss.
+    Train(Box<TrainArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training images: an image folder, a .csv manifest (with optional
+    /// region boxes) or an IDX images file.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output folder for the model (weights.safetensors, model.json, model.pt, ...).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Backbone: convnet (small images, CPU), resnet18 (faces, 112-224 px) or
+    /// torchscript:PATH (fine-tune a TorchScript backbone with a projection head).
+    #[arg(long, default_value = "convnet")]
+    pub arch: crate::model::Arch,
+    /// Embedding dimension.
+    #[arg(long, default_value_t = 64)]
+    pub dim: u32,
+    /// Square input size in pixels [default: the images' own size for IDX,
+    /// 64 for convnet, 112 otherwise].
+    #[arg(long)]
+    pub input_size: Option<u32>,
+    /// N: distinct classes per tuple [default: min(#classes, 32)].
+    #[arg(long)]
+    pub classes_per_tuple: Option<usize>,
+    /// T: independent N-pair tuples per step (batch = 2·N·T images).
+    #[arg(long, default_value_t = 8)]
+    pub tuples: usize,
+    /// Loss: npair-mc (Sohn 2016), npair-ovo, or triplet (batch-hard).
+    #[arg(long, value_enum, default_value_t = crate::train::loss::LossKind::NpairMc)]
+    pub loss: crate::train::loss::LossKind,
+    /// λ of the L2 penalty on embedding norms.
+    #[arg(long, default_value_t = 0.002)]
+    pub l2_reg: f64,
+    /// Margin of the triplet loss.
+    #[arg(long, default_value_t = 1.0)]
+    pub margin: f64,
+    /// C > N: sample C classes per tuple and mine the N hardest (Sohn §3.2).
+    #[arg(long)]
+    pub mine_classes: Option<usize>,
+    /// Passes over the training images.
+    #[arg(long, default_value_t = 5)]
+    pub epochs: usize,
+    /// Steps per epoch [default: training images / images per step].
+    #[arg(long)]
+    pub steps_per_epoch: Option<usize>,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Adam weight decay.
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Held-out set: none, images:F (fraction of each class's images) or
+    /// classes:F (the last fraction of classes: zero-shot) [default:
+    /// images:0.1, or none when --val-data is given].
+    #[arg(long)]
+    pub val: Option<crate::train::ValSplit>,
+    /// Validate on another source (e.g. the test split); with --val
+    /// classes:F, only its images of the held-out classes.
+    #[arg(long)]
+    pub val_data: Option<PathBuf>,
+    /// Do not mirror images (for left/right-sensitive regions).
+    #[arg(long)]
+    pub no_flip: bool,
+    /// Random resized crop: smallest area fraction kept (1 = no crop).
+    #[arg(long, default_value_t = 1.0)]
+    pub min_crop: f32,
+    /// Drop classes with fewer training images than this (at least 2)
+    /// instead of refusing them.
+    #[arg(long, default_value_t = 0)]
+    pub min_per_class: usize,
+    /// Seed of weights, sampling, splits and augmentation.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Continue an interrupted training in --out.
+    #[arg(long)]
+    pub resume: bool,
+    /// Overwrite a model already in --out.
+    #[arg(long)]
+    pub force: bool,
+    /// Batch size when embedding the held-out set.
+    #[arg(long, default_value_t = 512)]
+    pub eval_batch: usize,
+}
+
+impl TrainArgs {
+    fn into_config(self) -> crate::train::TrainConfig {
+        use crate::train::ValSplit;
+        let val = self.val.unwrap_or(if self.val_data.is_some() {
+            ValSplit::None
+        } else {
+            ValSplit::Images(0.1)
+        });
+        crate::train::TrainConfig {
+            data: self.data,
+            out: self.out,
+            arch: self.arch,
+            dim: self.dim,
+            input_size: self.input_size,
+            classes_per_tuple: self.classes_per_tuple,
+            tuples: self.tuples,
+            loss: crate::train::loss::LossConfig {
+                kind: self.loss,
+                l2_reg: self.l2_reg,
+                margin: self.margin,
+            },
+            mine_classes: self.mine_classes,
+            epochs: self.epochs,
+            steps_per_epoch: self.steps_per_epoch,
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            val,
+            val_data: self.val_data,
+            augment: crate::transform::Augment {
+                flip: !self.no_flip,
+                min_crop: self.min_crop,
+            },
+            min_per_class: self.min_per_class,
+            seed: self.seed,
+            resume: self.resume,
+            force: self.force,
+            eval_batch: self.eval_batch,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +191,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Doctor(args) => doctor(cli.global.device, threads, args),
         Command::Inspect(args) => inspect(args),
+        Command::Train(args) => train(cli.global.device, *args),
     }
 }
 
@@ -81,6 +208,33 @@ fn doctor(device: DeviceSpec, threads: usize, args: DoctorArgs) -> Result<ExitCo
     } else {
         ExitCode::from(1)
     })
+}
+
+fn train(device: DeviceSpec, args: TrainArgs) -> Result<ExitCode> {
+    let device = device.resolve()?;
+    crate::train::install_ctrlc();
+    let cfg = args.into_config();
+    match crate::train::train(&cfg, device)? {
+        crate::train::Outcome::Finished(card) => {
+            let best = card.best().map(|e| e.summary()).unwrap_or_default();
+            print_line(&format!(
+                "trained in {:.1}s ({:.1}s of steps); best {}\nmodel: {}",
+                card.total_seconds,
+                card.train_seconds,
+                best,
+                cfg.out.display()
+            ));
+            Ok(ExitCode::SUCCESS)
+        }
+        crate::train::Outcome::Interrupted { epoch, step } => {
+            eprintln!(
+                "likeness: stopped at epoch {} step {}; continue with the same command and --resume",
+                epoch + 1,
+                step
+            );
+            Ok(ExitCode::from(130))
+        }
+    }
 }
 
 #[derive(serde::Serialize)]

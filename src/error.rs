@@ -77,6 +77,9 @@ pub enum Error {
 
     #[error(transparent)]
     Torch(#[from] tch::TchError),
+
+    #[error(transparent)]
+    Index(#[from] likeness_index::Error),
 }
 
 impl Error {

@@ -4,13 +4,21 @@
 //! - [`data`]: labelled images from folders, CSV manifests (with regions) and IDX files
 //! - [`runtime`]: device and thread settings for torch and rayon
 //! - [`doctor`]: the readiness report of `likeness doctor`
+//! - [`model`]: embedding networks (convnet, resnet18, TorchScript backbones)
+//! - [`train`]: the N-pair trainer, its losses, sampler and outputs
+//! - [`transform`]: images to normalised network input (and augmentation)
+//! - [`embed`]: batched embedding with a trained network
 //! - [`cli`]: argument parsing and dispatch (the binary is a thin wrapper)
 pub mod cache;
 pub mod cli;
 pub mod data;
 pub mod doctor;
+pub mod embed;
 pub mod error;
+pub mod model;
 pub mod progress;
 pub mod runtime;
+pub mod train;
+pub mod transform;
 
 pub use error::{Error, Result};

@@ -1,0 +1,46 @@
+//! Embedding images with a trained network, in batches under `no_grad`.
+use indicatif::ProgressBar;
+use tch::{Device, Tensor};
+
+use crate::data::Dataset;
+use crate::error::Result;
+use crate::model::Net;
+use crate::transform;
+
+/// Embeddings (`indices.len()` rows of `dim`) of the dataset items at
+/// `indices`, row `i` for `indices[i]`. Decoding and preprocessing run on
+/// rayon, the forward pass on torch's threads, one batch at a time.
+pub fn embed_items(
+    net: &Net,
+    ds: &Dataset,
+    indices: &[usize],
+    batch: usize,
+    bar: Option<&ProgressBar>,
+) -> Result<Vec<f32>> {
+    let spec = &net.spec;
+    let dim = spec.dim as usize;
+    let device = net.vs.device();
+    let mut out = Vec::with_capacity(indices.len() * dim);
+    for chunk in indices.chunks(batch.max(1)) {
+        let samples = ds.load_many(chunk)?;
+        let images: Vec<_> = samples.iter().map(|s| &s.image).collect();
+        let input = transform::batch_input(&images, spec, None, &[]);
+        let emb = embed_tensor(net, &input, chunk.len(), device)?;
+        out.extend_from_slice(&emb);
+        if let Some(b) = bar {
+            b.inc(chunk.len() as u64);
+        }
+    }
+    Ok(out)
+}
+
+/// Forward pass (eval mode, no gradients) of `count` preprocessed inputs.
+pub fn embed_tensor(net: &Net, input: &[f32], count: usize, device: Device) -> Result<Vec<f32>> {
+    let s = i64::from(net.spec.input_size);
+    let x = Tensor::from_slice(input)
+        .view([count as i64, i64::from(net.spec.channels), s, s])
+        .to_device(device);
+    let emb = tch::no_grad(|| net.forward_t(&x, false));
+    let emb = emb.to_device(Device::Cpu).contiguous().view([-1]);
+    Ok(Vec::<f32>::try_from(&emb)?)
+}

@@ -1,0 +1,230 @@
+//! Embedding networks: a backbone plus a linear projection to `dim`.
+//!
+//! | arch | for | backbone |
+//! |---|---|---|
+//! | `convnet` | small images (≤ 64 px), grey or RGB, fast on CPU | 5 conv3×3+BN+ReLU (32,32,pool,64,64,pool,128), global average pool |
+//! | `resnet18` | faces at 112–224 px, from scratch | tch's ResNet-18 without its classifier |
+//! | `torchscript:PATH` | fine-tuning a user's PyTorch backbone | a TorchScript module whose output is `[B, F]` |
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, ModuleT};
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{Error, Result};
+
+/// Which backbone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arch {
+    Convnet,
+    Resnet18,
+    TorchScript(PathBuf),
+}
+
+impl std::str::FromStr for Arch {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "convnet" => Ok(Arch::Convnet),
+            "resnet18" => Ok(Arch::Resnet18),
+            _ => match s.strip_prefix("torchscript:") {
+                Some(p) if !p.is_empty() => Ok(Arch::TorchScript(PathBuf::from(p))),
+                _ => Err(format!(
+                    "`{s}`: expected convnet, resnet18 or torchscript:PATH"
+                )),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Arch::Convnet => f.write_str("convnet"),
+            Arch::Resnet18 => f.write_str("resnet18"),
+            Arch::TorchScript(p) => write!(f, "torchscript:{}", p.display()),
+        }
+    }
+}
+
+impl Serialize for Arch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Arch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Everything needed to rebuild the network and feed it: the eval transform
+/// lives here so training and serving cannot drift.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    pub arch: Arch,
+    /// Square input side, pixels.
+    pub input_size: u32,
+    /// 1 (grey) or 3 (RGB).
+    pub channels: u32,
+    /// Per-channel mean and standard deviation of pixels scaled to [0, 1].
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+    /// Embedding dimension.
+    pub dim: u32,
+}
+
+enum Body {
+    Seq(nn::SequentialT),
+    Func(nn::FuncT<'static>),
+    Script(tch::TrainableCModule),
+}
+
+/// A backbone and its projection head, with their variables.
+pub struct Net {
+    pub vs: nn::VarStore,
+    body: Body,
+    head: nn::Linear,
+    pub spec: ModelSpec,
+}
+
+fn conv_bn(p: &nn::Path, c_in: i64, c_out: i64) -> nn::SequentialT {
+    let conv = nn::ConvConfig {
+        padding: 1,
+        bias: false,
+        ..Default::default()
+    };
+    nn::seq_t()
+        .add(nn::conv2d(p / "conv", c_in, c_out, 3, conv))
+        .add(nn::batch_norm2d(p / "bn", c_out, Default::default()))
+        .add_fn(|x| x.relu())
+}
+
+fn convnet(p: &nn::Path, channels: i64) -> nn::SequentialT {
+    nn::seq_t()
+        .add(conv_bn(&(p / "c1"), channels, 32))
+        .add(conv_bn(&(p / "c2"), 32, 32))
+        .add_fn(|x| x.max_pool2d_default(2))
+        .add(conv_bn(&(p / "c3"), 32, 64))
+        .add(conv_bn(&(p / "c4"), 64, 64))
+        .add_fn(|x| x.max_pool2d_default(2))
+        .add(conv_bn(&(p / "c5"), 64, 128))
+        .add_fn(|x| x.mean_dim([2i64, 3].as_slice(), false, Kind::Float))
+}
+
+impl Net {
+    /// Builds the network with freshly initialised weights (seed torch first
+    /// with `tch::manual_seed` for reproducible weights).
+    pub fn new(spec: &ModelSpec, device: Device) -> Result<Net> {
+        if spec.channels != 1 && spec.channels != 3 {
+            return Err(Error::Invalid(format!(
+                "{} channels: use 1 (grey) or 3 (RGB)",
+                spec.channels
+            )));
+        }
+        if spec.dim == 0 {
+            return Err(Error::Invalid("--dim must be at least 1".into()));
+        }
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let (body, features) = match &spec.arch {
+            Arch::Convnet => {
+                if spec.input_size < 8 {
+                    return Err(Error::Invalid(
+                        "convnet needs --input-size of at least 8".into(),
+                    ));
+                }
+                (
+                    Body::Seq(convnet(&(&root / "backbone"), spec.channels.into())),
+                    128,
+                )
+            }
+            Arch::Resnet18 => {
+                if spec.channels != 3 {
+                    return Err(Error::Invalid(
+                        "resnet18 takes RGB input (channels = 3)".into(),
+                    ));
+                }
+                if spec.input_size < 32 {
+                    return Err(Error::Invalid(
+                        "resnet18 needs --input-size of at least 32".into(),
+                    ));
+                }
+                (
+                    Body::Func(tch::vision::resnet::resnet18_no_final_layer(
+                        &(&root / "backbone"),
+                    )),
+                    512,
+                )
+            }
+            Arch::TorchScript(path) => {
+                if !path.is_file() {
+                    return Err(Error::NotFound { path: path.clone() });
+                }
+                let mut m = tch::TrainableCModule::load(path, &root / "backbone").map_err(|e| {
+                    Error::Invalid(format!(
+                        "{}: not a loadable TorchScript module: {e}",
+                        path.display()
+                    ))
+                })?;
+                m.set_eval();
+                let probe = Tensor::zeros(
+                    [
+                        2,
+                        spec.channels.into(),
+                        spec.input_size.into(),
+                        spec.input_size.into(),
+                    ],
+                    (Kind::Float, device),
+                );
+                let out = tch::no_grad(|| m.forward_t(&probe, false));
+                let size = out.size();
+                if size.len() != 2 || size[0] != 2 {
+                    return Err(Error::Invalid(format!(
+                        "{}: a TorchScript backbone must map [B, {}, {s}, {s}] to [B, F]; it gave {size:?}",
+                        path.display(),
+                        spec.channels,
+                        s = spec.input_size
+                    )));
+                }
+                (Body::Script(m), size[1])
+            }
+        };
+        let head = nn::linear(
+            &root / "head",
+            features,
+            spec.dim.into(),
+            Default::default(),
+        );
+        Ok(Net {
+            vs,
+            body,
+            head,
+            spec: spec.clone(),
+        })
+    }
+
+    /// Embeddings `[B, dim]` of images `[B, C, H, W]` (normalised input).
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let f = match &self.body {
+            Body::Seq(s) => s.forward_t(xs, train),
+            Body::Func(f) => f.forward_t(xs, train),
+            Body::Script(m) => m.forward_t(xs, train),
+        };
+        f.apply(&self.head)
+    }
+
+    /// Switches a TorchScript backbone between training and eval behaviour
+    /// (batch norm, dropout); native backbones take `train` per call.
+    pub fn set_train(&mut self, train: bool) {
+        if let Body::Script(m) = &mut self.body {
+            if train {
+                m.set_train()
+            } else {
+                m.set_eval()
+            }
+        }
+    }
+}

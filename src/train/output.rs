@@ -1,0 +1,353 @@
+//! What a training leaves in `MODEL_DIR`, written atomically file by file:
+//!
+//! - `weights.safetensors`: the best epoch's variables (backbone + head);
+//! - `model.json`: the [`ModelCard`] (architecture, transform, loss,
+//!   hyper-parameters, classes, dataset fingerprint, per-epoch metrics, versions);
+//! - `train_log.csv`: one row per epoch;
+//! - `model.pt`: a traced TorchScript export (`torch.jit.load` opens it);
+//! - `checkpoint.safetensors` + `checkpoint.json` while training (for `--resume`).
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tch::nn::VarStore;
+
+use super::loss::LossConfig;
+use super::TrainConfig;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::model::{ModelSpec, Net};
+
+/// Format tag and version of `model.json`.
+pub const MODEL_FORMAT: &str = "likeness-model";
+pub const MODEL_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Validation {
+    pub queries: usize,
+    #[serde(rename = "recall@1")]
+    pub recall_1: f64,
+    #[serde(rename = "recall@2")]
+    pub recall_2: f64,
+    #[serde(rename = "recall@4")]
+    pub recall_4: f64,
+    #[serde(rename = "recall@8")]
+    pub recall_8: f64,
+    pub r_precision: f64,
+    #[serde(rename = "map@r")]
+    pub map_at_r: f64,
+}
+
+impl Validation {
+    pub fn from_metrics(m: &likeness_index::metrics::LabelMetrics, queries: usize) -> Self {
+        let r = |k: usize| {
+            m.overall
+                .recall_at_k
+                .iter()
+                .find(|(kk, _)| *kk == k)
+                .map_or(0.0, |(_, v)| *v)
+        };
+        Validation {
+            queries,
+            recall_1: r(1),
+            recall_2: r(2),
+            recall_4: r(4),
+            recall_8: r(8),
+            r_precision: m.overall.r_precision,
+            map_at_r: m.overall.map_at_r,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub loss: f64,
+    pub seconds: f64,
+    pub images_per_s: f64,
+    pub validation: Option<Validation>,
+}
+
+impl EpochRecord {
+    pub fn recall_at_1(&self) -> Option<f64> {
+        self.validation.as_ref().map(|v| v.recall_1)
+    }
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "epoch {:>3}  loss {:.4}  {:.0} images/s  {:.1}s",
+            self.epoch, self.loss, self.images_per_s, self.seconds
+        );
+        if let Some(v) = &self.validation {
+            s.push_str(&format!(
+                "  val R@1 {:.4} R@2 {:.4} R@4 {:.4} R@8 {:.4} MAP@R {:.4}",
+                v.recall_1, v.recall_2, v.recall_4, v.recall_8, v.map_at_r
+            ));
+        }
+        s
+    }
+}
+
+/// `model.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelCard {
+    pub format: String,
+    pub format_version: u32,
+    pub spec: ModelSpec,
+    pub loss: LossConfig,
+    pub classes_per_tuple: usize,
+    pub mine_classes: usize,
+    pub tuples: usize,
+    pub epochs_planned: usize,
+    pub steps_per_epoch: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub augment: crate::transform::Augment,
+    pub val: super::ValSplit,
+    pub val_data: Option<PathBuf>,
+    pub seed: u64,
+    pub data: PathBuf,
+    pub classes: Vec<String>,
+    /// CRC32 over the dataset's item list (paths, labels, regions).
+    pub dataset_fingerprint: String,
+    pub dataset_items: usize,
+    pub epochs: Vec<EpochRecord>,
+    pub best_epoch: usize,
+    pub train_seconds: f64,
+    pub total_seconds: f64,
+    /// CRC32 of `weights.safetensors`: the model's fingerprint.
+    pub weights_crc32: String,
+    pub likeness_version: String,
+    pub libtorch_version: Option<String>,
+}
+
+/// CRC32 (hex) of a dataset's item list.
+pub fn dataset_fingerprint(ds: &Dataset) -> String {
+    let mut h = crc32fast::Hasher::new();
+    for c in ds.classes() {
+        h.update(c.as_bytes());
+        h.update(&[0]);
+    }
+    for it in ds.items() {
+        h.update(it.path.to_string_lossy().as_bytes());
+        h.update(&(it.label as u64).to_le_bytes());
+        h.update(&(it.row.map_or(u64::MAX, |r| r as u64)).to_le_bytes());
+        if let Some(r) = it.region {
+            for v in [r.x, r.y, r.w, r.h] {
+                h.update(&v.to_le_bytes());
+            }
+        }
+    }
+    format!("{:08x}", h.finalize())
+}
+
+impl ModelCard {
+    pub fn new(cfg: &TrainConfig, spec: &ModelSpec, ds: &Dataset, n: usize, c: usize) -> Self {
+        ModelCard {
+            format: MODEL_FORMAT.into(),
+            format_version: MODEL_VERSION,
+            spec: spec.clone(),
+            loss: cfg.loss,
+            classes_per_tuple: n,
+            mine_classes: c,
+            tuples: cfg.tuples,
+            epochs_planned: cfg.epochs,
+            steps_per_epoch: 0,
+            lr: cfg.lr,
+            weight_decay: cfg.weight_decay,
+            augment: cfg.augment,
+            val: cfg.val,
+            val_data: cfg.val_data.clone(),
+            seed: cfg.seed,
+            data: cfg.data.clone(),
+            classes: ds.classes().to_vec(),
+            dataset_fingerprint: dataset_fingerprint(ds),
+            dataset_items: ds.len(),
+            epochs: Vec::new(),
+            best_epoch: 0,
+            train_seconds: 0.0,
+            total_seconds: 0.0,
+            weights_crc32: String::new(),
+            likeness_version: env!("CARGO_PKG_VERSION").into(),
+            libtorch_version: crate::runtime::libtorch_version(),
+        }
+    }
+
+    /// The epoch whose weights were kept.
+    pub fn best(&self) -> Option<&EpochRecord> {
+        self.epochs.iter().find(|e| e.epoch == self.best_epoch)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub epoch: usize,
+    pub step: usize,
+    pub epochs: Vec<EpochRecord>,
+}
+
+/// The output folder of a training.
+pub struct OutDir {
+    dir: PathBuf,
+}
+
+/// Writes `bytes` to `path` atomically: temp file in the same folder, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_name(path);
+    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// `dir/.name.tmp.ext`: same folder (so rename is atomic), same extension
+/// (tch picks the format from it).
+fn tmp_name(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (stem, ext) = name.rsplit_once('.').unwrap_or((&name, "tmp"));
+    path.with_file_name(format!(".{stem}.tmp.{ext}"))
+}
+
+fn sync_rename(tmp: &Path, path: &Path) -> Result<()> {
+    std::fs::File::open(tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(tmp, e))?;
+    std::fs::rename(tmp, path).map_err(|e| Error::io(path, e))
+}
+
+impl OutDir {
+    /// Creates the folder, refusing one that holds another model unless
+    /// `force` (or `resume`, which continues the model there).
+    pub fn prepare(dir: &Path, force: bool, resume: bool) -> Result<OutDir> {
+        let card = dir.join("model.json");
+        if resume {
+            if !dir.join("checkpoint.json").is_file() {
+                return Err(Error::Invalid(format!(
+                    "{}: --resume needs a checkpoint.json there (an interrupted training); none found",
+                    dir.display()
+                )));
+            }
+        } else if card.exists() && !force {
+            return Err(Error::Invalid(format!(
+                "{} already holds a model (model.json); pass --force to overwrite it, or choose another --out",
+                dir.display()
+            )));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        Ok(OutDir {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn save_vars(&self, vs: &VarStore, name: &str) -> Result<()> {
+        let path = self.path(name);
+        let tmp = tmp_name(&path);
+        vs.save(&tmp)?;
+        sync_rename(&tmp, &path)
+    }
+
+    pub fn save_weights(&self, vs: &VarStore) -> Result<()> {
+        self.save_vars(vs, "weights.safetensors")
+    }
+
+    pub fn load_weights(&self, vs: &mut VarStore) -> Result<()> {
+        vs.load(self.path("weights.safetensors"))?;
+        Ok(())
+    }
+
+    pub fn weights_crc32(&self) -> Result<String> {
+        let p = self.path("weights.safetensors");
+        let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        Ok(format!("{:08x}", crc32fast::hash(&bytes)))
+    }
+
+    pub fn save_checkpoint(
+        &self,
+        vs: &VarStore,
+        epoch: usize,
+        step: usize,
+        epochs: &[EpochRecord],
+    ) -> Result<()> {
+        self.save_vars(vs, "checkpoint.safetensors")?;
+        let ck = Checkpoint {
+            epoch,
+            step,
+            epochs: epochs.to_vec(),
+        };
+        let json = serde_json::to_vec_pretty(&ck).map_err(|e| Error::Invalid(e.to_string()))?;
+        write_atomic(&self.path("checkpoint.json"), &json)
+    }
+
+    pub fn load_checkpoint(&self, vs: &mut VarStore) -> Result<Checkpoint> {
+        let p = self.path("checkpoint.json");
+        let text = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        let ck: Checkpoint = serde_json::from_slice(&text)
+            .map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))?;
+        vs.load(self.path("checkpoint.safetensors"))?;
+        Ok(ck)
+    }
+
+    pub fn remove_checkpoint(&self) -> Result<()> {
+        for name in ["checkpoint.safetensors", "checkpoint.json"] {
+            let p = self.path(name);
+            if p.exists() {
+                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn write_card(&self, card: &ModelCard) -> Result<()> {
+        let json = serde_json::to_vec_pretty(card).map_err(|e| Error::Invalid(e.to_string()))?;
+        write_atomic(&self.path("model.json"), &json)
+    }
+
+    pub fn write_log(&self, card: &ModelCard) -> Result<()> {
+        let mut s = String::from(
+            "epoch,loss,seconds,images_per_s,recall@1,recall@2,recall@4,recall@8,r_precision,map@r\n",
+        );
+        for e in &card.epochs {
+            s.push_str(&format!(
+                "{},{:.6},{:.3},{:.1}",
+                e.epoch, e.loss, e.seconds, e.images_per_s
+            ));
+            match &e.validation {
+                Some(v) => s.push_str(&format!(
+                    ",{:.6},{:.6},{:.6},{:.6},{:.6},{:.6}\n",
+                    v.recall_1, v.recall_2, v.recall_4, v.recall_8, v.r_precision, v.map_at_r
+                )),
+                None => s.push_str(",,,,,,\n"),
+            }
+        }
+        write_atomic(&self.path("train_log.csv"), s.as_bytes())
+    }
+
+    /// Traces the network (eval mode) into `model.pt`; PyTorch users load it
+    /// with `torch.jit.load` and get the same embeddings.
+    /// The variables are frozen first (tracing refuses tensors that require
+    /// gradients), so call it once training is over.
+    pub fn export_torchscript(&self, net: &mut Net) -> Result<()> {
+        net.vs.freeze();
+        let net = &*net;
+        let s = i64::from(net.spec.input_size);
+        let example = tch::Tensor::zeros(
+            [2, i64::from(net.spec.channels), s, s],
+            (tch::Kind::Float, net.vs.device()),
+        );
+        let module = tch::no_grad(|| {
+            tch::CModule::create_by_tracing("likeness", "forward", &[example], &mut |xs| {
+                vec![net.forward_t(&xs[0], false)]
+            })
+        })?;
+        let path = self.path("model.pt");
+        let tmp = tmp_name(&path);
+        module.save(&tmp)?;
+        sync_rename(&tmp, &path)
+    }
+}
