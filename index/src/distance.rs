@@ -149,6 +149,7 @@ fn dot_body(a: &[f32], b: &[f32]) -> f32 {
     let mut ca = a.chunks_exact(LANES);
     let mut cb = b.chunks_exact(LANES);
     for (x, y) in (&mut ca).zip(&mut cb) {
+        let (x, y) = (as_lanes(x), as_lanes(y));
         for i in 0..LANES {
             acc[i] += x[i] * y[i];
         }
@@ -168,6 +169,7 @@ fn l2_sq_body(a: &[f32], b: &[f32]) -> f32 {
     let mut ca = a.chunks_exact(LANES);
     let mut cb = b.chunks_exact(LANES);
     for (x, y) in (&mut ca).zip(&mut cb) {
+        let (x, y) = (as_lanes(x), as_lanes(y));
         for i in 0..LANES {
             let d = x[i] - y[i];
             acc[i] += d * d;
@@ -181,18 +183,26 @@ fn l2_sq_body(a: &[f32], b: &[f32]) -> f32 {
     reduce(acc) + tail
 }
 
+/// A `chunks_exact(LANES)` chunk as a fixed-size array, so the loops over
+/// it have no bounds checks and vectorise.
+#[inline(always)]
+fn as_lanes(c: &[f32]) -> &[f32; LANES] {
+    c.try_into().unwrap_or(&[0.0; LANES])
+}
+
 #[inline(always)]
 fn reduce(acc: [f32; LANES]) -> f32 {
-    // Pairwise, so the summation order is fixed and the tree is shallow.
-    let mut v = acc;
-    let mut w = LANES;
-    while w > 1 {
-        w /= 2;
-        for i in 0..w {
-            v[i] += v[i + w];
-        }
+    // Fold the upper half onto the lower half, mirroring how SIMD registers
+    // are summed; the order is fixed, so results are reproducible.
+    let mut v = [0.0f32; 8];
+    for i in 0..8 {
+        v[i] = acc[i] + acc[i + 8];
     }
-    v[0]
+    let mut w = [0.0f32; 4];
+    for i in 0..4 {
+        w[i] = v[i] + v[i + 4];
+    }
+    (w[0] + w[2]) + (w[1] + w[3])
 }
 
 /// Portable inner product (auto-vectorised to the target's baseline SIMD).
@@ -207,17 +217,78 @@ pub fn l2_sq_portable(a: &[f32], b: &[f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    //! The same loops compiled with AVX2+FMA enabled; only reachable after
-    //! run-time detection in [`super::kernels`].
+    //! AVX2+FMA kernels: four independent 8-lane accumulators (32 floats per
+    //! step) hide the FMA latency. Only reachable after run-time detection
+    //! in [`super::kernels`].
+
+    use std::arch::x86_64::*;
+
+    /// Horizontal sum of the four accumulators.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn hsum(a: __m256, b: __m256, c: __m256, d: __m256) -> f32 {
+        let s = _mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d));
+        let lo = _mm256_castps256_ps128(s);
+        let hi = _mm256_extractf128_ps(s, 1);
+        let q = _mm_add_ps(lo, hi);
+        let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+        let q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));
+        _mm_cvtss_f32(q)
+    }
 
     #[target_feature(enable = "avx2,fma")]
     unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-        super::dot_body(a, b)
+        let n = a.len().min(b.len());
+        let (a, b) = (&a[..n], &b[..n]);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut ca = a.chunks_exact(32);
+        let mut cb = b.chunks_exact(32);
+        for (x, y) in (&mut ca).zip(&mut cb) {
+            for (j, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: `x` and `y` hold exactly 32 floats; lanes
+                // 8j..8j+8 are in bounds for j < 4; loadu has no alignment
+                // requirement.
+                let (vx, vy) = unsafe {
+                    (
+                        _mm256_loadu_ps(x.as_ptr().add(8 * j)),
+                        _mm256_loadu_ps(y.as_ptr().add(8 * j)),
+                    )
+                };
+                *acc = _mm256_fmadd_ps(vx, vy, *acc);
+            }
+        }
+        let mut s = unsafe { hsum(acc[0], acc[1], acc[2], acc[3]) };
+        for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+            s += x * y;
+        }
+        s
     }
 
     #[target_feature(enable = "avx2,fma")]
     unsafe fn l2_sq_avx2(a: &[f32], b: &[f32]) -> f32 {
-        super::l2_sq_body(a, b)
+        let n = a.len().min(b.len());
+        let (a, b) = (&a[..n], &b[..n]);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut ca = a.chunks_exact(32);
+        let mut cb = b.chunks_exact(32);
+        for (x, y) in (&mut ca).zip(&mut cb) {
+            for (j, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: as in `dot_avx2`.
+                let (vx, vy) = unsafe {
+                    (
+                        _mm256_loadu_ps(x.as_ptr().add(8 * j)),
+                        _mm256_loadu_ps(y.as_ptr().add(8 * j)),
+                    )
+                };
+                let d = _mm256_sub_ps(vx, vy);
+                *acc = _mm256_fmadd_ps(d, d, *acc);
+            }
+        }
+        let mut s = unsafe { hsum(acc[0], acc[1], acc[2], acc[3]) };
+        for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+            let d = x - y;
+            s += d * d;
+        }
+        s
     }
 
     pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {

@@ -55,6 +55,31 @@ pub fn search_prepared(
     metric: Metric,
     leave_one_out: bool,
 ) -> Result<Neighbours> {
+    scan(base, queries, dim, k, metric, leave_one_out, None)
+}
+
+/// As [`search_prepared`] (no leave-one-out), keeping only base rows `i`
+/// for which `allow(i)` holds.
+pub fn search_filtered(
+    base: &[f32],
+    queries: &[f32],
+    dim: usize,
+    k: usize,
+    metric: Metric,
+    allow: &(dyn Fn(u32) -> bool + Sync),
+) -> Result<Neighbours> {
+    scan(base, queries, dim, k, metric, false, Some(allow))
+}
+
+fn scan(
+    base: &[f32],
+    queries: &[f32],
+    dim: usize,
+    k: usize,
+    metric: Metric,
+    leave_one_out: bool,
+    allow: Option<&(dyn Fn(u32) -> bool + Sync)>,
+) -> Result<Neighbours> {
     check_shape(base.len(), dim)?;
     check_shape(queries.len(), dim)?;
     let n = base.len() / dim;
@@ -92,6 +117,9 @@ pub fn search_prepared(
             .collect();
         let mut tops: Vec<TopK> = (0..block.len()).map(|_| TopK::new(k)).collect();
         for (j, row) in base.chunks_exact(dim).enumerate() {
+            if allow.is_some_and(|f| !f(j as u32)) {
+                continue;
+            }
             for (i, q) in qs.iter().enumerate() {
                 if leave_one_out && q0 + i == j {
                     continue;

@@ -64,15 +64,12 @@ pub(crate) fn atomic_write(
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
-// Used by the index builder.
-#[allow(dead_code)]
 /// Removes a temporary directory on drop unless [`TempDir::keep`] was called.
 pub(crate) struct TempDir {
     path: PathBuf,
     keep: bool,
 }
 
-#[allow(dead_code)]
 impl TempDir {
     /// Creates a fresh temporary sibling directory of `target`.
     pub fn sibling_of(target: &Path) -> Result<Self> {

@@ -12,16 +12,30 @@
 //! | [`metrics`] | `src/metrics.rs` | Recall@K, Precision@1, R-Precision, MAP@R, ANN recall |
 //! | [`npy`] | `src/npy.rs` | read f16/f32/f64 matrices and integer labels; write aligned f32/i64 |
 //! | `fsutil` | `src/fsutil.rs` | atomic file and directory publication |
+//! | [`format`] | `src/format.rs` | byte layouts of `graph.bin` and `meta.bin`, checked views |
+//! | [`manifest`] | `src/manifest.rs` | `manifest.json`: parameters, sizes, CRC32s, tool, model |
+//! | [`build`] | `src/build.rs` | [`IndexBuilder`]: hnsw_rs build, export to CSR, atomic publish |
+//! | [`index`] | `src/index.rs` | [`Index`]: open (mmap + O(levels) checks), search, verify |
+//!
+//! An index directory holds `manifest.json`, `graph.bin`, `vectors.npy` and,
+//! with labels or item records, `meta.bin`; see [`format`] for the layouts.
 
+pub mod build;
 pub mod distance;
 pub mod error;
 pub mod exact;
+pub mod format;
 mod fsutil;
+pub mod index;
+pub mod manifest;
 pub mod metrics;
 pub mod neighbours;
 pub mod npy;
 
+pub use build::{BuildReport, IndexBuilder, ItemInfo};
 pub use distance::Metric;
 pub use error::{Error, Result};
+pub use index::{Index, LabelFilter, VerifyReport};
+pub use manifest::Manifest;
 pub use neighbours::Neighbours;
 pub use npy::Matrix;

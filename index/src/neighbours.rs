@@ -130,6 +130,20 @@ impl TopK {
         }
     }
 
+    /// Empties the collector for reuse with capacity `k`, keeping the
+    /// allocation.
+    pub fn clear_with(&mut self, k: usize) {
+        self.k = k;
+        self.heap.clear();
+    }
+
+    /// Moves the candidates into `out` (cleared first), nearest first.
+    pub fn drain_sorted(&mut self, out: &mut Vec<Cand>) {
+        out.clear();
+        out.extend(self.heap.drain());
+        out.sort_unstable();
+    }
+
     /// The distance a candidate must beat to enter (infinite until full).
     #[inline]
     pub fn bound(&self) -> f32 {

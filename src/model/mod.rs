@@ -228,3 +228,39 @@ impl Net {
         }
     }
 }
+
+/// Opens a trained model folder: `model.json` for the architecture and
+/// transform, `weights.safetensors` for the variables.
+pub fn load(
+    dir: &std::path::Path,
+    device: Device,
+) -> Result<(Net, crate::train::output::ModelCard)> {
+    let card_path = dir.join("model.json");
+    let text = std::fs::read(&card_path).map_err(|e| Error::io(&card_path, e))?;
+    let card: crate::train::output::ModelCard = serde_json::from_slice(&text).map_err(|e| {
+        Error::Invalid(format!(
+            "{}: not a likeness model card: {e}",
+            card_path.display()
+        ))
+    })?;
+    if card.format != crate::train::output::MODEL_FORMAT
+        || card.format_version > crate::train::output::MODEL_VERSION
+    {
+        return Err(Error::Invalid(format!(
+            "{}: format {} v{} is not supported by this likeness (reads {} v1..={}); upgrade likeness",
+            card_path.display(),
+            card.format,
+            card.format_version,
+            crate::train::output::MODEL_FORMAT,
+            crate::train::output::MODEL_VERSION
+        )));
+    }
+    let mut net = Net::new(&card.spec, device)?;
+    let weights = dir.join("weights.safetensors");
+    if !weights.is_file() {
+        return Err(Error::NotFound { path: weights });
+    }
+    net.vs.load(&weights)?;
+    net.set_train(false);
+    Ok((net, card))
+}

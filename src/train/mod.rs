@@ -110,7 +110,11 @@ impl TrainConfig {
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad(format!("--lr {} must be a positive number", self.lr));
         }
-        if !(self.weight_decay >= 0.0) || !(self.loss.l2_reg >= 0.0) {
+        if self.weight_decay.is_nan()
+            || self.weight_decay < 0.0
+            || self.loss.l2_reg.is_nan()
+            || self.loss.l2_reg < 0.0
+        {
             return bad("--weight-decay and --l2-reg must be non-negative".into());
         }
         if !(0.05..=1.0).contains(&self.augment.min_crop) {
@@ -492,7 +496,11 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
             rec.validation = Some(output::Validation::from_metrics(&m, val.len()));
         }
         let r1 = rec.recall_at_1();
-        bar.println(rec.summary());
+        if bar.is_hidden() {
+            eprintln!("{}", rec.summary());
+        } else {
+            bar.println(rec.summary());
+        }
         card.epochs.push(rec);
         let improved = match (r1, best) {
             (Some(r), Some(b)) => r > b,
@@ -570,8 +578,8 @@ fn mine(
                 .max_by(|&a, &b| score[a].total_cmp(&score[b]))
                 .unwrap_or(0);
             chosen.push(next);
-            for j in 0..c {
-                score[j] = score[j].max(v(next, j).max(v(j, next)));
+            for (j, sc) in score.iter_mut().enumerate() {
+                *sc = sc.max(v(next, j).max(v(j, next)));
             }
         }
         rows.extend(chosen.iter().map(|&k| off + k as i64));

@@ -1,0 +1,754 @@
+//! Building an index directory: validate, preprocess, build the HNSW graph
+//! with `hnsw_rs`, export it to the flat layout of [`crate::format`], write
+//! every file with its CRC32 and publish the directory atomically.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use anndists::dist::Distance;
+use bincode::Options;
+use hnsw_rs::hnsw::Hnsw;
+use serde::{Deserialize, Serialize};
+
+use crate::distance::{DistanceFn, Metric};
+use crate::error::{Error, Result};
+use crate::format::{
+    align_up, header_crc, GraphHeader, LayerEntry, MetaHeader, FLAG_LABELS, GRAPH_MAGIC,
+    HEADER_SIZE, META_MAGIC, VERSION,
+};
+use crate::fsutil::TempDir;
+use crate::manifest::{
+    BuildParams, FileEntry, Manifest, Tool, FORMAT_NAME, GRAPH, MANIFEST, META, VECTORS,
+};
+
+/// Layers hnsw_rs may create (its `NB_LAYER_MAX`).
+const HNSW_MAX_LAYER: usize = 16;
+/// Largest `m` hnsw_rs accepts (it exits the process above this).
+pub const MAX_M: usize = 256;
+/// Largest `ef_construction` accepted.
+pub const MAX_EF_CONSTRUCTION: usize = 100_000;
+/// Points inserted between two progress reports.
+const BATCH: usize = 4096;
+
+/// Per-item metadata kept in `meta.bin` besides the label.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ItemInfo {
+    /// Where the item came from (an image path, usually).
+    pub source: String,
+    /// Optional region of the source, `[x0, y0, x1, y1]`.
+    pub region: Option<[f32; 4]>,
+}
+
+/// Progress callback: `(items inserted, total)`. Called from worker threads.
+pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
+
+/// Builds index directories.
+///
+/// Defaults follow the HNSW paper (Malkov and Yashunin 2018) and hnswlib:
+/// `m = 16`, `ef_construction = 200`, cosine metric, all threads, seed 0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexBuilder {
+    m: usize,
+    ef_construction: usize,
+    seed: u64,
+    metric: Metric,
+    threads: usize,
+    model_fingerprint: Option<String>,
+}
+
+impl Default for IndexBuilder {
+    fn default() -> Self {
+        IndexBuilder {
+            m: 16,
+            ef_construction: 200,
+            seed: 0,
+            metric: Metric::Cosine,
+            threads: 0,
+            model_fingerprint: None,
+        }
+    }
+}
+
+/// What [`IndexBuilder::build`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildReport {
+    /// Items indexed.
+    pub count: usize,
+    /// Graph layers.
+    pub levels: usize,
+    /// Seconds spent in graph construction (hnsw_rs inserts).
+    pub graph_seconds: f64,
+    /// Seconds for everything.
+    pub total_seconds: f64,
+    /// Total bytes of the index files.
+    pub bytes: u64,
+}
+
+impl IndexBuilder {
+    /// A builder with the defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Links per node in upper layers (layer 0 keeps `2 m`); 2..=256.
+    #[must_use]
+    pub fn m(mut self, m: usize) -> Self {
+        self.m = m;
+        self
+    }
+
+    /// Beam width during construction; 1..=100000.
+    #[must_use]
+    pub fn ef_construction(mut self, ef: usize) -> Self {
+        self.ef_construction = ef;
+        self
+    }
+
+    /// Seed of the insertion order (a seeded shuffle, so data sorted by class
+    /// does not bias the graph). With one thread the build is reproducible.
+    #[must_use]
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The metric.
+    #[must_use]
+    pub fn metric(mut self, metric: Metric) -> Self {
+        self.metric = metric;
+        self
+    }
+
+    /// Threads for construction; 0 = rayon's default (all cores).
+    #[must_use]
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+
+    /// Records a fingerprint of the model that made the vectors.
+    #[must_use]
+    pub fn model_fingerprint(mut self, fingerprint: impl Into<String>) -> Self {
+        self.model_fingerprint = Some(fingerprint.into());
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !(2..=MAX_M).contains(&self.m) {
+            return Err(Error::param("m", self.m, format!("must be in 2..={MAX_M}")));
+        }
+        if !(1..=MAX_EF_CONSTRUCTION).contains(&self.ef_construction) {
+            return Err(Error::param(
+                "ef-construction",
+                self.ef_construction,
+                format!("must be in 1..={MAX_EF_CONSTRUCTION}"),
+            ));
+        }
+        if self.threads > 4096 {
+            return Err(Error::param(
+                "threads",
+                self.threads,
+                "must be at most 4096",
+            ));
+        }
+        if let Some(f) = &self.model_fingerprint {
+            if f.len() > 4096 {
+                return Err(Error::param(
+                    "model fingerprint",
+                    f.len(),
+                    "must be at most 4096 bytes",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds an index of `vectors` (row-major, `dim` columns) into
+    /// `out_dir`, which must not exist yet. `labels` and `items`, when given,
+    /// have one entry per vector. Vectors are validated (no NaN/Inf; no zero
+    /// rows for cosine) and normalised for cosine.
+    pub fn build(
+        &self,
+        vectors: &[f32],
+        dim: usize,
+        labels: Option<&[i64]>,
+        items: Option<&[ItemInfo]>,
+        out_dir: &Path,
+        progress: Option<Progress<'_>>,
+    ) -> Result<BuildReport> {
+        let start = Instant::now();
+        self.validate()?;
+        crate::distance::check_shape(vectors.len(), dim)?;
+        let n = vectors.len() / dim;
+        if n == 0 {
+            return Err(Error::InvalidInput("no vectors to index".into()));
+        }
+        if n >= u32::MAX as usize || dim > u32::MAX as usize {
+            return Err(Error::InvalidInput(format!(
+                "{n} vectors of dimension {dim}: at most {} vectors and dimension {} are supported",
+                u32::MAX - 1,
+                u32::MAX
+            )));
+        }
+        if let Some(l) = labels {
+            if l.len() != n {
+                return Err(Error::InvalidInput(format!(
+                    "{n} vectors but {} labels",
+                    l.len()
+                )));
+            }
+        }
+        if let Some(it) = items {
+            if it.len() != n {
+                return Err(Error::InvalidInput(format!(
+                    "{n} vectors but {} item records",
+                    it.len()
+                )));
+            }
+        }
+        if out_dir.exists() {
+            return Err(Error::InvalidInput(format!(
+                "{} already exists; remove it or choose another --out",
+                out_dir.display()
+            )));
+        }
+        if let Some(parent) = out_dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let mut data = vectors.to_vec();
+        self.metric.preprocess(&mut data, dim)?;
+
+        let threads = if self.threads == 0 {
+            rayon::current_num_threads()
+        } else {
+            self.threads
+        };
+        let t_graph = Instant::now();
+        let graph = build_graph(&data, dim, self, threads, progress)?.0;
+        let graph_seconds = t_graph.elapsed().as_secs_f64();
+
+        let tmp = TempDir::sibling_of(out_dir)?;
+        let mut files = BTreeMap::new();
+        files.insert(
+            VECTORS.to_string(),
+            write_file(&tmp.path().join(VECTORS), |w| {
+                crate::npy::write_to(w, &data, &[n, dim]).map(|_| ())
+            })?,
+        );
+        files.insert(
+            GRAPH.to_string(),
+            write_file(&tmp.path().join(GRAPH), |w| graph.write(w, dim, self))?,
+        );
+        if labels.is_some() || items.is_some() {
+            let payload = bincode::DefaultOptions::new()
+                .serialize(&items.unwrap_or(&[]))
+                .map_err(|e| Error::InvalidInput(format!("cannot encode item metadata: {e}")))?;
+            files.insert(
+                META.to_string(),
+                write_file(&tmp.path().join(META), |w| {
+                    write_meta(w, n, labels, &payload)
+                })?,
+            );
+        }
+        let bytes = files.values().map(|f| f.size).sum();
+        let manifest = Manifest {
+            format: FORMAT_NAME.into(),
+            format_version: VERSION,
+            metric: self.metric,
+            dim,
+            count: n,
+            levels: graph.layers.len(),
+            has_labels: labels.is_some(),
+            build: BuildParams {
+                m: self.m,
+                ef_construction: self.ef_construction,
+                seed: self.seed,
+                threads,
+                builder: "hnsw_rs 0.3.5".into(),
+            },
+            tool: Tool {
+                name: env!("CARGO_PKG_NAME").into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            model_fingerprint: self.model_fingerprint.clone(),
+            created_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            files,
+        };
+        let json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| Error::InvalidInput(format!("cannot encode manifest: {e}")))?;
+        write_file(&tmp.path().join(MANIFEST), |w| w.write_all(&json))?;
+        tmp.publish(out_dir)?;
+        Ok(BuildReport {
+            count: n,
+            levels: graph.layers.len(),
+            graph_seconds,
+            total_seconds: start.elapsed().as_secs_f64(),
+            bytes,
+        })
+    }
+}
+
+/// A writer that counts bytes and computes their CRC32.
+struct CrcWriter<W> {
+    inner: W,
+    crc: crc32fast::Hasher,
+    len: u64,
+}
+
+impl<W: Write> Write for CrcWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn write_file(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<FileEntry> {
+    let f = File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut w = CrcWriter {
+        inner: BufWriter::with_capacity(1 << 20, f),
+        crc: crc32fast::Hasher::new(),
+        len: 0,
+    };
+    fill(&mut w)
+        .and_then(|()| w.flush())
+        .map_err(|e| Error::io(path, e))?;
+    Ok(FileEntry {
+        size: w.len,
+        crc32: w.crc.finalize(),
+    })
+}
+
+fn pad_to(w: &mut dyn Write, pos: &mut u64, target: u64) -> std::io::Result<()> {
+    const ZEROS: [u8; 64] = [0; 64];
+    while *pos < target {
+        let k = ((target - *pos) as usize).min(ZEROS.len());
+        w.write_all(&ZEROS[..k])?;
+        *pos += k as u64;
+    }
+    Ok(())
+}
+
+fn write_meta(
+    w: &mut dyn Write,
+    n: usize,
+    labels: Option<&[i64]>,
+    payload: &[u8],
+) -> std::io::Result<()> {
+    let labels_offset = HEADER_SIZE as u64;
+    let payload_offset = match labels {
+        Some(_) => align_up(labels_offset + 8 * n as u64),
+        None => labels_offset,
+    };
+    let mut h = MetaHeader {
+        magic: META_MAGIC,
+        version: VERSION,
+        flags: if labels.is_some() { FLAG_LABELS } else { 0 },
+        count: n as u64,
+        labels_offset,
+        payload_offset,
+        payload_len: payload.len() as u64,
+        reserved: [0; 19],
+        header_crc: 0,
+    };
+    h.header_crc = header_crc(bytemuck::cast_ref(&h));
+    w.write_all(bytemuck::bytes_of(&h))?;
+    let mut pos = HEADER_SIZE as u64;
+    if let Some(l) = labels {
+        w.write_all(bytemuck::cast_slice(l))?;
+        pos += 8 * n as u64;
+    }
+    pad_to(w, &mut pos, payload_offset)?;
+    w.write_all(payload)
+}
+
+/// One exported layer in CSR form.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Layer {
+    /// Sorted global ids (empty for layer 0, which holds every item).
+    pub nodes: Vec<u32>,
+    /// Row pointers, `rows + 1` entries.
+    pub offsets: Vec<u64>,
+    /// Global neighbour ids.
+    pub neighbours: Vec<u32>,
+}
+
+/// A graph exported from hnsw_rs.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Graph {
+    pub count: usize,
+    pub entry: u32,
+    pub m: usize,
+    pub layers: Vec<Layer>,
+}
+
+impl Graph {
+    fn write(&self, w: &mut dyn Write, dim: usize, b: &IndexBuilder) -> std::io::Result<()> {
+        let levels = self.layers.len();
+        let mut pos = (HEADER_SIZE + levels * std::mem::size_of::<LayerEntry>()) as u64;
+        let mut table = Vec::with_capacity(levels);
+        for (l, layer) in self.layers.iter().enumerate() {
+            let rows = if l == 0 {
+                self.count
+            } else {
+                layer.nodes.len()
+            } as u64;
+            let mut e = LayerEntry {
+                nodes: rows,
+                edges: layer.neighbours.len() as u64,
+                ..LayerEntry::default()
+            };
+            if l > 0 {
+                pos = align_up(pos);
+                e.nodes_offset = pos;
+                pos += 4 * rows;
+            }
+            pos = align_up(pos);
+            e.offsets_offset = pos;
+            pos += 8 * (rows + 1);
+            pos = align_up(pos);
+            e.neighbours_offset = pos;
+            pos += 4 * e.edges;
+            table.push(e);
+        }
+        let mut h = GraphHeader {
+            magic: GRAPH_MAGIC,
+            version: VERSION,
+            header_size: HEADER_SIZE as u32,
+            count: self.count as u64,
+            seed: b.seed,
+            dim: dim as u32,
+            metric: match b.metric {
+                Metric::Cosine => 0,
+                Metric::L2 => 1,
+            },
+            m: self.m as u32,
+            m0: 2 * self.m as u32,
+            ef_construction: b.ef_construction as u32,
+            levels: levels as u32,
+            entry_point: self.entry,
+            flags: 0,
+            reserved: [0; 15],
+            header_crc: 0,
+        };
+        h.header_crc = header_crc(bytemuck::cast_ref(&h));
+        w.write_all(bytemuck::bytes_of(&h))?;
+        w.write_all(bytemuck::cast_slice(&table))?;
+        let mut pos = (HEADER_SIZE + levels * std::mem::size_of::<LayerEntry>()) as u64;
+        for (layer, e) in self.layers.iter().zip(&table) {
+            if e.nodes_offset != 0 {
+                pad_to(w, &mut pos, e.nodes_offset)?;
+                w.write_all(bytemuck::cast_slice(&layer.nodes))?;
+                pos += 4 * layer.nodes.len() as u64;
+            }
+            pad_to(w, &mut pos, e.offsets_offset)?;
+            w.write_all(bytemuck::cast_slice(&layer.offsets))?;
+            pos += 8 * layer.offsets.len() as u64;
+            pad_to(w, &mut pos, e.neighbours_offset)?;
+            w.write_all(bytemuck::cast_slice(&layer.neighbours))?;
+            pos += 4 * layer.neighbours.len() as u64;
+        }
+        Ok(())
+    }
+}
+
+/// The distance hnsw_rs builds with: our kernels, clamped at 0 (hnsw_rs
+/// asserts non-negative distances; `1 - dot` of unit vectors can be -1e-7).
+pub(crate) struct BuildDistance(pub DistanceFn);
+
+impl Distance<f32> for BuildDistance {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        (self.0)(a, b).max(0.0)
+    }
+}
+
+/// SplitMix64: the seeded permutation of insertion order needs no more.
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Insertion order: a Fisher–Yates shuffle of `0..n` seeded by `seed`.
+fn insertion_order(n: usize, seed: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut s = seed;
+    for i in (1..n).rev() {
+        let j = (splitmix64(&mut s) % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order
+}
+
+/// Builds the hnsw_rs graph of preprocessed `data` and exports it. Also
+/// returns the hnsw_rs structure (tests compare searches against it).
+pub(crate) fn build_graph<'a>(
+    data: &'a [f32],
+    dim: usize,
+    b: &IndexBuilder,
+    threads: usize,
+    progress: Option<Progress<'_>>,
+) -> Result<(Graph, Hnsw<'a, f32, BuildDistance>)> {
+    let n = data.len() / dim;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+        .map_err(|e| Error::InvalidInput(format!("cannot start {threads} build threads: {e}")))?;
+    let mut hnsw = Hnsw::<f32, BuildDistance>::new(
+        b.m,
+        n,
+        HNSW_MAX_LAYER,
+        b.ef_construction,
+        BuildDistance(b.metric.kernel()),
+    );
+    let order = insertion_order(n, b.seed);
+    let mut done = 0usize;
+    for chunk in order.chunks(BATCH) {
+        let batch: Vec<(&[f32], usize)> = chunk
+            .iter()
+            .map(|&i| (&data[i * dim..(i + 1) * dim], i))
+            .collect();
+        if threads <= 1 {
+            for &item in &batch {
+                hnsw.insert_slice(item);
+            }
+        } else {
+            pool.install(|| hnsw.parallel_insert_slice(&batch));
+        }
+        done += batch.len();
+        if let Some(p) = progress {
+            p(done, n);
+        }
+    }
+    hnsw.set_searching_mode(true);
+    let graph = export(&hnsw, n, b.m)?;
+    Ok((graph, hnsw))
+}
+
+/// Reads the graph out of hnsw_rs through its public API.
+fn export(hnsw: &Hnsw<'_, f32, BuildDistance>, n: usize, m: usize) -> Result<Graph> {
+    let bug = |what: String| {
+        Error::InvalidInput(format!("hnsw_rs returned an inconsistent graph: {what}"))
+    };
+    let top = usize::from(hnsw.get_max_level_observed());
+    let pi = hnsw.get_point_indexation();
+    let mut level = vec![u8::MAX; n];
+    let mut adj: Vec<Vec<Vec<u32>>> = vec![Vec::new(); n];
+    for p in pi {
+        let id = p.get_origin_id();
+        let lvl = p.get_point_id().0;
+        if id >= n || level[id] != u8::MAX {
+            return Err(bug(format!("point id {id} out of range or repeated")));
+        }
+        level[id] = lvl;
+        let hood = p.get_neighborhood_id();
+        adj[id] = (0..=usize::from(lvl))
+            .map(|l| {
+                hood.get(l)
+                    .map(|v| v.iter().map(|x| x.get_origin_id() as u32).collect())
+                    .unwrap_or_default()
+            })
+            .collect();
+    }
+    if let Some(missing) = level.iter().position(|&l| l == u8::MAX) {
+        return Err(bug(format!("point {missing} was not inserted")));
+    }
+    let entry = pi
+        .get_layer_iterator(top)
+        .next()
+        .map(|p| p.get_origin_id() as u32)
+        .ok_or_else(|| bug("empty top layer".into()))?;
+    let mut layers = Vec::with_capacity(top + 1);
+    // `l` indexes the inner per-layer lists of every point, not one slice.
+    #[allow(clippy::needless_range_loop)]
+    for l in 0..=top {
+        let mut layer = Layer::default();
+        let rows: Vec<u32> = if l == 0 {
+            (0..n as u32).collect()
+        } else {
+            (0..n as u32)
+                .filter(|&i| usize::from(level[i as usize]) >= l)
+                .collect()
+        };
+        layer.offsets.reserve(rows.len() + 1);
+        layer.offsets.push(0);
+        for &i in &rows {
+            let list = &adj[i as usize][l];
+            for &j in list {
+                // Keep only links hnsw_rs may legitimately hold: to another
+                // point present in this layer, once.
+                let ok = (j as usize) < n
+                    && j != i
+                    && usize::from(level[j as usize]) >= l
+                    && !layer.neighbours[*layer.offsets.last().unwrap_or(&0) as usize..]
+                        .contains(&j);
+                if ok {
+                    layer.neighbours.push(j);
+                }
+            }
+            layer.offsets.push(layer.neighbours.len() as u64);
+        }
+        if l > 0 {
+            layer.nodes = rows;
+        }
+        layers.push(layer);
+    }
+    Ok(Graph {
+        count: n,
+        entry,
+        m,
+        layers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The export is checked against hnsw_rs itself: our in-place search of
+    /// the exported graph and hnsw_rs's search of its own graph must return
+    /// the same neighbours (>= 99%) at the same ef.
+    #[test]
+    fn exported_graph_searches_like_hnsw_rs() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+        let (n, dim, nq, k, ef) = (3000, 24, 300, 10, 32);
+        let data: Vec<f32> = (0..(n + nq) * dim)
+            .map(|_| rng.gen_range(-1.0f32..1.0))
+            .collect();
+        for metric in [Metric::L2, Metric::Cosine] {
+            let mut data = data.clone();
+            metric.preprocess(&mut data, dim).unwrap();
+            let (base, queries) = data.split_at(n * dim);
+            let b = IndexBuilder::new()
+                .metric(metric)
+                .m(8)
+                .ef_construction(64)
+                .seed(1);
+            let (graph, hnsw) = build_graph(base, dim, &b, 1, None).unwrap();
+            // Same graph, same entry point (sequential insertion: the first
+            // point of the top layer is hnsw_rs's entry point).
+            let top = hnsw.get_max_level_observed() as usize;
+            assert_eq!(graph.layers.len(), top + 1);
+            let dir = tempfile::tempdir().unwrap();
+            let out = dir.path().join("ix");
+            let tmp = TempDir::sibling_of(&out).unwrap();
+            let vec_entry = write_file(&tmp.path().join(VECTORS), |w| {
+                crate::npy::write_to(w, base, &[n, dim]).map(|_| ())
+            })
+            .unwrap();
+            let graph_entry =
+                write_file(&tmp.path().join(GRAPH), |w| graph.write(w, dim, &b)).unwrap();
+            let manifest = Manifest {
+                format: FORMAT_NAME.into(),
+                format_version: VERSION,
+                metric,
+                dim,
+                count: n,
+                levels: graph.layers.len(),
+                has_labels: false,
+                build: BuildParams {
+                    m: 8,
+                    ef_construction: 64,
+                    seed: 1,
+                    threads: 1,
+                    builder: "test".into(),
+                },
+                tool: Tool {
+                    name: "test".into(),
+                    version: "0".into(),
+                },
+                model_fingerprint: None,
+                created_unix: 0,
+                files: [
+                    (VECTORS.to_string(), vec_entry),
+                    (GRAPH.to_string(), graph_entry),
+                ]
+                .into(),
+            };
+            let json = serde_json::to_vec(&manifest).unwrap();
+            write_file(&tmp.path().join(MANIFEST), |w| w.write_all(&json)).unwrap();
+            tmp.publish(&out).unwrap();
+            let index = crate::Index::open(&out).unwrap();
+            index.verify().unwrap();
+            let ours = index.search_batch(queries, dim, k, ef, None).unwrap();
+            let (mut same, mut total) = (0usize, 0usize);
+            for q in 0..nq {
+                let theirs: Vec<i64> = hnsw
+                    .search(&queries[q * dim..(q + 1) * dim], k, ef)
+                    .iter()
+                    .map(|x| x.get_origin_id() as i64)
+                    .collect();
+                total += theirs.len();
+                same += theirs.iter().filter(|i| ours.ids(q).contains(i)).count();
+            }
+            let agreement = same as f64 / total as f64;
+            println!("{metric}: {:.4} of hnsw_rs's neighbours found", agreement);
+            assert!(agreement >= 0.99, "{metric}: agreement {agreement}");
+        }
+    }
+
+    #[test]
+    fn insertion_order_is_a_seeded_permutation() {
+        let a = insertion_order(1000, 1);
+        let mut s = a.clone();
+        s.sort_unstable();
+        assert_eq!(s, (0..1000).collect::<Vec<_>>());
+        assert_eq!(a, insertion_order(1000, 1));
+        assert_ne!(a, insertion_order(1000, 2));
+    }
+
+    #[test]
+    fn rejects_bad_parameters_before_building() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("ix");
+        let v = vec![1.0f32; 8];
+        let cases: Vec<(IndexBuilder, &str)> = vec![
+            (IndexBuilder::new().m(257), "m"),
+            (IndexBuilder::new().m(1), "m"),
+            (IndexBuilder::new().ef_construction(0), "ef-construction"),
+        ];
+        for (b, name) in cases {
+            match b.build(&v, 4, None, None, &out, None) {
+                Err(Error::InvalidParameter { name: n, .. }) => assert_eq!(n, name),
+                other => panic!("{other:?}"),
+            }
+        }
+        let b = IndexBuilder::new();
+        assert!(matches!(
+            b.build(&v, 3, None, None, &out, None),
+            Err(Error::InvalidInput(_))
+        ));
+        assert!(matches!(
+            b.build(&[], 3, None, None, &out, None),
+            Err(Error::InvalidInput(_))
+        ));
+        assert!(matches!(
+            b.build(&v, 4, Some(&[1]), None, &out, None),
+            Err(Error::InvalidInput(_))
+        ));
+        let mut nan = v.clone();
+        nan[5] = f32::NAN;
+        assert!(matches!(
+            b.build(&nan, 4, None, None, &out, None),
+            Err(Error::NonFinite { row: 1, col: 1, .. })
+        ));
+        assert!(!out.exists());
+        // Nothing left behind in the parent either.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,912 @@
+//! An index directory opened from memory-mapped files and searched in place.
+//!
+//! Opening checks magic, version, header checksums, file sizes against the
+//! manifest and the structural invariants that cost O(1) per layer (section
+//! bounds and alignment, CSR end points, entry point). It never reads the
+//! vectors or the adjacency lists. Whatever opening cannot check cheaply is
+//! checked where it is used: every row pointer and neighbour id read during a
+//! search is bounds-checked, and a bad one ends that search with
+//! [`Error::Corrupt`] naming `graph.bin`. [`Index::verify`] checks everything
+//! up front, CRC32s included.
+//!
+//! Search is the HNSW algorithm (Malkov and Yashunin 2018, algorithms 2 and
+//! 5): greedy descent through the upper layers, then a beam of width `ef` on
+//! layer 0. The visited set is a per-thread array of generation stamps, so a
+//! query clears it by incrementing a counter; together with the reused heaps
+//! no allocation happens per query once a thread has warmed up.
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use bincode::Options;
+use memmap2::Mmap;
+use rayon::prelude::*;
+
+use crate::build::ItemInfo;
+use crate::distance::{DistanceFn, Metric};
+use crate::error::{Error, Result};
+use crate::format::{
+    read_header, section, GraphHeader, LayerEntry, MetaHeader, FLAG_LABELS, GRAPH_MAGIC,
+    HEADER_SIZE, MAX_LEVELS, META_MAGIC,
+};
+use crate::manifest::{Manifest, GRAPH, META, VECTORS};
+use crate::neighbours::{Cand, Neighbours, TopK};
+
+/// Largest `k` or `ef` accepted by search.
+pub const MAX_EF: usize = 1 << 20;
+
+/// Restricts results to items whose label is (or is not) in a set.
+///
+/// The graph is still traversed through every item; only the results are
+/// filtered (as hnswlib does), so a very selective filter needs a larger
+/// `ef` to fill `k` results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabelFilter {
+    /// Only items with one of these labels (sorted).
+    Only(Vec<i64>),
+    /// Items with none of these labels (sorted).
+    Except(Vec<i64>),
+}
+
+impl LabelFilter {
+    /// Only items with one of `labels`.
+    pub fn only(labels: impl IntoIterator<Item = i64>) -> Self {
+        let mut v: Vec<i64> = labels.into_iter().collect();
+        v.sort_unstable();
+        v.dedup();
+        LabelFilter::Only(v)
+    }
+
+    /// Items with none of `labels`.
+    pub fn except(labels: impl IntoIterator<Item = i64>) -> Self {
+        let mut v: Vec<i64> = labels.into_iter().collect();
+        v.sort_unstable();
+        v.dedup();
+        LabelFilter::Except(v)
+    }
+
+    /// Whether an item with `label` passes.
+    #[inline]
+    pub fn allows(&self, label: i64) -> bool {
+        match self {
+            LabelFilter::Only(v) => v.binary_search(&label).is_ok(),
+            LabelFilter::Except(v) => v.binary_search(&label).is_err(),
+        }
+    }
+}
+
+/// What [`Index::verify`] checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Files whose size and CRC32 matched the manifest.
+    pub files: Vec<String>,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Graph edges checked.
+    pub edges: u64,
+}
+
+/// An open index.
+#[derive(Debug)]
+pub struct Index {
+    dir: PathBuf,
+    manifest: Manifest,
+    graph: Mmap,
+    vectors: Mmap,
+    meta: Option<Mmap>,
+    header: GraphHeader,
+    layers: Vec<LayerEntry>,
+    vectors_offset: usize,
+    count: usize,
+    dim: usize,
+    metric: Metric,
+    kernel: DistanceFn,
+    meta_header: Option<MetaHeader>,
+}
+
+/// Maps `path` read-only after checking its size against the manifest.
+fn map_file(dir: &Path, manifest: &Manifest, name: &str) -> Result<Mmap> {
+    let path = dir.join(name);
+    let entry = manifest.file(dir, name)?;
+    let file = File::open(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::MissingFile { path: path.clone() },
+        _ => Error::io(&path, e),
+    })?;
+    let actual = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+    if actual != entry.size {
+        return Err(Error::SizeMismatch {
+            path,
+            expected: entry.size,
+            actual,
+        });
+    }
+    // SAFETY: the map is read-only and private to this `Index`, which owns it
+    // for as long as any slice into it lives (slices borrow `&self`). The
+    // contract is that nobody truncates or rewrites the file while it is
+    // mapped (that could raise SIGBUS or change bytes under us): index
+    // directories are published by atomic rename and never modified in
+    // place; rebuilding writes a new directory. Every view into the bytes
+    // goes through bounds- and alignment-checked `bytemuck` casts.
+    let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
+    Ok(map)
+}
+
+#[derive(Clone, Copy, Default)]
+struct LayerView<'a> {
+    nodes: &'a [u32],
+    offsets: &'a [u64],
+    neighbours: &'a [u32],
+}
+
+/// Slices of one open index, built once per call (O(levels)).
+struct View<'a> {
+    index: &'a Index,
+    vectors: &'a [f32],
+    labels: Option<&'a [i64]>,
+    layers: [LayerView<'a>; MAX_LEVELS as usize],
+}
+
+/// Per-thread search state, reused across queries.
+#[derive(Default)]
+struct Scratch {
+    stamps: Vec<u32>,
+    generation: u32,
+    candidates: BinaryHeap<Reverse<Cand>>,
+    results: Option<TopK>,
+    sorted: Vec<Cand>,
+    query: Vec<f32>,
+}
+
+impl Scratch {
+    /// Starts a new query over `n` items: O(1) except when the generation
+    /// counter wraps or the set grows.
+    fn begin(&mut self, n: usize) {
+        if self.stamps.len() < n {
+            self.stamps.clear();
+            self.stamps.resize(n, 0);
+            self.generation = 0;
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.stamps.fill(0);
+            self.generation = 1;
+        }
+        self.candidates.clear();
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+impl Index {
+    /// Opens the index directory `dir`.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        let manifest = Manifest::read(&dir)?;
+        let graph = map_file(&dir, &manifest, GRAPH)?;
+        let vectors = map_file(&dir, &manifest, VECTORS)?;
+        let meta = if manifest.files.contains_key(META) {
+            Some(map_file(&dir, &manifest, META)?)
+        } else {
+            None
+        };
+        let gpath = dir.join(GRAPH);
+        let header: GraphHeader = read_header(
+            &gpath,
+            &graph,
+            &GRAPH_MAGIC,
+            "LKNSGRPH",
+            |h: &GraphHeader| h.version,
+            |h| h.header_crc,
+        )?;
+        let (count, dim, metric, layers) = check_graph(&gpath, &graph, &header)?;
+
+        let mpath = dir.join(crate::manifest::MANIFEST);
+        if manifest.count != count
+            || manifest.dim != dim
+            || manifest.metric != metric
+            || manifest.levels != layers.len()
+        {
+            return Err(Error::corrupt(
+                &mpath,
+                format!(
+                    "records {} vectors of dimension {} ({}, {} levels) but graph.bin holds {count} of dimension {dim} ({metric}, {} levels)",
+                    manifest.count,
+                    manifest.dim,
+                    manifest.metric,
+                    manifest.levels,
+                    layers.len()
+                ),
+            ));
+        }
+        let vectors_offset = check_vectors(&dir.join(VECTORS), &vectors, count, dim)?;
+        let meta_header = match &meta {
+            Some(m) => Some(check_meta(&dir.join(META), m, count)?),
+            None => None,
+        };
+        if manifest.has_labels != meta_header.is_some_and(|h| h.flags & FLAG_LABELS != 0) {
+            return Err(Error::corrupt(&mpath, "has_labels disagrees with meta.bin"));
+        }
+        Ok(Index {
+            dir,
+            manifest,
+            graph,
+            vectors,
+            meta,
+            header,
+            layers,
+            vectors_offset,
+            count,
+            dim,
+            metric,
+            kernel: metric.kernel(),
+            meta_header,
+        })
+    }
+
+    /// The directory this index was opened from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the index has no items (never true for a built index).
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Vector dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The metric.
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    /// Number of graph layers.
+    pub fn levels(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// The stored (for cosine: normalised) vectors, row-major, mapped.
+    pub fn vectors(&self) -> &[f32] {
+        // Checked at open: in bounds and aligned.
+        section::<f32>(
+            Path::new(VECTORS),
+            &self.vectors,
+            self.vectors_offset as u64,
+            (self.count * self.dim) as u64,
+            "vectors",
+        )
+        .unwrap_or(&[])
+    }
+
+    /// Vector of item `i`.
+    pub fn vector(&self, i: usize) -> Option<&[f32]> {
+        self.vectors().get(i * self.dim..(i + 1) * self.dim)
+    }
+
+    /// Labels of the items, if the index has them (mapped).
+    pub fn labels(&self) -> Option<&[i64]> {
+        let (m, h) = (self.meta.as_ref()?, self.meta_header.as_ref()?);
+        if h.flags & FLAG_LABELS == 0 {
+            return None;
+        }
+        section::<i64>(
+            Path::new(META),
+            m,
+            h.labels_offset,
+            self.count as u64,
+            "labels",
+        )
+        .ok()
+    }
+
+    /// Decodes the per-item records of `meta.bin` (empty when the index was
+    /// built without them). Reads the whole payload; not needed for search.
+    pub fn items(&self) -> Result<Vec<ItemInfo>> {
+        let (Some(m), Some(h)) = (&self.meta, &self.meta_header) else {
+            return Ok(Vec::new());
+        };
+        let path = self.dir.join(META);
+        let bytes = section::<u8>(&path, m, h.payload_offset, h.payload_len, "payload")?;
+        let items: Vec<ItemInfo> = bincode::DefaultOptions::new()
+            .with_limit(h.payload_len)
+            .deserialize(bytes)
+            .map_err(|e| Error::corrupt(&path, format!("item records do not decode: {e}")))?;
+        if !items.is_empty() && items.len() != self.count {
+            return Err(Error::corrupt(
+                &path,
+                format!("{} item records for {} items", items.len(), self.count),
+            ));
+        }
+        Ok(items)
+    }
+
+    fn view(&self) -> Result<View<'_>> {
+        let path = self.dir.join(GRAPH);
+        let mut layers = [LayerView::default(); MAX_LEVELS as usize];
+        for (l, e) in self.layers.iter().enumerate() {
+            layers[l] = LayerView {
+                nodes: if l == 0 {
+                    &[]
+                } else {
+                    section(&path, &self.graph, e.nodes_offset, e.nodes, "nodes")?
+                },
+                offsets: section(&path, &self.graph, e.offsets_offset, e.nodes + 1, "offsets")?,
+                neighbours: section(
+                    &path,
+                    &self.graph,
+                    e.neighbours_offset,
+                    e.edges,
+                    "neighbours",
+                )?,
+            };
+        }
+        Ok(View {
+            index: self,
+            vectors: self.vectors(),
+            labels: self.labels(),
+            layers,
+        })
+    }
+
+    fn check_search_args(&self, k: usize, ef: usize, filter: Option<&LabelFilter>) -> Result<()> {
+        if k == 0 || k > MAX_EF {
+            return Err(Error::param("k", k, format!("must be in 1..={MAX_EF}")));
+        }
+        if ef == 0 || ef > MAX_EF {
+            return Err(Error::param("ef", ef, format!("must be in 1..={MAX_EF}")));
+        }
+        if filter.is_some() && self.labels().is_none() {
+            return Err(Error::InvalidInput(
+                "a label filter needs an index built with --labels".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_dim(&self, got: usize) -> Result<()> {
+        if got != self.dim {
+            return Err(Error::DimensionMismatch {
+                expected: self.dim,
+                got,
+                hint: "the queries must come from the model that built the index",
+            });
+        }
+        Ok(())
+    }
+
+    /// The `k` nearest items of one query with beam width `ef` (raised to
+    /// `k` if smaller), nearest first. The query is validated and, for
+    /// cosine, normalised (on a per-thread copy).
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<&LabelFilter>,
+    ) -> Result<Neighbours> {
+        self.check_dim(query.len())?;
+        self.check_search_args(k, ef, filter)?;
+        let view = self.view()?;
+        let mut out = Neighbours::new(1, k);
+        let (ids, dists) = out
+            .rows_mut()
+            .next()
+            .ok_or_else(|| Error::InvalidInput("k".into()))?;
+        SCRATCH.with(|s| view.search(&mut s.borrow_mut(), query, 0, k, ef, filter, ids, dists))?;
+        Ok(out)
+    }
+
+    /// As [`Index::search`] for a batch of queries (row-major, `query_dim`
+    /// columns), in parallel on rayon.
+    pub fn search_batch(
+        &self,
+        queries: &[f32],
+        query_dim: usize,
+        k: usize,
+        ef: usize,
+        filter: Option<&LabelFilter>,
+    ) -> Result<Neighbours> {
+        self.check_dim(query_dim)?;
+        crate::distance::check_shape(queries.len(), query_dim)?;
+        self.check_search_args(k, ef, filter)?;
+        let view = self.view()?;
+        let nq = queries.len() / query_dim;
+        let mut out = Neighbours::new(nq, k);
+        let rows: Vec<_> = out.rows_mut().collect();
+        rows.into_par_iter()
+            .enumerate()
+            .try_for_each(|(q, (ids, dists))| {
+                let query = &queries[q * query_dim..(q + 1) * query_dim];
+                SCRATCH
+                    .with(|s| view.search(&mut s.borrow_mut(), query, q, k, ef, filter, ids, dists))
+            })?;
+        Ok(out)
+    }
+
+    /// Exact k-NN over the mapped vectors (brute force on rayon), with the
+    /// same query handling and filter as [`Index::search_batch`].
+    pub fn search_exact_batch(
+        &self,
+        queries: &[f32],
+        query_dim: usize,
+        k: usize,
+        filter: Option<&LabelFilter>,
+    ) -> Result<Neighbours> {
+        self.check_dim(query_dim)?;
+        self.check_search_args(k, k, filter)?;
+        let mut q = queries.to_vec();
+        self.metric.preprocess(&mut q, query_dim)?;
+        match (filter, self.labels()) {
+            (Some(f), Some(labels)) => {
+                crate::exact::search_filtered(self.vectors(), &q, self.dim, k, self.metric, &|i| {
+                    labels.get(i as usize).is_some_and(|&l| f.allows(l))
+                })
+            }
+            _ => crate::exact::search_prepared(self.vectors(), &q, self.dim, k, self.metric, false),
+        }
+    }
+
+    /// Full check: every file's size and CRC32 against the manifest, then
+    /// every row pointer, neighbour id and node list of the graph, the
+    /// vectors (finite) and the item records.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let mut report = VerifyReport {
+            files: Vec::new(),
+            bytes: 0,
+            edges: 0,
+        };
+        for (name, map) in [
+            (GRAPH, Some(&self.graph)),
+            (VECTORS, Some(&self.vectors)),
+            (META, self.meta.as_ref()),
+        ] {
+            let Some(map) = map else { continue };
+            let path = self.dir.join(name);
+            let entry = self.manifest.file(&self.dir, name)?;
+            let actual = crc32fast::hash(map);
+            if actual != entry.crc32 {
+                return Err(Error::ChecksumMismatch {
+                    path,
+                    expected: entry.crc32,
+                    actual,
+                });
+            }
+            report.files.push(name.to_string());
+            report.bytes += map.len() as u64;
+        }
+        let view = self.view()?;
+        let path = self.dir.join(GRAPH);
+        for l in 0..self.layers.len() {
+            let lv = &view.layers[l];
+            if l > 0 {
+                if lv.nodes.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err(Error::corrupt(
+                        &path,
+                        format!("layer {l}: node list is not strictly increasing"),
+                    ));
+                }
+                if lv.nodes.last().is_some_and(|&x| x as usize >= self.count) {
+                    return Err(Error::corrupt(
+                        &path,
+                        format!("layer {l}: node id out of range"),
+                    ));
+                }
+            }
+            if lv.offsets.windows(2).any(|w| w[0] > w[1]) {
+                return Err(Error::corrupt(
+                    &path,
+                    format!("layer {l}: row pointers decrease"),
+                ));
+            }
+            for (pos, &j) in lv.neighbours.iter().enumerate() {
+                let ok = if l == 0 {
+                    (j as usize) < self.count
+                } else {
+                    lv.nodes.binary_search(&j).is_ok()
+                };
+                if !ok {
+                    return Err(Error::corrupt(
+                        &path,
+                        format!("layer {l}: neighbour id {j} at position {pos} is not an item of the layer"),
+                    ));
+                }
+            }
+            report.edges += lv.neighbours.len() as u64;
+        }
+        crate::distance::check_finite(view.vectors, self.dim)
+            .map_err(|e| Error::corrupt(self.dir.join(VECTORS), e.to_string()))?;
+        self.items()?;
+        Ok(report)
+    }
+}
+
+impl View<'_> {
+    fn corrupt(&self, reason: String) -> Error {
+        Error::corrupt(self.index.dir.join(GRAPH), reason)
+    }
+
+    /// Neighbours of global id `i` in layer `l`.
+    #[inline]
+    fn neighbours(&self, l: usize, i: u32) -> Result<&[u32]> {
+        let lv = &self.layers[l];
+        let row = if l == 0 {
+            i as usize
+        } else {
+            lv.nodes.binary_search(&i).map_err(|_| {
+                self.corrupt(format!(
+                    "layer {l} links to item {i}, which is not in that layer"
+                ))
+            })?
+        };
+        let (a, b) = match (lv.offsets.get(row), lv.offsets.get(row + 1)) {
+            (Some(&a), Some(&b)) if a <= b && b <= lv.neighbours.len() as u64 => {
+                (a as usize, b as usize)
+            }
+            _ => return Err(self.corrupt(format!("layer {l}: bad row pointers for item {i}"))),
+        };
+        Ok(&lv.neighbours[a..b])
+    }
+
+    /// Hints the CPU to load the first cache lines of item `i`'s vector.
+    #[inline]
+    fn prefetch(&self, i: u32) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let d = self.index.dim;
+            let start = (i as usize).saturating_mul(d);
+            if let Some(v) = self.vectors.get(start..start.saturating_add(d)) {
+                for line in v.chunks(16).take(4) {
+                    // SAFETY: prefetching is only a hint and never faults;
+                    // the address is inside the mapped vectors anyway.
+                    unsafe {
+                        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                            line.as_ptr().cast(),
+                        );
+                    }
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i;
+    }
+
+    #[inline]
+    fn vector(&self, i: u32) -> Result<&[f32]> {
+        let d = self.index.dim;
+        let range = (i as usize)
+            .checked_mul(d)
+            .and_then(|s| Some(s..s.checked_add(d)?));
+        range.and_then(|r| self.vectors.get(r)).ok_or_else(|| {
+            self.corrupt(format!(
+                "neighbour id {i} is out of range (the index has {} items)",
+                self.index.count
+            ))
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn search(
+        &self,
+        s: &mut Scratch,
+        query: &[f32],
+        qno: usize,
+        k: usize,
+        ef: usize,
+        filter: Option<&LabelFilter>,
+        ids: &mut [i64],
+        dists: &mut [f32],
+    ) -> Result<()> {
+        let ix = self.index;
+        let dist = ix.kernel;
+        // Validate and normalise the query into the scratch copy.
+        let mut qbuf = std::mem::take(&mut s.query);
+        qbuf.clear();
+        qbuf.extend_from_slice(query);
+        let res = match ix.metric.preprocess(&mut qbuf, ix.dim) {
+            Ok(()) => self.search_prepared(s, &qbuf, k, ef, filter, dist, ids, dists),
+            Err(Error::NonFinite { col, value, .. }) => Err(Error::NonFinite {
+                row: qno,
+                col,
+                value,
+            }),
+            Err(Error::ZeroVector { .. }) => Err(Error::ZeroVector { row: qno }),
+            Err(e) => Err(e),
+        };
+        s.query = qbuf;
+        res
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn search_prepared(
+        &self,
+        s: &mut Scratch,
+        q: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<&LabelFilter>,
+        dist: DistanceFn,
+        ids: &mut [i64],
+        dists: &mut [f32],
+    ) -> Result<()> {
+        let ix = self.index;
+        let ef = ef.max(k);
+        let mut cur = ix.header.entry_point;
+        let mut cur_d = dist(q, self.vector(cur)?);
+        // Greedy descent through the upper layers.
+        for l in (1..ix.layers.len()).rev() {
+            loop {
+                let mut changed = false;
+                for &j in self.neighbours(l, cur)? {
+                    let d = dist(q, self.vector(j)?);
+                    if d < cur_d {
+                        cur_d = d;
+                        cur = j;
+                        changed = true;
+                    }
+                }
+                if !changed {
+                    break;
+                }
+            }
+        }
+        // Beam search on layer 0.
+        s.begin(ix.count);
+        let results = s.results.get_or_insert_with(|| TopK::new(ef));
+        results.clear_with(ef);
+        let passes = |i: u32| match (filter, self.labels) {
+            (Some(f), Some(labels)) => labels.get(i as usize).is_some_and(|&l| f.allows(l)),
+            _ => true,
+        };
+        let g = s.generation;
+        if let Some(st) = s.stamps.get_mut(cur as usize) {
+            *st = g;
+        }
+        s.candidates.push(Reverse(Cand {
+            dist: cur_d,
+            id: cur,
+        }));
+        if passes(cur) {
+            results.push(Cand {
+                dist: cur_d,
+                id: cur,
+            });
+        }
+        while let Some(Reverse(c)) = s.candidates.pop() {
+            if c.dist > results.bound() && (filter.is_none() || results.len() >= ef) {
+                break;
+            }
+            let nbrs = self.neighbours(0, c.id)?;
+            if let Some(&first) = nbrs.first() {
+                self.prefetch(first);
+            }
+            for (p, &j) in nbrs.iter().enumerate() {
+                if let Some(&next) = nbrs.get(p + 1) {
+                    self.prefetch(next);
+                }
+                let Some(st) = s.stamps.get_mut(j as usize) else {
+                    return Err(self.corrupt(format!(
+                        "neighbour id {j} is out of range (the index has {} items)",
+                        ix.count
+                    )));
+                };
+                if *st == g {
+                    continue;
+                }
+                *st = g;
+                let d = dist(q, self.vector(j)?);
+                if results.len() < ef || d < results.bound() {
+                    s.candidates.push(Reverse(Cand { dist: d, id: j }));
+                    if passes(j) {
+                        results.push(Cand { dist: d, id: j });
+                    }
+                }
+            }
+        }
+        results.drain_sorted(&mut s.sorted);
+        ids.fill(crate::neighbours::MISSING);
+        dists.fill(f32::INFINITY);
+        for (slot, c) in s.sorted.iter().take(k).enumerate() {
+            ids[slot] = i64::from(c.id);
+            dists[slot] = c.dist;
+        }
+        Ok(())
+    }
+}
+
+/// Structural checks of `graph.bin` in O(levels): returns count, dim, metric
+/// and the layer table.
+fn check_graph(
+    path: &Path,
+    bytes: &[u8],
+    h: &GraphHeader,
+) -> Result<(usize, usize, Metric, Vec<LayerEntry>)> {
+    let bad = |r: String| Error::corrupt(path, r);
+    if h.header_size as usize != HEADER_SIZE {
+        return Err(bad(format!(
+            "header size {} (expected {HEADER_SIZE})",
+            h.header_size
+        )));
+    }
+    let count = usize::try_from(h.count)
+        .ok()
+        .filter(|&c| c >= 1 && c < u32::MAX as usize)
+        .ok_or_else(|| bad(format!("item count {}", h.count)))?;
+    let dim = h.dim as usize;
+    if dim == 0 {
+        return Err(bad("dimension 0".into()));
+    }
+    let metric = match h.metric {
+        0 => Metric::Cosine,
+        1 => Metric::L2,
+        m => return Err(bad(format!("unknown metric code {m}"))),
+    };
+    if !(1..=MAX_LEVELS).contains(&h.levels) {
+        return Err(bad(format!(
+            "{} levels (1..={MAX_LEVELS} allowed)",
+            h.levels
+        )));
+    }
+    if h.m == 0 || h.m0 < h.m {
+        return Err(bad(format!("m = {}, m0 = {}", h.m, h.m0)));
+    }
+    if u64::from(h.entry_point) >= h.count {
+        return Err(bad(format!("entry point {} out of range", h.entry_point)));
+    }
+    let levels = h.levels as usize;
+    let table: Vec<LayerEntry> = {
+        let raw = section::<u8>(
+            path,
+            bytes,
+            HEADER_SIZE as u64,
+            (levels * std::mem::size_of::<LayerEntry>()) as u64,
+            "layer table",
+        )?;
+        raw.chunks_exact(std::mem::size_of::<LayerEntry>())
+            .map(bytemuck::pod_read_unaligned)
+            .collect()
+    };
+    let mut end = (HEADER_SIZE + levels * std::mem::size_of::<LayerEntry>()) as u64;
+    let mut prev_nodes = h.count;
+    for (l, e) in table.iter().enumerate() {
+        if l == 0 && (e.nodes != h.count || e.nodes_offset != 0) {
+            return Err(bad(format!(
+                "layer 0 has {} rows for {} items",
+                e.nodes, h.count
+            )));
+        }
+        if e.nodes == 0 || e.nodes > prev_nodes {
+            return Err(bad(format!(
+                "layer {l} has {} nodes (layer below: {prev_nodes})",
+                e.nodes
+            )));
+        }
+        prev_nodes = e.nodes;
+        let max_deg = u64::from(if l == 0 { h.m0 } else { h.m });
+        if e.edges > e.nodes.saturating_mul(max_deg) {
+            return Err(bad(format!(
+                "layer {l} has {} edges, more than {} nodes × {max_deg}",
+                e.edges, e.nodes
+            )));
+        }
+        let nodes: &[u32] = if l > 0 {
+            section(path, bytes, e.nodes_offset, e.nodes, "nodes")?
+        } else {
+            &[]
+        };
+        let offsets: &[u64] = section(path, bytes, e.offsets_offset, e.nodes + 1, "row pointers")?;
+        section::<u32>(path, bytes, e.neighbours_offset, e.edges, "neighbours")?;
+        if offsets.first() != Some(&0) || offsets.last() != Some(&e.edges) {
+            return Err(bad(format!(
+                "layer {l}: row pointers do not span the {} edges",
+                e.edges
+            )));
+        }
+        if l == levels - 1 && nodes.binary_search(&h.entry_point).is_err() && l > 0 {
+            return Err(bad(format!(
+                "entry point {} is not in the top layer",
+                h.entry_point
+            )));
+        }
+        for x in [
+            e.nodes_offset + 4 * if l > 0 { e.nodes } else { 0 },
+            e.offsets_offset + 8 * (e.nodes + 1),
+            e.neighbours_offset + 4 * e.edges,
+        ] {
+            end = end.max(x);
+        }
+    }
+    let len = bytes.len() as u64;
+    if len != end {
+        return Err(bad(format!(
+            "file is {len} bytes but its sections end at {end}"
+        )));
+    }
+    Ok((count, dim, metric, table))
+}
+
+/// Checks the `.npy` header of `vectors.npy`; returns the data offset.
+fn check_vectors(path: &Path, bytes: &[u8], count: usize, dim: usize) -> Result<usize> {
+    let h = crate::npy::parse_header(bytes).map_err(|r| Error::Npy {
+        path: path.to_path_buf(),
+        reason: r,
+    })?;
+    let d = h.dtype;
+    if d.kind != crate::npy::Kind::Float || d.size != 4 || d.big_endian || h.fortran_order {
+        return Err(Error::corrupt(
+            path,
+            "vectors must be little-endian float32 in C order",
+        ));
+    }
+    if h.shape != [count, dim] {
+        return Err(Error::corrupt(
+            path,
+            format!(
+                "shape {:?} does not match graph.bin ({count}, {dim})",
+                h.shape
+            ),
+        ));
+    }
+    let values = count
+        .checked_mul(dim)
+        .filter(|v| v.checked_mul(4).is_some())
+        .ok_or_else(|| Error::corrupt(path, format!("{count} × {dim} values overflow")))?;
+    section::<f32>(path, bytes, h.data_offset as u64, values as u64, "vectors")?;
+    let want = (h.data_offset as u64).saturating_add(4 * values as u64);
+    if bytes.len() as u64 != want {
+        return Err(Error::corrupt(
+            path,
+            format!("{} bytes, expected {want}", bytes.len()),
+        ));
+    }
+    Ok(h.data_offset)
+}
+
+fn check_meta(path: &Path, bytes: &[u8], count: usize) -> Result<MetaHeader> {
+    let h: MetaHeader = read_header(
+        path,
+        bytes,
+        &META_MAGIC,
+        "LKNSMETA",
+        |h: &MetaHeader| h.version,
+        |h| h.header_crc,
+    )?;
+    if h.count != count as u64 {
+        return Err(Error::corrupt(
+            path,
+            format!("{} records for {count} items", h.count),
+        ));
+    }
+    if h.flags & FLAG_LABELS != 0 {
+        section::<i64>(path, bytes, h.labels_offset, h.count, "labels")?;
+    }
+    section::<u8>(path, bytes, h.payload_offset, h.payload_len, "payload")?;
+    let end = h.payload_offset.saturating_add(h.payload_len);
+    if bytes.len() as u64 != end {
+        return Err(Error::corrupt(
+            path,
+            format!(
+                "file is {} bytes but its sections end at {end}",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(h)
+}

@@ -1,0 +1,140 @@
+//! `manifest.json`: what an index directory holds and what built it.
+//!
+//! Written last when building, so its presence marks a complete index.
+//! Opening compares every file's size with the manifest (a `stat`, no
+//! reading); [`crate::Index::verify`] also recomputes the CRC32s.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::distance::Metric;
+use crate::error::{Error, Result};
+use crate::format::{MIN_VERSION, VERSION};
+
+/// File name of the manifest.
+pub const MANIFEST: &str = "manifest.json";
+/// File name of the graph.
+pub const GRAPH: &str = "graph.bin";
+/// File name of the vectors.
+pub const VECTORS: &str = "vectors.npy";
+/// File name of the per-item metadata.
+pub const META: &str = "meta.bin";
+/// Value of the `format` field.
+pub const FORMAT_NAME: &str = "likeness-index";
+/// Largest manifest accepted (it is a few hundred bytes).
+const MAX_MANIFEST: u64 = 1 << 20;
+
+/// Size and checksum of one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Size in bytes.
+    pub size: u64,
+    /// CRC32 (IEEE) of the whole file.
+    pub crc32: u32,
+}
+
+/// Parameters the graph was built with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildParams {
+    /// Links per node in layers ≥ 1 (layer 0 keeps up to `2 m`).
+    pub m: usize,
+    /// Beam width while inserting.
+    pub ef_construction: usize,
+    /// Seed of the insertion order.
+    pub seed: u64,
+    /// Threads used to build.
+    pub threads: usize,
+    /// Graph builder and version.
+    pub builder: String,
+}
+
+/// The name and version of the program that wrote the index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tool {
+    /// Crate name.
+    pub name: String,
+    /// Crate version.
+    pub version: String,
+}
+
+/// Contents of `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always `"likeness-index"`.
+    pub format: String,
+    /// Format version of the directory (and of its binary files).
+    pub format_version: u32,
+    /// Metric the vectors are searched with.
+    pub metric: Metric,
+    /// Vector dimension.
+    pub dim: usize,
+    /// Number of items.
+    pub count: usize,
+    /// Number of graph layers.
+    pub levels: usize,
+    /// Whether `meta.bin` holds labels.
+    pub has_labels: bool,
+    /// Build parameters.
+    pub build: BuildParams,
+    /// Program that wrote the index.
+    pub tool: Tool,
+    /// Fingerprint of the model that produced the vectors, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_fingerprint: Option<String>,
+    /// Seconds since the Unix epoch when the index was built.
+    pub created_unix: u64,
+    /// Every other file of the directory, by name.
+    pub files: BTreeMap<String, FileEntry>,
+}
+
+impl Manifest {
+    /// Reads and checks `dir/manifest.json`.
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join(MANIFEST);
+        let file = std::fs::File::open(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::MissingFile { path: path.clone() },
+            _ => Error::io(&path, e),
+        })?;
+        let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        if len > MAX_MANIFEST {
+            return Err(Error::corrupt(
+                &path,
+                format!("{len} bytes is far too large for a manifest"),
+            ));
+        }
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        // Look at the version before the full schema, so a newer manifest
+        // reports "newer version" rather than a missing field.
+        let raw: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::corrupt(&path, format!("not valid JSON: {e}")))?;
+        if raw.get("format").and_then(|v| v.as_str()) != Some(FORMAT_NAME) {
+            return Err(Error::BadMagic {
+                path,
+                expected: "\"format\": \"likeness-index\"",
+            });
+        }
+        let version = raw
+            .get("format_version")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
+        if !(u64::from(MIN_VERSION)..=u64::from(VERSION)).contains(&version) {
+            return Err(Error::UnsupportedVersion {
+                path,
+                found: u32::try_from(version).unwrap_or(u32::MAX),
+                min: MIN_VERSION,
+                max: VERSION,
+            });
+        }
+        serde_json::from_value(raw)
+            .map_err(|e| Error::corrupt(&path, format!("unexpected contents: {e}")))
+    }
+
+    /// The entry for `name`, or an error naming the file.
+    pub fn file(&self, dir: &Path, name: &str) -> Result<&FileEntry> {
+        self.files
+            .get(name)
+            .ok_or_else(|| Error::corrupt(dir.join(MANIFEST), format!("no entry for {name}")))
+    }
+}

@@ -1,0 +1,594 @@
+//! End-to-end tests of the on-disk index: recall against brute force, round
+//! trips, damaged files, and the golden v1 index.
+
+use std::path::{Path, PathBuf};
+
+use likeness_index::{exact, metrics, Error, Index, IndexBuilder, ItemInfo, LabelFilter, Metric};
+use rand::{Rng, SeedableRng};
+
+/// `n` points around `clusters` random centres in `dim` dimensions, with
+/// their cluster as label.
+fn clustered(n: usize, dim: usize, clusters: usize, seed: u64) -> (Vec<f32>, Vec<i64>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let centres: Vec<f32> = (0..clusters * dim)
+        .map(|_| rng.gen_range(-1.0..1.0))
+        .collect();
+    let mut v = Vec::with_capacity(n * dim);
+    let mut labels = Vec::with_capacity(n);
+    for _ in 0..n {
+        let c = rng.gen_range(0..clusters);
+        labels.push(c as i64);
+        for d in 0..dim {
+            // Sum of uniforms: roughly Gaussian, cheap.
+            let noise: f32 = (0..4).map(|_| rng.gen_range(-0.25f32..0.25)).sum();
+            v.push(centres[c * dim + d] + noise);
+        }
+    }
+    (v, labels)
+}
+
+fn seed() -> u64 {
+    std::env::var("LIKENESS_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_secs())
+        })
+}
+
+#[test]
+fn recall_against_brute_force() {
+    let seed = seed();
+    println!("seed = {seed} (rerun with LIKENESS_TEST_SEED={seed})");
+    // 20k points as the issue asks when optimised; unoptimised hnsw_rs
+    // builds ~10x slower, so plain `cargo test` uses 4k (same dimension,
+    // same threshold).
+    let n = if cfg!(debug_assertions) {
+        2_500
+    } else {
+        20_000
+    };
+    let (dim, nq, k) = (64, 200, 10);
+    println!("{n} points, {dim}-d, {nq} queries");
+    // Few, wide clusters: neighbours are decided inside a 64-d cloud, the
+    // hard case for a graph search.
+    let (all, _) = clustered(n + nq, dim, 10, seed);
+    let (base, queries) = all.split_at(n * dim);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ix");
+    for (metric, sub) in [(Metric::L2, "l2"), (Metric::Cosine, "cos")] {
+        let out = out.with_extension(sub);
+        let t = std::time::Instant::now();
+        IndexBuilder::new()
+            .metric(metric)
+            .seed(seed)
+            .build(base, dim, None, None, &out, None)
+            .unwrap();
+        let build = t.elapsed();
+        let index = Index::open(&out).unwrap();
+        let approx = index.search_batch(queries, dim, k, 64, None).unwrap();
+        let truth = exact::search(base, queries, dim, k, metric).unwrap();
+        let recall = metrics::ann_recall(&approx, &truth, k).unwrap();
+        println!("{metric}: recall@{k} at ef 64 = {recall:.4} (build {build:.1?})");
+        assert!(
+            recall >= 0.95,
+            "{metric}: recall {recall} < 0.95 (seed {seed})"
+        );
+        // The exact search of the index agrees with the free function.
+        let ex = index.search_exact_batch(queries, dim, k, None).unwrap();
+        assert!(metrics::ann_recall(&ex, &truth, k).unwrap() > 0.999);
+    }
+}
+
+fn build_small(
+    dir: &Path,
+    n: usize,
+    dim: usize,
+    metric: Metric,
+    with_meta: bool,
+) -> (PathBuf, Vec<f32>, Vec<i64>) {
+    let (v, labels) = clustered(n, dim, 7, 11);
+    let out = dir.join("ix");
+    let items: Vec<ItemInfo> = (0..n)
+        .map(|i| ItemInfo {
+            source: format!("img/{i}.jpg"),
+            region: (i % 2 == 0).then_some([0.0, 1.0, 2.0, i as f32]),
+        })
+        .collect();
+    let b = IndexBuilder::new()
+        .metric(metric)
+        .m(8)
+        .ef_construction(64)
+        .threads(1)
+        .seed(3);
+    if with_meta {
+        b.build(&v, dim, Some(&labels), Some(&items), &out, None)
+            .unwrap();
+    } else {
+        b.build(&v, dim, None, None, &out, None).unwrap();
+    }
+    (out, v, labels)
+}
+
+#[test]
+fn label_filter_and_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, labels) = clustered(3000, 16, 7, 5);
+    let out = dir.path().join("ix");
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let last = std::sync::atomic::AtomicUsize::new(0);
+    let progress = |done: usize, total: usize| {
+        assert_eq!(total, 3000);
+        calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        last.fetch_max(done, std::sync::atomic::Ordering::Relaxed);
+    };
+    IndexBuilder::new()
+        .metric(Metric::L2)
+        .build(&v, 16, Some(&labels), None, &out, Some(&progress))
+        .unwrap();
+    assert!(calls.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    assert_eq!(last.load(std::sync::atomic::Ordering::Relaxed), 3000);
+    let index = Index::open(&out).unwrap();
+    let q = &v[..16];
+    for f in [LabelFilter::only([2, 4]), LabelFilter::except([labels[0]])] {
+        let r = index.search(q, 10, 100, Some(&f)).unwrap();
+        let ex = index.search_exact_batch(q, 16, 10, Some(&f)).unwrap();
+        for &id in r.ids(0) {
+            assert!(
+                id >= 0 && f.allows(labels[id as usize]),
+                "{f:?} let through {id}"
+            );
+        }
+        assert!(metrics::ann_recall(&r, &ex, 10).unwrap() >= 0.9);
+    }
+    // No labels: a filter is refused with a clear error.
+    let out2 = dir.path().join("nolabels");
+    IndexBuilder::new()
+        .build(&v[..160], 16, None, None, &out2, None)
+        .unwrap();
+    let e = Index::open(&out2)
+        .unwrap()
+        .search(q, 1, 10, Some(&LabelFilter::only([1])))
+        .unwrap_err();
+    assert!(e.to_string().contains("--labels"), "{e}");
+}
+
+#[test]
+fn search_rejects_bad_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, v, _) = build_small(dir.path(), 200, 8, Metric::Cosine, false);
+    let index = Index::open(&out).unwrap();
+    assert!(matches!(
+        index.search(&v[..7], 5, 10, None),
+        Err(Error::DimensionMismatch {
+            expected: 8,
+            got: 7,
+            ..
+        })
+    ));
+    assert!(matches!(
+        index.search_batch(&v[..16], 4, 5, 10, None),
+        Err(Error::DimensionMismatch {
+            expected: 8,
+            got: 4,
+            ..
+        })
+    ));
+    let mut q = v[..24].to_vec();
+    q[19] = f32::NAN;
+    assert!(matches!(
+        index.search_batch(&q, 8, 5, 10, None),
+        Err(Error::NonFinite { row: 2, col: 3, .. })
+    ));
+    assert!(matches!(
+        index.search(&[0.0; 8], 5, 10, None),
+        Err(Error::ZeroVector { row: 0 })
+    ));
+    assert!(matches!(
+        index.search(&v[..8], 0, 10, None),
+        Err(Error::InvalidParameter { name: "k", .. })
+    ));
+    assert!(matches!(
+        index.search(&v[..8], 5, usize::MAX, None),
+        Err(Error::InvalidParameter { name: "ef", .. })
+    ));
+    // k larger than the index: padded.
+    let r = index.search(&v[..8], 300, 10, None).unwrap();
+    assert_eq!(r.ids(0).iter().filter(|&&i| i >= 0).count(), 200);
+    assert_eq!(r.ids(0)[250], -1);
+}
+
+#[test]
+fn build_refuses_existing_output_and_leaves_no_temp_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, v, _) = build_small(dir.path(), 50, 4, Metric::L2, false);
+    let e = IndexBuilder::new()
+        .build(&v, 4, None, None, &out, None)
+        .unwrap_err();
+    assert!(e.to_string().contains("already exists"), "{e}");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("ix")]);
+    let mut files: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["graph.bin", "manifest.json", "vectors.npy"]);
+}
+
+// ---- damaged files -------------------------------------------------------
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// Rewrites the manifest entry of `name` to match the file on disk, so a
+/// damage inside the file is what opening meets (not the size check).
+fn refresh_manifest(dir: &Path, name: &str) {
+    let p = dir.join("manifest.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    let bytes = std::fs::read(dir.join(name)).unwrap();
+    m["files"][name]["size"] = bytes.len().into();
+    m["files"][name]["crc32"] = crc32fast::hash(&bytes).into();
+    std::fs::write(&p, serde_json::to_vec(&m).unwrap()).unwrap();
+}
+
+fn damaged(
+    base: &Path,
+    tag: &str,
+    name: &str,
+    f: impl FnOnce(&mut Vec<u8>),
+    refresh: bool,
+) -> PathBuf {
+    let d = base.parent().unwrap().join(tag);
+    copy_dir(base, &d);
+    let p = d.join(name);
+    let mut bytes = std::fs::read(&p).unwrap();
+    f(&mut bytes);
+    std::fs::write(&p, bytes).unwrap();
+    if refresh {
+        refresh_manifest(&d, name);
+    }
+    d
+}
+
+fn le32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+#[test]
+fn damaged_files_give_specific_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, v, _) = build_small(dir.path(), 300, 8, Metric::L2, true);
+    let index = Index::open(&good).unwrap();
+    index.verify().unwrap();
+    drop(index);
+
+    // Wrong magic.
+    let d = damaged(&good, "magic", "graph.bin", |b| b[0] = b'X', true);
+    assert!(
+        matches!(Index::open(&d), Err(Error::BadMagic { ref path, .. }) if path.ends_with("graph.bin"))
+    );
+    let d = damaged(&good, "meta-magic", "meta.bin", |b| b[3] = b'?', true);
+    assert!(
+        matches!(Index::open(&d), Err(Error::BadMagic { ref path, .. }) if path.ends_with("meta.bin"))
+    );
+    let d = damaged(&good, "npy-magic", "vectors.npy", |b| b[1] = b'X', true);
+    assert!(
+        matches!(Index::open(&d), Err(Error::Npy { ref path, .. }) if path.ends_with("vectors.npy"))
+    );
+
+    // Newer version (the header checksum is not even looked at).
+    let d = damaged(&good, "version", "graph.bin", |b| le32(b, 8, 2), true);
+    assert!(matches!(
+        Index::open(&d),
+        Err(Error::UnsupportedVersion { found: 2, .. })
+    ));
+
+    // A flipped byte in the header (the dimension field).
+    let d = damaged(&good, "flip", "graph.bin", |b| b[32] ^= 0x10, true);
+    assert!(
+        matches!(Index::open(&d), Err(Error::ChecksumMismatch { ref path, .. }) if path.ends_with("graph.bin"))
+    );
+
+    // Truncated: first the manifest size check, then (manifest refreshed)
+    // the structural one.
+    let cut = |b: &mut Vec<u8>| b.truncate(b.len() - 100);
+    let d = damaged(&good, "trunc", "graph.bin", cut, false);
+    assert!(matches!(Index::open(&d), Err(Error::SizeMismatch { .. })));
+    let d = damaged(&good, "trunc2", "graph.bin", cut, true);
+    assert!(
+        matches!(Index::open(&d), Err(Error::Truncated { .. })),
+        "{:?}",
+        Index::open(&d)
+    );
+    let d = damaged(&good, "trunc3", "graph.bin", |b| b.truncate(100), true);
+    assert!(matches!(
+        Index::open(&d),
+        Err(Error::Truncated {
+            expected: 128,
+            actual: 100,
+            ..
+        })
+    ));
+    let d = damaged(
+        &good,
+        "trunc4",
+        "vectors.npy",
+        |b| b.truncate(b.len() - 4),
+        true,
+    );
+    assert!(
+        matches!(Index::open(&d), Err(Error::Truncated { .. })),
+        "{:?}",
+        Index::open(&d)
+    );
+
+    // Manifest and file size disagree.
+    let d = damaged(&good, "size", "vectors.npy", |b| b.push(0), false);
+    assert!(
+        matches!(Index::open(&d), Err(Error::SizeMismatch { expected, actual, .. }) if actual == expected + 1)
+    );
+
+    // Out-of-range neighbour ids inside an otherwise valid file: open
+    // succeeds (it does not read adjacency), search and verify fail.
+    let d = damaged(
+        &good,
+        "nbr",
+        "graph.bin",
+        |b| {
+            // Layer 0 entry: neighbours_offset at 128 + 32, edges at 128 + 24.
+            let off = u64::from_le_bytes(b[160..168].try_into().unwrap()) as usize;
+            let edges = u64::from_le_bytes(b[152..160].try_into().unwrap()) as usize;
+            for e in 0..edges {
+                le32(b, off + 4 * e, 300 + e as u32);
+            }
+        },
+        false,
+    );
+    // The manifest CRC is stale, but opening does not read CRCs.
+    let ix = Index::open(&d).unwrap();
+    let e = ix.search(&v[..8], 5, 20, None).unwrap_err();
+    assert!(
+        matches!(e, Error::Corrupt { ref path, .. } if path.ends_with("graph.bin")),
+        "{e}"
+    );
+    assert!(e.to_string().contains("out of range"), "{e}");
+    assert!(matches!(ix.verify(), Err(Error::ChecksumMismatch { .. })));
+    drop(ix);
+    refresh_manifest(&d, "graph.bin");
+    assert!(matches!(
+        Index::open(&d).unwrap().verify(),
+        Err(Error::Corrupt { .. })
+    ));
+
+    // A flipped byte in the vectors: open is fine, verify catches it.
+    let d = damaged(
+        &good,
+        "vecflip",
+        "vectors.npy",
+        |b| *b.last_mut().unwrap() ^= 1,
+        false,
+    );
+    assert!(
+        matches!(Index::open(&d).unwrap().verify(), Err(Error::ChecksumMismatch { ref path, .. }) if path.ends_with("vectors.npy"))
+    );
+
+    // Item records that do not decode.
+    let d = damaged(
+        &good,
+        "payload",
+        "meta.bin",
+        |b| {
+            let off = u64::from_le_bytes(b[32..40].try_into().unwrap()) as usize;
+            b[off..off + 8].fill(0xff);
+        },
+        true,
+    );
+    let ix = Index::open(&d).unwrap();
+    assert!(matches!(ix.items(), Err(Error::Corrupt { .. })));
+
+    // Missing file, missing/foreign/newer manifest.
+    let d = damaged(&good, "missing", "graph.bin", |_| {}, false);
+    std::fs::remove_file(d.join("graph.bin")).unwrap();
+    assert!(matches!(Index::open(&d), Err(Error::MissingFile { .. })));
+    let d = damaged(&good, "nomanifest", "graph.bin", |_| {}, false);
+    std::fs::remove_file(d.join("manifest.json")).unwrap();
+    assert!(matches!(Index::open(&d), Err(Error::MissingFile { .. })));
+    let d = damaged(
+        &good,
+        "newmanifest",
+        "manifest.json",
+        |b| {
+            let s = String::from_utf8(b.clone())
+                .unwrap()
+                .replace("\"format_version\": 1", "\"format_version\": 9");
+            *b = s.into_bytes();
+        },
+        false,
+    );
+    assert!(matches!(
+        Index::open(&d),
+        Err(Error::UnsupportedVersion { found: 9, .. })
+    ));
+    let d = damaged(
+        &good,
+        "foreign",
+        "manifest.json",
+        |b| *b = b"{\"hello\": 1}".to_vec(),
+        false,
+    );
+    assert!(matches!(Index::open(&d), Err(Error::BadMagic { .. })));
+    let d = damaged(&good, "garbage", "manifest.json", |b| b.truncate(10), false);
+    assert!(matches!(Index::open(&d), Err(Error::Corrupt { .. })));
+
+    // Manifest disagreeing with graph.bin (dimension).
+    let d = damaged(
+        &good,
+        "dims",
+        "manifest.json",
+        |b| {
+            let s = String::from_utf8(b.clone())
+                .unwrap()
+                .replace("\"dim\": 8", "\"dim\": 9");
+            *b = s.into_bytes();
+        },
+        false,
+    );
+    assert!(
+        matches!(Index::open(&d), Err(Error::Corrupt { ref path, .. }) if path.ends_with("manifest.json"))
+    );
+}
+
+// ---- round trips ---------------------------------------------------------
+
+mod round_trip {
+    use super::{Index, IndexBuilder, ItemInfo, Metric};
+    use proptest::prelude::*;
+    use rand::{Rng, SeedableRng};
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+        #[test]
+        fn build_open_identical(
+            n in 1usize..60,
+            dim in 1usize..9,
+            seed in any::<u64>(),
+            l2 in any::<bool>(),
+            labelled in any::<bool>(),
+        ) {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let v: Vec<f32> = (0..n * dim).map(|_| rng.gen_range(0.1f32..10.0)).collect();
+            let labels: Vec<i64> = (0..n).map(|_| rng.gen_range(i64::MIN..i64::MAX)).collect();
+            let items: Vec<ItemInfo> = (0..n)
+                .map(|i| ItemInfo {
+                    source: format!("d/é{i}-{}", rng.gen::<u32>()),
+                    region: rng.gen::<bool>().then(|| [rng.gen(), rng.gen(), rng.gen(), rng.gen()]),
+                })
+                .collect();
+            let metric = if l2 { Metric::L2 } else { Metric::Cosine };
+            let dir = tempfile::tempdir().unwrap();
+            let out = dir.path().join("ix");
+            let (lab, it) = if labelled { (Some(&labels[..]), Some(&items[..])) } else { (None, None) };
+            IndexBuilder::new().metric(metric).seed(seed).m(4).ef_construction(20)
+                .build(&v, dim, lab, it, &out, None).unwrap();
+            let index = Index::open(&out).unwrap();
+            index.verify().unwrap();
+            let mut want = v.clone();
+            metric.preprocess(&mut want, dim).unwrap();
+            prop_assert_eq!(index.vectors(), &want[..]);
+            prop_assert_eq!((index.len(), index.dim(), index.metric()), (n, dim, metric));
+            if labelled {
+                prop_assert_eq!(index.labels(), Some(&labels[..]));
+                prop_assert_eq!(index.items().unwrap(), items);
+            } else {
+                prop_assert!(index.labels().is_none());
+                prop_assert!(index.items().unwrap().is_empty());
+            }
+            // Every item finds itself first (k = n, ef = n covers the graph).
+            let r = index.search(&v[..dim], n, n, None).unwrap();
+            prop_assert_eq!(r.distances(0)[0].max(0.0) < 1e-5, true);
+        }
+    }
+}
+
+#[test]
+fn numpy_reads_vectors_npy() {
+    let py = std::env::var_os("LIKENESS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/root/.cache/likeness/torch-2.11.0/bin/python".into());
+    if !py.exists() {
+        println!(
+            "SKIPPED: no python at {} (set LIKENESS_PYTHON)",
+            py.display()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _, _) = build_small(dir.path(), 120, 5, Metric::Cosine, false);
+    let index = Index::open(&out).unwrap();
+    let sum: f64 = index.vectors().iter().map(|&x| f64::from(x)).sum();
+    let script = "import sys, numpy as np\nv = np.load(sys.argv[1], mmap_mode='r')\nassert v.dtype == np.float32 and v.shape == (120, 5) and v.offset % 64 == 0\nassert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)\nprint(repr(float(v.astype(np.float64).sum())))";
+    let o = std::process::Command::new(py)
+        .args(["-c", script])
+        .arg(out.join("vectors.npy"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();
+    assert!((got - sum).abs() < 1e-6, "{got} vs {sum}");
+}
+
+// ---- golden index --------------------------------------------------------
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden-v1")
+}
+
+/// The data the golden index was built from (deterministic).
+fn golden_data() -> (Vec<f32>, Vec<i64>, Vec<ItemInfo>) {
+    let (v, labels) = clustered(300, 8, 5, 2024);
+    let items = (0..300)
+        .map(|i| ItemInfo {
+            source: format!("gallery/{:03}.png", i),
+            region: (i % 3 == 0).then_some([1.0, 2.0, 30.0, 40.0]),
+        })
+        .collect();
+    (v, labels, items)
+}
+
+/// Regenerates `tests/data/golden-v1` (only when asked: the golden index
+/// exists to catch format changes, so it must not follow them silently).
+#[test]
+#[ignore = "writes tests/data/golden-v1; run with --ignored after a deliberate format change"]
+fn regenerate_golden_v1() {
+    let (v, labels, items) = golden_data();
+    let d = golden_dir();
+    let _ = std::fs::remove_dir_all(&d);
+    IndexBuilder::new()
+        .metric(Metric::Cosine)
+        .m(8)
+        .ef_construction(64)
+        .threads(1)
+        .seed(7)
+        .model_fingerprint("golden-test-model")
+        .build(&v, 8, Some(&labels), Some(&items), &d, None)
+        .unwrap();
+}
+
+#[test]
+fn golden_v1_index_still_opens() {
+    let index = Index::open(golden_dir()).expect("the committed v1 index must keep opening");
+    index.verify().unwrap();
+    let m = index.manifest();
+    assert_eq!(
+        (m.format_version, m.count, m.dim, m.metric),
+        (1, 300, 8, Metric::Cosine)
+    );
+    assert_eq!(m.model_fingerprint.as_deref(), Some("golden-test-model"));
+    let (v, labels, items) = golden_data();
+    assert_eq!(index.labels(), Some(&labels[..]));
+    assert_eq!(index.items().unwrap(), items);
+    let mut want = v.clone();
+    Metric::Cosine.preprocess(&mut want, 8).unwrap();
+    let diff = index
+        .vectors()
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(diff < 1e-6, "{diff}");
+    // Search over the golden graph finds the exact neighbours.
+    let approx = index.search_batch(&v[..80], 8, 5, 50, None).unwrap();
+    let truth = exact::search(&v, &v[..80], 8, 5, Metric::Cosine).unwrap();
+    assert!(metrics::ann_recall(&approx, &truth, 5).unwrap() >= 0.99);
+}

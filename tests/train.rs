@@ -1,0 +1,409 @@
+//! The trainer: loss parity with PyTorch, determinism, TorchScript export,
+//! and its errors on bad input.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use likeness::train::loss::{loss, LossConfig, LossKind};
+use tch::{Kind, Tensor};
+
+/// The venv's Python (with torch and numpy); `make test` sets LIKENESS_PYTHON.
+fn python() -> PathBuf {
+    let p = std::env::var_os("LIKENESS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| likeness::cache::cache_dir().join("torch-2.11.0/bin/python"));
+    assert!(
+        p.exists(),
+        "{} missing: run `make venv` (or `make test`)",
+        p.display()
+    );
+    p
+}
+
+fn run_python(script: &str, stdin: &str, args: &[&str]) -> String {
+    use std::io::Write;
+    let mut child = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn value(t: &Tensor) -> f64 {
+    t.double_value(&[])
+}
+
+#[test]
+fn hand_checked_tiny_case() {
+    // Anchors (1), (0); positives (1), (2). Logits [[1, 2], [0, 0]]:
+    // anchor 0: log(1 + e^(2-1)) = 1.3132617, anchor 1: log 2 = 0.6931472.
+    // L2: 0.002 · ¼ · (0.5 + 2.5) = 0.0015.
+    let a = Tensor::from_slice(&[1.0f32, 0.0]).view([2, 1]);
+    let p = Tensor::from_slice(&[1.0f32, 2.0]).view([2, 1]);
+    let l = Tensor::from_slice(&[0i64, 1]);
+    let mut cfg = LossConfig::default();
+    let mc = value(&loss(&cfg, &a, &p, &l, 1).unwrap());
+    assert!(
+        (mc - (1.3132617 + std::f64::consts::LN_2) / 2.0 - 0.0015).abs() < 1e-6,
+        "{mc}"
+    );
+    cfg.kind = LossKind::NpairOvo;
+    let ovo = value(&loss(&cfg, &a, &p, &l, 1).unwrap());
+    assert!(
+        (ovo - mc).abs() < 1e-6,
+        "with N = 2, ovo equals mc: {ovo} vs {mc}"
+    );
+    // Triplet, margin 1: embeddings 1, 0, 1, 2 with classes 0, 1, 0, 1.
+    // Hardest positive / negative distances: (0, 1), (2, 1), (0, 1), (2, 1).
+    cfg.kind = LossKind::Triplet;
+    let tr = value(&loss(&cfg, &a, &p, &l, 1).unwrap());
+    assert!(
+        (tr - (0.0 + 2.0 + 0.0 + 2.0) / 4.0 - 0.0015).abs() < 1e-5,
+        "{tr}"
+    );
+}
+
+const PYTORCH_LOSSES: &str = r#"
+import json, sys, torch, torch.nn.functional as F
+d = json.load(sys.stdin)
+T, N, D = d["tuples"], d["n"], d["dim"]
+a = torch.tensor(d["anchors"], dtype=torch.float64).view(T * N, D)
+p = torch.tensor(d["positives"], dtype=torch.float64).view(T * N, D)
+lab = torch.tensor(d["labels"])
+lam, margin = d["l2_reg"], d["margin"]
+l2 = lam * 0.25 * ((a ** 2).sum(1).mean() + (p ** 2).sum(1).mean())
+logits = a.view(T, N, D) @ p.view(T, N, D).transpose(1, 2)
+mc = F.cross_entropy(logits.reshape(T * N, N), torch.arange(N).repeat(T))
+# ovo: for each anchor, sum over j != i of log(1 + exp(l_ij - l_ii))
+diff = logits - logits.diagonal(dim1=1, dim2=2).unsqueeze(2)
+mask = 1 - torch.eye(N, dtype=torch.float64)
+ovo = (F.softplus(diff) * mask).sum(2).mean()
+# triplet, batch-hard, Euclidean
+e = torch.cat([a, p]); ids = lab.repeat(2)
+dist = torch.cdist(e, e)
+same = ids[:, None] == ids[None, :]
+eye = torch.eye(len(e), dtype=torch.bool)
+hp = torch.where(same & ~eye, dist, torch.zeros_like(dist)).amax(1)
+hn = torch.where(~same, dist, torch.full_like(dist, float("inf"))).amin(1)
+tr = F.relu(hp - hn + margin).mean()
+print(json.dumps({"npair-mc": (mc + l2).item(), "npair-ovo": (ovo + l2).item(), "triplet": (tr + l2).item()}))
+"#;
+
+#[test]
+fn losses_agree_with_pytorch_within_1e_5() {
+    let (t, n, d) = (3i64, 5i64, 8i64);
+    let gen = |off: f64| -> Vec<f32> {
+        (0..t * n * d)
+            .map(|i| ((i as f64 * 0.37 + off).sin() * 1.5) as f32)
+            .collect()
+    };
+    let (av, pv) = (gen(0.1), gen(2.3));
+    // Classes recur across tuples (as with few classes): tuple t uses classes t..t+N mod 6.
+    let labels: Vec<i64> = (0..t)
+        .flat_map(|tt| (0..n).map(move |c| (tt + c) % 6))
+        .collect();
+    let input = serde_json::json!({
+        "tuples": t, "n": n, "dim": d, "anchors": av, "positives": pv, "labels": labels,
+        "l2_reg": 0.01, "margin": 0.5,
+    });
+    let out: serde_json::Value =
+        serde_json::from_str(&run_python(PYTORCH_LOSSES, &input.to_string(), &[])).unwrap();
+    let a = Tensor::from_slice(&av).view([t * n, d]);
+    let p = Tensor::from_slice(&pv).view([t * n, d]);
+    let l = Tensor::from_slice(&labels);
+    for (kind, name) in [
+        (LossKind::NpairMc, "npair-mc"),
+        (LossKind::NpairOvo, "npair-ovo"),
+        (LossKind::Triplet, "triplet"),
+    ] {
+        let cfg = LossConfig {
+            kind,
+            l2_reg: 0.01,
+            margin: 0.5,
+        };
+        let ours = value(&loss(&cfg, &a, &p, &l, t).unwrap().to_kind(Kind::Double));
+        let theirs = out[name].as_f64().unwrap();
+        assert!(
+            (ours - theirs).abs() < 1e-5,
+            "{name}: likeness {ours} vs pytorch {theirs}"
+        );
+    }
+}
+
+fn likeness(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_likeness"))
+        .args(args)
+        .env_remove("LIKENESS_DEVICE")
+        .output()
+        .expect("run likeness")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A quick training on the Fashion-MNIST test split.
+fn quick_train(out: &Path, seed: &str, extra: &[&str]) -> Output {
+    let data = common::fashion_test();
+    let mut args = vec![
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(out),
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "4",
+        "--tuples",
+        "2",
+        "--val",
+        "none",
+        "--seed",
+        seed,
+    ];
+    args.extend_from_slice(extra);
+    likeness(&args)
+}
+
+#[test]
+fn same_seed_on_one_cpu_thread_gives_bit_identical_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for out in [&a, &b] {
+        let o = quick_train(out, "7", &[]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let wa = std::fs::read(a.join("weights.safetensors")).unwrap();
+    let wb = std::fs::read(b.join("weights.safetensors")).unwrap();
+    assert_eq!(wa, wb, "weights differ between two runs with the same seed");
+    // A different seed gives different weights (the test can fail).
+    let c = dir.path().join("c");
+    let o = quick_train(&c, "8", &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_ne!(wa, std::fs::read(c.join("weights.safetensors")).unwrap());
+    for f in ["model.json", "train_log.csv", "model.pt"] {
+        assert!(a.join(f).is_file(), "{f} missing");
+    }
+}
+
+#[test]
+fn torchscript_export_gives_the_same_embeddings_in_pytorch() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m");
+    let o = quick_train(&out, "7", &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (net, card) = likeness::model::load(&out, tch::Device::Cpu).unwrap();
+    let ds = likeness::data::Dataset::open(common::fashion_test()).unwrap();
+    let idx: Vec<usize> = (0..64).collect();
+    let samples = ds.load_many(&idx).unwrap();
+    let images: Vec<_> = samples.iter().map(|s| &s.image).collect();
+    let input = likeness::transform::batch_input(&images, &card.spec, None, &[]);
+    let ours = likeness::embed::embed_tensor(&net, &input, 64, tch::Device::Cpu).unwrap();
+    let x = dir.path().join("x.npy");
+    let y = dir.path().join("y.npy");
+    likeness_index::npy::write(&x, &input, &[64, 28 * 28]).unwrap();
+    run_python(
+        "import sys, numpy as np, torch\n\
+         m = torch.jit.load(sys.argv[1]); m.eval()\n\
+         x = torch.from_numpy(np.load(sys.argv[2])).view(-1, 1, 28, 28)\n\
+         with torch.no_grad(): y = m(x)\n\
+         np.save(sys.argv[3], y.numpy().astype(np.float32))\n",
+        "",
+        &[s(&out.join("model.pt")), s(&x), s(&y)],
+    );
+    let theirs = likeness_index::npy::read_matrix(&y).unwrap();
+    assert_eq!((theirs.rows, theirs.dim), (64, card.spec.dim as usize));
+    let worst = ours
+        .iter()
+        .zip(&theirs.data)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        worst < 1e-4,
+        "model.pt differs from likeness by up to {worst}"
+    );
+}
+
+/// An image folder: `classes[i]` images of class `ci`, 16×16 RGB.
+fn folder(dir: &Path, counts: &[usize]) -> PathBuf {
+    let root = dir.join("imgs");
+    for (c, &n) in counts.iter().enumerate() {
+        let cd = root.join(format!("c{c}"));
+        std::fs::create_dir_all(&cd).unwrap();
+        for i in 0..n {
+            let img = image::RgbImage::from_fn(16, 16, |x, y| {
+                image::Rgb([(c * 60) as u8, (x * 8 + i as u32) as u8, (y * 8) as u8])
+            });
+            img.save(cd.join(format!("{i}.png"))).unwrap();
+        }
+    }
+    root
+}
+
+fn train_err(args: &[&str]) -> String {
+    let o = likeness(args);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "expected an error: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let e = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!e.contains("panicked"), "{e}");
+    e
+}
+
+#[test]
+fn bad_training_input_gets_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let base = |data: &Path| {
+        vec![
+            "--device".to_string(),
+            "cpu".into(),
+            "train".into(),
+            "--data".into(),
+            s(data).into(),
+            "--out".into(),
+            s(&out).into(),
+            "--epochs".into(),
+            "1".into(),
+            "--steps-per-epoch".into(),
+            "1".into(),
+            "--val".into(),
+            "none".into(),
+        ]
+    };
+    let run = |data: &Path, extra: &[&str]| {
+        let mut a = base(data);
+        a.extend(extra.iter().map(|x| x.to_string()));
+        train_err(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    // One class.
+    let one = folder(&dir.path().join("one"), &[4]);
+    assert!(run(&one, &[]).contains("at least 2 classes"));
+    // A class with a single image: listed, and --min-per-class drops it.
+    let small = folder(&dir.path().join("small"), &[3, 1, 3]);
+    let e = run(&small, &[]);
+    assert!(e.contains("c1 (1)") && e.contains("--min-per-class"), "{e}");
+    let mut ok = base(&small);
+    ok.extend(
+        [
+            "--min-per-class",
+            "2",
+            "--input-size",
+            "16",
+            "--tuples",
+            "1",
+        ]
+        .map(String::from),
+    );
+    let o = likeness(&ok.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // An output folder that holds a model is refused without --force.
+    assert!(run(&small, &["--min-per-class", "2"]).contains("--force"));
+    std::fs::remove_dir_all(&out).unwrap();
+    // More classes per tuple than classes.
+    let three = folder(&dir.path().join("three"), &[2, 2, 2]);
+    assert!(run(&three, &["--classes-per-tuple", "4"]).contains("more than the 3 training classes"));
+    // A TorchScript file that is not one.
+    let junk = dir.path().join("junk.pt");
+    std::fs::write(&junk, b"not a model").unwrap();
+    let arch = format!("torchscript:{}", junk.display());
+    assert!(run(&three, &["--arch", &arch]).contains("not a loadable TorchScript module"));
+    // CUDA asked for where there is none.
+    if !tch::Cuda::is_available() {
+        assert!(run(&three, &["--device", "cuda"]).contains("CUDA is not available"));
+    }
+}
+
+#[test]
+fn torchscript_backbones_are_fine_tuned_and_must_output_2d() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("backbone.pt");
+    let flat = dir.path().join("flat4d.pt");
+    run_python(
+        "import sys, torch, torch.nn as nn\n\
+         torch.manual_seed(0)\n\
+         b = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())\n\
+         torch.jit.script(b).save(sys.argv[1])\n\
+         torch.jit.script(nn.Conv2d(3, 4, 3)).save(sys.argv[2])\n",
+        "",
+        &[s(&good), s(&flat)],
+    );
+    let data = folder(dir.path(), &[3, 3, 3]);
+    let out = dir.path().join("m");
+    let arch = format!("torchscript:{}", good.display());
+    let o = likeness(&[
+        "--device",
+        "cpu",
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--arch",
+        &arch,
+        "--input-size",
+        "16",
+        "--epochs",
+        "2",
+        "--steps-per-epoch",
+        "3",
+        "--tuples",
+        "2",
+        "--val",
+        "none",
+        "--dim",
+        "4",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The backbone's weights moved: fine-tuning, not a frozen feature extractor.
+    let (net, _) = likeness::model::load(&out, tch::Device::Cpu).unwrap();
+    let vars = net.vs.variables();
+    assert!(
+        vars.keys().any(|k| k.starts_with("backbone")),
+        "{:?}",
+        vars.keys()
+    );
+    let arch = format!("torchscript:{}", flat.display());
+    let e = train_err(&[
+        "--device",
+        "cpu",
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&dir.path().join("m2")),
+        "--arch",
+        &arch,
+        "--input-size",
+        "16",
+        "--val",
+        "none",
+    ]);
+    assert!(e.contains("to [B, F]"), "{e}");
+}
