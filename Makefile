@@ -18,7 +18,7 @@ endif
 # Tests that talk to numpy/PyTorch use this interpreter.
 export LIKENESS_PYTHON ?= $(VENV)/bin/python
 
-.PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache
+.PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache bench-train
 
 all: build
 
@@ -56,8 +56,11 @@ clippy: system-deps $(TORCH_DEP)
 test: system-deps $(TORCH_DEP) data
 	$(CARGO) fmt --all --check
 	$(TORCH_ENV) $(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(TORCH_ENV) $(CARGO) build --release --bin likeness
-	$(TORCH_ENV) $(CARGO) test --workspace
+	$(TORCH_ENV) $(CARGO) test --workspace --release
+
+# Training throughput: likeness vs PyTorch eager, same net/batch/optimizer.
+bench-train: build data
+	benches/train.sh
 
 clean-cache:
 	rm -rf $(LIKENESS_CACHE)

@@ -407,3 +407,63 @@ fn torchscript_backbones_are_fine_tuned_and_must_output_2d() {
     ]);
     assert!(e.contains("to [B, F]"), "{e}");
 }
+
+#[test]
+fn ctrl_c_leaves_a_checkpoint_that_resume_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m");
+    let data = common::fashion_test();
+    let args = [
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--epochs",
+        "2",
+        "--steps-per-epoch",
+        "60",
+        "--tuples",
+        "2",
+        "--val",
+        "none",
+    ];
+    let child = Command::new(env!("CARGO_BIN_EXE_likeness"))
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until training has started, then interrupt it.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("--resume"), "{err}");
+    assert!(out.join("checkpoint.json").is_file());
+    assert!(
+        !out.join("model.json").exists(),
+        "an interrupted run is not a finished model"
+    );
+    // The same command with --resume finishes the training.
+    let mut resume: Vec<&str> = args.to_vec();
+    resume.push("--resume");
+    let o = likeness(&resume);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("model.json").is_file());
+    assert!(
+        !out.join("checkpoint.json").exists(),
+        "checkpoint removed once finished"
+    );
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("model.json")).unwrap()).unwrap();
+    assert_eq!(card["epochs"].as_array().unwrap().len(), 2);
+}

@@ -65,6 +65,30 @@ impl std::str::FromStr for ValSplit {
     }
 }
 
+/// Learning-rate schedule over all steps of the training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LrSchedule {
+    /// `--lr` throughout.
+    Constant,
+    /// Cosine decay from `--lr` to 0 (Loshchilov & Hutter, SGDR, without restarts).
+    #[default]
+    Cosine,
+}
+
+impl LrSchedule {
+    /// Learning rate at `step` of `total`.
+    pub fn at(self, lr: f64, step: usize, total: usize) -> f64 {
+        match self {
+            LrSchedule::Constant => lr,
+            LrSchedule::Cosine => {
+                let t = step as f64 / total.max(1) as f64;
+                0.5 * lr * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+        }
+    }
+}
+
 /// Everything `likeness train` needs, validated by [`TrainConfig::validate`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -85,6 +109,9 @@ pub struct TrainConfig {
     /// Steps per epoch; default: training images / images per step.
     pub steps_per_epoch: Option<usize>,
     pub lr: f64,
+    /// How the learning rate changes over the steps.
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
     pub weight_decay: f64,
     pub val: ValSplit,
     pub val_data: Option<PathBuf>,
@@ -340,6 +367,7 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
     if cfg.resume {
         let ck = out.load_checkpoint(&mut net.vs)?;
         card.epochs = ck.epochs;
+        card.best_epoch = ck.best_epoch;
         start_epoch = ck.epoch;
         start_step = ck.step;
     }
@@ -430,6 +458,10 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
             (x, labels)
         };
         net.set_train(true);
+        opt.set_lr(
+            cfg.lr_schedule
+                .at(cfg.lr, p.epoch * steps + p.step, cfg.epochs * steps),
+        );
         let emb = net.forward_t(&x, true);
         let loss = loss::loss(
             &cfg.loss,
@@ -462,7 +494,7 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
             drop(rx);
             let _ = loader.join();
             bar.abandon_with_message("stopped");
-            out.save_checkpoint(&net.vs, p.epoch, p.step + 1, &card.epochs)?;
+            out.save_checkpoint(&net.vs, p.epoch, p.step + 1, &card)?;
             return Ok(Outcome::Interrupted {
                 epoch: p.epoch,
                 step: p.step + 1,
@@ -513,7 +545,7 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
         }
         card.train_seconds += train_secs;
         train_secs = 0.0;
-        out.save_checkpoint(&net.vs, p.epoch + 1, 0, &card.epochs)?;
+        out.save_checkpoint(&net.vs, p.epoch + 1, 0, &card)?;
         out.write_card(&card)?;
         out.write_log(&card)?;
         epoch_loss = 0.0;
@@ -539,6 +571,7 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
     out.export_torchscript(&mut net)?;
     out.write_card(&card)?;
     out.write_log(&card)?;
+    out.plot_curves(&card)?;
     out.remove_checkpoint()?;
     Ok(Outcome::Finished(Box::new(card)))
 }

@@ -100,6 +100,7 @@ pub struct ModelCard {
     pub epochs_planned: usize,
     pub steps_per_epoch: usize,
     pub lr: f64,
+    pub lr_schedule: super::LrSchedule,
     pub weight_decay: f64,
     pub augment: crate::transform::Augment,
     pub val: super::ValSplit,
@@ -153,6 +154,7 @@ impl ModelCard {
             epochs_planned: cfg.epochs,
             steps_per_epoch: 0,
             lr: cfg.lr,
+            lr_schedule: cfg.lr_schedule,
             weight_decay: cfg.weight_decay,
             augment: cfg.augment,
             val: cfg.val,
@@ -183,6 +185,9 @@ pub struct Checkpoint {
     pub epoch: usize,
     pub step: usize,
     pub epochs: Vec<EpochRecord>,
+    /// The epoch whose weights are in `weights.safetensors` (0: none yet).
+    #[serde(default)]
+    pub best_epoch: usize,
 }
 
 /// The output folder of a training.
@@ -272,13 +277,14 @@ impl OutDir {
         vs: &VarStore,
         epoch: usize,
         step: usize,
-        epochs: &[EpochRecord],
+        card: &ModelCard,
     ) -> Result<()> {
         self.save_vars(vs, "checkpoint.safetensors")?;
         let ck = Checkpoint {
             epoch,
             step,
-            epochs: epochs.to_vec(),
+            epochs: card.epochs.clone(),
+            best_epoch: card.best_epoch,
         };
         let json = serde_json::to_vec_pretty(&ck).map_err(|e| Error::Invalid(e.to_string()))?;
         write_atomic(&self.path("checkpoint.json"), &json)
@@ -349,5 +355,60 @@ impl OutDir {
         let tmp = tmp_name(&path);
         module.save(&tmp)?;
         sync_rename(&tmp, &path)
+    }
+}
+
+impl OutDir {
+    /// `curves.png`: training loss, and validation Recall@1 and MAP@R, per epoch.
+    pub fn plot_curves(&self, card: &ModelCard) -> Result<()> {
+        use crate::plot::{Panel, Series};
+        use plotters::style::RGBColor;
+        let loss: Vec<(f64, f64)> = card
+            .epochs
+            .iter()
+            .map(|e| (e.epoch as f64, e.loss))
+            .collect();
+        let val = |f: fn(&Validation) -> f64| -> Vec<(f64, f64)> {
+            card.epochs
+                .iter()
+                .filter_map(|e| e.validation.as_ref().map(|v| (e.epoch as f64, f(v))))
+                .collect()
+        };
+        let mut panels = vec![Panel {
+            title: "training loss",
+            x_label: "epoch",
+            y_label: "loss",
+            series: vec![Series {
+                name: "loss",
+                points: loss,
+                color: RGBColor(200, 60, 40),
+            }],
+        }];
+        let r1 = val(|v| v.recall_1);
+        if !r1.is_empty() {
+            panels.push(Panel {
+                title: "validation",
+                x_label: "epoch",
+                y_label: "score",
+                series: vec![
+                    Series {
+                        name: "Recall@1",
+                        points: r1,
+                        color: RGBColor(30, 90, 200),
+                    },
+                    Series {
+                        name: "Recall@8",
+                        points: val(|v| v.recall_8),
+                        color: RGBColor(90, 160, 230),
+                    },
+                    Series {
+                        name: "MAP@R",
+                        points: val(|v| v.map_at_r),
+                        color: RGBColor(40, 150, 70),
+                    },
+                ],
+            });
+        }
+        crate::plot::line_panels(&self.path("curves.png"), &panels)
     }
 }

@@ -1,0 +1,140 @@
+//! PNG charts for people who would rather look than read: training curves
+//! (`curves.png`) and, later, evaluation bars. Text needs a TrueType font:
+//! the first of a few common system fonts (Debian: `fonts-dejavu-core`,
+//! which `make` installs); without one the charts are drawn without text.
+use std::path::Path;
+use std::sync::OnceLock;
+
+use plotters::prelude::*;
+
+use crate::error::{Error, Result};
+
+const FONT_PATHS: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/liberation-sans/LiberationSans-Regular.ttf",
+];
+
+/// Registers a system font as "sans-serif" once; false when none exists.
+pub fn fonts_available() -> bool {
+    static FOUND: OnceLock<bool> = OnceLock::new();
+    *FOUND.get_or_init(|| {
+        for p in FONT_PATHS {
+            if let Ok(bytes) = std::fs::read(p) {
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+}
+
+/// One line of a chart.
+pub struct Series<'a> {
+    pub name: &'a str,
+    pub points: Vec<(f64, f64)>,
+    pub color: RGBColor,
+}
+
+/// A panel: title, axis names and its lines.
+pub struct Panel<'a> {
+    pub title: &'a str,
+    pub x_label: &'a str,
+    pub y_label: &'a str,
+    pub series: Vec<Series<'a>>,
+}
+
+fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!("{}: cannot draw chart: {e}", path.display()))
+}
+
+/// Draws panels side by side into a PNG (written atomically).
+pub fn line_panels(path: &Path, panels: &[Panel<'_>]) -> Result<()> {
+    let text = fonts_available();
+    let (w, h) = (520 * panels.len().max(1) as u32, 400);
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+        let areas = root.split_evenly((1, panels.len().max(1)));
+        for (panel, area) in panels.iter().zip(areas.iter()) {
+            let pts = panel.series.iter().flat_map(|s| s.points.iter());
+            let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+            for &(x, y) in pts {
+                x0 = x0.min(x);
+                x1 = x1.max(x);
+                y0 = y0.min(y);
+                y1 = y1.max(y);
+            }
+            if x0 > x1 {
+                (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+            }
+            if x1 - x0 < 1e-9 {
+                x1 = x0 + 1.0;
+            }
+            let pad = ((y1 - y0) * 0.08).max(1e-3);
+            let mut b = ChartBuilder::on(area);
+            b.margin(14);
+            if text {
+                b.caption(panel.title, ("sans-serif", 20))
+                    .x_label_area_size(36)
+                    .y_label_area_size(52);
+            }
+            let mut chart = b
+                .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
+                .map_err(|e| plot_err(path, e))?;
+            let mut mesh = chart.configure_mesh();
+            if text {
+                mesh.x_desc(panel.x_label).y_desc(panel.y_label);
+            } else {
+                mesh.disable_x_axis().disable_y_axis();
+            }
+            mesh.draw().map_err(|e| plot_err(path, e))?;
+            for s in &panel.series {
+                let color = s.color;
+                let drawn = chart
+                    .draw_series(LineSeries::new(
+                        s.points.iter().copied(),
+                        color.stroke_width(2),
+                    ))
+                    .map_err(|e| plot_err(path, e))?;
+                if text {
+                    drawn.label(s.name).legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                    });
+                }
+                chart
+                    .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                    .map_err(|e| plot_err(path, e))?;
+            }
+            if text {
+                chart
+                    .configure_series_labels()
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK)
+                    .position(SeriesLabelPosition::LowerRight)
+                    .draw()
+                    .map_err(|e| plot_err(path, e))?;
+            }
+        }
+        root.present().map_err(|e| plot_err(path, e))?;
+    }
+    write_png(path, &buf, w, h)
+}
+
+/// Encodes an RGB buffer as PNG and publishes it atomically.
+pub fn write_png(path: &Path, rgb: &[u8], w: u32, h: u32) -> Result<()> {
+    let img = image::RgbImage::from_raw(w, h, rgb.to_vec())
+        .ok_or_else(|| plot_err(path, "buffer size mismatch"))?;
+    let mut bytes = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| plot_err(path, e))?;
+    crate::train::output::write_atomic(path, &bytes)
+}
