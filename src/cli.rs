@@ -39,6 +39,12 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Train an embedding network with the multi-class N-pair loss.
     Train(Box<TrainArgs>),
+    /// Build an HNSW index directory from a .npy of vectors (f16/f32/f64).
+    Build(crate::index_cmd::BuildArgs),
+    /// Find the k nearest items of each query vector in an index.
+    Query(crate::index_cmd::QueryArgs),
+    /// Check every file of an index directory (sizes, CRC32s, graph links).
+    Verify(crate::index_cmd::VerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -149,6 +155,7 @@ impl TrainArgs {
             epochs: self.epochs,
             steps_per_epoch: self.steps_per_epoch,
             lr: self.lr,
+            lr_schedule: crate::train::LrSchedule::default(),
             weight_decay: self.weight_decay,
             val,
             val_data: self.val_data,
@@ -192,6 +199,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Doctor(args) => doctor(cli.global.device, threads, args),
         Command::Inspect(args) => inspect(args),
         Command::Train(args) => train(cli.global.device, *args),
+        Command::Build(args) => crate::index_cmd::build(threads, args),
+        Command::Query(args) => crate::index_cmd::query(threads, args),
+        Command::Verify(args) => crate::index_cmd::verify(args),
     }
 }
 

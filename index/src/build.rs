@@ -57,6 +57,7 @@ pub struct IndexBuilder {
     metric: Metric,
     threads: usize,
     model_fingerprint: Option<String>,
+    overwrite: bool,
 }
 
 impl Default for IndexBuilder {
@@ -68,6 +69,7 @@ impl Default for IndexBuilder {
             metric: Metric::Cosine,
             threads: 0,
             model_fingerprint: None,
+            overwrite: false,
         }
     }
 }
@@ -133,6 +135,16 @@ impl IndexBuilder {
     #[must_use]
     pub fn model_fingerprint(mut self, fingerprint: impl Into<String>) -> Self {
         self.model_fingerprint = Some(fingerprint.into());
+        self
+    }
+
+    /// Replace an existing index directory at the output path. The new index
+    /// is built and synced beside it first, so a failed build leaves the old
+    /// one untouched; only a directory that holds a `manifest.json` (or
+    /// nothing at all) is replaced, never an arbitrary folder.
+    #[must_use]
+    pub fn overwrite(mut self, overwrite: bool) -> Self {
+        self.overwrite = overwrite;
         self
     }
 
@@ -210,10 +222,13 @@ impl IndexBuilder {
             }
         }
         if out_dir.exists() {
-            return Err(Error::InvalidInput(format!(
-                "{} already exists; remove it or choose another --out",
-                out_dir.display()
-            )));
+            if !self.overwrite {
+                return Err(Error::InvalidInput(format!(
+                    "{} already exists; remove it, choose another --out or pass --force",
+                    out_dir.display()
+                )));
+            }
+            crate::fsutil::check_replaceable(out_dir, MANIFEST)?;
         }
         if let Some(parent) = out_dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
@@ -282,7 +297,11 @@ impl IndexBuilder {
         let json = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| Error::InvalidInput(format!("cannot encode manifest: {e}")))?;
         write_file(&tmp.path().join(MANIFEST), |w| w.write_all(&json))?;
-        tmp.publish(out_dir)?;
+        if self.overwrite {
+            tmp.publish_replacing(out_dir, MANIFEST)?;
+        } else {
+            tmp.publish(out_dir)?;
+        }
         Ok(BuildReport {
             count: n,
             levels: graph.layers.len(),

@@ -104,6 +104,58 @@ impl TempDir {
     }
 }
 
+impl TempDir {
+    /// As [`TempDir::publish`], but an existing `target` (which must pass
+    /// [`check_replaceable`]) is moved aside, replaced and then removed. The
+    /// new directory is complete and synced before the old one moves, so a
+    /// reader sees either the old index or the new one (or, for the instant
+    /// between the two renames, none).
+    pub fn publish_replacing(self, target: &Path, marker: &str) -> Result<()> {
+        if !target.exists() {
+            return self.publish(target);
+        }
+        check_replaceable(target, marker)?;
+        let old = temp_sibling(target, "replaced")?;
+        fs::rename(target, &old).map_err(|e| Error::io(target, e))?;
+        match self.publish(target) {
+            Ok(()) => {
+                // The new index is in place; failing to delete the old copy
+                // only leaves a hidden sibling behind.
+                let _ = fs::remove_dir_all(&old);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = fs::rename(&old, target);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Whether `target` may be replaced by a new index: a directory that is
+/// empty or holds `marker` (the manifest). Anything else is refused so a
+/// mistyped output path cannot delete unrelated files.
+pub(crate) fn check_replaceable(target: &Path, marker: &str) -> Result<()> {
+    let refuse = |why: &str| {
+        Err(Error::InvalidInput(format!(
+            "{} {why}; refusing to replace it, remove it by hand or choose another output directory",
+            target.display()
+        )))
+    };
+    let meta = fs::symlink_metadata(target).map_err(|e| Error::io(target, e))?;
+    if !meta.is_dir() {
+        return refuse("is not a directory");
+    }
+    if target.join(marker).is_file() {
+        return Ok(());
+    }
+    let mut entries = fs::read_dir(target).map_err(|e| Error::io(target, e))?;
+    if entries.next().is_none() {
+        return Ok(());
+    }
+    refuse(&format!("is not an index directory (no {marker})"))
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         if !self.keep {

@@ -1,0 +1,429 @@
+//! `likeness build`, `query` and `verify` end to end, on small generated
+//! `.npy` files: the binary is run as a user would run it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use likeness_index::npy;
+
+fn likeness(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_likeness"))
+        .args(args)
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("LIKENESS_DEVICE")
+        .env_remove("LIKENESS_THREADS")
+        .output()
+        .expect("run likeness")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ok(args: &[&str]) -> Output {
+    let o = likeness(args);
+    assert!(o.status.success(), "likeness {args:?} failed\n{}", text(&o));
+    o
+}
+
+fn fails(args: &[&str]) -> String {
+    let o = likeness(args);
+    assert_eq!(o.status.code(), Some(2), "likeness {args:?}\n{}", text(&o));
+    stderr(&o)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// SplitMix64 in [-1, 1): seeded data without depending on a RNG's API.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+}
+
+/// `n` points of `dim` around 8 centres; returns the values and the labels.
+fn clustered(n: usize, dim: usize, seed: u64) -> (Vec<f32>, Vec<i64>) {
+    let mut r = Rng(seed);
+    let centres: Vec<f32> = (0..8 * dim).map(|_| r.next()).collect();
+    let mut v = Vec::with_capacity(n * dim);
+    let mut labels = Vec::with_capacity(n);
+    for i in 0..n {
+        let c = i % 8;
+        labels.push(c as i64);
+        for d in 0..dim {
+            v.push(centres[c * dim + d] + 0.4 * r.next());
+        }
+    }
+    (v, labels)
+}
+
+/// A 2-D int64 `.npy` as rows.
+fn read_ids(path: &Path) -> Vec<Vec<i64>> {
+    let bytes = std::fs::read(path).unwrap();
+    let h = npy::parse_header(&bytes).unwrap();
+    assert_eq!(h.shape.len(), 2, "{:?}", h.shape);
+    let d = h.dtype;
+    assert!(
+        d.kind == npy::Kind::Int && d.size == 8 && !d.big_endian,
+        "{d:?}"
+    );
+    let k = h.shape[1];
+    let ids: Vec<i64> = bytes[h.data_offset..]
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(ids.len(), h.shape[0] * k);
+    ids.chunks(k).map(<[i64]>::to_vec).collect()
+}
+
+/// Writes a float matrix as float64 or float16 (round to nearest is not
+/// needed: the values only have to be what the test compares against).
+fn write_as(path: &Path, data: &[f32], rows: usize, dim: usize, descr: &str) {
+    let mut bytes = npy::header_bytes(descr, &[rows, dim]);
+    for &x in data {
+        match descr {
+            "<f8" => bytes.extend_from_slice(&f64::from(x).to_le_bytes()),
+            "<f2" => bytes.extend_from_slice(&f16_bits(x).to_le_bytes()),
+            _ => unreachable!(),
+        }
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// f32 → IEEE half (truncating), for values of moderate magnitude.
+fn f16_bits(x: f32) -> u16 {
+    let b = x.to_bits();
+    let sign = ((b >> 16) & 0x8000) as u16;
+    let exp = ((b >> 23) & 0xff) as i32 - 127 + 15;
+    if x == 0.0 || exp <= 0 {
+        return sign;
+    }
+    assert!(exp < 31, "{x} is too large for this test's f16 writer");
+    sign | ((exp as u16) << 10) | ((b >> 13) & 0x3ff) as u16
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    base: PathBuf,
+    labels: PathBuf,
+    queries: PathBuf,
+    n: usize,
+    nq: usize,
+    dim: usize,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let (n, nq, dim) = (3000, 100, 16);
+    let (all, labels) = clustered(n + nq, dim, 7);
+    let (base, queries) = all.split_at(n * dim);
+    let f = Fixture {
+        base: root.join("base.npy"),
+        labels: root.join("labels.npy"),
+        queries: root.join("queries.npy"),
+        root,
+        _dir: dir,
+        n,
+        nq,
+        dim,
+    };
+    npy::write(&f.base, base, &[n, dim]).unwrap();
+    npy::write(&f.labels, &labels[..n], &[n]).unwrap();
+    npy::write(&f.queries, queries, &[nq, dim]).unwrap();
+    f
+}
+
+impl Fixture {
+    fn build(&self, name: &str, extra: &[&str]) -> PathBuf {
+        let out = self.root.join(name);
+        let mut args = vec![
+            "--threads",
+            "2",
+            "build",
+            "--vectors",
+            s(&self.base),
+            "--labels",
+            s(&self.labels),
+            "--out",
+            s(&out),
+            "--seed",
+            "3",
+        ];
+        args.extend_from_slice(extra);
+        let o = ok(&args);
+        let msg = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            msg.contains(&format!("indexed {} vectors", self.n)),
+            "{msg}"
+        );
+        out
+    }
+}
+
+#[test]
+fn build_then_query_finds_the_exact_neighbours() {
+    let f = fixture();
+    for metric in ["l2", "cosine"] {
+        let ix = f.build(&format!("ix-{metric}"), &["--metric", metric, "--m", "12"]);
+        let approx = f.root.join(format!("approx-{metric}.npy"));
+        let exact = f.root.join(format!("exact-{metric}.npy"));
+        let o = ok(&[
+            "query",
+            "--index",
+            s(&ix),
+            "--vectors",
+            s(&f.queries),
+            "-k",
+            "10",
+            "--ef",
+            "64",
+            "--out",
+            s(&approx),
+        ]);
+        let report = stderr(&o);
+        for what in ["queries/s", "index open", "peak rss"] {
+            assert!(report.contains(what), "{what} missing from: {report}");
+        }
+        assert!(o.stdout.is_empty(), "--out keeps stdout clean");
+        ok(&[
+            "query",
+            "--index",
+            s(&ix),
+            "--vectors",
+            s(&f.queries),
+            "-k",
+            "10",
+            "--exact",
+            "--out",
+            s(&exact),
+        ]);
+        let (a, e) = (read_ids(&approx), read_ids(&exact));
+        assert_eq!((a.len(), a[0].len()), (f.nq, 10));
+        let found: usize = a
+            .iter()
+            .zip(&e)
+            .map(|(a, e)| a.iter().filter(|i| e.contains(i)).count())
+            .sum();
+        let recall = found as f64 / (f.nq * 10) as f64;
+        println!("{metric}: recall@10 = {recall:.4}");
+        assert!(recall >= 0.95, "{metric}: recall@10 = {recall}");
+        assert!(e.iter().flatten().all(|&i| (0..f.n as i64).contains(&i)));
+    }
+}
+
+#[test]
+fn query_prints_ids_or_json_lines() {
+    let f = fixture();
+    let ix = f.build("ix", &["--metric", "l2"]);
+    let o = ok(&[
+        "query",
+        "--index",
+        s(&ix),
+        "--vectors",
+        s(&f.queries),
+        "-k",
+        "3",
+    ]);
+    let plain = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(plain.lines().count(), f.nq);
+    assert!(plain.lines().all(|l| l.split(' ').count() == 3), "{plain}");
+
+    let o = ok(&[
+        "query",
+        "--index",
+        s(&ix),
+        "--vectors",
+        s(&f.queries),
+        "-k",
+        "3",
+        "--json",
+    ]);
+    let lines: Vec<serde_json::Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), f.nq + 1);
+    for (q, v) in lines[..f.nq].iter().enumerate() {
+        assert_eq!(v["type"], "query", "{v}");
+        assert_eq!(v["query"], q);
+        assert_eq!(v["ids"].as_array().unwrap().len(), 3);
+        assert_eq!(v["distances"].as_array().unwrap().len(), 3);
+        assert_eq!(v["labels"].as_array().unwrap().len(), 3, "labelled index");
+    }
+    let summary = &lines[f.nq];
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["queries"], f.nq);
+    assert!(summary["queries_per_second"].as_f64().unwrap() > 0.0);
+    assert!(summary["open_seconds"].as_f64().is_some());
+}
+
+#[test]
+fn float16_and_float64_inputs_are_accepted() {
+    let f = fixture();
+    let m = npy::read_matrix(&f.base).unwrap();
+    let q = npy::read_matrix(&f.queries).unwrap();
+    let base64 = f.root.join("base64.npy");
+    let q16 = f.root.join("q16.npy");
+    write_as(&base64, &m.data, m.rows, m.dim, "<f8");
+    write_as(&q16, &q.data, q.rows, q.dim, "<f2");
+    let ix = f.root.join("ix64");
+    ok(&[
+        "build",
+        "--vectors",
+        s(&base64),
+        "--out",
+        s(&ix),
+        "--metric",
+        "l2",
+    ]);
+    let out = f.root.join("n.npy");
+    ok(&[
+        "query",
+        "--index",
+        s(&ix),
+        "--vectors",
+        s(&q16),
+        "-k",
+        "5",
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(read_ids(&out).len(), f.nq);
+}
+
+#[test]
+fn verify_passes_then_names_the_corrupted_file() {
+    let f = fixture();
+    let ix = f.build("ix", &["--metric", "l2"]);
+    let o = ok(&["verify", "--index", s(&ix)]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("ok"));
+
+    // Flip one byte in the middle of the vectors: opening does not read
+    // them, the full checksum pass must notice.
+    let vectors = ix.join("vectors.npy");
+    let mut bytes = std::fs::read(&vectors).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&vectors, bytes).unwrap();
+    let err = fails(&["verify", "--index", s(&ix)]);
+    assert!(err.contains("vectors.npy"), "{err}");
+    assert!(err.contains("checksum"), "{err}");
+
+    // A truncated graph is caught when opening, by query as well.
+    let ix2 = f.build("ix2", &["--metric", "l2"]);
+    let graph = ix2.join("graph.bin");
+    let len = std::fs::metadata(&graph).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&graph)
+        .unwrap()
+        .set_len(len - 8)
+        .unwrap();
+    for args in [
+        vec!["verify", "--index", s(&ix2)],
+        vec!["query", "--index", s(&ix2), "--vectors", s(&f.queries)],
+    ] {
+        let err = fails(&args);
+        assert!(err.contains("graph.bin"), "{err}");
+    }
+}
+
+#[test]
+fn queries_of_another_dimension_are_refused() {
+    let f = fixture();
+    let ix = f.build("ix", &[]);
+    let wrong = f.root.join("wrong.npy");
+    npy::write(&wrong, &vec![0.5f32; 4 * (f.dim + 1)], &[4, f.dim + 1]).unwrap();
+    for extra in [None, Some("--exact")] {
+        let mut args = vec!["query", "--index", s(&ix), "--vectors", s(&wrong)];
+        args.extend(extra);
+        let err = fails(&args);
+        assert!(err.contains("dimension mismatch"), "{err}");
+        assert!(err.contains("wrong.npy"), "{err}");
+        assert!(
+            err.contains(&format!("dimension {}", f.dim + 1)) && err.contains(&f.dim.to_string()),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn an_existing_out_is_refused_unless_forced_and_a_failed_build_keeps_it() {
+    let f = fixture();
+    let ix = f.build("ix", &["--metric", "l2"]);
+    let manifest = std::fs::read(ix.join("manifest.json")).unwrap();
+    let args = |extra: &[&'static str]| {
+        let mut a: Vec<String> = ["build", "--vectors", s(&f.base), "--out", s(&ix)]
+            .iter()
+            .map(|x| x.to_string())
+            .collect();
+        a.extend(extra.iter().map(|x| x.to_string()));
+        a
+    };
+    let run = |a: Vec<String>| likeness(&a.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let o = run(args(&[]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("already exists"), "{}", text(&o));
+    assert!(stderr(&o).contains("--force"), "{}", text(&o));
+
+    // A build that fails (bad parameter, bad vectors) leaves the old index.
+    let o = run(args(&["--force", "--m", "300"]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let nan = f.root.join("nan.npy");
+    let mut v = vec![1.0f32; 10 * f.dim];
+    v[3 * f.dim + 2] = f32::NAN;
+    npy::write(&nan, &v, &[10, f.dim]).unwrap();
+    let err = fails(&["build", "--vectors", s(&nan), "--out", s(&ix), "--force"]);
+    assert!(err.contains("row 3"), "{err}");
+    assert_eq!(std::fs::read(ix.join("manifest.json")).unwrap(), manifest);
+    ok(&["verify", "--index", s(&ix)]);
+
+    // --force replaces it, leaving no temporary siblings.
+    let o = run(args(&["--force", "--metric", "cosine"]));
+    assert!(o.status.success(), "{}", text(&o));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ix.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["metric"], "cosine");
+    ok(&["verify", "--index", s(&ix)]);
+    let hidden: Vec<_> = std::fs::read_dir(&f.root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
+
+    // --force never replaces a folder that is not an index.
+    let other = f.root.join("not-an-index");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("precious.txt"), "keep me").unwrap();
+    let err = fails(&[
+        "build",
+        "--vectors",
+        s(&f.base),
+        "--out",
+        s(&other),
+        "--force",
+    ]);
+    assert!(err.contains("not an index directory"), "{err}");
+    assert!(other.join("precious.txt").exists());
+}
