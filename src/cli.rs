@@ -94,6 +94,12 @@ pub struct TrainArgs {
     /// Adam learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
+    /// Learning-rate schedule over all steps.
+    #[arg(long, value_enum, default_value_t = crate::train::LrSchedule::Cosine)]
+    pub lr_schedule: crate::train::LrSchedule,
+    /// Forward-pass precision: fp32, or bf16 (autocast, as torch.autocast).
+    #[arg(long, value_enum, default_value_t = crate::runtime::Precision::Fp32)]
+    pub precision: crate::runtime::Precision,
     /// Adam weight decay.
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
@@ -155,7 +161,8 @@ impl TrainArgs {
             epochs: self.epochs,
             steps_per_epoch: self.steps_per_epoch,
             lr: self.lr,
-            lr_schedule: crate::train::LrSchedule::default(),
+            lr_schedule: self.lr_schedule,
+            precision: self.precision,
             weight_decay: self.weight_decay,
             val,
             val_data: self.val_data,

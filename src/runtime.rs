@@ -185,3 +185,64 @@ fn cudart_names(count: usize) -> Vec<Option<String>> {
         })
         .collect()
 }
+
+/// Numeric precision of the training forward pass.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// float32 throughout.
+    #[default]
+    Fp32,
+    /// Automatic mixed precision: the forward pass runs in bfloat16 where
+    /// PyTorch's autocast policy allows it (convolutions, matmuls), weights
+    /// and gradients stay float32 — `torch.autocast(dtype=torch.bfloat16)`.
+    Bf16,
+}
+
+// libtorch's own autocast switches for a device type, which tch does not
+// wrap for the CPU. Both take plain scalars (`c10::DeviceType` is an int8
+// enum class, CPU = 0), so the C++ functions have the C calling convention
+// on x86-64 and aarch64; the mangled names are those of libtorch 2.x.
+extern "C" {
+    #[link_name = "_ZN2at8autocast20set_autocast_enabledEN3c1010DeviceTypeEb"]
+    fn at_autocast_set_enabled_for(device_type: i8, enabled: bool);
+    #[link_name = "_ZN2at8autocast19is_autocast_enabledEN3c1010DeviceTypeE"]
+    fn at_autocast_is_enabled_for(device_type: i8) -> bool;
+}
+
+const CPU_DEVICE_TYPE: i8 = 0;
+
+/// Runs `f` with CPU autocast to bfloat16 when `precision` is `Bf16` (CUDA
+/// autocast too, through tch), restoring the previous state afterwards.
+pub fn with_precision<T>(precision: Precision, f: impl FnOnce() -> T) -> T {
+    match precision {
+        Precision::Fp32 => f(),
+        Precision::Bf16 => {
+            // SAFETY: plain-scalar calls into libtorch, which is linked; the
+            // functions only flip a thread-local flag.
+            let prev = unsafe { at_autocast_is_enabled_for(CPU_DEVICE_TYPE) };
+            unsafe { at_autocast_set_enabled_for(CPU_DEVICE_TYPE, true) };
+            // tch::autocast handles nesting and clears the cast cache on exit.
+            let out = tch::autocast(true, f);
+            // SAFETY: as above.
+            unsafe { at_autocast_set_enabled_for(CPU_DEVICE_TYPE, prev) };
+            out
+        }
+    }
+}
+
+/// Whether CPU autocast is on in this thread (for tests).
+pub fn cpu_autocast_enabled() -> bool {
+    // SAFETY: reads a thread-local flag in libtorch.
+    unsafe { at_autocast_is_enabled_for(CPU_DEVICE_TYPE) }
+}

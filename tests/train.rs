@@ -467,3 +467,22 @@ fn ctrl_c_leaves_a_checkpoint_that_resume_finishes() {
         serde_json::from_slice(&std::fs::read(out.join("model.json")).unwrap()).unwrap();
     assert_eq!(card["epochs"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn bf16_precision_runs_the_forward_pass_under_cpu_autocast() {
+    use likeness::runtime::{cpu_autocast_enabled, with_precision, Precision};
+    let a = Tensor::ones([4, 4], (Kind::Float, tch::Device::Cpu));
+    let (kind, inside) = with_precision(Precision::Bf16, || {
+        (a.matmul(&a).kind(), cpu_autocast_enabled())
+    });
+    assert!(inside);
+    assert_eq!(kind, Kind::BFloat16);
+    assert!(
+        !cpu_autocast_enabled(),
+        "autocast is switched off again afterwards"
+    );
+    assert_eq!(
+        with_precision(Precision::Fp32, || a.matmul(&a).kind()),
+        Kind::Float
+    );
+}

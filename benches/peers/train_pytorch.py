@@ -13,6 +13,7 @@ p.add_argument("--tuples", type=int, default=8)
 p.add_argument("--classes", type=int, default=10)
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--dim", type=int, default=64)
+p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
@@ -47,7 +48,12 @@ def batch():
     return torch.from_numpy((x - mean) / std).unsqueeze(1)
 
 def step(x):
-    f = net(x)
+    if a.precision == "bf16":
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            f = net(x)
+        f = f.float()
+    else:
+        f = net(x)
     fa, fp = f[:T * N].view(T, N, -1), f[T * N:].view(T, N, -1)
     logits = fa @ fp.transpose(1, 2)
     tgt = torch.arange(N).repeat(T)
@@ -63,4 +69,4 @@ t = time.perf_counter()
 for _ in range(a.steps):
     step(batch())
 dt = time.perf_counter() - t
-print(f"pytorch images/s {a.steps * 2 * T * N / dt:.1f} ({a.steps} steps, {dt:.2f}s, threads {a.threads})")
+print(f"pytorch images/s {a.steps * 2 * T * N / dt:.1f} ({a.steps} steps, {dt:.2f}s, threads {a.threads}, {a.precision})")

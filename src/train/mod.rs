@@ -112,6 +112,9 @@ pub struct TrainConfig {
     /// How the learning rate changes over the steps.
     #[serde(default)]
     pub lr_schedule: LrSchedule,
+    /// Precision of the forward pass (bf16 autocast is ~2x faster on CPUs with AMX/AVX512-BF16).
+    #[serde(default)]
+    pub precision: crate::runtime::Precision,
     pub weight_decay: f64,
     pub val: ValSplit,
     pub val_data: Option<PathBuf>,
@@ -462,7 +465,8 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
             cfg.lr_schedule
                 .at(cfg.lr, p.epoch * steps + p.step, cfg.epochs * steps),
         );
-        let emb = net.forward_t(&x, true);
+        let emb = crate::runtime::with_precision(cfg.precision, || net.forward_t(&x, true))
+            .to_kind(tch::Kind::Float);
         let loss = loss::loss(
             &cfg.loss,
             &emb.narrow(0, 0, tn),

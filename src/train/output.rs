@@ -101,6 +101,8 @@ pub struct ModelCard {
     pub steps_per_epoch: usize,
     pub lr: f64,
     pub lr_schedule: super::LrSchedule,
+    #[serde(default)]
+    pub precision: crate::runtime::Precision,
     pub weight_decay: f64,
     pub augment: crate::transform::Augment,
     pub val: super::ValSplit,
@@ -155,6 +157,7 @@ impl ModelCard {
             steps_per_epoch: 0,
             lr: cfg.lr,
             lr_schedule: cfg.lr_schedule,
+            precision: cfg.precision,
             weight_decay: cfg.weight_decay,
             augment: cfg.augment,
             val: cfg.val,

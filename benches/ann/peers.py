@@ -1,0 +1,362 @@
+"""ann-benchmarks' fashion-mnist-784-euclidean for `make bench-ann`: likeness
+against hnswlib and faiss-cpu (HNSW), same M and ef_construction, search on
+one thread, recall@10 against exact ground truth from `likeness query --exact`.
+
+Subcommands (benches/ann/run.sh calls them in this order):
+  prepare   IDX files -> base.npy (60000x784 f32), queries.npy (10000x784 f32)
+  likeness  build (timed), exact ground truth, then one `query` run per ef
+  hnswlib   build in one process (timed), load + search in another
+  faiss     same for faiss.IndexHNSWFlat
+  report    results.md (markdown tables) and recall_qps.png
+
+Every system appends JSON lines to WORK/results.jsonl. Recall follows
+ann-benchmarks: a returned item counts when its true distance is within the
+k-th exact distance (+1e-3 relative slack, for ties between duplicates).
+"""
+import argparse
+import gzip
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+EFS = [10, 16, 24, 32, 48, 64, 96, 128, 256]
+K = 10
+
+
+def vm_hwm():
+    """Peak resident set size of this process in bytes (VmHWM)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def read_idx_images(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    magic, n, rows, cols = np.frombuffer(data[:16], dtype=">u4")
+    assert magic == 2051, f"{path}: not an IDX image file"
+    x = np.frombuffer(data[16:], dtype=np.uint8, count=n * rows * cols)
+    return x.reshape(n, rows * cols).astype(np.float32)
+
+
+def append(work, row):
+    with open(os.path.join(work, "results.jsonl"), "a") as f:
+        f.write(json.dumps(row) + "\n")
+    keys = ("system", "ef", "recall", "qps")
+    if row.get("kind") == "search":
+        print("  {:<9} ef={:<4} recall@10={:.4f} {:>9.0f} q/s".format(
+            row["system"], row["ef"], row["recall"], row["qps"]), flush=True)
+    else:
+        print("  " + ", ".join(f"{k}={v}" for k, v in row.items() if k not in keys or k == "system"),
+              flush=True)
+
+
+class Truth:
+    """Exact neighbours and the recall of an answer against them."""
+
+    def __init__(self, work):
+        self.base = np.load(os.path.join(work, "base.npy"), mmap_mode="r")
+        self.queries = np.load(os.path.join(work, "queries.npy"))
+        self.ids = np.load(os.path.join(work, "gt.npy"))
+        assert self.ids.shape == (len(self.queries), K), self.ids.shape
+        self.kth = self.dist(self.ids)[:, K - 1]
+
+    def dist(self, ids):
+        """Squared L2 distance of each query to each of its ids (rows)."""
+        out = np.empty(ids.shape, dtype=np.float64)
+        for q in range(len(ids)):
+            d = self.base[ids[q]].astype(np.float64) - self.queries[q]
+            out[q] = np.einsum("ij,ij->i", d, d)
+        return out
+
+    def recall(self, ids):
+        ids = np.asarray(ids, dtype=np.int64)
+        valid = ids >= 0
+        d = self.dist(np.where(valid, ids, 0))
+        ok = valid & (d <= self.kth[:, None] * (1 + 1e-3) + 1e-6)
+        return float(ok.sum()) / ids.size
+
+    def id_recall(self, ids):
+        hits = sum(len(np.intersect1d(a, b)) for a, b in zip(ids, self.ids))
+        return hits / self.ids.size
+
+
+def cmd_prepare(a):
+    os.makedirs(a.work, exist_ok=True)
+    for name, src in (("base.npy", "train-images-idx3-ubyte.gz"),
+                      ("queries.npy", "t10k-images-idx3-ubyte.gz")):
+        path = os.path.join(a.work, name)
+        if not os.path.exists(path):
+            np.save(path, read_idx_images(os.path.join(a.data, src)))
+        x = np.load(path, mmap_mode="r")
+        print(f"  {name}: {x.shape[0]} x {x.shape[1]} {x.dtype}")
+    open(os.path.join(a.work, "results.jsonl"), "w").close()
+
+
+def run_likeness(args, stderr_path=None):
+    t = time.perf_counter()
+    p = subprocess.run(args, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if p.returncode != 0:
+        sys.exit(f"{' '.join(args)} failed:\n{p.stdout}{p.stderr}")
+    return p, wall
+
+
+def parse_query_stderr(text):
+    """The numbers `likeness query` prints on stderr."""
+    m = re.search(r"([\d.]+) queries/s \(([\d.]+)s\); index open ([\d.]+) ms; "
+                  r"rss after open ([\d.]+) MB, peak rss ([\d.]+) MB", text)
+    if not m:
+        sys.exit(f"cannot parse likeness query output:\n{text}")
+    return dict(qps=float(m[1]), search_seconds=float(m[2]), open_ms=float(m[3]),
+                rss_after_open_mb=float(m[4]), peak_rss_mb=float(m[5]))
+
+
+def cmd_likeness(a):
+    w = a.work
+    ix = os.path.join(w, "likeness-index")
+    base, queries, gt = (os.path.join(w, n) for n in ("base.npy", "queries.npy", "gt.npy"))
+    b = [a.bin, "--threads", str(a.build_threads), "build", "--vectors", base, "--out", ix,
+         "--metric", "l2", "--m", str(a.m), "--ef-construction", str(a.ef_construction),
+         "--seed", "1", "--force"]
+    p, wall = run_likeness(b)
+    graph = re.search(r"graph ([\d.]+)s", p.stdout)
+    append(w, dict(system="likeness", kind="build", build_seconds=round(wall, 2),
+                   graph_seconds=float(graph[1]) if graph else None, threads=a.build_threads,
+                   index_mb=round(dir_size(ix) / 1e6, 1)))
+    q = [a.bin, "--threads", str(a.build_threads), "query", "--index", ix, "--vectors", queries,
+         "-k", str(K), "--exact", "--out", gt]
+    p, wall = run_likeness(q)
+    s = parse_query_stderr(p.stderr)
+    base_bytes = np.load(base, mmap_mode="r").nbytes
+    nq = np.load(queries, mmap_mode="r").shape[0]
+    append(w, dict(system="likeness", kind="exact", seconds=s["search_seconds"],
+                   threads=a.build_threads, qps=s["qps"],
+                   scan_gb_per_s=round(nq * base_bytes / s["search_seconds"] / 1e9, 1)))
+    truth = Truth(w)
+    for ef in a.efs:
+        out = os.path.join(w, f"likeness-ef{ef}.npy")
+        q = [a.bin, "--threads", "1", "query", "--index", ix, "--vectors", queries,
+             "-k", str(K), "--ef", str(ef), "--out", out]
+        p, _ = run_likeness(q)
+        s = parse_query_stderr(p.stderr)
+        ids = np.load(out)
+        append(w, dict(system="likeness", kind="search", ef=ef, recall=truth.recall(ids),
+                       id_recall=truth.id_recall(ids), qps=s["qps"], open_ms=s["open_ms"],
+                       peak_rss_mb=s["peak_rss_mb"], rss_after_open_mb=s["rss_after_open_mb"]))
+
+
+def dir_size(d):
+    if os.path.isfile(d):
+        return os.path.getsize(d)
+    return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
+
+
+def peer_build(a):
+    """Builds the peer's index in this process; the search runs in a fresh one."""
+    base = np.load(os.path.join(a.work, "base.npy"))
+    path = os.path.join(a.work, f"{a.system}.index")
+    t = time.perf_counter()
+    if a.system == "hnswlib":
+        import hnswlib
+        ix = hnswlib.Index(space="l2", dim=base.shape[1])
+        ix.init_index(max_elements=len(base), ef_construction=a.ef_construction, M=a.m,
+                      random_seed=1)
+        ix.add_items(base, np.arange(len(base)), num_threads=a.build_threads)
+        build = time.perf_counter() - t
+        ix.save_index(path)
+    else:
+        import faiss
+        faiss.omp_set_num_threads(a.build_threads)
+        ix = faiss.IndexHNSWFlat(base.shape[1], a.m)
+        ix.hnsw.efConstruction = a.ef_construction
+        ix.add(base)
+        build = time.perf_counter() - t
+        faiss.write_index(ix, path)
+    print(json.dumps(dict(system=a.system, kind="build", build_seconds=round(build, 2),
+                          threads=a.build_threads, index_mb=round(dir_size(path) / 1e6, 1))))
+
+
+def peer_search(a):
+    queries = np.load(os.path.join(a.work, "queries.npy"))
+    path = os.path.join(a.work, f"{a.system}.index")
+    truth = Truth(a.work)
+    t = time.perf_counter()
+    if a.system == "hnswlib":
+        import hnswlib
+        ix = hnswlib.Index(space="l2", dim=queries.shape[1])
+        ix.load_index(path)
+        ix.set_num_threads(1)
+    else:
+        import faiss
+        faiss.omp_set_num_threads(1)
+        ix = faiss.read_index(path)
+    open_ms = (time.perf_counter() - t) * 1e3
+    for ef in a.efs:
+        t = time.perf_counter()
+        if a.system == "hnswlib":
+            ix.set_ef(ef)
+            ids, _ = ix.knn_query(queries, k=K, num_threads=1)
+        else:
+            ix.hnsw.efSearch = ef
+            _, ids = ix.search(queries, K)
+        secs = time.perf_counter() - t
+        print(json.dumps(dict(system=a.system, kind="search", ef=ef,
+                              recall=truth.recall(ids), id_recall=truth.id_recall(ids),
+                              qps=len(queries) / secs, open_ms=round(open_ms, 2),
+                              peak_rss_mb=round(vm_hwm() / 1e6, 1))), flush=True)
+
+
+def cmd_peer(a):
+    """Runs the build and the search as two child processes of this script."""
+    me = [sys.executable, os.path.abspath(__file__)]
+    common = ["--work", a.work, "--m", str(a.m), "--ef-construction", str(a.ef_construction),
+              "--build-threads", str(a.build_threads), "--efs", ",".join(map(str, a.efs))]
+    for stage in ("peer-build", "peer-search"):
+        env = dict(os.environ)
+        if stage == "peer-search":
+            env["OMP_NUM_THREADS"] = "1"
+        p = subprocess.run(me + [stage, a.system] + common, capture_output=True, text=True,
+                           env=env)
+        if p.returncode != 0:
+            sys.exit(f"{a.system} {stage} failed:\n{p.stdout}{p.stderr}")
+        for line in p.stdout.splitlines():
+            if line.startswith("{"):
+                append(a.work, json.loads(line))
+
+
+def best_at(rows, threshold):
+    ok = [r for r in rows if r["recall"] >= threshold]
+    return max(ok, key=lambda r: r["qps"]) if ok else None
+
+
+def cmd_report(a):
+    rows = [json.loads(l) for l in open(os.path.join(a.work, "results.jsonl")) if l.strip()]
+    systems = [s for s in ("likeness", "hnswlib", "faiss") if any(r["system"] == s for r in rows)]
+    search = {s: sorted((r for r in rows if r["system"] == s and r["kind"] == "search"),
+                        key=lambda r: r["ef"]) for s in systems}
+    build = {s: next((r for r in rows if r["system"] == s and r["kind"] == "build"), {})
+             for s in systems}
+    exact = next((r for r in rows if r["kind"] == "exact"), None)
+    cpu = "unknown CPU"
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                   if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    md = []
+    md.append("# ANN benchmark: fashion-mnist-784-euclidean\n")
+    md.append(f"60,000 base vectors × 784 (f32), 10,000 queries, k = {K}, squared L2. "
+              f"HNSW with M = {a.m}, ef_construction = {a.ef_construction}; builds on "
+              f"{build[systems[0]].get('threads', '?')} threads, search on 1 thread. "
+              f"Recall@10 as in ann-benchmarks (distance within the 10th exact distance). "
+              f"Machine: {cpu}, {os.cpu_count()} cores. Produced by `make bench-ann` "
+              f"(benches/ann/run.sh) on {time.strftime('%Y-%m-%d')}.\n")
+    md.append("## Build, open and memory\n")
+    md.append("| system | build (s) | index size (MB) | open (ms) | peak RSS of the search process (MB) |")
+    md.append("|---|---:|---:|---:|---:|")
+    for s in systems:
+        b, srch = build[s], search[s]
+        md.append("| {} | {} | {} | {} | {} |".format(
+            s, b.get("build_seconds", "–"), b.get("index_mb", "–"),
+            srch[0]["open_ms"] if srch else "–",
+            max(r["peak_rss_mb"] for r in srch) if srch else "–"))
+    if exact:
+        md.append(f"\nExact ground truth (`likeness query --exact`, {exact['threads']} threads): "
+                  f"{exact['seconds']:.1f} s, {exact['qps']:.0f} queries/s, "
+                  f"{exact['scan_gb_per_s']} GB/s of base vectors compared.\n")
+    md.append("## Recall@10 and queries per second (1 thread)\n")
+    md.append("| ef | " + " | ".join(f"{s} recall | {s} QPS" for s in systems) + " |")
+    md.append("|---:|" + "---:|---:|" * len(systems))
+    for ef in a.efs:
+        cells = []
+        for s in systems:
+            r = next((r for r in search[s] if r["ef"] == ef), None)
+            cells += [f"{r['recall']:.4f}", f"{r['qps']:,.0f}"] if r else ["–", "–"]
+        md.append(f"| {ef} | " + " | ".join(cells) + " |")
+    md.append("\n## Targets\n")
+    md.append("Best QPS among the ef values that reach the recall:\n")
+    md.append("| recall ≥ | " + " | ".join(systems) + " | likeness / faiss |")
+    md.append("|---:|" + "---:|" * (len(systems) + 1))
+    verdicts = []
+    for thr in (0.95, 0.99):
+        best = {s: best_at(search[s], thr) for s in systems}
+        cells = [f"{b['qps']:,.0f} (ef {b['ef']})" if b else "–" for b in best.values()]
+        ratio = "–"
+        if best.get("likeness") and best.get("faiss"):
+            x = best["likeness"]["qps"] / best["faiss"]["qps"]
+            ratio = f"{x:.2f}×"
+            verdicts.append(f"recall ≥ {thr}: likeness/faiss = {x:.2f} "
+                            f"({'met' if x >= 1 else 'NOT met'}; stretch 1.2×)")
+        md.append(f"| {thr} | " + " | ".join(cells) + f" | {ratio} |")
+    if build.get("hnswlib", {}).get("build_seconds") and build.get("likeness"):
+        x = build["likeness"]["build_seconds"] / build["hnswlib"]["build_seconds"]
+        verdicts.append(f"build time likeness/hnswlib = {x:.2f} (target ≤ 1.5: "
+                        f"{'met' if x <= 1.5 else 'NOT met'})")
+    md.append("")
+    md += [f"- {v}" for v in verdicts]
+    md.append(f"\n![recall vs QPS]({os.path.basename(a.plot)})\n")
+    with open(a.out, "w") as f:
+        f.write("\n".join(md))
+    print("\n".join(md))
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for s, marker in zip(systems, "osD"):
+        rs = search[s]
+        ax.plot([r["recall"] for r in rs], [r["qps"] for r in rs], marker=marker, label=s)
+    ax.set_yscale("log")
+    ax.set_xlabel("recall@10")
+    ax.set_ylabel("queries per second (1 thread, log scale)")
+    ax.set_title(f"fashion-mnist-784-euclidean, M={a.m}, ef_construction={a.ef_construction}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(a.plot)
+    print(f"wrote {a.out} and {a.plot}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("cmd", choices=["prepare", "likeness", "hnswlib", "faiss", "report",
+                                   "peer-build", "peer-search"])
+    p.add_argument("system", nargs="?")
+    p.add_argument("--work", required=True)
+    p.add_argument("--data")
+    p.add_argument("--bin")
+    p.add_argument("--m", type=int, default=16)
+    p.add_argument("--ef-construction", type=int, default=200)
+    p.add_argument("--build-threads", type=int, default=2)
+    p.add_argument("--efs", default=",".join(map(str, EFS)))
+    p.add_argument("--out")
+    p.add_argument("--plot")
+    a = p.parse_args()
+    a.efs = [int(x) for x in a.efs.split(",")]
+    if a.cmd == "prepare":
+        cmd_prepare(a)
+    elif a.cmd == "likeness":
+        cmd_likeness(a)
+    elif a.cmd in ("hnswlib", "faiss"):
+        a.system = a.cmd
+        cmd_peer(a)
+    elif a.cmd == "peer-build":
+        peer_build(a)
+    elif a.cmd == "peer-search":
+        peer_search(a)
+    else:
+        cmd_report(a)
+
+
+if __name__ == "__main__":
+    main()
