@@ -218,24 +218,40 @@ extern "C" {
     fn at_autocast_set_enabled_for(device_type: i8, enabled: bool);
     #[link_name = "_ZN2at8autocast19is_autocast_enabledEN3c1010DeviceTypeE"]
     fn at_autocast_is_enabled_for(device_type: i8) -> bool;
+    #[link_name = "_ZN2at8autocast17increment_nestingEv"]
+    fn at_autocast_increment_nesting() -> i64;
+    #[link_name = "_ZN2at8autocast17decrement_nestingEv"]
+    fn at_autocast_decrement_nesting() -> i64;
+    #[link_name = "_ZN2at8autocast11clear_cacheEv"]
+    fn at_autocast_clear_cache();
 }
 
 const CPU_DEVICE_TYPE: i8 = 0;
 
-/// Runs `f` with CPU autocast to bfloat16 when `precision` is `Bf16` (CUDA
-/// autocast too, through tch), restoring the previous state afterwards.
+/// Runs `f` with autocast to bfloat16 on the CPU (and CUDA, through tch)
+/// when `precision` is `Bf16`, as `torch.autocast` does: on leaving the
+/// outermost region the cache of bf16 weight copies is cleared (else the next
+/// step would reuse stale weights), and the previous state is restored.
+/// (`tch::autocast` alone does nothing without CUDA.)
 pub fn with_precision<T>(precision: Precision, f: impl FnOnce() -> T) -> T {
     match precision {
         Precision::Fp32 => f(),
         Precision::Bf16 => {
-            // SAFETY: plain-scalar calls into libtorch, which is linked; the
-            // functions only flip a thread-local flag.
+            // SAFETY: plain-scalar calls into libtorch, which is linked; they
+            // only touch autocast's thread-local state.
             let prev = unsafe { at_autocast_is_enabled_for(CPU_DEVICE_TYPE) };
-            unsafe { at_autocast_set_enabled_for(CPU_DEVICE_TYPE, true) };
-            // tch::autocast handles nesting and clears the cast cache on exit.
+            unsafe {
+                at_autocast_set_enabled_for(CPU_DEVICE_TYPE, true);
+                at_autocast_increment_nesting();
+            }
             let out = tch::autocast(true, f);
             // SAFETY: as above.
-            unsafe { at_autocast_set_enabled_for(CPU_DEVICE_TYPE, prev) };
+            unsafe {
+                if at_autocast_decrement_nesting() == 0 {
+                    at_autocast_clear_cache();
+                }
+                at_autocast_set_enabled_for(CPU_DEVICE_TYPE, prev);
+            }
             out
         }
     }

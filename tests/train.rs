@@ -486,3 +486,24 @@ fn bf16_precision_runs_the_forward_pass_under_cpu_autocast() {
         Kind::Float
     );
 }
+
+#[test]
+fn bf16_autocast_sees_weight_updates_between_steps() {
+    // Regression: without clearing autocast's cache of bf16 weight copies on
+    // leaving the region, every step reused the first step's weights.
+    use likeness::runtime::{with_precision, Precision};
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let lin = tch::nn::linear(vs.root(), 4, 2, Default::default());
+    let x = Tensor::ones([3, 4], (Kind::Float, tch::Device::Cpu));
+    let before = with_precision(Precision::Bf16, || x.apply(&lin)).to_kind(Kind::Float);
+    tch::no_grad(|| {
+        let mut w = lin.ws.shallow_clone();
+        let _ = w.g_add_scalar_(1.0);
+    });
+    let after = with_precision(Precision::Bf16, || x.apply(&lin)).to_kind(Kind::Float);
+    let change = (after - before).abs().mean(Kind::Float).double_value(&[]);
+    assert!(
+        change > 1.0,
+        "the second forward pass used stale weights (change {change})"
+    );
+}
