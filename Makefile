@@ -18,7 +18,7 @@ endif
 # Tests that talk to numpy/PyTorch use this interpreter.
 export LIKENESS_PYTHON ?= $(VENV)/bin/python
 
-.PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache bench-train bench-losses
+.PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache bench-train bench-losses bench-ann
 
 all: build
 
@@ -61,6 +61,10 @@ test: system-deps $(TORCH_DEP) data
 # Training throughput: likeness vs PyTorch eager, same net/batch/optimizer.
 bench-train: build data
 	benches/train.sh
+
+# HNSW vs hnswlib and faiss on fashion-mnist-784-euclidean (ann-benchmarks setup).
+bench-ann: build data
+	benches/ann/run.sh
 
 # npair-mc vs npair-ovo vs triplet on Fashion-MNIST (EPOCHS=2 by default).
 bench-losses: build data

@@ -3,13 +3,15 @@
 # Fashion-MNIST train split with npair-mc, npair-ovo and triplet at equal
 # epochs and batch size (8 tuples x 10 classes x 2 images), evaluates each
 # on the 10,000 test images (leave-one-out, cosine), and prints a markdown
-# table. EPOCHS (default 2) and THREADS can be set in the environment.
+# table. EPOCHS (default 2), PRECISION (fp32|bf16) and THREADS can be set in
+# the environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${LIKENESS_CACHE:-$HOME/.cache/likeness}"
 PY="$CACHE/torch-2.11.0/bin/python"
 F="$CACHE/data/fashion-mnist"
 EPOCHS="${EPOCHS:-2}"
+PRECISION="${PRECISION:-fp32}"
 THREADS="${THREADS:-$(nproc)}"
 OUT="${OUT:-runs/bench-losses}"
 mkdir -p "$OUT"
@@ -17,13 +19,13 @@ for loss in npair-mc npair-ovo triplet; do
   if [ ! -f "$OUT/$loss/model.json" ]; then
     target/release/likeness --threads "$THREADS" --device cpu train \
       --data "$F/train-images-idx3-ubyte.gz" --val-data "$F/t10k-images-idx3-ubyte.gz" \
-      --out "$OUT/$loss" --loss "$loss" --epochs "$EPOCHS" --seed 0 --force
+      --out "$OUT/$loss" --loss "$loss" --epochs "$EPOCHS" --precision "$PRECISION" --seed 0 --force
   fi
 done
-"$PY" - "$OUT" "$EPOCHS" <<'PY' | tee "$OUT/table.md"
+"$PY" - "$OUT" "$EPOCHS" "$PRECISION" <<'PY' | tee "$OUT/table.md"
 import json, sys
-out, epochs = sys.argv[1], sys.argv[2]
-print(f"| loss ({epochs} epochs, 160 images/step) | Recall@1 | Recall@2 | Recall@4 | Recall@8 | MAP@R | train s |")
+out, epochs, prec = sys.argv[1], sys.argv[2], sys.argv[3]
+print(f"| loss ({epochs} epochs, 160 images/step, {prec}) | Recall@1 | Recall@2 | Recall@4 | Recall@8 | MAP@R | train s |")
 print("|---|---|---|---|---|---|---|")
 for loss in ["npair-mc", "npair-ovo", "triplet"]:
     c = json.load(open(f"{out}/{loss}/model.json"))

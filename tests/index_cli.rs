@@ -132,7 +132,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
-    let (n, nq, dim) = (3000, 100, 16);
+    let (n, nq, dim) = (2000, 100, 16);
     let (all, labels) = clustered(n + nq, dim, 7);
     let (base, queries) = all.split_at(n * dim);
     let f = Fixture {

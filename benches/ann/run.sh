@@ -14,6 +14,7 @@ DATA=${FASHION_MNIST:-$LIKENESS_CACHE/data/fashion-mnist}
 WORK=${BENCH_ANN_WORK:-$LIKENESS_CACHE/bench-ann}
 BUILD_THREADS=${BUILD_THREADS:-2}
 EFS=${EFS:-10,16,24,32,48,64,96,128,256}
+RUNS=${RUNS:-3}
 OUT=benches/ann
 
 for f in train-images-idx3-ubyte.gz t10k-images-idx3-ubyte.gz; do
@@ -27,7 +28,7 @@ if ! "$PYTHON" -c 'import hnswlib, faiss, matplotlib' 2>/dev/null; then
 fi
 
 P=("$PYTHON" "$OUT/peers.py")
-common=(--work "$WORK" --m 16 --ef-construction 200 --build-threads "$BUILD_THREADS" --efs "$EFS")
+common=(--work "$WORK" --m 16 --ef-construction 200 --build-threads "$BUILD_THREADS" --efs "$EFS" --runs "$RUNS")
 echo "== data: $DATA -> $WORK"
 "${P[@]}" prepare --data "$DATA" "${common[@]}"
 echo "== likeness: build, exact ground truth, search"
