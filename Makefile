@@ -53,7 +53,9 @@ fmt:
 clippy: system-deps $(TORCH_DEP)
 	$(TORCH_ENV) $(CARGO) clippy --workspace --all-targets -- -D warnings
 
-test: system-deps $(TORCH_DEP) data
+# Tests compare with PyTorch and numpy, so they need the venv even when
+# LIBTORCH points elsewhere.
+test: system-deps $(VENV)/.complete data
 	$(CARGO) fmt --all --check
 	$(TORCH_ENV) $(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(TORCH_ENV) $(CARGO) test --workspace --release
