@@ -63,6 +63,9 @@ pub struct TrainArgs {
     /// Embedding dimension.
     #[arg(long, default_value_t = 64)]
     pub dim: u32,
+    /// Channel multiplier of convnet (1: 32, 32, 64, 64, 128 channels).
+    #[arg(long, default_value_t = 1.0)]
+    pub width: f32,
     /// Square input size in pixels [default: the images' own size for IDX,
     /// 64 for convnet, 112 otherwise].
     #[arg(long)]
@@ -149,6 +152,7 @@ impl TrainArgs {
             out: self.out,
             arch: self.arch,
             dim: self.dim,
+            width: self.width,
             input_size: self.input_size,
             classes_per_tuple: self.classes_per_tuple,
             tuples: self.tuples,

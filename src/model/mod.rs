@@ -74,6 +74,13 @@ pub struct ModelSpec {
     pub std: Vec<f32>,
     /// Embedding dimension.
     pub dim: u32,
+    /// Channel multiplier of `convnet` (1 = 32, 32, 64, 64, 128 channels).
+    #[serde(default = "one")]
+    pub width: f32,
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 enum Body {
@@ -102,15 +109,21 @@ fn conv_bn(p: &nn::Path, c_in: i64, c_out: i64) -> nn::SequentialT {
         .add_fn(|x| x.relu())
 }
 
-fn convnet(p: &nn::Path, channels: i64) -> nn::SequentialT {
+/// Channels of the convnet's five layers at `width`.
+fn convnet_channels(width: f32) -> [i64; 3] {
+    [32, 64, 128].map(|c| ((c as f32 * width).round() as i64).max(1))
+}
+
+fn convnet(p: &nn::Path, channels: i64, width: f32) -> nn::SequentialT {
+    let [a, b, c] = convnet_channels(width);
     nn::seq_t()
-        .add(conv_bn(&(p / "c1"), channels, 32))
-        .add(conv_bn(&(p / "c2"), 32, 32))
+        .add(conv_bn(&(p / "c1"), channels, a))
+        .add(conv_bn(&(p / "c2"), a, a))
         .add_fn(|x| x.max_pool2d_default(2))
-        .add(conv_bn(&(p / "c3"), 32, 64))
-        .add(conv_bn(&(p / "c4"), 64, 64))
+        .add(conv_bn(&(p / "c3"), a, b))
+        .add(conv_bn(&(p / "c4"), b, b))
         .add_fn(|x| x.max_pool2d_default(2))
-        .add(conv_bn(&(p / "c5"), 64, 128))
+        .add(conv_bn(&(p / "c5"), b, c))
         .add_fn(|x| x.mean_dim([2i64, 3].as_slice(), false, Kind::Float))
 }
 
@@ -136,10 +149,15 @@ impl Net {
                         "convnet needs --input-size of at least 8".into(),
                     ));
                 }
-                (
-                    Body::Seq(convnet(&(&root / "backbone"), spec.channels.into())),
-                    128,
-                )
+                if !(spec.width > 0.0 && spec.width <= 16.0) {
+                    return Err(Error::Invalid(format!(
+                        "--width {} must be in (0, 16]",
+                        spec.width
+                    )));
+                }
+                let features = convnet_channels(spec.width)[2];
+                let body = convnet(&(&root / "backbone"), spec.channels.into(), spec.width);
+                (Body::Seq(body), features)
             }
             Arch::Resnet18 => {
                 if spec.channels != 3 {

@@ -96,6 +96,9 @@ pub struct TrainConfig {
     pub out: PathBuf,
     pub arch: Arch,
     pub dim: u32,
+    /// Channel multiplier of `convnet`.
+    #[serde(default = "default_width")]
+    pub width: f32,
     /// Square input side; default: the images' own size for IDX, 64 for
     /// `convnet`, 112 for `resnet18` and TorchScript backbones.
     pub input_size: Option<u32>,
@@ -157,6 +160,10 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
+
+fn default_width() -> f32 {
+    1.0
 }
 
 /// How a training run ended.
@@ -361,6 +368,7 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
         mean,
         std,
         dim: cfg.dim,
+        width: cfg.width,
     };
 
     tch::manual_seed(cfg.seed as i64);
