@@ -3,15 +3,7 @@ mod common;
 
 use std::process::{Command, Output};
 
-fn likeness(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_likeness"))
-        .args(args)
-        .env_remove("LD_LIBRARY_PATH")
-        .env_remove("LIKENESS_DEVICE")
-        .env_remove("LIKENESS_THREADS")
-        .output()
-        .expect("run likeness")
-}
+use common::likeness;
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

@@ -1,20 +1,14 @@
 //! `likeness build`, `query` and `verify` end to end, on small generated
 //! `.npy` files: the binary is run as a user would run it.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use likeness_index::npy;
 
-fn likeness(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_likeness"))
-        .args(args)
-        .env_remove("LD_LIBRARY_PATH")
-        .env_remove("LIKENESS_DEVICE")
-        .env_remove("LIKENESS_THREADS")
-        .output()
-        .expect("run likeness")
-}
+use common::likeness;
 
 fn text(o: &Output) -> String {
     format!(

@@ -148,13 +148,7 @@ fn losses_agree_with_pytorch_within_1e_5() {
     }
 }
 
-fn likeness(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_likeness"))
-        .args(args)
-        .env_remove("LIKENESS_DEVICE")
-        .output()
-        .expect("run likeness")
-}
+use common::likeness;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

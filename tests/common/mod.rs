@@ -1,6 +1,19 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// Runs the built `likeness` binary as a user would, without the environment
+/// overrides a developer's shell may carry.
+pub fn likeness(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_likeness"))
+        .args(args)
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("LIKENESS_DEVICE")
+        .env_remove("LIKENESS_THREADS")
+        .output()
+        .expect("run likeness")
+}
 
 /// A dataset fetched by `make data`; fails with the fix when it is missing.
 pub fn real_data(path: PathBuf) -> PathBuf {
