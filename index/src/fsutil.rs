@@ -45,7 +45,7 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Writes `path` through `fill` into a temporary sibling, syncs it and
 /// renames it into place.
-pub(crate) fn atomic_write(
+pub fn atomic_write(
     path: &Path,
     fill: impl FnOnce(&mut File) -> std::io::Result<()>,
 ) -> Result<()> {

@@ -35,6 +35,7 @@ pub mod npy;
 pub use build::{BuildReport, IndexBuilder, ItemInfo};
 pub use distance::Metric;
 pub use error::{Error, Result};
+pub use fsutil::atomic_write;
 pub use index::{Index, LabelFilter, VerifyReport};
 pub use manifest::Manifest;
 pub use neighbours::Neighbours;

@@ -447,7 +447,6 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
     let mut epoch_loss = 0.0;
     let mut epoch_steps = 0usize;
     let mut epoch_started = Instant::now();
-    let mut train_secs = 0.0;
     for prepared in rx.iter() {
         let p = prepared?;
         let images = (2 * c * cfg.tuples) as i64;
@@ -516,7 +515,6 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
             continue;
         }
         let secs = epoch_started.elapsed().as_secs_f64();
-        train_secs += secs;
         let mut rec = EpochRecord {
             epoch: p.epoch + 1,
             loss: epoch_loss / epoch_steps as f64,
@@ -555,8 +553,7 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
             out.save_weights(&net.vs)?;
             card.best_epoch = p.epoch + 1;
         }
-        card.train_seconds += train_secs;
-        train_secs = 0.0;
+        card.train_seconds += secs;
         out.save_checkpoint(&net.vs, p.epoch + 1, 0, &card)?;
         out.write_card(&card)?;
         out.write_log(&card)?;

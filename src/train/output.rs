@@ -198,13 +198,10 @@ pub struct OutDir {
     dir: PathBuf,
 }
 
-/// Writes `bytes` to `path` atomically: temp file in the same folder, fsync, rename.
+/// Writes `bytes` to `path` atomically (temp file in the same folder, fsync,
+/// rename, folder fsync), with the index crate's publication helper.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = tmp_name(path);
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    Ok(likeness_index::atomic_write(path, |f| f.write_all(bytes))?)
 }
 
 /// `dir/.name.tmp.ext`: same folder (so rename is atomic), same extension
