@@ -40,11 +40,17 @@ pub enum Command {
     /// Train an embedding network with the multi-class N-pair loss.
     Train(Box<TrainArgs>),
     /// Build an HNSW index directory from a .npy of vectors (f16/f32/f64).
-    Build(crate::index_cmd::BuildArgs),
+    Build(likeness_index::cli::BuildArgs),
     /// Find the k nearest items of each query vector in an index.
-    Query(crate::index_cmd::QueryArgs),
+    Query(likeness_index::cli::QueryArgs),
     /// Check every file of an index directory (sizes, CRC32s, graph links).
-    Verify(crate::index_cmd::VerifyArgs),
+    Verify(likeness_index::cli::VerifyArgs),
+    /// Encode images with a trained model into vectors.npy (+ labels, items).
+    Embed(crate::pipeline::EmbedArgs),
+    /// Encode a gallery and build its index in one step.
+    Index(crate::pipeline::IndexArgs),
+    /// Retrieval metrics of an index: Recall@K, P@1, R-Precision, MAP@R, ANN agreement.
+    Eval(crate::pipeline::EvalArgs),
 }
 
 #[derive(Debug, Args)]
@@ -210,9 +216,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Doctor(args) => doctor(cli.global.device, threads, args),
         Command::Inspect(args) => inspect(args),
         Command::Train(args) => train(cli.global.device, *args),
-        Command::Build(args) => crate::index_cmd::build(threads, args),
-        Command::Query(args) => crate::index_cmd::query(threads, args),
-        Command::Verify(args) => crate::index_cmd::verify(args),
+        Command::Build(args) => likeness_index::cli::build(threads, args).map_err(Error::from),
+        Command::Query(args) if args.needs_torch() => {
+            crate::pipeline::query(cli.global.device.resolve()?, threads, args)
+        }
+        Command::Query(args) => likeness_index::cli::query(threads, args).map_err(Error::from),
+        Command::Embed(args) => crate::pipeline::embed(cli.global.device.resolve()?, args),
+        Command::Index(args) => crate::pipeline::index(cli.global.device.resolve()?, threads, args),
+        Command::Eval(args) => crate::pipeline::eval(cli.global.device.resolve()?, args),
+        Command::Verify(args) => likeness_index::cli::verify(args).map_err(Error::from),
     }
 }
 

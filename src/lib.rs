@@ -8,6 +8,9 @@
 //! - [`train`]: the N-pair trainer, its losses, sampler and outputs
 //! - [`transform`]: images to normalised network input (and augmentation)
 //! - [`embed`]: batched embedding with a trained network
+//! - [`gallery`]: the batch embedder of `embed`/`index` and its output directory
+//! - [`pipeline`]: `embed`, `index`, image queries and `eval`
+//! - [`montage`]: query results drawn as a picture
 //! - [`cli`]: argument parsing and dispatch (the binary is a thin wrapper)
 pub mod cache;
 pub mod cli;
@@ -15,8 +18,10 @@ pub mod data;
 pub mod doctor;
 pub mod embed;
 pub mod error;
-pub mod index_cmd;
+pub mod gallery;
 pub mod model;
+pub mod montage;
+pub mod pipeline;
 pub mod plot;
 pub mod progress;
 pub mod runtime;

@@ -1,15 +1,58 @@
-//! The `likeness` binary: parse, run, report. Everything else is in the library.
+//! The `likeness` binary: parse, run, report. Everything else is in the libraries.
+//!
+//! This front binary never loads libtorch: it links only `likeness-index`, so
+//! the index commands (`build`, `query`, `verify`) start in milliseconds and
+//! use no memory beyond the index they map. Every other command needs a
+//! network; for those this process replaces itself (`exec`, same arguments)
+//! with the sibling `likeness-torch` (src/bin/likeness-torch.rs), installed
+//! beside it. Nothing here may call into the `likeness` library crate: the
+//! linker would then pull libtorch in.
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The binary that runs the commands needing libtorch.
+const TORCH_BINARY: &str = "likeness-torch";
+
 fn main() -> ExitCode {
-    let cli = likeness::cli::Cli::parse();
-    match likeness::cli::run(cli) {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let result = if likeness_index::cli::is_index_command(&args) {
+        let cli = likeness_index::cli::IndexCli::parse_from(&args);
+        likeness_index::cli::run(cli).map_err(anyhow::Error::from)
+    } else {
+        Err(exec_torch(&args))
+    };
+    match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("likeness: error: {:#}", anyhow::Error::from(e));
+            eprintln!("likeness: error: {e:#}");
             ExitCode::from(2)
         }
     }
+}
+
+/// Replaces this process with `likeness-torch` found beside the running
+/// binary, passing the same arguments. Returns only on failure.
+fn exec_torch(args: &[OsString]) -> anyhow::Error {
+    let me = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => return anyhow::anyhow!("cannot locate the running binary: {e}"),
+    };
+    let torch = me.with_file_name(TORCH_BINARY);
+    if !torch.is_file() {
+        return anyhow::anyhow!(
+            "{} not found beside {}: this command needs libtorch, which lives in that second \
+             binary; install both (`cargo install --path .` and `make build` build them together)",
+            torch.display(),
+            me.display()
+        );
+    }
+    let argv0 = args.first().cloned().unwrap_or_else(|| "likeness".into());
+    let err = std::process::Command::new(&torch)
+        .arg0(argv0)
+        .args(args.iter().skip(1))
+        .exec();
+    anyhow::anyhow!("cannot run {}: {err}", torch.display())
 }

@@ -138,3 +138,102 @@ pub fn write_png(path: &Path, rgb: &[u8], w: u32, h: u32) -> Result<()> {
     .map_err(|e| plot_err(path, e))?;
     crate::train::output::write_atomic(path, &bytes)
 }
+
+/// `eval.png`: one bar per score (Recall@K for each K, Precision@1,
+/// R-Precision, MAP@R, ANN agreement), value printed above each bar.
+pub fn eval_bars(path: &Path, report: &crate::pipeline::EvalReport) -> Result<()> {
+    let mut bars: Vec<(String, f64)> = report
+        .ks
+        .iter()
+        .filter_map(|k| {
+            report.scores[&format!("recall@{k}")]
+                .as_f64()
+                .map(|v| (format!("R@{k}"), v))
+        })
+        .collect();
+    for (key, name) in [
+        ("precision@1", "P@1"),
+        ("r_precision", "R-Prec"),
+        ("map@r", "MAP@R"),
+    ] {
+        if let Some(v) = report.scores.get(key).and_then(|v| v.as_f64()) {
+            bars.push((name.to_string(), v));
+        }
+    }
+    for (k, v) in &report.scores {
+        if let (Some(rest), Some(v)) = (k.strip_prefix("ann_recall@"), v.as_f64()) {
+            bars.push((format!("ANN@{rest}"), v));
+        }
+    }
+    let text = fonts_available();
+    let (w, h) = (120 + 90 * bars.len() as u32, 420);
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+        let mut b = ChartBuilder::on(&root);
+        b.margin(16);
+        let title = format!(
+            "{} ({} queries, {})",
+            report.index, report.queries, report.protocol
+        );
+        if text {
+            b.caption(title, ("sans-serif", 16))
+                .x_label_area_size(30)
+                .y_label_area_size(48);
+        }
+        let n = bars.len().max(1);
+        let mut chart = b
+            .build_cartesian_2d(0f64..n as f64, 0f64..1.05f64)
+            .map_err(|e| plot_err(path, e))?;
+        let names: Vec<String> = bars.iter().map(|(n, _)| n.clone()).collect();
+        let x_name = |x: &f64| {
+            let i = x.floor() as usize;
+            if (x - i as f64 - 0.5).abs() < 0.01 {
+                names.get(i).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
+        let mut mesh = chart.configure_mesh();
+        mesh.disable_x_mesh()
+            .x_labels(n * 2 + 1)
+            .x_label_formatter(&x_name);
+        if !text {
+            mesh.disable_x_axis().disable_y_axis();
+        } else {
+            mesh.y_desc("score");
+        }
+        mesh.draw().map_err(|e| plot_err(path, e))?;
+        let colour = |name: &str| {
+            if name.starts_with("R@") {
+                RGBColor(40, 90, 200)
+            } else if name.starts_with("ANN") {
+                RGBColor(150, 150, 150)
+            } else {
+                RGBColor(30, 160, 60)
+            }
+        };
+        chart
+            .draw_series(bars.iter().enumerate().map(|(i, (name, v))| {
+                Rectangle::new(
+                    [(i as f64 + 0.15, 0.0), (i as f64 + 0.85, *v)],
+                    colour(name).filled(),
+                )
+            }))
+            .map_err(|e| plot_err(path, e))?;
+        if text {
+            chart
+                .draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
+                    Text::new(
+                        format!("{v:.3}"),
+                        (i as f64 + 0.25, (v + 0.04).min(1.04)),
+                        ("sans-serif", 14),
+                    )
+                }))
+                .map_err(|e| plot_err(path, e))?;
+        }
+        root.present().map_err(|e| plot_err(path, e))?;
+    }
+    write_png(path, &buf, w, h)
+}

@@ -98,8 +98,39 @@ fn inspect_of_a_bad_manifest_exits_2_naming_file_and_line() {
 }
 
 #[test]
-fn binary_finds_libtorch_through_its_rpath_and_links_libtorch_cuda() {
+fn front_binary_links_no_libtorch() {
+    // `likeness query` must start in milliseconds without mapping libtorch.
     let bin = env!("CARGO_BIN_EXE_likeness");
+    let readelf = Command::new("readelf").args(["-d", bin]).output().unwrap();
+    let dynamic = stdout(&readelf);
+    assert!(dynamic.contains("(NEEDED)"), "{dynamic}");
+    for lib in ["torch", "c10", "libstdc++"] {
+        assert!(
+            !dynamic
+                .lines()
+                .any(|l| l.contains("(NEEDED)") && l.contains(lib)),
+            "the front binary needs {lib}:\n{dynamic}"
+        );
+    }
+}
+
+#[test]
+fn torch_commands_run_in_the_sibling_binary_with_the_same_arguments() {
+    // `doctor` needs libtorch: the front execs likeness-torch, whose report
+    // names the loaded libtorch; argument errors still read "likeness".
+    let out = likeness(&["--threads", "1", "doctor", "--json"]);
+    let text = stdout(&out);
+    let report: serde_json::Value = serde_json::from_str(&text).expect(&text);
+    assert_eq!(report["threads"], 1, "{text}");
+    let out = likeness(&["train", "--no-such-option"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("Usage: likeness train"), "{err}");
+}
+
+#[test]
+fn torch_binary_finds_libtorch_through_its_rpath_and_links_libtorch_cuda() {
+    let bin = env!("CARGO_BIN_EXE_likeness-torch");
     let out = Command::new("ldd")
         .arg(bin)
         .env_remove("LD_LIBRARY_PATH")

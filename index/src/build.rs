@@ -57,6 +57,8 @@ pub struct IndexBuilder {
     metric: Metric,
     threads: usize,
     model_fingerprint: Option<String>,
+    model_dir: Option<String>,
+    classes: Vec<String>,
     overwrite: bool,
 }
 
@@ -69,6 +71,8 @@ impl Default for IndexBuilder {
             metric: Metric::Cosine,
             threads: 0,
             model_fingerprint: None,
+            model_dir: None,
+            classes: Vec::new(),
             overwrite: false,
         }
     }
@@ -135,6 +139,21 @@ impl IndexBuilder {
     #[must_use]
     pub fn model_fingerprint(mut self, fingerprint: impl Into<String>) -> Self {
         self.model_fingerprint = Some(fingerprint.into());
+        self
+    }
+
+    /// Records the directory of the model that made the vectors (image
+    /// queries load it from there).
+    #[must_use]
+    pub fn model_dir(mut self, dir: impl Into<String>) -> Self {
+        self.model_dir = Some(dir.into());
+        self
+    }
+
+    /// Records the names of the labels (`classes[label]`).
+    #[must_use]
+    pub fn classes(mut self, classes: Vec<String>) -> Self {
+        self.classes = classes;
         self
     }
 
@@ -289,6 +308,8 @@ impl IndexBuilder {
                 version: env!("CARGO_PKG_VERSION").into(),
             },
             model_fingerprint: self.model_fingerprint.clone(),
+            model_dir: self.model_dir.clone(),
+            classes: self.classes.clone(),
             created_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
@@ -692,6 +713,8 @@ mod tests {
                     version: "0".into(),
                 },
                 model_fingerprint: None,
+                model_dir: None,
+                classes: Vec::new(),
                 created_unix: 0,
                 files: [
                     (VECTORS.to_string(), vec_entry),

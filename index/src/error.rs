@@ -33,6 +33,11 @@ pub enum Error {
         reason: String,
     },
 
+    /// A command line that cannot be carried out as given (the message says
+    /// what to change).
+    #[error("{0}")]
+    Usage(String),
+
     /// Input vectors or labels do not fit together (lengths, shapes).
     #[error("invalid input: {0}")]
     InvalidInput(String),

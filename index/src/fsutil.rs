@@ -64,8 +64,8 @@ pub fn atomic_write(
     sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
-/// Removes a temporary directory on drop unless [`TempDir::keep`] was called.
-pub(crate) struct TempDir {
+/// A temporary sibling directory that is removed on drop unless it was published.
+pub struct TempDir {
     path: PathBuf,
     keep: bool,
 }
@@ -135,7 +135,7 @@ impl TempDir {
 /// Whether `target` may be replaced by a new index: a directory that is
 /// empty or holds `marker` (the manifest). Anything else is refused so a
 /// mistyped output path cannot delete unrelated files.
-pub(crate) fn check_replaceable(target: &Path, marker: &str) -> Result<()> {
+pub fn check_replaceable(target: &Path, marker: &str) -> Result<()> {
     let refuse = |why: &str| {
         Err(Error::InvalidInput(format!(
             "{} {why}; refusing to replace it, remove it by hand or choose another output directory",

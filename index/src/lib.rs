@@ -11,21 +11,24 @@
 //! | [`exact`] | `src/exact.rs` | brute-force k-NN on rayon (query-vs-base and leave-one-out) |
 //! | [`metrics`] | `src/metrics.rs` | Recall@K, Precision@1, R-Precision, MAP@R, ANN recall |
 //! | [`npy`] | `src/npy.rs` | read f16/f32/f64 matrices and integer labels; write aligned f32/i64 |
-//! | `fsutil` | `src/fsutil.rs` | atomic file and directory publication |
+//! | [`fsutil`] | `src/fsutil.rs` | atomic file and directory publication |
 //! | [`format`] | `src/format.rs` | byte layouts of `graph.bin` and `meta.bin`, checked views |
 //! | [`manifest`] | `src/manifest.rs` | `manifest.json`: parameters, sizes, CRC32s, tool, model |
 //! | [`build`] | `src/build.rs` | [`IndexBuilder`]: hnsw_rs build, export to CSR, atomic publish |
 //! | [`index`] | `src/index.rs` | [`Index`]: open (mmap + O(levels) checks), search, verify |
+//! | `cli` | `src/cli.rs` | `build`/`query`/`verify` commands of the torch-free `likeness` binary (feature `cli`) |
 //!
 //! An index directory holds `manifest.json`, `graph.bin`, `vectors.npy` and,
 //! with labels or item records, `meta.bin`; see [`format`] for the layouts.
 
 pub mod build;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod distance;
 pub mod error;
 pub mod exact;
 pub mod format;
-mod fsutil;
+pub mod fsutil;
 pub mod index;
 pub mod manifest;
 pub mod metrics;
@@ -35,7 +38,7 @@ pub mod npy;
 pub use build::{BuildReport, IndexBuilder, ItemInfo};
 pub use distance::Metric;
 pub use error::{Error, Result};
-pub use fsutil::atomic_write;
+pub use fsutil::{atomic_write, TempDir};
 pub use index::{Index, LabelFilter, VerifyReport};
 pub use manifest::Manifest;
 pub use neighbours::Neighbours;

@@ -83,6 +83,14 @@ pub struct Manifest {
     /// Fingerprint of the model that produced the vectors, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_fingerprint: Option<String>,
+    /// Directory of that model (as given to `likeness index`), so image
+    /// queries can load it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_dir: Option<String>,
+    /// Names of the labels: `classes[label]`, when the vectors came from a
+    /// labelled image source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
     /// Seconds since the Unix epoch when the index was built.
     pub created_unix: u64,
     /// Every other file of the directory, by name.

@@ -588,6 +588,99 @@ pub fn header_bytes(descr: &str, shape: &[usize]) -> Vec<u8> {
     out
 }
 
+/// Writes a 2-D `.npy` row by row when the number of rows is not known in
+/// advance (streamed embeddings): the header is written for zero rows and
+/// rewritten with the final count by [`RowWriter::finish`], which also syncs
+/// the file. The header of a 2-D array always fits the same 128 bytes, so the
+/// rewrite never moves the data. Publishing the file (rename) is the caller's.
+pub struct RowWriter<T: Element> {
+    path: std::path::PathBuf,
+    out: BufWriter<File>,
+    cols: usize,
+    rows: usize,
+    header_len: usize,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T: Element> RowWriter<T> {
+    /// Creates (truncates) `path` for rows of `cols` values.
+    pub fn create(path: impl AsRef<Path>, cols: usize) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if cols == 0 {
+            return Err(Error::InvalidInput(format!(
+                "{}: rows of zero values",
+                path.display()
+            )));
+        }
+        let f = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        let mut out = BufWriter::with_capacity(1 << 20, f);
+        let head = header_bytes(T::DESCR, &[0, cols]);
+        out.write_all(&head).map_err(|e| Error::io(&path, e))?;
+        Ok(RowWriter {
+            path,
+            out,
+            cols,
+            rows: 0,
+            header_len: head.len(),
+            _t: std::marker::PhantomData,
+        })
+    }
+
+    /// Appends whole rows (`data.len()` must be a multiple of the row length).
+    pub fn push(&mut self, data: &[T]) -> Result<()> {
+        if data.len() % self.cols != 0 {
+            return Err(Error::InvalidInput(format!(
+                "{}: {} values are not whole rows of {}",
+                self.path.display(),
+                data.len(),
+                self.cols
+            )));
+        }
+        let res = if cfg!(target_endian = "little") {
+            self.out.write_all(bytemuck::cast_slice(data))
+        } else {
+            let size = std::mem::size_of::<T>();
+            data.iter()
+                .try_for_each(|&v| self.out.write_all(&v.le_bytes()[..size]))
+        };
+        res.map_err(|e| Error::io(&self.path, e))?;
+        self.rows += data.len() / self.cols;
+        Ok(())
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Rewrites the header with the row count, flushes and syncs the file.
+    /// Returns the number of rows.
+    pub fn finish(self) -> Result<usize> {
+        use std::io::{Seek, SeekFrom};
+        let RowWriter {
+            path,
+            out,
+            cols,
+            rows,
+            header_len,
+            ..
+        } = self;
+        let io = |e| Error::io(&path, e);
+        let mut f = out.into_inner().map_err(|e| io(e.into_error()))?;
+        let head = header_bytes(T::DESCR, &[rows, cols]);
+        if head.len() != header_len {
+            return Err(Error::InvalidInput(format!(
+                "{}: {rows} rows of {cols} need a longer .npy header than was reserved",
+                path.display()
+            )));
+        }
+        f.seek(SeekFrom::Start(0)).map_err(io)?;
+        f.write_all(&head).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        Ok(rows)
+    }
+}
+
 /// Writes `data` with `shape` (C order) to `w` as a `.npy` stream, returning
 /// the number of bytes written.
 pub fn write_to<T: Element>(
@@ -632,6 +725,24 @@ pub fn write<T: Element>(path: impl AsRef<Path>, data: &[T], shape: &[usize]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn row_writer_streams_rows_and_fixes_the_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v.npy");
+        let mut w = RowWriter::<f32>::create(&p, 3).unwrap();
+        w.push(&[1.0, 2.0, 3.0]).unwrap();
+        assert!(w.push(&[1.0]).is_err());
+        w.push(&[4.0, 5.0, 6.0, 7.0, 8.0, 9.0]).unwrap();
+        assert_eq!(w.finish().unwrap(), 3);
+        let m = read_matrix(&p).unwrap();
+        assert_eq!((m.rows, m.dim), (3, 3));
+        assert_eq!(m.data, (1..=9).map(|v| v as f32).collect::<Vec<_>>());
+        // The header length does not depend on the row count.
+        for rows in [0usize, 1, 1 << 40] {
+            assert_eq!(header_bytes("<f4", &[rows, 4096]).len(), 128);
+        }
+    }
 
     #[test]
     fn header_is_aligned_and_parses_back() {

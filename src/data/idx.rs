@@ -152,6 +152,26 @@ impl IdxImages {
     }
 }
 
+/// Reads an images file alone (no labels): for drawing indexed IDX rows.
+pub fn read_images(images_path: &Path) -> Result<IdxImages> {
+    let images = read_array(images_path)?;
+    match images.dims[..] {
+        [_, rows, cols] if rows > 0 && cols > 0 => Ok(IdxImages {
+            path: images_path.to_path_buf(),
+            rows: rows as u32,
+            cols: cols as u32,
+            data: images.data,
+        }),
+        _ => Err(Error::Idx {
+            path: images_path.to_path_buf(),
+            reason: format!(
+                "an images file has 3 dimensions (n, rows, cols) of at least 1, found {:?}",
+                images.dims
+            ),
+        }),
+    }
+}
+
 /// Opens an images file and the labels file beside it.
 pub fn open(images_path: &Path) -> Result<Dataset> {
     let images = read_array(images_path)?;

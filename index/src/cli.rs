@@ -1,0 +1,771 @@
+//! `likeness build`, `likeness query` and `likeness verify`: the command-line
+//! face of the `likeness-index` crate (HNSW served from memory-mapped files).
+//!
+//! These forms are used by benchmarks and checks; keep them stable:
+//!
+//! ```text
+//! likeness build  --vectors BASE.npy [--labels L.npy] --out DIR [--metric cosine|l2]
+//!                 [--m 16] [--ef-construction 200] [--seed S] [--force]
+//! likeness query  --index DIR --vectors Q.npy -k 10 [--ef 64] [--exact]
+//!                 [--out NEIGHBOURS.npy] [--json]
+//! likeness verify --index DIR
+//! ```
+//!
+//! `query` reports queries/s, the index open time and the peak resident set
+//! size on stderr, so stdout stays clean for the results.
+//!
+//! This module is behind the `cli` feature. It is compiled into the torch-free
+//! front binary `likeness`, which runs these commands itself (so a query starts
+//! in milliseconds and maps only the index) and hands every other command to
+//! `likeness-torch`; [`is_index_command`] makes that choice from the raw
+//! arguments.
+use std::ffi::OsString;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::{npy, Index, IndexBuilder, Metric, Neighbours};
+
+/// The subcommands this module runs.
+pub const COMMANDS: [&str; 3] = ["build", "query", "verify"];
+
+/// Options that take a value and may precede the subcommand (the root CLI's
+/// global options).
+const GLOBAL_WITH_VALUE: [&str; 2] = ["--device", "--threads"];
+
+/// Whether a raw command line (`argv[0]` first) names one of [`COMMANDS`],
+/// skipping the global options before it (a `query` with `--image` or
+/// `--montage` does not count). `--help`, `--version` and unknown
+/// options before the subcommand answer `false` (the full CLI handles them).
+pub fn is_index_command(args: &[OsString]) -> bool {
+    let mut it = args.iter().skip(1);
+    while let Some(arg) = it.next() {
+        let Some(a) = arg.to_str() else { return false };
+        if GLOBAL_WITH_VALUE.contains(&a) {
+            it.next();
+        } else if GLOBAL_WITH_VALUE
+            .iter()
+            .any(|g| a.strip_prefix(g).is_some_and(|r| r.starts_with('=')))
+        {
+            continue;
+        } else if a == "query" {
+            // Image queries and montages need the network and image decoders.
+            let torch = it.any(|r| {
+                r.to_str().is_some_and(|r| {
+                    ["--image", "--montage"]
+                        .iter()
+                        .any(|o| r == *o || r.strip_prefix(o).is_some_and(|x| x.starts_with('=')))
+                })
+            });
+            return !torch;
+        } else {
+            return COMMANDS.contains(&a);
+        }
+    }
+    false
+}
+
+/// The index half of the `likeness` command line, as the front binary parses it.
+#[derive(Debug, Parser)]
+#[command(name = "likeness", version, about = "likeness index commands", long_about = None)]
+pub struct IndexCli {
+    /// Accepted for symmetry with the other commands; index commands run on the CPU.
+    #[arg(long, global = true, env = "LIKENESS_DEVICE", hide = true)]
+    pub device: Option<String>,
+    /// Threads for rayon [default: all cores].
+    #[arg(long, global = true, env = "LIKENESS_THREADS")]
+    pub threads: Option<usize>,
+    #[command(subcommand)]
+    pub command: IndexCommand,
+}
+
+/// `build`, `query` and `verify`.
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// Build an HNSW index directory from a .npy of vectors (f16/f32/f64).
+    Build(BuildArgs),
+    /// Find the k nearest items of each query vector in an index.
+    Query(QueryArgs),
+    /// Check every file of an index directory (sizes, CRC32s, graph links).
+    Verify(VerifyArgs),
+}
+
+/// Sizes rayon's global pool: `threads` or all cores.
+pub fn init_threads(threads: Option<usize>) -> Result<usize> {
+    let n = match threads {
+        Some(0) => return Err(Error::param("--threads", 0, "must be at least 1")),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    // A second call in the same process (tests) keeps the first pool; that is fine.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global();
+    Ok(n)
+}
+
+/// Runs a parsed index command line.
+pub fn run(cli: IndexCli) -> Result<ExitCode> {
+    let threads = init_threads(cli.threads)?;
+    match cli.command {
+        IndexCommand::Build(args) => build(threads, args),
+        IndexCommand::Query(args) => query(threads, args),
+        IndexCommand::Verify(args) => verify(args),
+    }
+}
+
+/// A progress bar with count, rate and ETA on stderr (hidden when stderr is
+/// not a terminal).
+fn bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:>10} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// The metric as a command-line value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MetricArg {
+    /// 1 - cos(a, b): vectors are normalised once, then compared by inner product.
+    Cosine,
+    /// Squared Euclidean distance.
+    L2,
+}
+
+impl From<MetricArg> for Metric {
+    fn from(m: MetricArg) -> Self {
+        match m {
+            MetricArg::Cosine => Metric::Cosine,
+            MetricArg::L2 => Metric::L2,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Vectors to index: a 2-D .npy of float16, float32 or float64 (items × dimension).
+    #[arg(long)]
+    pub vectors: PathBuf,
+    /// Integer labels, one per vector (.npy of shape (n,) or (n, 1)).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Output index directory; it must not exist unless --force is given.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Distance: cosine (vectors normalised at build) or l2 (squared Euclidean).
+    #[arg(long, value_enum, default_value_t = MetricArg::Cosine)]
+    pub metric: MetricArg,
+    /// Links per node in the upper layers (layer 0 keeps 2·M); 2..=256.
+    #[arg(long, default_value_t = 16)]
+    pub m: usize,
+    /// Beam width while building; larger is slower to build and gives better recall.
+    #[arg(long, default_value_t = 200)]
+    pub ef_construction: usize,
+    /// Seed of the insertion order (with --threads 1 the build is reproducible).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Replace an existing index at --out. The new index is built beside it
+    /// first; a failed build leaves the old one untouched.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["vectors", "id", "image"])))]
+pub struct QueryArgs {
+    /// Index directory made by `likeness build` or `likeness index`.
+    #[arg(long)]
+    pub index: PathBuf,
+    /// Query vectors: a 2-D .npy of float16, float32 or float64 with the index's dimension.
+    #[arg(long)]
+    pub vectors: Option<PathBuf>,
+    /// Query by indexed item: its stored vector; the item itself is left out
+    /// of its results. Several ids: --id 3,17,42.
+    #[arg(long, value_delimiter = ',')]
+    pub id: Vec<usize>,
+    /// Query by image: embedded with the model that built the index.
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// Region of --image to query with, in pixels: x,y,w,h.
+    #[arg(long, requires = "image")]
+    pub region: Option<String>,
+    /// Model directory for --image [default: the one recorded in the index];
+    /// its fingerprint must match the index's.
+    #[arg(long, requires = "image")]
+    pub model: Option<PathBuf>,
+    /// Neighbours per query.
+    #[arg(short = 'k', long = "k", default_value_t = 10)]
+    pub k: usize,
+    /// Beam width of the search (raised to k if smaller); larger is slower
+    /// and more accurate.
+    #[arg(long, default_value_t = 64)]
+    pub ef: usize,
+    /// Exact brute-force search instead of the graph (ground truth).
+    #[arg(long)]
+    pub exact: bool,
+    /// Write the item ids as an int64 .npy of shape (queries, k); -1 pads
+    /// queries with fewer than k results.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print JSON Lines on stdout: one {"type":"query",...} object per query,
+    /// then one {"type":"summary",...}.
+    #[arg(long)]
+    pub json: bool,
+    /// Draw each query beside its k nearest items (label under each, green
+    /// border where it matches the query's label, red where not) into this PNG.
+    #[arg(long)]
+    pub montage: Option<PathBuf>,
+}
+
+impl QueryArgs {
+    /// Whether this query needs the torch binary (an image to embed, or
+    /// images to draw).
+    pub fn needs_torch(&self) -> bool {
+        self.image.is_some() || self.montage.is_some()
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Index directory to check (every file's size and CRC32, every graph link).
+    #[arg(long)]
+    pub index: PathBuf,
+}
+
+/// `likeness build`.
+pub fn build(threads: usize, args: BuildArgs) -> Result<ExitCode> {
+    let start = Instant::now();
+    if args.out.exists() && !args.force {
+        return Err(Error::Usage(format!(
+            "{} already exists; remove it, choose another --out or pass --force to replace it",
+            args.out.display()
+        )));
+    }
+    let matrix = npy::read_matrix(&args.vectors)?;
+    let labels = args.labels.as_ref().map(npy::read_labels).transpose()?;
+    if let Some(l) = &labels {
+        if l.len() != matrix.rows {
+            return Err(Error::InvalidInput(format!(
+                "{} holds {} vectors but {} holds {} labels; give one label per vector",
+                args.vectors.display(),
+                matrix.rows,
+                args.labels.as_deref().unwrap_or(Path::new("")).display(),
+                l.len()
+            )));
+        }
+    }
+    let read_seconds = start.elapsed().as_secs_f64();
+    let builder = IndexBuilder::new()
+        .metric(args.metric.into())
+        .m(args.m)
+        .ef_construction(args.ef_construction)
+        .seed(args.seed)
+        .threads(threads)
+        .overwrite(args.force);
+    let bar = bar(matrix.rows as u64, "indexing");
+    let progress = |done: usize, _total: usize| bar.set_position(done as u64);
+    let res = builder.build(
+        &matrix.data,
+        matrix.dim,
+        labels.as_deref(),
+        None,
+        &args.out,
+        Some(&progress),
+    );
+    bar.finish_and_clear();
+    let report = res?;
+    print_line(&format!(
+        "indexed {} vectors of dimension {} ({}, M={}, ef_construction={}, {} threads, {} levels) \
+         in {:.2}s (read {:.2}s, graph {:.2}s); {:.1} MB in {}",
+        report.count,
+        matrix.dim,
+        Metric::from(args.metric),
+        args.m,
+        args.ef_construction,
+        threads,
+        report.levels,
+        read_seconds + report.total_seconds,
+        read_seconds,
+        report.graph_seconds,
+        report.bytes as f64 / 1e6,
+        args.out.display()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One JSON Lines record of `likeness query --json`.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum QueryRecord<'a> {
+    /// The neighbours of query row `query`, nearest first.
+    Query {
+        query: usize,
+        ids: &'a [i64],
+        distances: &'a [f32],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        labels: Option<Vec<Option<i64>>>,
+        /// Rank, id, distance, label, class, path and region of each result.
+        hits: Vec<Hit>,
+    },
+    /// Once, after the last query.
+    Summary(&'a QueryStats),
+}
+
+/// What `likeness query` measured.
+#[derive(Debug, Serialize)]
+pub struct QueryStats {
+    pub queries: usize,
+    pub k: usize,
+    /// `null` for exact search.
+    pub ef: Option<usize>,
+    pub exact: bool,
+    pub threads: usize,
+    pub open_seconds: f64,
+    pub search_seconds: f64,
+    pub queries_per_second: f64,
+    /// Resident set size right after opening the index (bytes).
+    pub rss_after_open_bytes: Option<u64>,
+    /// Peak resident set size of the process (VmHWM, bytes).
+    pub peak_rss_bytes: Option<u64>,
+    /// Total size of the index files (bytes).
+    pub index_bytes: u64,
+}
+
+/// `likeness query` for vector and item queries (image queries and
+/// montages are handled by the torch binary, which calls [`search`] and
+/// [`emit`]).
+pub fn query(threads: usize, args: QueryArgs) -> Result<ExitCode> {
+    if args.needs_torch() {
+        return Err(Error::Usage(
+            "--image and --montage need the `likeness` binary with its likeness-torch sibling"
+                .into(),
+        ));
+    }
+    let t_open = Instant::now();
+    let index = Index::open(&args.index)?;
+    let open_seconds = t_open.elapsed().as_secs_f64();
+    let rss_after_open = proc_status_bytes("VmRSS");
+    let (data, dim, exclude) = query_vectors(&index, &args)?;
+    let (found, stats) = search(
+        &index,
+        &data,
+        dim,
+        exclude.as_deref(),
+        &args,
+        threads,
+        open_seconds,
+        rss_after_open,
+    )?;
+    emit(&index, &found, &stats, &args, None)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The query rows of `--vectors` or `--id` (with the ids to leave out of
+/// each row's results).
+#[allow(clippy::type_complexity)]
+pub fn query_vectors(
+    index: &Index,
+    args: &QueryArgs,
+) -> Result<(Vec<f32>, usize, Option<Vec<usize>>)> {
+    if let Some(path) = &args.vectors {
+        let queries = npy::read_matrix(path)?;
+        if queries.dim != index.dim() {
+            return Err(Error::Usage(format!(
+                "dimension mismatch: {} holds vectors of dimension {} but the index {} has dimension {}; \
+                 the queries must come from the model that built the index",
+                path.display(),
+                queries.dim,
+                args.index.display(),
+                index.dim()
+            )));
+        }
+        return Ok((queries.data, queries.dim, None));
+    }
+    let mut data = Vec::with_capacity(args.id.len() * index.dim());
+    for &id in &args.id {
+        let v = index.vector(id).ok_or_else(|| {
+            Error::Usage(format!(
+                "--id {id} is out of range: the index {} holds items 0..{}",
+                args.index.display(),
+                index.len()
+            ))
+        })?;
+        data.extend_from_slice(v);
+    }
+    Ok((data, index.dim(), Some(args.id.clone())))
+}
+
+/// Searches `queries` (rows of `dim`) as `args` asks: graph or exact, `k`
+/// results each; row `q` leaves out item `exclude[q]` when given.
+#[allow(clippy::too_many_arguments)]
+pub fn search(
+    index: &Index,
+    queries: &[f32],
+    dim: usize,
+    exclude: Option<&[usize]>,
+    args: &QueryArgs,
+    threads: usize,
+    open_seconds: f64,
+    rss_after_open: Option<u64>,
+) -> Result<(Neighbours, QueryStats)> {
+    let k = args.k;
+    let want = if exclude.is_some() { k + 1 } else { k };
+    let want = want.min(index.len()).max(k.min(index.len())).max(1);
+    let t_search = Instant::now();
+    let mut found = if args.exact {
+        index.search_exact_batch(queries, dim, want, None)?
+    } else {
+        index.search_batch(queries, dim, want, args.ef.max(want), None)?
+    };
+    if let Some(ex) = exclude {
+        let nq = found.queries();
+        let mut ids = Vec::with_capacity(nq * k);
+        let mut dists = Vec::with_capacity(nq * k);
+        for (q, &skip) in ex.iter().enumerate().take(nq) {
+            let row: Vec<(i64, f32)> = found
+                .ids(q)
+                .iter()
+                .zip(found.distances(q))
+                .filter(|(&i, _)| i != skip as i64)
+                .map(|(&i, &d)| (i, d))
+                .take(k)
+                .collect();
+            for j in 0..k {
+                let (i, d) = row.get(j).copied().unwrap_or((-1, f32::INFINITY));
+                ids.push(i);
+                dists.push(d);
+            }
+        }
+        found = Neighbours::from_parts(nq, k, ids, dists)
+            .ok_or_else(|| Error::InvalidInput("result shape".into()))?;
+    } else if found.k() != k {
+        // Fewer items than k: pad to k so the output shape is what was asked.
+        let nq = found.queries();
+        let (mut ids, mut dists) = (Vec::new(), Vec::new());
+        for q in 0..nq {
+            for j in 0..k {
+                ids.push(found.ids(q).get(j).copied().unwrap_or(-1));
+                dists.push(found.distances(q).get(j).copied().unwrap_or(f32::INFINITY));
+            }
+        }
+        found = Neighbours::from_parts(nq, k, ids, dists)
+            .ok_or_else(|| Error::InvalidInput("result shape".into()))?;
+    }
+    let search_seconds = t_search.elapsed().as_secs_f64();
+    let nq = found.queries();
+    let stats = QueryStats {
+        queries: nq,
+        k,
+        ef: (!args.exact).then_some(args.ef.max(want)),
+        exact: args.exact,
+        threads,
+        open_seconds,
+        search_seconds,
+        queries_per_second: nq as f64 / search_seconds.max(1e-9),
+        rss_after_open_bytes: rss_after_open,
+        peak_rss_bytes: proc_status_bytes("VmHWM"),
+        index_bytes: index.manifest().files.values().map(|f| f.size).sum(),
+    };
+    Ok((found, stats))
+}
+
+/// One result of a query, as printed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    /// 1 for the nearest.
+    pub rank: usize,
+    pub id: i64,
+    pub distance: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<i64>,
+    /// The label's name, when the index records class names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// Source of the item (image path; `path#row` for an IDX row).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Region of the source, `[x0, y0, x1, y1]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<[f32; 4]>,
+}
+
+/// The hits of query row `q`.
+pub fn hits(
+    index: &Index,
+    items: Option<&[crate::ItemInfo]>,
+    found: &Neighbours,
+    q: usize,
+) -> Vec<Hit> {
+    let labels = index.labels();
+    let classes = &index.manifest().classes;
+    found
+        .ids(q)
+        .iter()
+        .zip(found.distances(q))
+        .enumerate()
+        .filter(|(_, (&id, _))| id >= 0)
+        .map(|(r, (&id, &distance))| {
+            let i = id as usize;
+            let label = labels.and_then(|l| l.get(i).copied());
+            let info = items.and_then(|it| it.get(i));
+            Hit {
+                rank: r + 1,
+                id,
+                distance,
+                label,
+                class: label
+                    .and_then(|l| usize::try_from(l).ok())
+                    .and_then(|l| classes.get(l).cloned()),
+                path: info.map(|i| i.source.clone()).filter(|s| !s.is_empty()),
+                region: info.and_then(|i| i.region),
+            }
+        })
+        .collect()
+}
+
+/// Prints (or writes) the results of a query run as `args` asks. Single
+/// queries by id or image get a table of hits; `--vectors` batches one line
+/// of ids per query. `query_names` labels each query in the table.
+pub fn emit(
+    index: &Index,
+    found: &Neighbours,
+    stats: &QueryStats,
+    args: &QueryArgs,
+    query_names: Option<&[String]>,
+) -> Result<()> {
+    if let Some(out) = &args.out {
+        npy::write(out, found.all_ids(), &[found.queries(), found.k()])?;
+    }
+    let detailed = args.vectors.is_none();
+    let items =
+        if index.manifest().files.contains_key(crate::manifest::META) && (args.json || detailed) {
+            Some(index.items()?)
+        } else {
+            None
+        };
+    if args.json {
+        print_json_lines(index, items.as_deref(), found, stats)?;
+    } else if detailed {
+        print_table(index, items.as_deref(), found, args, query_names)?;
+    } else if args.out.is_none() {
+        print_ids(found)?;
+    }
+    eprintln!("{}", render_stats(stats));
+    Ok(())
+}
+
+fn print_table(
+    index: &Index,
+    items: Option<&[crate::ItemInfo]>,
+    found: &Neighbours,
+    args: &QueryArgs,
+    query_names: Option<&[String]>,
+) -> Result<()> {
+    let stdout = std::io::stdout().lock();
+    let mut w = BufWriter::new(stdout);
+    let res = (|| {
+        for q in 0..found.queries() {
+            let name = match (query_names.and_then(|n| n.get(q)), args.id.get(q)) {
+                (Some(n), _) => n.clone(),
+                (None, Some(id)) => format!("item {id}"),
+                (None, None) => format!("query {q}"),
+            };
+            writeln!(w, "query: {name}")?;
+            writeln!(
+                w,
+                "{:>4}  {:>9}  {:>8}  {:<16}  path [region]",
+                "rank", "distance", "id", "label"
+            )?;
+            for h in hits(index, items, found, q) {
+                let label = match (&h.class, h.label) {
+                    (Some(c), _) => c.clone(),
+                    (None, Some(l)) => l.to_string(),
+                    (None, None) => "-".into(),
+                };
+                let region = h.region.map_or(String::new(), |[x0, y0, x1, y1]| {
+                    format!(" [{x0},{y0},{},{}]", x1 - x0, y1 - y0)
+                });
+                writeln!(
+                    w,
+                    "{:>4}  {:>9.5}  {:>8}  {:<16}  {}{}",
+                    h.rank,
+                    h.distance,
+                    h.id,
+                    label,
+                    h.path.as_deref().unwrap_or("-"),
+                    region
+                )?;
+            }
+            if q + 1 < found.queries() {
+                writeln!(w)?;
+            }
+        }
+        w.flush()
+    })();
+    stdout_result(res)
+}
+
+fn render_stats(s: &QueryStats) -> String {
+    let mb = |b: Option<u64>| b.map_or("n/a".to_string(), |b| format!("{:.1} MB", b as f64 / 1e6));
+    format!(
+        "{} queries, k={}, {} on {} thread{}: {:.0} queries/s ({:.3}s); index open {:.2} ms; \
+         rss after open {}, peak rss {} (index files {:.1} MB)",
+        s.queries,
+        s.k,
+        s.ef.map_or("exact".to_string(), |ef| format!("ef={ef}")),
+        s.threads,
+        if s.threads == 1 { "" } else { "s" },
+        s.queries_per_second,
+        s.search_seconds,
+        s.open_seconds * 1e3,
+        mb(s.rss_after_open_bytes),
+        mb(s.peak_rss_bytes),
+        s.index_bytes as f64 / 1e6
+    )
+}
+
+/// Plain output: one line per query, the ids separated by spaces.
+fn print_ids(found: &Neighbours) -> Result<()> {
+    let stdout = std::io::stdout().lock();
+    let mut w = BufWriter::new(stdout);
+    let res = (|| {
+        for q in 0..found.queries() {
+            let mut first = true;
+            for id in found.ids(q) {
+                if !first {
+                    w.write_all(b" ")?;
+                }
+                first = false;
+                write!(w, "{id}")?;
+            }
+            w.write_all(b"\n")?;
+        }
+        w.flush()
+    })();
+    stdout_result(res)
+}
+
+fn print_json_lines(
+    index: &Index,
+    items: Option<&[crate::ItemInfo]>,
+    found: &Neighbours,
+    stats: &QueryStats,
+) -> Result<()> {
+    let labels = index.labels();
+    let stdout = std::io::stdout().lock();
+    let mut w = BufWriter::new(stdout);
+    fn line(w: &mut impl Write, rec: &QueryRecord<'_>) -> std::io::Result<()> {
+        serde_json::to_writer(&mut *w, rec)?;
+        w.write_all(b"\n")
+    }
+    let res = (|| {
+        for q in 0..found.queries() {
+            let ids = found.ids(q);
+            let rec = QueryRecord::Query {
+                query: q,
+                ids,
+                distances: found.distances(q),
+                labels: labels.map(|l| {
+                    ids.iter()
+                        .map(|&i| usize::try_from(i).ok().and_then(|i| l.get(i).copied()))
+                        .collect()
+                }),
+                hits: hits(index, items, found, q),
+            };
+            line(&mut w, &rec)?;
+        }
+        line(&mut w, &QueryRecord::Summary(stats))?;
+        w.flush()
+    })();
+    stdout_result(res)
+}
+
+/// A closed pipe (`| head`) is not an error; anything else is.
+fn stdout_result(res: std::io::Result<()>) -> Result<()> {
+    match res {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("<stdout>", e)),
+        _ => Ok(()),
+    }
+}
+
+/// `likeness verify`.
+pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
+    let start = Instant::now();
+    let index = Index::open(&args.index)?;
+    let report = index.verify()?;
+    print_line(&format!(
+        "{}: ok ({} items, dimension {}, {}; {} checked, {:.1} MB, {} graph links) in {:.2}s",
+        args.index.display(),
+        index.len(),
+        index.dim(),
+        index.metric(),
+        report.files.join(", "),
+        report.bytes as f64 / 1e6,
+        report.edges,
+        start.elapsed().as_secs_f64()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A `kB` field of `/proc/self/status` in bytes (`None` off Linux).
+pub fn proc_status_bytes(field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        let kb: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
+        Some(kb * 1024)
+    })
+}
+
+fn print_line(s: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{s}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_index_commands_from_raw_arguments() {
+        let a = |s: &str| -> Vec<OsString> { s.split(' ').map(OsString::from).collect() };
+        assert!(is_index_command(&a(
+            "likeness build --vectors v.npy --out x"
+        )));
+        assert!(is_index_command(&a(
+            "likeness --threads 1 query --index x --id 3"
+        )));
+        assert!(is_index_command(&a(
+            "likeness --device=cpu verify --index x"
+        )));
+        assert!(!is_index_command(&a(
+            "likeness query --index x --image f.png"
+        )));
+        assert!(!is_index_command(&a(
+            "likeness query --index x --id 1 --montage=m.png"
+        )));
+        assert!(!is_index_command(&a("likeness train --data d --out m")));
+        assert!(!is_index_command(&a("likeness --help")));
+        assert!(!is_index_command(&a("likeness")));
+    }
+
+    #[test]
+    fn reads_peak_rss_on_linux() {
+        if cfg!(target_os = "linux") {
+            let hwm = proc_status_bytes("VmHWM").unwrap();
+            assert!(hwm > 1 << 20, "{hwm}");
+        }
+        assert_eq!(proc_status_bytes("NoSuchField"), None);
+    }
+}

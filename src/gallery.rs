@@ -1,0 +1,408 @@
+//! Encoding a gallery: the batch embedder behind `likeness embed` and
+//! `likeness index`, and the embeddings directory it writes.
+//!
+//! # Threading layout (measured, see README "Embedding")
+//! Decoding, region cropping, resizing and normalisation of batch *i + 1* run
+//! on rayon in a producer thread while the forward pass of batch *i* runs on
+//! torch's intra-op threads (one batched forward per step, under `no_grad`).
+//! On this 2-core machine, Fashion-MNIST test set, convnet: this pipelined
+//! layout is faster than doing the two phases one after the other
+//! (`--prefetch 0`) and than one single-threaded decode+forward worker per core
+//! (two `--threads 1` processes on halves of the data); the numbers are in the
+//! README. Memory is bounded by `(prefetch + 2) · batch` decoded images
+//! whatever the gallery size; rows are written in item order as they come.
+//!
+//! # The embeddings directory (`likeness embed --out DIR`)
+//! - `vectors.npy`: float32 `(n, dim)`, row `i` is item `i` (64-byte aligned);
+//! - `labels.npy`: int64 `(n,)`, the class index of each row;
+//! - `items.csv`: `id,label,class,path,row,x,y,w,h` (IDX row and region box
+//!   when there are any);
+//! - `embed.json`: model directory and fingerprint, classes, counts, timings;
+//! - `skipped.csv` (with `--skip-bad`): `path,row,line,reason` of each image
+//!   that could not be used.
+//!
+//! The directory is written beside its final name and renamed into place.
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+use std::time::Instant;
+
+use likeness_index::npy::RowWriter;
+use likeness_index::{ItemInfo, TempDir};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Dataset, Region};
+use crate::error::{Error, Result};
+use crate::model::Net;
+use crate::train::output::ModelCard;
+use crate::transform;
+
+/// Format name of `embed.json`.
+pub const EMBED_FORMAT: &str = "likeness-embeddings";
+/// Version of the embeddings directory layout.
+pub const EMBED_VERSION: u32 = 1;
+
+/// How to run the embedder.
+#[derive(Debug, Clone)]
+pub struct EmbedOptions {
+    /// Images per forward pass.
+    pub batch: usize,
+    /// Batches decoded ahead of the forward pass (0: decode, then forward).
+    pub prefetch: usize,
+    /// Skip images that cannot be decoded (listed in the outcome) instead of
+    /// stopping at the first one.
+    pub skip_bad: bool,
+}
+
+impl Default for EmbedOptions {
+    fn default() -> Self {
+        EmbedOptions {
+            batch: 256,
+            prefetch: 1,
+            skip_bad: false,
+        }
+    }
+}
+
+/// An item that could not be embedded.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub item: usize,
+    pub path: PathBuf,
+    pub row: Option<usize>,
+    pub line: Option<u64>,
+    pub reason: String,
+}
+
+/// What [`embed_stream`] did.
+#[derive(Debug, Clone)]
+pub struct EmbedStats {
+    /// Items embedded (rows produced).
+    pub embedded: usize,
+    pub skipped: Vec<Skipped>,
+    /// Items whose channel count differs from the model's (converted).
+    pub converted: usize,
+    pub seconds: f64,
+}
+
+impl EmbedStats {
+    pub fn images_per_second(&self) -> f64 {
+        self.embedded as f64 / self.seconds.max(1e-9)
+    }
+}
+
+/// One decoded batch, ready for the network.
+struct Prepared {
+    /// Dataset indices of the rows of `input`.
+    kept: Vec<usize>,
+    input: Vec<f32>,
+    skipped: Vec<Skipped>,
+    converted: usize,
+}
+
+fn prepare(
+    ds: &Dataset,
+    spec: &crate::model::ModelSpec,
+    chunk: &[usize],
+    skip_bad: bool,
+) -> Result<Prepared> {
+    let loaded: Vec<Result<crate::data::Sample>> = chunk.par_iter().map(|&i| ds.load(i)).collect();
+    let mut kept = Vec::with_capacity(chunk.len());
+    let mut images = Vec::with_capacity(chunk.len());
+    let mut skipped = Vec::new();
+    let mut converted = 0;
+    let channels = spec.channels;
+    for (&i, res) in chunk.iter().zip(loaded) {
+        match res {
+            Ok(s) => {
+                // Grey (with or without alpha) is 1 channel, colour is 3.
+                let c = if s.image.color().channel_count() <= 2 {
+                    1
+                } else {
+                    3
+                };
+                if c != channels {
+                    converted += 1;
+                }
+                kept.push(i);
+                images.push(s.image);
+            }
+            Err(e) if skip_bad => {
+                let item = &ds.items()[i];
+                skipped.push(Skipped {
+                    item: i,
+                    path: item.path.clone(),
+                    row: item.row,
+                    line: item.line,
+                    reason: e.to_string(),
+                });
+            }
+            Err(e) => {
+                return Err(Error::Invalid(format!(
+                    "{e}\n(pass --skip-bad to skip unusable images and list them in skipped.csv)"
+                )))
+            }
+        }
+    }
+    let refs: Vec<_> = images.iter().collect();
+    let input = transform::batch_input(&refs, spec, None, &[]);
+    Ok(Prepared {
+        kept,
+        input,
+        skipped,
+        converted,
+    })
+}
+
+/// Embeds the dataset items at `indices` in order, handing each batch's rows
+/// (`kept.len() × dim` floats) and dataset indices to `sink`. Decoding runs on
+/// rayon `opts.prefetch` batches ahead of the forward pass.
+pub fn embed_stream(
+    net: &Net,
+    ds: &Dataset,
+    indices: &[usize],
+    opts: &EmbedOptions,
+    bar: Option<&indicatif::ProgressBar>,
+    mut sink: impl FnMut(&[f32], &[usize]) -> Result<()>,
+) -> Result<EmbedStats> {
+    let start = Instant::now();
+    let batch = opts.batch.max(1);
+    let device = net.vs.device();
+    let mut stats = EmbedStats {
+        embedded: 0,
+        skipped: Vec::new(),
+        converted: 0,
+        seconds: 0.0,
+    };
+    let mut consume = |p: Prepared, stats: &mut EmbedStats| -> Result<()> {
+        let done = (p.kept.len() + p.skipped.len()) as u64;
+        stats.skipped.extend(p.skipped);
+        stats.converted += p.converted;
+        if !p.kept.is_empty() {
+            let emb = crate::embed::embed_tensor(net, &p.input, p.kept.len(), device)?;
+            sink(&emb, &p.kept)?;
+            stats.embedded += p.kept.len();
+        }
+        if let Some(b) = bar {
+            b.inc(done);
+        }
+        Ok(())
+    };
+    if opts.prefetch == 0 {
+        for chunk in indices.chunks(batch) {
+            let p = prepare(ds, &net.spec, chunk, opts.skip_bad)?;
+            consume(p, &mut stats)?;
+        }
+    } else {
+        let (tx, rx) = sync_channel::<Result<Prepared>>(opts.prefetch);
+        let spec = &net.spec;
+        std::thread::scope(|scope| -> Result<()> {
+            let producer = scope.spawn(move || {
+                for chunk in indices.chunks(batch) {
+                    let p = prepare(ds, spec, chunk, opts.skip_bad);
+                    let failed = p.is_err();
+                    if tx.send(p).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            let mut result = Ok(());
+            for p in rx.iter() {
+                if let Err(e) = p.and_then(|p| consume(p, &mut stats)) {
+                    result = Err(e);
+                    break;
+                }
+            }
+            // Dropping the receiver stops the producer at its next send.
+            drop(rx);
+            producer
+                .join()
+                .map_err(|_| Error::Invalid("the decoding thread panicked".into()))?;
+            result
+        })?;
+    }
+    stats.seconds = start.elapsed().as_secs_f64();
+    Ok(stats)
+}
+
+/// `embed.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmbedCard {
+    pub format: String,
+    pub format_version: u32,
+    pub count: usize,
+    pub dim: usize,
+    pub source: String,
+    pub model_dir: String,
+    pub model_fingerprint: String,
+    pub classes: Vec<String>,
+    pub skipped: usize,
+    pub converted: usize,
+    pub seconds: f64,
+    pub images_per_second: f64,
+    pub likeness_version: String,
+}
+
+/// The index record of a dataset item: its source (`path`, or `path#row`
+/// for an IDX row) and region as `[x0, y0, x1, y1]`.
+pub fn item_info(ds: &Dataset, i: usize) -> ItemInfo {
+    let item = &ds.items()[i];
+    let source = match item.row {
+        Some(r) => format!("{}#{r}", item.path.display()),
+        None => item.path.display().to_string(),
+    };
+    ItemInfo {
+        source,
+        region: item.region.map(|r| {
+            [
+                r.x as f32,
+                r.y as f32,
+                (r.x + r.w) as f32,
+                (r.y + r.h) as f32,
+            ]
+        }),
+    }
+}
+
+/// The region of an [`ItemInfo`] back as a pixel box.
+pub fn info_region(info: &ItemInfo) -> Option<Region> {
+    info.region.map(|[x0, y0, x1, y1]| Region {
+        x: x0 as u32,
+        y: y0 as u32,
+        w: (x1 - x0) as u32,
+        h: (y1 - y0) as u32,
+    })
+}
+
+/// Refuses an existing output unless `force`; with `force`, only a
+/// directory holding `marker` (or nothing) may be replaced.
+pub fn check_output(out: &Path, force: bool, marker: &str) -> Result<()> {
+    if out.exists() {
+        if !force {
+            return Err(Error::Invalid(format!(
+                "{} already exists; remove it, choose another --out or pass --force to replace it",
+                out.display()
+            )));
+        }
+        likeness_index::fsutil::check_replaceable(out, marker)?;
+    }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    Ok(())
+}
+
+/// `likeness embed`: embeds every item of `ds` into a new directory `out`.
+#[allow(clippy::too_many_arguments)]
+pub fn embed_to_dir(
+    net: &Net,
+    card: &ModelCard,
+    model_dir: &Path,
+    ds: &Dataset,
+    out: &Path,
+    opts: &EmbedOptions,
+    force: bool,
+    bar: Option<&indicatif::ProgressBar>,
+) -> Result<(EmbedCard, EmbedStats)> {
+    check_output(out, force, "embed.json")?;
+    if ds.is_empty() {
+        return Err(Error::EmptyDataset {
+            path: ds.root().to_path_buf(),
+            hint: "there is nothing to embed".into(),
+        });
+    }
+    let dim = net.spec.dim as usize;
+    let tmp = TempDir::sibling_of(out)?;
+    let mut vectors = RowWriter::<f32>::create(tmp.path().join("vectors.npy"), dim)?;
+    let items_path = tmp.path().join("items.csv");
+    let mut items = csv::Writer::from_path(&items_path).map_err(|e| csv_err(&items_path, e))?;
+    items
+        .write_record(["id", "label", "class", "path", "row", "x", "y", "w", "h"])
+        .map_err(|e| csv_err(&items_path, e))?;
+    let mut labels: Vec<i64> = Vec::with_capacity(ds.len());
+    let all: Vec<usize> = (0..ds.len()).collect();
+    let stats = embed_stream(net, ds, &all, opts, bar, |emb, kept| {
+        vectors.push(emb)?;
+        for &i in kept {
+            let it = &ds.items()[i];
+            let opt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_default();
+            let id = labels.len();
+            items
+                .write_record([
+                    id.to_string(),
+                    it.label.to_string(),
+                    ds.classes()[it.label].clone(),
+                    it.path.display().to_string(),
+                    it.row.map(|r| r.to_string()).unwrap_or_default(),
+                    opt(it.region.map(|r| r.x)),
+                    opt(it.region.map(|r| r.y)),
+                    opt(it.region.map(|r| r.w)),
+                    opt(it.region.map(|r| r.h)),
+                ])
+                .map_err(|e| csv_err(&items_path, e))?;
+            labels.push(it.label as i64);
+        }
+        Ok(())
+    })?;
+    if stats.embedded == 0 {
+        return Err(Error::Invalid(format!(
+            "none of the {} images of {} could be used (first: {})",
+            ds.len(),
+            ds.root().display(),
+            stats.skipped.first().map_or("", |s| s.reason.as_str())
+        )));
+    }
+    vectors.finish()?;
+    items.flush().map_err(|e| Error::io(&items_path, e))?;
+    drop(items);
+    likeness_index::npy::write(tmp.path().join("labels.npy"), &labels, &[labels.len()])?;
+    if !stats.skipped.is_empty() {
+        write_skipped(&tmp.path().join("skipped.csv"), &stats.skipped)?;
+    }
+    let card = EmbedCard {
+        format: EMBED_FORMAT.into(),
+        format_version: EMBED_VERSION,
+        count: stats.embedded,
+        dim,
+        source: ds.root().display().to_string(),
+        model_dir: model_dir.display().to_string(),
+        model_fingerprint: card.weights_crc32.clone(),
+        classes: ds.classes().to_vec(),
+        skipped: stats.skipped.len(),
+        converted: stats.converted,
+        seconds: stats.seconds,
+        images_per_second: stats.images_per_second(),
+        likeness_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let json = serde_json::to_vec_pretty(&card).map_err(|e| Error::Invalid(e.to_string()))?;
+    let p = tmp.path().join("embed.json");
+    std::fs::write(&p, json).map_err(|e| Error::io(&p, e))?;
+    if force {
+        tmp.publish_replacing(out, "embed.json")?;
+    } else {
+        tmp.publish(out)?;
+    }
+    Ok((card, stats))
+}
+
+/// Writes `skipped.csv`: `item,path,row,line,reason`.
+pub fn write_skipped(path: &Path, skipped: &[Skipped]) -> Result<()> {
+    let mut w = csv::Writer::from_path(path).map_err(|e| csv_err(path, e))?;
+    w.write_record(["item", "path", "row", "line", "reason"])
+        .map_err(|e| csv_err(path, e))?;
+    for s in skipped {
+        w.write_record([
+            s.item.to_string(),
+            s.path.display().to_string(),
+            s.row.map(|r| r.to_string()).unwrap_or_default(),
+            s.line.map(|r| r.to_string()).unwrap_or_default(),
+            s.reason.clone(),
+        ])
+        .map_err(|e| csv_err(path, e))?;
+    }
+    w.flush().map_err(|e| Error::io(path, e))
+}
+
+fn csv_err(path: &Path, e: csv::Error) -> Error {
+    Error::Invalid(format!("{}: cannot write CSV: {e}", path.display()))
+}

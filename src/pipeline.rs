@@ -1,0 +1,701 @@
+//! The commands that join a trained model and an index: `embed`, `index`,
+//! image queries (`query --image`, `--montage`) and `eval`.
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Args;
+use likeness_index::cli::{MetricArg, QueryArgs};
+use likeness_index::{Index, IndexBuilder, ItemInfo, Metric};
+use tch::Device;
+
+use crate::data::{decode, Dataset, Region};
+use crate::error::{Error, Result};
+use crate::gallery::{self, EmbedOptions};
+use crate::model::Net;
+use crate::train::output::ModelCard;
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// Trained model directory (model.json + weights.safetensors).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Images to encode: an image folder, a CSV manifest (with optional
+    /// regions) or an IDX file.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output directory: vectors.npy, labels.npy, items.csv, embed.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub run: EmbedRunArgs,
+}
+
+/// Options shared by `embed` and `index`.
+#[derive(Debug, Args)]
+pub struct EmbedRunArgs {
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    /// Skip images that cannot be used and list them in skipped.csv; without
+    /// it the first bad image stops the run with its path.
+    #[arg(long)]
+    pub skip_bad: bool,
+    /// Replace an existing output directory (only one this command made).
+    #[arg(long)]
+    pub force: bool,
+    /// Batches decoded ahead of the forward pass (0: no overlap).
+    #[arg(long, default_value_t = 1, hide = true)]
+    pub prefetch: usize,
+}
+
+impl EmbedRunArgs {
+    fn options(&self) -> Result<EmbedOptions> {
+        if self.batch == 0 {
+            return Err(Error::Invalid("--batch must be at least 1".into()));
+        }
+        Ok(EmbedOptions {
+            batch: self.batch,
+            prefetch: self.prefetch,
+            skip_bad: self.skip_bad,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// Trained model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Gallery images: folder, CSV manifest (with optional regions) or IDX file.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output index directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Distance: cosine (default) or l2.
+    #[arg(long, value_enum, default_value_t = MetricArg::Cosine)]
+    pub metric: MetricArg,
+    /// HNSW links per node (layer 0 keeps 2·M).
+    #[arg(long, default_value_t = 16)]
+    pub m: usize,
+    /// HNSW beam width while building.
+    #[arg(long, default_value_t = 200)]
+    pub ef_construction: usize,
+    #[command(flatten)]
+    pub run: EmbedRunArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("protocol").args(["queries", "leave_one_out"])))]
+pub struct EvalArgs {
+    /// Index directory with labels (made by `likeness index`).
+    #[arg(long)]
+    pub index: PathBuf,
+    /// Labelled query images (query vs gallery); class names must match the index's.
+    #[arg(long)]
+    pub queries: Option<PathBuf>,
+    /// Every indexed item queries all the others (the default).
+    #[arg(long)]
+    pub leave_one_out: bool,
+    /// The K of Recall@K.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    pub ks: Vec<usize>,
+    /// Beam width for the ANN agreement check.
+    #[arg(long, default_value_t = 64)]
+    pub ef: usize,
+    /// Model directory for --queries [default: the one recorded in the index].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Where eval.json and eval.png go [default: INDEX_DIR-eval beside the index].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Images per forward pass when embedding --queries.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+}
+
+fn load_model(dir: &Path, device: Device) -> Result<(Net, ModelCard)> {
+    crate::model::load(dir, device)
+}
+
+/// `likeness embed`.
+pub fn embed(device: Device, args: EmbedArgs) -> Result<ExitCode> {
+    let opts = args.run.options()?;
+    gallery::check_output(&args.out, args.run.force, "embed.json")?;
+    let (net, card) = load_model(&args.model, device)?;
+    let ds = Dataset::open(&args.data)?;
+    let bar = crate::progress::bar(ds.len() as u64, "embedding");
+    let res = gallery::embed_to_dir(
+        &net,
+        &card,
+        &args.model,
+        &ds,
+        &args.out,
+        &opts,
+        args.run.force,
+        Some(&bar),
+    );
+    bar.finish_and_clear();
+    let (card, stats) = res?;
+    report_embed(&stats, &net, card.count, &args.out);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report_embed(stats: &gallery::EmbedStats, net: &Net, count: usize, out: &Path) {
+    if stats.converted > 0 {
+        eprintln!(
+            "likeness: converted {} images to {} (the model expects {} channel{})",
+            stats.converted,
+            if net.spec.channels == 1 {
+                "greyscale"
+            } else {
+                "RGB"
+            },
+            net.spec.channels,
+            if net.spec.channels == 1 { "" } else { "s" }
+        );
+    }
+    if !stats.skipped.is_empty() {
+        eprintln!(
+            "likeness: skipped {} unusable images (listed in {})",
+            stats.skipped.len(),
+            out.join("skipped.csv").display()
+        );
+    }
+    println!(
+        "embedded {count} images of dimension {} in {:.2}s ({:.0} images/s) into {}",
+        net.spec.dim,
+        stats.seconds,
+        stats.images_per_second(),
+        out.display()
+    );
+}
+
+/// `likeness index`: embed a gallery and build its index in one step.
+pub fn index(device: Device, threads: usize, args: IndexArgs) -> Result<ExitCode> {
+    let opts = args.run.options()?;
+    gallery::check_output(
+        &args.out,
+        args.run.force,
+        likeness_index::manifest::MANIFEST,
+    )?;
+    let (net, card) = load_model(&args.model, device)?;
+    let ds = Dataset::open(&args.data)?;
+    if ds.is_empty() {
+        return Err(Error::EmptyDataset {
+            path: ds.root().to_path_buf(),
+            hint: "the gallery has no images to index".into(),
+        });
+    }
+    let dim = net.spec.dim as usize;
+    let mut vectors = Vec::with_capacity(ds.len() * dim);
+    let mut labels = Vec::with_capacity(ds.len());
+    let mut items: Vec<ItemInfo> = Vec::with_capacity(ds.len());
+    let all: Vec<usize> = (0..ds.len()).collect();
+    let bar = crate::progress::bar(ds.len() as u64, "embedding");
+    let res = gallery::embed_stream(&net, &ds, &all, &opts, Some(&bar), |emb, kept| {
+        vectors.extend_from_slice(emb);
+        for &i in kept {
+            labels.push(ds.items()[i].label as i64);
+            items.push(gallery::item_info(&ds, i));
+        }
+        Ok(())
+    });
+    bar.finish_and_clear();
+    let stats = res?;
+    report_embed(&stats, &net, stats.embedded, &args.out);
+    if stats.embedded == 0 {
+        return Err(Error::Invalid(format!(
+            "none of the {} images of {} could be used",
+            ds.len(),
+            ds.root().display()
+        )));
+    }
+    let model_dir = std::fs::canonicalize(&args.model).unwrap_or_else(|_| args.model.clone());
+    let builder = IndexBuilder::new()
+        .metric(args.metric.into())
+        .m(args.m)
+        .ef_construction(args.ef_construction)
+        .threads(threads)
+        .overwrite(args.run.force)
+        .model_fingerprint(card.weights_crc32.clone())
+        .model_dir(model_dir.display().to_string())
+        .classes(ds.classes().to_vec());
+    let bar = crate::progress::bar(labels.len() as u64, "indexing");
+    let progress = |done: usize, _total: usize| bar.set_position(done as u64);
+    let res = builder.build(
+        &vectors,
+        dim,
+        Some(&labels),
+        Some(&items),
+        &args.out,
+        Some(&progress),
+    );
+    bar.finish_and_clear();
+    let report = res?;
+    if !stats.skipped.is_empty() {
+        // The index directory only holds what its manifest lists, so the
+        // list of skipped images goes beside it.
+        let p = skipped_path(&args.out);
+        gallery::write_skipped(&p, &stats.skipped)?;
+        eprintln!("likeness: skipped images listed in {}", p.display());
+    }
+    println!(
+        "indexed {} items ({}, M={}, ef_construction={}) in {:.2}s; {:.1} MB in {}",
+        report.count,
+        Metric::from(args.metric),
+        args.m,
+        args.ef_construction,
+        report.total_seconds,
+        report.bytes as f64 / 1e6,
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn skipped_path(index_dir: &Path) -> PathBuf {
+    let mut name = index_dir
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "index".into());
+    name.push(".skipped.csv");
+    index_dir.with_file_name(name)
+}
+
+/// The model an index was built with: `explicit` or the recorded directory,
+/// refused when its fingerprint differs from the index's.
+fn model_for_index(
+    index: &Index,
+    explicit: Option<&Path>,
+    device: Device,
+) -> Result<(Net, ModelCard, PathBuf)> {
+    let m = index.manifest();
+    let dir = match (explicit, &m.model_dir) {
+        (Some(d), _) => d.to_path_buf(),
+        (None, Some(d)) => PathBuf::from(d),
+        (None, None) => return Err(Error::Invalid(format!(
+            "{} records no model (it was built from vectors); image queries need an index made by \
+                 `likeness index`, or pass --model",
+            index.dir().display()
+        ))),
+    };
+    let (net, card) = load_model(&dir, device).map_err(|e| {
+        Error::Invalid(format!(
+            "cannot load the model of index {} from {}: {e}",
+            index.dir().display(),
+            dir.display()
+        ))
+    })?;
+    if let Some(fp) = &m.model_fingerprint {
+        if *fp != card.weights_crc32 {
+            return Err(Error::Invalid(format!(
+                "model mismatch: {} has fingerprint {} but the index {} was built by a model with \
+                 fingerprint {fp}; query with the model that built the index (or rebuild the index \
+                 with `likeness index --model {}`)",
+                dir.display(),
+                card.weights_crc32,
+                index.dir().display(),
+                dir.display()
+            )));
+        }
+    }
+    if net.spec.dim as usize != index.dim() {
+        return Err(Error::Invalid(format!(
+            "the model {} makes vectors of dimension {} but the index has dimension {}",
+            dir.display(),
+            net.spec.dim,
+            index.dim()
+        )));
+    }
+    Ok((net, card, dir))
+}
+
+fn parse_region(s: &str) -> Result<Region> {
+    s.parse::<Region>()
+        .map_err(|e| Error::Invalid(format!("--region {s}: {e} (expected x,y,w,h in pixels)")))
+}
+
+/// `likeness query` with `--image` or `--montage`.
+pub fn query(device: Device, threads: usize, args: QueryArgs) -> Result<ExitCode> {
+    let start = Instant::now();
+    let index = Index::open(&args.index)?;
+    let open_seconds = start.elapsed().as_secs_f64();
+    let rss = likeness_index::cli::proc_status_bytes("VmRSS");
+    let mut query_images = Vec::new();
+    let (data, dim, exclude, names) = if let Some(path) = &args.image {
+        let (net, _card, _dir) = model_for_index(&index, args.model.as_deref(), device)?;
+        let t_model = start.elapsed().as_secs_f64();
+        let image = decode::decode_file(path, &decode::DecodeLimits::default())?;
+        let (image, name) = match &args.region {
+            Some(r) => {
+                let region = parse_region(r)?;
+                (
+                    decode::crop(image, region, path)?,
+                    format!("{} [{}]", path.display(), r),
+                )
+            }
+            None => (image, path.display().to_string()),
+        };
+        let input = crate::transform::batch_input(&[&image], &net.spec, None, &[]);
+        let v = crate::embed::embed_tensor(&net, &input, 1, net.vs.device())?;
+        if std::env::var_os("LIKENESS_TIMING").is_some() {
+            eprintln!(
+                "timing: index open {:.1} ms, model load {:.1} ms, decode+embed {:.1} ms",
+                open_seconds * 1e3,
+                (t_model - open_seconds) * 1e3,
+                (start.elapsed().as_secs_f64() - t_model) * 1e3
+            );
+        }
+        query_images.push((image, None));
+        (v, index.dim(), None, Some(vec![name]))
+    } else {
+        let (data, dim, exclude) = likeness_index::cli::query_vectors(&index, &args)?;
+        (data, dim, exclude, None)
+    };
+    let (found, stats) = likeness_index::cli::search(
+        &index,
+        &data,
+        dim,
+        exclude.as_deref(),
+        &args,
+        threads,
+        open_seconds,
+        rss,
+    )?;
+    likeness_index::cli::emit(&index, &found, &stats, &args, names.as_deref())?;
+    if let Some(out) = &args.montage {
+        let items = index.items()?;
+        let labels = index.labels();
+        let mut loader = ItemImages::default();
+        if query_images.is_empty() {
+            for &id in args.id.iter().take(found.queries()) {
+                let img = loader.load(items.get(id))?;
+                query_images.push((img, labels.and_then(|l| l.get(id).copied())));
+            }
+        }
+        if query_images.len() != found.queries() {
+            return Err(Error::Invalid(
+                "--montage draws queries by --image or --id (not --vectors)".into(),
+            ));
+        }
+        crate::montage::draw(out, &index, &items, &found, &query_images, &mut loader)?;
+        eprintln!("montage: {}", out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Decodes indexed items' images (IDX rows for `path#row` sources, with
+/// each IDX file read once) and crops their regions.
+#[derive(Default)]
+pub struct ItemImages {
+    idx: std::collections::HashMap<PathBuf, crate::data::idx::IdxImages>,
+}
+
+impl ItemImages {
+    pub fn load(&mut self, info: Option<&ItemInfo>) -> Result<image::DynamicImage> {
+        let info = info.ok_or_else(|| Error::Invalid("item out of range".into()))?;
+        if info.source.is_empty() {
+            return Err(Error::Invalid(
+                "the index records no source images (built from vectors); --montage needs an index \
+                 made by `likeness index`"
+                    .into(),
+            ));
+        }
+        let (path, row) = match info.source.rsplit_once('#') {
+            Some((p, r)) if !r.is_empty() && r.chars().all(|c| c.is_ascii_digit()) => {
+                (PathBuf::from(p), r.parse::<usize>().ok())
+            }
+            _ => (PathBuf::from(&info.source), None),
+        };
+        let image = match row {
+            Some(row) => {
+                if !self.idx.contains_key(&path) {
+                    let images = crate::data::idx::read_images(&path)?;
+                    self.idx.insert(path.clone(), images);
+                }
+                self.idx[&path].image(row)?
+            }
+            None => decode::decode_file(&path, &decode::DecodeLimits::default())?,
+        };
+        match gallery::info_region(info) {
+            Some(r) => decode::crop(image, r, &path),
+            None => Ok(image),
+        }
+    }
+}
+
+/// What `likeness eval` measured (`eval.json`).
+#[derive(Debug, serde::Serialize)]
+pub struct EvalReport {
+    pub index: String,
+    pub protocol: String,
+    pub queries: usize,
+    pub gallery: usize,
+    pub ks: Vec<usize>,
+    /// `recall@K` for each K, `precision@1`, `r_precision`, `map@r`, `ann_recall@K`.
+    #[serde(flatten)]
+    pub scores: serde_json::Map<String, serde_json::Value>,
+    pub lone_queries: usize,
+    pub per_class: Vec<serde_json::Value>,
+    pub ef: usize,
+    pub seconds: f64,
+}
+
+/// `likeness eval`.
+pub fn eval(device: Device, args: EvalArgs) -> Result<ExitCode> {
+    let start = Instant::now();
+    if args.ks.is_empty() || args.ks.contains(&0) {
+        return Err(Error::Invalid(
+            "--ks must list positive K values, e.g. 1,2,4,8".into(),
+        ));
+    }
+    let index = Index::open(&args.index)?;
+    let labels = index.labels().ok_or_else(|| {
+        Error::Invalid(format!(
+            "{} has no labels; evaluation needs an index built with labels (`likeness index`, or `build --labels`)",
+            args.index.display()
+        ))
+    })?;
+    let classes = index.manifest().classes.clone();
+    let dim = index.dim();
+    let metric = index.metric();
+    let kmax = *args.ks.iter().max().unwrap_or(&1);
+    let (metrics, ann, protocol, nq) = match &args.queries {
+        None => {
+            let m = likeness_index::metrics::evaluate(
+                index.vectors(),
+                labels,
+                None,
+                dim,
+                metric,
+                &args.ks,
+            )?;
+            // ANN agreement: every item's graph neighbours (itself left out) vs exact.
+            let n = index.len();
+            let k = kmax.min(n.saturating_sub(1)).max(1);
+            let ids: Vec<usize> = (0..n).collect();
+            let qa = QueryArgs {
+                index: args.index.clone(),
+                vectors: None,
+                id: ids.clone(),
+                image: None,
+                region: None,
+                model: None,
+                k,
+                ef: args.ef,
+                exact: false,
+                out: None,
+                json: false,
+                montage: None,
+            };
+            let (approx, _) = likeness_index::cli::search(
+                &index,
+                index.vectors(),
+                dim,
+                Some(&ids),
+                &qa,
+                1,
+                0.0,
+                None,
+            )?;
+            let qe = QueryArgs { exact: true, ..qa };
+            let (exact, _) = likeness_index::cli::search(
+                &index,
+                index.vectors(),
+                dim,
+                Some(&ids),
+                &qe,
+                1,
+                0.0,
+                None,
+            )?;
+            let ann = likeness_index::metrics::ann_recall(&approx, &exact, k)?;
+            (m, (k, ann), "leave-one-out".to_string(), n)
+        }
+        Some(src) => {
+            let (net, _card, _dir) = model_for_index(&index, args.model.as_deref(), device)?;
+            let ds = Dataset::open(src)?;
+            if ds.is_empty() {
+                return Err(Error::EmptyDataset {
+                    path: ds.root().to_path_buf(),
+                    hint: "no query images".into(),
+                });
+            }
+            // Map the query classes onto the index's labels by name.
+            let map: Vec<i64> = ds
+                .classes()
+                .iter()
+                .map(|c| {
+                    classes
+                        .iter()
+                        .position(|x| x == c)
+                        .map_or(-1 - 1_000_000, |p| p as i64)
+                })
+                .collect();
+            let all: Vec<usize> = (0..ds.len()).collect();
+            let mut q = Vec::new();
+            let mut ql = Vec::new();
+            let bar = crate::progress::bar(ds.len() as u64, "embedding");
+            let opts = EmbedOptions {
+                batch: args.batch.max(1),
+                ..EmbedOptions::default()
+            };
+            let res = gallery::embed_stream(&net, &ds, &all, &opts, Some(&bar), |emb, kept| {
+                q.extend_from_slice(emb);
+                ql.extend(kept.iter().map(|&i| map[ds.items()[i].label]));
+                Ok(())
+            });
+            bar.finish_and_clear();
+            res?;
+            let mut qn = q.clone();
+            metric.preprocess(&mut qn, dim)?;
+            let m = likeness_index::metrics::evaluate(
+                index.vectors(),
+                labels,
+                Some((&qn, &ql)),
+                dim,
+                metric,
+                &args.ks,
+            )?;
+            let k = kmax.min(index.len());
+            let approx = index.search_batch(&q, dim, k, args.ef.max(k), None)?;
+            let exact = index.search_exact_batch(&q, dim, k, None)?;
+            let ann = likeness_index::metrics::ann_recall(&approx, &exact, k)?;
+            (m, (k, ann), "query-vs-gallery".to_string(), ql.len())
+        }
+    };
+    let mut scores = serde_json::Map::new();
+    for &(k, r) in &metrics.overall.recall_at_k {
+        scores.insert(format!("recall@{k}"), r.into());
+    }
+    scores.insert("precision@1".into(), metrics.overall.precision_at_1.into());
+    scores.insert("r_precision".into(), metrics.overall.r_precision.into());
+    scores.insert("map@r".into(), metrics.overall.map_at_r.into());
+    scores.insert(format!("ann_recall@{}", ann.0), ann.1.into());
+    let per_class: Vec<serde_json::Value> = metrics
+        .per_class
+        .iter()
+        .map(|c| {
+            let mut v = serde_json::json!({
+                "label": c.label,
+                "class": usize::try_from(c.label).ok().and_then(|l| classes.get(l)).cloned(),
+                "r": c.r,
+                "queries": c.scores.queries,
+                "precision@1": c.scores.precision_at_1,
+                "r_precision": c.scores.r_precision,
+                "map@r": c.scores.map_at_r,
+            });
+            for &(k, r) in &c.scores.recall_at_k {
+                v[format!("recall@{k}")] = r.into();
+            }
+            v
+        })
+        .collect();
+    let report = EvalReport {
+        index: args.index.display().to_string(),
+        protocol,
+        queries: metrics.overall.queries,
+        gallery: index.len(),
+        ks: args.ks.clone(),
+        scores,
+        lone_queries: metrics.lone_queries,
+        per_class,
+        ef: args.ef,
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    let _ = nq;
+    let out = args.out.clone().unwrap_or_else(|| {
+        let mut name = args
+            .index
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "index".into());
+        name.push("-eval");
+        args.index.with_file_name(name)
+    });
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Invalid(e.to_string()))?;
+    likeness_index::atomic_write(&out.join("eval.json"), |f| {
+        use std::io::Write;
+        f.write_all(&json)
+    })?;
+    crate::plot::eval_bars(&out.join("eval.png"), &report)?;
+    if args.json {
+        let line = serde_json::to_string(&report).map_err(|e| Error::Invalid(e.to_string()))?;
+        println!("{line}");
+    } else {
+        println!("{}", render_eval(&report));
+        eprintln!(
+            "wrote {} and {}",
+            out.join("eval.json").display(),
+            out.join("eval.png").display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_eval(r: &EvalReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{}: {} queries, gallery {}, {}{}",
+        r.index,
+        r.queries,
+        r.gallery,
+        r.protocol,
+        if r.lone_queries > 0 {
+            format!(
+                " ({} queries without another item of their label left out)",
+                r.lone_queries
+            )
+        } else {
+            String::new()
+        }
+    );
+    let mut head = format!("{:<20} {:>7}", "class", "queries");
+    for k in &r.ks {
+        let _ = write!(head, " {:>8}", format!("R@{k}"));
+    }
+    let _ = write!(head, " {:>8} {:>8} {:>8}", "P@1", "R-Prec", "MAP@R");
+    let _ = writeln!(s, "{head}");
+    let row = |name: &str, v: &serde_json::Value| {
+        let mut line = format!("{:<20} {:>7}", name, v["queries"]);
+        for k in &r.ks {
+            let _ = write!(
+                line,
+                " {:>8.4}",
+                v[format!("recall@{k}")].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+        for key in ["precision@1", "r_precision", "map@r"] {
+            let _ = write!(line, " {:>8.4}", v[key].as_f64().unwrap_or(f64::NAN));
+        }
+        line
+    };
+    for c in &r.per_class {
+        let name = c["class"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| c["label"].to_string());
+        let _ = writeln!(s, "{}", row(&name, c));
+    }
+    let mut all = serde_json::Value::Object(r.scores.clone());
+    all["queries"] = r.queries.into();
+    let _ = writeln!(s, "{}", row("all", &all));
+    for (k, v) in &r.scores {
+        if k.starts_with("ann_recall@") {
+            let _ = write!(
+                s,
+                "ANN agreement with exact search ({k}, ef {}): {:.4}",
+                r.ef,
+                v.as_f64().unwrap_or(f64::NAN)
+            );
+        }
+    }
+    s
+}
