@@ -32,7 +32,7 @@ system-deps:
 	@scripts/system-deps.sh
 
 build: system-deps $(TORCH_DEP)
-	$(TORCH_ENV) $(CARGO) build --release --bin likeness
+	$(TORCH_ENV) $(CARGO) build --release --bins
 
 data: system-deps
 	scripts/fetch-data.sh
@@ -40,17 +40,10 @@ data: system-deps
 doctor: build data
 	target/release/likeness doctor
 
-# The main job so far: check the machine, read every face crop, and train a
-# short Fashion-MNIST model (validated on the test split) into runs/demo.
-# (Embedding, indexing and querying a gallery join it as they land.)
-FMNIST := $(LIKENESS_CACHE)/data/fashion-mnist
+# The main job: train, index, evaluate and query Fashion-MNIST and the johns
+# face crops (and their facial regions); writes runs/demo/REPORT.md.
 demo: build data
-	target/release/likeness doctor
-	target/release/likeness inspect $(LIKENESS_CACHE)/data/johns --check
-	target/release/likeness train --data $(FMNIST)/train-images-idx3-ubyte.gz \
-		--val-data $(FMNIST)/t10k-images-idx3-ubyte.gz --out runs/demo/fashion \
-		--epochs 2 --steps-per-epoch 150 --lr 4e-3 --force
-	@echo "demo: model, training log and curves in runs/demo/fashion (curves.png)"
+	scripts/demo.sh
 
 fmt:
 	$(CARGO) fmt --all --check

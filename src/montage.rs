@@ -15,7 +15,7 @@ use crate::pipeline::ItemImages;
 const THUMB: u32 = 96;
 const BORDER: u32 = 4;
 const GAP: u32 = 10;
-const TEXT: u32 = 34;
+const TEXT: u32 = 36;
 
 const BLUE: [u8; 3] = [40, 90, 200];
 const GREEN: [u8; 3] = [30, 160, 60];
@@ -101,7 +101,19 @@ pub fn draw(
             };
             paste(&mut canvas, &thumb(&img), x, y, colour);
             texts.push((name(label), x as i32, (y + cell + 3) as i32, colour));
-            texts.push((format!("{d:.3}"), x as i32, (y + cell + 18) as i32, GREY));
+            // Region items also show whose image they come from (the folder).
+            let info = items.get(id as usize);
+            let owner = info
+                .filter(|i| i.region.is_some())
+                .and_then(|i| Path::new(i.source.as_str()).parent()?.file_name())
+                .map(|n| format!(" {}", n.to_string_lossy()))
+                .unwrap_or_default();
+            texts.push((
+                format!("{d:.3}{owner}"),
+                x as i32,
+                (y + cell + 18) as i32,
+                GREY,
+            ));
         }
     }
     let mut buf = canvas.into_raw();

@@ -277,11 +277,13 @@ fn model_for_index(
     let dir = match (explicit, &m.model_dir) {
         (Some(d), _) => d.to_path_buf(),
         (None, Some(d)) => PathBuf::from(d),
-        (None, None) => return Err(Error::Invalid(format!(
+        (None, None) => {
+            return Err(Error::Invalid(format!(
             "{} records no model (it was built from vectors); image queries need an index made by \
                  `likeness index`, or pass --model",
             index.dir().display()
-        ))),
+        )))
+        }
     };
     let (net, card) = load_model(&dir, device).map_err(|e| {
         Error::Invalid(format!(
@@ -350,7 +352,23 @@ pub fn query(device: Device, threads: usize, args: QueryArgs) -> Result<ExitCode
                 (start.elapsed().as_secs_f64() - t_model) * 1e3
             );
         }
-        query_images.push((image, None));
+        let qlabel = match &args.label {
+            Some(name) => Some(
+                index
+                    .manifest()
+                    .classes
+                    .iter()
+                    .position(|c| c == name)
+                    .ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "--label {name}: the index has no class of that name (it has: {})",
+                            index.manifest().classes.join(", ")
+                        ))
+                    })? as i64,
+            ),
+            None => None,
+        };
+        query_images.push((image, qlabel));
         (v, index.dim(), None, Some(vec![name]))
     } else {
         let (data, dim, exclude) = likeness_index::cli::query_vectors(&index, &args)?;
@@ -484,6 +502,7 @@ pub fn eval(device: Device, args: EvalArgs) -> Result<ExitCode> {
                 id: ids.clone(),
                 image: None,
                 region: None,
+                label: None,
                 model: None,
                 k,
                 ef: args.ef,

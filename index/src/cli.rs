@@ -200,6 +200,10 @@ pub struct QueryArgs {
     /// Region of --image to query with, in pixels: x,y,w,h.
     #[arg(long, requires = "image")]
     pub region: Option<String>,
+    /// The query's label (a class name of the index), for --image queries:
+    /// the montage then colours each result by whether its label matches.
+    #[arg(long, requires = "image")]
+    pub label: Option<String>,
     /// Model directory for --image [default: the one recorded in the index];
     /// its fingerprint must match the index's.
     #[arg(long, requires = "image")]

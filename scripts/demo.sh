@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# `make demo`: the main job on data that ships with Debian packages.
+#
+# 1. Fashion-MNIST: train convnet (dim 64, npair-mc, 5 epochs, bf16), index the
+#    10,000 test images, evaluate them leave-one-out, draw 8 queries.
+# 2. Faces: the dlib "johns" crops (5 people x 11): train resnet18 at 112 px on
+#    8 per person, index the other 3, evaluate; then a catalogue of six fixed
+#    facial regions of all 55 aligned crops, indexed with the same model, and
+#    a region query ("find eyes like this one").
+# 3. runs/demo/REPORT.md with the numbers, montages and training curves.
+#
+# Re-running replaces the previous results. Knobs (environment):
+# DEMO_OUT (runs/demo), FASHION_EPOCHS (5), FACE_EPOCHS (20), SEED (0).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LIKENESS_CACHE=${LIKENESS_CACHE:-$HOME/.cache/likeness}
+BIN=${LIKENESS_BIN:-target/release/likeness}
+PYTHON=${LIKENESS_PYTHON:-$LIKENESS_CACHE/torch-2.11.0/bin/python}
+[[ -x $PYTHON ]] || PYTHON=python3  # the report needs only the standard library
+OUT=${DEMO_OUT:-runs/demo}
+FM=$LIKENESS_CACHE/data/fashion-mnist
+JOHNS=$LIKENESS_CACHE/data/johns
+FASHION_EPOCHS=${FASHION_EPOCHS:-5}
+FACE_EPOCHS=${FACE_EPOCHS:-20}
+SEED=${SEED:-0}
+
+[[ -x $BIN ]] || { echo "$BIN missing: run \`make build\` first" >&2; exit 2; }
+[[ -f $FM/t10k-images-idx3-ubyte.gz && -d $JOHNS ]] || { echo "data missing: run \`make data\` first" >&2; exit 2; }
+
+start=$(date +%s)
+mkdir -p "$OUT"
+rm -rf "$OUT/fashion" "$OUT/faces" "$OUT/REPORT.md"
+mkdir -p "$OUT/fashion" "$OUT/faces"
+step() { echo; echo "== $* ($(( $(date +%s) - start )) s)"; }
+
+step "machine"
+"$BIN" doctor | tee "$OUT/doctor.txt"
+
+# ---------------------------------------------------------------- Fashion-MNIST
+F=$OUT/fashion
+step "Fashion-MNIST: train convnet, $FASHION_EPOCHS epochs"
+"$BIN" train --data "$FM/train-images-idx3-ubyte.gz" --val-data "$FM/t10k-images-idx3-ubyte.gz" \
+    --out "$F/model" --arch convnet --dim 64 --loss npair-mc --epochs "$FASHION_EPOCHS" \
+    --lr 4e-3 --precision bf16 --seed "$SEED" --force
+step "Fashion-MNIST: index the 10,000 test images"
+"$BIN" index --model "$F/model" --data "$FM/t10k-images-idx3-ubyte.gz" --out "$F/index"
+step "Fashion-MNIST: evaluate (leave-one-out, cosine)"
+"$BIN" eval --index "$F/index" --leave-one-out --out "$F/eval"
+step "Fashion-MNIST: 8 queries"
+"$BIN" query --index "$F/index" --id 0,1,2,3,4,5,6,7 -k 8 --montage "$F/montage.png" > "$F/queries.txt"
+
+# ---------------------------------------------------------------------- Faces
+D=$OUT/faces
+step "faces: seeded split of $JOHNS (8 per person to train, 3 to query)"
+# A seeded order per person: sort by a hash of seed and file name.
+{
+    echo "path,label" > "$D/train.csv"
+    echo "path,label" > "$D/gallery.csv"
+    for person in "$JOHNS"/*/; do
+        name=$(basename "$person")
+        i=0
+        for f in "$person"*.jpg; do
+            printf '%s %s\n' "$(printf '%s/%s' "$SEED" "$(basename "$f")" | md5sum | cut -c1-12)" "$f"
+        done | sort | while read -r _ f; do
+            if (( i < 8 )); then echo "$f,$name" >> "$D/train.csv"; else echo "$f,$name" >> "$D/gallery.csv"; fi
+            i=$((i + 1))
+        done
+    done
+}
+echo "train: $(( $(wc -l < "$D/train.csv") - 1 )) crops, gallery: $(( $(wc -l < "$D/gallery.csv") - 1 )) crops"
+step "faces: train resnet18 at 112 px, $FACE_EPOCHS epochs"
+"$BIN" train --data "$D/train.csv" --val-data "$D/gallery.csv" --out "$D/model" --arch resnet18 \
+    --input-size 112 --dim 64 --epochs "$FACE_EPOCHS" --seed "$SEED" --force
+step "faces: index the held-out crops, evaluate"
+"$BIN" index --model "$D/model" --data "$D/gallery.csv" --out "$D/index"
+"$BIN" eval --index "$D/index" --leave-one-out --ks 1,2 --out "$D/eval"
+"$BIN" query --index "$D/index" --id 0,3,6,9,12 -k 4 --montage "$D/montage.png" > "$D/queries.txt"
+
+step "faces: region catalogue (six fixed boxes on every aligned crop)"
+# Boxes in the 150x150 aligned dlib crops, x,y,w,h; "left"/"right" as seen in the image.
+regions=(
+    "left_eye 22 32 40 28"
+    "right_eye 88 32 40 28"
+    "nose 55 50 40 40"
+    "mouth 45 88 60 32"
+    "left_cheek 15 62 36 36"
+    "right_cheek 99 62 36 36"
+)
+echo "path,label,x,y,w,h" > "$D/regions.csv"
+for f in "$JOHNS"/*/*.jpg; do
+    for r in "${regions[@]}"; do
+        read -r name x y w h <<< "$r"
+        echo "$f,$name,$x,$y,$w,$h" >> "$D/regions.csv"
+    done
+done
+"$BIN" index --model "$D/model" --data "$D/regions.csv" --out "$D/regions-index"
+"$BIN" eval --index "$D/regions-index" --leave-one-out --out "$D/regions-eval"
+query_face=$(tail -n 1 "$D/gallery.csv" | cut -d, -f1)
+step "faces: find eyes like the left eye of $(basename "$(dirname "$query_face")")"
+"$BIN" query --index "$D/regions-index" --image "$query_face" --region 22,32,40,28 --label left_eye \
+    -k 8 --montage "$D/region-montage.png" | tee "$D/region-query.txt"
+
+# ---------------------------------------------------------------------- report
+step "report"
+"$PYTHON" scripts/demo_report.py --out "$OUT" --seconds "$(( $(date +%s) - start ))" --query-face "$query_face"
+echo
+echo "demo finished in $(( $(date +%s) - start )) s: $OUT/REPORT.md"
