@@ -18,7 +18,7 @@ endif
 # Tests that talk to numpy/PyTorch use this interpreter.
 export LIKENESS_PYTHON ?= $(VENV)/bin/python
 
-.PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache bench-train bench-losses bench-ann
+.PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache bench-train bench-losses bench-ann bench-embed
 
 all: build
 
@@ -65,6 +65,10 @@ bench-train: build data
 # HNSW vs hnswlib and faiss on fashion-mnist-784-euclidean (ann-benchmarks setup).
 bench-ann: build data
 	benches/ann/run.sh
+
+# likeness embed vs PyTorch eager (ImageFolder + DataLoader) on 10,055 image files.
+bench-embed: build data
+	benches/embed.sh
 
 # npair-mc vs npair-ovo vs triplet on Fashion-MNIST (EPOCHS=2 by default).
 bench-losses: build data

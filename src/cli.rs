@@ -51,6 +51,8 @@ pub enum Command {
     Index(crate::pipeline::IndexArgs),
     /// Retrieval metrics of an index: Recall@K, P@1, R-Precision, MAP@R, ANN agreement.
     Eval(crate::pipeline::EvalArgs),
+    /// Answer queries over HTTP (JSON) from a memory-mapped index.
+    Serve(likeness_index::cli::ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -124,6 +126,10 @@ pub struct TrainArgs {
     /// Do not mirror images (for left/right-sensitive regions).
     #[arg(long)]
     pub no_flip: bool,
+    /// Test-time flip: validation, embedding and model.pt use the sum of the
+    /// unit embeddings of each image and its mirror image (2 forward passes).
+    #[arg(long)]
+    pub flip_tta: bool,
     /// Random resized crop: smallest area fraction kept (1 = no crop).
     #[arg(long, default_value_t = 1.0)]
     pub min_crop: f32,
@@ -159,6 +165,7 @@ impl TrainArgs {
             arch: self.arch,
             dim: self.dim,
             width: self.width,
+            flip_tta: self.flip_tta,
             input_size: self.input_size,
             classes_per_tuple: self.classes_per_tuple,
             tuples: self.tuples,
@@ -224,6 +231,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Embed(args) => crate::pipeline::embed(cli.global.device.resolve()?, args),
         Command::Index(args) => crate::pipeline::index(cli.global.device.resolve()?, threads, args),
         Command::Eval(args) => crate::pipeline::eval(cli.global.device.resolve()?, args),
+        Command::Serve(args) => crate::pipeline::serve(cli.global.device, threads, args),
         Command::Verify(args) => likeness_index::cli::verify(args).map_err(Error::from),
     }
 }

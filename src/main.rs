@@ -1,7 +1,8 @@
 //! The `likeness` binary: parse, run, report. Everything else is in the libraries.
 //!
 //! This front binary never loads libtorch: it links only `likeness-index`, so
-//! the index commands (`build`, `query`, `verify`) start in milliseconds and
+//! the index commands (`build`, `query`, `verify`, and `serve` without a
+//! model) start in milliseconds and
 //! use no memory beyond the index they map. Every other command needs a
 //! network; for those this process replaces itself (`exec`, same arguments)
 //! with the sibling `likeness-torch` (src/bin/likeness-torch.rs), installed
@@ -20,7 +21,13 @@ fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     let result = if likeness_index::cli::is_index_command(&args) {
         let cli = likeness_index::cli::IndexCli::parse_from(&args);
-        likeness_index::cli::run(cli).map_err(anyhow::Error::from)
+        match &cli.command {
+            // Serving image queries needs the network.
+            likeness_index::cli::IndexCommand::Serve(s) if s.wants_model() => {
+                Err(exec_torch(&args))
+            }
+            _ => likeness_index::cli::run(cli).map_err(anyhow::Error::from),
+        }
     } else {
         Err(exec_torch(&args))
     };

@@ -718,3 +718,76 @@ fn render_eval(r: &EvalReport) -> String {
     }
     s
 }
+
+/// `POST /search/image` for `likeness serve`: decode, crop, transform and
+/// embed one image with the index's model.
+pub struct TorchEmbedder {
+    net: std::sync::Mutex<Net>,
+    fingerprint: String,
+    limits: decode::DecodeLimits,
+}
+
+impl likeness_index::serve::ImageEmbedder for TorchEmbedder {
+    fn embed(
+        &self,
+        bytes: &[u8],
+        region: Option<[u32; 4]>,
+    ) -> std::result::Result<Vec<f32>, String> {
+        let path = Path::new("<request body>");
+        let image = decode::decode_bytes(bytes, path, &self.limits).map_err(|e| e.to_string())?;
+        let image = match region {
+            Some([x, y, w, h]) => {
+                decode::crop(image, Region { x, y, w, h }, path).map_err(|e| e.to_string())?
+            }
+            None => image,
+        };
+        let net = self
+            .net
+            .lock()
+            .map_err(|_| "the model is unavailable after an earlier failure".to_string())?;
+        let input = crate::transform::batch_input(&[&image], &net.spec, None, &[]);
+        crate::embed::embed_tensor(&net, &input, 1, net.vs.device()).map_err(|e| e.to_string())
+    }
+
+    fn fingerprint(&self) -> String {
+        self.fingerprint.clone()
+    }
+}
+
+/// `likeness serve` with a model (the front binary serves vectors alone).
+pub fn serve(
+    device: crate::runtime::DeviceSpec,
+    threads: usize,
+    args: likeness_index::cli::ServeArgs,
+) -> Result<ExitCode> {
+    let opts = args.options(threads)?;
+    let index = Index::open(&args.index)?;
+    let embedder: Option<std::sync::Arc<dyn likeness_index::serve::ImageEmbedder>> =
+        if args.no_model {
+            None
+        } else {
+            let device = device.resolve()?;
+            match model_for_index(&index, args.model.as_deref(), device) {
+                Ok((net, card, dir)) => {
+                    eprintln!(
+                        "likeness serve: image queries use the model in {}",
+                        dir.display()
+                    );
+                    Some(std::sync::Arc::new(TorchEmbedder {
+                        net: std::sync::Mutex::new(net),
+                        fingerprint: card.weights_crc32,
+                        limits: decode::DecodeLimits::default(),
+                    }))
+                }
+                // An explicit --model must work; a recorded one may be gone.
+                Err(e) if args.model.is_some() => return Err(e),
+                Err(e) => {
+                    eprintln!("likeness serve: serving vectors only: {e}");
+                    None
+                }
+            }
+        };
+    drop(index);
+    likeness_index::serve::run(&args.index, embedder, &opts)?;
+    Ok(ExitCode::SUCCESS)
+}

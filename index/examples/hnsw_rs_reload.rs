@@ -2,12 +2,12 @@
 //! numbers in benches/ann/results.md, "1M × 128"). Not part of the library.
 //!
 //! ```text
-//! cargo run --release -p likeness-index --example hnsw_rs_reload -- build BASE.npy DIR [THREADS]
+//! cargo run --release -p likeness-index --example hnsw_rs_reload -- build BASE.npy DIR [THREADS] [EF_CONSTRUCTION]
 //! cargo run --release -p likeness-index --example hnsw_rs_reload -- load DIR QUERIES.npy [K] [EF]
 //! ```
 //!
-//! `build` inserts the vectors with hnsw_rs (M = 16, ef_construction = 200,
-//! squared L2 of anndists) and writes hnsw_rs's `base.hnsw.graph` and
+//! `build` inserts the vectors with hnsw_rs (M = 16, ef_construction 200 by
+//! default, squared L2 of anndists) and writes hnsw_rs's `base.hnsw.graph` and
 //! `base.hnsw.data` into DIR. `load` reloads them (vectors memory-mapped, as
 //! hnsw_rs allows), answers the first query and prints the reload time, the
 //! time to the first answer and the resident set size.
@@ -33,10 +33,10 @@ fn rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-fn build(base: &Path, dir: &Path, threads: usize) -> Res<()> {
+fn build(base: &Path, dir: &Path, threads: usize, ef_construction: usize) -> Res<()> {
     let m = npy::read_matrix(base)?;
     let t = Instant::now();
-    let hnsw = Hnsw::<f32, DistL2>::new(16, m.rows, 16, 200, DistL2 {});
+    let hnsw = Hnsw::<f32, DistL2>::new(16, m.rows, 16, ef_construction, DistL2 {});
     let items: Vec<(&[f32], usize)> = (0..m.rows).map(|i| (m.row(i), i)).collect();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -51,7 +51,8 @@ fn build(base: &Path, dir: &Path, threads: usize) -> Res<()> {
     let t = Instant::now();
     hnsw.file_dump(dir, "base").map_err(|e| e.to_string())?;
     println!(
-        "hnsw_rs build {} x {} on {threads} threads: {built:.2}s; dump {:.2}s",
+        "hnsw_rs build {} x {} (M 16, ef_construction {ef_construction}) on {threads} threads: \
+         {built:.2}s; dump {:.2}s",
         m.rows,
         m.dim,
         t.elapsed().as_secs_f64()
@@ -84,12 +85,13 @@ fn load(dir: &Path, queries: &Path, k: usize, ef: usize) -> Res<()> {
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
     let usage =
-        "usage: hnsw_rs_reload build BASE.npy DIR [THREADS] | load DIR QUERIES.npy [K] [EF]";
+        "usage: hnsw_rs_reload build BASE.npy DIR [THREADS] [EF_CONSTRUCTION] | load DIR QUERIES.npy [K] [EF]";
     match args.get(1).map(String::as_str) {
         Some("build") if args.len() >= 4 => build(
             Path::new(&args[2]),
             Path::new(&args[3]),
             args.get(4).map_or(Ok(2), |s| s.parse())?,
+            args.get(5).map_or(Ok(200), |s| s.parse())?,
         ),
         Some("load") if args.len() >= 4 => load(
             Path::new(&args[2]),

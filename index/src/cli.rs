@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::{npy, Index, IndexBuilder, Metric, Neighbours};
 
 /// The subcommands this module runs.
-pub const COMMANDS: [&str; 3] = ["build", "query", "verify"];
+pub const COMMANDS: [&str; 4] = ["build", "query", "verify", "serve"];
 
 /// Options that take a value and may precede the subcommand (the root CLI's
 /// global options).
@@ -93,6 +93,64 @@ pub enum IndexCommand {
     Query(QueryArgs),
     /// Check every file of an index directory (sizes, CRC32s, graph links).
     Verify(VerifyArgs),
+    /// Answer queries over HTTP (JSON) from a memory-mapped index.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Index directory to serve.
+    #[arg(long)]
+    pub index: PathBuf,
+    /// Model for POST /search/image [default: the one recorded in the index, if it loads].
+    #[arg(long, conflicts_with = "no_model")]
+    pub model: Option<PathBuf>,
+    /// Serve vectors only, even if the index records a model.
+    #[arg(long)]
+    pub no_model: bool,
+    /// Address to listen on (port 0: any free port; the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub addr: std::net::SocketAddr,
+    /// Search threads [default: all cores].
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Largest request body in MB.
+    #[arg(long, default_value_t = 16)]
+    pub max_body_mb: usize,
+}
+
+impl ServeArgs {
+    /// Whether serving needs the network: an explicit --model, or a model
+    /// recorded in the index that exists on disk (unless --no-model).
+    pub fn wants_model(&self) -> bool {
+        if self.no_model {
+            return false;
+        }
+        self.model.is_some()
+            || crate::Manifest::read(&self.index)
+                .ok()
+                .and_then(|m| m.model_dir)
+                .is_some_and(|d| Path::new(&d).join("model.json").is_file())
+    }
+
+    /// The server settings.
+    pub fn options(&self, threads: usize) -> Result<crate::serve::ServeOptions> {
+        if self.max_body_mb == 0 {
+            return Err(Error::param("--max-body-mb", 0, "must be at least 1"));
+        }
+        Ok(crate::serve::ServeOptions {
+            addr: self.addr,
+            workers: self.workers.unwrap_or(threads).max(1),
+            max_body: self.max_body_mb << 20,
+        })
+    }
+}
+
+/// `likeness serve` without a model (vectors only).
+pub fn serve(threads: usize, args: ServeArgs) -> Result<ExitCode> {
+    let opts = args.options(threads)?;
+    crate::serve::run(&args.index, None, &opts)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Sizes rayon's global pool: `threads` or all cores.
@@ -116,6 +174,7 @@ pub fn run(cli: IndexCli) -> Result<ExitCode> {
         IndexCommand::Build(args) => build(threads, args),
         IndexCommand::Query(args) => query(threads, args),
         IndexCommand::Verify(args) => verify(args),
+        IndexCommand::Serve(args) => serve(threads, args),
     }
 }
 

@@ -16,6 +16,7 @@
 //! | [`manifest`] | `src/manifest.rs` | `manifest.json`: parameters, sizes, CRC32s, tool, model |
 //! | [`build`] | `src/build.rs` | [`IndexBuilder`]: hnsw_rs build, export to CSR, atomic publish |
 //! | [`index`] | `src/index.rs` | [`Index`]: open (mmap + O(levels) checks), search, verify |
+//! | `serve` | `src/serve.rs` | the HTTP query server of `likeness serve` (feature `serve`) |
 //! | `cli` | `src/cli.rs` | `build`/`query`/`verify` commands of the torch-free `likeness` binary (feature `cli`) |
 //!
 //! An index directory holds `manifest.json`, `graph.bin`, `vectors.npy` and,
@@ -34,6 +35,8 @@ pub mod manifest;
 pub mod metrics;
 pub mod neighbours;
 pub mod npy;
+#[cfg(feature = "serve")]
+pub mod serve;
 
 pub use build::{BuildReport, IndexBuilder, ItemInfo};
 pub use distance::Metric;

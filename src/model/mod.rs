@@ -77,6 +77,11 @@ pub struct ModelSpec {
     /// Channel multiplier of `convnet` (1 = 32, 32, 64, 64, 128 channels).
     #[serde(default = "one")]
     pub width: f32,
+    /// Test-time flip: outside training the embedding is the sum of the
+    /// L2-normalised embeddings of the image and its mirror image (part of
+    /// the network, so `model.pt` does the same).
+    #[serde(default)]
+    pub flip_tta: bool,
 }
 
 fn one() -> f32 {
@@ -226,6 +231,21 @@ impl Net {
 
     /// Embeddings `[B, dim]` of images `[B, C, H, W]` (normalised input).
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        if self.spec.flip_tta && !train {
+            let unit = |e: Tensor| {
+                let n = e
+                    .norm_scalaropt_dim(2, [1i64].as_slice(), true)
+                    .clamp_min(1e-12);
+                e / n
+            };
+            let a = unit(self.forward_once(xs, false));
+            let b = unit(self.forward_once(&xs.flip([3i64].as_slice()), false));
+            return a + b;
+        }
+        self.forward_once(xs, train)
+    }
+
+    fn forward_once(&self, xs: &Tensor, train: bool) -> Tensor {
         let f = match &self.body {
             Body::Seq(s) => s.forward_t(xs, train),
             Body::Func(f) => f.forward_t(xs, train),

@@ -99,6 +99,10 @@ pub struct TrainConfig {
     /// Channel multiplier of `convnet`.
     #[serde(default = "default_width")]
     pub width: f32,
+    /// Embed outside training as the sum of the unit embeddings of the image
+    /// and its mirror image ([`crate::model::ModelSpec::flip_tta`]).
+    #[serde(default)]
+    pub flip_tta: bool,
     /// Square input side; default: the images' own size for IDX, 64 for
     /// `convnet`, 112 for `resnet18` and TorchScript backbones.
     pub input_size: Option<u32>,
@@ -369,6 +373,7 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
         std,
         dim: cfg.dim,
         width: cfg.width,
+        flip_tta: cfg.flip_tta,
     };
 
     tch::manual_seed(cfg.seed as i64);

@@ -1,0 +1,702 @@
+//! `likeness serve`: a JSON-over-HTTP query server over a memory-mapped index
+//! (feature `serve`).
+//!
+//! The index stays mapped; searches run on a dedicated rayon pool of
+//! `workers` threads, never on the async threads, so a slow query cannot
+//! stall the others. `POST /admin/reload` (or SIGHUP) opens the index
+//! directory again and swaps it in atomically: queries already running
+//! finish on the old one. SIGINT/SIGTERM stop accepting connections and let
+//! running requests finish.
+//!
+//! | method and path | body | answer |
+//! |---|---|---|
+//! | `POST /search` | `{"vector": [...], "k": 10, "ef": 64, "labels": [..], "exclude_labels": [..]}` | `{"hits": [...], "took_ms": ..}` |
+//! | `POST /search/batch` | `{"vectors": [[...], ...], "k", "ef", "labels"}` | `{"results": [{"hits": [...]}, ...]}` |
+//! | `POST /search/image?k=10&ef=64&region=x,y,w,h` | raw image bytes | as `/search` (needs a model) |
+//! | `GET /items/{id}` | | `{"id", "label", "class", "path", "region"}` |
+//! | `GET /healthz` | | `{"status": "ok"}` |
+//! | `GET /stats` | | count, dim, metric, model, uptime, queries, latency quantiles |
+//! | `POST /admin/reload` | | `{"reloaded": true, "count": ..}` |
+//!
+//! Every error is JSON `{"error": "..."}` with a 4xx status (5xx only for a
+//! failed reload); the server never panics on input.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::{Index, ItemInfo, LabelFilter, Neighbours};
+
+/// Largest `k` and `ef` a request may ask for.
+pub const MAX_K: usize = 1000;
+/// Largest `ef`.
+pub const MAX_EF: usize = 10_000;
+/// Most vectors in one `/search/batch`.
+pub const MAX_BATCH: usize = 1024;
+
+/// Turns image bytes into a query vector (provided by the binary that links
+/// the network; the index crate has none).
+pub trait ImageEmbedder: Send + Sync {
+    /// Embeds an encoded image, cropped to `region` (`x, y, w, h`) if given.
+    /// An `Err` is the client's fault (undecodable, too large, region outside).
+    fn embed(
+        &self,
+        bytes: &[u8],
+        region: Option<[u32; 4]>,
+    ) -> std::result::Result<Vec<f32>, String>;
+    /// Fingerprint of the model (compared with the index's).
+    fn fingerprint(&self) -> String;
+}
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub addr: SocketAddr,
+    /// Search threads.
+    pub workers: usize,
+    /// Largest request body, bytes.
+    pub max_body: usize,
+}
+
+/// The index and its decoded item records, swapped as one on reload.
+struct Loaded {
+    index: Index,
+    items: Vec<ItemInfo>,
+}
+
+impl Loaded {
+    fn open(dir: &Path) -> Result<Self> {
+        let index = Index::open(dir)?;
+        let items = index.items()?;
+        Ok(Loaded { index, items })
+    }
+}
+
+/// Request latencies in logarithmic buckets (1 µs to ~100 s, 10 per decade).
+struct Latencies {
+    buckets: Vec<AtomicU64>,
+}
+
+const BUCKETS_PER_DECADE: f64 = 20.0;
+const DECADES: usize = 8;
+
+impl Latencies {
+    fn new() -> Self {
+        Latencies {
+            buckets: (0..(BUCKETS_PER_DECADE as usize * DECADES + 1))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        }
+    }
+    fn record(&self, seconds: f64) {
+        let us = (seconds * 1e6).max(1.0);
+        let b = ((us.log10() * BUCKETS_PER_DECADE).floor() as usize).min(self.buckets.len() - 1);
+        self.buckets[b].fetch_add(1, Ordering::Relaxed);
+    }
+    /// The `q` quantile in milliseconds (upper edge of its bucket).
+    fn quantile_ms(&self, q: f64) -> Option<f64> {
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let target = (q * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= target {
+                return Some(10f64.powf((i + 1) as f64 / BUCKETS_PER_DECADE) / 1e3);
+            }
+        }
+        None
+    }
+}
+
+struct AppState {
+    dir: PathBuf,
+    loaded: RwLock<Arc<Loaded>>,
+    embedder: Option<Arc<dyn ImageEmbedder>>,
+    pool: rayon::ThreadPool,
+    started: Instant,
+    queries: AtomicU64,
+    reloads: AtomicU64,
+    latencies: Latencies,
+}
+
+impl AppState {
+    fn current(&self) -> Arc<Loaded> {
+        match self.loaded.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    fn reload(&self) -> Result<usize> {
+        let fresh = Arc::new(Loaded::open(&self.dir)?);
+        let count = fresh.index.len();
+        match self.loaded.write() {
+            Ok(mut g) => *g = fresh,
+            Err(p) => *p.into_inner() = fresh,
+        }
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+        Ok(count)
+    }
+
+    /// Runs `f` on the search pool and waits for it without blocking the
+    /// async thread.
+    async fn on_pool<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&AppState) -> T + Send + 'static,
+    ) -> std::result::Result<T, ApiError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let me = Arc::clone(self);
+        self.pool.spawn(move || {
+            let _ = tx.send(f(&me));
+        });
+        rx.await
+            .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "search worker failed"))
+    }
+}
+
+/// A JSON error answer.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+    fn bad(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let status = match e {
+            Error::Io { .. }
+            | Error::BadMagic { .. }
+            | Error::UnsupportedVersion { .. }
+            | Error::Truncated { .. }
+            | Error::SizeMismatch { .. }
+            | Error::ChecksumMismatch { .. }
+            | Error::Corrupt { .. }
+            | Error::MissingFile { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+fn body_error(r: BytesRejection) -> ApiError {
+    let status = r.status();
+    let msg = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "request body too large".to_string()
+    } else {
+        r.body_text()
+    };
+    ApiError::new(status, msg)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> std::result::Result<T, ApiError> {
+    let body = body.map_err(body_error)?;
+    serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("malformed JSON body: {e}")))
+}
+
+/// One result.
+#[derive(Debug, Serialize)]
+struct Hit {
+    rank: usize,
+    id: i64,
+    distance: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    class: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    region: Option<[f32; 4]>,
+}
+
+fn item_json(
+    l: &Loaded,
+    id: usize,
+) -> (
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<[f32; 4]>,
+) {
+    let label = l.index.labels().and_then(|v| v.get(id).copied());
+    let class = label
+        .and_then(|x| usize::try_from(x).ok())
+        .and_then(|x| l.index.manifest().classes.get(x).cloned());
+    let info = l.items.get(id);
+    let path = info.map(|i| i.source.clone()).filter(|s| !s.is_empty());
+    (label, class, path, info.and_then(|i| i.region))
+}
+
+fn hits(l: &Loaded, found: &Neighbours, q: usize) -> Vec<Hit> {
+    found
+        .ids(q)
+        .iter()
+        .zip(found.distances(q))
+        .enumerate()
+        .filter(|(_, (&id, _))| id >= 0)
+        .map(|(r, (&id, &distance))| {
+            let (label, class, path, region) = item_json(l, id as usize);
+            Hit {
+                rank: r + 1,
+                id,
+                distance,
+                label,
+                class,
+                path,
+                region,
+            }
+        })
+        .collect()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchRequest {
+    vector: Vec<f32>,
+    #[serde(default = "default_k")]
+    k: usize,
+    #[serde(default = "default_ef")]
+    ef: usize,
+    #[serde(default)]
+    labels: Option<Vec<i64>>,
+    #[serde(default)]
+    exclude_labels: Option<Vec<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchRequest {
+    vectors: Vec<Vec<f32>>,
+    #[serde(default = "default_k")]
+    k: usize,
+    #[serde(default = "default_ef")]
+    ef: usize,
+    #[serde(default)]
+    labels: Option<Vec<i64>>,
+    #[serde(default)]
+    exclude_labels: Option<Vec<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageParams {
+    #[serde(default = "default_k")]
+    k: usize,
+    #[serde(default = "default_ef")]
+    ef: usize,
+    region: Option<String>,
+}
+
+fn default_k() -> usize {
+    10
+}
+fn default_ef() -> usize {
+    64
+}
+
+fn check_k_ef(k: usize, ef: usize) -> std::result::Result<(), ApiError> {
+    if !(1..=MAX_K).contains(&k) {
+        return Err(ApiError::bad(format!(
+            "k = {k} is out of range 1..={MAX_K}"
+        )));
+    }
+    if !(1..=MAX_EF).contains(&ef) {
+        return Err(ApiError::bad(format!(
+            "ef = {ef} is out of range 1..={MAX_EF}"
+        )));
+    }
+    Ok(())
+}
+
+fn check_vector(v: &[f32], dim: usize, which: &str) -> std::result::Result<(), ApiError> {
+    if v.len() != dim {
+        return Err(ApiError::bad(format!(
+            "{which} has {} values but the index has dimension {dim}",
+            v.len()
+        )));
+    }
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        return Err(ApiError::bad(format!(
+            "{which}[{i}] is not a finite number"
+        )));
+    }
+    Ok(())
+}
+
+fn filter(
+    l: &Loaded,
+    only: Option<Vec<i64>>,
+    except: Option<Vec<i64>>,
+) -> std::result::Result<Option<LabelFilter>, ApiError> {
+    let f = match (only, except) {
+        (Some(_), Some(_)) => return Err(ApiError::bad("give labels or exclude_labels, not both")),
+        (Some(o), None) => Some(LabelFilter::only(o)),
+        (None, Some(e)) => Some(LabelFilter::except(e)),
+        (None, None) => None,
+    };
+    if f.is_some() && l.index.labels().is_none() {
+        return Err(ApiError::bad("this index has no labels to filter by"));
+    }
+    Ok(f)
+}
+
+type ApiResult = std::result::Result<Response, ApiError>;
+
+async fn search(
+    State(st): State<Arc<AppState>>,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let start = Instant::now();
+    let req: SearchRequest = parse_json(body)?;
+    check_k_ef(req.k, req.ef)?;
+    let out = st
+        .on_pool(
+            move |st| -> std::result::Result<serde_json::Value, ApiError> {
+                let l = st.current();
+                check_vector(&req.vector, l.index.dim(), "vector")?;
+                let f = filter(&l, req.labels, req.exclude_labels)?;
+                let found = l
+                    .index
+                    .search(&req.vector, req.k, req.ef.max(req.k), f.as_ref())?;
+                Ok(json!({ "hits": hits(&l, &found, 0) }))
+            },
+        )
+        .await??;
+    Ok(finish(&st, start, out, 1))
+}
+
+fn finish(st: &AppState, start: Instant, mut out: serde_json::Value, queries: u64) -> Response {
+    let took = start.elapsed().as_secs_f64();
+    st.queries.fetch_add(queries, Ordering::Relaxed);
+    st.latencies.record(took);
+    out["took_ms"] = json!(took * 1e3);
+    Json(out).into_response()
+}
+
+async fn search_batch(
+    State(st): State<Arc<AppState>>,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let start = Instant::now();
+    let req: BatchRequest = parse_json(body)?;
+    check_k_ef(req.k, req.ef)?;
+    if req.vectors.is_empty() || req.vectors.len() > MAX_BATCH {
+        return Err(ApiError::bad(format!(
+            "vectors must hold 1..={MAX_BATCH} vectors, got {}",
+            req.vectors.len()
+        )));
+    }
+    let n = req.vectors.len() as u64;
+    let out = st
+        .on_pool(
+            move |st| -> std::result::Result<serde_json::Value, ApiError> {
+                let l = st.current();
+                let dim = l.index.dim();
+                let mut flat = Vec::with_capacity(req.vectors.len() * dim);
+                for (i, v) in req.vectors.iter().enumerate() {
+                    check_vector(v, dim, &format!("vectors[{i}]"))?;
+                    flat.extend_from_slice(v);
+                }
+                let f = filter(&l, req.labels, req.exclude_labels)?;
+                // Already on a search worker: search the batch in this thread.
+                let mut results = Vec::with_capacity(req.vectors.len());
+                for q in flat.chunks(dim) {
+                    let found = l.index.search(q, req.k, req.ef.max(req.k), f.as_ref())?;
+                    results.push(json!({ "hits": hits(&l, &found, 0) }));
+                }
+                Ok(json!({ "results": results }))
+            },
+        )
+        .await??;
+    Ok(finish(&st, start, out, n))
+}
+
+fn parse_region(s: &str) -> std::result::Result<[u32; 4], ApiError> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let bad = || {
+        ApiError::bad(format!(
+            "region `{s}` must be x,y,w,h (non-negative integers, w and h >= 1)"
+        ))
+    };
+    if parts.len() != 4 {
+        return Err(bad());
+    }
+    let mut v = [0u32; 4];
+    for (slot, p) in v.iter_mut().zip(parts) {
+        *slot = p.parse().map_err(|_| bad())?;
+    }
+    if v[2] == 0 || v[3] == 0 {
+        return Err(bad());
+    }
+    Ok(v)
+}
+
+async fn search_image(
+    State(st): State<Arc<AppState>>,
+    params: std::result::Result<Query<ImageParams>, axum::extract::rejection::QueryRejection>,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let start = Instant::now();
+    let Query(p) = params.map_err(|e| ApiError::bad(e.body_text()))?;
+    let body = body.map_err(body_error)?;
+    check_k_ef(p.k, p.ef)?;
+    let region = p.region.as_deref().map(parse_region).transpose()?;
+    let Some(embedder) = st.embedder.clone() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "this server has no model: start it with --model (or from an index made by `likeness index`) to search by image",
+        ));
+    };
+    if body.is_empty() {
+        return Err(ApiError::bad("empty body: send the image bytes"));
+    }
+    let out = st
+        .on_pool(
+            move |st| -> std::result::Result<serde_json::Value, ApiError> {
+                let v = embedder.embed(&body, region).map_err(ApiError::bad)?;
+                let l = st.current();
+                let found = l.index.search(&v, p.k, p.ef.max(p.k), None)?;
+                Ok(json!({ "hits": hits(&l, &found, 0) }))
+            },
+        )
+        .await??;
+    Ok(finish(&st, start, out, 1))
+}
+
+async fn item(State(st): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> ApiResult {
+    let l = st.current();
+    let n = l.index.len();
+    let id: usize = id
+        .parse()
+        .map_err(|_| ApiError::bad(format!("item id `{id}` is not a non-negative integer")))?;
+    if id >= n {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no item {id}: the index holds items 0..{n}"),
+        ));
+    }
+    let (label, class, path, region) = item_json(&l, id);
+    Ok(
+        Json(json!({ "id": id, "label": label, "class": class, "path": path, "region": region }))
+            .into_response(),
+    )
+}
+
+async fn healthz() -> Response {
+    Json(json!({ "status": "ok" })).into_response()
+}
+
+async fn stats(State(st): State<Arc<AppState>>) -> Response {
+    let l = st.current();
+    let m = l.index.manifest();
+    let q = |x| st.latencies.quantile_ms(x);
+    Json(json!({
+        "index": st.dir.display().to_string(),
+        "count": l.index.len(),
+        "dim": l.index.dim(),
+        "metric": l.index.metric().to_string(),
+        "model_fingerprint": m.model_fingerprint,
+        "model_loaded": st.embedder.as_ref().map(|e| e.fingerprint()),
+        "uptime_seconds": st.started.elapsed().as_secs_f64(),
+        "queries_served": st.queries.load(Ordering::Relaxed),
+        "reloads": st.reloads.load(Ordering::Relaxed),
+        "workers": st.pool.current_num_threads(),
+        "latency_ms": { "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999) },
+    }))
+    .into_response()
+}
+
+async fn reload(State(st): State<Arc<AppState>>) -> ApiResult {
+    let st2 = Arc::clone(&st);
+    let count = tokio::task::spawn_blocking(move || st2.reload())
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "reload task failed"))?
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("reload failed, still serving the previous index: {e}"),
+            )
+        })?;
+    Ok(Json(json!({ "reloaded": true, "count": count })).into_response())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such endpoint: see POST /search, /search/batch, /search/image, GET /items/{id}, /healthz, /stats, POST /admin/reload",
+    )
+}
+
+fn router(state: Arc<AppState>, max_body: usize) -> Router {
+    Router::new()
+        .route("/search", post(search))
+        .route("/search/batch", post(search_batch))
+        .route("/search/image", post(search_image))
+        .route("/items/{id}", get(item))
+        .route("/healthz", get(healthz))
+        .route("/stats", get(stats))
+        .route("/admin/reload", post(reload))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// Serves `index_dir` until SIGINT or SIGTERM. Prints `listening on ADDR`
+/// (the bound address, useful with port 0) on stdout once ready.
+pub fn run(
+    index_dir: &Path,
+    embedder: Option<Arc<dyn ImageEmbedder>>,
+    opts: &ServeOptions,
+) -> Result<()> {
+    let loaded = Loaded::open(index_dir)?;
+    if let (Some(e), Some(fp)) = (&embedder, &loaded.index.manifest().model_fingerprint) {
+        if e.fingerprint() != *fp {
+            return Err(Error::Usage(format!(
+                "model mismatch: the model has fingerprint {} but the index {} was built by {fp}",
+                e.fingerprint(),
+                index_dir.display()
+            )));
+        }
+    }
+    let workers = opts.workers.max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .thread_name(|i| format!("search-{i}"))
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start {workers} search threads: {e}")))?;
+    let state = Arc::new(AppState {
+        dir: index_dir.to_path_buf(),
+        loaded: RwLock::new(Arc::new(loaded)),
+        embedder,
+        pool,
+        started: Instant::now(),
+        queries: AtomicU64::new(0),
+        reloads: AtomicU64::new(0),
+        latencies: Latencies::new(),
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("<tokio runtime>", e))?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(opts.addr)
+            .await
+            .map_err(|e| Error::Usage(format!("cannot listen on {}: {e}", opts.addr)))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| Error::io("<listener>", e))?;
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "listening on {local}");
+            let _ = out.flush();
+        }
+        let st = Arc::clone(&state);
+        tokio::spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                let st = Arc::clone(&st);
+                let res = tokio::task::spawn_blocking(move || st.reload()).await;
+                match res {
+                    Ok(Ok(n)) => eprintln!("likeness serve: SIGHUP: reloaded ({n} items)"),
+                    Ok(Err(e)) => eprintln!("likeness serve: SIGHUP: reload failed, still serving the previous index: {e}"),
+                    Err(_) => eprintln!("likeness serve: SIGHUP: reload task failed"),
+                }
+            }
+        });
+        let app = router(state, opts.max_body);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown())
+            .await
+            .map_err(|e| Error::io("<server>", e))
+    })?;
+    eprintln!("likeness serve: stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_quantiles_come_from_the_recorded_values() {
+        let l = Latencies::new();
+        assert_eq!(l.quantile_ms(0.5), None);
+        for _ in 0..99 {
+            l.record(0.001);
+        }
+        l.record(0.5);
+        let p50 = l.quantile_ms(0.5).unwrap();
+        assert!((1.0..1.2).contains(&p50), "{p50}");
+        let p999 = l.quantile_ms(0.999).unwrap();
+        assert!((500.0..600.0).contains(&p999), "{p999}");
+    }
+
+    #[test]
+    fn regions_parse_or_are_refused() {
+        assert_eq!(parse_region("1, 2,3,4").unwrap(), [1, 2, 3, 4]);
+        for bad in ["1,2,3", "1,2,0,4", "a,b,c,d", "-1,2,3,4"] {
+            assert!(parse_region(bad).is_err(), "{bad}");
+        }
+    }
+}
