@@ -18,7 +18,7 @@ endif
 # Tests that talk to numpy/PyTorch use this interpreter.
 export LIKENESS_PYTHON ?= $(VENV)/bin/python
 
-.PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache bench-train bench-losses bench-ann bench-embed
+.PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache bench-train bench-losses bench-ann bench-embed bench-serve bench-latency
 
 all: build
 
@@ -69,6 +69,14 @@ bench-ann: build data
 # likeness embed vs PyTorch eager (ImageFolder + DataLoader) on 10,055 image files.
 bench-embed: build data
 	benches/embed.sh
+
+# query --image latency from process start, and where the time goes (needs `make demo`).
+bench-latency: build data
+	benches/query_latency.sh
+
+# likeness serve under wrk load vs in-process search (needs `make demo` first).
+bench-serve: build data
+	benches/serve.sh
 
 # npair-mc vs npair-ovo vs triplet on Fashion-MNIST (EPOCHS=2 by default).
 bench-losses: build data

@@ -44,9 +44,12 @@ def ann(ev):
 def training(card):
     best = card["epochs"][card["best_epoch"] - 1] if card.get("best_epoch") else card["epochs"][-1]
     v = best["validation"] or {}
+    loss = card["loss"]
+    loss = f"{loss['kind']} (L2 penalty {loss['l2_reg']})" if isinstance(loss, dict) else str(loss)
+    tta = ", test-time flip" if card["spec"].get("flip_tta") else ""
     return (
-        f"{card['spec']['arch'] if isinstance(card['spec']['arch'], str) else card['spec']['arch']}, "
-        f"dim {card['spec']['dim']}, input {card['spec']['input_size']} px, loss {card['loss']}, "
+        f"{card['spec']['arch']}, "
+        f"dim {card['spec']['dim']}, input {card['spec']['input_size']} px{tta}, loss {loss}, "
         f"{len(card['epochs'])} epochs, lr {card['lr']}, precision {card.get('precision', 'fp32')}, "
         f"seed {card['seed']}: {card['train_seconds']:.1f} s of training steps "
         f"({card['total_seconds']:.1f} s with validation); best epoch {card.get('best_epoch')}: "
