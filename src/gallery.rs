@@ -1,16 +1,20 @@
 //! Encoding a gallery: the batch embedder behind `likeness embed` and
 //! `likeness index`, and the embeddings directory it writes.
 //!
-//! # Threading layout (measured, see README "Embedding")
-//! Decoding, region cropping, resizing and normalisation of batch *i + 1* run
-//! on rayon in a producer thread while the forward pass of batch *i* runs on
-//! torch's intra-op threads (one batched forward per step, under `no_grad`).
-//! On this 2-core machine, Fashion-MNIST test set, convnet: this pipelined
-//! layout is faster than doing the two phases one after the other
-//! (`--prefetch 0`) and than one single-threaded decode+forward worker per core
-//! (two `--threads 1` processes on halves of the data); the numbers are in the
-//! README. Memory is bounded by `(prefetch + 2) · batch` decoded images
-//! whatever the gallery size; rows are written in item order as they come.
+//! # Threading layout (measured: `make bench-embed`, README "Embedding")
+//! Each batch is decoded, cropped, resized and normalised on rayon (all
+//! cores), then goes through one batched forward pass on torch's intra-op
+//! threads (all cores) under `no_grad`. Three layouts were measured on this
+//! 2-core machine (Fashion-MNIST test set as 10,000 PNG files + 55 JPEGs,
+//! convnet, batch 256, best of 2): decode *then* forward 1,132 images/s;
+//! decode of batch *i + 1* overlapped with the forward pass of batch *i*
+//! (`--prefetch 1`) 960 images/s, because rayon's and OpenMP's threads then
+//! fight over the two cores (OpenMP spin-waits); one single-threaded
+//! decode+forward worker per core (two `--threads 1` processes on halves of
+//! the data) 1,191 images/s, 5% more than the default but with one copy of
+//! the model and libtorch per worker. Decode-then-forward is the default.
+//! Memory is bounded by `(prefetch + 2) · batch` decoded images whatever the
+//! gallery size; rows are written in item order as they come.
 //!
 //! # The embeddings directory (`likeness embed --out DIR`)
 //! - `vectors.npy`: float32 `(n, dim)`, row `i` is item `i` (64-byte aligned);
@@ -58,7 +62,7 @@ impl Default for EmbedOptions {
     fn default() -> Self {
         EmbedOptions {
             batch: 256,
-            prefetch: 1,
+            prefetch: 0,
             skip_bad: false,
         }
     }

@@ -660,7 +660,11 @@ fn print_table(
                     format!(" [{x0},{y0},{},{}]", x1 - x0, y1 - y0)
                 });
                 // 1 - cos of a vector with itself can round to -1e-7.
-                let d = if h.distance.abs() < 5e-6 { 0.0 } else { h.distance };
+                let d = if h.distance.abs() < 5e-6 {
+                    0.0
+                } else {
+                    h.distance
+                };
                 writeln!(
                     w,
                     "{:>4}  {:>9.5}  {:>8}  {:<16}  {}{}",

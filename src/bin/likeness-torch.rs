@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    keep_large_buffers_on_the_heap();
     let cli = likeness::cli::Cli::parse();
     match likeness::cli::run(cli) {
         Ok(code) => code,
@@ -13,5 +14,21 @@ fn main() -> ExitCode {
             eprintln!("likeness: error: {:#}", anyhow::Error::from(e));
             ExitCode::from(2)
         }
+    }
+}
+
+/// libtorch allocates each batch's activations afresh (tens of MB at batch
+/// 256). With glibc's defaults such blocks are mmap'ed and unmapped every
+/// time, and each new mapping is faulted in page by page: `perf` showed a
+/// quarter of `likeness embed`'s time in the kernel. Serving them from the
+/// heap and trimming it rarely made `embed` about 20% faster here (Fashion-MNIST
+/// test set as PNG files, batch 256: 600-780 → 920-945 images/s).
+fn keep_large_buffers_on_the_heap() {
+    // SAFETY: mallopt only changes allocator tuning parameters; it is called
+    // before any other thread exists, and glibc accepts any value for these
+    // two (an unsupported call just returns 0).
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
 }
