@@ -789,6 +789,19 @@ pub fn serve(
             }
         };
     drop(index);
+    let with_model = embedder.is_some();
     likeness_index::serve::run(&args.index, embedder, &opts)?;
+    if with_model {
+        // The search threads have run libtorch (each with its own OpenMP
+        // team) and rayon does not join them; letting `exit` run libtorch's
+        // and libgomp's static destructors under them crashed at shutdown.
+        // Everything the server wrote is flushed; leave without destructors.
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        // SAFETY: _exit ends the process at once; no Rust state needs
+        // dropping (the index is only mapped read-only, all output flushed).
+        unsafe { libc::_exit(0) }
+    }
     Ok(ExitCode::SUCCESS)
 }
