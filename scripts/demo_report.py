@@ -50,6 +50,7 @@ def training(card):
     return (
         f"{card['spec']['arch']}, "
         f"dim {card['spec']['dim']}, input {card['spec']['input_size']} px{tta}, loss {loss}, "
+        f"{card['tuples']} tuples x {card['classes_per_tuple']} classes x 2 images per step, "
         f"{len(card['epochs'])} epochs, lr {card['lr']}, precision {card.get('precision', 'fp32')}, "
         f"seed {card['seed']}: {card['train_seconds']:.1f} s of training steps "
         f"({card['total_seconds']:.1f} s with validation); best epoch {card.get('best_epoch')}: "
