@@ -543,59 +543,7 @@ pub fn search(
     Ok((found, stats))
 }
 
-/// One result of a query, as printed.
-#[derive(Debug, Clone, Serialize)]
-pub struct Hit {
-    /// 1 for the nearest.
-    pub rank: usize,
-    pub id: i64,
-    pub distance: f32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub label: Option<i64>,
-    /// The label's name, when the index records class names.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub class: Option<String>,
-    /// Source of the item (image path; `path#row` for an IDX row).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    /// Region of the source, `[x0, y0, x1, y1]`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub region: Option<[f32; 4]>,
-}
-
-/// The hits of query row `q`.
-pub fn hits(
-    index: &Index,
-    items: Option<&[crate::ItemInfo]>,
-    found: &Neighbours,
-    q: usize,
-) -> Vec<Hit> {
-    let labels = index.labels();
-    let classes = &index.manifest().classes;
-    found
-        .ids(q)
-        .iter()
-        .zip(found.distances(q))
-        .enumerate()
-        .filter(|(_, (&id, _))| id >= 0)
-        .map(|(r, (&id, &distance))| {
-            let i = id as usize;
-            let label = labels.and_then(|l| l.get(i).copied());
-            let info = items.and_then(|it| it.get(i));
-            Hit {
-                rank: r + 1,
-                id,
-                distance,
-                label,
-                class: label
-                    .and_then(|l| usize::try_from(l).ok())
-                    .and_then(|l| classes.get(l).cloned()),
-                path: info.map(|i| i.source.clone()).filter(|s| !s.is_empty()),
-                region: info.and_then(|i| i.region),
-            }
-        })
-        .collect()
-}
+pub use crate::index::Hit;
 
 /// Prints (or writes) the results of a query run as `args` asks. Single
 /// queries by id or image get a table of hits; `--vectors` batches one line
@@ -650,7 +598,7 @@ fn print_table(
                 "{:>4}  {:>9}  {:>8}  {:<16}  path [region]",
                 "rank", "distance", "id", "label"
             )?;
-            for h in hits(index, items, found, q) {
+            for h in index.hits(items, found, q) {
                 let label = match (&h.class, h.label) {
                     (Some(c), _) => c.clone(),
                     (None, Some(l)) => l.to_string(),
@@ -750,7 +698,7 @@ fn print_json_lines(
                         .map(|&i| usize::try_from(i).ok().and_then(|i| l.get(i).copied()))
                         .collect()
                 }),
-                hits: hits(index, items, found, q),
+                hits: index.hits(items, found, q),
             };
             line(&mut w, &rec)?;
         }

@@ -42,7 +42,7 @@ pub use build::{BuildReport, IndexBuilder, ItemInfo};
 pub use distance::Metric;
 pub use error::{Error, Result};
 pub use fsutil::{atomic_write, TempDir};
-pub use index::{Index, LabelFilter, VerifyReport};
+pub use index::{Hit, Index, LabelFilter, VerifyReport};
 pub use manifest::Manifest;
 pub use neighbours::Neighbours;
 pub use npy::Matrix;

@@ -33,11 +33,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::{Index, ItemInfo, LabelFilter, Neighbours};
+use crate::{Index, ItemInfo, LabelFilter};
 
 /// Largest `k` and `ef` a request may ask for.
 pub const MAX_K: usize = 1000;
@@ -233,22 +233,6 @@ fn parse_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("malformed JSON body: {e}")))
 }
 
-/// One result.
-#[derive(Debug, Serialize)]
-struct Hit {
-    rank: usize,
-    id: i64,
-    distance: f32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    label: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    class: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    path: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    region: Option<[f32; 4]>,
-}
-
 fn item_json(
     l: &Loaded,
     id: usize,
@@ -265,28 +249,6 @@ fn item_json(
     let info = l.items.get(id);
     let path = info.map(|i| i.source.clone()).filter(|s| !s.is_empty());
     (label, class, path, info.and_then(|i| i.region))
-}
-
-fn hits(l: &Loaded, found: &Neighbours, q: usize) -> Vec<Hit> {
-    found
-        .ids(q)
-        .iter()
-        .zip(found.distances(q))
-        .enumerate()
-        .filter(|(_, (&id, _))| id >= 0)
-        .map(|(r, (&id, &distance))| {
-            let (label, class, path, region) = item_json(l, id as usize);
-            Hit {
-                rank: r + 1,
-                id,
-                distance,
-                label,
-                class,
-                path,
-                region,
-            }
-        })
-        .collect()
 }
 
 #[derive(Debug, Deserialize)]
@@ -398,7 +360,7 @@ async fn search(
                 let found = l
                     .index
                     .search(&req.vector, req.k, req.ef.max(req.k), f.as_ref())?;
-                Ok(json!({ "hits": hits(&l, &found, 0) }))
+                Ok(json!({ "hits": l.index.hits(Some(&l.items), &found, 0) }))
             },
         )
         .await??;
@@ -442,7 +404,7 @@ async fn search_batch(
                 let mut results = Vec::with_capacity(req.vectors.len());
                 for q in flat.chunks(dim) {
                     let found = l.index.search(q, req.k, req.ef.max(req.k), f.as_ref())?;
-                    results.push(json!({ "hits": hits(&l, &found, 0) }));
+                    results.push(json!({ "hits": l.index.hits(Some(&l.items), &found, 0) }));
                 }
                 Ok(json!({ "results": results }))
             },
@@ -496,7 +458,7 @@ async fn search_image(
                 let v = embedder.embed(&body, region).map_err(ApiError::bad)?;
                 let l = st.current();
                 let found = l.index.search(&v, p.k, p.ef.max(p.k), None)?;
-                Ok(json!({ "hits": hits(&l, &found, 0) }))
+                Ok(json!({ "hits": l.index.hits(Some(&l.items), &found, 0) }))
             },
         )
         .await??;
