@@ -50,13 +50,16 @@ fmt:
 
 clippy: system-deps $(TORCH_DEP)
 	$(TORCH_ENV) $(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(TORCH_ENV) $(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
 # Tests compare with PyTorch and numpy, so they need the venv even when
 # LIBTORCH points elsewhere.
+# --all-features adds likeness-index's `hnsw-rs`: the second graph builder
+# that the index tests cross-check ours against.
 test: system-deps $(VENV)/.complete data
 	$(CARGO) fmt --all --check
-	$(TORCH_ENV) $(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(TORCH_ENV) $(CARGO) test --workspace --release
+	$(TORCH_ENV) $(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
+	$(TORCH_ENV) $(CARGO) test --workspace --release --all-features
 
 # Training throughput: likeness vs PyTorch eager, same net/batch/optimizer.
 bench-train: build data

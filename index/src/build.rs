@@ -1,5 +1,6 @@
 //! Building an index directory: validate, preprocess, build the HNSW graph
-//! with `hnsw_rs`, export it to the flat layout of [`crate::format`], write
+//! (with our own builder, [`crate::hnsw`], or with `hnsw_rs`, exported
+//! through its public API), lay it out flat as [`crate::format`] says, write
 //! every file with its CRC32 and publish the directory atomically.
 
 use std::collections::BTreeMap;
@@ -8,12 +9,14 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use anndists::dist::Distance;
 use bincode::Options;
+#[cfg(feature = "hnsw-rs")]
 use hnsw_rs::hnsw::Hnsw;
 use serde::{Deserialize, Serialize};
 
-use crate::distance::{DistanceFn, Metric};
+#[cfg(feature = "hnsw-rs")]
+use crate::distance::DistanceFn;
+use crate::distance::Metric;
 use crate::error::{Error, Result};
 use crate::format::{
     align_up, header_crc, GraphHeader, LayerEntry, MetaHeader, FLAG_LABELS, GRAPH_MAGIC,
@@ -24,6 +27,7 @@ use crate::manifest::{
     BuildParams, FileEntry, Manifest, Tool, FORMAT_NAME, GRAPH, MANIFEST, META, VECTORS,
 };
 
+#[cfg(feature = "hnsw-rs")]
 /// Layers hnsw_rs may create (its `NB_LAYER_MAX`).
 const HNSW_MAX_LAYER: usize = 16;
 /// Largest `m` hnsw_rs accepts (it exits the process above this).
@@ -31,7 +35,7 @@ pub const MAX_M: usize = 256;
 /// Largest `ef_construction` accepted.
 pub const MAX_EF_CONSTRUCTION: usize = 100_000;
 /// Points inserted between two progress reports.
-const BATCH: usize = 4096;
+pub(crate) const BATCH: usize = 4096;
 
 /// Per-item metadata kept in `meta.bin` besides the label.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -44,6 +48,42 @@ pub struct ItemInfo {
 
 /// Progress callback: `(items inserted, total)`. Called from worker threads.
 pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
+
+/// Which code builds the HNSW graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GraphBuilder {
+    /// Our builder ([`crate::hnsw`]): hnswlib's algorithm over flat link
+    /// arrays; the default (about twice as fast as hnsw_rs, see the module).
+    #[default]
+    Native,
+    /// hnsw_rs 0.3.5, exported through its public API (the cross-check).
+    HnswRs,
+}
+
+impl GraphBuilder {
+    /// The name recorded in the manifest (`build.builder`).
+    pub fn describe(self) -> String {
+        match self {
+            GraphBuilder::Native => format!("likeness-index {}", env!("CARGO_PKG_VERSION")),
+            GraphBuilder::HnswRs => "hnsw_rs 0.3.5".into(),
+        }
+    }
+}
+
+impl std::str::FromStr for GraphBuilder {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "native" => Ok(GraphBuilder::Native),
+            "hnsw_rs" | "hnsw-rs" => Ok(GraphBuilder::HnswRs),
+            other => Err(Error::param(
+                "builder",
+                other,
+                "expected `native` or `hnsw_rs`",
+            )),
+        }
+    }
+}
 
 /// Builds index directories.
 ///
@@ -60,6 +100,7 @@ pub struct IndexBuilder {
     model_dir: Option<String>,
     classes: Vec<String>,
     overwrite: bool,
+    graph_builder: GraphBuilder,
 }
 
 impl Default for IndexBuilder {
@@ -74,6 +115,7 @@ impl Default for IndexBuilder {
             model_dir: None,
             classes: Vec::new(),
             overwrite: false,
+            graph_builder: GraphBuilder::Native,
         }
     }
 }
@@ -85,7 +127,7 @@ pub struct BuildReport {
     pub count: usize,
     /// Graph layers.
     pub levels: usize,
-    /// Seconds spent in graph construction (hnsw_rs inserts).
+    /// Seconds spent in graph construction.
     pub graph_seconds: f64,
     /// Seconds for everything.
     pub total_seconds: f64,
@@ -164,6 +206,13 @@ impl IndexBuilder {
     #[must_use]
     pub fn overwrite(mut self, overwrite: bool) -> Self {
         self.overwrite = overwrite;
+        self
+    }
+
+    /// Which code builds the graph (default: [`GraphBuilder::Native`]).
+    #[must_use]
+    pub fn graph_builder(mut self, builder: GraphBuilder) -> Self {
+        self.graph_builder = builder;
         self
     }
 
@@ -261,7 +310,31 @@ impl IndexBuilder {
             self.threads
         };
         let t_graph = Instant::now();
-        let graph = build_graph(&data, dim, self, threads, progress)?.0;
+        let graph = match self.graph_builder {
+            GraphBuilder::Native => crate::hnsw::build(
+                &data,
+                dim,
+                crate::hnsw::Params {
+                    metric: self.metric,
+                    m: self.m,
+                    ef_construction: self.ef_construction,
+                    seed: self.seed,
+                    threads,
+                },
+                progress,
+            )?,
+            #[cfg(feature = "hnsw-rs")]
+            GraphBuilder::HnswRs => build_graph(&data, dim, self, threads, progress)?.0,
+            #[cfg(not(feature = "hnsw-rs"))]
+            GraphBuilder::HnswRs => {
+                return Err(Error::InvalidInput(
+                    "this likeness was built without hnsw_rs (feature `hnsw-rs` of \
+                     likeness-index); use the default builder or rebuild with \
+                     `--features likeness-index/hnsw-rs`"
+                        .into(),
+                ))
+            }
+        };
         let graph_seconds = t_graph.elapsed().as_secs_f64();
 
         let tmp = TempDir::sibling_of(out_dir)?;
@@ -301,7 +374,7 @@ impl IndexBuilder {
                 ef_construction: self.ef_construction,
                 seed: self.seed,
                 threads,
-                builder: "hnsw_rs 0.3.5".into(),
+                builder: self.graph_builder.describe(),
             },
             tool: Tool {
                 name: env!("CARGO_PKG_NAME").into(),
@@ -425,7 +498,7 @@ pub(crate) struct Layer {
     pub neighbours: Vec<u32>,
 }
 
-/// A graph exported from hnsw_rs.
+/// An HNSW graph in CSR form, as written to `graph.bin`.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Graph {
     pub count: usize,
@@ -504,18 +577,20 @@ impl Graph {
     }
 }
 
+#[cfg(feature = "hnsw-rs")]
 /// The distance hnsw_rs builds with: our kernels, clamped at 0 (hnsw_rs
 /// asserts non-negative distances; `1 - dot` of unit vectors can be -1e-7).
 pub(crate) struct BuildDistance(pub DistanceFn);
 
-impl Distance<f32> for BuildDistance {
+#[cfg(feature = "hnsw-rs")]
+impl anndists::dist::Distance<f32> for BuildDistance {
     fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
         (self.0)(a, b).max(0.0)
     }
 }
 
 /// SplitMix64: the seeded permutation of insertion order needs no more.
-fn splitmix64(state: &mut u64) -> u64 {
+pub(crate) fn splitmix64(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -524,7 +599,7 @@ fn splitmix64(state: &mut u64) -> u64 {
 }
 
 /// Insertion order: a Fisher–Yates shuffle of `0..n` seeded by `seed`.
-fn insertion_order(n: usize, seed: u64) -> Vec<usize> {
+pub(crate) fn insertion_order(n: usize, seed: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
     let mut s = seed;
     for i in (1..n).rev() {
@@ -534,6 +609,7 @@ fn insertion_order(n: usize, seed: u64) -> Vec<usize> {
     order
 }
 
+#[cfg(feature = "hnsw-rs")]
 /// Builds the hnsw_rs graph of preprocessed `data` and exports it. Also
 /// returns the hnsw_rs structure (tests compare searches against it).
 pub(crate) fn build_graph<'a>(
@@ -579,6 +655,7 @@ pub(crate) fn build_graph<'a>(
     Ok((graph, hnsw))
 }
 
+#[cfg(feature = "hnsw-rs")]
 /// Reads the graph out of hnsw_rs through its public API.
 fn export(hnsw: &Hnsw<'_, f32, BuildDistance>, n: usize, m: usize) -> Result<Graph> {
     let bug = |what: String| {
@@ -662,6 +739,7 @@ mod tests {
     /// The export is checked against hnsw_rs itself: our in-place search of
     /// the exported graph and hnsw_rs's search of its own graph must return
     /// the same neighbours (>= 99%) at the same ef.
+    #[cfg(feature = "hnsw-rs")]
     #[test]
     fn exported_graph_searches_like_hnsw_rs() {
         use rand::{Rng, SeedableRng};

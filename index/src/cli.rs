@@ -231,9 +231,14 @@ pub struct BuildArgs {
     /// Beam width while building; larger is slower to build and gives better recall.
     #[arg(long, default_value_t = 200)]
     pub ef_construction: usize,
-    /// Seed of the insertion order (with --threads 1 the build is reproducible).
+    /// Seed of the levels and the insertion order (with --threads 1 the
+    /// build is reproducible).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Graph builder: `native` (ours, the default) or `hnsw_rs` (only in
+    /// builds with the `hnsw-rs` feature of likeness-index; for comparison).
+    #[arg(long, default_value = "native")]
+    pub builder: crate::GraphBuilder,
     /// Replace an existing index at --out. The new index is built beside it
     /// first; a failed build leaves the old one untouched.
     #[arg(long)]
@@ -334,6 +339,7 @@ pub fn build(threads: usize, args: BuildArgs) -> Result<ExitCode> {
         .m(args.m)
         .ef_construction(args.ef_construction)
         .seed(args.seed)
+        .graph_builder(args.builder)
         .threads(threads)
         .overwrite(args.force);
     let bar = bar(matrix.rows as u64, "indexing");

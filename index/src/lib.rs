@@ -14,7 +14,8 @@
 //! | [`fsutil`] | `src/fsutil.rs` | atomic file and directory publication |
 //! | [`format`] | `src/format.rs` | byte layouts of `graph.bin` and `meta.bin`, checked views |
 //! | [`manifest`] | `src/manifest.rs` | `manifest.json`: parameters, sizes, CRC32s, tool, model |
-//! | [`build`] | `src/build.rs` | [`IndexBuilder`]: hnsw_rs build, export to CSR, atomic publish |
+//! | [`build`] | `src/build.rs` | [`IndexBuilder`]: validate, build the graph (ours or hnsw_rs's), write, atomic publish |
+//! | `hnsw` | `src/hnsw.rs` | our HNSW construction (hnswlib's algorithm over flat, per-node-locked link arrays) |
 //! | [`index`] | `src/index.rs` | [`Index`]: open (mmap + O(levels) checks), search, verify |
 //! | `serve` | `src/serve.rs` | the HTTP query server of `likeness serve` (feature `serve`) |
 //! | `cli` | `src/cli.rs` | `build`/`query`/`verify` commands of the torch-free `likeness` binary (feature `cli`) |
@@ -30,6 +31,7 @@ pub mod error;
 pub mod exact;
 pub mod format;
 pub mod fsutil;
+mod hnsw;
 pub mod index;
 pub mod manifest;
 pub mod metrics;
@@ -38,7 +40,7 @@ pub mod npy;
 #[cfg(feature = "serve")]
 pub mod serve;
 
-pub use build::{BuildReport, IndexBuilder, ItemInfo};
+pub use build::{BuildReport, GraphBuilder, IndexBuilder, ItemInfo};
 pub use distance::Metric;
 pub use error::{Error, Result};
 pub use fsutil::{atomic_write, TempDir};

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use likeness_index::{exact, metrics, Error, Index, IndexBuilder, ItemInfo, LabelFilter, Metric};
+use likeness_index::{
+    exact, metrics, Error, GraphBuilder, Index, IndexBuilder, ItemInfo, LabelFilter, Metric,
+};
 use rand::{Rng, SeedableRng};
 
 /// `n` points around `clusters` random centres in `dim` dimensions, with
@@ -59,26 +61,46 @@ fn recall_against_brute_force() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ix");
     for (metric, sub) in [(Metric::L2, "l2"), (Metric::Cosine, "cos")] {
-        let out = out.with_extension(sub);
-        let t = std::time::Instant::now();
-        IndexBuilder::new()
-            .metric(metric)
-            .seed(seed)
-            .build(base, dim, None, None, &out, None)
-            .unwrap();
-        let build = t.elapsed();
-        let index = Index::open(&out).unwrap();
-        let approx = index.search_batch(queries, dim, k, 64, None).unwrap();
         let truth = exact::search(base, queries, dim, k, metric).unwrap();
-        let recall = metrics::ann_recall(&approx, &truth, k).unwrap();
-        println!("{metric}: recall@{k} at ef 64 = {recall:.4} (build {build:.1?})");
+        let mut recalls = Vec::new();
+        // Our builder (the default) and, when compiled in, hnsw_rs on the
+        // same data.
+        let builders: &[GraphBuilder] = if cfg!(feature = "hnsw-rs") {
+            &[GraphBuilder::Native, GraphBuilder::HnswRs]
+        } else {
+            &[GraphBuilder::Native]
+        };
+        for &builder in builders {
+            let out = out.with_extension(format!("{sub}-{builder:?}"));
+            let t = std::time::Instant::now();
+            IndexBuilder::new()
+                .metric(metric)
+                .seed(seed)
+                .graph_builder(builder)
+                .build(base, dim, None, None, &out, None)
+                .unwrap();
+            let build = t.elapsed();
+            let index = Index::open(&out).unwrap();
+            assert_eq!(index.manifest().build.builder, builder.describe());
+            let approx = index.search_batch(queries, dim, k, 64, None).unwrap();
+            let recall = metrics::ann_recall(&approx, &truth, k).unwrap();
+            println!("{metric} {builder:?}: recall@{k} at ef 64 = {recall:.4} (build {build:.1?})");
+            assert!(
+                recall >= 0.95,
+                "{metric} {builder:?}: recall {recall} < 0.95 (seed {seed})"
+            );
+            // The exact search of the index agrees with the free function.
+            let ex = index.search_exact_batch(queries, dim, k, None).unwrap();
+            assert!(metrics::ann_recall(&ex, &truth, k).unwrap() > 0.999);
+            recalls.push(recall);
+        }
+        // Our graph is as good as hnsw_rs's (same m, ef_construction).
         assert!(
-            recall >= 0.95,
-            "{metric}: recall {recall} < 0.95 (seed {seed})"
+            recalls.len() < 2 || recalls[0] >= recalls[1] - 0.01,
+            "{metric}: native {} vs hnsw_rs {} (seed {seed})",
+            recalls[0],
+            recalls.last().unwrap()
         );
-        // The exact search of the index agrees with the free function.
-        let ex = index.search_exact_batch(queries, dim, k, None).unwrap();
-        assert!(metrics::ann_recall(&ex, &truth, k).unwrap() > 0.999);
     }
 }
 
