@@ -10,11 +10,15 @@ CARGO ?= cargo
 # Use an existing libtorch when LIBTORCH is set; otherwise the PyPI torch venv.
 ifeq ($(strip $(LIBTORCH)),)
 TORCH_DEP := $(VENV)/.complete
-TORCH_ENV := LIBTORCH_USE_PYTORCH=1 VIRTUAL_ENV=$(VENV) PATH=$(VENV)/bin:$$PATH
+TORCH_ENV = LIBTORCH_USE_PYTORCH=1 VIRTUAL_ENV=$(VENV) PATH=$(VENV)/bin:$$PATH $(ZSTD_ENV)
 else
 TORCH_DEP :=
-TORCH_ENV := LIBTORCH=$(LIBTORCH)
+TORCH_ENV = LIBTORCH=$(LIBTORCH) $(ZSTD_ENV)
 endif
+# tch's zip dependency compiles zstd from C (about a minute of CPU here)
+# unless the system's libzstd is used; scripts/system-deps.sh installs
+# libzstd-dev. Deferred (=): evaluated after system-deps has run.
+ZSTD_ENV = $(shell pkg-config --exists libzstd 2>/dev/null && echo ZSTD_SYS_USE_PKG_CONFIG=1)
 # Tests that talk to numpy/PyTorch use this interpreter.
 export LIKENESS_PYTHON ?= $(VENV)/bin/python
 

@@ -9,6 +9,8 @@ command -v dpkg-deb >/dev/null || need+=(dpkg)
 command -v bzip2 >/dev/null || need+=(bzip2)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v readelf >/dev/null || need+=(binutils)
+# The system's zstd instead of compiling it (see Makefile, ZSTD_ENV).
+pkg-config --exists libzstd 2>/dev/null || need+=(libzstd-dev)
 # Text in the PNG charts (training curves, eval bars, montages).
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
