@@ -12,7 +12,7 @@
 # 3. runs/demo/REPORT.md with the numbers, montages and training curves.
 #
 # Re-running replaces the previous results. Knobs (environment):
-# DEMO_OUT (runs/demo), FASHION_EPOCHS (5), FACE_EPOCHS (20), SEED (0).
+# DEMO_OUT (runs/demo), FASHION_EPOCHS (5), FACE_EPOCHS (12), SEED (0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +24,7 @@ OUT=${DEMO_OUT:-runs/demo}
 FM=$LIKENESS_CACHE/data/fashion-mnist
 JOHNS=$LIKENESS_CACHE/data/johns
 FASHION_EPOCHS=${FASHION_EPOCHS:-5}
-FACE_EPOCHS=${FACE_EPOCHS:-20}
+FACE_EPOCHS=${FACE_EPOCHS:-12}
 SEED=${SEED:-0}
 
 [[ -x $BIN ]] || { echo "$BIN missing: run \`make build\` first" >&2; exit 2; }

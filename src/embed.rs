@@ -41,6 +41,11 @@ pub fn embed_tensor(net: &Net, input: &[f32], count: usize, device: Device) -> R
         .view([count as i64, i64::from(net.spec.channels), s, s])
         .to_device(device);
     let emb = tch::no_grad(|| net.forward_t(&x, false));
-    let emb = emb.to_device(Device::Cpu).contiguous().view([-1]);
+    // Float whatever the forward ran in (bf16 under autocast).
+    let emb = emb
+        .to_device(Device::Cpu)
+        .to_kind(tch::Kind::Float)
+        .contiguous()
+        .view([-1]);
     Ok(Vec::<f32>::try_from(&emb)?)
 }

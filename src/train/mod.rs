@@ -530,7 +530,13 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
         if !val.is_empty() {
             net.set_train(false);
             let vds = val_ds.as_ref().unwrap_or(&ds);
-            let emb = crate::embed::embed_items(&net, vds, &val, cfg.eval_batch, None)?;
+            // In the training precision: with bf16, validating the 10,000
+            // Fashion-MNIST test images takes 4-5 s instead of 13 s here. The
+            // index is embedded in fp32 (`likeness index`), so its metrics can
+            // differ from these in the third decimal.
+            let emb = crate::runtime::with_precision(cfg.precision, || {
+                crate::embed::embed_items(&net, vds, &val, cfg.eval_batch, None)
+            })?;
             let labels: Vec<i64> = val.iter().map(|&i| vds.items()[i].label as i64).collect();
             let m = likeness_index::metrics::evaluate(
                 &emb,
