@@ -2,8 +2,8 @@
 //! numbers in benches/ann/results.md, "1M × 128"). Not part of the library.
 //!
 //! ```text
-//! cargo run --release -p likeness-index --example hnsw_rs_reload -- build BASE.npy DIR [THREADS] [EF_CONSTRUCTION]
-//! cargo run --release -p likeness-index --example hnsw_rs_reload -- load DIR QUERIES.npy [K] [EF]
+//! cargo run --release -p likeness-index --features hnsw-rs --example hnsw_rs_reload -- build BASE.npy DIR [THREADS] [EF_CONSTRUCTION]
+//! cargo run --release -p likeness-index --features hnsw-rs --example hnsw_rs_reload -- load DIR QUERIES.npy [K] [EF]
 //! ```
 //!
 //! `build` inserts the vectors with hnsw_rs (M = 16, ef_construction 200 by
