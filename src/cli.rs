@@ -149,6 +149,10 @@ pub struct TrainArgs {
     /// Batch size when embedding the held-out set.
     #[arg(long, default_value_t = 512)]
     pub eval_batch: usize,
+    /// Validate after every N-th epoch (and always after the last); the best
+    /// checkpoint is chosen among the validated epochs.
+    #[arg(long, default_value_t = 1)]
+    pub val_every: usize,
 }
 
 impl TrainArgs {
@@ -192,6 +196,7 @@ impl TrainArgs {
             resume: self.resume,
             force: self.force,
             eval_batch: self.eval_batch,
+            val_every: self.val_every,
         }
     }
 }

@@ -203,6 +203,50 @@ fn same_seed_on_one_cpu_thread_gives_bit_identical_weights() {
     }
 }
 
+/// `--val-every 2` over 3 epochs validates after epochs 2 and 3 only, and
+/// keeps a validated epoch's weights.
+#[test]
+fn validation_runs_every_n_epochs_and_after_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m");
+    let data = common::fashion_test();
+    let o = likeness(&[
+        "--threads",
+        "2",
+        "--device",
+        "cpu",
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--epochs",
+        "3",
+        "--steps-per-epoch",
+        "3",
+        "--tuples",
+        "1",
+        "--val",
+        "images:0.05",
+        "--val-every",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let log = std::fs::read_to_string(out.join("train_log.csv")).unwrap();
+    let recall: Vec<&str> = log
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(4).unwrap())
+        .collect();
+    assert_eq!(recall.len(), 3, "{log}");
+    assert!(recall[0].is_empty(), "epoch 1 was validated: {log}");
+    assert!(!recall[1].is_empty() && !recall[2].is_empty(), "{log}");
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("model.json")).unwrap()).unwrap();
+    let best = card["best_epoch"].as_u64().unwrap();
+    assert!(best == 2 || best == 3, "best epoch {best}");
+}
+
 #[test]
 fn torchscript_export_gives_the_same_embeddings_in_pytorch() {
     let dir = tempfile::tempdir().unwrap();
@@ -323,6 +367,7 @@ fn bad_training_input_gets_clear_errors() {
     // More classes per tuple than classes.
     let three = folder(&dir.path().join("three"), &[2, 2, 2]);
     assert!(run(&three, &["--classes-per-tuple", "4"]).contains("more than the 3 training classes"));
+    assert!(run(&three, &["--val-every", "0"]).contains("--val-every must be at least 1"));
     // A TorchScript file that is not one.
     let junk = dir.path().join("junk.pt");
     std::fs::write(&junk, b"not a model").unwrap();

@@ -133,6 +133,8 @@ pub struct TrainConfig {
     pub force: bool,
     /// Batch size for validation embedding.
     pub eval_batch: usize,
+    /// Validate after every `val_every`-th epoch and after the last (≥ 1).
+    pub val_every: usize,
 }
 
 impl TrainConfig {
@@ -143,6 +145,9 @@ impl TrainConfig {
         }
         if self.epochs == 0 {
             return bad("--epochs must be at least 1".into());
+        }
+        if self.val_every == 0 {
+            return bad("--val-every must be at least 1".into());
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad(format!("--lr {} must be a positive number", self.lr));
@@ -527,7 +532,10 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
             images_per_s: (epoch_steps * sampler.images_per_step()) as f64 / secs,
             validation: None,
         };
-        if !val.is_empty() {
+        let epoch_no = p.epoch + 1;
+        let validate_now =
+            !val.is_empty() && (epoch_no % cfg.val_every == 0 || epoch_no == cfg.epochs);
+        if validate_now {
             net.set_train(false);
             let vds = val_ds.as_ref().unwrap_or(&ds);
             // In the training precision: with bf16 the forward passes run
@@ -556,9 +564,12 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
             bar.println(rec.summary());
         }
         card.epochs.push(rec);
+        // Without validation the latest epoch is the best; an epoch skipped
+        // by --val-every never replaces a validated one.
         let improved = match (r1, best) {
             (Some(r), Some(b)) => r > b,
-            _ => true,
+            (Some(_), None) => true,
+            (None, _) => val.is_empty(),
         };
         if improved {
             best = r1;
