@@ -46,6 +46,9 @@ pub struct Panel<'a> {
     pub x_label: &'a str,
     pub y_label: &'a str,
     pub series: Vec<Series<'a>>,
+    /// The x axis covers at least this range (e.g. every epoch, also where
+    /// a series has points only at some).
+    pub x_span: Option<(f64, f64)>,
 }
 
 fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -72,6 +75,10 @@ pub fn line_panels(path: &Path, panels: &[Panel<'_>]) -> Result<()> {
             }
             if x0 > x1 {
                 (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+            }
+            if let Some((a, b)) = panel.x_span {
+                x0 = x0.min(a);
+                x1 = x1.max(b);
             }
             if x1 - x0 < 1e-9 {
                 x1 = x0 + 1.0;

@@ -374,6 +374,12 @@ impl OutDir {
                 .filter_map(|e| e.validation.as_ref().map(|v| (e.epoch as f64, f(v))))
                 .collect()
         };
+        // Both panels span every epoch (validation may skip some).
+        let x_span = card
+            .epochs
+            .first()
+            .zip(card.epochs.last())
+            .map(|(a, b)| (a.epoch as f64, b.epoch as f64));
         let mut panels = vec![Panel {
             title: "training loss",
             x_label: "epoch",
@@ -383,6 +389,7 @@ impl OutDir {
                 points: loss,
                 color: RGBColor(200, 60, 40),
             }],
+            x_span,
         }];
         let r1 = val(|v| v.recall_1);
         if !r1.is_empty() {
@@ -407,6 +414,7 @@ impl OutDir {
                         color: RGBColor(40, 150, 70),
                     },
                 ],
+                x_span,
             });
         }
         crate::plot::line_panels(&self.path("curves.png"), &panels)
