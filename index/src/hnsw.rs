@@ -38,6 +38,7 @@ use crate::build::{insertion_order, splitmix64, Graph, Layer, Progress, BATCH};
 use crate::distance::{DistanceFn, DistanceFn4, Metric};
 use crate::error::{Error, Result};
 use crate::format::MAX_LEVELS;
+use crate::index::prefetch;
 use crate::neighbours::Cand;
 
 /// Cache lines of a vector loaded ahead of its distance computation (the
@@ -495,19 +496,6 @@ impl Builder<'_> {
             layers,
         }
     }
-}
-
-/// Hints the CPU to load the cache line holding the start of `data`.
-#[inline(always)]
-fn prefetch<T>(data: &[T]) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `_mm_prefetch` is available on every x86-64 CPU (SSE) and is
-    // only a hint; the address is that of a live slice.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(data.as_ptr().cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = data;
 }
 
 #[cfg(test)]

@@ -796,7 +796,7 @@ impl View<'_> {
 /// Hints the CPU to load the cache line holding the start of `data`. Only a
 /// hint: it never faults and changes no state visible to the program.
 #[inline(always)]
-fn prefetch<T>(data: &[T]) {
+pub(crate) fn prefetch<T>(data: &[T]) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: `_mm_prefetch` is available on every x86-64 CPU (SSE) and is
     // only a hint; the address is that of a live slice.
