@@ -9,8 +9,6 @@ command -v dpkg-deb >/dev/null || need+=(dpkg)
 command -v bzip2 >/dev/null || need+=(bzip2)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v readelf >/dev/null || need+=(binutils)
-# The system's zstd instead of compiling it (see Makefile, ZSTD_ENV).
-pkg-config --exists libzstd 2>/dev/null || need+=(libzstd-dev)
 # Text in the PNG charts (training curves, eval bars, montages).
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 if [ ${#need[@]} -gt 0 ]; then
@@ -18,6 +16,13 @@ if [ ${#need[@]} -gt 0 ]; then
   SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq "${need[@]}"
+fi
+# Optional: the system's zstd saves compiling it from C (about a minute of
+# CPU; see ZSTD_ENV in the Makefile). Without it the build still works.
+if ! pkg-config --exists libzstd 2>/dev/null; then
+  SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
+  { $SUDO apt-get install -y -qq libzstd-dev || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq libzstd-dev; }; } >/dev/null 2>&1 \
+    || echo "likeness: libzstd-dev not installed; zstd will be compiled from source" >&2
 fi
 if ! command -v cargo >/dev/null; then
   echo "likeness: cargo not found; install Rust from https://rustup.rs (or your distribution's rustup package) and re-run" >&2
