@@ -36,15 +36,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use rayon::prelude::*;
 
 use crate::build::{insertion_order, splitmix64, Graph, Layer, Progress, BATCH};
-use crate::distance::{DistanceFn, DistanceFn4, Metric};
+use crate::distance::{distances4, prefetch_vector, DistanceFn, DistanceFn4, Metric};
 use crate::error::{Error, Result};
 use crate::format::MAX_LEVELS;
-use crate::index::prefetch;
-use crate::neighbours::Cand;
-
-/// Cache lines of a vector loaded ahead of its distance computation (the
-/// part read before the kernel's first early-stop check).
-const PREFETCH_LINES: usize = 4;
+use crate::neighbours::{Cand, Visited};
 
 /// The link lists of every node on every layer.
 struct Links {
@@ -133,8 +128,7 @@ fn write_slot(slot: &[AtomicU32], ids: impl ExactSizeIterator<Item = u32>) {
 /// Per-thread search state, reused by every insertion of the thread.
 #[derive(Default)]
 struct Scratch {
-    stamps: Vec<u32>,
-    generation: u32,
+    visited: Visited,
     candidates: BinaryHeap<Reverse<Cand>>,
     top: BinaryHeap<Cand>,
     sorted: Vec<Cand>,
@@ -150,16 +144,7 @@ struct Scratch {
 impl Scratch {
     /// Starts a new search over `n` items.
     fn begin(&mut self, n: usize) {
-        if self.stamps.len() < n {
-            self.stamps.clear();
-            self.stamps.resize(n, 0);
-            self.generation = 0;
-        }
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            self.stamps.fill(0);
-            self.generation = 1;
-        }
+        self.visited.begin(n);
         self.candidates.clear();
         self.top.clear();
     }
@@ -190,32 +175,16 @@ impl Builder<'_> {
         &self.data[s..s + self.dim]
     }
 
-    #[inline]
-    fn prefetch_vector(&self, i: u32) {
-        for line in self.vector(i).chunks(16).take(PREFETCH_LINES) {
-            prefetch(line);
-        }
-    }
-
-    /// Distances from `q` to `ids`, four at a time; those known to exceed
-    /// `bound` may come back as infinity.
+    /// Distances from `q` to `ids`: see [`distances4`].
     fn distances(&self, q: &[f32], ids: &[u32], bound: f32, out: &mut Vec<f32>) {
-        out.clear();
-        let mut groups = ids.chunks(4).peekable();
-        while let Some(group) = groups.next() {
-            if let Some(next) = groups.peek() {
-                for &j in *next {
-                    self.prefetch_vector(j);
-                }
-            }
-            let first = self.vector(group[0]);
-            let mut v = [first; 4];
-            for (slot, &j) in v.iter_mut().zip(group).skip(1) {
-                *slot = self.vector(j);
-            }
-            let d = (self.dist4)(q, v, bound);
-            out.extend_from_slice(&d[..group.len()]);
-        }
+        let Ok(()) = distances4(
+            q,
+            ids,
+            bound,
+            self.dist4,
+            |j| Ok::<_, std::convert::Infallible>(self.vector(j)),
+            out,
+        );
     }
 
     /// Greedy walk on `layer` from `cur`: moves to a closer neighbour while
@@ -241,8 +210,7 @@ impl Builder<'_> {
     /// `ef` candidates in `s.sorted`, nearest first.
     fn search_layer(&self, q: &[f32], start: Cand, layer: usize, s: &mut Scratch) {
         s.begin(self.n);
-        let g = s.generation;
-        s.stamps[start.id as usize] = g;
+        s.visited.visit(start.id);
         s.candidates.push(Reverse(start));
         s.top.push(start);
         while let Some(Reverse(c)) = s.candidates.pop() {
@@ -257,14 +225,12 @@ impl Builder<'_> {
             self.links.read(c.id, layer, &mut s.links);
             s.batch.clear();
             for &j in &s.links {
-                let st = &mut s.stamps[j as usize];
-                if *st != g {
-                    *st = g;
+                if s.visited.visit(j) == Some(true) {
                     s.batch.push(j);
                 }
             }
             if let Some(&j) = s.batch.first() {
-                self.prefetch_vector(j);
+                prefetch_vector(self.vector(j));
             }
             self.distances(q, &s.batch, bound, &mut s.dists);
             for (&j, &d) in s.batch.iter().zip(&s.dists) {
@@ -563,64 +529,23 @@ mod tests {
         for metric in [Metric::L2, Metric::Cosine] {
             let mut data = random(n, dim, 5);
             metric.preprocess(&mut data, dim).unwrap();
-            let a = build(
-                &data,
-                dim,
-                Params {
+            let graph = |seed, threads| {
+                let p = Params {
                     metric,
                     m,
                     ef_construction: 40,
-                    seed: 3,
-                    threads: 1,
-                },
-                None,
-            )
-            .unwrap();
+                    seed,
+                    threads,
+                };
+                build(&data, dim, p, None).unwrap()
+            };
+            let a = graph(3, 1);
             check_invariants(&a, n, m);
             assert!(a.layers.len() > 1, "2000 points with m 6 have upper layers");
-            let b = build(
-                &data,
-                dim,
-                Params {
-                    metric,
-                    m,
-                    ef_construction: 40,
-                    seed: 3,
-                    threads: 1,
-                },
-                None,
-            )
-            .unwrap();
-            assert_eq!(a, b, "same seed, one thread: same graph");
-            let c = build(
-                &data,
-                dim,
-                Params {
-                    metric,
-                    m,
-                    ef_construction: 40,
-                    seed: 4,
-                    threads: 1,
-                },
-                None,
-            )
-            .unwrap();
-            assert_ne!(a, c, "another seed: another graph");
+            assert_eq!(a, graph(3, 1), "same seed, one thread: same graph");
+            assert_ne!(a, graph(4, 1), "another seed: another graph");
             // Two threads: a valid graph, though not the same one.
-            let d = build(
-                &data,
-                dim,
-                Params {
-                    metric,
-                    m,
-                    ef_construction: 40,
-                    seed: 3,
-                    threads: 2,
-                },
-                None,
-            )
-            .unwrap();
-            check_invariants(&d, n, m);
+            check_invariants(&graph(3, 2), n, m);
         }
     }
 

@@ -33,11 +33,7 @@ use crate::format::{
     HEADER_SIZE, MAX_LEVELS, META_MAGIC,
 };
 use crate::manifest::{Manifest, GRAPH, META, VECTORS};
-use crate::neighbours::{Cand, Neighbours, TopK};
-
-/// Cache lines of a vector prefetched ahead of its distance computation:
-/// the floats the kernel reads before its first early-stop check.
-const PREFETCH_LINES: usize = 128 * 4 / 64;
+use crate::neighbours::{Cand, Neighbours, TopK, Visited};
 
 /// Largest `k` or `ef` accepted by search.
 pub const MAX_EF: usize = 1 << 20;
@@ -156,8 +152,7 @@ struct View<'a> {
 /// Per-thread search state, reused across queries.
 #[derive(Default)]
 struct Scratch {
-    stamps: Vec<u32>,
-    generation: u32,
+    visited: Visited,
     candidates: BinaryHeap<Reverse<Cand>>,
     results: Option<TopK>,
     sorted: Vec<Cand>,
@@ -168,19 +163,9 @@ struct Scratch {
 }
 
 impl Scratch {
-    /// Starts a new query over `n` items: O(1) except when the generation
-    /// counter wraps or the set grows.
+    /// Starts a new query over `n` items.
     fn begin(&mut self, n: usize) {
-        if self.stamps.len() < n {
-            self.stamps.clear();
-            self.stamps.resize(n, 0);
-            self.generation = 0;
-        }
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            self.stamps.fill(0);
-            self.generation = 1;
-        }
+        self.visited.begin(n);
         self.candidates.clear();
     }
 }
@@ -619,10 +604,8 @@ impl View<'_> {
         })
     }
 
-    /// Distances from `q` to the items `ids` into `out`, four at a time (a
-    /// last, partial group is padded with its first item), so every
-    /// distance of a search comes from the same kernel. Distances above
-    /// `bound` may come back as infinity (see [`DistanceFn4`]).
+    /// Distances from `q` to the items `ids` into `out`: see
+    /// [`crate::distance::distances4`].
     #[inline]
     fn distances(
         &self,
@@ -632,27 +615,7 @@ impl View<'_> {
         bound: f32,
         out: &mut Vec<f32>,
     ) -> Result<()> {
-        out.clear();
-        let mut groups = ids.chunks(4).peekable();
-        while let Some(group) = groups.next() {
-            // Load the start of the next group's vectors while this one is
-            // computed: the part read before the kernel's first early-stop
-            // check (measured on fashion-mnist-784: prefetching whole
-            // vectors is slower, the hardware prefetcher streams the rest).
-            if let Some(next) = groups.peek() {
-                for &j in *next {
-                    self.prefetch_vector(j, PREFETCH_LINES);
-                }
-            }
-            let first = self.vector(group[0])?;
-            let mut v = [first; 4];
-            for (slot, &j) in v.iter_mut().zip(group).skip(1) {
-                *slot = self.vector(j)?;
-            }
-            let d = dist(q, v, bound);
-            out.extend_from_slice(&d[..group.len()]);
-        }
-        Ok(())
+        crate::distance::distances4(q, ids, bound, dist, |j| self.vector(j), out)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -730,10 +693,7 @@ impl View<'_> {
             (Some(f), Some(labels)) => labels.get(i as usize).is_some_and(|&l| f.allows(l)),
             _ => true,
         };
-        let g = s.generation;
-        if let Some(st) = s.stamps.get_mut(cur as usize) {
-            *st = g;
-        }
+        let _ = s.visited.visit(cur);
         s.candidates.push(Reverse(Cand {
             dist: cur_d,
             id: cur,
@@ -756,16 +716,16 @@ impl View<'_> {
             // then compute their distances four at a time.
             s.batch.clear();
             for &j in self.neighbours(0, c.id)? {
-                let Some(st) = s.stamps.get_mut(j as usize) else {
-                    return Err(self.corrupt(format!(
-                        "neighbour id {j} is out of range (the index has {} items)",
-                        ix.count
-                    )));
-                };
-                if *st == g {
-                    continue;
+                match s.visited.visit(j) {
+                    Some(true) => {}
+                    Some(false) => continue,
+                    None => {
+                        return Err(self.corrupt(format!(
+                            "neighbour id {j} is out of range (the index has {} items)",
+                            ix.count
+                        )))
+                    }
                 }
-                *st = g;
                 self.prefetch_vector(j, 4);
                 s.batch.push(j);
             }

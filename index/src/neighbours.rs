@@ -90,6 +90,42 @@ impl Neighbours {
     }
 }
 
+/// The visited set of a graph search: one generation stamp per item, so
+/// starting a new search is O(1) (except when the set grows or the
+/// generation counter wraps). Shared by the search and the builder.
+#[derive(Debug, Default)]
+pub(crate) struct Visited {
+    stamps: Vec<u32>,
+    generation: u32,
+}
+
+impl Visited {
+    /// Starts a new search over `n` items: all unvisited.
+    pub fn begin(&mut self, n: usize) {
+        if self.stamps.len() < n {
+            self.stamps.clear();
+            self.stamps.resize(n, 0);
+            self.generation = 0;
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.stamps.fill(0);
+            self.generation = 1;
+        }
+    }
+
+    /// Marks item `i` visited: `Some(true)` if it was not yet, `Some(false)`
+    /// if it was, `None` if `i` is beyond the `n` of [`Visited::begin`]'s
+    /// largest call.
+    #[inline]
+    pub fn visit(&mut self, i: u32) -> Option<bool> {
+        let st = self.stamps.get_mut(i as usize)?;
+        let new = *st != self.generation;
+        *st = self.generation;
+        Some(new)
+    }
+}
+
 /// A candidate: distance first, ties broken by the smaller id so results are
 /// deterministic.
 #[derive(Debug, Clone, Copy)]
