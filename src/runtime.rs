@@ -118,6 +118,17 @@ pub fn loaded_libtorch_dir() -> Option<std::path::PathBuf> {
         .and_then(|p| std::path::Path::new(p).parent().map(|d| d.to_path_buf()))
 }
 
+/// `cpu (N threads)` or `cuda:N (GPU name)`, for model cards and reports.
+pub fn describe_device(device: tch::Device) -> String {
+    match device {
+        tch::Device::Cuda(n) => match cuda_device_names().into_iter().nth(n) {
+            Some(name) if !name.starts_with("cuda:") => format!("cuda:{n} ({name})"),
+            _ => format!("cuda:{n}"),
+        },
+        _ => format!("cpu ({} threads)", tch::get_num_threads()),
+    }
+}
+
 /// Names of the CUDA devices, asked of the CUDA runtime that libtorch loaded
 /// (`cudaGetDeviceProperties`, whose struct starts with `char name[256]`).
 pub fn cuda_device_names() -> Vec<String> {
@@ -210,14 +221,19 @@ pub enum Precision {
 }
 
 // libtorch's own autocast switches for a device type, which tch does not
-// wrap for the CPU. Both take plain scalars (`c10::DeviceType` is an int8
-// enum class, CPU = 0), so the C++ functions have the C calling convention
-// on x86-64 and aarch64; the mangled names are those of libtorch 2.x.
+// wrap. They take plain scalars (`c10::DeviceType` and `c10::ScalarType` are
+// int8 enum classes: CPU = 0, CUDA = 1; BFloat16 = 15), so the C++ functions
+// have the C calling convention on x86-64 and aarch64; the mangled names are
+// those of libtorch 2.x.
 extern "C" {
     #[link_name = "_ZN2at8autocast20set_autocast_enabledEN3c1010DeviceTypeEb"]
     fn at_autocast_set_enabled_for(device_type: i8, enabled: bool);
     #[link_name = "_ZN2at8autocast19is_autocast_enabledEN3c1010DeviceTypeE"]
     fn at_autocast_is_enabled_for(device_type: i8) -> bool;
+    #[link_name = "_ZN2at8autocast18set_autocast_dtypeEN3c1010DeviceTypeENS1_10ScalarTypeE"]
+    fn at_autocast_set_dtype_for(device_type: i8, dtype: i8);
+    #[link_name = "_ZN2at8autocast18get_autocast_dtypeEN3c1010DeviceTypeE"]
+    fn at_autocast_get_dtype_for(device_type: i8) -> i8;
     #[link_name = "_ZN2at8autocast17increment_nestingEv"]
     fn at_autocast_increment_nesting() -> i64;
     #[link_name = "_ZN2at8autocast17decrement_nestingEv"]
@@ -227,38 +243,59 @@ extern "C" {
 }
 
 const CPU_DEVICE_TYPE: i8 = 0;
+const CUDA_DEVICE_TYPE: i8 = 1;
+const BFLOAT16: i8 = 15;
 
-/// Runs `f` with autocast to bfloat16 on the CPU (and CUDA, through tch)
-/// when `precision` is `Bf16`, as `torch.autocast` does: on leaving the
-/// outermost region the cache of bf16 weight copies is cleared (else the next
-/// step would reuse stale weights), and the previous state is restored.
-/// (`tch::autocast` alone does nothing without CUDA.)
+/// Runs `f` with autocast to bfloat16 on the CPU and on CUDA when
+/// `precision` is `Bf16`, as `torch.autocast(device, dtype=torch.bfloat16)`
+/// does: on leaving the outermost region the cache of bf16 weight copies is
+/// cleared (else the next step would reuse stale weights), and the previous
+/// state is restored. (`tch::autocast` switches CUDA only, and to float16,
+/// CUDA's default, whose gradients need loss scaling; bfloat16 needs none.)
 pub fn with_precision<T>(precision: Precision, f: impl FnOnce() -> T) -> T {
     match precision {
         Precision::Fp32 => f(),
         Precision::Bf16 => {
+            let devices = [CPU_DEVICE_TYPE, CUDA_DEVICE_TYPE];
             // SAFETY: plain-scalar calls into libtorch, which is linked; they
             // only touch autocast's thread-local state.
-            let prev = unsafe { at_autocast_is_enabled_for(CPU_DEVICE_TYPE) };
-            unsafe {
-                at_autocast_set_enabled_for(CPU_DEVICE_TYPE, true);
-                at_autocast_increment_nesting();
-            }
-            let out = tch::autocast(true, f);
+            let prev = devices.map(|d| unsafe {
+                let state = (at_autocast_is_enabled_for(d), at_autocast_get_dtype_for(d));
+                at_autocast_set_enabled_for(d, true);
+                at_autocast_set_dtype_for(d, BFLOAT16);
+                state
+            });
+            // SAFETY: as above.
+            unsafe { at_autocast_increment_nesting() };
+            let out = f();
             // SAFETY: as above.
             unsafe {
                 if at_autocast_decrement_nesting() == 0 {
                     at_autocast_clear_cache();
                 }
-                at_autocast_set_enabled_for(CPU_DEVICE_TYPE, prev);
+                for (d, (enabled, dtype)) in devices.into_iter().zip(prev) {
+                    at_autocast_set_enabled_for(d, enabled);
+                    at_autocast_set_dtype_for(d, dtype);
+                }
             }
             out
         }
     }
 }
 
-/// Whether CPU autocast is on in this thread (for tests).
-pub fn cpu_autocast_enabled() -> bool {
-    // SAFETY: reads a thread-local flag in libtorch.
-    unsafe { at_autocast_is_enabled_for(CPU_DEVICE_TYPE) }
+/// Autocast in this thread for `device`'s type: whether it is on, and whether
+/// its target type is bfloat16 (for tests).
+pub fn autocast_state(device: tch::Device) -> (bool, bool) {
+    let d = if device.is_cuda() {
+        CUDA_DEVICE_TYPE
+    } else {
+        CPU_DEVICE_TYPE
+    };
+    // SAFETY: reads thread-local state in libtorch.
+    unsafe {
+        (
+            at_autocast_is_enabled_for(d),
+            at_autocast_get_dtype_for(d) == BFLOAT16,
+        )
+    }
 }

@@ -245,6 +245,8 @@ fn validation_runs_every_n_epochs_and_after_the_last() {
         serde_json::from_str(&std::fs::read_to_string(out.join("model.json")).unwrap()).unwrap();
     let best = card["best_epoch"].as_u64().unwrap();
     assert!(best == 2 || best == 3, "best epoch {best}");
+    // The card says where the model trained.
+    assert_eq!(card["device"], "cpu (2 threads)");
 }
 
 #[test]
@@ -508,18 +510,27 @@ fn ctrl_c_leaves_a_checkpoint_that_resume_finishes() {
 }
 
 #[test]
-fn bf16_precision_runs_the_forward_pass_under_cpu_autocast() {
-    use likeness::runtime::{cpu_autocast_enabled, with_precision, Precision};
-    let a = Tensor::ones([4, 4], (Kind::Float, tch::Device::Cpu));
+fn bf16_precision_runs_the_forward_pass_under_cpu_and_cuda_autocast() {
+    use likeness::runtime::{autocast_state, with_precision, Precision};
+    use tch::Device;
+    let a = Tensor::ones([4, 4], (Kind::Float, Device::Cpu));
+    let before = [autocast_state(Device::Cpu), autocast_state(Device::Cuda(0))];
     let (kind, inside) = with_precision(Precision::Bf16, || {
-        (a.matmul(&a).kind(), cpu_autocast_enabled())
+        (
+            a.matmul(&a).kind(),
+            [autocast_state(Device::Cpu), autocast_state(Device::Cuda(0))],
+        )
     });
-    assert!(inside);
     assert_eq!(kind, Kind::BFloat16);
-    assert!(
-        !cpu_autocast_enabled(),
-        "autocast is switched off again afterwards"
+    // CUDA too, and to bfloat16 rather than CUDA's default float16 (whose
+    // gradients would need loss scaling).
+    assert_eq!(inside, [(true, true), (true, true)]);
+    assert_eq!(
+        [autocast_state(Device::Cpu), autocast_state(Device::Cuda(0))],
+        before,
+        "autocast is switched back afterwards"
     );
+    assert!(!before[0].0 && !before[1].0);
     assert_eq!(
         with_precision(Precision::Fp32, || a.matmul(&a).kind()),
         Kind::Float

@@ -382,8 +382,13 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
     };
 
     tch::manual_seed(cfg.seed as i64);
+    if device.is_cuda() {
+        // Every step has the same shapes: let cuDNN pick its fastest kernels.
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
     let mut net = Net::new(&spec, device)?;
     let mut card = ModelCard::new(cfg, &spec, &ds, n, c);
+    card.device = crate::runtime::describe_device(device);
     let (mut start_epoch, mut start_step) = (0, 0);
     if cfg.resume {
         let ck = out.load_checkpoint(&mut net.vs)?;
@@ -600,7 +605,19 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
     out.load_weights(&mut net.vs)?;
     net.set_train(false);
     card.weights_crc32 = out.weights_crc32()?;
-    out.export_torchscript(&mut net)?;
+    // model.pt is traced on the CPU whatever the training device, so that
+    // `torch.jit.load` opens it on any machine (a CUDA trace would need a GPU
+    // or map_location); the weights are those just saved.
+    let mut export = if device == Device::Cpu {
+        net
+    } else {
+        drop(net);
+        let mut cpu = Net::new(&spec, Device::Cpu)?;
+        out.load_weights(&mut cpu.vs)?;
+        cpu.set_train(false);
+        cpu
+    };
+    out.export_torchscript(&mut export)?;
     out.write_card(&card)?;
     out.write_log(&card)?;
     out.plot_curves(&card)?;

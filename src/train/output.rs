@@ -121,6 +121,9 @@ pub struct ModelCard {
     pub weights_crc32: String,
     pub likeness_version: String,
     pub libtorch_version: Option<String>,
+    /// Where it trained: `cpu (N threads)` or `cuda:N (GPU name)`.
+    #[serde(default)]
+    pub device: String,
 }
 
 /// CRC32 (hex) of a dataset's item list.
@@ -174,6 +177,7 @@ impl ModelCard {
             weights_crc32: String::new(),
             likeness_version: env!("CARGO_PKG_VERSION").into(),
             libtorch_version: crate::runtime::libtorch_version(),
+            device: String::new(),
         }
     }
 
