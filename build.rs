@@ -16,6 +16,7 @@ fn main() {
         for flag in ["-Wl,--no-as-needed", "-ltorch", "-Wl,--as-needed"] {
             println!("cargo:rustc-link-arg-bin=likeness-torch={flag}");
             println!("cargo:rustc-link-arg-tests={flag}");
+            println!("cargo:rustc-link-arg-examples={flag}");
         }
         println!("cargo:rustc-env=LIKENESS_LIBTORCH_LIB={lib}");
     } else {

@@ -557,3 +557,48 @@ fn bf16_autocast_sees_weight_updates_between_steps() {
         "the second forward pass used stale weights (change {change})"
     );
 }
+
+/// Convolution weights live channels-last in memory; the saved file must
+/// still hold them in the standard (contiguous NCHW) order, so that loading
+/// it, here or in PyTorch, gives the same network.
+#[test]
+fn saved_weights_load_back_into_the_same_network() {
+    use likeness::model::{Arch, ModelSpec, Net};
+    use likeness::train::output::OutDir;
+    let dir = tempfile::tempdir().unwrap();
+    for arch in [Arch::Convnet, Arch::Resnet18] {
+        let spec = ModelSpec {
+            arch: arch.clone(),
+            input_size: 32,
+            channels: 3,
+            mean: vec![0.5; 3],
+            std: vec![0.25; 3],
+            dim: 16,
+            width: 1.0,
+            flip_tta: false,
+        };
+        tch::manual_seed(3);
+        let a = Net::new(&spec, tch::Device::Cpu).unwrap();
+        let out = OutDir::prepare(&dir.path().join(format!("{arch:?}")), false, false).unwrap();
+        out.save_weights(&a.vs).unwrap();
+        tch::manual_seed(4);
+        let mut b = Net::new(&spec, tch::Device::Cpu).unwrap();
+        let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, tch::Device::Cpu));
+        let before = tch::no_grad(|| b.forward_t(&x, false));
+        out.load_weights(&mut b.vs).unwrap();
+        let ea = tch::no_grad(|| a.forward_t(&x, false));
+        let eb = tch::no_grad(|| b.forward_t(&x, false));
+        assert!(ea.allclose(&eb, 0.0, 0.0, false), "{arch:?}");
+        assert!(
+            !before.allclose(&ea, 1e-3, 1e-3, false),
+            "{arch:?}: the seeds differ"
+        );
+        // The file's tensors are the variables' values in NCHW order.
+        let file = Tensor::read_safetensors(out.path("weights.safetensors")).unwrap();
+        let vars = a.vs.variables();
+        for (name, t) in file {
+            assert!(t.is_contiguous());
+            assert!(t.equal(&vars[&name].contiguous()), "{arch:?} {name}");
+        }
+    }
+}

@@ -132,6 +132,32 @@ fn convnet(p: &nn::Path, channels: i64, width: f32) -> nn::SequentialT {
         .add_fn(|x| x.mean_dim([2i64, 3].as_slice(), false, Kind::Float))
 }
 
+/// Stores every 4-D (convolution) weight channels-last, NHWC in memory. A
+/// channels-last weight makes oneDNN (CPU) and cuDNN run the convolution
+/// channels-last, and batch norm, ReLU and pooling keep that layout, so the
+/// body runs without NCHW reorders. Measured with `examples/weights_layout.rs`
+/// (steps of both layouts interleaved in one process): training 1-2% faster
+/// on this 2-core CPU in bf16, 3-5% on an H200. Values are unchanged; `copy_`
+/// into these weights (loading) keeps the layout, and `save_vars` writes
+/// them contiguous.
+fn channels_last(vs: &nn::VarStore) {
+    tch::no_grad(|| {
+        for (_, var) in vs.variables() {
+            let size = var.size();
+            if let [_, c, h, w] = size[..] {
+                let mut cl = Tensor::empty_strided(
+                    &size,
+                    [c * h * w, 1, w * c, c],
+                    (var.kind(), var.device()),
+                );
+                cl.copy_(&var);
+                let mut var = var;
+                var.set_data(&cl);
+            }
+        }
+    })
+}
+
 impl Net {
     /// Builds the network with freshly initialised weights (seed torch first
     /// with `tch::manual_seed` for reproducible weights).
@@ -221,6 +247,9 @@ impl Net {
             spec.dim.into(),
             Default::default(),
         );
+        if !matches!(spec.arch, Arch::TorchScript(_)) {
+            channels_last(&vs);
+        }
         Ok(Net {
             vs,
             body,

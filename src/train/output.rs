@@ -257,7 +257,16 @@ impl OutDir {
     fn save_vars(&self, vs: &VarStore, name: &str) -> Result<()> {
         let path = self.path(name);
         let tmp = tmp_name(&path);
-        vs.save(&tmp)?;
+        // Written contiguous (convolution weights live channels-last, which
+        // tch's `VarStore::save` refuses); sorted by name for stable bytes.
+        let mut vars: Vec<(String, tch::Tensor)> = tch::no_grad(|| {
+            vs.variables()
+                .into_iter()
+                .map(|(name, t)| (name, t.contiguous()))
+                .collect()
+        });
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        tch::Tensor::write_safetensors(&vars, &tmp)?;
         sync_rename(&tmp, &path)
     }
 
