@@ -22,7 +22,7 @@ ZSTD_ENV = $(shell pkg-config --exists libzstd 2>/dev/null && echo ZSTD_SYS_USE_
 # Tests that talk to numpy/PyTorch use this interpreter.
 export LIKENESS_PYTHON ?= $(VENV)/bin/python
 
-.PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache bench-train bench-losses bench-ann bench-embed bench-serve bench-latency bench-cuda
+.PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache bench-train bench-losses bench-ann bench-embed bench-serve bench-latency bench-cuda bench-budget
 
 all: build
 
@@ -76,6 +76,10 @@ bench-ann: build data
 # likeness embed vs PyTorch eager (ImageFolder + DataLoader) on 10,055 image files.
 bench-embed: build data
 	benches/embed.sh
+
+# The demo's Fashion-MNIST training time against this machine's current speed.
+bench-budget: build data
+	benches/budget.sh
 
 # The Fashion-MNIST recipe, evaluation and throughput on a GPU (needs one).
 bench-cuda: build data

@@ -13,6 +13,7 @@
 # recipe (a quick dry run on a CPU: DEV=cpu EPOCHS=1 STEPS=3 TRAIN_ARGS="--steps-per-epoch 5").
 set -uo pipefail
 cd "$(dirname "$0")/.."
+source scripts/fashion-recipe.sh
 CACHE=${LIKENESS_CACHE:-$HOME/.cache/likeness}
 B=${LIKENESS_BIN:-target/release/likeness}
 PY=${LIKENESS_PYTHON:-$CACHE/torch-2.11.0/bin/python}
@@ -33,9 +34,8 @@ step "machine"
 for prec in bf16 fp32; do
   step "Fashion-MNIST, demo recipe on $DEV, $prec, $EPOCHS epochs"
   "$B" --device "$DEV" "${TH[@]}" train --data "$FM/train-images-idx3-ubyte.gz" \
-    --val-data "$FM/t10k-images-idx3-ubyte.gz" --out "$OUT/fashion-$prec" --arch convnet \
-    --dim 64 --loss npair-mc --epochs "$EPOCHS" --width 1.25 --lr 4e-3 --l2-reg 0.008 \
-    --flip-tta --tuples 2 --precision "$prec" --seed 0 --val-every 1 --force ${TRAIN_ARGS:-} 2>&1 \
+    --val-data "$FM/t10k-images-idx3-ubyte.gz" --out "$OUT/fashion-$prec" "${FASHION_RECIPE[@]}" \
+    --precision "$prec" --seed 0 --epochs "$EPOCHS" --val-every 1 --force ${TRAIN_ARGS:-} 2>&1 \
     | tee "$OUT/fashion-$prec.log" | grep -v '^model:' || exit 1
 done
 

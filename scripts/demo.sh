@@ -16,6 +16,7 @@
 # DEMO_OUT (runs/demo), FASHION_EPOCHS (5), FACE_EPOCHS (12), SEED (0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/fashion-recipe.sh
 
 LIKENESS_CACHE=${LIKENESS_CACHE:-$HOME/.cache/likeness}
 BIN=${LIKENESS_BIN:-target/release/likeness}
@@ -44,8 +45,7 @@ step "machine"
 F=$OUT/fashion
 step "Fashion-MNIST: train convnet, $FASHION_EPOCHS epochs"
 "$BIN" train --data "$FM/train-images-idx3-ubyte.gz" --val-data "$FM/t10k-images-idx3-ubyte.gz" \
-    --out "$F/model" --arch convnet --dim 64 --loss npair-mc --epochs "$FASHION_EPOCHS" \
-    --width 1.25 --lr 4e-3 --l2-reg 0.008 --flip-tta --tuples 2 --precision bf16 --seed "$SEED" \
+    --out "$F/model" "${FASHION_RECIPE[@]}" --precision bf16 --seed "$SEED" --epochs "$FASHION_EPOCHS" \
     --val-every "$FASHION_EPOCHS" --force
 step "Fashion-MNIST: index the 10,000 test images"
 "$BIN" index --model "$F/model" --data "$FM/t10k-images-idx3-ubyte.gz" --out "$F/index"
