@@ -154,12 +154,25 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// A quick training on the Fashion-MNIST test split.
-fn quick_train(out: &Path, seed: &str, extra: &[&str]) -> Output {
+/// Arguments of a short CPU training on the Fashion-MNIST test split: one
+/// thread, 1 epoch of 4 steps, 2 tuples, no validation. `set` replaces those
+/// values or adds options (clap refuses an option given twice).
+fn train_args(out: &Path, set: &[(&str, &str)]) -> Vec<String> {
+    let mut opts: Vec<(&str, &str)> = vec![
+        ("--threads", "1"),
+        ("--epochs", "1"),
+        ("--steps-per-epoch", "4"),
+        ("--tuples", "2"),
+        ("--val", "none"),
+    ];
+    for &(key, value) in set {
+        match opts.iter_mut().find(|(k, _)| *k == key) {
+            Some(opt) => opt.1 = value,
+            None => opts.push((key, value)),
+        }
+    }
     let data = common::fashion_test();
-    let mut args = vec![
-        "--threads",
-        "1",
+    let mut args: Vec<String> = [
         "--device",
         "cpu",
         "train",
@@ -167,19 +180,22 @@ fn quick_train(out: &Path, seed: &str, extra: &[&str]) -> Output {
         s(&data),
         "--out",
         s(out),
-        "--epochs",
-        "1",
-        "--steps-per-epoch",
-        "4",
-        "--tuples",
-        "2",
-        "--val",
-        "none",
-        "--seed",
-        seed,
-    ];
-    args.extend_from_slice(extra);
-    likeness(&args)
+    ]
+    .map(String::from)
+    .to_vec();
+    for (key, value) in opts {
+        args.extend([key.to_string(), value.to_string()]);
+    }
+    args
+}
+
+fn run(args: &[String]) -> Output {
+    likeness(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// A quick training on the Fashion-MNIST test split.
+fn quick_train(out: &Path, seed: &str) -> Output {
+    run(&train_args(out, &[("--seed", seed)]))
 }
 
 #[test]
@@ -187,7 +203,7 @@ fn same_seed_on_one_cpu_thread_gives_bit_identical_weights() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     for out in [&a, &b] {
-        let o = quick_train(out, "7", &[]);
+        let o = quick_train(out, "7");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let wa = std::fs::read(a.join("weights.safetensors")).unwrap();
@@ -195,7 +211,7 @@ fn same_seed_on_one_cpu_thread_gives_bit_identical_weights() {
     assert_eq!(wa, wb, "weights differ between two runs with the same seed");
     // A different seed gives different weights (the test can fail).
     let c = dir.path().join("c");
-    let o = quick_train(&c, "8", &[]);
+    let o = quick_train(&c, "8");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_ne!(wa, std::fs::read(c.join("weights.safetensors")).unwrap());
     for f in ["model.json", "train_log.csv", "model.pt"] {
@@ -209,28 +225,17 @@ fn same_seed_on_one_cpu_thread_gives_bit_identical_weights() {
 fn validation_runs_every_n_epochs_and_after_the_last() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m");
-    let data = common::fashion_test();
-    let o = likeness(&[
-        "--threads",
-        "2",
-        "--device",
-        "cpu",
-        "train",
-        "--data",
-        s(&data),
-        "--out",
-        s(&out),
-        "--epochs",
-        "3",
-        "--steps-per-epoch",
-        "3",
-        "--tuples",
-        "1",
-        "--val",
-        "images:0.05",
-        "--val-every",
-        "2",
-    ]);
+    let o = run(&train_args(
+        &out,
+        &[
+            ("--threads", "2"),
+            ("--epochs", "3"),
+            ("--steps-per-epoch", "3"),
+            ("--tuples", "1"),
+            ("--val", "images:0.05"),
+            ("--val-every", "2"),
+        ],
+    ));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let log = std::fs::read_to_string(out.join("train_log.csv")).unwrap();
     let recall: Vec<&str> = log
@@ -253,7 +258,7 @@ fn validation_runs_every_n_epochs_and_after_the_last() {
 fn torchscript_export_gives_the_same_embeddings_in_pytorch() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m");
-    let o = quick_train(&out, "7", &[]);
+    let o = quick_train(&out, "7");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (net, card) = likeness::model::load(&out, tch::Device::Cpu).unwrap();
     let ds = likeness::data::Dataset::open(common::fashion_test()).unwrap();
@@ -453,28 +458,9 @@ fn torchscript_backbones_are_fine_tuned_and_must_output_2d() {
 fn ctrl_c_leaves_a_checkpoint_that_resume_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m");
-    let data = common::fashion_test();
-    let args = [
-        "--threads",
-        "1",
-        "--device",
-        "cpu",
-        "train",
-        "--data",
-        s(&data),
-        "--out",
-        s(&out),
-        "--epochs",
-        "2",
-        "--steps-per-epoch",
-        "60",
-        "--tuples",
-        "2",
-        "--val",
-        "none",
-    ];
+    let args = train_args(&out, &[("--epochs", "2"), ("--steps-per-epoch", "60")]);
     let child = Command::new(env!("CARGO_BIN_EXE_likeness"))
-        .args(args)
+        .args(&args)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -495,9 +481,9 @@ fn ctrl_c_leaves_a_checkpoint_that_resume_finishes() {
         "an interrupted run is not a finished model"
     );
     // The same command with --resume finishes the training.
-    let mut resume: Vec<&str> = args.to_vec();
-    resume.push("--resume");
-    let o = likeness(&resume);
+    let mut resume = args;
+    resume.push("--resume".into());
+    let o = run(&resume);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.join("model.json").is_file());
     assert!(

@@ -602,21 +602,18 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
     bar.finish_and_clear();
     card.total_seconds = started.elapsed().as_secs_f64();
     // The exported model is the best epoch's (already in weights.safetensors).
-    out.load_weights(&mut net.vs)?;
-    net.set_train(false);
-    card.weights_crc32 = out.weights_crc32()?;
     // model.pt is traced on the CPU whatever the training device, so that
     // `torch.jit.load` opens it on any machine (a CUDA trace would need a GPU
-    // or map_location); the weights are those just saved.
+    // or map_location).
     let mut export = if device == Device::Cpu {
         net
     } else {
         drop(net);
-        let mut cpu = Net::new(&spec, Device::Cpu)?;
-        out.load_weights(&mut cpu.vs)?;
-        cpu.set_train(false);
-        cpu
+        Net::new(&spec, Device::Cpu)?
     };
+    out.load_weights(&mut export.vs)?;
+    export.set_train(false);
+    card.weights_crc32 = out.weights_crc32()?;
     out.export_torchscript(&mut export)?;
     out.write_card(&card)?;
     out.write_log(&card)?;

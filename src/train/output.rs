@@ -258,14 +258,14 @@ impl OutDir {
         let path = self.path(name);
         let tmp = tmp_name(&path);
         // Written contiguous (convolution weights live channels-last, which
-        // tch's `VarStore::save` refuses); sorted by name for stable bytes.
-        let mut vars: Vec<(String, tch::Tensor)> = tch::no_grad(|| {
+        // tch's `VarStore::save` refuses); the safetensors writer orders the
+        // tensors itself, so the bytes do not depend on the map's order.
+        let vars: Vec<(String, tch::Tensor)> = tch::no_grad(|| {
             vs.variables()
                 .into_iter()
                 .map(|(name, t)| (name, t.contiguous()))
                 .collect()
         });
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
         tch::Tensor::write_safetensors(&vars, &tmp)?;
         sync_rename(&tmp, &path)
     }
