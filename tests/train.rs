@@ -459,26 +459,48 @@ fn ctrl_c_leaves_a_checkpoint_that_resume_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m");
     let args = train_args(&out, &[("--epochs", "2"), ("--steps-per-epoch", "60")]);
-    let child = Command::new(env!("CARGO_BIN_EXE_likeness"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_likeness"))
         .args(&args)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until training has started, then interrupt it.
-    std::thread::sleep(std::time::Duration::from_secs(4));
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let o = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(130), "{err}");
+    // Interrupt once the first epoch is reported (so inside the second one,
+    // after a whole epoch has been saved), whatever the machine's speed.
+    let mut err = String::new();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        err.push_str(&line);
+        err.push('\n');
+        if line.split_whitespace().take(2).eq(["epoch", "1"]) {
+            let killed = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+            break;
+        }
+    }
+    for line in lines {
+        err.push_str(&line.unwrap());
+        err.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("stopped at epoch 2"), "{err}");
     assert!(err.contains("--resume"), "{err}");
     assert!(out.join("checkpoint.json").is_file());
     assert!(
         !out.join("model.json").exists(),
         "an interrupted run is not a finished model"
+    );
+    // Starting again without --resume would lose the checkpoint.
+    let o = run(&args);
+    assert!(!o.status.success());
+    let msg = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        msg.contains("interrupted training") && msg.contains("--resume"),
+        "{msg}"
     );
     // The same command with --resume finishes the training.
     let mut resume = args;

@@ -583,7 +583,8 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
         }
         card.train_seconds += secs;
         out.save_checkpoint(&net.vs, p.epoch + 1, 0, &card)?;
-        out.write_card(&card)?;
+        // model.json only once training has finished (a folder with one is a
+        // model the other commands accept); the log shows progress meanwhile.
         out.write_log(&card)?;
         epoch_loss = 0.0;
         epoch_steps = 0;

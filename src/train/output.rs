@@ -238,11 +238,19 @@ impl OutDir {
                     dir.display()
                 )));
             }
-        } else if card.exists() && !force {
-            return Err(Error::Invalid(format!(
-                "{} already holds a model (model.json); pass --force to overwrite it, or choose another --out",
-                dir.display()
-            )));
+        } else if !force {
+            if card.exists() {
+                return Err(Error::Invalid(format!(
+                    "{} already holds a model (model.json); pass --force to overwrite it, or choose another --out",
+                    dir.display()
+                )));
+            }
+            if dir.join("checkpoint.json").exists() {
+                return Err(Error::Invalid(format!(
+                    "{} holds an interrupted training (checkpoint.json); continue it with --resume, or pass --force to start over",
+                    dir.display()
+                )));
+            }
         }
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         Ok(OutDir {
@@ -270,7 +278,11 @@ impl OutDir {
         sync_rename(&tmp, &path)
     }
 
+    /// Saves the best weights so far. A card and export already there (a
+    /// model overwritten with `--force`) describe other weights: they go first,
+    /// so that the folder is never taken for a finished model while training.
     pub fn save_weights(&self, vs: &VarStore) -> Result<()> {
+        self.remove(&["model.json", "model.pt"])?;
         self.save_vars(vs, "weights.safetensors")
     }
 
@@ -313,7 +325,12 @@ impl OutDir {
     }
 
     pub fn remove_checkpoint(&self) -> Result<()> {
-        for name in ["checkpoint.safetensors", "checkpoint.json"] {
+        self.remove(&["checkpoint.safetensors", "checkpoint.json"])
+    }
+
+    /// Removes those of `names` that exist.
+    fn remove(&self, names: &[&str]) -> Result<()> {
+        for name in names {
             let p = self.path(name);
             if p.exists() {
                 std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
