@@ -327,7 +327,7 @@ fn reload_during_a_stream_of_queries_drops_nothing() {
         .unwrap()
         .success());
     let mut reloads = 0;
-    for _ in 0..100 {
+    for _ in 0..600 {
         reloads = get(a, "/stats").1["reloads"].as_u64().unwrap();
         if reloads >= 2 {
             break;
