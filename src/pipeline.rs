@@ -102,7 +102,7 @@ pub struct EvalArgs {
     /// The K of Recall@K.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
     pub ks: Vec<usize>,
-    /// Beam width for the ANN agreement check.
+    /// Beam width for the ANN agreement check (raised to the largest K if smaller).
     #[arg(long, default_value_t = 64)]
     pub ef: usize,
     /// Model directory for --queries [default: the one recorded in the index].
@@ -192,6 +192,18 @@ pub fn index(device: Device, threads: usize, args: IndexArgs) -> Result<ExitCode
             hint: "the gallery has no images to index".into(),
         });
     }
+    // The graph's parameters are checked before the (long) embedding.
+    let model_dir = std::fs::canonicalize(&args.model).unwrap_or_else(|_| args.model.clone());
+    let builder = IndexBuilder::new()
+        .metric(args.metric.into())
+        .m(args.m)
+        .ef_construction(args.ef_construction)
+        .threads(threads)
+        .overwrite(args.run.force)
+        .model_fingerprint(card.weights_crc32.clone())
+        .model_dir(model_dir.display().to_string())
+        .classes(ds.classes().to_vec());
+    builder.validate()?;
     let dim = net.spec.dim as usize;
     let mut vectors = Vec::with_capacity(ds.len() * dim);
     let mut labels = Vec::with_capacity(ds.len());
@@ -216,16 +228,6 @@ pub fn index(device: Device, threads: usize, args: IndexArgs) -> Result<ExitCode
             ds.root().display()
         )));
     }
-    let model_dir = std::fs::canonicalize(&args.model).unwrap_or_else(|_| args.model.clone());
-    let builder = IndexBuilder::new()
-        .metric(args.metric.into())
-        .m(args.m)
-        .ef_construction(args.ef_construction)
-        .threads(threads)
-        .overwrite(args.run.force)
-        .model_fingerprint(card.weights_crc32.clone())
-        .model_dir(model_dir.display().to_string())
-        .classes(ds.classes().to_vec());
     let bar = crate::progress::bar(labels.len() as u64, "indexing");
     let progress = |done: usize, _total: usize| bar.set_position(done as u64);
     let res = builder.build(
@@ -460,6 +462,7 @@ pub struct EvalReport {
     pub scores: serde_json::Map<String, serde_json::Value>,
     pub lone_queries: usize,
     pub per_class: Vec<serde_json::Value>,
+    /// The beam width the ANN agreement check used.
     pub ef: usize,
     pub seconds: f64,
 }
@@ -472,6 +475,9 @@ pub fn eval(device: Device, args: EvalArgs) -> Result<ExitCode> {
             "--ks must list positive K values, e.g. 1,2,4,8".into(),
         ));
     }
+    if args.batch == 0 {
+        return Err(Error::Invalid("--batch must be at least 1".into()));
+    }
     let index = Index::open(&args.index)?;
     let labels = index.labels().ok_or_else(|| {
         Error::Invalid(format!(
@@ -483,7 +489,7 @@ pub fn eval(device: Device, args: EvalArgs) -> Result<ExitCode> {
     let dim = index.dim();
     let metric = index.metric();
     let kmax = *args.ks.iter().max().unwrap_or(&1);
-    let (metrics, ann, protocol, nq) = match &args.queries {
+    let (metrics, ann, protocol, ef) = match &args.queries {
         None => {
             let m = likeness_index::metrics::evaluate(
                 index.vectors(),
@@ -534,7 +540,9 @@ pub fn eval(device: Device, args: EvalArgs) -> Result<ExitCode> {
                 None,
             )?;
             let ann = likeness_index::metrics::ann_recall(&approx, &exact, k)?;
-            (m, (k, ann), "leave-one-out".to_string(), n)
+            // The search asks for k + 1 (the item itself is dropped), and
+            // raises ef to that.
+            (m, (k, ann), "leave-one-out".to_string(), args.ef.max(k + 1))
         }
         Some(src) => {
             let (net, _card, _dir) = model_for_index(&index, args.model.as_deref(), device)?;
@@ -561,7 +569,7 @@ pub fn eval(device: Device, args: EvalArgs) -> Result<ExitCode> {
             let mut ql = Vec::new();
             let bar = crate::progress::bar(ds.len() as u64, "embedding");
             let opts = EmbedOptions {
-                batch: args.batch.max(1),
+                batch: args.batch,
                 ..EmbedOptions::default()
             };
             let res = gallery::embed_stream(&net, &ds, &all, &opts, Some(&bar), |emb, kept| {
@@ -585,7 +593,7 @@ pub fn eval(device: Device, args: EvalArgs) -> Result<ExitCode> {
             let approx = index.search_batch(&q, dim, k, args.ef.max(k), None)?;
             let exact = index.search_exact_batch(&q, dim, k, None)?;
             let ann = likeness_index::metrics::ann_recall(&approx, &exact, k)?;
-            (m, (k, ann), "query-vs-gallery".to_string(), ql.len())
+            (m, (k, ann), "query-vs-gallery".to_string(), args.ef.max(k))
         }
     };
     let mut scores = serde_json::Map::new();
@@ -624,10 +632,9 @@ pub fn eval(device: Device, args: EvalArgs) -> Result<ExitCode> {
         scores,
         lone_queries: metrics.lone_queries,
         per_class,
-        ef: args.ef,
+        ef,
         seconds: start.elapsed().as_secs_f64(),
     };
-    let _ = nq;
     let out = args.out.clone().unwrap_or_else(|| {
         let mut name = args
             .index

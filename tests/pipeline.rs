@@ -388,6 +388,14 @@ fn bad_query_inputs_get_specific_errors() {
     assert!(err.contains("outside") || err.contains("region"), "{err}");
     let err = fails(likeness(&["query", "--index", idx, "--id", "25"]));
     assert!(err.contains("--id 25") && err.contains("0..25"), "{err}");
+    let err = fails(likeness(&["query", "--index", idx, "--id", "0", "-k", "0"]));
+    assert!(err.contains("-k must be at least 1"), "{err}");
+    // Recall@K needs K other items (24 here, leave-one-out): more is refused
+    // at once rather than searched for.
+    let err = fails(likeness(&["eval", "--index", idx, "--ks", "1,25"]));
+    assert!(err.contains("Recall@25") && err.contains("24"), "{err}");
+    let err = fails(likeness(&["eval", "--index", idx, "--batch", "0"]));
+    assert!(err.contains("--batch must be at least 1"), "{err}");
     // Another model than the one that built the index is refused.
     let other = f.root.join("other-model");
     train(&f.train_csv, &other, "2");
@@ -427,6 +435,20 @@ fn bad_galleries_get_specific_errors_and_a_failed_rebuild_keeps_the_old_index() 
         err.to_lowercase().contains("empty") || err.contains("no images"),
         "{err}"
     );
+    assert!(!out.exists());
+    // Bad graph parameters are refused before the gallery is embedded.
+    let err = fails(likeness(&[
+        "index",
+        "--model",
+        model,
+        "--data",
+        s(&f.gallery_csv),
+        "--out",
+        s(&out),
+        "--m",
+        "1",
+    ]));
+    assert!(err.contains("m = 1") && !err.contains("embedded"), "{err}");
     assert!(!out.exists());
     // Grey images for an RGB model are converted, and the run says so.
     let grey_dir = f.root.join("grey");

@@ -375,6 +375,7 @@ fn bad_training_input_gets_clear_errors() {
     let three = folder(&dir.path().join("three"), &[2, 2, 2]);
     assert!(run(&three, &["--classes-per-tuple", "4"]).contains("more than the 3 training classes"));
     assert!(run(&three, &["--val-every", "0"]).contains("--val-every must be at least 1"));
+    assert!(run(&three, &["--eval-batch", "0"]).contains("--eval-batch must be at least 1"));
     // A TorchScript file that is not one.
     let junk = dir.path().join("junk.pt");
     std::fs::write(&junk, b"not a model").unwrap();
@@ -384,6 +385,32 @@ fn bad_training_input_gets_clear_errors() {
     if !tch::Cuda::is_available() {
         assert!(run(&three, &["--device", "cuda"]).contains("CUDA is not available"));
     }
+    // Held-out sets: one image cannot be validated leave-one-out; three can,
+    // and Recall@4 and @8 are then Recall@2 (all the other images).
+    let held_out = |data: &Path, val: &str| {
+        let mut a = base(data);
+        *a.last_mut().unwrap() = val.to_string();
+        a.extend(["--input-size", "16", "--tuples", "1"].map(String::from));
+        a
+    };
+    let one_held = held_out(&folder(&dir.path().join("tiny"), &[3, 2]), "images:0.34");
+    let e = train_err(&one_held.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(e.contains("held-out set has 1 image"), "{e}");
+    let three_held = held_out(
+        &folder(&dir.path().join("small-val"), &[3, 3, 3]),
+        "images:0.34",
+    );
+    let o = likeness(&three_held.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("model.json")).unwrap()).unwrap();
+    let v = &card["epochs"][0]["validation"];
+    assert_eq!(v["queries"], 3, "{v}");
+    assert_eq!(
+        (&v["recall@4"], &v["recall@8"]),
+        (&v["recall@2"], &v["recall@2"]),
+        "{v}"
+    );
 }
 
 #[test]

@@ -216,7 +216,10 @@ impl IndexBuilder {
         self
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks the parameters without building, so that a caller can refuse
+    /// bad ones before long work (embedding a gallery); `build` checks them
+    /// too.
+    pub fn validate(&self) -> Result<()> {
         if !(2..=MAX_M).contains(&self.m) {
             return Err(Error::param("m", self.m, format!("must be in 2..={MAX_M}")));
         }

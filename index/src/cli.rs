@@ -488,6 +488,9 @@ pub fn search(
     open_seconds: f64,
     rss_after_open: Option<u64>,
 ) -> Result<(Neighbours, QueryStats)> {
+    if args.k == 0 {
+        return Err(Error::Usage("-k must be at least 1".into()));
+    }
     let k = args.k;
     let want = if exclude.is_some() { k + 1 } else { k };
     let want = want.min(index.len()).max(k.min(index.len())).max(1);

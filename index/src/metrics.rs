@@ -299,6 +299,18 @@ pub fn evaluate(
             gallery_labels.len()
         )));
     }
+    // Recall@K needs K candidates: all other gallery items for leave-one-out.
+    let n = gallery_labels.len();
+    let candidates = if queries.is_none() {
+        n.saturating_sub(1)
+    } else {
+        n
+    };
+    if let Some(&k) = ks.iter().find(|&&k| k == 0 || k > candidates) {
+        return Err(Error::InvalidInput(format!(
+            "Recall@{k}: K must be between 1 and the {candidates} gallery items each query is ranked against; use smaller K values"
+        )));
+    }
     match queries {
         None => {
             let need = required_depth(gallery_labels, gallery_labels, Protocol::LeaveOneOut, ks);
@@ -505,6 +517,13 @@ mod tests {
         let m = evaluate(&v, &l, Some((&q, &[0, 1])), 1, Metric::L2, &[1]).unwrap();
         assert!(close(m.overall.precision_at_1, 1.0));
         assert!(evaluate(&v, &l[..3], None, 1, Metric::L2, &[1]).is_err());
+        // K up to the items each query is ranked against: 6 others
+        // leave-one-out, all 7 for separate queries; more (or 0) is an error.
+        assert!(evaluate(&v, &l, None, 1, Metric::L2, &[6]).is_ok());
+        assert!(evaluate(&v, &l, None, 1, Metric::L2, &[1, 7]).is_err());
+        assert!(evaluate(&v, &l, None, 1, Metric::L2, &[0]).is_err());
+        assert!(evaluate(&v, &l, Some((&q, &[0, 1])), 1, Metric::L2, &[7]).is_ok());
+        assert!(evaluate(&v, &l, Some((&q, &[0, 1])), 1, Metric::L2, &[8]).is_err());
     }
 
     #[test]

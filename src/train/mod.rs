@@ -149,6 +149,9 @@ impl TrainConfig {
         if self.val_every == 0 {
             return bad("--val-every must be at least 1".into());
         }
+        if self.eval_batch == 0 {
+            return bad("--eval-batch must be at least 1".into());
+        }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad(format!("--lr {} must be a positive number", self.lr));
         }
@@ -321,6 +324,13 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
         val,
         val_ds,
     } = split(cfg, &ds)?;
+    if val.len() == 1 {
+        return Err(Error::Invalid(
+            "the held-out set has 1 image, and leave-one-out validation needs at least 2; \
+             hold out more (--val), or pass --val none"
+                .into(),
+        ));
+    }
     check_classes(cfg, &ds, &mut train)?;
     let train_labels: Vec<i64> = train.iter().map(|&i| ds.items()[i].label as i64).collect();
     let nclasses = {
@@ -552,13 +562,17 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
                 crate::embed::embed_items(&net, vds, &val, cfg.eval_batch, None)
             })?;
             let labels: Vec<i64> = val.iter().map(|&i| vds.items()[i].label as i64).collect();
+            // Leave-one-out ranks the other val.len() - 1 images: a K above
+            // that is the same as K = val.len() - 1 (see Validation).
+            let mut ks = [1, 2, 4, 8].map(|k: usize| k.min(val.len() - 1)).to_vec();
+            ks.dedup();
             let m = likeness_index::metrics::evaluate(
                 &emb,
                 &labels,
                 None,
                 cfg.dim as usize,
                 likeness_index::Metric::Cosine,
-                &[1, 2, 4, 8],
+                &ks,
             )?;
             rec.validation = Some(output::Validation::from_metrics(&m, val.len()));
         }

@@ -40,11 +40,14 @@ pub struct Validation {
 
 impl Validation {
     pub fn from_metrics(m: &likeness_index::metrics::LabelMetrics, queries: usize) -> Self {
+        // Recall@K for a K above the number of candidates (a small held-out
+        // set) is Recall@(candidates): the K nearest are all of them.
         let r = |k: usize| {
             m.overall
                 .recall_at_k
                 .iter()
-                .find(|(kk, _)| *kk == k)
+                .filter(|(kk, _)| *kk <= k)
+                .max_by_key(|(kk, _)| *kk)
                 .map_or(0.0, |(_, v)| *v)
         };
         Validation {
