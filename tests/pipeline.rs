@@ -388,6 +388,16 @@ fn bad_query_inputs_get_specific_errors() {
     assert!(err.contains("outside") || err.contains("region"), "{err}");
     let err = fails(likeness(&["query", "--index", idx, "--id", "25"]));
     assert!(err.contains("--id 25") && err.contains("0..25"), "{err}");
+    let err = fails(likeness(&[
+        "embed",
+        "--model",
+        idx,
+        "--data",
+        s(&f.gallery_csv),
+        "--out",
+        s(&f.root.join("never-vectors")),
+    ]));
+    assert!(err.contains("is an index, not a model"), "{err}");
     let err = fails(likeness(&["query", "--index", idx, "--id", "0", "-k", "0"]));
     assert!(err.contains("-k must be at least 1"), "{err}");
     // Recall@K needs K other items (24 here, leave-one-out): more is refused

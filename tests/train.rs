@@ -521,6 +521,21 @@ fn ctrl_c_leaves_a_checkpoint_that_resume_finishes() {
         !out.join("model.json").exists(),
         "an interrupted run is not a finished model"
     );
+    // Other commands say what the folder is.
+    let o = likeness(&[
+        "embed",
+        "--model",
+        s(&out),
+        "--data",
+        s(&common::fashion_test()),
+        "--out",
+        s(&dir.path().join("vectors")),
+    ]);
+    let msg = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        msg.contains("interrupted training") && msg.contains("--resume"),
+        "{msg}"
+    );
     // Starting again without --resume would lose the checkpoint.
     let o = run(&args);
     assert!(!o.status.success());

@@ -303,6 +303,17 @@ pub fn load(
     device: Device,
 ) -> Result<(Net, crate::train::output::ModelCard)> {
     let card_path = dir.join("model.json");
+    if !card_path.exists() {
+        let what = if dir.join("checkpoint.json").is_file() {
+            "holds an interrupted training, not a finished model; finish it with the same \
+             `likeness train` command and --resume"
+        } else if dir.join(likeness_index::manifest::MANIFEST).is_file() {
+            "is an index, not a model; pass the model folder that `likeness train` wrote"
+        } else {
+            "is not a model folder (no model.json); pass the folder that `likeness train` wrote"
+        };
+        return Err(Error::Invalid(format!("{} {what}", dir.display())));
+    }
     let text = std::fs::read(&card_path).map_err(|e| Error::io(&card_path, e))?;
     let card: crate::train::output::ModelCard = serde_json::from_slice(&text).map_err(|e| {
         Error::Invalid(format!(
