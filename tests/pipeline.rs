@@ -428,36 +428,23 @@ fn bad_query_inputs_get_specific_errors() {
 fn bad_galleries_get_specific_errors_and_a_failed_rebuild_keeps_the_old_index() {
     let f = fixture();
     let model = s(&f.model);
+    let index = |data: &str, out: &str, extra: &[&str]| {
+        let mut args = vec!["index", "--model", model, "--data", data, "--out", out];
+        args.extend_from_slice(extra);
+        likeness(&args)
+    };
     // Empty gallery.
     let empty = f.root.join("empty.csv");
     std::fs::write(&empty, "path,label\n").unwrap();
     let out = f.root.join("never");
-    let err = fails(likeness(&[
-        "index",
-        "--model",
-        model,
-        "--data",
-        s(&empty),
-        "--out",
-        s(&out),
-    ]));
+    let err = fails(index(s(&empty), s(&out), &[]));
     assert!(
         err.to_lowercase().contains("empty") || err.contains("no images"),
         "{err}"
     );
     assert!(!out.exists());
     // Bad graph parameters are refused before the gallery is embedded.
-    let err = fails(likeness(&[
-        "index",
-        "--model",
-        model,
-        "--data",
-        s(&f.gallery_csv),
-        "--out",
-        s(&out),
-        "--m",
-        "1",
-    ]));
+    let err = fails(index(s(&f.gallery_csv), s(&out), &["--m", "1"]));
     assert!(err.contains("m = 1") && !err.contains("embedded"), "{err}");
     assert!(!out.exists());
     // Grey images for an RGB model are converted, and the run says so.
@@ -485,42 +472,17 @@ fn bad_galleries_get_specific_errors_and_a_failed_rebuild_keeps_the_old_index() 
     // --force over an existing index with a gallery that fails: the old
     // index is left untouched and still verifies.
     let copy = f.root.join("index-copy");
-    ok(likeness(&[
-        "index",
-        "--model",
-        model,
-        "--data",
-        s(&f.gallery_csv),
-        "--out",
-        s(&copy),
-    ]));
+    ok(index(s(&f.gallery_csv), s(&copy), &[]));
     let before = std::fs::read(copy.join("manifest.json")).unwrap();
     let bad = f.root.join("bad-gallery.csv");
     let broken = f.root.join("broken2.jpg");
     std::fs::write(&broken, b"no image").unwrap();
     std::fs::write(&bad, format!("path,label\n{},x\n", broken.display())).unwrap();
-    let err = fails(likeness(&[
-        "index",
-        "--model",
-        model,
-        "--data",
-        s(&bad),
-        "--out",
-        s(&copy),
-        "--force",
-    ]));
+    let err = fails(index(s(&bad), s(&copy), &["--force"]));
     assert!(err.contains("broken2.jpg"), "{err}");
     assert_eq!(std::fs::read(copy.join("manifest.json")).unwrap(), before);
     ok(likeness(&["verify", "--index", s(&copy)]));
     // Without --force an existing index is refused.
-    let err = fails(likeness(&[
-        "index",
-        "--model",
-        model,
-        "--data",
-        s(&f.gallery_csv),
-        "--out",
-        s(&copy),
-    ]));
+    let err = fails(index(s(&f.gallery_csv), s(&copy), &[]));
     assert!(err.contains("already exists"), "{err}");
 }
