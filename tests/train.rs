@@ -544,6 +544,23 @@ fn ctrl_c_leaves_a_checkpoint_that_resume_finishes() {
         msg.contains("interrupted training") && msg.contains("--resume"),
         "{msg}"
     );
+    // --resume with other settings is refused, naming them.
+    let mut other = train_args(
+        &out,
+        &[
+            ("--epochs", "2"),
+            ("--steps-per-epoch", "60"),
+            ("--lr", "0.5"),
+        ],
+    );
+    other.push("--resume".into());
+    let o = run(&other);
+    let msg = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && msg.contains("lr: 0.001 (now 0.5)"),
+        "{msg}"
+    );
+    assert!(out.join("checkpoint.json").is_file());
     // The same command with --resume finishes the training.
     let mut resume = args;
     resume.push("--resume".into());

@@ -400,12 +400,14 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
     let mut card = ModelCard::new(cfg, &spec, &ds, n, c);
     card.device = crate::runtime::describe_device(device);
     let (mut start_epoch, mut start_step) = (0, 0);
+    let mut resumed_settings = None;
     if cfg.resume {
         let ck = out.load_checkpoint(&mut net.vs)?;
         card.epochs = ck.epochs;
         card.best_epoch = ck.best_epoch;
         start_epoch = ck.epoch;
         start_step = ck.step;
+        resumed_settings = ck.settings;
     }
     let mut opt = nn::Adam {
         wd: cfg.weight_decay,
@@ -416,6 +418,17 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
         .steps_per_epoch
         .unwrap_or((train.len() / sampler.images_per_step()).max(1));
     card.steps_per_epoch = steps;
+    if let Some(before) = &resumed_settings {
+        let changed = card.settings_changed_since(before);
+        if !changed.is_empty() {
+            return Err(Error::Invalid(format!(
+                "--resume: {} holds a training with other settings ({}); repeat the interrupted \
+                 command with --resume, or start over with --force",
+                cfg.out.display(),
+                changed.join("; ")
+            )));
+        }
+    }
 
     // Background loader: decodes and augments step s+1 while step s trains.
     let (tx, rx) = mpsc::sync_channel::<Result<Prepared>>(2);

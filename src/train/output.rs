@@ -184,6 +184,49 @@ impl ModelCard {
         }
     }
 
+    /// What a `--resume` must repeat: the card without its results, timings,
+    /// versions and device (a run may resume elsewhere).
+    pub fn settings(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut v = match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        for key in [
+            "epochs",
+            "best_epoch",
+            "train_seconds",
+            "total_seconds",
+            "weights_crc32",
+            "likeness_version",
+            "libtorch_version",
+            "device",
+        ] {
+            v.remove(key);
+        }
+        v
+    }
+
+    /// The settings of `self` that differ from `before`'s, as
+    /// `name: before (now now)`.
+    pub fn settings_changed_since(
+        &self,
+        before: &serde_json::Map<String, serde_json::Value>,
+    ) -> Vec<String> {
+        let now = self.settings();
+        let mut keys: Vec<&String> = now.keys().chain(before.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        keys.into_iter()
+            .filter(|k| now.get(*k) != before.get(*k))
+            .map(|k| {
+                let show = |v: Option<&serde_json::Value>| {
+                    v.map_or("(none)".to_string(), |v| v.to_string())
+                };
+                format!("{k}: {} (now {})", show(before.get(k)), show(now.get(k)))
+            })
+            .collect()
+    }
+
     /// The epoch whose weights were kept.
     pub fn best(&self) -> Option<&EpochRecord> {
         self.epochs.iter().find(|e| e.epoch == self.best_epoch)
@@ -198,6 +241,10 @@ pub struct Checkpoint {
     /// The epoch whose weights are in `weights.safetensors` (0: none yet).
     #[serde(default)]
     pub best_epoch: usize,
+    /// [`ModelCard::settings`] of the interrupted run (absent in checkpoints
+    /// of earlier versions: then not checked).
+    #[serde(default)]
+    pub settings: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// The output folder of a training.
@@ -313,6 +360,7 @@ impl OutDir {
             step,
             epochs: card.epochs.clone(),
             best_epoch: card.best_epoch,
+            settings: Some(card.settings()),
         };
         let json = serde_json::to_vec_pretty(&ck).map_err(|e| Error::Invalid(e.to_string()))?;
         write_atomic(&self.path("checkpoint.json"), &json)
