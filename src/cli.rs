@@ -140,10 +140,11 @@ pub struct TrainArgs {
     /// Seed of weights, sampling, splits and augmentation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Continue an interrupted training in --out.
+    /// Continue an interrupted training in --out: the same command plus
+    /// --resume (other settings are refused).
     #[arg(long)]
     pub resume: bool,
-    /// Overwrite a model already in --out.
+    /// Overwrite a model, or start over an interrupted training, in --out.
     #[arg(long)]
     pub force: bool,
     /// Batch size when embedding the held-out set.
