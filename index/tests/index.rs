@@ -100,7 +100,12 @@ fn recall_against_brute_force() {
         // On this data ours is systematically a little lower at ef 64: over
         // seeds 1-15 and one CI seed (32 comparisons) hnsw_rs led by 0.006 on
         // average and by 0.014 at most; over seeds 100-129 (59 comparisons)
-        // by 0.005 and 0.013. The earlier bound of 0.01 failed on 4
+        // by 0.005 and 0.013. Why: hnsw_rs 0.3.5 gives a new node up to 2m
+        // layer-0 links (hnswlib and ours: m) and shrinks a full list by
+        // dropping its farthest link rather than by the heuristic, so its
+        // lists stay full: a denser graph, more distances per hop, higher
+        // recall at the same ef (`make bench-ann` compares speed at equal
+        // recall). The earlier bound of 0.01 failed on 4
         // of those 32 (the seed is random per run); 0.02 keeps the check on a
         // real regression.
         assert!(
