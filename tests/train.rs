@@ -574,6 +574,28 @@ fn ctrl_c_leaves_a_checkpoint_that_resume_finishes() {
     let card: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("model.json")).unwrap()).unwrap();
     assert_eq!(card["epochs"].as_array().unwrap().len(), 2);
+    // ... exactly as if it had never stopped: same weights, bit for bit (one
+    // thread), and the interrupted epoch's mean loss over all its steps.
+    let whole = dir.path().join("whole");
+    let o = run(&train_args(
+        &whole,
+        &[("--epochs", "2"), ("--steps-per-epoch", "60")],
+    ));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read(out.join("weights.safetensors")).unwrap(),
+        std::fs::read(whole.join("weights.safetensors")).unwrap(),
+        "resumed and uninterrupted runs differ"
+    );
+    let card_whole: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(whole.join("model.json")).unwrap()).unwrap();
+    for e in 0..2 {
+        let (a, b) = (&card["epochs"][e]["loss"], &card_whole["epochs"][e]["loss"]);
+        assert!(
+            (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-9,
+            "epoch {e}: {a} vs {b}"
+        );
+    }
 }
 
 #[test]
@@ -667,5 +689,69 @@ fn saved_weights_load_back_into_the_same_network() {
             assert!(t.is_contiguous());
             assert!(t.equal(&vars[&name].contiguous()), "{arch:?} {name}");
         }
+    }
+}
+
+#[test]
+fn our_adam_matches_libtorchs_bit_for_bit() {
+    // The trainer's Adam (whose state goes into checkpoints) must update
+    // exactly as tch's `nn::Adam` (libtorch's C++ Adam) did.
+    use likeness::model::{Arch, ModelSpec, Net};
+    use likeness::train::adam::Adam;
+    use tch::nn::OptimizerConfig;
+    // Nothing in this test binary changes torch's thread count, so both
+    // networks train with the same kernels and reductions.
+    let spec = ModelSpec {
+        arch: Arch::Convnet,
+        input_size: 16,
+        channels: 1,
+        mean: vec![0.5],
+        std: vec![0.25],
+        dim: 8,
+        width: 0.5,
+        flip_tta: false,
+    };
+    let x = Tensor::randn([6, 1, 16, 16], (Kind::Float, tch::Device::Cpu));
+    for wd in [0.0, 1e-3] {
+        // b starts as a copy of a (not from the same seed: other tests draw
+        // from torch's global generator at the same time).
+        let a = Net::new(&spec, tch::Device::Cpu).unwrap();
+        let mut b = Net::new(&spec, tch::Device::Cpu).unwrap();
+        b.vs.copy(&a.vs).unwrap();
+        let initial: Vec<(String, Tensor)> =
+            a.vs.variables()
+                .into_iter()
+                .map(|(n, t)| (n, t.detach().copy()))
+                .collect();
+        let mut theirs = tch::nn::Adam {
+            wd,
+            ..Default::default()
+        }
+        .build(&a.vs, 1e-2)
+        .unwrap();
+        let mut ours = Adam::new(&b.vs, 1e-2, wd);
+        let loss = |net: &Net| {
+            let e = net.forward_t(&x, true);
+            (e.narrow(0, 0, 3) - e.narrow(0, 3, 3))
+                .pow_tensor_scalar(2)
+                .mean(Kind::Float)
+        };
+        for step in 0..12 {
+            // A changing rate, as the cosine schedule does.
+            let lr = 1e-2 / f64::from(step + 1);
+            theirs.set_lr(lr);
+            ours.lr = lr;
+            theirs.backward_step(&loss(&a));
+            ours.backward_step(&loss(&b)).unwrap();
+        }
+        let (va, vb) = (a.vs.variables(), b.vs.variables());
+        assert_eq!(va.len(), vb.len());
+        for (name, t) in &va {
+            assert!(t.equal(&vb[name]), "weight decay {wd}: {name} differs");
+        }
+        assert!(
+            initial.iter().any(|(n, t)| !t.equal(&va[n])),
+            "the steps changed nothing"
+        );
     }
 }

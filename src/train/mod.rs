@@ -7,6 +7,7 @@
 //! forward pass; the [`loss`] is averaged over the tuples. After each epoch
 //! the held-out set is embedded and searched exactly (Recall@K, MAP@R) and the
 //! best weights are kept.
+pub mod adam;
 pub mod loss;
 pub mod output;
 pub mod sampler;
@@ -20,7 +21,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tch::{nn, nn::OptimizerConfig, Device, Tensor};
+use tch::{Device, Tensor};
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -400,20 +401,18 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
     let mut card = ModelCard::new(cfg, &spec, &ds, n, c);
     card.device = crate::runtime::describe_device(device);
     let (mut start_epoch, mut start_step) = (0, 0);
+    let mut opt = adam::Adam::new(&net.vs, cfg.lr, cfg.weight_decay);
     let mut resumed_settings = None;
+    let mut partial = output::EpochProgress::default();
     if cfg.resume {
-        let ck = out.load_checkpoint(&mut net.vs)?;
+        let ck = out.load_checkpoint(&mut net.vs, &mut opt)?;
         card.epochs = ck.epochs;
         card.best_epoch = ck.best_epoch;
         start_epoch = ck.epoch;
         start_step = ck.step;
         resumed_settings = ck.settings;
+        partial = ck.partial;
     }
-    let mut opt = nn::Adam {
-        wd: cfg.weight_decay,
-        ..Default::default()
-    }
-    .build(&net.vs, cfg.lr)?;
     let steps = cfg
         .steps_per_epoch
         .unwrap_or((train.len() / sampler.images_per_step()).max(1));
@@ -482,9 +481,12 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
     let bar = crate::progress::train_bar((cfg.epochs * steps) as u64);
     bar.set_position((start_epoch * steps + start_step) as u64);
     let mut best = card.best().map(|e| e.recall_at_1().unwrap_or(0.0));
-    let mut epoch_loss = 0.0;
-    let mut epoch_steps = 0usize;
-    let mut epoch_started = Instant::now();
+    // A resumed epoch goes on from where it stood.
+    let mut epoch_loss = partial.loss_sum;
+    let mut epoch_steps = partial.steps;
+    let mut epoch_started = Instant::now()
+        .checked_sub(std::time::Duration::from_secs_f64(partial.seconds))
+        .unwrap_or_else(Instant::now);
     for prepared in rx.iter() {
         let p = prepared?;
         let images = (2 * c * cfg.tuples) as i64;
@@ -506,10 +508,9 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
             (x, labels)
         };
         net.set_train(true);
-        opt.set_lr(
-            cfg.lr_schedule
-                .at(cfg.lr, p.epoch * steps + p.step, cfg.epochs * steps),
-        );
+        opt.lr = cfg
+            .lr_schedule
+            .at(cfg.lr, p.epoch * steps + p.step, cfg.epochs * steps);
         let emb = crate::runtime::with_precision(cfg.precision, || net.forward_t(&x, true))
             .to_kind(tch::Kind::Float);
         let loss = loss::loss(
@@ -519,7 +520,7 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
             &labels,
             cfg.tuples as i64,
         )?;
-        opt.backward_step(&loss);
+        opt.backward_step(&loss)?;
         let l = loss.double_value(&[]);
         if !l.is_finite() {
             return Err(Error::Invalid(format!(
@@ -543,7 +544,12 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
             drop(rx);
             let _ = loader.join();
             bar.abandon_with_message("stopped");
-            out.save_checkpoint(&net.vs, p.epoch, p.step + 1, &card)?;
+            let progress = output::EpochProgress {
+                loss_sum: epoch_loss,
+                steps: epoch_steps,
+                seconds: epoch_started.elapsed().as_secs_f64(),
+            };
+            out.save_checkpoint(&net.vs, &opt, (p.epoch, p.step + 1, progress), &card)?;
             return Ok(Outcome::Interrupted {
                 epoch: p.epoch,
                 step: p.step + 1,
@@ -609,7 +615,7 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
             card.best_epoch = p.epoch + 1;
         }
         card.train_seconds += secs;
-        out.save_checkpoint(&net.vs, p.epoch + 1, 0, &card)?;
+        out.save_checkpoint(&net.vs, &opt, (p.epoch + 1, 0, Default::default()), &card)?;
         // model.json only once training has finished (a folder with one is a
         // model the other commands accept); the log shows progress meanwhile.
         out.write_log(&card)?;

@@ -245,7 +245,30 @@ pub struct Checkpoint {
     /// of earlier versions: then not checked).
     #[serde(default)]
     pub settings: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Adam's step count; its moments are in `checkpoint-adam.safetensors`
+    /// (absent in checkpoints of earlier versions: the moments restart).
+    #[serde(default)]
+    pub adam_step: Option<i64>,
+    /// The interrupted epoch's progress (zero at an epoch's end).
+    #[serde(default)]
+    pub partial: EpochProgress,
+    /// CRC32s of `checkpoint.safetensors` and `checkpoint-adam.safetensors`,
+    /// which are written before this file: a save cut short leaves them out
+    /// of step with it, and `--resume` says so.
+    #[serde(default)]
+    pub crc32: Option<[String; 2]>,
 }
+
+/// How far an epoch had got: the sum of its step losses, its steps and
+/// seconds, so that a resumed epoch reports the whole epoch's mean loss.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct EpochProgress {
+    pub loss_sum: f64,
+    pub steps: usize,
+    pub seconds: f64,
+}
+
+const CHECKPOINT_FILES: [&str; 2] = ["checkpoint.safetensors", "checkpoint-adam.safetensors"];
 
 /// The output folder of a training.
 pub struct OutDir {
@@ -342,41 +365,86 @@ impl OutDir {
     }
 
     pub fn weights_crc32(&self) -> Result<String> {
-        let p = self.path("weights.safetensors");
-        let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
-        Ok(format!("{:08x}", crc32fast::hash(&bytes)))
+        self.crc32("weights.safetensors")
     }
 
+    /// Saves what `--resume` needs: the variables, Adam's state, where the
+    /// run stood (`epoch`, `step` and the epoch's `partial` progress) and the
+    /// card's epochs and settings.
     pub fn save_checkpoint(
         &self,
         vs: &VarStore,
-        epoch: usize,
-        step: usize,
+        opt: &super::adam::Adam,
+        (epoch, step, partial): (usize, usize, EpochProgress),
         card: &ModelCard,
     ) -> Result<()> {
-        self.save_vars(vs, "checkpoint.safetensors")?;
+        self.save_vars(vs, CHECKPOINT_FILES[0])?;
+        let (moments, adam_step) = opt.state();
+        let path = self.path(CHECKPOINT_FILES[1]);
+        let tmp = tmp_name(&path);
+        tch::Tensor::write_safetensors(&moments, &tmp)?;
+        sync_rename(&tmp, &path)?;
         let ck = Checkpoint {
             epoch,
             step,
             epochs: card.epochs.clone(),
             best_epoch: card.best_epoch,
             settings: Some(card.settings()),
+            adam_step: Some(adam_step),
+            partial,
+            crc32: Some([
+                self.crc32(CHECKPOINT_FILES[0])?,
+                self.crc32(CHECKPOINT_FILES[1])?,
+            ]),
         };
         let json = serde_json::to_vec_pretty(&ck).map_err(|e| Error::Invalid(e.to_string()))?;
         write_atomic(&self.path("checkpoint.json"), &json)
     }
 
-    pub fn load_checkpoint(&self, vs: &mut VarStore) -> Result<Checkpoint> {
+    fn crc32(&self, name: &str) -> Result<String> {
+        let p = self.path(name);
+        let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        Ok(format!("{:08x}", crc32fast::hash(&bytes)))
+    }
+
+    /// Loads a checkpoint into `vs` and `opt`.
+    pub fn load_checkpoint(
+        &self,
+        vs: &mut VarStore,
+        opt: &mut super::adam::Adam,
+    ) -> Result<Checkpoint> {
         let p = self.path("checkpoint.json");
         let text = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
         let ck: Checkpoint = serde_json::from_slice(&text)
             .map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))?;
-        vs.load(self.path("checkpoint.safetensors"))?;
+        if let Some(expected) = &ck.crc32 {
+            for (name, want) in CHECKPOINT_FILES.iter().zip(expected) {
+                let got = self.crc32(name)?;
+                if &got != want {
+                    return Err(Error::Invalid(format!(
+                        "{}: CRC32 {got}, checkpoint.json expects {want} (the checkpoint was \
+                         cut short while saving); start over with --force",
+                        self.path(name).display()
+                    )));
+                }
+            }
+        }
+        vs.load(self.path(CHECKPOINT_FILES[0]))?;
+        match ck.adam_step {
+            Some(step) => {
+                let moments = tch::Tensor::read_safetensors(self.path(CHECKPOINT_FILES[1]))?;
+                opt.load_state(&moments, step)?;
+            }
+            None => eprintln!(
+                "likeness: this checkpoint holds no optimizer state (an earlier likeness); \
+                 Adam's moments restart"
+            ),
+        }
         Ok(ck)
     }
 
     pub fn remove_checkpoint(&self) -> Result<()> {
-        self.remove(&["checkpoint.safetensors", "checkpoint.json"])
+        self.remove(&["checkpoint.json", CHECKPOINT_FILES[0], CHECKPOINT_FILES[1]])
     }
 
     /// Removes those of `names` that exist.
