@@ -544,6 +544,27 @@ fn ctrl_c_leaves_a_checkpoint_that_resume_finishes() {
         msg.contains("interrupted training") && msg.contains("--resume"),
         "{msg}"
     );
+    // A checkpoint whose tensor file does not match its CRC32 (a save cut
+    // short) is refused on --resume; checked on a copy.
+    let copy = dir.path().join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for e in std::fs::read_dir(&out).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+    }
+    let adam = copy.join("checkpoint-adam.safetensors");
+    let mut bytes = std::fs::read(&adam).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&adam, bytes).unwrap();
+    let mut damaged = train_args(&copy, &[("--epochs", "2"), ("--steps-per-epoch", "60")]);
+    damaged.push("--resume".into());
+    let o = run(&damaged);
+    let msg = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && msg.contains("checkpoint-adam.safetensors") && msg.contains("CRC32"),
+        "{msg}"
+    );
     // --resume with other settings is refused, naming them.
     let mut other = train_args(
         &out,
