@@ -189,6 +189,11 @@ fn train_args(out: &Path, set: &[(&str, &str)]) -> Vec<String> {
     args
 }
 
+/// A model folder's `model.json`.
+fn read_card(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("model.json")).unwrap()).unwrap()
+}
+
 fn run(args: &[String]) -> Output {
     likeness(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
@@ -246,8 +251,7 @@ fn validation_runs_every_n_epochs_and_after_the_last() {
     assert_eq!(recall.len(), 3, "{log}");
     assert!(recall[0].is_empty(), "epoch 1 was validated: {log}");
     assert!(!recall[1].is_empty() && !recall[2].is_empty(), "{log}");
-    let card: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("model.json")).unwrap()).unwrap();
+    let card = read_card(&out);
     let best = card["best_epoch"].as_u64().unwrap();
     assert!(best == 2 || best == 3, "best epoch {best}");
     // The card says where the model trained.
@@ -402,8 +406,7 @@ fn bad_training_input_gets_clear_errors() {
     );
     let o = likeness(&three_held.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let card: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("model.json")).unwrap()).unwrap();
+    let card = read_card(&out);
     let v = &card["epochs"][0]["validation"];
     assert_eq!(v["queries"], 3, "{v}");
     assert_eq!(
@@ -485,7 +488,13 @@ fn torchscript_backbones_are_fine_tuned_and_must_output_2d() {
 fn ctrl_c_leaves_a_checkpoint_that_resume_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m");
-    let args = train_args(&out, &[("--epochs", "2"), ("--steps-per-epoch", "60")]);
+    // Two epochs of 60 steps in `dir`, with `more` options.
+    let two_epochs = |dir: &Path, more: &[&str]| {
+        let mut a = train_args(dir, &[("--epochs", "2"), ("--steps-per-epoch", "60")]);
+        a.extend(more.iter().map(|m| m.to_string()));
+        a
+    };
+    let args = two_epochs(&out, &[]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_likeness"))
         .args(&args)
         .stderr(std::process::Stdio::piped())
@@ -557,25 +566,14 @@ fn ctrl_c_leaves_a_checkpoint_that_resume_finishes() {
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     std::fs::write(&adam, bytes).unwrap();
-    let mut damaged = train_args(&copy, &[("--epochs", "2"), ("--steps-per-epoch", "60")]);
-    damaged.push("--resume".into());
-    let o = run(&damaged);
+    let o = run(&two_epochs(&copy, &["--resume"]));
     let msg = String::from_utf8_lossy(&o.stderr);
     assert!(
         !o.status.success() && msg.contains("checkpoint-adam.safetensors") && msg.contains("CRC32"),
         "{msg}"
     );
     // --resume with other settings is refused, naming them.
-    let mut other = train_args(
-        &out,
-        &[
-            ("--epochs", "2"),
-            ("--steps-per-epoch", "60"),
-            ("--lr", "0.5"),
-        ],
-    );
-    other.push("--resume".into());
-    let o = run(&other);
+    let o = run(&two_epochs(&out, &["--lr", "0.5", "--resume"]));
     let msg = String::from_utf8_lossy(&o.stderr);
     assert!(
         !o.status.success() && msg.contains("lr: 0.001 (now 0.5)"),
@@ -583,33 +581,26 @@ fn ctrl_c_leaves_a_checkpoint_that_resume_finishes() {
     );
     assert!(out.join("checkpoint.json").is_file());
     // The same command with --resume finishes the training.
-    let mut resume = args;
-    resume.push("--resume".into());
-    let o = run(&resume);
+    let o = run(&two_epochs(&out, &["--resume"]));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.join("model.json").is_file());
     assert!(
         !out.join("checkpoint.json").exists(),
         "checkpoint removed once finished"
     );
-    let card: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("model.json")).unwrap()).unwrap();
+    let card = read_card(&out);
     assert_eq!(card["epochs"].as_array().unwrap().len(), 2);
     // ... exactly as if it had never stopped: same weights, bit for bit (one
     // thread), and the interrupted epoch's mean loss over all its steps.
     let whole = dir.path().join("whole");
-    let o = run(&train_args(
-        &whole,
-        &[("--epochs", "2"), ("--steps-per-epoch", "60")],
-    ));
+    let o = run(&two_epochs(&whole, &[]));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(
         std::fs::read(out.join("weights.safetensors")).unwrap(),
         std::fs::read(whole.join("weights.safetensors")).unwrap(),
         "resumed and uninterrupted runs differ"
     );
-    let card_whole: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(whole.join("model.json")).unwrap()).unwrap();
+    let card_whole = read_card(&whole);
     for e in 0..2 {
         let (a, b) = (&card["epochs"][e]["loss"], &card_whole["epochs"][e]["loss"]);
         assert!(

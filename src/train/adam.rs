@@ -75,7 +75,7 @@ impl Drop for Scalar {
 
 /// The three fused updates. Callers pass float tensors of one shape on one
 /// device, for which libtorch does not throw (a C++ exception here would
-/// abort the process): [`Adam::step`] checks that before calling.
+/// abort the process): [`Adam::backward_step`] checks that before calling.
 fn add_(this: &mut Tensor, other: &Tensor, alpha: f64) {
     let a = Scalar::new(alpha);
     // SAFETY: valid tensors and scalar, alive for the call (see `ffi`).

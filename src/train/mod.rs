@@ -400,25 +400,22 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
     let mut net = Net::new(&spec, device)?;
     let mut card = ModelCard::new(cfg, &spec, &ds, n, c);
     card.device = crate::runtime::describe_device(device);
-    let (mut start_epoch, mut start_step) = (0, 0);
     let mut opt = adam::Adam::new(&net.vs, cfg.lr, cfg.weight_decay);
-    let mut resumed_settings = None;
-    let mut partial = output::EpochProgress::default();
-    if cfg.resume {
-        let ck = out.load_checkpoint(&mut net.vs, &mut opt)?;
-        card.epochs = ck.epochs;
-        card.best_epoch = ck.best_epoch;
-        start_epoch = ck.epoch;
-        start_step = ck.step;
-        resumed_settings = ck.settings;
-        partial = ck.partial;
-    }
     let steps = cfg
         .steps_per_epoch
         .unwrap_or((train.len() / sampler.images_per_step()).max(1));
     card.steps_per_epoch = steps;
-    if let Some(before) = &resumed_settings {
-        let changed = card.settings_changed_since(before);
+    let (mut start_epoch, mut start_step) = (0, 0);
+    let mut partial = output::EpochProgress::default();
+    if cfg.resume {
+        let ck = out.read_checkpoint()?;
+        // The settings first: other ones could not even load the tensors
+        // (another --arch), or would continue a different training.
+        let changed = ck
+            .settings
+            .as_ref()
+            .map(|before| card.settings_changed_since(before))
+            .unwrap_or_default();
         if !changed.is_empty() {
             return Err(Error::Invalid(format!(
                 "--resume: {} holds a training with other settings ({}); repeat the interrupted \
@@ -427,6 +424,12 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
                 changed.join("; ")
             )));
         }
+        out.restore_checkpoint(&ck, &mut net.vs, &mut opt)?;
+        card.epochs = ck.epochs;
+        card.best_epoch = ck.best_epoch;
+        start_epoch = ck.epoch;
+        start_step = ck.step;
+        partial = ck.partial;
     }
 
     // Background loader: decodes and augments step s+1 while step s trains.

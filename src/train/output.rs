@@ -292,6 +292,12 @@ fn tmp_name(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{stem}.tmp.{ext}"))
 }
 
+/// CRC32 (hex) of a file's bytes.
+fn crc32_of(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    Ok(format!("{:08x}", crc32fast::hash(&bytes)))
+}
+
 fn sync_rename(tmp: &Path, path: &Path) -> Result<()> {
     std::fs::File::open(tmp)
         .and_then(|f| f.sync_all())
@@ -335,9 +341,7 @@ impl OutDir {
         self.dir.join(name)
     }
 
-    fn save_vars(&self, vs: &VarStore, name: &str) -> Result<()> {
-        let path = self.path(name);
-        let tmp = tmp_name(&path);
+    fn save_vars(&self, vs: &VarStore, name: &str) -> Result<String> {
         // Written contiguous (convolution weights live channels-last, which
         // tch's `VarStore::save` refuses); the safetensors writer orders the
         // tensors itself, so the bytes do not depend on the map's order.
@@ -347,8 +351,18 @@ impl OutDir {
                 .map(|(name, t)| (name, t.contiguous()))
                 .collect()
         });
-        tch::Tensor::write_safetensors(&vars, &tmp)?;
-        sync_rename(&tmp, &path)
+        self.write_tensors(name, &vars)
+    }
+
+    /// Publishes named tensors as the safetensors file `name` (temp file,
+    /// fsync, rename) and returns its CRC32.
+    fn write_tensors(&self, name: &str, tensors: &[(String, tch::Tensor)]) -> Result<String> {
+        let path = self.path(name);
+        let tmp = tmp_name(&path);
+        tch::Tensor::write_safetensors(tensors, &tmp)?;
+        let crc = crc32_of(&tmp)?;
+        sync_rename(&tmp, &path)?;
+        Ok(crc)
     }
 
     /// Saves the best weights so far. A card and export already there (a
@@ -356,7 +370,7 @@ impl OutDir {
     /// so that the folder is never taken for a finished model while training.
     pub fn save_weights(&self, vs: &VarStore) -> Result<()> {
         self.remove(&["model.json", "model.pt"])?;
-        self.save_vars(vs, "weights.safetensors")
+        self.save_vars(vs, "weights.safetensors").map(drop)
     }
 
     pub fn load_weights(&self, vs: &mut VarStore) -> Result<()> {
@@ -365,7 +379,7 @@ impl OutDir {
     }
 
     pub fn weights_crc32(&self) -> Result<String> {
-        self.crc32("weights.safetensors")
+        crc32_of(&self.path("weights.safetensors"))
     }
 
     /// Saves what `--resume` needs: the variables, Adam's state, where the
@@ -378,12 +392,11 @@ impl OutDir {
         (epoch, step, partial): (usize, usize, EpochProgress),
         card: &ModelCard,
     ) -> Result<()> {
-        self.save_vars(vs, CHECKPOINT_FILES[0])?;
         let (moments, adam_step) = opt.state();
-        let path = self.path(CHECKPOINT_FILES[1]);
-        let tmp = tmp_name(&path);
-        tch::Tensor::write_safetensors(&moments, &tmp)?;
-        sync_rename(&tmp, &path)?;
+        let crc32 = [
+            self.save_vars(vs, CHECKPOINT_FILES[0])?,
+            self.write_tensors(CHECKPOINT_FILES[1], &moments)?,
+        ];
         let ck = Checkpoint {
             epoch,
             step,
@@ -392,34 +405,30 @@ impl OutDir {
             settings: Some(card.settings()),
             adam_step: Some(adam_step),
             partial,
-            crc32: Some([
-                self.crc32(CHECKPOINT_FILES[0])?,
-                self.crc32(CHECKPOINT_FILES[1])?,
-            ]),
+            crc32: Some(crc32),
         };
         let json = serde_json::to_vec_pretty(&ck).map_err(|e| Error::Invalid(e.to_string()))?;
         write_atomic(&self.path("checkpoint.json"), &json)
     }
 
-    fn crc32(&self, name: &str) -> Result<String> {
-        let p = self.path(name);
-        let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
-        Ok(format!("{:08x}", crc32fast::hash(&bytes)))
-    }
-
-    /// Loads a checkpoint into `vs` and `opt`.
-    pub fn load_checkpoint(
-        &self,
-        vs: &mut VarStore,
-        opt: &mut super::adam::Adam,
-    ) -> Result<Checkpoint> {
+    /// Reads `checkpoint.json` (the tensors are loaded by
+    /// [`OutDir::restore_checkpoint`], once its settings have been checked).
+    pub fn read_checkpoint(&self) -> Result<Checkpoint> {
         let p = self.path("checkpoint.json");
         let text = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
-        let ck: Checkpoint = serde_json::from_slice(&text)
-            .map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))?;
+        serde_json::from_slice(&text).map_err(|e| Error::Invalid(format!("{}: {e}", p.display())))
+    }
+
+    /// Loads the tensors of checkpoint `ck` into `vs` and `opt`.
+    pub fn restore_checkpoint(
+        &self,
+        ck: &Checkpoint,
+        vs: &mut VarStore,
+        opt: &mut super::adam::Adam,
+    ) -> Result<()> {
         if let Some(expected) = &ck.crc32 {
             for (name, want) in CHECKPOINT_FILES.iter().zip(expected) {
-                let got = self.crc32(name)?;
+                let got = crc32_of(&self.path(name))?;
                 if &got != want {
                     return Err(Error::Invalid(format!(
                         "{}: CRC32 {got}, checkpoint.json expects {want} (the checkpoint was \
@@ -440,7 +449,7 @@ impl OutDir {
                  Adam's moments restart"
             ),
         }
-        Ok(ck)
+        Ok(())
     }
 
     pub fn remove_checkpoint(&self) -> Result<()> {
