@@ -26,9 +26,35 @@ pub struct GlobalArgs {
     /// Where torch runs: auto (CUDA when available), cpu, cuda or cuda:N.
     #[arg(long, global = true, default_value = "auto", env = "LIKENESS_DEVICE")]
     pub device: DeviceSpec,
-    /// Threads for torch's intra-op pool and rayon [default: all cores].
+    /// Threads for torch's intra-op pool and rayon [default: all cores; on
+    /// CUDA torch gets 2, the loader all cores].
     #[arg(long, global = true, env = "LIKENESS_THREADS")]
     pub threads: Option<usize>,
+    /// torch's intra-op threads only (overrides --threads).
+    #[arg(long, global = true, env = "LIKENESS_TORCH_THREADS")]
+    pub torch_threads: Option<usize>,
+    /// rayon's threads only: decoding, augmentation, search (overrides --threads).
+    #[arg(long, global = true, env = "LIKENESS_LOADER_THREADS")]
+    pub loader_threads: Option<usize>,
+}
+
+impl GlobalArgs {
+    /// The thread counts for `command` (CUDA's defaults only where the
+    /// command runs torch on a GPU).
+    pub fn thread_plan(&self, command: &Command) -> Result<runtime::ThreadPlan> {
+        let torch = match command {
+            Command::Build(_) | Command::Verify(_) | Command::Inspect(_) => false,
+            Command::Query(q) => q.needs_torch(),
+            Command::Serve(s) => !s.no_model,
+            _ => true,
+        };
+        let req = runtime::ThreadRequest {
+            threads: self.threads,
+            torch: self.torch_threads,
+            loader: self.loader_threads,
+        };
+        runtime::plan_threads(req, torch && self.device.is_cuda(), runtime::cores())
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -224,11 +250,13 @@ pub struct InspectArgs {
 
 /// Runs a parsed command line; the exit code is 0 on success.
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let threads = runtime::init_threads(cli.global.threads)?;
+    let plan = cli.global.thread_plan(&cli.command)?;
+    runtime::init_threads(&plan);
+    let threads = plan.loader;
     match cli.command {
-        Command::Doctor(args) => doctor(cli.global.device, threads, args),
+        Command::Doctor(args) => doctor(cli.global.device, &plan, args),
         Command::Inspect(args) => inspect(args),
-        Command::Train(args) => train(cli.global.device, *args),
+        Command::Train(args) => train(cli.global.device, &plan, *args),
         Command::Build(args) => likeness_index::cli::build(threads, args).map_err(Error::from),
         Command::Query(args) if args.needs_torch() => {
             crate::pipeline::query(cli.global.device.resolve()?, threads, args)
@@ -242,8 +270,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn doctor(device: DeviceSpec, threads: usize, args: DoctorArgs) -> Result<ExitCode> {
-    let report = crate::doctor::report(device, threads)?;
+fn doctor(device: DeviceSpec, plan: &runtime::ThreadPlan, args: DoctorArgs) -> Result<ExitCode> {
+    let report = crate::doctor::report(device, plan)?;
     let out = if args.json {
         serde_json::to_string(&report).map_err(|e| Error::Invalid(e.to_string()))?
     } else {
@@ -257,8 +285,12 @@ fn doctor(device: DeviceSpec, threads: usize, args: DoctorArgs) -> Result<ExitCo
     })
 }
 
-fn train(device: DeviceSpec, args: TrainArgs) -> Result<ExitCode> {
+fn train(device: DeviceSpec, plan: &runtime::ThreadPlan, args: TrainArgs) -> Result<ExitCode> {
     let device = device.resolve()?;
+    eprintln!(
+        "likeness train: {}; threads: {plan}",
+        runtime::describe_device(device)
+    );
     crate::train::install_ctrlc();
     let cfg = args.into_config();
     match crate::train::train(&cfg, device)? {

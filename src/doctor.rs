@@ -29,7 +29,8 @@ pub struct Report {
     pub cudnn_available: bool,
     pub device_requested: String,
     pub device: Option<String>,
-    pub threads: usize,
+    /// torch's intra-op threads, rayon's threads, and why.
+    pub threads: runtime::ThreadPlan,
     pub cache_dir: PathBuf,
     pub datasets: Vec<DatasetStatus>,
     /// True when likeness can run here (libtorch works, the device resolves).
@@ -60,7 +61,7 @@ fn dataset_status(name: &str, path: PathBuf) -> DatasetStatus {
 }
 
 /// Gathers the report. `threads` is what [`runtime::init_threads`] set.
-pub fn report(device: DeviceSpec, threads: usize) -> Result<Report> {
+pub fn report(device: DeviceSpec, threads: &runtime::ThreadPlan) -> Result<Report> {
     let mut problems = Vec::new();
     let mut hints = Vec::new();
 
@@ -105,7 +106,7 @@ pub fn report(device: DeviceSpec, threads: usize) -> Result<Report> {
         cudnn_available: tch::Cuda::cudnn_is_available(),
         device_requested: device.to_string(),
         device: resolved,
-        threads,
+        threads: threads.clone(),
         cache_dir: crate::cache::cache_dir(),
         datasets,
         ok: problems.is_empty(),

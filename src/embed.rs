@@ -34,12 +34,31 @@ pub fn embed_items(
     Ok(out)
 }
 
+/// A host batch (`shape`, row-major float32) as a tensor on `device`. On
+/// CUDA it goes through page-locked memory with a non-blocking copy, so the
+/// copy runs on the GPU's copy engine while this thread goes on launching
+/// kernels (libtorch's pinned allocator keeps the buffer until the copy is
+/// done, and caches it for the next batch).
+/// (`_pin_memory`, not `pin_memory`: tch always passes the device, which
+/// `pin_memory` now warns about on stderr.)
+pub fn host_to_device(input: &[f32], shape: [i64; 4], device: Device) -> Result<Tensor> {
+    let x = Tensor::f_from_slice(input)?.f_view(shape)?;
+    Ok(if device.is_cuda() {
+        x.f_internal_pin_memory(device)?
+            .f_to_device_(device, tch::Kind::Float, true, false)?
+    } else {
+        x
+    })
+}
+
 /// Forward pass (eval mode, no gradients) of `count` preprocessed inputs.
 pub fn embed_tensor(net: &Net, input: &[f32], count: usize, device: Device) -> Result<Vec<f32>> {
     let s = i64::from(net.spec.input_size);
-    let x = Tensor::from_slice(input)
-        .view([count as i64, i64::from(net.spec.channels), s, s])
-        .to_device(device);
+    let x = host_to_device(
+        input,
+        [count as i64, i64::from(net.spec.channels), s, s],
+        device,
+    )?;
     let emb = tch::no_grad(|| net.forward_t(&x, false));
     // Float whatever the forward ran in (bf16 under autocast).
     let emb = emb

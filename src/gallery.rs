@@ -46,6 +46,10 @@ pub const EMBED_FORMAT: &str = "likeness-embeddings";
 /// Version of the embeddings directory layout.
 pub const EMBED_VERSION: u32 = 1;
 
+/// Batches decoded ahead on CUDA: the GPU's forward pass takes no CPU
+/// cores, so decoding the next batches meanwhile hides its time.
+pub const CUDA_PREFETCH: usize = 2;
+
 /// How to run the embedder.
 #[derive(Debug, Clone)]
 pub struct EmbedOptions {

@@ -42,6 +42,15 @@ impl std::fmt::Display for DeviceSpec {
 }
 
 impl DeviceSpec {
+    /// Whether this spec runs on CUDA here (`auto` asks libtorch).
+    pub fn is_cuda(self) -> bool {
+        match self {
+            DeviceSpec::Cpu => false,
+            DeviceSpec::Cuda(_) => true,
+            DeviceSpec::Auto => tch::Cuda::is_available(),
+        }
+    }
+
     /// The torch device this spec names, or an error if CUDA was asked for
     /// and is not there.
     pub fn resolve(self) -> Result<tch::Device> {
@@ -72,20 +81,103 @@ impl DeviceSpec {
     }
 }
 
-/// Sets torch's intra-op threads and the global rayon pool to `threads`
-/// (default: all cores). Call once, before any torch or rayon work.
-pub fn init_threads(threads: Option<usize>) -> Result<usize> {
-    let n = match threads {
-        Some(0) => return Err(Error::Invalid("--threads must be at least 1".into())),
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+/// torch's intra-op threads by default when the device is CUDA. The GPU does
+/// the arithmetic; host threads only launch kernels and copy batches, and
+/// more of them slow the launching thread (H200, 16 cores, `make bench-cuda`:
+/// see README "GPU numbers" for the grid this value was chosen from).
+pub const CUDA_TORCH_THREADS: usize = 2;
+
+/// Thread counts asked for on the command line (`--threads`,
+/// `--torch-threads`, `--loader-threads`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThreadRequest {
+    /// Both pools.
+    pub threads: Option<usize>,
+    /// torch's intra-op pool only.
+    pub torch: Option<usize>,
+    /// rayon's pool only (decoding, augmentation, search).
+    pub loader: Option<usize>,
+}
+
+/// The thread counts in effect, and why (printed by `doctor` and `train`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ThreadPlan {
+    /// torch's intra-op threads: the forward and backward passes on the CPU.
+    pub torch: usize,
+    /// rayon's threads: image decoding, augmentation, index search.
+    pub loader: usize,
+    /// One line: where each count comes from.
+    pub why: String,
+}
+
+impl std::fmt::Display for ThreadPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "torch {}, loader {} ({})",
+            self.torch, self.loader, self.why
+        )
+    }
+}
+
+/// Decides the thread counts: an explicit `--torch-threads` or
+/// `--loader-threads` wins, then `--threads` (both pools), then the default
+/// for the device: all `cores` for both on the CPU; on CUDA
+/// [`CUDA_TORCH_THREADS`] for torch and all cores for the loader, which
+/// decodes the images the GPU waits for.
+pub fn plan_threads(req: ThreadRequest, cuda: bool, cores: usize) -> Result<ThreadPlan> {
+    for (flag, v) in [
+        ("--threads", req.threads),
+        ("--torch-threads", req.torch),
+        ("--loader-threads", req.loader),
+    ] {
+        if v == Some(0) {
+            return Err(Error::Invalid(format!("{flag} must be at least 1")));
+        }
+    }
+    let cores = cores.max(1);
+    let (torch_default, torch_why) = match req.threads {
+        Some(n) => (n, "--threads".to_string()),
+        None if cuda => (
+            CUDA_TORCH_THREADS.min(cores),
+            "CUDA default: the GPU computes, and more host threads slow its kernel launches"
+                .to_string(),
+        ),
+        None => (cores, format!("all {cores} cores")),
     };
-    tch::set_num_threads(n as i32);
+    let (loader_default, loader_why) = match req.threads {
+        Some(n) => (n, "--threads".to_string()),
+        None => (cores, format!("all {cores} cores")),
+    };
+    let (torch, torch_why) = match req.torch {
+        Some(n) => (n, "--torch-threads".to_string()),
+        None => (torch_default, torch_why),
+    };
+    let (loader, loader_why) = match req.loader {
+        Some(n) => (n, "--loader-threads".to_string()),
+        None => (loader_default, loader_why),
+    };
+    let why = if torch_why == loader_why {
+        torch_why
+    } else {
+        format!("torch: {torch_why}; loader: {loader_why}")
+    };
+    Ok(ThreadPlan { torch, loader, why })
+}
+
+/// Sets torch's intra-op threads and the global rayon pool as `plan` says.
+/// Call once, before any torch or rayon work.
+pub fn init_threads(plan: &ThreadPlan) {
+    tch::set_num_threads(plan.torch as i32);
     // A second call in the same process (tests) keeps the first pool; that is fine.
     let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
+        .num_threads(plan.loader)
         .build_global();
-    Ok(n)
+}
+
+/// The machine's cores (what the defaults use).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The libtorch version actually loaded: read from the `version.py` (PyTorch
@@ -297,5 +389,86 @@ pub fn autocast_state(device: tch::Device) -> (bool, bool) {
             at_autocast_is_enabled_for(d),
             at_autocast_get_dtype_for(d) == BFLOAT16,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(
+        threads: Option<usize>,
+        torch: Option<usize>,
+        loader: Option<usize>,
+        cuda: bool,
+    ) -> ThreadPlan {
+        plan_threads(
+            ThreadRequest {
+                threads,
+                torch,
+                loader,
+            },
+            cuda,
+            16,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn thread_defaults_per_device() {
+        // CPU: every core for both pools, as before.
+        let p = plan(None, None, None, false);
+        assert_eq!((p.torch, p.loader), (16, 16));
+        assert_eq!(p.why, "all 16 cores");
+        // CUDA: few torch threads, every core for the loader.
+        let p = plan(None, None, None, true);
+        assert_eq!((p.torch, p.loader), (CUDA_TORCH_THREADS, 16));
+        assert!(p.why.contains("CUDA default"), "{}", p.why);
+        // A one-core machine never gets more torch threads than cores.
+        let one = plan_threads(ThreadRequest::default(), true, 1).unwrap();
+        assert_eq!((one.torch, one.loader), (1, 1));
+    }
+
+    #[test]
+    fn explicit_thread_counts_win_over_the_defaults() {
+        // --threads sets both, on either device.
+        for cuda in [false, true] {
+            let p = plan(Some(3), None, None, cuda);
+            assert_eq!((p.torch, p.loader), (3, 3));
+            assert_eq!(p.why, "--threads");
+        }
+        // Each pool's own flag beats --threads.
+        let p = plan(Some(3), Some(1), None, true);
+        assert_eq!((p.torch, p.loader), (1, 3));
+        assert_eq!(p.why, "torch: --torch-threads; loader: --threads");
+        let p = plan(None, None, Some(5), true);
+        assert_eq!((p.torch, p.loader), (CUDA_TORCH_THREADS, 5));
+        // Zero is refused, naming the flag.
+        for (req, flag) in [
+            (
+                ThreadRequest {
+                    threads: Some(0),
+                    ..Default::default()
+                },
+                "--threads",
+            ),
+            (
+                ThreadRequest {
+                    torch: Some(0),
+                    ..Default::default()
+                },
+                "--torch-threads",
+            ),
+            (
+                ThreadRequest {
+                    loader: Some(0),
+                    ..Default::default()
+                },
+                "--loader-threads",
+            ),
+        ] {
+            let e = plan_threads(req, false, 4).unwrap_err().to_string();
+            assert!(e.contains(flag), "{e}");
+        }
     }
 }

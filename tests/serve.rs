@@ -360,12 +360,12 @@ fn reload_during_a_stream_of_queries_drops_nothing() {
     assert!(srv.stop().success());
 }
 
-#[test]
-fn image_search_uses_the_index_model() {
-    let dir = tempfile::tempdir().unwrap();
+/// A tiny face model and its index over 12 johns crops (2 people); returns
+/// the index folder and the crops in index order.
+fn face_index(dir: &Path) -> (PathBuf, Vec<PathBuf>) {
     let johns = common::johns();
     let mut csv = String::from("path,label\n");
-    let mut first = None;
+    let mut crops = Vec::new();
     for person in ["John_Salley", "John_Simm"] {
         let mut files: Vec<PathBuf> = std::fs::read_dir(johns.join(person))
             .unwrap()
@@ -375,12 +375,12 @@ fn image_search_uses_the_index_model() {
         files.sort();
         for f in files.iter().take(6) {
             csv.push_str(&format!("{},{person}\n", f.display()));
-            first.get_or_insert(f.clone());
+            crops.push(f.clone());
         }
     }
-    let data = dir.path().join("faces.csv");
+    let data = dir.join("faces.csv");
     std::fs::write(&data, csv).unwrap();
-    let model = dir.path().join("model");
+    let model = dir.join("model");
     let o = common::likeness(&[
         "train",
         "--data",
@@ -401,7 +401,7 @@ fn image_search_uses_the_index_model() {
         "none",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let index = dir.path().join("index");
+    let index = dir.join("index");
     let o = common::likeness(&[
         "index",
         "--model",
@@ -412,6 +412,14 @@ fn image_search_uses_the_index_model() {
         s(&index),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (index, crops)
+}
+
+#[test]
+fn image_search_uses_the_index_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let (index, crops) = face_index(dir.path());
+    let first = crops.first().cloned();
     // The recorded model is found and loaded without --model.
     let srv = Server::start(&["--index", s(&index), "--workers", "1"]);
     let a = srv.addr;
@@ -454,5 +462,111 @@ fn image_search_uses_the_index_model() {
     assert_eq!(code, 400, "{body}");
     let (_, st) = get(a, "/stats");
     assert_eq!(st["model_loaded"], st["model_fingerprint"], "{st}");
+    assert!(srv.stop().success());
+}
+
+/// (ids, distances) of a /search/image answer.
+fn hits(body: &str) -> (Vec<u64>, Vec<f64>) {
+    let r: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body}"));
+    let h = r["hits"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no hits: {r}"));
+    (
+        h.iter().map(|x| x["id"].as_u64().unwrap()).collect(),
+        h.iter().map(|x| x["distance"].as_f64().unwrap()).collect(),
+    )
+}
+
+#[test]
+fn image_queries_in_one_batch_get_the_answers_they_get_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (index, crops) = face_index(dir.path());
+    // Eight queries: four crops, each whole and a region of it.
+    let queries: Vec<(Vec<u8>, String)> = crops
+        .iter()
+        .step_by(2)
+        .enumerate()
+        .flat_map(|(i, p)| {
+            let b = std::fs::read(p).unwrap();
+            let region = format!(
+                "/search/image?k=5&region={},{},70,60",
+                10 + 5 * i,
+                20 + 3 * i
+            );
+            [(b.clone(), "/search/image?k=5".to_string()), (b, region)]
+        })
+        .take(8)
+        .collect();
+
+    // Alone: batching off, each request embeds its own image.
+    let alone = Server::start(&["--index", s(&index), "--workers", "1", "--max-batch", "1"]);
+    let expected: Vec<(Vec<u64>, Vec<f64>)> = queries
+        .iter()
+        .map(|(b, path)| {
+            let (code, body) = http(alone.addr, "POST", path, b, "image/jpeg");
+            assert_eq!(code, 200, "{body}");
+            hits(&body)
+        })
+        .collect();
+    let (_, st) = get(alone.addr, "/stats");
+    assert!(
+        st["image_batches"].is_null(),
+        "no batcher with --max-batch 1: {st}"
+    );
+    assert!(alone.stop().success());
+
+    // Together: a 2 s window, so all nine (eight good, one bad) share a batch.
+    let srv = Server::start(&[
+        "--index",
+        s(&index),
+        "--workers",
+        "2",
+        "--batch-wait-ms",
+        "2000",
+        "--max-batch",
+        "16",
+    ]);
+    let a = srv.addr;
+    let mut all: Vec<(Vec<u8>, String)> = queries.clone();
+    all.insert(
+        3,
+        (
+            b"GIF89a but not really an image".to_vec(),
+            "/search/image?k=5".into(),
+        ),
+    );
+    let answers: Vec<(u16, String)> = std::thread::scope(|sc| {
+        let handles: Vec<_> = all
+            .iter()
+            .map(|(b, path)| sc.spawn(move || http(a, "POST", path, b, "image/jpeg")))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let (_, st) = get(a, "/stats");
+    let b = &st["image_batches"];
+    assert_eq!(b["images"], 9, "{st}");
+    assert_eq!(
+        b["largest"], 9,
+        "all nine requests shared one forward pass: {st}"
+    );
+    // The bad image fails alone, with the decoder's message.
+    assert_eq!(answers[3].0, 400, "{}", answers[3].1);
+    assert!(answers[3].1.contains("error"), "{}", answers[3].1);
+    let good: Vec<&(u16, String)> = answers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 3)
+        .map(|(_, x)| x)
+        .collect();
+    for (q, ((code, body), (ids, dists))) in
+        good.iter().map(|x| (&x.0, &x.1)).zip(&expected).enumerate()
+    {
+        assert_eq!(*code, 200, "query {q}: {body}");
+        let (got_ids, got_d) = hits(body);
+        assert_eq!(&got_ids, ids, "query {q}: the same neighbours as alone");
+        for (g, e) in got_d.iter().zip(dists) {
+            assert!((g - e).abs() <= 1e-5, "query {q}: distance {g} alone {e}");
+        }
+    }
     assert!(srv.stop().success());
 }

@@ -36,7 +36,12 @@ pub const COMMANDS: [&str; 4] = ["build", "query", "verify", "serve"];
 
 /// Options that take a value and may precede the subcommand (the root CLI's
 /// global options).
-const GLOBAL_WITH_VALUE: [&str; 2] = ["--device", "--threads"];
+const GLOBAL_WITH_VALUE: [&str; 4] = [
+    "--device",
+    "--threads",
+    "--torch-threads",
+    "--loader-threads",
+];
 
 /// Whether a raw command line (`argv[0]` first) names one of [`COMMANDS`],
 /// skipping the global options before it (a `query` with `--image` or
@@ -80,6 +85,12 @@ pub struct IndexCli {
     /// Threads for rayon [default: all cores].
     #[arg(long, global = true, env = "LIKENESS_THREADS")]
     pub threads: Option<usize>,
+    /// Accepted for symmetry: index commands run no torch.
+    #[arg(long, global = true, env = "LIKENESS_TORCH_THREADS", hide = true)]
+    pub torch_threads: Option<usize>,
+    /// rayon's threads (overrides --threads).
+    #[arg(long, global = true, env = "LIKENESS_LOADER_THREADS")]
+    pub loader_threads: Option<usize>,
     #[command(subcommand)]
     pub command: IndexCommand,
 }
@@ -117,6 +128,13 @@ pub struct ServeArgs {
     /// Largest request body in MB.
     #[arg(long, default_value_t = 16)]
     pub max_body_mb: usize,
+    /// Image queries: how long the first image waits for others to share
+    /// its forward pass, in ms (measured: `make bench-serve`).
+    #[arg(long, default_value_t = 2.0)]
+    pub batch_wait_ms: f64,
+    /// Image queries: most images in one forward pass (1: no batching).
+    #[arg(long, default_value_t = 32)]
+    pub max_batch: usize,
 }
 
 impl ServeArgs {
@@ -138,10 +156,26 @@ impl ServeArgs {
         if self.max_body_mb == 0 {
             return Err(Error::param("--max-body-mb", 0, "must be at least 1"));
         }
+        if !(self.batch_wait_ms.is_finite() && (0.0..=10_000.0).contains(&self.batch_wait_ms)) {
+            return Err(Error::param(
+                "--batch-wait-ms",
+                self.batch_wait_ms,
+                "must be between 0 and 10000",
+            ));
+        }
+        if self.max_batch == 0 {
+            return Err(Error::param(
+                "--max-batch",
+                0,
+                "must be at least 1 (1: no batching)",
+            ));
+        }
         Ok(crate::serve::ServeOptions {
             addr: self.addr,
             workers: self.workers.unwrap_or(threads).max(1),
             max_body: self.max_body_mb << 20,
+            batch_wait: std::time::Duration::from_secs_f64(self.batch_wait_ms / 1e3),
+            max_batch: self.max_batch,
         })
     }
 }
@@ -169,7 +203,7 @@ pub fn init_threads(threads: Option<usize>) -> Result<usize> {
 
 /// Runs a parsed index command line.
 pub fn run(cli: IndexCli) -> Result<ExitCode> {
-    let threads = init_threads(cli.threads)?;
+    let threads = init_threads(cli.loader_threads.or(cli.threads))?;
     match cli.command {
         IndexCommand::Build(args) => build(threads, args),
         IndexCommand::Query(args) => query(threads, args),

@@ -39,6 +39,8 @@ use serde_json::json;
 use crate::error::{Error, Result};
 use crate::{Index, ItemInfo, LabelFilter};
 
+mod batch;
+
 /// Largest `k` and `ef` a request may ask for.
 pub const MAX_K: usize = 1000;
 /// Largest `ef`.
@@ -56,6 +58,15 @@ pub trait ImageEmbedder: Send + Sync {
         bytes: &[u8],
         region: Option<[u32; 4]>,
     ) -> std::result::Result<Vec<f32>, String>;
+    /// Embeds several images, one answer per image in order, so that a bad
+    /// image fails only its own. An embedder with a network overrides this
+    /// with one forward pass over the good ones.
+    fn embed_batch(
+        &self,
+        images: &[(&[u8], Option<[u32; 4]>)],
+    ) -> Vec<std::result::Result<Vec<f32>, String>> {
+        images.iter().map(|(b, r)| self.embed(b, *r)).collect()
+    }
     /// Fingerprint of the model (compared with the index's).
     fn fingerprint(&self) -> String;
 }
@@ -68,6 +79,12 @@ pub struct ServeOptions {
     pub workers: usize,
     /// Largest request body, bytes.
     pub max_body: usize,
+    /// Image queries: how long the first waiting image waits for others to
+    /// share its forward pass.
+    pub batch_wait: std::time::Duration,
+    /// Image queries: most images in one forward pass (1: no batching, each
+    /// request embeds its own image on the search threads).
+    pub max_batch: usize,
 }
 
 /// The index and its decoded item records, swapped as one on reload.
@@ -132,6 +149,8 @@ struct AppState {
     dir: PathBuf,
     loaded: RwLock<Arc<Loaded>>,
     embedder: Option<Arc<dyn ImageEmbedder>>,
+    /// Gathers concurrent image queries into batches (`max_batch` > 1).
+    batcher: Option<batch::Batcher>,
     pool: rayon::ThreadPool,
     started: Instant,
     queries: AtomicU64,
@@ -452,10 +471,21 @@ async fn search_image(
     if body.is_empty() {
         return Err(ApiError::bad("empty body: send the image bytes"));
     }
+    let batched = match &st.batcher {
+        Some(b) => Some(
+            b.submit(body.clone(), region)
+                .await
+                .map_err(ApiError::bad)?,
+        ),
+        None => None,
+    };
     let out = st
         .on_pool(
             move |st| -> std::result::Result<serde_json::Value, ApiError> {
-                let v = embedder.embed(&body, region).map_err(ApiError::bad)?;
+                let v = match batched {
+                    Some(v) => v,
+                    None => embedder.embed(&body, region).map_err(ApiError::bad)?,
+                };
                 let l = st.current();
                 let found = l.index.search(&v, p.k, p.ef.max(p.k), None)?;
                 Ok(json!({ "hits": l.index.hits(Some(&l.items), &found, 0) }))
@@ -504,6 +534,12 @@ async fn stats(State(st): State<Arc<AppState>>) -> Response {
         "reloads": st.reloads.load(Ordering::Relaxed),
         "workers": st.pool.current_num_threads(),
         "latency_ms": { "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999) },
+        "image_batches": st.batcher.as_ref().map(|b| {
+            let mut j = b.stats.json();
+            j["max_batch"] = b.max.into();
+            j["batch_wait_ms"] = (b.wait.as_secs_f64() * 1e3).into();
+            j
+        }),
     }))
     .into_response()
 }
@@ -566,10 +602,19 @@ pub fn run(
         .thread_name(|i| format!("search-{i}"))
         .build()
         .map_err(|e| Error::Usage(format!("cannot start {workers} search threads: {e}")))?;
+    let batcher = match &embedder {
+        Some(e) if opts.max_batch > 1 => Some(batch::Batcher::start(
+            Arc::clone(e),
+            opts.batch_wait,
+            opts.max_batch,
+        )),
+        _ => None,
+    };
     let state = Arc::new(AppState {
         dir: index_dir.to_path_buf(),
         loaded: RwLock::new(Arc::new(loaded)),
         embedder,
+        batcher,
         pool,
         started: Instant::now(),
         queries: AtomicU64::new(0),

@@ -493,9 +493,8 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
     for prepared in rx.iter() {
         let p = prepared?;
         let images = (2 * c * cfg.tuples) as i64;
-        let x = Tensor::from_slice(&p.input)
-            .view([images, i64::from(channels), s, s])
-            .to_device(device);
+        let x =
+            crate::embed::host_to_device(&p.input, [images, i64::from(channels), s, s], device)?;
         let labels = Tensor::from_slice(&p.labels).to_device(device);
         let (x, labels) = if c > n {
             mine(
