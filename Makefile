@@ -75,6 +75,7 @@ bench-ann: build data
 
 # likeness embed vs PyTorch eager (ImageFolder + DataLoader) on 10,055 image files.
 bench-embed: build data
+	$(TORCH_ENV) $(CARGO) build --release --example embed_forward
 	benches/embed.sh
 
 # The demo's Fashion-MNIST training time against this machine's current speed.

@@ -31,6 +31,33 @@ if ! command -v wrk >/dev/null; then
     $SUDO apt-get install -y -qq wrk >/dev/null
 fi
 
+if ! "$PYTHON" -c 'import PIL' 2>/dev/null; then
+    echo "installing pillow into the venv (the query image is written as PNG)" >&2
+    "$PYTHON" -m pip install --quiet pillow
+fi
+
+serve() { # index [extra args]; sets PID and ADDR
+    "$BIN" --threads "$SERVER_WORKERS" serve --index "$1" --addr 127.0.0.1:0 --workers "$SERVER_WORKERS" "${@:2}" > "$WORK/serve.out" 2> "$WORK/serve.err" &
+    PID=$!
+    for _ in $(seq 600); do
+        ADDR=$(sed -n 's/^listening on //p' "$WORK/serve.out")
+        [[ -n $ADDR ]] && return 0
+        sleep 0.1
+    done
+    echo "server did not start: $(cat "$WORK/serve.err")" >&2; exit 1
+}
+rss() { awk '/^VmRSS|^RssAnon|^RssFile/ {printf "%s %.1f MB  ", $1, $2/1024}' "/proc/$1/status"; }
+files_mb() { du -sm --apparent-size "$1" | cut -f1; }
+
+cat > "$WORK/image.lua" <<'LUA'
+local f = io.open(os.getenv("IMAGE"), "rb"); local img = f:read("*all"); f:close()
+request = function()
+  return wrk.format("POST", "/search/image?k=10", {["Content-Type"] = "image/png"}, img)
+end
+LUA
+
+# IMAGE_ONLY=1: only the /search/image comparison (needs no bench-ann data).
+if [[ -z ${IMAGE_ONLY:-} ]]; then
 if [[ ! -f $ANN_WORK/likeness-index/manifest.json ]]; then
     echo "== building the fashion-mnist-784 index (M 16, ef_construction 200)"
     "$PYTHON" benches/ann/peers.py prepare --data "$LIKENESS_CACHE/data/fashion-mnist" --work "$ANN_WORK" \
@@ -61,25 +88,6 @@ request = function()
   return wrk.format("POST", "/search", {["Content-Type"] = "application/json"}, bodies[i])
 end
 LUA
-cat > "$WORK/image.lua" <<'LUA'
-local f = io.open(os.getenv("IMAGE"), "rb"); local img = f:read("*all"); f:close()
-request = function()
-  return wrk.format("POST", "/search/image?k=10", {["Content-Type"] = "image/png"}, img)
-end
-LUA
-
-serve() { # index [extra args]; sets PID and ADDR
-    "$BIN" --threads "$SERVER_WORKERS" serve --index "$1" --addr 127.0.0.1:0 --workers "$SERVER_WORKERS" "${@:2}" > "$WORK/serve.out" 2> "$WORK/serve.err" &
-    PID=$!
-    for _ in $(seq 600); do
-        ADDR=$(sed -n 's/^listening on //p' "$WORK/serve.out")
-        [[ -n $ADDR ]] && return 0
-        sleep 0.1
-    done
-    echo "server did not start: $(cat "$WORK/serve.err")" >&2; exit 1
-}
-rss() { awk '/^VmRSS|^RssAnon|^RssFile/ {printf "%s %.1f MB  ", $1, $2/1024}' "/proc/$1/status"; }
-files_mb() { du -sm --apparent-size "$1" | cut -f1; }
 
 for name in fashion ann; do
     if [[ $name == fashion ]]; then ix=$FASHION_INDEX; else ix=$ANN_WORK/likeness-index; fi
@@ -95,18 +103,46 @@ for name in fashion ann; do
     kill -TERM $PID; wait $PID || true
 done
 
+fi
 echo
-echo "== fashion: POST /search/image (one 28x28 PNG, the demo model)"
+echo "== fashion: POST /search/image (one 28x28 PNG, the demo model), $CONNECTIONS connections"
 "$PYTHON" -c "
 import gzip,sys
 from PIL import Image
 b=gzip.open(sys.argv[1]).read()[16:16+784]
 Image.frombytes('L',(28,28),b).save(sys.argv[2])" "$LIKENESS_CACHE/data/fashion-mnist/t10k-images-idx3-ubyte.gz" "$WORK/query.png"
-serve "$FASHION_INDEX"
-echo "server rss after start: $(rss $PID)"
-IMAGE="$WORK/query.png" wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/image.lua" "http://$ADDR" | sed 's/^/  /' &
-WRK=$!
-sleep 5; echo "server rss under load: $(rss $PID)"
-wait $WRK
-curl -s "http://$ADDR/stats"; echo
-kill -TERM $PID; wait $PID || true
+# Unbatched (--max-batch 1: each request embeds its own image on the search
+# threads, as before batching) against batched with each --batch-wait-ms in
+# BATCH_WAITS (the default, 2 ms, was chosen from this sweep).
+BATCH_WAITS=${BATCH_WAITS:-0 1 2 5}
+rows=()
+image_run() { # label, serve args...
+    serve "$FASHION_INDEX" "${@:2}"
+    IMAGE="$WORK/query.png" wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/image.lua" "http://$ADDR" > "$WORK/wrk.out"
+    local rps p50 p99 batch
+    rps=$(awk '/^Requests\/sec/ {print $2}' "$WORK/wrk.out")
+    p50=$(awk '$1 == "50%" {print $2}' "$WORK/wrk.out")
+    p99=$(awk '$1 == "99%" {print $2}' "$WORK/wrk.out")
+    batch=$(curl -s "http://$ADDR/stats" | "$PYTHON" -c 'import json,sys; b=json.load(sys.stdin)["image_batches"]; print("-" if b is None else "%.1f (largest %d)" % (b["mean_size"], b["largest"]))')
+    kill -TERM $PID; wait $PID || true
+    echo "  $1: $rps requests/s, p50 $p50, p99 $p99, mean batch $batch"
+    rows+=("| $1 | $rps | $p50 | $p99 | $batch |")
+    echo "$rps $p99" > "$WORK/image.last"
+}
+ms() { # wrk latency (e.g. 812.00us, 12.3ms, 1.2s) in ms
+    awk -v x="$1" 'BEGIN { v = x + 0; if (x ~ /us$/) v /= 1000; else if (x ~ /[0-9]s$/ && x !~ /ms$/) v *= 1000; print v }'
+}
+image_run "unbatched (--max-batch 1)" --max-batch 1
+read -r U_RPS U_P99 < "$WORK/image.last"
+best_rps=0; best_p99=; best_w=
+for w in $BATCH_WAITS; do
+    image_run "batched, --batch-wait-ms $w (--max-batch 32)" --batch-wait-ms "$w"
+    read -r rps p99 < "$WORK/image.last"
+    if [[ $(echo "$rps > $best_rps" | bc -l) == 1 ]]; then best_rps=$rps; best_p99=$p99; best_w=$w; fi
+done
+echo
+echo "/search/image, $CONNECTIONS connections, $DURATION each, $(nproc) cores, server --threads $SERVER_WORKERS --workers $SERVER_WORKERS:"
+printf '| server | requests/s | p50 | p99 | mean batch |\n|---|---:|---:|---:|---:|\n'
+printf '%s\n' "${rows[@]}"
+printf 'best batched (--batch-wait-ms %s) / unbatched: %.2fx requests/s (target >= 1.5x), p99 %.2fx (target <= 2x)\n' \
+    "$best_w" "$(echo "$best_rps / $U_RPS" | bc -l)" "$(echo "$(ms "$best_p99") / $(ms "$U_P99")" | bc -l)"
