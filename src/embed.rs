@@ -43,11 +43,14 @@ pub fn embed_items(
 /// `pin_memory` now warns about on stderr.)
 pub fn host_to_device(input: &[f32], shape: [i64; 4], device: Device) -> Result<Tensor> {
     let x = Tensor::f_from_slice(input)?.f_view(shape)?;
-    Ok(if device.is_cuda() {
-        x.f_internal_pin_memory(device)?
-            .f_to_device_(device, tch::Kind::Float, true, false)?
-    } else {
-        x
+    if !device.is_cuda() {
+        return Ok(x);
+    }
+    // Page-locked memory can be refused (a container's locked-memory
+    // limit); a plain blocking copy still works.
+    Ok(match x.f_internal_pin_memory(device) {
+        Ok(pinned) => pinned.f_to_device_(device, tch::Kind::Float, true, false)?,
+        Err(_) => x.f_to_device(device)?,
     })
 }
 

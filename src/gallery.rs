@@ -1,7 +1,7 @@
 //! Encoding a gallery: the batch embedder behind `likeness embed` and
 //! `likeness index`, and the embeddings directory it writes.
 //!
-//! # Threading layout (measured: `make bench-embed`, README "Embedding")
+//! # Threading layout (measured: `make bench-embed`, docs/benchmarks.md)
 //! Each batch is decoded, cropped, resized and normalised on rayon (all
 //! cores), then goes through one batched forward pass on torch's intra-op
 //! threads (all cores) under `no_grad`. Three layouts were measured on this
@@ -12,7 +12,10 @@
 //! fight over the two cores (OpenMP spin-waits); one single-threaded
 //! decode+forward worker per core (two `--threads 1` processes on halves of
 //! the data) 1,191 images/s, 5% more than the default but with one copy of
-//! the model and libtorch per worker. Decode-then-forward is the default.
+//! the model and libtorch per worker. Decode-then-forward is the default on
+//! the CPU. On CUDA the forward pass takes no CPU cores, so decoding runs
+//! [`CUDA_PREFETCH`] batches ahead, and batches reach the GPU through pinned
+//! memory with non-blocking copies (`embed::host_to_device`).
 //! Memory is bounded by `(prefetch + 2) · batch` decoded images whatever the
 //! gallery size; rows are written in item order as they come.
 //!

@@ -82,9 +82,10 @@ impl DeviceSpec {
 }
 
 /// torch's intra-op threads by default when the device is CUDA. The GPU does
-/// the arithmetic; host threads only launch kernels and copy batches, and
-/// more of them slow the launching thread (H200, 16 cores, `make bench-cuda`:
-/// see README "GPU numbers" for the grid this value was chosen from).
+/// the arithmetic; host threads only launch kernels and copy batches. On an
+/// H200 with 16 cores, `--threads 2` trained at 36–40k images/s against
+/// 20–21k with all 16 (docs/benchmarks.md, "GPU numbers"); that run set both
+/// pools at once, and `make bench-cuda PARTS=threads` measures them apart.
 pub const CUDA_TORCH_THREADS: usize = 2;
 
 /// Thread counts asked for on the command line (`--threads`,
