@@ -1,6 +1,7 @@
 """Type stubs of `likeness` (the extension module `likeness._likeness`)."""
 
 import os
+import pathlib
 from typing import Any, Dict, Iterable, List, Literal, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -40,7 +41,7 @@ class Index:
     def metric(self) -> Literal["cosine", "l2"]:
         """The metric: "cosine" or "l2" (squared Euclidean)."""
     @property
-    def path(self) -> str:
+    def path(self) -> pathlib.Path:
         """The index directory."""
     @property
     def manifest(self) -> Dict[str, Any]:
