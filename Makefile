@@ -23,6 +23,7 @@ ZSTD_ENV = $(shell pkg-config --exists libzstd 2>/dev/null && echo ZSTD_SYS_USE_
 export LIKENESS_PYTHON ?= $(VENV)/bin/python
 
 .PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache bench-train bench-losses bench-ann bench-embed bench-serve bench-latency bench-cuda bench-budget
+.PHONY: python wheel pytest pyvenv
 
 all: build
 
@@ -64,14 +65,37 @@ test: system-deps $(VENV)/.complete data
 	$(CARGO) fmt --all --check
 	$(TORCH_ENV) $(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 	$(TORCH_ENV) $(CARGO) test --workspace --release --all-features
+	$(MAKE) pytest
+
+# ---- The Python package `likeness` (python/: PyO3 + maturin, abi3 wheel) ----
+# Its venv (maturin, numpy, pytest) lives in the cache, keyed by maturin's version.
+MATURIN_VERSION := 1.16.0
+PYVENV := $(LIKENESS_CACHE)/py-$(MATURIN_VERSION)
+
+# Idempotent (returns at once when the venv matches its pins).
+pyvenv:
+	@MATURIN_VERSION=$(MATURIN_VERSION) scripts/py-venv.sh >/dev/null
+
+# The wheel (one for CPython >= 3.9) into target/wheels/.
+wheel: system-deps pyvenv
+	$(PYVENV)/bin/maturin build --release -m python/Cargo.toml --out target/wheels
+
+# Build the wheel and install it into $(PYVENV).
+python: wheel
+	$(PYVENV)/bin/python -m pip install --quiet --force-reinstall --no-deps \
+		"$$(ls -t target/wheels/likeness-*.whl | head -n 1)"
+
+# pytest of the Python package against the CLI binaries that `cargo test` built.
+pytest: python
+	LIKENESS_BIN=$(CURDIR)/target/release/likeness $(PYVENV)/bin/python -m pytest -q -rs python/tests
 
 # Training throughput: likeness vs PyTorch eager, same net/batch/optimizer.
 bench-train: build data
 	benches/train.sh
 
 # HNSW vs hnswlib and faiss on fashion-mnist-784-euclidean (ann-benchmarks setup).
-bench-ann: build data
-	benches/ann/run.sh
+bench-ann: build data python
+	LIKENESS_PY_PYTHON=$(PYVENV)/bin/python benches/ann/run.sh
 
 # likeness embed vs PyTorch eager (ImageFolder + DataLoader) on 10,055 image files.
 bench-embed: build data

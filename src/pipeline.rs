@@ -455,23 +455,9 @@ impl ItemImages {
     }
 }
 
-/// What `likeness eval` measured (`eval.json`).
-#[derive(Debug, serde::Serialize)]
-pub struct EvalReport {
-    pub index: String,
-    pub protocol: String,
-    pub queries: usize,
-    pub gallery: usize,
-    pub ks: Vec<usize>,
-    /// `recall@K` for each K, `precision@1`, `r_precision`, `map@r`, `ann_recall@K`.
-    #[serde(flatten)]
-    pub scores: serde_json::Map<String, serde_json::Value>,
-    pub lone_queries: usize,
-    pub per_class: Vec<serde_json::Value>,
-    /// The beam width the ANN agreement check used.
-    pub ef: usize,
-    pub seconds: f64,
-}
+/// What `likeness eval` measured (`eval.json`); computed by the index crate,
+/// which the Python package calls too.
+pub use likeness_index::eval::EvalReport;
 
 /// `likeness eval`.
 pub fn eval(device: Device, args: EvalArgs) -> Result<ExitCode> {
@@ -485,71 +471,16 @@ pub fn eval(device: Device, args: EvalArgs) -> Result<ExitCode> {
         return Err(Error::Invalid("--batch must be at least 1".into()));
     }
     let index = Index::open(&args.index)?;
-    let labels = index.labels().ok_or_else(|| {
-        Error::Invalid(format!(
+    // Checked here too, before a model is loaded and queries embedded.
+    if index.labels().is_none() {
+        return Err(Error::Invalid(format!(
             "{} has no labels; evaluation needs an index built with labels (`likeness index`, or `build --labels`)",
             args.index.display()
-        ))
-    })?;
+        )));
+    }
     let classes = index.manifest().classes.clone();
-    let dim = index.dim();
-    let metric = index.metric();
-    let kmax = *args.ks.iter().max().unwrap_or(&1);
-    let (metrics, ann, protocol, ef) = match &args.queries {
-        None => {
-            let m = likeness_index::metrics::evaluate(
-                index.vectors(),
-                labels,
-                None,
-                dim,
-                metric,
-                &args.ks,
-            )?;
-            // ANN agreement: every item's graph neighbours (itself left out) vs exact.
-            let n = index.len();
-            let k = kmax.min(n.saturating_sub(1)).max(1);
-            let ids: Vec<usize> = (0..n).collect();
-            let qa = QueryArgs {
-                index: args.index.clone(),
-                vectors: None,
-                id: ids.clone(),
-                image: None,
-                region: None,
-                label: None,
-                model: None,
-                k,
-                ef: args.ef,
-                exact: false,
-                out: None,
-                json: false,
-                montage: None,
-            };
-            let (approx, _) = likeness_index::cli::search(
-                &index,
-                index.vectors(),
-                dim,
-                Some(&ids),
-                &qa,
-                1,
-                0.0,
-                None,
-            )?;
-            let qe = QueryArgs { exact: true, ..qa };
-            let (exact, _) = likeness_index::cli::search(
-                &index,
-                index.vectors(),
-                dim,
-                Some(&ids),
-                &qe,
-                1,
-                0.0,
-                None,
-            )?;
-            let ann = likeness_index::metrics::ann_recall(&approx, &exact, k)?;
-            // The search asks for k + 1 (the item itself is dropped), and
-            // raises ef to that.
-            (m, (k, ann), "leave-one-out".to_string(), args.ef.max(k + 1))
-        }
+    let mut report = match &args.queries {
+        None => likeness_index::eval::evaluate_index(&index, None, &args.ks, args.ef)?,
         Some(src) => {
             let (net, _card, _dir) = model_for_index(&index, args.model.as_deref(), device)?;
             let ds = Dataset::open(src)?;
@@ -585,62 +516,11 @@ pub fn eval(device: Device, args: EvalArgs) -> Result<ExitCode> {
             });
             bar.finish_and_clear();
             res?;
-            let mut qn = q.clone();
-            metric.preprocess(&mut qn, dim)?;
-            let m = likeness_index::metrics::evaluate(
-                index.vectors(),
-                labels,
-                Some((&qn, &ql)),
-                dim,
-                metric,
-                &args.ks,
-            )?;
-            let k = kmax.min(index.len());
-            let approx = index.search_batch(&q, dim, k, args.ef.max(k), None)?;
-            let exact = index.search_exact_batch(&q, dim, k, None)?;
-            let ann = likeness_index::metrics::ann_recall(&approx, &exact, k)?;
-            (m, (k, ann), "query-vs-gallery".to_string(), args.ef.max(k))
+            likeness_index::eval::evaluate_index(&index, Some((&q, &ql)), &args.ks, args.ef)?
         }
     };
-    let mut scores = serde_json::Map::new();
-    for &(k, r) in &metrics.overall.recall_at_k {
-        scores.insert(format!("recall@{k}"), r.into());
-    }
-    scores.insert("precision@1".into(), metrics.overall.precision_at_1.into());
-    scores.insert("r_precision".into(), metrics.overall.r_precision.into());
-    scores.insert("map@r".into(), metrics.overall.map_at_r.into());
-    scores.insert(format!("ann_recall@{}", ann.0), ann.1.into());
-    let per_class: Vec<serde_json::Value> = metrics
-        .per_class
-        .iter()
-        .map(|c| {
-            let mut v = serde_json::json!({
-                "label": c.label,
-                "class": usize::try_from(c.label).ok().and_then(|l| classes.get(l)).cloned(),
-                "r": c.r,
-                "queries": c.scores.queries,
-                "precision@1": c.scores.precision_at_1,
-                "r_precision": c.scores.r_precision,
-                "map@r": c.scores.map_at_r,
-            });
-            for &(k, r) in &c.scores.recall_at_k {
-                v[format!("recall@{k}")] = r.into();
-            }
-            v
-        })
-        .collect();
-    let report = EvalReport {
-        index: args.index.display().to_string(),
-        protocol,
-        queries: metrics.overall.queries,
-        gallery: index.len(),
-        ks: args.ks.clone(),
-        scores,
-        lone_queries: metrics.lone_queries,
-        per_class,
-        ef,
-        seconds: start.elapsed().as_secs_f64(),
-    };
+    // The whole command, embedding included.
+    report.seconds = start.elapsed().as_secs_f64();
     let out = args.out.clone().unwrap_or_else(|| {
         let mut name = args
             .index

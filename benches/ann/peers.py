@@ -7,7 +7,13 @@ Subcommands (benches/ann/run.sh calls them in this order):
   likeness  build (timed), exact ground truth, then one `query` run per ef
   hnswlib   build in one process (timed), load + search in another
   faiss     same for faiss.IndexHNSWFlat
+  likeness-py  the index `likeness` built, searched through the Python
+            package (`import likeness`, Index.search) in this same harness
   report    results.md (markdown tables) and recall_qps.png
+
+Every Python API (hnswlib, faiss, likeness's) also times one query per call
+(ef 10, k 10): the per-call time against the per-query time of the batched
+call at the same ef is the cost of going through Python for a single query.
 
 Every system appends JSON lines to WORK/results.jsonl. Recall follows
 ann-benchmarks: a returned item counts when its true distance is within the
@@ -195,32 +201,55 @@ def peer_search(a):
         ix = hnswlib.Index(space="l2", dim=queries.shape[1])
         ix.load_index(path)
         ix.set_num_threads(1)
-    else:
+    elif a.system == "faiss":
         import faiss
         faiss.omp_set_num_threads(1)
         ix = faiss.read_index(path)
+    else:
+        import likeness
+        ix = likeness.Index.open(os.path.join(a.work, "likeness-index"))
     open_ms = (time.perf_counter() - t) * 1e3
+
+    def search(q, ef):
+        """ids of `q`'s K nearest, one thread, through each library's Python API."""
+        if a.system == "hnswlib":
+            ix.set_ef(ef)
+            return ix.knn_query(q, k=K, num_threads=1)[0]
+        if a.system == "faiss":
+            ix.hnsw.efSearch = ef
+            return ix.search(q, K)[1]
+        return ix.search(q, k=K, ef=ef, threads=1)[0]
+
     runs = []
     for ef in a.efs:
         best = 0.0
         for _ in range(a.runs):
             t = time.perf_counter()
-            if a.system == "hnswlib":
-                ix.set_ef(ef)
-                ids, _ = ix.knn_query(queries, k=K, num_threads=1)
-            else:
-                ix.hnsw.efSearch = ef
-                _, ids = ix.search(queries, K)
+            ids = search(queries, ef)
             best = max(best, len(queries) / (time.perf_counter() - t))
         runs.append((ef, ids, best))
+    # One query per call: the per-call cost of each Python API.
+    ef, n = 10, 2000
+    best_batch = best_call = float("inf")
+    for _ in range(a.runs):
+        t = time.perf_counter()
+        search(queries[:n], ef)
+        best_batch = min(best_batch, (time.perf_counter() - t) / n * 1e6)
+        t = time.perf_counter()
+        for i in range(n):
+            search(queries[i:i + 1], ef)
+        best_call = min(best_call, (time.perf_counter() - t) / n * 1e6)
     # Peak RSS before the ground truth is loaded for scoring.
     peak = vm_hwm()
     truth = Truth(a.work)
-    for ef, ids, qps in runs:
-        print(json.dumps(dict(system=a.system, kind="search", ef=ef,
+    for ef_, ids, qps in runs:
+        print(json.dumps(dict(system=a.system, kind="search", ef=ef_,
                               recall=truth.recall(ids), id_recall=truth.id_recall(ids),
                               qps=qps, open_ms=round(open_ms, 2),
                               peak_rss_mb=round(peak / 1e6, 1))), flush=True)
+    print(json.dumps(dict(system=a.system, kind="per_call", ef=ef, k=K, calls=n,
+                          call_us=round(best_call, 2), batch_query_us=round(best_batch, 2))),
+          flush=True)
 
 
 def cmd_peer(a):
@@ -229,7 +258,13 @@ def cmd_peer(a):
     common = ["--work", a.work, "--m", str(a.m), "--ef-construction", str(a.ef_construction),
               "--build-threads", str(a.build_threads), "--efs", ",".join(map(str, a.efs)),
               "--runs", str(a.runs)]
-    for stage in ("peer-build", "peer-search"):
+    stages = ("peer-build", "peer-search")
+    if a.system == "likeness-py":
+        # Searches the index `likeness build` wrote (cmd_likeness), with the
+        # interpreter that has the package installed (`make python`).
+        me[0] = a.python or sys.executable
+        stages = ("peer-search",)
+    for stage in stages:
         env = dict(os.environ)
         if stage == "peer-search":
             env["OMP_NUM_THREADS"] = "1"
@@ -242,6 +277,11 @@ def cmd_peer(a):
                 append(a.work, json.loads(line))
 
 
+NAMES = {"likeness-py": "likeness (Python API)"}
+API = {"likeness-py": "likeness `Index.search`", "hnswlib": "hnswlib `knn_query`",
+       "faiss": "faiss `search`"}
+
+
 def best_at(rows, threshold):
     ok = [r for r in rows if r["recall"] >= threshold]
     return max(ok, key=lambda r: r["qps"]) if ok else None
@@ -249,7 +289,8 @@ def best_at(rows, threshold):
 
 def cmd_report(a):
     rows = [json.loads(l) for l in open(os.path.join(a.work, "results.jsonl")) if l.strip()]
-    systems = [s for s in ("likeness", "hnswlib", "faiss") if any(r["system"] == s for r in rows)]
+    systems = [s for s in ("likeness", "hnswlib", "faiss", "likeness-py")
+               if any(r["system"] == s for r in rows)]
     search = {s: sorted((r for r in rows if r["system"] == s and r["kind"] == "search"),
                         key=lambda r: r["ef"]) for s in systems}
     build = {s: next((r for r in rows if r["system"] == s and r["kind"] == "build"), {})
@@ -276,7 +317,7 @@ def cmd_report(a):
     for s in systems:
         b, srch = build[s], search[s]
         md.append("| {} | {} | {} | {} | {} |".format(
-            s, b.get("build_seconds", "–"), b.get("index_mb", "–"),
+            NAMES.get(s, s), b.get("build_seconds", "–"), b.get("index_mb", "–"),
             srch[0]["open_ms"] if srch else "–",
             max(r["peak_rss_mb"] for r in srch) if srch else "–"))
     if exact:
@@ -284,7 +325,8 @@ def cmd_report(a):
                   f"{exact['seconds']:.1f} s, {exact['qps']:.0f} queries/s, "
                   f"{exact['scan_gb_per_s']} GB/s of base vectors compared.\n")
     md.append("## Recall@10 and queries per second (1 thread)\n")
-    md.append("| ef | " + " | ".join(f"{s} recall | {s} QPS" for s in systems) + " |")
+    md.append("| ef | " + " | ".join(f"{NAMES.get(s, s)} recall | {NAMES.get(s, s)} QPS"
+                                     for s in systems) + " |")
     md.append("|---:|" + "---:|---:|" * len(systems))
     for ef in a.efs:
         cells = []
@@ -294,25 +336,47 @@ def cmd_report(a):
         md.append(f"| {ef} | " + " | ".join(cells) + " |")
     md.append("\n## Targets\n")
     md.append("Best QPS among the ef values that reach the recall:\n")
-    md.append("| recall ≥ | " + " | ".join(systems) + " | likeness / faiss |")
-    md.append("|---:|" + "---:|" * (len(systems) + 1))
+    pairs = [(s, "faiss") for s in ("likeness", "likeness-py") if s in systems]
+    md.append("| recall ≥ | " + " | ".join(NAMES.get(s, s) for s in systems) + " | "
+              + " | ".join(f"{NAMES.get(s, s)} / faiss" for s, _ in pairs) + " |")
+    md.append("|---:|" + "---:|" * (len(systems) + len(pairs)))
     verdicts = []
     for thr in (0.95, 0.99):
         best = {s: best_at(search[s], thr) for s in systems}
         cells = [f"{b['qps']:,.0f} (ef {b['ef']})" if b else "–" for b in best.values()]
-        ratio = "–"
-        if best.get("likeness") and best.get("faiss"):
-            x = best["likeness"]["qps"] / best["faiss"]["qps"]
-            ratio = f"{x:.2f}×"
-            verdicts.append(f"recall ≥ {thr}: likeness/faiss = {x:.2f} "
-                            f"({'met' if x >= 1 else 'NOT met'}; stretch 1.2×)")
-        md.append(f"| {thr} | " + " | ".join(cells) + f" | {ratio} |")
+        ratios = []
+        for s, peer in pairs:
+            ratio = "–"
+            if best.get(s) and best.get(peer):
+                x = best[s]["qps"] / best[peer]["qps"]
+                ratio = f"{x:.2f}×"
+                verdicts.append(f"recall ≥ {thr}: {NAMES.get(s, s)}/faiss = {x:.2f} "
+                                f"({'met' if x >= 1 else 'NOT met'}"
+                                f"{'; stretch 1.2×' if s == 'likeness' else ''})")
+            ratios.append(ratio)
+        md.append(f"| {thr} | " + " | ".join(cells + ratios) + " |")
     if build.get("hnswlib", {}).get("build_seconds") and build.get("likeness"):
         x = build["likeness"]["build_seconds"] / build["hnswlib"]["build_seconds"]
         verdicts.append(f"build time likeness/hnswlib = {x:.2f} (target ≤ 1.5: "
                         f"{'met' if x <= 1.5 else 'NOT met'})")
     md.append("")
     md += [f"- {v}" for v in verdicts]
+    calls = {r["system"]: r for r in rows if r["kind"] == "per_call"}
+    if calls:
+        c0 = next(iter(calls.values()))
+        md.append(f"\n## One query per call through Python (ef {c0['ef']}, k {c0['k']}, "
+                  f"1 thread)\n")
+        md.append(f"Mean time of {c0['calls']:,} calls with one query each, against the "
+                  f"per-query time of one call with the same {c0['calls']:,} queries; the "
+                  f"difference is what a call costs beyond the search (best of {a.runs}).\n")
+        md.append("| Python API | µs per single-query call | µs per query in a batch | "
+                  "per-call overhead (µs) |")
+        md.append("|---|---:|---:|---:|")
+        for s in ("likeness-py", "hnswlib", "faiss"):
+            if s in calls:
+                c = calls[s]
+                md.append(f"| {API.get(s, s)} | {c['call_us']:.1f} | {c['batch_query_us']:.1f} | "
+                          f"{c['call_us'] - c['batch_query_us']:.1f} |")
     md.append(f"\n![recall vs QPS]({os.path.basename(a.plot)})\n")
     with open(a.out, "w") as f:
         f.write("\n".join(md))
@@ -322,9 +386,10 @@ def cmd_report(a):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for s, marker in zip(systems, "osD"):
+    for s, marker in zip(systems, "osD^"):
         rs = search[s]
-        ax.plot([r["recall"] for r in rs], [r["qps"] for r in rs], marker=marker, label=s)
+        ax.plot([r["recall"] for r in rs], [r["qps"] for r in rs], marker=marker,
+                label=NAMES.get(s, s))
     ax.set_yscale("log")
     ax.set_xlabel("recall@10")
     ax.set_ylabel("queries per second (1 thread, log scale)")
@@ -339,12 +404,13 @@ def cmd_report(a):
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("cmd", choices=["prepare", "likeness", "hnswlib", "faiss", "report",
-                                   "peer-build", "peer-search"])
+    p.add_argument("cmd", choices=["prepare", "likeness", "hnswlib", "faiss", "likeness-py",
+                                   "report", "peer-build", "peer-search"])
     p.add_argument("system", nargs="?")
     p.add_argument("--work", required=True)
     p.add_argument("--data")
     p.add_argument("--bin")
+    p.add_argument("--python", help="interpreter with `likeness` installed (likeness-py)")
     p.add_argument("--m", type=int, default=16)
     p.add_argument("--ef-construction", type=int, default=200)
     p.add_argument("--build-threads", type=int, default=2)
@@ -358,7 +424,7 @@ def main():
         cmd_prepare(a)
     elif a.cmd == "likeness":
         cmd_likeness(a)
-    elif a.cmd in ("hnswlib", "faiss"):
+    elif a.cmd in ("hnswlib", "faiss", "likeness-py"):
         a.system = a.cmd
         cmd_peer(a)
     elif a.cmd == "peer-build":

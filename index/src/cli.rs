@@ -526,54 +526,21 @@ pub fn search(
         return Err(Error::Usage("-k must be at least 1".into()));
     }
     let k = args.k;
-    let want = if exclude.is_some() { k + 1 } else { k };
-    let want = want.min(index.len()).max(k.min(index.len())).max(1);
-    let t_search = Instant::now();
-    let mut found = if args.exact {
-        index.search_exact_batch(queries, dim, want, None)?
-    } else {
-        index.search_batch(queries, dim, want, args.ef.max(want), None)?
+    let request = crate::KnnQuery {
+        k,
+        ef: args.ef,
+        exact: args.exact,
+        filter: None,
+        exclude,
     };
-    if let Some(ex) = exclude {
-        let nq = found.queries();
-        let mut ids = Vec::with_capacity(nq * k);
-        let mut dists = Vec::with_capacity(nq * k);
-        for (q, &skip) in ex.iter().enumerate().take(nq) {
-            let row: Vec<(i64, f32)> = found
-                .ids(q)
-                .iter()
-                .zip(found.distances(q))
-                .filter(|(&i, _)| i != skip as i64)
-                .map(|(&i, &d)| (i, d))
-                .take(k)
-                .collect();
-            for j in 0..k {
-                let (i, d) = row.get(j).copied().unwrap_or((-1, f32::INFINITY));
-                ids.push(i);
-                dists.push(d);
-            }
-        }
-        found = Neighbours::from_parts(nq, k, ids, dists)
-            .ok_or_else(|| Error::InvalidInput("result shape".into()))?;
-    } else if found.k() != k {
-        // Fewer items than k: pad to k so the output shape is what was asked.
-        let nq = found.queries();
-        let (mut ids, mut dists) = (Vec::new(), Vec::new());
-        for q in 0..nq {
-            for j in 0..k {
-                ids.push(found.ids(q).get(j).copied().unwrap_or(-1));
-                dists.push(found.distances(q).get(j).copied().unwrap_or(f32::INFINITY));
-            }
-        }
-        found = Neighbours::from_parts(nq, k, ids, dists)
-            .ok_or_else(|| Error::InvalidInput("result shape".into()))?;
-    }
+    let t_search = Instant::now();
+    let found = request.run(index, queries, dim)?;
     let search_seconds = t_search.elapsed().as_secs_f64();
     let nq = found.queries();
     let stats = QueryStats {
         queries: nq,
         k,
-        ef: (!args.exact).then_some(args.ef.max(want)),
+        ef: (!args.exact).then_some(request.beam(index)),
         exact: args.exact,
         threads,
         open_seconds,

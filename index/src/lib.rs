@@ -10,6 +10,7 @@
 //! | [`neighbours`] | `src/neighbours.rs` | [`Neighbours`] result sets, the top-k collector |
 //! | [`exact`] | `src/exact.rs` | brute-force k-NN on rayon (query-vs-base and leave-one-out) |
 //! | [`metrics`] | `src/metrics.rs` | Recall@K, Precision@1, R-Precision, MAP@R, ANN recall |
+//! | [`eval`] | `src/eval.rs` | the `likeness eval` report of an index (CLI and Python share it) |
 //! | [`npy`] | `src/npy.rs` | read f16/f32/f64 matrices and integer labels; write aligned f32/i64 |
 //! | [`fsutil`] | `src/fsutil.rs` | atomic file and directory publication |
 //! | [`format`] | `src/format.rs` | byte layouts of `graph.bin` and `meta.bin`, checked views |
@@ -17,6 +18,7 @@
 //! | [`build`] | `src/build.rs` | [`IndexBuilder`]: validate, build the graph (ours or hnsw_rs's), write, atomic publish |
 //! | `hnsw` | `src/hnsw.rs` | our HNSW construction (hnswlib's algorithm over flat, per-node-locked link arrays) |
 //! | [`index`] | `src/index.rs` | [`Index`]: open (mmap + O(levels) checks), search, verify |
+//! | [`knn`] | `src/knn.rs` | [`KnnQuery`]: k results per row (padded), own item left out, graph or exact |
 //! | `serve` | `src/serve.rs` | the HTTP query server of `likeness serve` (feature `serve`) |
 //! | `cli` | `src/cli.rs` | `build`/`query`/`verify` commands of the torch-free `likeness` binary (feature `cli`) |
 //!
@@ -28,11 +30,13 @@ pub mod build;
 pub mod cli;
 pub mod distance;
 pub mod error;
+pub mod eval;
 pub mod exact;
 pub mod format;
 pub mod fsutil;
 mod hnsw;
 pub mod index;
+pub mod knn;
 pub mod manifest;
 pub mod metrics;
 pub mod neighbours;
@@ -45,6 +49,7 @@ pub use distance::Metric;
 pub use error::{Error, Result};
 pub use fsutil::{atomic_write, TempDir};
 pub use index::{Hit, Index, LabelFilter, VerifyReport};
+pub use knn::KnnQuery;
 pub use manifest::Manifest;
 pub use neighbours::Neighbours;
 pub use npy::Matrix;

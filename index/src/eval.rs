@@ -1,0 +1,138 @@
+//! The report of `likeness eval` (`eval.json`), computed from an open index
+//! with labels: label metrics by exact search ([`crate::metrics`]) and the
+//! graph's agreement with exact search. The CLI (after embedding any query
+//! images) and the Python `likeness.evaluate` both call [`evaluate_index`],
+//! so their keys and values are the same.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::index::Index;
+use crate::knn::KnnQuery;
+use crate::metrics;
+
+/// What `likeness eval` measured (`eval.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    /// The index directory, as it was opened.
+    pub index: String,
+    /// `leave-one-out` or `query-vs-gallery`.
+    pub protocol: String,
+    /// Queries that scored (the lone ones left out).
+    pub queries: usize,
+    /// Items in the index.
+    pub gallery: usize,
+    /// The K of Recall@K.
+    pub ks: Vec<usize>,
+    /// `recall@K` for each K, `precision@1`, `r_precision`, `map@r`, `ann_recall@K`.
+    #[serde(flatten)]
+    pub scores: serde_json::Map<String, serde_json::Value>,
+    /// Queries without another item of their label.
+    pub lone_queries: usize,
+    /// One object per label: `label`, `class`, `r`, `queries` and the scores.
+    pub per_class: Vec<serde_json::Value>,
+    /// The beam width the ANN agreement check used.
+    pub ef: usize,
+    /// Seconds the evaluation took.
+    pub seconds: f64,
+}
+
+/// Evaluates `index` (which must have labels): leave-one-out over its items
+/// when `queries` is `None`, else the labelled query vectors
+/// `(row-major vectors, labels)` against the index. `ks` are the K of
+/// Recall@K; `ef` is the beam width of the ANN agreement check (raised to
+/// the search depth).
+pub fn evaluate_index(
+    index: &Index,
+    queries: Option<(&[f32], &[i64])>,
+    ks: &[usize],
+    ef: usize,
+) -> Result<EvalReport> {
+    let start = Instant::now();
+    if ks.is_empty() || ks.contains(&0) {
+        return Err(Error::InvalidInput(
+            "the K values of Recall@K must be positive, e.g. 1,2,4,8".into(),
+        ));
+    }
+    let labels = index.labels().ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "{} has no labels; evaluation needs an index built with labels (`likeness index`, or `build --labels`)",
+            index.dir().display()
+        ))
+    })?;
+    let classes = &index.manifest().classes;
+    let dim = index.dim();
+    let metric = index.metric();
+    let kmax = ks.iter().copied().max().unwrap_or(1);
+    let (m, ann, protocol, ef) = match queries {
+        None => {
+            let m = metrics::evaluate(index.vectors(), labels, None, dim, metric, ks)?;
+            // ANN agreement: every item's graph neighbours (itself left out) vs exact.
+            let n = index.len();
+            let k = kmax.min(n.saturating_sub(1)).max(1);
+            let ids: Vec<usize> = (0..n).collect();
+            let q = KnnQuery {
+                k,
+                ef,
+                exact: false,
+                filter: None,
+                exclude: Some(&ids),
+            };
+            let approx = q.run(index, index.vectors(), dim)?;
+            let exact = KnnQuery { exact: true, ..q }.run(index, index.vectors(), dim)?;
+            let ann = metrics::ann_recall(&approx, &exact, k)?;
+            (m, (k, ann), "leave-one-out", q.beam(index))
+        }
+        Some((qv, ql)) => {
+            let mut qn = qv.to_vec();
+            metric.preprocess(&mut qn, dim)?;
+            let m = metrics::evaluate(index.vectors(), labels, Some((&qn, ql)), dim, metric, ks)?;
+            let k = kmax.min(index.len());
+            let approx = index.search_batch(qv, dim, k, ef.max(k), None)?;
+            let exact = index.search_exact_batch(qv, dim, k, None)?;
+            let ann = metrics::ann_recall(&approx, &exact, k)?;
+            (m, (k, ann), "query-vs-gallery", ef.max(k))
+        }
+    };
+    let mut scores = serde_json::Map::new();
+    for &(k, r) in &m.overall.recall_at_k {
+        scores.insert(format!("recall@{k}"), r.into());
+    }
+    scores.insert("precision@1".into(), m.overall.precision_at_1.into());
+    scores.insert("r_precision".into(), m.overall.r_precision.into());
+    scores.insert("map@r".into(), m.overall.map_at_r.into());
+    scores.insert(format!("ann_recall@{}", ann.0), ann.1.into());
+    let per_class = m
+        .per_class
+        .iter()
+        .map(|c| {
+            let mut v = serde_json::json!({
+                "label": c.label,
+                "class": usize::try_from(c.label).ok().and_then(|l| classes.get(l)).cloned(),
+                "r": c.r,
+                "queries": c.scores.queries,
+                "precision@1": c.scores.precision_at_1,
+                "r_precision": c.scores.r_precision,
+                "map@r": c.scores.map_at_r,
+            });
+            for &(k, r) in &c.scores.recall_at_k {
+                v[format!("recall@{k}")] = r.into();
+            }
+            v
+        })
+        .collect();
+    Ok(EvalReport {
+        index: index.dir().display().to_string(),
+        protocol: protocol.into(),
+        queries: m.overall.queries,
+        gallery: index.len(),
+        ks: ks.to_vec(),
+        scores,
+        lone_queries: m.lone_queries,
+        per_class,
+        ef,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}

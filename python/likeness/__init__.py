@@ -1,0 +1,28 @@
+"""likeness: an HNSW index served from memory-mapped files, from Python.
+
+Build an index from a NumPy array, open one made by the ``likeness`` CLI
+(the files are the same), search it with the GIL released, and evaluate it
+with the same numbers as ``likeness eval --json``::
+
+    import numpy as np, likeness
+    x = np.random.default_rng(0).standard_normal((1000, 64), dtype=np.float32)
+    index = likeness.build(x, "example-index", metric="l2", force=True)
+    ids, distances = index.search(x[:5], k=3)
+
+Names:
+
+- ``build(vectors, out, ...) -> Index``: write an index directory and open it.
+- ``Index.open(path)``: open an index directory; ``search``, ``items``,
+  ``verify``, ``close``; ``count``, ``dim``, ``metric``, ``manifest``,
+  ``vectors`` and ``labels`` (read-only views on the memory map).
+- ``evaluate(index, ks, queries, labels) -> dict``: Recall@K, Precision@1,
+  R-Precision, MAP@R and the graph's agreement with exact search.
+- ``CorruptIndexError``: a damaged, foreign or too-new index file.
+
+The package holds the index only (no libtorch); embed images with PyTorch
+(``model.pt`` of a trained model opens there) or with the ``likeness`` CLI.
+"""
+
+from ._likeness import CorruptIndexError, Index, __version__, build, evaluate
+
+__all__ = ["CorruptIndexError", "Index", "build", "evaluate", "__version__"]

@@ -1,0 +1,122 @@
+"""Type stubs of `likeness` (the extension module `likeness._likeness`)."""
+
+import os
+import pathlib
+from typing import Any, Dict, Iterable, List, Literal, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+_Path = Union[str, "os.PathLike[str]"]
+_Floats = npt.NDArray[Union[np.float16, np.float32, np.float64]]
+_Ints = Union[npt.NDArray[np.integer], Sequence[int]]
+_LabelSet = Union[int, Iterable[int]]
+
+class CorruptIndexError(Exception):
+    """An index file is corrupt, truncated, of an unsupported format version,
+    or not a likeness index file at all (wrong magic). The message names the
+    file; rebuild the index."""
+
+class Index:
+    """An open index: memory-mapped files, searched in place.
+
+    Open one with ``Index.open(path)`` or get one from ``likeness.build``.
+    Any number of Python threads may search one Index at once."""
+
+    @staticmethod
+    def open(path: _Path) -> "Index":
+        """Opens the index directory ``path`` (made by ``likeness build``,
+        ``likeness index`` or ``likeness.build``). Raises FileNotFoundError
+        when it or one of its files is missing, CorruptIndexError when a
+        file is damaged or not an index."""
+    @property
+    def count(self) -> int:
+        """Number of items."""
+    @property
+    def dim(self) -> int:
+        """Vector dimension."""
+    @property
+    def metric(self) -> Literal["cosine", "l2"]:
+        """The metric: "cosine" or "l2" (squared Euclidean)."""
+    @property
+    def path(self) -> pathlib.Path:
+        """The index directory."""
+    @property
+    def manifest(self) -> Dict[str, Any]:
+        """manifest.json as a dict (parameters, sizes, CRC32s, tool, model)."""
+    @property
+    def vectors(self) -> npt.NDArray[np.float32]:
+        """The stored vectors (for cosine: normalised), float32 [count, dim]:
+        a read-only view on the memory map, no copy. It stays valid after
+        ``close()`` or after this Index is dropped."""
+    @property
+    def labels(self) -> Optional[npt.NDArray[np.int64]]:
+        """The items' labels, int64 [count] (a read-only view like
+        ``vectors``), or None when the index was built without."""
+    def items(
+        self, ids: _Ints, distances: Optional[Sequence[float]] = None
+    ) -> List[Optional[Dict[str, Any]]]:
+        """One dict per id: "id" and, when recorded, "label", "class",
+        "path" and "region" ([x0, y0, x1, y1]); "distance" when
+        ``distances`` is given. Id -1 (search padding) gives None."""
+    def search(
+        self,
+        queries: _Floats,
+        k: int = 10,
+        *,
+        ef: int = 64,
+        labels: Optional[_LabelSet] = None,
+        exclude_labels: Optional[_LabelSet] = None,
+        exact: bool = False,
+        threads: Optional[int] = None,
+    ) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """The k nearest items of each query, nearest first: ``(ids,
+        distances)``, int64 and float32 of shape [q, k] (a 1-D query gives
+        [1, k]), padded with -1 / +inf where fewer than k are found.
+        ``ef``: beam width (raised to k). ``labels``/``exclude_labels``:
+        keep only / drop items with these labels. ``exact``: brute force.
+        ``threads``: None = all cores, 1 = the calling thread. The GIL is
+        released for the whole search."""
+    def verify(self) -> Dict[str, Any]:
+        """Checks sizes and CRC32s of every file, every graph link, the
+        vectors and item records; returns {"files", "bytes", "edges"};
+        raises CorruptIndexError."""
+    def close(self) -> None:
+        """Releases this object's reference to the index (views from
+        ``vectors``/``labels`` stay valid); later use raises ValueError."""
+    def __enter__(self) -> "Index": ...
+    def __exit__(self, *exc: object) -> None: ...
+    def __len__(self) -> int: ...
+
+def build(
+    vectors: _Floats,
+    out: _Path,
+    *,
+    labels: Optional[_Ints] = None,
+    metric: Literal["cosine", "l2"] = "cosine",
+    m: int = 16,
+    ef_construction: int = 200,
+    seed: int = 0,
+    threads: Optional[int] = None,
+    force: bool = False,
+) -> Index:
+    """Builds an HNSW index of ``vectors`` (2-D float16/32/64; a
+    non-contiguous array is copied once) into the directory ``out`` and
+    opens it: the same files as ``likeness build``. Rows with NaN/Inf (and,
+    for cosine, all-zero rows) raise ValueError naming the row; labels of
+    the wrong length raise ValueError; an existing ``out`` raises
+    FileExistsError unless ``force=True``. The GIL is released."""
+
+def evaluate(
+    index: Index,
+    ks: Sequence[int] = (1, 2, 4, 8),
+    queries: Optional[_Floats] = None,
+    labels: Optional[_Ints] = None,
+    *,
+    ef: int = 64,
+) -> Dict[str, Any]:
+    """Retrieval metrics of an index with labels, the same keys and values
+    as ``likeness eval --json``: leave-one-out when ``queries`` is None,
+    else ``queries`` with ``labels`` against the index."""
