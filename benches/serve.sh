@@ -110,3 +110,14 @@ sleep 5; echo "server rss under load: $(rss $PID)"
 wait $WRK
 curl -s "http://$ADDR/stats"; echo
 kill -TERM $PID; wait $PID || true
+
+# The page (GET /): gallery first paint, thumbnail server time, and an image
+# query's round trip from the page against the server's own /search/image
+# time, measured in headless chromium (examples/page_bench.rs).
+echo
+echo "== the page: headless chromium on the Fashion-MNIST test index (the demo model)"
+command -v chromedriver >/dev/null || scripts/system-deps.sh
+${CARGO:-cargo} build --release --quiet --example page_bench
+serve "$FASHION_INDEX"
+target/release/examples/page_bench "http://$ADDR" "$WORK/query.png" 20
+kill -TERM $PID; wait $PID || true

@@ -20,6 +20,17 @@
 //!
 //! Every error is JSON `{"error": "..."}` with a 4xx status (5xx only for a
 //! failed reload); the server never panics on input.
+//!
+//! The page (`GET /`) and its endpoints (`/items`, `/items/{id}/image`,
+//! `/search/item/{id}`, `/info`) live in `serve/page.rs`, `serve/items.rs`
+//! and `serve/thumbs.rs`; the admin token and the security headers in
+//! `serve/guard.rs`.
+mod guard;
+mod items;
+mod page;
+mod thumbs;
+
+pub use page::PageOptions;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,6 +75,8 @@ pub trait ImageEmbedder: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub addr: SocketAddr,
+    /// The page, its thumbnails and the admin token.
+    pub page: PageOptions,
     /// Search threads.
     pub workers: usize,
     /// Largest request body, bytes.
@@ -137,6 +150,7 @@ struct AppState {
     queries: AtomicU64,
     reloads: AtomicU64,
     latencies: Latencies,
+    page: page::PageState,
 }
 
 impl AppState {
@@ -538,8 +552,19 @@ fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/healthz", get(healthz))
         .route("/stats", get(stats))
         .route("/admin/reload", post(reload))
+        .route("/", get(page::index_html))
+        .route("/assets/{name}", get(page::asset))
+        .route("/info", get(page::info))
+        .route("/info/{file}", get(page::info_file))
+        .route("/items", get(items::list))
+        .route("/items/{id}/image", get(thumbs::image))
+        .route("/search/item/{id}", get(items::search_item))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            guard::guard,
+        ))
         .with_state(state)
 }
 
@@ -550,6 +575,7 @@ pub fn run(
     embedder: Option<Arc<dyn ImageEmbedder>>,
     opts: &ServeOptions,
 ) -> Result<()> {
+    guard::check_options(opts)?;
     let loaded = Loaded::open(index_dir)?;
     if let (Some(e), Some(fp)) = (&embedder, &loaded.index.manifest().model_fingerprint) {
         if e.fingerprint() != *fp {
@@ -575,6 +601,7 @@ pub fn run(
         queries: AtomicU64::new(0),
         reloads: AtomicU64::new(0),
         latencies: Latencies::new(),
+        page: page::PageState::new(&opts.page),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
