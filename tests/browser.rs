@@ -50,7 +50,9 @@ fn ok(o: std::process::Output) {
 fn images() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(johns())
         .unwrap()
-        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|d| d.unwrap().path())
+        .filter(|d| d.is_dir())
+        .flat_map(|d| std::fs::read_dir(d).unwrap())
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
         .collect();

@@ -88,6 +88,8 @@ export async function renderQuery(view, info, params, go) {
     if (has) {
       canvas.width = current.bitmap.width;
       canvas.height = current.bitmap.height;
+      // Small images (28×28 IDX digits and clothes) scaled up stay sharp.
+      canvas.classList.toggle('px', current.bitmap.width < 100);
       draw(canvas, current.region);
     } else if (current.file) {
       placeholder.hidden = false;

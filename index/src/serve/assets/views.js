@@ -48,6 +48,8 @@ export function card(info, x, { rank, distance, truth, region, k } = {}) {
   const img = !x.path
     ? el('span.noimage', {}, `#${x.id}`)
     : el('img', {
+    // IDX rows are 28×28: scaled up, their pixels stay sharp.
+    class: /#\d+$/.test(x.path) ? 'px' : null,
     src: thumbUrl(x.id, THUMB, region),
     loading: 'lazy',
     decoding: 'async',
@@ -86,7 +88,7 @@ export function facts(info) {
   const i = info.index;
   const m = info.model;
   const parts = [`${i.count.toLocaleString('en')} items`, `dim ${i.dim}`, i.metric];
-  if (m && m.found) parts.push(`model ${m.name} (${m.arch}, dim ${m.dim}${m.trained ? `, trained ${m.trained}` : ''})`);
+  if (m && m.found) parts.push(`model: ${m.name} (${m.arch}, dim ${m.dim}${m.trained ? `, trained ${m.trained}` : ''})`);
   return parts.join(' · ');
 }
 
@@ -224,7 +226,8 @@ export async function renderItem(view, info, id, params, go) {
   const qcls = q.class ?? className(info, q.label);
   const pictures = [];
   if (q.path) {
-    pictures.push(el('img.large', { src: thumbUrl(q.id, 320, q.region ? 'outline' : 'none'), alt: `item ${q.id}` }));
+    const px = /#\d+$/.test(q.path) ? 'large px' : 'large';
+    pictures.push(el('img', { class: px, src: thumbUrl(q.id, 320, q.region ? 'outline' : 'none'), alt: `item ${q.id}` }));
     if (q.region) pictures.push(el('img.large', { src: thumbUrl(q.id, 320, 'crop'), alt: `region of item ${q.id}` }));
   } else {
     pictures.push(el('p.muted', {}, 'This index records no images (built from vectors).'));
