@@ -16,7 +16,7 @@
 //! | `GET /items/{id}` | | `{"id", "label", "class", "path", "region"}` |
 //! | `GET /healthz` | | `{"status": "ok"}` |
 //! | `GET /stats` | | count, dim, metric, model, uptime, queries, latency quantiles |
-//! | `POST /admin/reload` | | `{"reloaded": true, "count": ..}` |
+//! | `POST /admin/reload` | | `{"reloaded": true, "count": ..}` (needs the admin token when one is set) |
 //!
 //! Every error is JSON `{"error": "..."}` with a 4xx status (5xx only for a
 //! failed reload); the server never panics on input.
@@ -539,7 +539,7 @@ async fn reload(State(st): State<Arc<AppState>>) -> ApiResult {
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "no such endpoint: see POST /search, /search/batch, /search/image, GET /items/{id}, /healthz, /stats, POST /admin/reload",
+        "no such endpoint: see POST /search, /search/batch, /search/image, GET /items/{id}, /healthz, /stats, POST /admin/reload, and the page's GET /, /items, /items/{id}/image, /search/item/{id}, /info",
     )
 }
 
