@@ -196,6 +196,10 @@ pub(super) struct Thumbs {
     cap: usize,
     cache: Mutex<Lru>,
     idx: Mutex<HashMap<PathBuf, Arc<IdxImages>>>,
+    /// Thumbnails drawn at once: a gallery asks for 60 together, and a
+    /// 12-megapixel photo decodes to 36 MB, so they queue for the cores
+    /// instead of each taking a blocking thread and its memory.
+    drawing: tokio::sync::Semaphore,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -208,6 +212,9 @@ impl Thumbs {
             cap,
             cache: Mutex::new(Lru::default()),
             idx: Mutex::new(HashMap::new()),
+            drawing: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
         }
     }
 
@@ -472,6 +479,14 @@ pub(super) async fn image(
         }
         return Ok(r);
     }
+    if let Some(t) = lock(&st.page.thumbs.cache).get(&key) {
+        return Ok(answer(&t, &etag, start.elapsed().as_secs_f64() * 1e3));
+    }
+    let _slot =
+        st.page.thumbs.drawing.acquire().await.map_err(|_| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "thumbnail queue closed")
+        })?;
+    // Drawn while this request waited for its turn?
     if let Some(t) = lock(&st.page.thumbs.cache).get(&key) {
         return Ok(answer(&t, &etag, start.elapsed().as_secs_f64() * 1e3));
     }

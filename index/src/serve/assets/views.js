@@ -24,7 +24,13 @@ export function el(spec, attrs = {}, ...children) {
   return e;
 }
 
-export const fileName = (path) => (path ? path.split('/').pop() : '');
+/** The file's name; for an IDX row (`path#row`), the row first. */
+export function fileName(path) {
+  if (!path) return '';
+  const name = path.split('/').pop();
+  const row = name.match(/^(.*)#(\d+)$/);
+  return row ? `row ${row[2]} · ${row[1]}` : name;
+}
 
 export function hashFor(path, params) {
   const q = new URLSearchParams();
@@ -104,7 +110,7 @@ function table(head, rows) {
 const fmt = (v) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(4)) : v ?? '—');
 
 /** The index, model and eval facts (collapsed under the gallery). */
-export function infoPanel(info) {
+export function infoPanel(info, open) {
   const i = info.index;
   const rows = [
     ['items', i.count.toLocaleString('en')],
@@ -123,7 +129,11 @@ export function infoPanel(info) {
   const parts = [el('h3', {}, 'Index and model'), table(['', ''], rows)];
   const e = info.eval;
   if (e) {
-    const keys = Object.keys(e.scores).filter((k) => !k.startsWith('ann_'));
+    // Recall@K in K order first, then the rest as `likeness eval` prints them.
+    const recall = Object.keys(e.scores)
+      .filter((k) => k.startsWith('recall@'))
+      .sort((a, b) => parseInt(a.slice(7), 10) - parseInt(b.slice(7), 10));
+    const keys = [...recall, ...['precision@1', 'r_precision', 'map@r'].filter((k) => k in e.scores)];
     parts.push(el('h3', {}, `Evaluation (${e.protocol}, ${e.queries} queries)`));
     parts.push(table(keys, [keys.map((k) => fmt(e.scores[k]))]));
     const pk = ['queries', ...e.ks.map((k) => `recall@${k}`), 'map@r'];
@@ -136,7 +146,16 @@ export function infoPanel(info) {
     if (e.eval_png) parts.push(el('img.chart', { src: '/info/eval.png', alt: 'evaluation by class' }));
   }
   if (m && m.curves_png) parts.push(el('img.chart', { src: '/info/curves.png', alt: 'training curves' }));
-  return el('details#info.panel', { id: 'info' }, el('summary', {}, 'Index, model and evaluation'), parts);
+  const d = el('details#info.panel', { open }, el('summary', {}, 'Index, model and evaluation'), parts);
+  // Open or closed goes into the URL (#/?info=open), without a history entry.
+  d.addEventListener('toggle', () => {
+    const [path, qs] = location.hash.replace(/^#/, '').split('?');
+    const q = new URLSearchParams(qs || '');
+    if (d.open) q.set('info', 'open');
+    else q.delete('info');
+    history.replaceState(null, '', hashFor(path || '/', Object.fromEntries(q)));
+  });
+  return d;
 }
 
 /** Classes as <option>s (with counts when known), after a first option. */
@@ -201,7 +220,7 @@ export async function renderGallery(view, info, params, go) {
   view.replaceChildren(
     el('section.toolbar', {}, filter, showSel, count, pager),
     grid,
-    infoPanel(info),
+    infoPanel(info, params.get('info') === 'open'),
   );
   return grid;
 }
