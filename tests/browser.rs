@@ -195,7 +195,7 @@ impl Driver {
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                     "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage", "--window-size=1360,1000",
+                    "--disable-dev-shm-usage", "--window-size=1360,1120",
                     format!("--user-data-dir={}", profile.display()),
                 ],
             },
