@@ -459,8 +459,12 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             let bare_url = format!("http://{}/", bare.addr);
             c.goto(&bare_url).await.unwrap();
             wait(&c, &view_is("gallery"), "the vector-only gallery").await;
-            assert_eq!(js(&c, "document.getElementById('nav-query').classList.contains('unavailable')").await, json!(true));
-            c.find(Locator::Css("#nav-query")).await.unwrap().click().await.unwrap();
+            assert_eq!(js(&c, "document.getElementById('nav-query').hidden").await, json!(true));
+            assert_eq!(js(&c, "document.getElementById('nav-query').getBoundingClientRect().width").await, json!(0));
+            let note = js(&c, "document.getElementById('no-image-search').textContent").await;
+            assert!(note.as_str().unwrap().contains("built from vectors"), "{note}");
+            // A shared link to the image query says why there is none.
+            c.goto(&format!("{bare_url}#/query")).await.unwrap();
             wait(&c, &view_is("query"), "the query view").await;
             assert_eq!(js(&c, "!!document.getElementById('no-model') && !document.getElementById('file')").await, json!(true));
             let why = js(&c, "document.getElementById('no-model').textContent").await;

@@ -308,12 +308,12 @@ pub(super) async fn info(State(st): State<Arc<AppState>>) -> ApiResult {
         } else if m.model_dir.is_none() && st.page.opts.model_dir.is_none() {
             Some(
                 "this index was built from vectors, so the server has no model to turn an \
-                 image into a vector; query by item (click any thumbnail) instead",
+                 image into a vector; query by item (click any card in the gallery) instead",
             )
         } else {
             Some(
                 "this server runs without its model (started with --no-model, or the model did \
-                 not load); query by item (click any thumbnail) instead",
+                 not load); query by item (click any card in the gallery) instead",
             )
         };
         let counts = l.index.labels().map(|labels| {

@@ -39,9 +39,11 @@ async function route() {
       info = await getInfo();
       document.getElementById('facts').textContent = facts(info);
       if (!info.image_search) {
-        const q = document.getElementById('nav-query');
-        q.title = info.image_search_unavailable;
-        q.classList.add('unavailable');
+        // No model: no image search to offer; the header says why.
+        document.getElementById('nav-query').hidden = true;
+        const why = document.getElementById('no-image-search');
+        why.textContent = `No image search: ${info.image_search_unavailable}.`;
+        why.hidden = false;
       }
     }
     let shown;
