@@ -22,7 +22,7 @@ use super::thumbs::Thumbs;
 use super::{ApiError, ApiResult, AppState};
 
 /// Settings of the page and its endpoints.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PageOptions {
     /// Secret that `/admin/*` requests must send as `Authorization: Bearer`;
     /// required when the address is not loopback.
@@ -35,6 +35,18 @@ pub struct PageOptions {
     pub model_dir: Option<PathBuf>,
     /// Memory for encoded thumbnails, bytes.
     pub thumb_cache_bytes: usize,
+}
+
+/// The token is a secret: `{:?}` shows only whether there is one.
+impl std::fmt::Debug for PageOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageOptions")
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
+            .field("eval_dir", &self.eval_dir)
+            .field("model_dir", &self.model_dir)
+            .field("thumb_cache_bytes", &self.thumb_cache_bytes)
+            .finish()
+    }
 }
 
 impl Default for PageOptions {
@@ -387,6 +399,19 @@ pub(super) async fn info_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_admin_token_never_shows_in_debug_output() {
+        let o = PageOptions {
+            admin_token: Some("hunter2".into()),
+            ..Default::default()
+        };
+        let shown = format!("{o:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("<set>"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn dates_are_civil_utc() {

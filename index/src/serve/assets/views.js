@@ -84,7 +84,7 @@ export function card(info, x, { rank, distance, truth, region, k } = {}) {
       {},
       rank !== undefined ? el('span.rank', {}, `#${rank}`) : null,
       distance !== undefined ? el('span.distance', {}, Number(distance).toFixed(4)) : null,
-      el('span.class', {}, cls || '—'),
+      el('span.class', {}, cls || '—', x.label !== null && x.label !== undefined && cls !== String(x.label) ? el('span.label', { title: 'label' }, ` ${x.label}`) : null),
       el('span.file', {}, fileName(x.path) || `item ${x.id}`),
     ),
   );
