@@ -141,6 +141,10 @@ fn fixture() -> &'static Fixture {
     })
 }
 
+fn first_existing(paths: &[&'static str]) -> Option<&'static str> {
+    paths.iter().copied().find(|p| Path::new(p).exists())
+}
+
 /// chromedriver on an ephemeral loopback port, in its own process group so
 /// that dropping it kills the browsers it started as well.
 struct Driver {
@@ -150,13 +154,15 @@ struct Driver {
 
 impl Driver {
     fn start() -> Driver {
-        let exe = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect(
-                "chromedriver is missing: run `scripts/system-deps.sh` (it installs Debian's \
-                 chromium and chromium-driver)",
-            );
+        let exe = first_existing(&[
+            "/usr/bin/chromedriver",
+            "/usr/lib/chromium/chromedriver",
+            "/snap/bin/chromium.chromedriver",
+        ])
+        .expect(
+            "chromedriver is missing: run `scripts/system-deps.sh` (it installs Debian's \
+             chromium and chromium-driver)",
+        );
         let mut child = Command::new(exe)
             .args(["--port=0", "--allowed-ips=127.0.0.1"])
             .process_group(0)
@@ -190,7 +196,8 @@ impl Driver {
         let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
+                "binary": first_existing(&["/usr/bin/chromium", "/usr/bin/chromium-browser", "/snap/bin/chromium"])
+                    .expect("chromium is missing: run `scripts/system-deps.sh`"),
                 "args": [
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                     "--no-first-run", "--disable-background-networking",
