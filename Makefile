@@ -116,7 +116,7 @@ bench-latency: build data
 
 # likeness serve under wrk load vs in-process search (needs `make demo` first).
 bench-serve: build data
-	benches/serve.sh
+	$(TORCH_ENV) benches/serve.sh
 
 # npair-mc vs npair-ovo vs triplet on Fashion-MNIST (EPOCHS=2 by default).
 bench-losses: build data

@@ -146,3 +146,14 @@ printf '| server | requests/s | p50 | p99 | mean batch |\n|---|---:|---:|---:|--
 printf '%s\n' "${rows[@]}"
 printf 'best batched (--batch-wait-ms %s) / unbatched: %.2fx requests/s (target >= 1.5x), p99 %.2fx (target <= 2x)\n' \
     "$best_w" "$(echo "$best_rps / $U_RPS" | bc -l)" "$(echo "$(ms "$best_p99") / $(ms "$U_P99")" | bc -l)"
+
+# The page (GET /): gallery first paint, thumbnail server time, and an image
+# query's round trip from the page against the server's own /search/image
+# time, measured in headless chromium (examples/page_bench.rs).
+echo
+echo "== the page: headless chromium on the Fashion-MNIST test index (the demo model)"
+command -v chromedriver >/dev/null || scripts/system-deps.sh
+${CARGO:-cargo} build --release --quiet --example page_bench
+serve "$FASHION_INDEX"
+target/release/examples/page_bench "http://$ADDR" "$WORK/query.png" 20
+kill -TERM $PID; wait $PID || true

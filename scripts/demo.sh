@@ -110,3 +110,7 @@ step "report"
 "$PYTHON" scripts/demo_report.py --out "$OUT" --seconds "$(( $(date +%s) - start ))" --query-face "$query_face"
 echo
 echo "demo finished in $(( $(date +%s) - start )) s: $OUT/REPORT.md"
+echo
+echo "browse the face regions and query them by a box drawn on a face, in a browser:"
+echo "  $BIN serve --index $D/regions-index --eval $D/regions-eval"
+echo "  then open http://127.0.0.1:7878/"

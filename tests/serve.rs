@@ -460,6 +460,21 @@ fn image_search_uses_the_index_model() {
     assert_eq!(code, 400, "{body}");
     let (code, body) = http(a, "POST", "/search/image?k=zero", &bytes, "image/jpeg");
     assert_eq!(code, 400, "{body}");
+    // The class filter: a John_Salley crop asked for John_Simm's faces only.
+    let (code, body) = http(
+        a,
+        "POST",
+        "/search/image?k=4&labels=1",
+        &bytes,
+        "image/jpeg",
+    );
+    let r: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(code, 200, "{r}");
+    let hits = r["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 4, "{r}");
+    assert!(hits.iter().all(|h| h["class"] == "John_Simm"), "{r}");
+    let (code, body) = http(a, "POST", "/search/image?labels=one", &bytes, "image/jpeg");
+    assert_eq!(code, 400, "{body}");
     let (_, st) = get(a, "/stats");
     assert_eq!(st["model_loaded"], st["model_fingerprint"], "{st}");
     assert!(srv.stop().success());

@@ -135,6 +135,17 @@ pub struct ServeArgs {
     /// Image queries: most images in one forward pass (1: no batching).
     #[arg(long, default_value_t = 32)]
     pub max_batch: usize,
+    /// Secret that POST /admin/* must send (`Authorization: Bearer SECRET`);
+    /// required when --addr is not loopback.
+    #[arg(long, env = "LIKENESS_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Folder of the eval.json (and eval.png) the page shows [default: the
+    /// index folder, else INDEX-eval beside it, where `likeness eval` writes].
+    #[arg(long = "eval", value_name = "DIR")]
+    pub eval_dir: Option<PathBuf>,
+    /// Memory for the page's thumbnails, MB.
+    #[arg(long, default_value_t = 64)]
+    pub thumb_cache_mb: usize,
 }
 
 impl ServeArgs {
@@ -172,6 +183,12 @@ impl ServeArgs {
         }
         Ok(crate::serve::ServeOptions {
             addr: self.addr,
+            page: crate::serve::PageOptions {
+                admin_token: self.admin_token.clone(),
+                eval_dir: self.eval_dir.clone(),
+                model_dir: self.model.clone(),
+                thumb_cache_bytes: self.thumb_cache_mb << 20,
+            },
             workers: self.workers.unwrap_or(threads).max(1),
             max_body: self.max_body_mb << 20,
             batch_wait: std::time::Duration::from_secs_f64(self.batch_wait_ms / 1e3),

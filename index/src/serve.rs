@@ -12,14 +12,25 @@
 //! |---|---|---|
 //! | `POST /search` | `{"vector": [...], "k": 10, "ef": 64, "labels": [..], "exclude_labels": [..]}` | `{"hits": [...], "took_ms": ..}` |
 //! | `POST /search/batch` | `{"vectors": [[...], ...], "k", "ef", "labels"}` | `{"results": [{"hits": [...]}, ...]}` |
-//! | `POST /search/image?k=10&ef=64&region=x,y,w,h` | raw image bytes | as `/search` (needs a model) |
+//! | `POST /search/image?k=10&ef=64&region=x,y,w,h&labels=1,4` | raw image bytes | as `/search` (needs a model); concurrent requests share a forward pass (`serve/batch.rs`) |
 //! | `GET /items/{id}` | | `{"id", "label", "class", "path", "region"}` |
 //! | `GET /healthz` | | `{"status": "ok"}` |
 //! | `GET /stats` | | count, dim, metric, model, uptime, queries, latency quantiles |
-//! | `POST /admin/reload` | | `{"reloaded": true, "count": ..}` |
+//! | `POST /admin/reload` | | `{"reloaded": true, "count": ..}` (needs the admin token when one is set) |
 //!
 //! Every error is JSON `{"error": "..."}` with a 4xx status (5xx only for a
 //! failed reload); the server never panics on input.
+//!
+//! The page (`GET /`) and its endpoints (`/items`, `/items/{id}/image`,
+//! `/search/item/{id}`, `/info`) live in `serve/page.rs`, `serve/items.rs`
+//! and `serve/thumbs.rs`; the admin token and the security headers in
+//! `serve/guard.rs`.
+mod guard;
+mod items;
+mod page;
+mod thumbs;
+
+pub use page::PageOptions;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -75,6 +86,8 @@ pub trait ImageEmbedder: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub addr: SocketAddr,
+    /// The page, its thumbnails and the admin token.
+    pub page: PageOptions,
     /// Search threads.
     pub workers: usize,
     /// Largest request body, bytes.
@@ -156,6 +169,7 @@ struct AppState {
     queries: AtomicU64,
     reloads: AtomicU64,
     latencies: Latencies,
+    page: page::PageState,
 }
 
 impl AppState {
@@ -306,6 +320,8 @@ struct ImageParams {
     #[serde(default = "default_ef")]
     ef: usize,
     region: Option<String>,
+    /// Comma-separated labels: results only from these classes.
+    labels: Option<String>,
 }
 
 fn default_k() -> usize {
@@ -462,6 +478,7 @@ async fn search_image(
     let body = body.map_err(body_error)?;
     check_k_ef(p.k, p.ef)?;
     let region = p.region.as_deref().map(parse_region).transpose()?;
+    let only = p.labels.as_deref().map(items::parse_labels).transpose()?;
     let Some(embedder) = st.embedder.clone() else {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
@@ -487,7 +504,8 @@ async fn search_image(
                     None => embedder.embed(&body, region).map_err(ApiError::bad)?,
                 };
                 let l = st.current();
-                let found = l.index.search(&v, p.k, p.ef.max(p.k), None)?;
+                let f = filter(&l, only, None)?;
+                let found = l.index.search(&v, p.k, p.ef.max(p.k), f.as_ref())?;
                 Ok(json!({ "hits": l.index.hits(Some(&l.items), &found, 0) }))
             },
         )
@@ -561,7 +579,7 @@ async fn reload(State(st): State<Arc<AppState>>) -> ApiResult {
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "no such endpoint: see POST /search, /search/batch, /search/image, GET /items/{id}, /healthz, /stats, POST /admin/reload",
+        "no such endpoint: see POST /search, /search/batch, /search/image, GET /items/{id}, /healthz, /stats, POST /admin/reload, and the page's GET /, /items, /items/{id}/image, /search/item/{id}, /info",
     )
 }
 
@@ -574,8 +592,19 @@ fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/healthz", get(healthz))
         .route("/stats", get(stats))
         .route("/admin/reload", post(reload))
+        .route("/", get(page::index_html))
+        .route("/assets/{name}", get(page::asset))
+        .route("/info", get(page::info))
+        .route("/info/{file}", get(page::info_file))
+        .route("/items", get(items::list))
+        .route("/items/{id}/image", get(thumbs::image))
+        .route("/search/item/{id}", get(items::search_item))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            guard::guard,
+        ))
         .with_state(state)
 }
 
@@ -586,6 +615,7 @@ pub fn run(
     embedder: Option<Arc<dyn ImageEmbedder>>,
     opts: &ServeOptions,
 ) -> Result<()> {
+    guard::check_options(opts)?;
     let loaded = Loaded::open(index_dir)?;
     if let (Some(e), Some(fp)) = (&embedder, &loaded.index.manifest().model_fingerprint) {
         if e.fingerprint() != *fp {
@@ -620,6 +650,7 @@ pub fn run(
         queries: AtomicU64::new(0),
         reloads: AtomicU64::new(0),
         latencies: Latencies::new(),
+        page: page::PageState::new(&opts.page),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -46,3 +46,4 @@ pub fn johns_image(person: &str) -> PathBuf {
     files.sort();
     files.into_iter().next().expect("johns person has images")
 }
+pub mod server;

@@ -1,0 +1,73 @@
+// likeness's page: a hash router over three views. The URL holds the state
+// (#/?offset=60&label=3, #/query?k=10&region=22,32,40,28, #/item/123?k=12),
+// so a view can be shared and the back button works.
+import { getInfo } from './api.js';
+import { renderQuery } from './query.js';
+import { facts, hashFor, renderGallery, renderItem } from './views.js';
+
+const view = document.getElementById('view');
+const errorBox = document.getElementById('error');
+let info = null;
+
+function showError(message) {
+  errorBox.textContent = message;
+  errorBox.hidden = !message;
+}
+
+export function go(path, params) {
+  location.hash = hashFor(path, params);
+}
+
+function parse() {
+  const h = location.hash.replace(/^#/, '') || '/';
+  const [path, qs] = h.split('?');
+  return { path: path || '/', params: new URLSearchParams(qs || '') };
+}
+
+let seq = 0;
+async function route() {
+  const mine = ++seq;
+  const { path, params } = parse();
+  showError('');
+  for (const a of document.querySelectorAll('nav a')) {
+    const target = a.dataset.nav;
+    a.classList.toggle('active', (target === 'query' && path === '/query') || (target === 'gallery' && path !== '/query'));
+  }
+  const t0 = performance.now();
+  try {
+    if (!info) {
+      info = await getInfo();
+      document.getElementById('facts').textContent = facts(info);
+      if (!info.image_search) {
+        // No model: no image search to offer; the header says why.
+        document.getElementById('nav-query').hidden = true;
+        const why = document.getElementById('no-image-search');
+        why.textContent = `No image search: ${info.image_search_unavailable}.`;
+        why.hidden = false;
+      }
+    }
+    let shown;
+    const item = path.match(/^\/item\/(\d+)$/);
+    if (item) shown = await renderItem(view, info, item[1], params, go);
+    else if (path === '/query') shown = await renderQuery(view, info, params, go);
+    else shown = await renderGallery(view, info, params, go);
+    if (mine !== seq) return;
+    view.dataset.view = item ? 'item' : path === '/query' ? 'query' : 'gallery';
+    view.dataset.route = location.hash;
+    // For `make bench-serve` and the browser tests: when this view's
+    // content was on screen (the frame after it was built).
+    requestAnimationFrame(() => {
+      view.dataset.renderedMs = String(performance.now() - t0);
+      view.dataset.paintedAt = String(performance.now());
+      view.dataset.ready = String(mine);
+    });
+    return shown;
+  } catch (e) {
+    if (mine !== seq) return;
+    showError(e.message);
+    view.dataset.ready = String(mine);
+  }
+}
+
+window.addEventListener('hashchange', route);
+route();

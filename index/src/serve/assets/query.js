@@ -1,0 +1,250 @@
+// Query by image: pick, drop or paste an image; optionally drag a box on it
+// to search by that region (sent in image pixels whatever the display
+// scale); results as cards, judged green/red against "my query is class X".
+import { searchImage } from './api.js';
+import { card, classOptions, el, hashFor } from './views.js';
+
+// The chosen image and its last answer survive navigation (back button).
+const current = { file: null, bitmap: null, region: null, result: null, key: null, error: null };
+
+const regionText = (r) => (r ? r.join(',') : '');
+
+function parseRegion(s) {
+  if (!s) return null;
+  const v = s.split(',').map((x) => parseInt(x, 10));
+  return v.length === 4 && v.every((x) => Number.isFinite(x) && x >= 0) && v[2] > 0 && v[3] > 0 ? v : null;
+}
+
+function draw(canvas, box) {
+  const ctx = canvas.getContext('2d');
+  if (!current.bitmap) return;
+  ctx.drawImage(current.bitmap, 0, 0);
+  if (box) {
+    const [x, y, w, h] = box;
+    const line = Math.max(1, Math.round(canvas.width / 150));
+    ctx.lineWidth = line;
+    ctx.strokeStyle = '#ffd400';
+    ctx.strokeRect(x + line / 2, y + line / 2, Math.max(1, w - line), Math.max(1, h - line));
+  }
+}
+
+/** Pointer position in image pixels, whatever the canvas's display size. */
+function imagePoint(canvas, ev) {
+  const r = canvas.getBoundingClientRect();
+  const x = ((ev.clientX - r.left) * canvas.width) / r.width;
+  const y = ((ev.clientY - r.top) * canvas.height) / r.height;
+  return [Math.min(Math.max(0, x), canvas.width), Math.min(Math.max(0, y), canvas.height)];
+}
+
+export async function renderQuery(view, info, params, go) {
+  if (!info.image_search) {
+    view.replaceChildren(
+      el(
+        'section#no-model.panel',
+        {},
+        el('h2', {}, 'Query by image is not available'),
+        el('p', {}, info.image_search_unavailable),
+        el('p', {}, el('a', { href: '#/' }, 'Back to the gallery')),
+      ),
+    );
+    return null;
+  }
+  const k = params.get('k') || '10';
+  const ef = params.get('ef') || '64';
+  const truth = params.get('truth') ?? '';
+  const only = params.get('only') ?? '';
+  const urlRegion = parseRegion(params.get('region'));
+  if (current.file && regionText(urlRegion) !== regionText(current.region)) current.region = urlRegion;
+  const state = () => ({ k: kIn.value, ef: efIn.value, only: onlySel ? onlySel.value : '', truth: truthSel ? truthSel.value : '', region: regionText(current.region) });
+  // Settings go into the URL without a new history entry; results do.
+  const remember = () => history.replaceState(null, '', hashFor('/query', state()));
+
+  const fileIn = el('input#file', { id: 'file', type: 'file', accept: 'image/*' });
+  const kIn = el('input#k', { id: 'k', type: 'number', min: 1, max: info.limits.max_k, value: k });
+  const efIn = el('input#ef', { id: 'ef', type: 'number', min: 1, max: info.limits.max_ef, value: ef });
+  const truthSel = info.index.has_labels
+    ? el('select#truth', { id: 'truth' }, classOptions(info, '(not judged)', truth).map((o) => {
+        if (o.value === '') return o;
+        o.textContent = o.textContent.replace(/ \(\d+\)$/, '');
+        return o;
+      }))
+    : null;
+  // The server's `labels` filter: results only from this class.
+  const onlySel = info.index.has_labels
+    ? el('select#only', { id: 'only' }, classOptions(info, '(any class)', only))
+    : null;
+  const searchBtn = el('button#search', { id: 'search', type: 'button' }, 'Search');
+  const clearBtn = el('button#clear-box', { id: 'clear-box', type: 'button' }, 'Whole image');
+  const canvas = el('canvas#query-canvas', { id: 'query-canvas', width: 1, height: 1 });
+  const placeholder = el('p#drop-hint.muted', { id: 'drop-hint' }, 'Choose an image, drop one here, or paste one (Ctrl+V). Then drag a box on it to search by that region.');
+  const stage = el('div#stage.stage', { id: 'stage' }, canvas, placeholder);
+  const boxText = el('span#box.muted', { id: 'box' });
+  const status = el('span#status.muted', { id: 'status' });
+  const qerr = el('p#query-error.error', { id: 'query-error', role: 'alert', hidden: true });
+  const results = el('div#results.grid', { id: 'results' });
+
+  const showBox = () => {
+    boxText.textContent = current.region ? `region x,y,w,h = ${regionText(current.region)} (image pixels)` : current.bitmap ? 'whole image' : '';
+  };
+  const paint = () => {
+    const has = Boolean(current.bitmap);
+    canvas.hidden = !has;
+    placeholder.hidden = has || Boolean(current.file);
+    if (has) {
+      canvas.width = current.bitmap.width;
+      canvas.height = current.bitmap.height;
+      // Small images (28×28 IDX digits and clothes) scaled up stay sharp.
+      canvas.classList.toggle('px', current.bitmap.width < 100);
+      draw(canvas, current.region);
+    } else if (current.file) {
+      placeholder.hidden = false;
+      placeholder.textContent = `${current.file.name || 'pasted file'}: the browser cannot show this file as an image.`;
+    }
+    showBox();
+  };
+  const showResult = () => {
+    qerr.hidden = !current.error;
+    qerr.textContent = current.error || '';
+    results.replaceChildren();
+    results.dataset.state = current.error ? 'error' : current.result ? 'done' : '';
+    if (!current.result) return;
+    const r = current.result;
+    results.dataset.region = regionText(r.region);
+    results.dataset.query = `image:${r.name}:${regionText(r.region)}`;
+    results.append(...r.hits.map((h) => card(info, h, { rank: h.rank, distance: h.distance, truth: truthSel ? truthSel.value : '', k: kIn.value })));
+    showTimes();
+  };
+  const showTimes = () => {
+    const r = current.result;
+    if (!r || r.round_trip_ms === null) return;
+    results.dataset.tookMs = r.took_ms;
+    results.dataset.roundTripMs = r.round_trip_ms;
+    status.textContent = `${r.hits.length} results: ${r.took_ms.toFixed(1)} ms on the server, ${r.round_trip_ms.toFixed(1)} ms from the page`;
+  };
+  const keyOf = () => `${current.file ? current.file.name + current.file.size + current.file.lastModified : ''}|${kIn.value}|${efIn.value}|${onlySel ? onlySel.value : ''}|${regionText(current.region)}`;
+
+  const run = async () => {
+    if (!current.file) return;
+    remember();
+    const key = keyOf();
+    results.dataset.state = 'running';
+    status.textContent = 'searching…';
+    const t0 = performance.now();
+    try {
+      const r = await searchImage(current.file, { k: kIn.value, ef: efIn.value, labels: onlySel ? onlySel.value : '', region: regionText(current.region) });
+      r.region = current.region;
+      r.name = current.file.name || 'pasted';
+      current.result = r;
+      current.error = null;
+    } catch (e) {
+      current.result = null;
+      current.error = e.message;
+      status.textContent = '';
+    }
+    current.key = key;
+    if (current.result) current.result.round_trip_ms = null;
+    showResult();
+    // Request sent to cards built: what the person waits for.
+    if (current.result) {
+      current.result.round_trip_ms = performance.now() - t0;
+      showTimes();
+    }
+  };
+
+  const choose = async (file) => {
+    if (!file) return;
+    current.file = file;
+    current.region = null;
+    current.result = null;
+    current.error = null;
+    current.bitmap = null;
+    try {
+      current.bitmap = await createImageBitmap(file);
+    } catch {
+      // Not an image the browser can draw: the server still says why.
+    }
+    paint();
+    await run();
+  };
+
+  fileIn.addEventListener('change', () => choose(fileIn.files[0]));
+  searchBtn.addEventListener('click', run);
+  clearBtn.addEventListener('click', () => {
+    current.region = null;
+    paint();
+    run();
+  });
+  for (const input of [kIn, efIn, onlySel].filter(Boolean)) input.addEventListener('change', run);
+  if (truthSel) truthSel.addEventListener('change', () => { remember(); showResult(); });
+
+  stage.addEventListener('dragover', (e) => { e.preventDefault(); stage.classList.add('over'); });
+  stage.addEventListener('dragleave', () => stage.classList.remove('over'));
+  stage.addEventListener('drop', (e) => {
+    e.preventDefault();
+    stage.classList.remove('over');
+    choose(e.dataTransfer.files[0]);
+  });
+  const onPaste = (e) => {
+    const f = [...(e.clipboardData?.files || [])][0];
+    if (f && view.contains(stage)) choose(f);
+  };
+  document.onpaste = onPaste;
+
+  // Drag a box: pointer events on the canvas, in image pixels.
+  let start = null;
+  canvas.addEventListener('pointerdown', (e) => {
+    if (!current.bitmap) return;
+    canvas.setPointerCapture(e.pointerId);
+    start = imagePoint(canvas, e);
+    e.preventDefault();
+  });
+  canvas.addEventListener('pointermove', (e) => {
+    if (!start) return;
+    const [x, y] = imagePoint(canvas, e);
+    const box = [Math.min(x, start[0]), Math.min(y, start[1]), Math.abs(x - start[0]), Math.abs(y - start[1])].map(Math.round);
+    draw(canvas, box);
+  });
+  canvas.addEventListener('pointerup', (e) => {
+    if (!start) return;
+    const [x, y] = imagePoint(canvas, e);
+    const box = [Math.min(x, start[0]), Math.min(y, start[1]), Math.abs(x - start[0]), Math.abs(y - start[1])].map(Math.round);
+    start = null;
+    if (box[2] >= 2 && box[3] >= 2) {
+      current.region = box;
+      paint();
+      run();
+    } else {
+      draw(canvas, current.region);
+    }
+  });
+
+  view.replaceChildren(
+    el(
+      'section.query',
+      {},
+      stage,
+      el(
+        'div.controls',
+        {},
+        el('label.file', {}, 'Image ', fileIn),
+        el('label', {}, 'k ', kIn),
+        el('label', {}, 'ef ', efIn),
+        onlySel ? el('label', {}, 'Only class ', onlySel) : null,
+        truthSel ? el('label', {}, 'My query is class ', truthSel) : null,
+        el('div', {}, searchBtn, ' ', clearBtn),
+        boxText,
+        status,
+        qerr,
+      ),
+    ),
+    results,
+  );
+  paint();
+  // Back from a result: show the answer we had, or ask again if the URL
+  // asks for something else.
+  if (current.file && (current.result || current.error)) {
+    if (current.key === keyOf()) showResult();
+    else await run();
+  }
+  return results;
+}

@@ -1,0 +1,274 @@
+// The gallery, "more like this" (query by item) and the index's facts.
+import { getItems, searchItem, thumbUrl } from './api.js';
+
+export const PAGE = 60;
+const THUMB = 160;
+
+/** `el('div.card', {title: 'x'}, child, 'text')`: one element, no innerHTML. */
+export function el(spec, attrs = {}, ...children) {
+  const [head, ...classes] = spec.split('.');
+  const [tag, id] = head.split('#');
+  const e = document.createElement(tag);
+  if (id) e.id = id;
+  if (classes.length) e.className = classes.join(' ');
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'dataset') Object.assign(e.dataset, v);
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
+/** The file's name; for an IDX row (`path#row`), the row first. */
+export function fileName(path) {
+  if (!path) return '';
+  const name = path.split('/').pop();
+  const row = name.match(/^(.*)#(\d+)$/);
+  return row ? `row ${row[2]} · ${row[1]}` : name;
+}
+
+export function hashFor(path, params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params || {})) {
+    if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+  }
+  const s = q.toString();
+  return `#${path}${s ? `?${s}` : ''}`;
+}
+
+export function className(info, label) {
+  if (label === null || label === undefined) return '';
+  return info.index.classes[label] ?? String(label);
+}
+
+/** One item or hit as a card; clicking it asks for more like it. */
+export function card(info, x, { rank, distance, truth, region, k } = {}) {
+  const cls = x.class ?? className(info, x.label);
+  const judged = truth !== undefined && truth !== null && truth !== '' && x.label !== undefined;
+  const ok = judged && String(x.label) === String(truth);
+  const img = !x.path
+    ? el('span.noimage', {}, `#${x.id}`)
+    : el('img', {
+    // IDX rows are 28×28: scaled up, their pixels stay sharp.
+    class: /#\d+$/.test(x.path) ? 'px' : null,
+    src: thumbUrl(x.id, THUMB, region),
+    loading: 'lazy',
+    decoding: 'async',
+    alt: `item ${x.id}`,
+    width: THUMB,
+    height: THUMB,
+  });
+  const href = hashFor(`/item/${x.id}`, { k });
+  return el(
+    'a.card',
+    {
+      href,
+      title: x.path || `item ${x.id}`,
+      class: `card${judged ? (ok ? ' ok' : ' bad') : ''}`,
+      dataset: {
+        id: x.id,
+        label: x.label ?? '',
+        class: cls,
+        rank: rank ?? '',
+        distance: distance ?? '',
+      },
+    },
+    el('div.thumb', {}, img),
+    el(
+      'div.meta',
+      {},
+      rank !== undefined ? el('span.rank', {}, `#${rank}`) : null,
+      distance !== undefined ? el('span.distance', {}, Number(distance).toFixed(4)) : null,
+      el('span.class', {}, cls || '—', x.label !== null && x.label !== undefined && cls !== String(x.label) ? el('span.label', { title: 'label' }, ` ${x.label}`) : null),
+      el('span.file', {}, fileName(x.path) || `item ${x.id}`),
+    ),
+  );
+}
+
+export function facts(info) {
+  const i = info.index;
+  const m = info.model;
+  const parts = [`${i.count.toLocaleString('en')} items`, `dim ${i.dim}`, i.metric];
+  if (m && m.found) parts.push(`model: ${m.name} (${m.arch}, dim ${m.dim}${m.trained ? `, trained ${m.trained}` : ''})`);
+  return parts.join(' · ');
+}
+
+function table(head, rows) {
+  return el(
+    'table',
+    {},
+    el('thead', {}, el('tr', {}, head.map((h) => el('th', {}, h)))),
+    el('tbody', {}, rows.map((r) => el('tr', {}, r.map((c) => el('td', {}, c))))),
+  );
+}
+
+const fmt = (v) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(4)) : v ?? '—');
+
+/** The index, model and eval facts (collapsed under the gallery). */
+export function infoPanel(info, open) {
+  const i = info.index;
+  const rows = [
+    ['items', i.count.toLocaleString('en')],
+    ['dimension', i.dim],
+    ['metric', i.metric],
+    ['graph', `${i.levels} levels, M ${i.m}, ef_construction ${i.ef_construction} (${i.builder})`],
+    ['built', i.created],
+    ['folder', i.dir],
+  ];
+  const m = info.model;
+  if (m) {
+    rows.push(['model', m.found ? `${m.name}: ${m.arch}, dim ${m.dim}, input ${m.input_size} px` : `${m.dir} (no model.json)`]);
+    if (m.trained) rows.push(['trained', `${m.trained}${m.epochs ? `, ${m.epochs} epochs (best ${m.best_epoch})` : ''}${m.device ? ` on ${m.device}` : ''}`]);
+  }
+  rows.push(['image search', info.image_search ? 'yes' : `no: ${info.image_search_unavailable}`]);
+  const parts = [el('h3', {}, 'Index and model'), table(['', ''], rows)];
+  const e = info.eval;
+  if (e) {
+    // Recall@K in K order first, then the rest as `likeness eval` prints them.
+    const recall = Object.keys(e.scores)
+      .filter((k) => k.startsWith('recall@'))
+      .sort((a, b) => parseInt(a.slice(7), 10) - parseInt(b.slice(7), 10));
+    const keys = [...recall, ...['precision@1', 'r_precision', 'map@r'].filter((k) => k in e.scores)];
+    parts.push(el('h3', {}, `Evaluation (${e.protocol}, ${e.queries} queries)`));
+    parts.push(table(keys, [keys.map((k) => fmt(e.scores[k]))]));
+    const pk = ['queries', ...e.ks.map((k) => `recall@${k}`), 'map@r'];
+    parts.push(
+      table(
+        ['class', ...pk],
+        (e.per_class || []).map((c) => [c.class ?? c.label, ...pk.map((k) => fmt(c[k]))]),
+      ),
+    );
+    if (e.eval_png) parts.push(el('img.chart', { src: '/info/eval.png', alt: 'evaluation by class' }));
+  }
+  if (m && m.curves_png) parts.push(el('img.chart', { src: '/info/curves.png', alt: 'training curves' }));
+  const d = el('details#info.panel', { open }, el('summary', {}, 'Index, model and evaluation'), parts);
+  // Open or closed goes into the URL (#/?info=open), without a history entry.
+  d.addEventListener('toggle', () => {
+    const [path, qs] = location.hash.replace(/^#/, '').split('?');
+    const q = new URLSearchParams(qs || '');
+    if (d.open) q.set('info', 'open');
+    else q.delete('info');
+    history.replaceState(null, '', hashFor(path || '/', Object.fromEntries(q)));
+  });
+  return d;
+}
+
+/** Classes as <option>s (with counts when known), after a first option. */
+export function classOptions(info, first, selected) {
+  const i = info.index;
+  const opts = [el('option', { value: '' }, first)];
+  i.classes.forEach((c, label) => {
+    const n = i.class_counts ? ` (${i.class_counts[label]})` : '';
+    opts.push(el('option', { value: label, selected: String(label) === String(selected) }, `${c}${n}`));
+  });
+  return opts;
+}
+
+export async function renderGallery(view, info, params, go) {
+  const offset = Math.max(0, parseInt(params.get('offset') || '0', 10) || 0);
+  const label = params.get('label') ?? '';
+  const show = params.get('show') || 'crop';
+  const page = await getItems(offset, PAGE, label);
+  const nav = (o) => go('/', { offset: o || '', label, show: show === 'crop' ? '' : show });
+  const filter = info.index.has_labels
+    ? el(
+        'label',
+        {},
+        'Class ',
+        el(
+          'select#class-filter',
+          { id: 'class-filter', onchange: (e) => go('/', { label: e.target.value, show: show === 'crop' ? '' : show }) },
+          classOptions(info, 'all classes', label),
+        ),
+      )
+    : null;
+  const regions = page.items.some((x) => x.region);
+  const showSel = regions
+    ? el(
+        'label',
+        {},
+        'Regions ',
+        el(
+          'select#show',
+          { id: 'show', onchange: (e) => go('/', { offset: offset || '', label, show: e.target.value === 'crop' ? '' : e.target.value }) },
+          ['crop', 'outline', 'none'].map((v) => el('option', { value: v, selected: v === show }, v === 'crop' ? 'cropped' : v === 'outline' ? 'outlined' : 'whole image')),
+        ),
+      )
+    : null;
+  const last = Math.min(offset + page.items.length, page.total);
+  const count = el(
+    'span#gallery-count',
+    { id: 'gallery-count', dataset: { total: page.total } },
+    page.total ? `items ${(offset + 1).toLocaleString('en')}–${last.toLocaleString('en')} of ${page.total.toLocaleString('en')}` : 'no items',
+  );
+  const pager = el(
+    'span.pager',
+    {},
+    el('button#prev', { id: 'prev', disabled: offset === 0, onclick: () => nav(Math.max(0, offset - PAGE)) }, '‹ previous'),
+    el('button#next', { id: 'next', disabled: last >= page.total, onclick: () => nav(offset + PAGE) }, 'next ›'),
+  );
+  const grid = el(
+    'div#gallery.grid',
+    { id: 'gallery' },
+    page.items.map((x) => card(info, x, { region: show })),
+  );
+  view.replaceChildren(
+    el('section.toolbar', {}, filter, showSel, count, pager),
+    grid,
+    infoPanel(info, params.get('info') === 'open'),
+  );
+  return grid;
+}
+
+export async function renderItem(view, info, id, params, go) {
+  const k = params.get('k') || '10';
+  const ef = params.get('ef') || '64';
+  const label = params.get('label') ?? '';
+  const res = await searchItem(id, { k, ef, labels: label });
+  const q = res.query;
+  const change = (patch) => go(`/item/${id}`, { k, ef, label, ...patch });
+  const controls = el(
+    'section.toolbar',
+    {},
+    el('label', {}, 'k ', el('input#k', { id: 'k', type: 'number', min: 1, max: info.limits.max_k, value: k, onchange: (e) => change({ k: e.target.value }) })),
+    el('label', {}, 'ef ', el('input#ef', { id: 'ef', type: 'number', min: 1, max: info.limits.max_ef, value: ef, onchange: (e) => change({ ef: e.target.value }) })),
+    info.index.has_labels
+      ? el('label', {}, 'Only class ', el('select#result-filter', { id: 'result-filter', onchange: (e) => change({ label: e.target.value }) }, classOptions(info, 'any class', label)))
+      : null,
+    el('span#status.muted', { id: 'status' }, `${res.hits.length} neighbours in ${res.took_ms.toFixed(2)} ms (server)`),
+  );
+  const qcls = q.class ?? className(info, q.label);
+  const pictures = [];
+  if (q.path) {
+    const px = /#\d+$/.test(q.path) ? 'large px' : 'large';
+    pictures.push(el('img', { class: px, src: thumbUrl(q.id, 320, q.region ? 'outline' : 'none'), alt: `item ${q.id}` }));
+    if (q.region) pictures.push(el('img.large', { src: thumbUrl(q.id, 320, 'crop'), alt: `region of item ${q.id}` }));
+  } else {
+    pictures.push(el('p.muted', {}, 'This index records no images (built from vectors).'));
+  }
+  const head = el(
+    'section#query-item.query',
+    { id: 'query-item', dataset: { id: q.id } },
+    el('div.pictures', {}, pictures),
+    el(
+      'div',
+      {},
+      el('h2', {}, `More like item ${q.id}`),
+      el('p', {}, `class ${qcls || '—'}`, q.label !== null ? ` (label ${q.label})` : ''),
+      el('p.muted', {}, q.path || ''),
+      q.region ? el('p.muted', {}, `region ${q.region.map((v) => Math.round(v)).join(', ')} (x0, y0, x1, y1)`) : null,
+    ),
+  );
+  const grid = el(
+    'div#results.grid',
+    { id: 'results', dataset: { query: `item:${q.id}`, state: 'done' } },
+    res.hits.map((h) => card(info, h, { rank: h.rank, distance: h.distance, truth: q.label, k })),
+  );
+  view.replaceChildren(head, controls, grid);
+  return grid;
+}

@@ -1,0 +1,178 @@
+//! The page's item endpoints: pages of the gallery and "more like this".
+//!
+//! | method and path | answer |
+//! |---|---|
+//! | `GET /items?offset=0&limit=60&label=L` | `{"total", "offset", "limit", "items": [{"id", "label", "class", "path", "region"}]}` |
+//! | `GET /search/item/{id}?k=10&ef=64&labels=1,2` | `{"query": {item}, "hits": [...], "took_ms"}`: the search of `likeness query --id` (the item itself left out) |
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{check_k_ef, default_ef, default_k, item_json, ApiError, ApiResult, AppState, Loaded};
+use crate::Neighbours;
+
+/// Most items in one `/items` page.
+pub const MAX_PAGE: usize = 1000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListParams {
+    #[serde(default)]
+    offset: usize,
+    #[serde(default = "default_limit")]
+    limit: usize,
+    label: Option<i64>,
+}
+
+fn default_limit() -> usize {
+    60
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ItemSearchParams {
+    #[serde(default = "default_k")]
+    k: usize,
+    #[serde(default = "default_ef")]
+    ef: usize,
+    /// Comma-separated labels to keep.
+    labels: Option<String>,
+}
+
+fn query_params<T>(p: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    p.map(|Query(p)| p)
+        .map_err(|e| ApiError::bad(e.body_text()))
+}
+
+/// `id` as an item of `l`, or 404 naming the range.
+pub(super) fn item_id(l: &Loaded, id: &str) -> Result<usize, ApiError> {
+    let n = l.index.len();
+    id.parse::<usize>().ok().filter(|&i| i < n).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no item `{id}`: the index holds items 0..{n}"),
+        )
+    })
+}
+
+fn item_value(l: &Loaded, id: usize) -> Value {
+    let (label, class, path, region) = item_json(l, id);
+    json!({ "id": id, "label": label, "class": class, "path": path, "region": region })
+}
+
+pub(super) async fn list(
+    State(st): State<Arc<AppState>>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> ApiResult {
+    let p = query_params(params)?;
+    if !(1..=MAX_PAGE).contains(&p.limit) {
+        return Err(ApiError::bad(format!(
+            "limit = {} is out of range 1..={MAX_PAGE}",
+            p.limit
+        )));
+    }
+    let l = st.current();
+    let n = l.index.len();
+    let (total, ids): (usize, Vec<usize>) = match p.label {
+        None => (
+            n,
+            (p.offset.min(n)..p.offset.saturating_add(p.limit).min(n)).collect(),
+        ),
+        Some(want) => {
+            let labels = l
+                .index
+                .labels()
+                .ok_or_else(|| ApiError::bad("this index has no labels to filter by"))?;
+            let mut total = 0;
+            let mut ids = Vec::new();
+            for (i, &x) in labels.iter().enumerate() {
+                if x == want {
+                    if total >= p.offset && ids.len() < p.limit {
+                        ids.push(i);
+                    }
+                    total += 1;
+                }
+            }
+            (total, ids)
+        }
+    };
+    let items: Vec<Value> = ids.iter().map(|&i| item_value(&l, i)).collect();
+    Ok(
+        Json(json!({ "total": total, "offset": p.offset, "limit": p.limit, "items": items }))
+            .into_response(),
+    )
+}
+
+pub(super) fn parse_labels(s: &str) -> Result<Vec<i64>, ApiError> {
+    s.split(',')
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| {
+            t.trim().parse::<i64>().map_err(|_| {
+                ApiError::bad(format!(
+                    "labels `{s}` must be comma-separated integers, e.g. labels=1,4"
+                ))
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn search_item(
+    State(st): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+    params: Result<Query<ItemSearchParams>, QueryRejection>,
+) -> ApiResult {
+    let start = Instant::now();
+    let p = query_params(params)?;
+    check_k_ef(p.k, p.ef)?;
+    let only = p.labels.as_deref().map(parse_labels).transpose()?;
+    let out = st
+        .on_pool(move |st| -> Result<Value, ApiError> {
+            let l = st.current();
+            let id = item_id(&l, &id)?;
+            let filter = super::filter(&l, only, None)?;
+            let v = l
+                .index
+                .vector(id)
+                .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no item {id}")))?;
+            // As `likeness query --id`: one more than k, then the item itself
+            // left out.
+            let k = p.k.min(l.index.len()).max(1);
+            let want = (k + 1).min(l.index.len()).max(1);
+            let found = l.index.search(v, want, p.ef.max(want), filter.as_ref())?;
+            let (ids, dists): (Vec<i64>, Vec<f32>) = found
+                .ids(0)
+                .iter()
+                .zip(found.distances(0))
+                .filter(|(&i, _)| i >= 0 && i != id as i64)
+                .map(|(&i, &d)| (i, d))
+                .take(k)
+                .unzip();
+            let kept = ids.len();
+            let found = Neighbours::from_parts(1, kept, ids, dists)
+                .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "result shape"))?;
+            Ok(json!({
+                "query": item_value(&l, id),
+                "hits": l.index.hits(Some(&l.items), &found, 0),
+            }))
+        })
+        .await??;
+    Ok(super::finish(&st, start, out, 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_lists_parse_or_are_refused() {
+        assert_eq!(parse_labels("1, 4,").unwrap(), vec![1, 4]);
+        assert!(parse_labels("1,x").is_err());
+    }
+}

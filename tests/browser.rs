@@ -1,0 +1,495 @@
+//! The page in a real browser: Debian's headless chromium, driven through
+//! chromedriver over WebDriver (fantoccini), against `likeness serve` on an
+//! index built here from the johns crops with their six region boxes.
+//!
+//! Both processes listen on ephemeral loopback ports and are killed on drop
+//! (chromedriver in its own process group, so chromium goes with it); the
+//! whole browser session is bounded in time. A screenshot of each state is
+//! written under `target/browser/` for a person to look at.
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::server::{request, Server};
+use common::{johns, likeness};
+use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+/// The six boxes of `scripts/demo.sh` in the 150×150 aligned crops.
+const REGIONS: [(&str, [u32; 4]); 6] = [
+    ("left_eye", [22, 32, 40, 28]),
+    ("right_eye", [88, 32, 40, 28]),
+    ("nose", [55, 50, 40, 40]),
+    ("mouth", [45, 88, 60, 32]),
+    ("left_cheek", [15, 62, 36, 36]),
+    ("right_cheek", [99, 62, 36, 36]),
+];
+
+/// The whole browser session must finish within this.
+const SESSION_LIMIT: Duration = Duration::from_secs(300);
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn ok(o: std::process::Output) {
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn images() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(johns())
+        .unwrap()
+        .map(|d| d.unwrap().path())
+        .filter(|d| d.is_dir())
+        .flat_map(|d| std::fs::read_dir(d).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    v.sort();
+    v
+}
+
+struct Fixture {
+    root: PathBuf,
+    /// Every johns crop × the six regions, with a small model.
+    regions: PathBuf,
+    /// The same vectors and labels, without a model or sources.
+    vectors_only: PathBuf,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let mut csv = String::from("path,label,x,y,w,h\n");
+        for f in images() {
+            for (name, [x, y, w, h]) in REGIONS {
+                csv.push_str(&format!("{},{name},{x},{y},{w},{h}\n", f.display()));
+            }
+        }
+        let manifest = root.join("regions.csv");
+        std::fs::write(&manifest, csv).unwrap();
+        let model = root.join("model");
+        ok(likeness(&[
+            "--threads",
+            "2",
+            "train",
+            "--data",
+            s(&manifest),
+            "--out",
+            s(&model),
+            "--arch",
+            "convnet",
+            "--input-size",
+            "32",
+            "--dim",
+            "16",
+            "--epochs",
+            "3",
+            "--steps-per-epoch",
+            "8",
+            // Left and right eyes must stay apart: no mirrored training
+            // images (with them the top hit of a left eye drawn 1 px off was
+            // sometimes a right eye).
+            "--no-flip",
+            "--val",
+            "none",
+            "--seed",
+            "1",
+        ]));
+        let regions = root.join("regions-index");
+        ok(likeness(&[
+            "--threads",
+            "2",
+            "index",
+            "--model",
+            s(&model),
+            "--data",
+            s(&manifest),
+            "--out",
+            s(&regions),
+        ]));
+        let ix = likeness_index::Index::open(&regions).unwrap();
+        let vectors_only = root.join("vectors-index");
+        likeness_index::IndexBuilder::new()
+            .metric(ix.metric())
+            .seed(1)
+            .classes(ix.manifest().classes.clone())
+            .build(
+                ix.vectors(),
+                ix.dim(),
+                ix.labels(),
+                None,
+                &vectors_only,
+                None,
+            )
+            .unwrap();
+        Fixture {
+            root,
+            regions,
+            vectors_only,
+        }
+    })
+}
+
+fn first_existing(paths: &[&'static str]) -> Option<&'static str> {
+    paths.iter().copied().find(|p| Path::new(p).exists())
+}
+
+/// chromedriver on an ephemeral loopback port, in its own process group so
+/// that dropping it kills the browsers it started as well.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let exe = first_existing(&[
+            "/usr/bin/chromedriver",
+            "/usr/lib/chromium/chromedriver",
+            "/snap/bin/chromium.chromedriver",
+        ])
+        .expect(
+            "chromedriver is missing: run `scripts/system-deps.sh` (it installs Debian's \
+             chromium and chromium-driver)",
+        );
+        let mut child = Command::new(exe)
+            .args(["--port=0", "--allowed-ips=127.0.0.1"])
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Some(p) = line
+                    .split("on port ")
+                    .nth(1)
+                    .filter(|_| line.contains("started successfully"))
+                {
+                    let _ = tx.send(p.trim_end_matches('.').parse::<u16>().ok());
+                }
+            }
+        });
+        let mut d = Driver { child, port: 0 };
+        d.port = rx
+            .recv_timeout(Duration::from_secs(30))
+            .ok()
+            .flatten()
+            .expect("chromedriver did not report its port within 30 s");
+        d
+    }
+
+    async fn browser(&self, profile: &Path) -> Client {
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": first_existing(&["/usr/bin/chromium", "/usr/bin/chromium-browser", "/snap/bin/chromium"])
+                    .expect("chromium is missing: run `scripts/system-deps.sh`"),
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1360,1120",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            },
+        });
+        let Value::Object(caps) = caps else {
+            unreachable!()
+        };
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("cannot start a chromium session through chromedriver")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's process group; no memory involved.
+        unsafe {
+            libc::kill(-(self.child.id() as i32), libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn shots() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("browser");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(shots().join(format!("{name}.png")), png).unwrap();
+}
+
+/// Evaluates a JavaScript expression.
+async fn js(c: &Client, expr: &str) -> Value {
+    c.execute(&format!("return ({expr});"), vec![])
+        .await
+        .unwrap_or_else(|e| panic!("{expr}: {e}"))
+}
+
+/// Waits until `expr` is true (30 s), else saves a screenshot and fails.
+async fn wait(c: &Client, expr: &str, what: &str) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        if js(c, &format!("!!({expr})")).await == json!(true) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shot(c, "timeout").await;
+    let err = js(c, "document.getElementById('error').textContent").await;
+    panic!(
+        "timed out waiting for {what} ({expr}); page error: {err}; see target/browser/timeout.png"
+    );
+}
+
+/// The result cards: id, class and distance, in order.
+async fn cards(c: &Client, grid: &str) -> Vec<(String, String, f64)> {
+    let v = js(
+        c,
+        &format!(
+            "[...document.querySelectorAll('{grid} .card')].map(e => [e.dataset.id, e.dataset.class, parseFloat(e.dataset.distance)])"
+        ),
+    )
+    .await;
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x[0].as_str().unwrap().to_string(),
+                x[1].as_str().unwrap().to_string(),
+                x[2].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .collect()
+}
+
+const VIEW_READY: &str = "document.getElementById('view').dataset.view === '{v}' && document.getElementById('view').dataset.ready";
+
+fn view_is(v: &str) -> String {
+    VIEW_READY.replace("{v}", v)
+}
+
+fn label_of(info: &Value, class: &str) -> usize {
+    info["index"]["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|c| c == class)
+        .unwrap()
+}
+
+#[test]
+fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
+    let f = fixture();
+    let srv = Server::start(&["--index", s(&f.regions), "--workers", "2"], &[]);
+    let bare = Server::start(&["--index", s(&f.vectors_only)], &[]);
+    let info = common::server::get(srv.addr, "/info").json();
+    assert_eq!(info["image_search"], true, "{info}");
+    let query_face = images()[0].clone();
+    let not_an_image = f.root.join("notes.jpg");
+    std::fs::write(&not_an_image, "this is a text file, not a JPEG\n").unwrap();
+    let server_says = request(
+        srv.addr,
+        "POST",
+        "/search/image",
+        &["Content-Type: image/jpeg"],
+        &std::fs::read(&not_an_image).unwrap(),
+    );
+    assert_eq!(server_says.status, 400);
+    let server_says = server_says.json()["error"].as_str().unwrap().to_string();
+
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        tokio::time::timeout(SESSION_LIMIT, async {
+            let c = driver.browser(profile.path()).await;
+            let url = format!("http://{}/", srv.addr);
+
+            // 1. The gallery: its count and thumbnails that really loaded.
+            c.goto(&url).await.unwrap();
+            wait(&c, &view_is("gallery"), "the gallery").await;
+            let total = js(&c, "document.getElementById('gallery-count').dataset.total").await;
+            assert_eq!(total, json!(images().len() * 6).to_string());
+            let facts = js(&c, "document.getElementById('facts').textContent").await;
+            assert!(facts.as_str().unwrap().contains(&format!("{} items", images().len() * 6)), "{facts}");
+            wait(
+                &c,
+                "(() => { const i = [...document.querySelectorAll('#gallery img')].slice(0, 12); \
+                 return i.length === 12 && i.every(x => x.complete && x.naturalWidth > 0); })()",
+                "the first 12 thumbnails to load",
+            )
+            .await;
+            shot(&c, "1-gallery").await;
+
+            // 2. Upload a crop, drag a box over its left eye, search.
+            c.find(Locator::Css("#nav-query")).await.unwrap().click().await.unwrap();
+            wait(&c, &view_is("query"), "the query view").await;
+            c.find(Locator::Css("#file"))
+                .await
+                .unwrap()
+                .send_keys(s(&query_face))
+                .await
+                .unwrap();
+            wait(
+                &c,
+                "document.getElementById('results').dataset.state === 'done' && document.querySelectorAll('#results .card').length > 0",
+                "the whole-image results",
+            )
+            .await;
+            let r = js(
+                &c,
+                "(() => { const r = document.getElementById('query-canvas').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()",
+            )
+            .await;
+            let [left, top, w, h] = [0, 1, 2, 3].map(|i| r[i].as_f64().unwrap());
+            let at = |x: f64, y: f64| ((left + x * w / 150.0).round(), (top + y * h / 150.0).round());
+            let [bx, by, bw, bh] = REGIONS[0].1.map(f64::from);
+            let (x0, y0) = at(bx, by);
+            let (x1, y1) = at(bx + bw, by + bh);
+            let drag = MouseActions::new("mouse".into())
+                .then(PointerAction::MoveTo { duration: None, x: x0, y: y0 })
+                .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
+                .then(PointerAction::MoveTo { duration: Some(Duration::from_millis(150)), x: (x0 + x1) / 2.0, y: (y0 + y1) / 2.0 })
+                .then(PointerAction::MoveTo { duration: Some(Duration::from_millis(150)), x: x1, y: y1 })
+                .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
+            c.perform_actions(drag).await.unwrap();
+            wait(
+                &c,
+                "document.getElementById('results').dataset.state === 'done' && document.getElementById('results').dataset.region",
+                "the region results",
+            )
+            .await;
+            let region = js(&c, "document.getElementById('results').dataset.region").await;
+            let region: Vec<i64> = region.as_str().unwrap().split(',').map(|v| v.parse().unwrap()).collect();
+            for (got, want) in region.iter().zip(REGIONS[0].1) {
+                assert!((got - i64::from(want)).abs() <= 1, "box {region:?} is not the left eye {:?}", REGIONS[0].1);
+            }
+            assert!(c.current_url().await.unwrap().as_str().contains(&format!("region={}", region.iter().map(i64::to_string).collect::<Vec<_>>().join("%2C"))));
+            let found = cards(&c, "#results").await;
+            assert_eq!(found.len(), 10, "k = 10 cards");
+            assert!(found.windows(2).all(|p| p[0].2 <= p[1].2), "distances ascend: {found:?}");
+            assert_eq!(found[0].1, "left_eye", "{found:?}");
+            // Judge them: "my query is a left eye".
+            c.find(Locator::Css("#truth"))
+                .await
+                .unwrap()
+                .select_by_value(&label_of(&info, "left_eye").to_string())
+                .await
+                .unwrap();
+            wait(&c, "document.querySelectorAll('#results .card.ok, #results .card.bad').length === 10", "green and red borders").await;
+            let judged = js(&c, "[...document.querySelectorAll('#results .card')].map(e => e.classList.contains('ok') === (e.dataset.class === 'left_eye'))").await;
+            assert!(judged.as_array().unwrap().iter().all(|v| v == true), "{judged}");
+            shot(&c, "2-region-query").await;
+
+            // 3. A result: its own neighbours, then back to the region query.
+            let before_url = c.current_url().await.unwrap();
+            let second = &found[1].0;
+            c.find(Locator::Css("#results .card:nth-child(2)")).await.unwrap().click().await.unwrap();
+            wait(&c, &view_is("item"), "the item view").await;
+            let after_url = c.current_url().await.unwrap();
+            assert_ne!(before_url, after_url);
+            assert!(after_url.fragment().unwrap().starts_with(&format!("/item/{second}")), "{after_url}");
+            let item_cards = cards(&c, "#results").await;
+            assert_eq!(js(&c, "document.getElementById('results').dataset.query").await, json!(format!("item:{second}")));
+            assert_eq!(item_cards.len(), 10);
+            assert!(item_cards.iter().all(|x| &x.0 != second), "the item itself is left out");
+            shot(&c, "3-more-like-this").await;
+            c.back().await.unwrap();
+            wait(&c, &format!("{} && document.getElementById('results').dataset.state === 'done'", view_is("query")), "the region query again").await;
+            assert_eq!(c.current_url().await.unwrap(), before_url);
+            let again = cards(&c, "#results").await;
+            assert_eq!(
+                again.iter().map(|x| &x.0).collect::<Vec<_>>(),
+                found.iter().map(|x| &x.0).collect::<Vec<_>>(),
+                "the previous results are back"
+            );
+            shot(&c, "4-back").await;
+
+            // 4. A class filter: on an item's neighbours, and on the gallery.
+            c.find(Locator::Css("#results .card:nth-child(1)")).await.unwrap().click().await.unwrap();
+            wait(&c, &view_is("item"), "the item view").await;
+            let nose = label_of(&info, "nose");
+            c.find(Locator::Css("#result-filter")).await.unwrap().select_by_value(&nose.to_string()).await.unwrap();
+            wait(&c, &format!("{} && document.getElementById('view').dataset.route.includes('label={nose}')", view_is("item")), "filtered neighbours").await;
+            let filtered = cards(&c, "#results").await;
+            assert_eq!(filtered.len(), 10);
+            assert!(filtered.iter().all(|x| x.1 == "nose"), "{filtered:?}");
+            shot(&c, "5-filtered-neighbours").await;
+            c.find(Locator::Css("nav a[data-nav=gallery]")).await.unwrap().click().await.unwrap();
+            wait(&c, &view_is("gallery"), "the gallery").await;
+            c.find(Locator::Css("#class-filter")).await.unwrap().select_by_value(&nose.to_string()).await.unwrap();
+            wait(&c, &format!("{} && document.getElementById('view').dataset.route.includes('label={nose}')", view_is("gallery")), "the filtered gallery").await;
+            let shown = cards(&c, "#gallery").await;
+            assert_eq!(js(&c, "document.getElementById('gallery-count').dataset.total").await, json!(images().len().to_string()));
+            assert!(!shown.is_empty() && shown.iter().all(|x| x.1 == "nose"), "{shown:?}");
+            shot(&c, "6-filtered-gallery").await;
+
+            // 5. A text file named .jpg: the server's own error on the page.
+            c.find(Locator::Css("#nav-query")).await.unwrap().click().await.unwrap();
+            wait(&c, &view_is("query"), "the query view").await;
+            c.find(Locator::Css("#file")).await.unwrap().send_keys(s(&not_an_image)).await.unwrap();
+            wait(&c, "document.getElementById('results').dataset.state === 'error'", "the error").await;
+            let shown = js(&c, "document.getElementById('query-error').textContent").await;
+            assert_eq!(shown, json!(server_says));
+            assert_eq!(js(&c, "document.getElementById('query-error').hidden").await, json!(false));
+            shot(&c, "7-not-an-image").await;
+
+            // 6. An index without a model: no image search, item search works.
+            let bare_url = format!("http://{}/", bare.addr);
+            c.goto(&bare_url).await.unwrap();
+            wait(&c, &view_is("gallery"), "the vector-only gallery").await;
+            assert_eq!(js(&c, "document.getElementById('nav-query').hidden").await, json!(true));
+            assert_eq!(js(&c, "document.getElementById('nav-query').getBoundingClientRect().width").await, json!(0));
+            let note = js(&c, "document.getElementById('no-image-search').textContent").await;
+            assert!(note.as_str().unwrap().contains("built from vectors"), "{note}");
+            // A shared link to the image query says why there is none.
+            c.goto(&format!("{bare_url}#/query")).await.unwrap();
+            wait(&c, &view_is("query"), "the query view").await;
+            assert_eq!(js(&c, "!!document.getElementById('no-model') && !document.getElementById('file')").await, json!(true));
+            let why = js(&c, "document.getElementById('no-model').textContent").await;
+            assert!(why.as_str().unwrap().contains("built from vectors"), "{why}");
+            shot(&c, "8-no-model").await;
+            c.goto(&format!("{bare_url}#/item/7?k=5")).await.unwrap();
+            wait(&c, &view_is("item"), "item search on the vector-only index").await;
+            let bare_cards = cards(&c, "#results").await;
+            assert_eq!(bare_cards.len(), 5);
+            assert!(bare_cards.iter().all(|x| x.0 != "7"));
+            shot(&c, "9-no-model-item").await;
+            c.close().await.unwrap();
+        })
+        .await
+        .expect("the browser session took longer than its limit");
+    });
+}

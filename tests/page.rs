@@ -1,0 +1,413 @@
+//! The page's endpoints over HTTP, on an index built here from image files
+//! (some with regions) and IDX rows: the page and its assets (ETag, CSP),
+//! `/items` pages, thumbnails (drawn from the item's own source and nothing
+//! else), `/search/item/{id}`, `/info`, and the admin token.
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use common::server::{get, request, Server};
+use image::{GrayImage, Luma, Rgb, RgbImage};
+use likeness_index::{IndexBuilder, ItemInfo, Metric};
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// 8 photos (60×40, each one colour; ids 0..8, the odd ones with a region)
+/// and 8 rows of a gzipped IDX file (ids 8..16, 28×28, row r filled with
+/// 10·r); labels id % 3, classes a, b, c; vectors in 3 clusters.
+fn fixture(dir: &Path) -> (PathBuf, PathBuf) {
+    let mut items = Vec::new();
+    for i in 0..8u8 {
+        let p = dir.join(format!("photo{i}.png"));
+        let mut img = RgbImage::from_pixel(60, 40, Rgb([30 * i, 100, 200]));
+        img.put_pixel(10, 10, Rgb([255, 255, 255]));
+        img.save(&p).unwrap();
+        items.push(ItemInfo {
+            source: p.display().to_string(),
+            region: (i % 2 == 1).then_some([10.0, 5.0, 30.0, 35.0]),
+        });
+    }
+    let idx = dir.join("t10k-images-idx3-ubyte.gz");
+    let mut raw = vec![0, 0, 8, 3];
+    for d in [8u32, 28, 28] {
+        raw.extend_from_slice(&d.to_be_bytes());
+    }
+    for r in 0..8u8 {
+        raw.extend(std::iter::repeat_n(10 * r, 28 * 28));
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&raw).unwrap();
+    std::fs::write(&idx, gz.finish().unwrap()).unwrap();
+    for r in 0..8 {
+        items.push(ItemInfo {
+            source: format!("{}#{r}", idx.display()),
+            region: None,
+        });
+    }
+    let n = items.len();
+    let labels: Vec<i64> = (0..n as i64).map(|i| i % 3).collect();
+    let vectors: Vec<f32> = (0..n)
+        .flat_map(|i| {
+            let mut v = vec![0.1f32; 8];
+            v[i % 3] = 5.0;
+            v[3 + i % 5] += i as f32 * 0.01;
+            v
+        })
+        .collect();
+    let with_items = dir.join("index");
+    IndexBuilder::new()
+        .metric(Metric::L2)
+        .seed(1)
+        .classes(vec!["a".into(), "b".into(), "c".into()])
+        .build(&vectors, 8, Some(&labels), Some(&items), &with_items, None)
+        .unwrap();
+    let vectors_only = dir.join("vectors-index");
+    IndexBuilder::new()
+        .metric(Metric::L2)
+        .seed(1)
+        .build(&vectors, 8, Some(&labels), None, &vectors_only, None)
+        .unwrap();
+    (with_items, vectors_only)
+}
+
+#[test]
+fn the_page_and_its_assets_come_with_etags_and_a_same_origin_csp() {
+    let dir = tempfile::tempdir().unwrap();
+    let (index, _) = fixture(dir.path());
+    let srv = Server::start(&["--index", s(&index)], &[]);
+    let a = srv.addr;
+
+    let page = get(a, "/");
+    assert_eq!(page.status, 200);
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(page.text().contains("/assets/app.js"));
+    let csp = page.header("content-security-policy").unwrap();
+    for part in ["default-src 'none'", "script-src 'self'", "img-src 'self'"] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("http"),
+        "{csp}"
+    );
+    // Every answer carries it, JSON and errors too.
+    assert!(get(a, "/healthz")
+        .header("content-security-policy")
+        .is_some());
+    assert!(get(a, "/nope").header("content-security-policy").is_some());
+
+    let etag = page.header("etag").unwrap().to_string();
+    let again = request(a, "GET", "/", &[&format!("If-None-Match: {etag}")], b"");
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+
+    for (name, mime) in [
+        ("app.js", "text/javascript"),
+        ("api.js", "text/javascript"),
+        ("views.js", "text/javascript"),
+        ("query.js", "text/javascript"),
+        ("app.css", "text/css"),
+    ] {
+        let r = get(a, &format!("/assets/{name}"));
+        assert_eq!(r.status, 200, "{name}");
+        assert!(
+            r.header("content-type").unwrap().starts_with(mime),
+            "{name}"
+        );
+        assert!(r.header("etag").is_some(), "{name}");
+        // No script, style or font from elsewhere: the page works offline.
+        assert!(
+            !r.text().contains("http://") && !r.text().contains("https://"),
+            "{name}"
+        );
+    }
+    let r = get(a, "/assets/../../Cargo.toml");
+    assert_eq!(r.status, 404);
+    let r = get(a, "/assets/nope.js");
+    assert_eq!(r.status, 404);
+    assert!(r.json()["error"].as_str().unwrap().contains("nope.js"));
+}
+
+#[test]
+fn items_come_in_pages_with_their_total_and_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let (index, _) = fixture(dir.path());
+    let srv = Server::start(&["--index", s(&index)], &[]);
+    let a = srv.addr;
+
+    let r = get(a, "/items?offset=6&limit=4").json();
+    assert_eq!(r["total"], 16);
+    let ids: Vec<i64> = r["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![6, 7, 8, 9]);
+    assert_eq!(r["items"][1]["class"], "b");
+    assert_eq!(
+        r["items"][1]["region"],
+        serde_json::json!([10.0, 5.0, 30.0, 35.0])
+    );
+    assert!(r["items"][2]["path"].as_str().unwrap().ends_with("#0"));
+
+    // A class: its items only, and their number.
+    let r = get(a, "/items?label=2&limit=100").json();
+    assert_eq!(r["total"], 5);
+    assert!(r["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|x| x["label"] == 2 && x["class"] == "c"));
+    // Past the end: an empty page, same total.
+    let r = get(a, "/items?offset=100").json();
+    assert_eq!(
+        (r["total"].as_i64(), r["items"].as_array().unwrap().len()),
+        (Some(16), 0)
+    );
+    for bad in [
+        "/items?limit=0",
+        "/items?limit=5000",
+        "/items?offset=-1",
+        "/items?color=red",
+    ] {
+        let r = get(a, bad);
+        assert_eq!(r.status, 400, "{bad}");
+        assert!(r.json()["error"].is_string(), "{bad}");
+    }
+}
+
+#[test]
+fn thumbnails_are_drawn_from_the_items_own_source_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (index, vectors_only) = fixture(dir.path());
+    let srv = Server::start(&["--index", s(&index)], &[]);
+    let a = srv.addr;
+    let decode = |path: &str| {
+        let r = get(a, path);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        (image::load_from_memory(&r.body).unwrap(), r)
+    };
+
+    // A photo with a region: cropped to it, or the whole image outlined.
+    let (img, r) = decode("/items/1/image?size=64");
+    assert_eq!((img.width(), img.height()), (20, 30));
+    assert_eq!(r.header("content-type"), Some("image/jpeg"));
+    assert!(r.header("cache-control").is_some());
+    let (img, _) = decode("/items/1/image?size=30&region=outline");
+    assert_eq!((img.width(), img.height()), (30, 20));
+    let (img, _) = decode("/items/1/image?size=160&region=none");
+    assert_eq!((img.width(), img.height()), (60, 40));
+    // Without a region, crop is the whole image.
+    let (img, _) = decode("/items/2/image");
+    assert_eq!((img.width(), img.height()), (60, 40));
+
+    // An IDX row: exactly its pixels, as PNG.
+    let (img, r) = decode("/items/13/image");
+    assert_eq!(r.header("content-type"), Some("image/png"));
+    let g: GrayImage = img.to_luma8();
+    assert_eq!(g.dimensions(), (28, 28));
+    assert!(
+        g.pixels().all(|p| *p == Luma([50u8])),
+        "row 5 is filled with 50"
+    );
+    assert!(r.header("server-timing").unwrap().starts_with("thumb;dur="));
+
+    // Revalidation: same ETag, 304 without a body; another size, another tag.
+    let etag = r.header("etag").unwrap().to_string();
+    let again = request(
+        a,
+        "GET",
+        "/items/13/image",
+        &[&format!("If-None-Match: {etag}")],
+        b"",
+    );
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    assert_ne!(
+        get(a, "/items/13/image?size=16").header("etag").unwrap(),
+        etag
+    );
+
+    // Only ids: anything else is not found, and no path can be asked for.
+    for bad in [
+        "/items/16/image",
+        "/items/99999999999999999999/image",
+        "/items/abc/image",
+        "/items/-1/image",
+        "/items/..%2F..%2Fetc%2Fpasswd/image",
+        "/items/%2Fetc%2Fpasswd/image",
+    ] {
+        let r = get(a, bad);
+        assert_eq!(r.status, 404, "{bad}: {}", r.text());
+        assert!(
+            r.json()["error"].as_str().unwrap().contains("no item"),
+            "{bad}"
+        );
+    }
+    for bad in [
+        "/items/1/image?path=/etc/passwd",
+        "/items/1/image?size=5000",
+        "/items/1/image?region=sideways",
+    ] {
+        let r = get(a, bad);
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+    }
+    // A source that is gone: 404 with the reason, not a crash.
+    std::fs::remove_file(dir.path().join("photo4.png")).unwrap();
+    let r = get(a, "/items/4/image");
+    assert_eq!(r.status, 404);
+    assert!(r.json()["error"].as_str().unwrap().contains("photo4.png"));
+    drop(srv);
+
+    // An index built from vectors records no sources: nothing to draw.
+    let srv = Server::start(&["--index", s(&vectors_only)], &[]);
+    let r = get(srv.addr, "/items/0/image");
+    assert_eq!(r.status, 404);
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("no source image"));
+}
+
+#[test]
+fn item_queries_leave_the_item_out_and_honour_k_and_the_class_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (index, _) = fixture(dir.path());
+    let srv = Server::start(&["--index", s(&index)], &[]);
+    let a = srv.addr;
+
+    let r = get(a, "/search/item/4?k=5").json();
+    assert_eq!(r["query"]["id"], 4);
+    assert_eq!(r["query"]["class"], "b");
+    let hits = r["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 5);
+    assert!(hits.iter().all(|h| h["id"] != 4));
+    // Its own cluster first: the other items of label 1.
+    assert!(hits[..4].iter().all(|h| h["label"] == 1), "{r}");
+    let d: Vec<f64> = hits
+        .iter()
+        .map(|h| h["distance"].as_f64().unwrap())
+        .collect();
+    assert!(d.windows(2).all(|w| w[0] <= w[1]), "{d:?}");
+    assert_eq!(
+        hits.iter()
+            .map(|h| h["rank"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
+
+    let r = get(a, "/search/item/4?k=6&labels=2").json();
+    let hits = r["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 5, "five items have label 2");
+    assert!(hits.iter().all(|h| h["label"] == 2 && h["class"] == "c"));
+
+    assert_eq!(get(a, "/search/item/16").status, 404);
+    assert_eq!(get(a, "/search/item/1?k=0").status, 400);
+    assert_eq!(get(a, "/search/item/1?labels=x").status, 400);
+}
+
+#[test]
+fn info_reports_the_index_its_eval_and_why_image_search_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (index, _) = fixture(dir.path());
+    let eval = dir.path().join("my-eval");
+    std::fs::create_dir_all(&eval).unwrap();
+    std::fs::write(
+        eval.join("eval.json"),
+        r#"{"index": "x", "protocol": "leave-one-out", "queries": 16, "gallery": 16, "ks": [1, 2],
+            "recall@1": 0.75, "recall@2": 0.875, "precision@1": 0.75, "r_precision": 0.6,
+            "map@r": 0.55, "ann_recall@2": 1.0, "lone_queries": 0,
+            "per_class": [{"label": 0, "class": "a", "r": 5, "queries": 6, "recall@1": 0.5}],
+            "ef": 64, "seconds": 0.1}"#,
+    )
+    .unwrap();
+    let srv = Server::start(&["--index", s(&index), "--eval", s(&eval)], &[]);
+    let r = get(srv.addr, "/info").json();
+    assert_eq!(r["index"]["count"], 16);
+    assert_eq!(r["index"]["dim"], 8);
+    assert_eq!(r["index"]["metric"], "l2");
+    assert_eq!(r["index"]["classes"], serde_json::json!(["a", "b", "c"]));
+    assert_eq!(r["index"]["class_counts"], serde_json::json!([6, 5, 5]));
+    assert_eq!(r["eval"]["scores"]["recall@1"], 0.75);
+    assert_eq!(r["eval"]["scores"]["map@r"], 0.55);
+    assert_eq!(r["eval"]["per_class"][0]["class"], "a");
+    assert_eq!(r["image_search"], false);
+    assert!(r["image_search_unavailable"]
+        .as_str()
+        .unwrap()
+        .contains("built from vectors"));
+    assert!(r["model"].is_null());
+    assert_eq!(get(srv.addr, "/info/curves.png").status, 404);
+    assert_eq!(get(srv.addr, "/info/passwd").status, 404);
+}
+
+#[test]
+fn admin_needs_the_token_when_one_is_set_and_off_loopback_one_is_required() {
+    let dir = tempfile::tempdir().unwrap();
+    let (index, _) = fixture(dir.path());
+    let srv = Server::start(&["--index", s(&index), "--admin-token", "s3cret"], &[]);
+    let a = srv.addr;
+    let r = request(a, "POST", "/admin/reload", &[], b"");
+    assert_eq!(r.status, 401);
+    assert!(r.json()["error"].as_str().unwrap().contains("admin token"));
+    let r = request(
+        a,
+        "POST",
+        "/admin/reload",
+        &["Authorization: Bearer s3cre"],
+        b"",
+    );
+    assert_eq!(r.status, 401);
+    let r = request(
+        a,
+        "POST",
+        "/admin/reload",
+        &["Authorization: Bearer s3cret"],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Searches and the page need no token.
+    assert_eq!(get(a, "/items").status, 200);
+    drop(srv);
+
+    // From the environment too.
+    let srv = Server::start(
+        &["--index", s(&index)],
+        &[("LIKENESS_ADMIN_TOKEN", "env-secret")],
+    );
+    let r = request(srv.addr, "POST", "/admin/reload", &[], b"");
+    assert_eq!(r.status, 401);
+    let r = request(
+        srv.addr,
+        "POST",
+        "/admin/reload",
+        &["Authorization: Bearer env-secret"],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    drop(srv);
+
+    // Off loopback without a token: refused before listening.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_likeness"))
+        .args(["serve", "--index", s(&index), "--addr", "0.0.0.0:0"])
+        .env_remove("LIKENESS_ADMIN_TOKEN")
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("not a loopback address") && err.contains("--admin-token"),
+        "{err}"
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).is_empty(),
+        "it must not listen"
+    );
+}
