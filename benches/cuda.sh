@@ -139,6 +139,7 @@ from PIL import Image
 b=gzip.open(sys.argv[1]).read()[16:16+784]
 Image.frombytes('L',(28,28),b).save(sys.argv[2])" "$FM/t10k-images-idx3-ubyte.gz" "$OUT/query.png"
   for mode in "--max-batch 1" "--batch-wait-ms 0" "--batch-wait-ms 2" "--batch-wait-ms 5"; do
+    : > "$OUT/serve.out"  # emptied before the server starts: no stale address
     # shellcheck disable=SC2086
     "$B" --device "$DEV" serve --index "$OUT/serve-index" --addr 127.0.0.1:0 $mode > "$OUT/serve.out" 2> "$OUT/serve.err" &
     SP=$!

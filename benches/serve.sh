@@ -37,6 +37,9 @@ if ! "$PYTHON" -c 'import PIL' 2>/dev/null; then
 fi
 
 serve() { # index [extra args]; sets PID and ADDR
+    # Emptied here, not by the child's redirect, so the loop below cannot
+    # read the previous server's address before the new one starts.
+    : > "$WORK/serve.out"
     "$BIN" --threads "$SERVER_WORKERS" serve --index "$1" --addr 127.0.0.1:0 --workers "$SERVER_WORKERS" "${@:2}" > "$WORK/serve.out" 2> "$WORK/serve.err" &
     PID=$!
     for _ in $(seq 600); do
@@ -46,6 +49,7 @@ serve() { # index [extra args]; sets PID and ADDR
     done
     echo "server did not start: $(cat "$WORK/serve.err")" >&2; exit 1
 }
+trap '[[ -n ${PID:-} ]] && kill "$PID" 2>/dev/null || true' EXIT
 rss() { awk '/^VmRSS|^RssAnon|^RssFile/ {printf "%s %.1f MB  ", $1, $2/1024}' "/proc/$1/status"; }
 files_mb() { du -sm --apparent-size "$1" | cut -f1; }
 
@@ -146,6 +150,8 @@ printf '| server | requests/s | p50 | p99 | mean batch |\n|---|---:|---:|---:|--
 printf '%s\n' "${rows[@]}"
 printf 'best batched (--batch-wait-ms %s) / unbatched: %.2fx requests/s (target >= 1.5x), p99 %.2fx (target <= 2x)\n' \
     "$best_w" "$(echo "$best_rps / $U_RPS" | bc -l)" "$(echo "$(ms "$best_p99") / $(ms "$U_P99")" | bc -l)"
+
+[[ -n ${IMAGE_ONLY:-} ]] && exit 0
 
 # The page (GET /): gallery first paint, thumbnail server time, and an image
 # query's round trip from the page against the server's own /search/image
