@@ -10,85 +10,14 @@
 //!   (`took_ms` of the same answer).
 //!
 //! `cargo run --release --example page_bench -- URL IMAGE [RUNS]`
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::{json, Value};
 
-struct Driver {
-    child: Child,
-    port: u16,
-}
-
-impl Driver {
-    fn start() -> Driver {
-        let mut child = Command::new("chromedriver")
-            .args(["--port=0", "--allowed-ips=127.0.0.1"])
-            .process_group(0)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver is missing: run scripts/system-deps.sh");
-        let out = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if line.contains("started successfully") {
-                    let port = line
-                        .rsplit("on port ")
-                        .next()
-                        .and_then(|p| p.trim_end_matches('.').parse::<u16>().ok());
-                    let _ = tx.send(port);
-                }
-            }
-        });
-        let mut d = Driver { child, port: 0 };
-        d.port = rx
-            .recv_timeout(Duration::from_secs(30))
-            .ok()
-            .flatten()
-            .expect("chromedriver did not report its port");
-        d
-    }
-
-    async fn browser(&self, profile: &Path) -> Client {
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage", "--window-size=1360,1000",
-                    format!("--user-data-dir={}", profile.display()),
-                ],
-            },
-        });
-        let Value::Object(caps) = caps else {
-            unreachable!()
-        };
-        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
-            .await
-            .expect("cannot start chromium through chromedriver")
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child's process group.
-        unsafe {
-            libc::kill(-(self.child.id() as i32), libc::SIGKILL);
-        }
-        let _ = self.child.wait();
-    }
-}
+#[path = "../tests/common/chromium.rs"]
+mod chromium;
+use chromium::Driver;
 
 async fn js(c: &Client, expr: &str) -> Value {
     c.execute(&format!("return ({expr});"), vec![])

@@ -2,67 +2,22 @@
 //! input, a reload in the middle of a stream of queries, and shutdown.
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use common::server::Server;
 use serde_json::{json, Value};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// A running server; killed (SIGKILL) if a test fails before stopping it.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_likeness"))
-            .arg("serve")
-            .args(args)
-            .args(["--addr", "127.0.0.1:0"])
-            .env_remove("LD_LIBRARY_PATH")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .parse()
-            .unwrap();
-        Server { child, addr }
-    }
-
-    /// SIGTERM, then the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        let status = self.child.wait().unwrap();
-        std::mem::forget(self);
-        status
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `likeness serve ARGS` on an ephemeral loopback port.
+fn start(args: &[&str]) -> Server {
+    Server::start(args, &[])
 }
 
 /// One HTTP/1.1 request; returns the status and the body.
@@ -162,7 +117,7 @@ fn vector_endpoints_answer_and_bad_requests_get_json_4xx() {
     let (v, l, rows) = vectors(dir.path(), "base", 500, 7);
     let index = dir.path().join("index");
     build(&v, &l, &index, false);
-    let srv = Server::start(&["--index", s(&index), "--workers", "2", "--max-body-mb", "1"]);
+    let srv = start(&["--index", s(&index), "--workers", "2", "--max-body-mb", "1"]);
     let a = srv.addr;
 
     assert_eq!(get(a, "/healthz"), (200, json!({"status": "ok"})));
@@ -299,7 +254,7 @@ fn reload_during_a_stream_of_queries_drops_nothing() {
     let (v, l, rows) = vectors(dir.path(), "base", 400, 3);
     let index = dir.path().join("index");
     build(&v, &l, &index, false);
-    let srv = Server::start(&["--index", s(&index), "--workers", "2"]);
+    let srv = start(&["--index", s(&index), "--workers", "2"]);
     let a = srv.addr;
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop = std::sync::Arc::clone(&done);
@@ -421,7 +376,7 @@ fn image_search_uses_the_index_model() {
     let (index, crops) = face_index(dir.path());
     let first = crops.first().cloned();
     // The recorded model is found and loaded without --model.
-    let srv = Server::start(&["--index", s(&index), "--workers", "1"]);
+    let srv = start(&["--index", s(&index), "--workers", "1"]);
     let a = srv.addr;
     let bytes = std::fs::read(first.unwrap()).unwrap();
     let (code, body) = http(a, "POST", "/search/image?k=3", &bytes, "image/jpeg");
@@ -514,7 +469,7 @@ fn image_queries_in_one_batch_get_the_answers_they_get_alone() {
         .collect();
 
     // Alone: batching off, each request embeds its own image.
-    let alone = Server::start(&["--index", s(&index), "--workers", "1", "--max-batch", "1"]);
+    let alone = start(&["--index", s(&index), "--workers", "1", "--max-batch", "1"]);
     let expected: Vec<(Vec<u64>, Vec<f64>)> = queries
         .iter()
         .map(|(b, path)| {
@@ -531,7 +486,7 @@ fn image_queries_in_one_batch_get_the_answers_they_get_alone() {
     assert!(alone.stop().success());
 
     // Together: a 2 s window, so all nine (eight good, one bad) share a batch.
-    let srv = Server::start(&[
+    let srv = start(&[
         "--index",
         s(&index),
         "--workers",

@@ -46,4 +46,5 @@ pub fn johns_image(person: &str) -> PathBuf {
     files.sort();
     files.into_iter().next().expect("johns person has images")
 }
+pub mod chromium;
 pub mod server;

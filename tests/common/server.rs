@@ -1,4 +1,4 @@
-//! A `likeness serve` on an ephemeral loopback port for the page's tests,
+//! A `likeness serve` on an ephemeral loopback port for the server tests,
 //! killed on drop, and plain HTTP/1.1 requests that keep the headers.
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -38,6 +38,17 @@ impl Server {
             .parse()
             .unwrap();
         Server { child, addr }
+    }
+
+    /// SIGTERM, then the exit status (a clean stop exits 0).
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child; no memory involved.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
     }
 
     pub fn url(&self) -> String {
