@@ -29,8 +29,11 @@ pub struct Report {
     pub cudnn_available: bool,
     pub device_requested: String,
     pub device: Option<String>,
-    /// torch's intra-op threads, rayon's threads, and why.
-    pub threads: runtime::ThreadPlan,
+    /// torch's intra-op threads (the number `doctor --json` has always
+    /// reported; before `--torch-threads` both pools had it).
+    pub threads: usize,
+    /// torch's and rayon's thread counts, and why.
+    pub thread_plan: runtime::ThreadPlan,
     pub cache_dir: PathBuf,
     pub datasets: Vec<DatasetStatus>,
     /// True when likeness can run here (libtorch works, the device resolves).
@@ -106,7 +109,8 @@ pub fn report(device: DeviceSpec, threads: &runtime::ThreadPlan) -> Result<Repor
         cudnn_available: tch::Cuda::cudnn_is_available(),
         device_requested: device.to_string(),
         device: resolved,
-        threads: threads.clone(),
+        threads: threads.torch,
+        thread_plan: threads.clone(),
         cache_dir: crate::cache::cache_dir(),
         datasets,
         ok: problems.is_empty(),
@@ -150,7 +154,7 @@ impl Report {
             self.device_requested,
             self.device.clone().unwrap_or_else(|| "unavailable".into())
         );
-        let _ = writeln!(s, "threads    {}", self.threads);
+        let _ = writeln!(s, "threads    {}", self.thread_plan);
         let _ = writeln!(s, "cache      {}", self.cache_dir.display());
         let _ = writeln!(s, "datasets");
         for d in &self.datasets {

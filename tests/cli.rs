@@ -27,6 +27,12 @@ fn doctor_reports_libtorch_threads_and_dataset_counts() {
         "{v}"
     );
     assert_eq!(v["threads"], 2);
+    let plan = &v["thread_plan"];
+    assert_eq!(
+        (&plan["torch"], &plan["loader"], &plan["why"]),
+        (&2.into(), &2.into(), &"--threads".into()),
+        "{v}"
+    );
     assert_eq!(v["device"], "cpu");
     assert_eq!(v["ok"], true);
     let ds = v["datasets"].as_array().unwrap();
@@ -122,6 +128,19 @@ fn torch_commands_run_in_the_sibling_binary_with_the_same_arguments() {
     let text = stdout(&out);
     let report: serde_json::Value = serde_json::from_str(&text).expect(&text);
     assert_eq!(report["threads"], 1, "{text}");
+    // Each pool's own flag reaches the torch binary too.
+    let out = likeness(&[
+        "--threads",
+        "2",
+        "--loader-threads",
+        "1",
+        "doctor",
+        "--json",
+    ]);
+    let text = stdout(&out);
+    let report: serde_json::Value = serde_json::from_str(&text).expect(&text);
+    assert_eq!(report["thread_plan"]["torch"], 2, "{text}");
+    assert_eq!(report["thread_plan"]["loader"], 1, "{text}");
     let out = likeness(&["train", "--no-such-option"]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
