@@ -384,6 +384,73 @@ fn early_stopping_ends_a_tiny_run_before_max_steps_with_the_best_kept() {
     assert!(stdout.contains("verdict: "), "{stdout}");
 }
 
+/// Without --epochs, Ctrl-C mid-interval and --resume give the weights of
+/// an uninterrupted run, bit for bit (one thread).
+#[test]
+fn ctrl_c_and_resume_work_without_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |out: &Path, more: &[&str]| {
+        let mut a = train_args(
+            out,
+            &[
+                ("--epochs", ""),
+                ("--steps-per-epoch", ""),
+                ("--val", "images:0.02"),
+                ("--max-steps", "40"),
+                ("--val-steps", "10"),
+            ],
+        );
+        a.extend(more.iter().map(|m| m.to_string()));
+        a
+    };
+    let out = dir.path().join("m");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_likeness"))
+        .args(args(&out, &[]))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = String::new();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        err.push_str(&line);
+        err.push('\n');
+        if line.starts_with("step ") {
+            let killed = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+            break;
+        }
+    }
+    for line in lines {
+        err.push_str(&line.unwrap());
+        err.push('\n');
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{err}");
+    assert!(err.contains("stopped at step"), "{err}");
+    let o = run(&args(&out, &["--resume"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let whole = dir.path().join("whole");
+    let o = run(&args(&whole, &[]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read(out.join("weights.safetensors")).unwrap(),
+        std::fs::read(whole.join("weights.safetensors")).unwrap(),
+        "resumed and uninterrupted runs differ"
+    );
+    let (a, b) = (read_card(&out), read_card(&whole));
+    assert_eq!(a["run"]["steps"], 40);
+    assert_eq!(a["epochs"].as_array().unwrap().len(), 4);
+    for e in 0..4 {
+        assert_eq!(
+            a["epochs"][e]["loss"], b["epochs"][e]["loss"],
+            "interval {e}"
+        );
+    }
+}
+
 /// --time-budget stops training within one validation interval of it.
 #[test]
 fn time_budget_is_honoured_within_one_validation_interval() {
