@@ -187,6 +187,13 @@ impl TrainConfig {
                     .into(),
             );
         }
+        if self.epochs.is_none() && self.steps_per_epoch.is_some() {
+            return bad(
+                "--steps-per-epoch needs --epochs; without --epochs, --val-steps sets the steps \
+                 between validations"
+                    .into(),
+            );
+        }
         if self.max_steps == Some(0) || self.val_steps == Some(0) || self.steps_per_epoch == Some(0)
         {
             return bad("--max-steps, --val-steps and --steps-per-epoch must be at least 1".into());
@@ -821,7 +828,7 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
         let now = Instant::now();
         let over_time = cfg.time_budget.is_some_and(|t| spent(now) >= t);
         let last_of_epoch = match &mut budget {
-            None => p.step + 1 == steps,
+            None => p.step + 1 == steps || over_time,
             Some(b) => {
                 // Steps 3-10 of this run time one step; with the validation's
                 // time that sets the interval (and a time budget's horizon).

@@ -203,7 +203,7 @@ impl Baselines {
         } else if gain > -0.005 {
             "training bought little; try more steps (--max-steps) or another --arch"
         } else {
-            "training made it worse; check the labels, or lower --lr"
+            "training made it worse; train longer, check the labels, or lower --lr"
         };
         format!(
             "verdict: {word}: Recall@1 {:.4} vs {best:.4} of {against} ({gain:+.4}); MAP@R {:.4} \
