@@ -138,8 +138,9 @@ pub struct TrainArgs {
     /// --max-steps, at most 200].
     #[arg(long)]
     pub warmup_steps: Option<usize>,
-    /// Without --epochs: stop after this many validations without a better
-    /// held-out Recall@1 (the best weights are kept).
+    /// Without --epochs: stop after this many validations (and a tenth of
+    /// --max-steps) without a better held-out Recall@1 (the best weights
+    /// are kept).
     #[arg(long, default_value_t = crate::train::defaults::DEFAULT_PATIENCE)]
     pub patience: usize,
     /// Stop at the first step past this much time (300, 90s, 5m, 1.5h), then

@@ -96,7 +96,8 @@ pub enum Stop {
         steps_per_epoch: usize,
     },
     /// Until the held-out Recall@1 has not improved for `patience`
-    /// validations (once `min_steps` are done), or at `max_steps`; the
+    /// validations and a tenth of `max_steps` (once `min_steps` are done),
+    /// or at `max_steps`; the
     /// learning rate warms up over `warmup_steps`, then follows a cosine to
     /// `max_steps`.
     Patience {
@@ -304,10 +305,12 @@ pub fn derive(arch: &Arch, shape: &Shape, asked: &Asked, machine: &Machine) -> P
             decide(
                 "stop",
                 format!(
-                    "after {} validations without a better Recall@1, from step {min_steps}",
-                    asked.patience
+                    "after {} validations and {} steps without a better Recall@1, from step \
+                     {min_steps}",
+                    asked.patience,
+                    max_steps / 10
                 ),
-                "--patience; the first quarter of the steps always runs".into(),
+                "--patience, and a tenth of the steps; the first quarter always runs".into(),
             );
             decide(
                 "lr schedule",

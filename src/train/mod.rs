@@ -952,7 +952,15 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
                 .iter()
                 .filter(|e| e.epoch > card.best_epoch && e.validation.is_some())
                 .count();
-            if !finish && !val.is_empty() && done >= b.min_steps && since >= b.patience {
+            // And a tenth of the steps: the interval depends on the
+            // machine's speed, the stopping point should not (much).
+            let best_step = card.best().and_then(|e| e.step).unwrap_or(0);
+            if !finish
+                && !val.is_empty()
+                && done >= b.min_steps
+                && since >= b.patience
+                && done - best_step >= b.max_steps / 10
+            {
                 finish = true;
                 stopped = format!(
                     "early stop: no better Recall@1 in {since} validations since step {}",
