@@ -339,8 +339,9 @@ pub fn derive(arch: &Arch, shape: &Shape, asked: &Asked, machine: &Machine) -> P
 
 /// The validation interval in steps: validation (`val_secs` each) costs at
 /// most [`VAL_SHARE`] of the time of its interval of steps (`step_secs`
-/// each), rounded up to a multiple of 10, at least 10 and at most a tenth of
-/// `max_steps` (so that early stopping has something to compare).
+/// each), rounded up to a multiple of 10, at least 10 and at most
+/// `max_steps`. (Fashion-MNIST's 6,000 held-out images with flip-TTA take
+/// about 12 s against 32 ms a step: every 3,400 steps.)
 pub fn val_interval(val_secs: f64, step_secs: f64, max_steps: usize) -> usize {
     let need = if step_secs > 0.0 && val_secs.is_finite() {
         (val_secs * (1.0 - VAL_SHARE) / VAL_SHARE / step_secs).ceil()
@@ -348,7 +349,7 @@ pub fn val_interval(val_secs: f64, step_secs: f64, max_steps: usize) -> usize {
         10.0
     };
     let n = (need.min(1e9) as usize).div_ceil(10) * 10;
-    n.clamp(10, (max_steps / 10).max(10))
+    n.clamp(10, max_steps.max(10))
 }
 
 /// Parses a duration such as `300`, `90s`, `5m`, `1.5h` into seconds.
@@ -556,8 +557,9 @@ mod tests {
     #[test]
     fn validation_costs_at_most_a_tenth_of_the_time() {
         // 8 s to validate, 40 ms a step: 1,800 steps between validations.
-        assert_eq!(val_interval(8.0, 0.04, 10_000), 1_000);
         assert_eq!(val_interval(8.0, 0.04, 100_000), 1_800);
+        // At most the whole budget: one validation, at the end.
+        assert_eq!(val_interval(8.0, 0.04, 1_000), 1_000);
         let n = val_interval(8.0, 0.04, 100_000) as f64;
         assert!(8.0 / (8.0 + n * 0.04) <= VAL_SHARE + 1e-9);
         // Cheap validation: every 10 steps at least.
