@@ -167,7 +167,8 @@ pub struct TrainArgs {
     /// Adam weight decay.
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
-    /// Held-out set: none, images:F (fraction of each class's images) or
+    /// Held-out set: none, images:F (fraction of each class's images, at
+    /// least 2 where a class has 4 or more) or
     /// classes:F (the last fraction of classes: zero-shot) [default:
     /// images:0.1, or none when --val-data is given].
     #[arg(long)]

@@ -303,7 +303,14 @@ fn split(cfg: &TrainConfig, ds: &Dataset) -> Result<Split> {
         (ValSplit::Images(f), None) => {
             for items in &mut by_class {
                 items.shuffle(&mut rng);
-                let hold = ((items.len() as f64 * f).round() as usize).min(items.len().saturating_sub(2));
+                let mut hold = ((items.len() as f64 * f).round() as usize)
+                    .min(items.len().saturating_sub(2));
+                // A lone held-out image of its class has no neighbour to
+                // find (leave-one-out): hold out two where the class has
+                // 4+ images (the johns folder: 11 per person, 10% = 1).
+                if hold == 1 && items.len() >= 4 {
+                    hold = 2;
+                }
                 val.extend_from_slice(&items[..hold]);
                 train.extend_from_slice(&items[hold..]);
             }
