@@ -22,7 +22,7 @@ ZSTD_ENV = $(shell pkg-config --exists libzstd 2>/dev/null && echo ZSTD_SYS_USE_
 # Tests that talk to numpy/PyTorch use this interpreter.
 export LIKENESS_PYTHON ?= $(VENV)/bin/python
 
-.PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache bench-train bench-losses bench-ann bench-embed bench-serve bench-latency bench-cuda bench-budget
+.PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache bench-train bench-losses bench-ann bench-embed bench-serve bench-latency bench-cuda bench-budget bench-defaults
 .PHONY: python wheel pytest pyvenv
 
 all: build
@@ -105,6 +105,11 @@ bench-embed: build data
 # The demo's Fashion-MNIST training time against this machine's current speed.
 bench-budget: build data
 	benches/budget.sh
+
+# `likeness train` with no flags on Fashion-MNIST, sklearn's digits and the
+# johns crops (issue 12's targets), with training wall times.
+bench-defaults: build data
+	benches/defaults.sh
 
 # The Fashion-MNIST recipe, evaluation and throughput on a GPU (needs one).
 bench-cuda: build data

@@ -91,7 +91,7 @@ if has threads; then
   done
   run_l() { # label, thread flags...
     "$B" --device "$DEV" "${@:2}" train --data "$TRAIN" --out "$OUT/bench-threads" --epochs 2 --steps-per-epoch "$STEPS" \
-      --val none --no-flip --seed 0 --force > "$OUT/bench-threads.log" 2>&1 || { cat "$OUT/bench-threads.log"; exit 1; }
+      --val none --no-flip --seed 0 --force --precision fp32 "${PLAIN_RECIPE[@]}" > "$OUT/bench-threads.log" 2>&1 || { cat "$OUT/bench-threads.log"; exit 1; }
     local v; v=$(epoch2 "$OUT/bench-threads")
     echo "  likeness $1: $v images/s ($(grep -m1 'threads:' "$OUT/bench-threads.log" | sed 's/.*threads: //'))"
     rows+=("| likeness $1 | $v |")

@@ -7,6 +7,7 @@
 # the environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/fashion-recipe.sh
 CACHE="${LIKENESS_CACHE:-$HOME/.cache/likeness}"
 PY="$CACHE/torch-2.11.0/bin/python"
 F="$CACHE/data/fashion-mnist"
@@ -19,7 +20,8 @@ for loss in npair-mc npair-ovo triplet; do
   if [ ! -f "$OUT/$loss/model.json" ]; then
     target/release/likeness --threads "$THREADS" --device cpu train \
       --data "$F/train-images-idx3-ubyte.gz" --val-data "$F/t10k-images-idx3-ubyte.gz" \
-      --out "$OUT/$loss" --loss "$loss" --epochs "$EPOCHS" --precision "$PRECISION" --seed 0 --force
+      --out "$OUT/$loss" --loss "$loss" --epochs "$EPOCHS" --precision "$PRECISION" --seed 0 --force \
+      "${PLAIN_RECIPE[@]}"
   fi
 done
 "$PY" - "$OUT" "$EPOCHS" "$PRECISION" <<'PY' | tee "$OUT/table.md"

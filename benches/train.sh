@@ -7,6 +7,7 @@
 # ratio and their median.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/fashion-recipe.sh
 CACHE="${LIKENESS_CACHE:-$HOME/.cache/likeness}"
 PY="$CACHE/torch-2.11.0/bin/python"
 F="$CACHE/data/fashion-mnist"
@@ -25,7 +26,7 @@ for prec in ${PRECISIONS:-fp32 bf16}; do
     echo "== round $round, $prec: likeness ($THREADS threads, $STEPS steps, no augmentation)"
     target/release/likeness --threads "$THREADS" --device cpu train \
       --data "$F/train-images-idx3-ubyte.gz" --out "$OUT/model" --epochs 1 --force \
-      --steps-per-epoch "$STEPS" --val none --no-flip --seed 0 --precision "$prec" 2>&1 | tail -n 2
+      --steps-per-epoch "$STEPS" --val none --no-flip --seed 0 --precision "$prec" "${PLAIN_RECIPE[@]}" 2>&1 | tail -n 2
     LK=$("$PY" -c "import json,sys; e=json.load(open(sys.argv[1]))['epochs'][0]; print(round(e['images_per_s'],1))" "$OUT/model/model.json")
     PT=$(grep -oP 'images/s \K[0-9.]+' "$OUT/pt.txt")
     echo "$prec $LK $PT" >> "$OUT/rounds.txt"

@@ -47,14 +47,25 @@ def training(card):
     loss = card["loss"]
     loss = f"{loss['kind']} (L2 penalty {loss['l2_reg']})" if isinstance(loss, dict) else str(loss)
     tta = ", test-time flip" if card["spec"].get("flip_tta") else ""
+    run = card.get("run")
+    if run:  # trained without --epochs: a step budget and early stopping
+        span = (f"{run['steps']} steps ({run['stopped']}; validated every {run['val_interval']} steps)"
+                f", lr {card['lr']}")
+        at = f"best at step {best.get('step')}"
+    else:
+        span = f"{len(card['epochs'])} epochs, lr {card['lr']}"
+        at = f"best epoch {card.get('best_epoch')}"
+    base = card.get("baselines")
+    base = (f"; untrained network {base['untrained']['recall@1']:.4f}, raw pixels "
+            f"{base['pixels']['recall@1']:.4f}" if base else "")
     return (
         f"{card['spec']['arch']}, "
         f"dim {card['spec']['dim']}, input {card['spec']['input_size']} px{tta}, loss {loss}, "
         f"{card['tuples']} tuples x {card['classes_per_tuple']} classes x 2 images per step, "
-        f"{len(card['epochs'])} epochs, lr {card['lr']}, precision {card.get('precision', 'fp32')}, "
+        f"{span}, precision {card.get('precision', 'fp32')}, "
         f"seed {card['seed']}: {card['train_seconds']:.1f} s of training steps "
-        f"({card['total_seconds']:.1f} s with validation); best epoch {card.get('best_epoch')}: "
-        f"validation Recall@1 {v.get('recall@1', float('nan')):.4f}, MAP@R {v.get('map@r', float('nan')):.4f}"
+        f"({card['total_seconds']:.1f} s with validation); {at}: "
+        f"validation Recall@1 {v.get('recall@1', float('nan')):.4f}, MAP@R {v.get('map@r', float('nan')):.4f}{base}"
     )
 
 

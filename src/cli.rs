@@ -98,23 +98,23 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 64)]
     pub dim: u32,
     /// Channel multiplier of convnet (1: 32, 32, 64, 64, 128 channels).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.25)]
     pub width: f32,
-    /// Square input size in pixels [default: the images' own size for IDX,
-    /// 64 for convnet, 112 otherwise].
+    /// Square input size in pixels [default: convnet: the images' median
+    /// side rounded up to a multiple of 4, within 20-64; 112 otherwise].
     #[arg(long)]
     pub input_size: Option<u32>,
     /// N: distinct classes per tuple [default: min(#classes, 32)].
     #[arg(long)]
     pub classes_per_tuple: Option<usize>,
     /// T: independent N-pair tuples per step (batch = 2·N·T images).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 2)]
     pub tuples: usize,
     /// Loss: npair-mc (Sohn 2016), npair-ovo, or triplet (batch-hard).
     #[arg(long, value_enum, default_value_t = crate::train::loss::LossKind::NpairMc)]
     pub loss: crate::train::loss::LossKind,
     /// λ of the L2 penalty on embedding norms.
-    #[arg(long, default_value_t = 0.002)]
+    #[arg(long, default_value_t = 0.008)]
     pub l2_reg: f64,
     /// Margin of the triplet loss.
     #[arg(long, default_value_t = 1.0)]
@@ -122,25 +122,53 @@ pub struct TrainArgs {
     /// C > N: sample C classes per tuple and mine the N hardest (Sohn §3.2).
     #[arg(long)]
     pub mine_classes: Option<usize>,
-    /// Passes over the training images.
-    #[arg(long, default_value_t = 5)]
-    pub epochs: usize,
+    /// Passes over the training images [default: none: train until the
+    /// held-out Recall@1 stops improving (--patience), or --max-steps].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Without --epochs: the most steps [default: 8 passes over the
+    /// training images, within 500-10,000]; the learning rate's cosine ends there.
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Without --epochs: no early stop before this step [default: a quarter
+    /// of --max-steps].
+    #[arg(long)]
+    pub min_steps: Option<usize>,
+    /// Without --epochs: linear learning-rate warm-up [default: 2% of
+    /// --max-steps, at most 200].
+    #[arg(long)]
+    pub warmup_steps: Option<usize>,
+    /// Without --epochs: stop after this many validations (and a tenth of
+    /// --max-steps) without a better held-out Recall@1 (the best weights
+    /// are kept).
+    #[arg(long, default_value_t = crate::train::defaults::DEFAULT_PATIENCE)]
+    pub patience: usize,
+    /// Stop at the first step past this much time (300, 90s, 5m, 1.5h), then
+    /// validate and save; without --epochs the learning rate ends there.
+    #[arg(long, value_parser = crate::train::defaults::parse_duration)]
+    pub time_budget: Option<f64>,
+    /// Without --epochs: steps between validations [default: measured, so
+    /// that validation costs at most 10% of the time].
+    #[arg(long)]
+    pub val_steps: Option<usize>,
     /// Steps per epoch [default: training images / images per step].
     #[arg(long)]
     pub steps_per_epoch: Option<usize>,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 4e-3)]
     pub lr: f64,
     /// Learning-rate schedule over all steps.
     #[arg(long, value_enum, default_value_t = crate::train::LrSchedule::Cosine)]
     pub lr_schedule: crate::train::LrSchedule,
-    /// Forward-pass precision: fp32, or bf16 (autocast, as torch.autocast).
-    #[arg(long, value_enum, default_value_t = crate::runtime::Precision::Fp32)]
-    pub precision: crate::runtime::Precision,
+    /// Forward-pass precision: fp32, or bf16 (autocast, as torch.autocast)
+    /// [default: bf16 where the CPU has AMX or AVX512-BF16, else fp32].
+    #[arg(long, value_enum)]
+    pub precision: Option<crate::runtime::Precision>,
     /// Adam weight decay.
     #[arg(long, default_value_t = 0.0)]
     pub weight_decay: f64,
-    /// Held-out set: none, images:F (fraction of each class's images) or
+    /// Held-out set: none, images:F (fraction of each class's images, at
+    /// least 2 where a class has 4 or more) or
     /// classes:F (the last fraction of classes: zero-shot) [default:
     /// images:0.1, or none when --val-data is given].
     #[arg(long)]
@@ -153,9 +181,13 @@ pub struct TrainArgs {
     #[arg(long)]
     pub no_flip: bool,
     /// Test-time flip: validation, embedding and model.pt use the sum of the
-    /// unit embeddings of each image and its mirror image (2 forward passes).
-    #[arg(long)]
+    /// unit embeddings of each image and its mirror image (2 forward passes)
+    /// [default: on, off with --no-flip].
+    #[arg(long, overrides_with = "no_flip_tta")]
     pub flip_tta: bool,
+    /// No test-time flip.
+    #[arg(long)]
+    pub no_flip_tta: bool,
     /// Random resized crop: smallest area fraction kept (1 = no crop).
     #[arg(long, default_value_t = 1.0)]
     pub min_crop: f32,
@@ -196,7 +228,11 @@ impl TrainArgs {
             arch: self.arch,
             dim: self.dim,
             width: self.width,
-            flip_tta: self.flip_tta,
+            flip_tta: match (self.flip_tta, self.no_flip_tta) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
             input_size: self.input_size,
             classes_per_tuple: self.classes_per_tuple,
             tuples: self.tuples,
@@ -224,6 +260,12 @@ impl TrainArgs {
             force: self.force,
             eval_batch: self.eval_batch,
             val_every: self.val_every,
+            max_steps: self.max_steps,
+            min_steps: self.min_steps,
+            warmup_steps: self.warmup_steps,
+            patience: self.patience,
+            time_budget: self.time_budget,
+            val_steps: self.val_steps,
         }
     }
 }
@@ -296,21 +338,40 @@ fn train(device: DeviceSpec, plan: &runtime::ThreadPlan, args: TrainArgs) -> Res
     match crate::train::train(&cfg, device)? {
         crate::train::Outcome::Finished(card) => {
             let best = card.best().map(|e| e.summary()).unwrap_or_default();
-            print_line(&format!(
-                "trained in {:.1}s ({:.1}s of steps); best {}\nmodel: {}",
-                card.total_seconds,
-                card.train_seconds,
-                best,
-                cfg.out.display()
-            ));
+            let stopped = card
+                .run
+                .as_ref()
+                .map(|r| format!("; {} at step {}", r.stopped, r.steps))
+                .unwrap_or_default();
+            let mut msg = format!(
+                "trained in {:.1}s ({:.1}s of steps{stopped}); best {}",
+                card.total_seconds, card.train_seconds, best,
+            );
+            if let Some(v) = card.best().and_then(|e| e.validation.as_ref()) {
+                msg.push_str(&format!(
+                    "\nheld-out ({} images): Recall@1 {:.4}, MAP@R {:.4}",
+                    v.queries, v.recall_1, v.map_at_r
+                ));
+                if let Some(b) = &card.baselines {
+                    msg.push('\n');
+                    msg.push_str(&b.verdict(v));
+                }
+            }
+            msg.push_str(&format!("\nmodel: {}", cfg.out.display()));
+            print_line(&msg);
             Ok(ExitCode::SUCCESS)
         }
-        crate::train::Outcome::Interrupted { epoch, step } => {
-            eprintln!(
-                "likeness: stopped at epoch {} step {}; continue with the same command and --resume",
-                epoch + 1,
-                step
-            );
+        crate::train::Outcome::Interrupted {
+            epoch,
+            step,
+            budget,
+        } => {
+            let at = if budget {
+                format!("step {step}")
+            } else {
+                format!("epoch {} step {step}", epoch + 1)
+            };
+            eprintln!("likeness: stopped at {at}; continue with the same command and --resume");
             Ok(ExitCode::from(130))
         }
     }

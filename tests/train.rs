@@ -156,7 +156,8 @@ fn s(p: &Path) -> &str {
 
 /// Arguments of a short CPU training on the Fashion-MNIST test split: one
 /// thread, 1 epoch of 4 steps, 2 tuples, no validation. `set` replaces those
-/// values or adds options (clap refuses an option given twice).
+/// values (an empty one drops the option) or adds options (clap refuses an
+/// option given twice).
 fn train_args(out: &Path, set: &[(&str, &str)]) -> Vec<String> {
     let mut opts: Vec<(&str, &str)> = vec![
         ("--threads", "1"),
@@ -183,7 +184,8 @@ fn train_args(out: &Path, set: &[(&str, &str)]) -> Vec<String> {
     ]
     .map(String::from)
     .to_vec();
-    for (key, value) in opts {
+    // An empty value drops the option.
+    for (key, value) in opts.into_iter().filter(|(_, v)| !v.is_empty()) {
         args.extend([key.to_string(), value.to_string()]);
     }
     args
@@ -310,6 +312,188 @@ fn folder(dir: &Path, counts: &[usize]) -> PathBuf {
         }
     }
     root
+}
+
+/// Without --epochs a seeded run on a tiny set stops early, once the
+/// held-out Recall@1 (then MAP@R) has not improved for --patience
+/// validations, and keeps the best validated weights.
+#[test]
+fn early_stopping_ends_a_tiny_run_before_max_steps_with_the_best_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = folder(dir.path(), &[12, 12, 12, 12]);
+    let out = dir.path().join("m");
+    let o = likeness(&[
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--val",
+        "images:0.25",
+        "--max-steps",
+        "400",
+        "--min-steps",
+        "20",
+        "--val-steps",
+        "10",
+        "--patience",
+        "3",
+        "--seed",
+        "3",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    // The decisions are printed and recorded.
+    assert!(
+        err.contains("decided: input 20 px, 16 images per step"),
+        "{err}"
+    );
+    let card = read_card(&out);
+    let run = &card["run"];
+    let steps = run["steps"].as_u64().unwrap();
+    assert!(steps < 400, "ran to --max-steps: {run}");
+    assert!(
+        run["stopped"].as_str().unwrap().starts_with("early stop"),
+        "{run}"
+    );
+    assert_eq!(run["val_interval"], 10);
+    let decisions = card["derivation"]["decisions"].as_array().unwrap();
+    assert!(
+        decisions.iter().any(|d| d["setting"] == "input size"),
+        "{decisions:?}"
+    );
+    // The kept interval is the best validated one, followed by at least 3
+    // others and 40 steps (a tenth of --max-steps).
+    let epochs = card["epochs"].as_array().unwrap();
+    let key = |e: &serde_json::Value| {
+        let v = &e["validation"];
+        (
+            v["recall@1"].as_f64().unwrap(),
+            v["map@r"].as_f64().unwrap(),
+        )
+    };
+    let best = card["best_epoch"].as_u64().unwrap() as usize;
+    let kept = key(&epochs[best - 1]);
+    assert!(epochs.iter().all(|e| key(e) <= kept), "{epochs:?}");
+    assert!(epochs.len() >= best + 3, "{epochs:?}");
+    assert!(
+        steps >= epochs[best - 1]["step"].as_u64().unwrap() + 40,
+        "{run}"
+    );
+    assert!(card["baselines"]["pixels"]["recall@1"].as_f64().is_some());
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("verdict: "), "{stdout}");
+}
+
+/// Without --epochs, Ctrl-C mid-interval and --resume give the weights of
+/// an uninterrupted run, bit for bit (one thread).
+#[test]
+fn ctrl_c_and_resume_work_without_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |out: &Path, more: &[&str]| {
+        let mut a = train_args(
+            out,
+            &[
+                ("--epochs", ""),
+                ("--steps-per-epoch", ""),
+                ("--val", "images:0.02"),
+                ("--max-steps", "40"),
+                ("--val-steps", "10"),
+            ],
+        );
+        a.extend(more.iter().map(|m| m.to_string()));
+        a
+    };
+    let out = dir.path().join("m");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_likeness"))
+        .args(args(&out, &[]))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = String::new();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        err.push_str(&line);
+        err.push('\n');
+        if line.starts_with("step ") {
+            let killed = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+            break;
+        }
+    }
+    for line in lines {
+        err.push_str(&line.unwrap());
+        err.push('\n');
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(130), "{err}");
+    assert!(err.contains("stopped at step"), "{err}");
+    let o = run(&args(&out, &["--resume"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let whole = dir.path().join("whole");
+    let o = run(&args(&whole, &[]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read(out.join("weights.safetensors")).unwrap(),
+        std::fs::read(whole.join("weights.safetensors")).unwrap(),
+        "resumed and uninterrupted runs differ"
+    );
+    let (a, b) = (read_card(&out), read_card(&whole));
+    assert_eq!(a["run"]["steps"], 40);
+    assert_eq!(a["epochs"].as_array().unwrap().len(), 4);
+    for e in 0..4 {
+        assert_eq!(
+            a["epochs"][e]["loss"], b["epochs"][e]["loss"],
+            "interval {e}"
+        );
+    }
+}
+
+/// --time-budget stops training within one validation interval of it.
+#[test]
+fn time_budget_is_honoured_within_one_validation_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m");
+    // The budget counts from the start (opening the data and the baselines
+    // take a few seconds of it on a busy machine).
+    let budget = 15.0;
+    let o = run(&train_args(
+        &out,
+        &[
+            ("--threads", "2"),
+            ("--epochs", ""),
+            ("--steps-per-epoch", ""),
+            ("--val", "images:0.02"),
+            ("--val-steps", "10"),
+            ("--time-budget", "15s"),
+        ],
+    ));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let card = read_card(&out);
+    let run = &card["run"];
+    assert!(
+        run["stopped"].as_str().unwrap().starts_with("time budget"),
+        "{run}"
+    );
+    // Once a step was timed, the learning rate's cosine was fitted to the
+    // budget.
+    if run["step_seconds"].as_f64().unwrap() > 0.0 {
+        assert!(run["horizon"].as_u64().unwrap() < 1_960, "{run}");
+    }
+    let last = card["epochs"].as_array().unwrap().last().unwrap().clone();
+    let interval = last["seconds"].as_f64().unwrap() + run["val_seconds"].as_f64().unwrap();
+    let total = card["total_seconds"].as_f64().unwrap();
+    assert!(
+        total >= budget && total - budget <= interval + 1.0,
+        "{total:.2}s for a {budget}s budget, interval {interval:.2}s: {run}"
+    );
 }
 
 fn train_err(args: &[&str]) -> String {
@@ -576,7 +760,7 @@ fn ctrl_c_leaves_a_checkpoint_that_resume_finishes() {
     let o = run(&two_epochs(&out, &["--lr", "0.5", "--resume"]));
     let msg = String::from_utf8_lossy(&o.stderr);
     assert!(
-        !o.status.success() && msg.contains("lr: 0.001 (now 0.5)"),
+        !o.status.success() && msg.contains("lr: 0.004 (now 0.5)"),
         "{msg}"
     );
     assert!(out.join("checkpoint.json").is_file());

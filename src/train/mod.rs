@@ -8,6 +8,7 @@
 //! the held-out set is embedded and searched exactly (Recall@K, MAP@R) and the
 //! best weights are kept.
 pub mod adam;
+pub mod defaults;
 pub mod loss;
 pub mod output;
 pub mod sampler;
@@ -101,11 +102,11 @@ pub struct TrainConfig {
     #[serde(default = "default_width")]
     pub width: f32,
     /// Embed outside training as the sum of the unit embeddings of the image
-    /// and its mirror image ([`crate::model::ModelSpec::flip_tta`]).
+    /// and its mirror image ([`crate::model::ModelSpec::flip_tta`]); default:
+    /// on unless images are not mirrored in training.
     #[serde(default)]
-    pub flip_tta: bool,
-    /// Square input side; default: the images' own size for IDX, 64 for
-    /// `convnet`, 112 for `resnet18` and TorchScript backbones.
+    pub flip_tta: Option<bool>,
+    /// Square input side; default: derived ([`defaults::derive`]).
     pub input_size: Option<u32>,
     /// N; default min(#classes, 32).
     pub classes_per_tuple: Option<usize>,
@@ -113,7 +114,9 @@ pub struct TrainConfig {
     pub loss: LossConfig,
     /// C > N enables hard negative class mining.
     pub mine_classes: Option<usize>,
-    pub epochs: usize,
+    /// Passes of `steps_per_epoch`; `None`: a step budget with early
+    /// stopping ([`defaults::Stop::Patience`]).
+    pub epochs: Option<usize>,
     /// Steps per epoch; default: training images / images per step.
     pub steps_per_epoch: Option<usize>,
     pub lr: f64,
@@ -121,8 +124,9 @@ pub struct TrainConfig {
     #[serde(default)]
     pub lr_schedule: LrSchedule,
     /// Precision of the forward pass (bf16 autocast is ~2x faster on CPUs with AMX/AVX512-BF16).
+    /// `None`: bf16 where the CPU has AMX or AVX512-BF16, else fp32.
     #[serde(default)]
-    pub precision: crate::runtime::Precision,
+    pub precision: Option<crate::runtime::Precision>,
     pub weight_decay: f64,
     pub val: ValSplit,
     pub val_data: Option<PathBuf>,
@@ -136,6 +140,33 @@ pub struct TrainConfig {
     pub eval_batch: usize,
     /// Validate after every `val_every`-th epoch and after the last (≥ 1).
     pub val_every: usize,
+    /// Without `epochs`: the most steps (default: derived).
+    #[serde(default)]
+    pub max_steps: Option<usize>,
+    /// Without `epochs`: no early stop before this step (default: a quarter
+    /// of the most steps).
+    #[serde(default)]
+    pub min_steps: Option<usize>,
+    /// Without `epochs`: linear learning-rate warm-up steps (default: 2% of
+    /// the most steps, at most 200).
+    #[serde(default)]
+    pub warmup_steps: Option<usize>,
+    /// Without `epochs`: stop after this many validations without a better
+    /// Recall@1.
+    #[serde(default = "default_patience")]
+    pub patience: usize,
+    /// Stop at the first step past this many seconds (then validate and
+    /// export).
+    #[serde(default)]
+    pub time_budget: Option<f64>,
+    /// Without `epochs`: steps between validations (default: measured so
+    /// that validation costs at most 10% of the time).
+    #[serde(default)]
+    pub val_steps: Option<usize>,
+}
+
+fn default_patience() -> usize {
+    defaults::DEFAULT_PATIENCE
 }
 
 impl TrainConfig {
@@ -144,8 +175,31 @@ impl TrainConfig {
         if self.dim == 0 {
             return bad("--dim must be at least 1".into());
         }
-        if self.epochs == 0 {
+        if self.epochs == Some(0) {
             return bad("--epochs must be at least 1".into());
+        }
+        if self.epochs.is_some()
+            && (self.max_steps.is_some() || self.min_steps.is_some() || self.val_steps.is_some())
+        {
+            return bad(
+                "--max-steps, --min-steps and --val-steps belong to training without --epochs; \
+                 drop --epochs, or these"
+                    .into(),
+            );
+        }
+        if self.epochs.is_none() && self.steps_per_epoch.is_some() {
+            return bad(
+                "--steps-per-epoch needs --epochs; without --epochs, --val-steps sets the steps \
+                 between validations"
+                    .into(),
+            );
+        }
+        if self.max_steps == Some(0) || self.val_steps == Some(0) || self.steps_per_epoch == Some(0)
+        {
+            return bad("--max-steps, --val-steps and --steps-per-epoch must be at least 1".into());
+        }
+        if self.patience == 0 {
+            return bad("--patience must be at least 1".into());
         }
         if self.val_every == 0 {
             return bad("--val-every must be at least 1".into());
@@ -175,6 +229,26 @@ impl TrainConfig {
     }
 }
 
+impl TrainConfig {
+    /// What the command line fixed, for [`defaults::derive`].
+    pub fn asked(&self) -> defaults::Asked {
+        defaults::Asked {
+            input_size: self.input_size,
+            classes_per_tuple: self.classes_per_tuple,
+            tuples: self.tuples,
+            precision: self.precision,
+            flip_tta: self.flip_tta,
+            flip: self.augment.flip,
+            epochs: self.epochs,
+            steps_per_epoch: self.steps_per_epoch,
+            max_steps: self.max_steps,
+            min_steps: self.min_steps,
+            warmup_steps: self.warmup_steps,
+            patience: self.patience,
+        }
+    }
+}
+
 fn default_width() -> f32 {
     1.0
 }
@@ -187,6 +261,8 @@ pub enum Outcome {
     Interrupted {
         epoch: usize,
         step: usize,
+        /// Without `--epochs`: `step` is the global step.
+        budget: bool,
     },
 }
 
@@ -227,7 +303,14 @@ fn split(cfg: &TrainConfig, ds: &Dataset) -> Result<Split> {
         (ValSplit::Images(f), None) => {
             for items in &mut by_class {
                 items.shuffle(&mut rng);
-                let hold = ((items.len() as f64 * f).round() as usize).min(items.len().saturating_sub(2));
+                let mut hold = ((items.len() as f64 * f).round() as usize)
+                    .min(items.len().saturating_sub(2));
+                // A lone held-out image of its class has no neighbour to
+                // find (leave-one-out): hold out two where the class has
+                // 4+ images (the johns folder: 11 per person, 10% = 1).
+                if hold == 1 && items.len() >= 4 {
+                    hold = 2;
+                }
                 val.extend_from_slice(&items[..hold]);
                 train.extend_from_slice(&items[hold..]);
             }
@@ -315,6 +398,101 @@ struct Prepared {
     labels: Vec<i64>,
 }
 
+/// Where the loop stands and what it has measured, without `--epochs`.
+struct Budget {
+    max_steps: usize,
+    min_steps: usize,
+    warmup: usize,
+    patience: usize,
+    /// Steps between validations, once known.
+    interval: Option<usize>,
+    /// The step the learning-rate schedule ends at.
+    horizon: usize,
+    run: output::RunInfo,
+}
+
+/// The learning rate at global step `g`.
+fn lr_at(cfg: &TrainConfig, budget: Option<&Budget>, g: usize, total: usize) -> f64 {
+    match budget {
+        None => cfg.lr_schedule.at(cfg.lr, g, total),
+        Some(b) if g < b.warmup => cfg.lr * (g + 1) as f64 / b.warmup as f64,
+        Some(b) => cfg.lr_schedule.at(
+            cfg.lr,
+            g - b.warmup,
+            b.horizon.saturating_sub(b.warmup).max(1),
+        ),
+    }
+}
+
+/// Embeds the held-out items with `net` and searches them exactly
+/// (leave-one-out, cosine).
+fn validate(
+    net: &mut Net,
+    vds: &Dataset,
+    val: &[usize],
+    cfg: &TrainConfig,
+    precision: crate::runtime::Precision,
+) -> Result<output::Validation> {
+    net.set_train(false);
+    // In the training precision: with bf16 the forward passes run about
+    // twice as fast on this CPU (the demo's flip-TTA convnet: 1,067 vs 479
+    // images/s, measured with its model.pt in PyTorch). The index is
+    // embedded in fp32 (`likeness index`), so its metrics can differ from
+    // these in the third decimal.
+    let emb = crate::runtime::with_precision(precision, || {
+        crate::embed::embed_items(net, vds, val, cfg.eval_batch, None)
+    })?;
+    let labels: Vec<i64> = val.iter().map(|&i| vds.items()[i].label as i64).collect();
+    let m = likeness_index::metrics::evaluate(
+        &emb,
+        &labels,
+        None,
+        cfg.dim as usize,
+        likeness_index::Metric::Cosine,
+        &val_ks(val.len()),
+    )?;
+    Ok(output::Validation::from_metrics(&m, val.len()))
+}
+
+/// Leave-one-out ranks the other `n - 1` images: a K above that is the same
+/// as K = n - 1 (see [`output::Validation`]).
+fn val_ks(n: usize) -> Vec<usize> {
+    let mut ks = [1, 2, 4, 8].map(|k: usize| k.min(n - 1)).to_vec();
+    ks.dedup();
+    ks
+}
+
+/// The raw-pixel baseline: the network's input (normalised, at most 32 px a
+/// side, so that 6,000 held-out images search in seconds) compared by L2.
+fn pixel_baseline(vds: &Dataset, val: &[usize], spec: &ModelSpec) -> Result<output::Validation> {
+    let mut small = spec.clone();
+    small.input_size = spec.input_size.min(32);
+    let dim = (small.channels * small.input_size * small.input_size) as usize;
+    let mut x = Vec::with_capacity(val.len() * dim);
+    for chunk in val.chunks(512) {
+        let samples = vds.load_many(chunk)?;
+        let images: Vec<_> = samples.iter().map(|s| &s.image).collect();
+        x.extend(transform::batch_input(&images, &small, None, &[]));
+    }
+    let labels: Vec<i64> = val.iter().map(|&i| vds.items()[i].label as i64).collect();
+    let m = likeness_index::metrics::evaluate(
+        &x,
+        &labels,
+        None,
+        dim,
+        likeness_index::Metric::L2,
+        &val_ks(val.len()),
+    )?;
+    Ok(output::Validation::from_metrics(&m, val.len()))
+}
+
+/// Median of max(width, height).
+fn median_side(images: &[image::DynamicImage]) -> u32 {
+    let mut sides: Vec<u32> = images.iter().map(|i| i.width().max(i.height())).collect();
+    sides.sort_unstable();
+    sides.get(sides.len() / 2).copied().unwrap_or(64)
+}
+
 /// Runs a training to completion (or Ctrl-C). Progress goes to `bar`.
 pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
     cfg.validate()?;
@@ -340,7 +518,56 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
         l.dedup();
         l.len()
     };
-    let n = cfg.classes_per_tuple.unwrap_or(nclasses.min(32));
+
+    // Channels, normalisation statistics and the median size from (up to
+    // 2,000) training images.
+    let first = ds.load(train[0])?;
+    let grey = matches!(
+        first.image.color(),
+        image::ColorType::L8 | image::ColorType::L16
+    );
+    let channels = match cfg.arch {
+        Arch::Resnet18 => 3,
+        _ if grey => 1,
+        _ => 3,
+    };
+    let mut pick = train.clone();
+    pick.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed));
+    pick.truncate(2000);
+    let stats_imgs: Vec<_> = ds.load_many(&pick)?.into_iter().map(|s| s.image).collect();
+    let (mean, std) = transform::channel_stats(&stats_imgs, channels);
+    let shape = defaults::Shape {
+        train_images: train.len(),
+        classes: nclasses,
+        median_side: median_side(&stats_imgs),
+        grey,
+    };
+    drop(stats_imgs);
+    let machine = defaults::Machine::detect(device.is_cuda());
+    let plan = defaults::derive(&cfg.arch, &shape, &cfg.asked(), &machine);
+    eprintln!(
+        "data: {} training images ({} held out), {} classes, median side {} px, {}; decided: \
+         input {} px, {} images per step, {}, {}",
+        shape.train_images,
+        val.len(),
+        shape.classes,
+        shape.median_side,
+        if grey { "grey" } else { "colour" },
+        plan.input_size,
+        plan.images_per_step,
+        match plan.stop {
+            defaults::Stop::Epochs {
+                epochs,
+                steps_per_epoch,
+            } => format!("{} steps", epochs * steps_per_epoch),
+            defaults::Stop::Patience { max_steps, .. } => format!("up to {max_steps} steps"),
+        },
+        defaults::precision_name(plan.precision),
+    );
+    for d in &plan.decisions {
+        eprintln!("  {}: {}; {}", d.setting, d.value, d.why);
+    }
+    let n = plan.classes_per_tuple;
     if n > nclasses {
         return Err(Error::Invalid(format!(
             "--classes-per-tuple {n} is more than the {nclasses} training classes"
@@ -357,30 +584,8 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
     };
     let sampler = Sampler::new(&train_labels, c, cfg.tuples, cfg.seed)?;
     let out = output::OutDir::prepare(&cfg.out, cfg.force, cfg.resume)?;
-
-    // Channels and input size from the data and the architecture.
-    let first = ds.load(train[0])?;
-    let grey = matches!(
-        first.image.color(),
-        image::ColorType::L8 | image::ColorType::L16
-    );
-    let channels = match cfg.arch {
-        Arch::Resnet18 => 3,
-        _ if grey => 1,
-        _ => 3,
-    };
-    let input_size = cfg.input_size.unwrap_or(match (&cfg.arch, ds.kind()) {
-        (Arch::Convnet, crate::data::SourceKind::Idx) => first.image.width(),
-        (Arch::Convnet, _) => 64,
-        _ => 112,
-    });
-    // Normalisation statistics of (up to 2,000) training images.
-    let mut pick = train.clone();
-    pick.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed));
-    pick.truncate(2000);
-    let stats_imgs: Vec<_> = ds.load_many(&pick)?.into_iter().map(|s| s.image).collect();
-    let (mean, std) = transform::channel_stats(&stats_imgs, channels);
-    drop(stats_imgs);
+    let input_size = plan.input_size;
+    let precision = plan.precision;
     let spec = ModelSpec {
         arch: cfg.arch.clone(),
         input_size,
@@ -389,7 +594,7 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
         std,
         dim: cfg.dim,
         width: cfg.width,
-        flip_tta: cfg.flip_tta,
+        flip_tta: plan.flip_tta,
     };
 
     tch::manual_seed(cfg.seed as i64);
@@ -398,15 +603,52 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
         tch::Cuda::cudnn_set_benchmark(true);
     }
     let mut net = Net::new(&spec, device)?;
-    let mut card = ModelCard::new(cfg, &spec, &ds, n, c);
+    let mut card = ModelCard::new(cfg, &plan, &spec, &ds, c);
     card.device = crate::runtime::describe_device(device);
+    card.derivation = Some(output::Derivation {
+        train_images: shape.train_images,
+        classes: shape.classes,
+        median_side: shape.median_side,
+        grey,
+        fast_bf16: machine.fast_bf16.clone(),
+        stop: plan.stop,
+        decisions: plan.decisions.clone(),
+        time_budget_seconds: cfg.time_budget,
+    });
     let mut opt = adam::Adam::new(&net.vs, cfg.lr, cfg.weight_decay);
-    let steps = cfg
-        .steps_per_epoch
-        .unwrap_or((train.len() / sampler.images_per_step()).max(1));
+    // `steps`: the steps of an epoch (the sampler's key); `total`: all steps.
+    let (steps, total, mut budget) = match plan.stop {
+        defaults::Stop::Epochs {
+            epochs,
+            steps_per_epoch,
+        } => (steps_per_epoch, epochs * steps_per_epoch, None),
+        defaults::Stop::Patience {
+            max_steps,
+            min_steps,
+            warmup_steps,
+            patience,
+        } => (
+            plan.steps_per_pass,
+            max_steps,
+            Some(Budget {
+                max_steps,
+                min_steps,
+                warmup: warmup_steps,
+                patience,
+                interval: cfg.val_steps,
+                horizon: max_steps,
+                run: output::RunInfo {
+                    horizon: max_steps,
+                    ..Default::default()
+                },
+            }),
+        ),
+    };
     card.steps_per_epoch = steps;
-    let (mut start_epoch, mut start_step) = (0, 0);
+    let mut start = 0usize;
     let mut partial = output::EpochProgress::default();
+    let mut spent_before = 0.0;
+    let vds = val_ds.as_ref().unwrap_or(&ds);
     if cfg.resume {
         let ck = out.read_checkpoint()?;
         // The settings first: other ones could not even load the tensors
@@ -427,12 +669,57 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
         out.restore_checkpoint(&ck, &mut net.vs, &mut opt)?;
         card.epochs = ck.epochs;
         card.best_epoch = ck.best_epoch;
-        start_epoch = ck.epoch;
-        start_step = ck.step;
+        card.baselines = ck.baselines;
+        spent_before = ck.spent_seconds;
         partial = ck.partial;
+        match (&mut budget, ck.run) {
+            (Some(b), Some(run)) => {
+                start = ck.step;
+                if run.val_interval > 0 {
+                    b.interval = Some(run.val_interval);
+                }
+                b.horizon = run.horizon;
+                b.run = run;
+            }
+            _ => start = ck.epoch * steps + ck.step,
+        }
+    } else if !val.is_empty() {
+        // Baselines on the held-out images; the untrained network's also
+        // times one validation, which sets the validation interval.
+        let t = Instant::now();
+        let untrained = validate(&mut net, vds, &val, cfg, precision)?;
+        let val_seconds = t.elapsed().as_secs_f64();
+        let pixels = pixel_baseline(vds, &val, &spec)?;
+        eprintln!(
+            "baselines on the {} held-out images: untrained network Recall@1 {:.4} MAP@R {:.4}, \
+             raw pixels Recall@1 {:.4} MAP@R {:.4} ({val_seconds:.1}s a validation)",
+            val.len(),
+            untrained.recall_1,
+            untrained.map_at_r,
+            pixels.recall_1,
+            pixels.map_at_r
+        );
+        card.baselines = Some(output::Baselines { untrained, pixels });
+        if let Some(b) = &mut budget {
+            b.run.val_seconds = val_seconds;
+        }
+    }
+    if let Some(b) = &mut budget {
+        if b.interval.is_none() && val.is_empty() {
+            // Nothing to compare: a checkpoint every tenth of the steps.
+            b.interval = Some((b.max_steps / 10).max(10));
+            b.run.val_interval_why = "no held-out set: a tenth of the steps".into();
+        } else if let (Some(n), true) = (cfg.val_steps, b.run.val_interval_why.is_empty()) {
+            b.run.val_interval_why = format!("--val-steps {n}");
+        }
+        if let Some(n) = b.interval {
+            b.run.val_interval = n;
+        }
     }
 
-    // Background loader: decodes and augments step s+1 while step s trains.
+    // Background loader: decodes and augments step g+1 while step g trains.
+    // A step's batch depends on its (epoch, step) key only, so a resumed run
+    // sees the same batches.
     let (tx, rx) = mpsc::sync_channel::<Result<Prepared>>(2);
     let loader = {
         let ds = ds.clone();
@@ -441,11 +728,9 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
         let spec = spec.clone();
         let aug = cfg.augment;
         let seed = cfg.seed;
-        let epochs = cfg.epochs;
         std::thread::spawn(move || {
-            let mut pos = (start_epoch, start_step);
-            while pos.0 < epochs {
-                let (epoch, step) = pos;
+            for g in start..total {
+                let (epoch, step) = (g / steps, g % steps);
                 let draw = sampler.draw(epoch, step);
                 let items: Vec<usize> = draw
                     .anchors
@@ -470,28 +755,31 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
                 if tx.send(prepared).is_err() {
                     return;
                 }
-                pos = if step + 1 == steps {
-                    (epoch + 1, 0)
-                } else {
-                    (epoch, step + 1)
-                };
             }
         })
     };
 
     let s = i64::from(input_size);
     let tn = (n * cfg.tuples) as i64;
-    let bar = crate::progress::train_bar((cfg.epochs * steps) as u64);
-    bar.set_position((start_epoch * steps + start_step) as u64);
-    let mut best = card.best().map(|e| e.recall_at_1().unwrap_or(0.0));
-    // A resumed epoch goes on from where it stood.
+    let bar = crate::progress::train_bar(total as u64);
+    bar.set_position(start as u64);
+    let mut best = card.best().map(|e| {
+        e.validation
+            .as_ref()
+            .map_or((0.0, 0.0), |v| (v.recall_1, v.map_at_r))
+    });
+    // A resumed interval goes on from where it stood.
     let mut epoch_loss = partial.loss_sum;
     let mut epoch_steps = partial.steps;
     let mut epoch_started = Instant::now()
         .checked_sub(std::time::Duration::from_secs_f64(partial.seconds))
         .unwrap_or_else(Instant::now);
+    let spent = |now: Instant| spent_before + now.duration_since(started).as_secs_f64();
+    let mut calib: Option<Instant> = None;
+    let mut stopped = String::from("all epochs done");
     for prepared in rx.iter() {
         let p = prepared?;
+        let g = p.epoch * steps + p.step;
         let images = (2 * c * cfg.tuples) as i64;
         let x =
             crate::embed::host_to_device(&p.input, [images, i64::from(channels), s, s], device)?;
@@ -510,10 +798,8 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
             (x, labels)
         };
         net.set_train(true);
-        opt.lr = cfg
-            .lr_schedule
-            .at(cfg.lr, p.epoch * steps + p.step, cfg.epochs * steps);
-        let emb = crate::runtime::with_precision(cfg.precision, || net.forward_t(&x, true))
+        opt.lr = lr_at(cfg, budget.as_ref(), g, total);
+        let emb = crate::runtime::with_precision(precision, || net.forward_t(&x, true))
             .to_kind(tch::Kind::Float);
         let loss = loss::loss(
             &cfg.loss,
@@ -526,22 +812,75 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
         let l = loss.double_value(&[]);
         if !l.is_finite() {
             return Err(Error::Invalid(format!(
-                "the loss became {l} at epoch {} step {}; lower --lr or raise --l2-reg",
-                p.epoch + 1,
-                p.step + 1
+                "the loss became {l} at step {}; lower --lr or raise --l2-reg",
+                g + 1
             )));
         }
         epoch_loss += l;
         epoch_steps += 1;
         bar.inc(1);
-        bar.set_message(format!(
-            "epoch {}/{} loss {:.4}",
-            p.epoch + 1,
-            cfg.epochs,
-            epoch_loss / epoch_steps as f64
-        ));
+        let interval_no = card.epochs.len() + 1;
+        bar.set_message(match &budget {
+            None => format!(
+                "epoch {}/{} loss {:.4}",
+                p.epoch + 1,
+                total / steps,
+                epoch_loss / epoch_steps as f64
+            ),
+            Some(_) => format!("loss {:.4}", epoch_loss / epoch_steps as f64),
+        });
 
-        let last_of_epoch = p.step + 1 == steps;
+        // Where this step ends: an epoch, a validation interval, the budget.
+        let done = g + 1;
+        let now = Instant::now();
+        let over_time = cfg.time_budget.is_some_and(|t| spent(now) >= t);
+        let last_of_epoch = match &mut budget {
+            None => p.step + 1 == steps || over_time,
+            Some(b) => {
+                // Steps 3-10 of this run time one step; with the validation's
+                // time that sets the interval (and a time budget's horizon).
+                if epoch_steps == 2 && calib.is_none() {
+                    calib = Some(now);
+                }
+                if epoch_steps == 10 && b.run.step_seconds == 0.0 {
+                    if let Some(t0) = calib {
+                        b.run.step_seconds = now.duration_since(t0).as_secs_f64() / 8.0;
+                    }
+                    if b.interval.is_none() {
+                        let n = defaults::val_interval(
+                            b.run.val_seconds,
+                            b.run.step_seconds,
+                            b.max_steps,
+                        );
+                        b.interval = Some(n);
+                        b.run.val_interval = n;
+                        b.run.val_interval_why = format!(
+                            "a validation takes {:.2}s, a step {:.3}s: every {n} steps keeps \
+                             validation within 10% of the time",
+                            b.run.val_seconds, b.run.step_seconds
+                        );
+                        eprintln!("  validation: every {n} steps ({})", b.run.val_interval_why);
+                    }
+                    if let Some(t) = cfg.time_budget {
+                        let per = b.run.step_seconds * (1.0 + defaults::VAL_SHARE);
+                        let fit = done + ((t - spent(now)).max(0.0) / per) as usize;
+                        if fit < b.horizon {
+                            b.horizon = fit.max(b.warmup + 1);
+                            b.run.horizon = b.horizon;
+                            eprintln!(
+                                "  time budget {t:.0}s: the learning rate ends at step {} \
+                                 (about {per:.3}s a step)",
+                                b.horizon
+                            );
+                        }
+                    }
+                }
+                over_time
+                    || done == total
+                    || b.interval
+                        .is_some_and(|n| epoch_steps >= n && done % n == 0)
+            }
+        };
         if STOP.load(Ordering::SeqCst) && !last_of_epoch {
             drop(rx);
             let _ = loader.join();
@@ -551,10 +890,19 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
                 steps: epoch_steps,
                 seconds: epoch_started.elapsed().as_secs_f64(),
             };
-            out.save_checkpoint(&net.vs, &opt, (p.epoch, p.step + 1, progress), &card)?;
+            card.total_seconds = spent(Instant::now());
+            let pos = match &budget {
+                Some(b) => {
+                    card.run = Some(b.run.clone());
+                    (card.epochs.len(), done)
+                }
+                None => (p.epoch, p.step + 1),
+            };
+            out.save_checkpoint(&net.vs, &opt, (pos.0, pos.1, progress), &card)?;
             return Ok(Outcome::Interrupted {
-                epoch: p.epoch,
-                step: p.step + 1,
+                epoch: pos.0,
+                step: pos.1,
+                budget: budget.is_some(),
             });
         }
         if !last_of_epoch {
@@ -562,42 +910,19 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
         }
         let secs = epoch_started.elapsed().as_secs_f64();
         let mut rec = EpochRecord {
-            epoch: p.epoch + 1,
+            epoch: interval_no,
             loss: epoch_loss / epoch_steps as f64,
             seconds: secs,
             images_per_s: (epoch_steps * sampler.images_per_step()) as f64 / secs,
             validation: None,
+            step: budget.as_ref().map(|_| done),
         };
-        let epoch_no = p.epoch + 1;
-        let validate_now =
-            !val.is_empty() && (epoch_no % cfg.val_every == 0 || epoch_no == cfg.epochs);
+        let last = done == total || over_time;
+        let validate_now = !val.is_empty() && (interval_no % cfg.val_every == 0 || last);
         if validate_now {
-            net.set_train(false);
-            let vds = val_ds.as_ref().unwrap_or(&ds);
-            // In the training precision: with bf16 the forward passes run
-            // about twice as fast on this CPU (the demo's flip-TTA convnet:
-            // 1,067 vs 479 images/s, measured with its model.pt in PyTorch).
-            // The index is embedded in fp32 (`likeness index`), so its metrics
-            // can differ from these in the third decimal.
-            let emb = crate::runtime::with_precision(cfg.precision, || {
-                crate::embed::embed_items(&net, vds, &val, cfg.eval_batch, None)
-            })?;
-            let labels: Vec<i64> = val.iter().map(|&i| vds.items()[i].label as i64).collect();
-            // Leave-one-out ranks the other val.len() - 1 images: a K above
-            // that is the same as K = val.len() - 1 (see Validation).
-            let mut ks = [1, 2, 4, 8].map(|k: usize| k.min(val.len() - 1)).to_vec();
-            ks.dedup();
-            let m = likeness_index::metrics::evaluate(
-                &emb,
-                &labels,
-                None,
-                cfg.dim as usize,
-                likeness_index::Metric::Cosine,
-                &ks,
-            )?;
-            rec.validation = Some(output::Validation::from_metrics(&m, val.len()));
+            rec.validation = Some(validate(&mut net, vds, &val, cfg, precision)?);
         }
-        let r1 = rec.recall_at_1();
+        let r1 = rec.validation.as_ref().map(|v| (v.recall_1, v.map_at_r));
         if bar.is_hidden() {
             eprintln!("{}", rec.summary());
         } else {
@@ -605,7 +930,8 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
         }
         card.epochs.push(rec);
         // Without validation the latest epoch is the best; an epoch skipped
-        // by --val-every never replaces a validated one.
+        // by --val-every never replaces a validated one. Ties in Recall@1
+        // (a small held-out set saturates it) go to the better MAP@R.
         let improved = match (r1, best) {
             (Some(r), Some(b)) => r > b,
             (Some(_), None) => true,
@@ -614,29 +940,79 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
         if improved {
             best = r1;
             out.save_weights(&net.vs)?;
-            card.best_epoch = p.epoch + 1;
+            card.best_epoch = interval_no;
         }
         card.train_seconds += secs;
-        out.save_checkpoint(&net.vs, &opt, (p.epoch + 1, 0, Default::default()), &card)?;
+        // Early stopping: `patience` validations since the best one.
+        let mut finish = last;
+        if over_time {
+            stopped = format!("time budget {:.0}s reached", cfg.time_budget.unwrap_or(0.0));
+        } else if done == total {
+            stopped = match &budget {
+                Some(_) => format!("max steps {total} reached"),
+                None => "all epochs done".into(),
+            };
+        }
+        if let Some(b) = &budget {
+            let since = card
+                .epochs
+                .iter()
+                .filter(|e| e.epoch > card.best_epoch && e.validation.is_some())
+                .count();
+            // And a tenth of the steps: the interval depends on the
+            // machine's speed, the stopping point should not (much).
+            let best_step = card.best().and_then(|e| e.step).unwrap_or(0);
+            if !finish
+                && !val.is_empty()
+                && done >= b.min_steps
+                && since >= b.patience
+                && done - best_step >= b.max_steps / 10
+            {
+                finish = true;
+                stopped = format!(
+                    "early stop: no better Recall@1 in {since} validations since step {}",
+                    card.best().and_then(|e| e.step).unwrap_or(0)
+                );
+            }
+        }
+        card.total_seconds = spent(Instant::now());
+        if let Some(b) = &mut budget {
+            b.run.steps = done;
+            card.run = Some(b.run.clone());
+        }
+        if finish {
+            drop(rx);
+            break;
+        }
+        let pos = match &budget {
+            Some(_) => (card.epochs.len(), done),
+            None => (p.epoch + 1, 0),
+        };
+        out.save_checkpoint(&net.vs, &opt, (pos.0, pos.1, Default::default()), &card)?;
         // model.json only once training has finished (a folder with one is a
         // model the other commands accept); the log shows progress meanwhile.
         out.write_log(&card)?;
         epoch_loss = 0.0;
         epoch_steps = 0;
         epoch_started = Instant::now();
-        if STOP.load(Ordering::SeqCst) && p.epoch + 1 < cfg.epochs {
+        if STOP.load(Ordering::SeqCst) {
             drop(rx);
             let _ = loader.join();
             bar.abandon_with_message("stopped");
             return Ok(Outcome::Interrupted {
-                epoch: p.epoch + 1,
-                step: 0,
+                epoch: pos.0,
+                step: pos.1,
+                budget: budget.is_some(),
             });
         }
     }
     let _ = loader.join();
     bar.finish_and_clear();
-    card.total_seconds = started.elapsed().as_secs_f64();
+    if let Some(b) = &mut budget {
+        b.run.stopped = stopped.clone();
+        card.run = Some(b.run.clone());
+    }
+    card.total_seconds = spent(Instant::now());
     // The exported model is the best epoch's (already in weights.safetensors).
     // model.pt is traced on the CPU whatever the training device, so that
     // `torch.jit.load` opens it on any machine (a CUDA trace would need a GPU

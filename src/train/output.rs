@@ -69,6 +69,9 @@ pub struct EpochRecord {
     pub seconds: f64,
     pub images_per_s: f64,
     pub validation: Option<Validation>,
+    /// Without `--epochs`: the training step this interval ended at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
 }
 
 impl EpochRecord {
@@ -76,9 +79,13 @@ impl EpochRecord {
         self.validation.as_ref().map(|v| v.recall_1)
     }
     pub fn summary(&self) -> String {
+        let at = match self.step {
+            Some(step) => format!("step {step:>6}"),
+            None => format!("epoch {:>3}", self.epoch),
+        };
         let mut s = format!(
-            "epoch {:>3}  loss {:.4}  {:.0} images/s  {:.1}s",
-            self.epoch, self.loss, self.images_per_s, self.seconds
+            "{at}  loss {:.4}  {:.0} images/s  {:.1}s",
+            self.loss, self.images_per_s, self.seconds
         );
         if let Some(v) = &self.validation {
             s.push_str(&format!(
@@ -127,6 +134,83 @@ pub struct ModelCard {
     /// Where it trained: `cpu (N threads)` or `cuda:N (GPU name)`.
     #[serde(default)]
     pub device: String,
+    /// The settings derived from the data, and why (absent in cards of
+    /// earlier versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derivation: Option<Derivation>,
+    /// What the run measured and why it stopped (not a setting: `--resume`
+    /// does not compare it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunInfo>,
+    /// The held-out metrics of the untrained network and of raw pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baselines: Option<Baselines>,
+}
+
+/// The derivation of a training's settings ([`super::defaults::derive`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Derivation {
+    pub train_images: usize,
+    pub classes: usize,
+    pub median_side: u32,
+    pub grey: bool,
+    /// The CPU feature that made bf16 the default, if any.
+    pub fast_bf16: Option<String>,
+    pub stop: super::defaults::Stop,
+    pub decisions: Vec<super::defaults::Decision>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_budget_seconds: Option<f64>,
+}
+
+/// Measured during the run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// Steps between validations, and why.
+    pub val_interval: usize,
+    pub val_interval_why: String,
+    /// Seconds of one validation (the untrained network's) and of one step
+    /// (mean of steps 3-10).
+    pub val_seconds: f64,
+    pub step_seconds: f64,
+    /// The step the learning-rate schedule ends at (`max_steps`, or fewer to
+    /// fit `--time-budget`).
+    pub horizon: usize,
+    pub steps: usize,
+    pub stopped: String,
+}
+
+/// Held-out metrics without training, on the same images.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Baselines {
+    pub untrained: Validation,
+    /// Raw pixels of the network input (at most 32 px a side), L2.
+    pub pixels: Validation,
+}
+
+impl Baselines {
+    /// One line: how much training bought on the held-out images.
+    pub fn verdict(&self, trained: &Validation) -> String {
+        let (u, p) = (&self.untrained, &self.pixels);
+        let best = u.recall_1.max(p.recall_1);
+        let gain = trained.recall_1 - best;
+        let against = if p.recall_1 >= u.recall_1 {
+            "raw pixels"
+        } else {
+            "the untrained network"
+        };
+        let word = if gain >= 0.02 {
+            "training helped"
+        } else if gain > -0.005 {
+            "training bought little; try more steps (--max-steps) or another --arch"
+        } else {
+            "training made it worse; train longer, check the labels, or lower --lr"
+        };
+        format!(
+            "verdict: {word}: Recall@1 {:.4} vs {best:.4} of {against} ({gain:+.4}); MAP@R {:.4} \
+             (untrained network {:.4} / {:.4}, raw pixels {:.4} / {:.4} Recall@1 / MAP@R)",
+            trained.recall_1, trained.map_at_r, u.recall_1, u.map_at_r, p.recall_1, p.map_at_r
+        )
+    }
 }
 
 /// CRC32 (hex) of a dataset's item list.
@@ -150,7 +234,14 @@ pub fn dataset_fingerprint(ds: &Dataset) -> String {
 }
 
 impl ModelCard {
-    pub fn new(cfg: &TrainConfig, spec: &ModelSpec, ds: &Dataset, n: usize, c: usize) -> Self {
+    pub fn new(
+        cfg: &TrainConfig,
+        plan: &super::defaults::Plan,
+        spec: &ModelSpec,
+        ds: &Dataset,
+        c: usize,
+    ) -> Self {
+        let n = plan.classes_per_tuple;
         ModelCard {
             format: MODEL_FORMAT.into(),
             format_version: MODEL_VERSION,
@@ -159,11 +250,14 @@ impl ModelCard {
             classes_per_tuple: n,
             mine_classes: c,
             tuples: cfg.tuples,
-            epochs_planned: cfg.epochs,
+            epochs_planned: match plan.stop {
+                super::defaults::Stop::Epochs { epochs, .. } => epochs,
+                super::defaults::Stop::Patience { .. } => 0,
+            },
             steps_per_epoch: 0,
             lr: cfg.lr,
             lr_schedule: cfg.lr_schedule,
-            precision: cfg.precision,
+            precision: plan.precision,
             weight_decay: cfg.weight_decay,
             augment: cfg.augment,
             val: cfg.val,
@@ -181,6 +275,9 @@ impl ModelCard {
             likeness_version: env!("CARGO_PKG_VERSION").into(),
             libtorch_version: crate::runtime::libtorch_version(),
             device: String::new(),
+            derivation: None,
+            run: None,
+            baselines: None,
         }
     }
 
@@ -200,6 +297,8 @@ impl ModelCard {
             "likeness_version",
             "libtorch_version",
             "device",
+            "run",
+            "baselines",
         ] {
             v.remove(key);
         }
@@ -257,6 +356,15 @@ pub struct Checkpoint {
     /// of step with it, and `--resume` says so.
     #[serde(default)]
     pub crc32: Option<[String; 2]>,
+    /// Without `--epochs`: what the run had measured (`step` is then the
+    /// global step, `epoch` the intervals done).
+    #[serde(default)]
+    pub run: Option<RunInfo>,
+    #[serde(default)]
+    pub baselines: Option<Baselines>,
+    /// Seconds spent before the interruption (for `--time-budget`).
+    #[serde(default)]
+    pub spent_seconds: f64,
 }
 
 /// How far an epoch had got: the sum of its step losses, its steps and
@@ -406,6 +514,9 @@ impl OutDir {
             adam_step: Some(adam_step),
             partial,
             crc32: Some(crc32),
+            run: card.run.clone(),
+            baselines: card.baselines.clone(),
+            spent_seconds: card.total_seconds,
         };
         let json = serde_json::to_vec_pretty(&ck).map_err(|e| Error::Invalid(e.to_string()))?;
         write_atomic(&self.path("checkpoint.json"), &json)
