@@ -409,30 +409,7 @@ fn ctrl_c_and_resume_work_without_epochs() {
         a
     };
     let out = dir.path().join("m");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_likeness"))
-        .args(args(&out, &[]))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = String::new();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        err.push_str(&line);
-        err.push('\n');
-        if line.starts_with("step ") {
-            let killed = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(killed.success());
-            break;
-        }
-    }
-    for line in lines {
-        err.push_str(&line.unwrap());
-        err.push('\n');
-    }
+    let (mut child, err) = interrupt_when(&args(&out, &[]), |line| line.starts_with("step "));
     assert_eq!(child.wait().unwrap().code(), Some(130), "{err}");
     assert!(err.contains("stopped at step"), "{err}");
     let o = run(&args(&out, &["--resume"]));
@@ -679,32 +656,11 @@ fn ctrl_c_leaves_a_checkpoint_that_resume_finishes() {
         a
     };
     let args = two_epochs(&out, &[]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_likeness"))
-        .args(&args)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
     // Interrupt once the first epoch is reported (so inside the second one,
     // after a whole epoch has been saved), whatever the machine's speed.
-    let mut err = String::new();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        err.push_str(&line);
-        err.push('\n');
-        if line.split_whitespace().take(2).eq(["epoch", "1"]) {
-            let killed = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(killed.success());
-            break;
-        }
-    }
-    for line in lines {
-        err.push_str(&line.unwrap());
-        err.push('\n');
-    }
+    let (mut child, err) = interrupt_when(&args, |line| {
+        line.split_whitespace().take(2).eq(["epoch", "1"])
+    });
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{err}");
     assert!(err.contains("stopped at epoch 2"), "{err}");
@@ -950,4 +906,34 @@ fn our_adam_matches_libtorchs_bit_for_bit() {
             "the steps changed nothing"
         );
     }
+}
+
+/// Runs `likeness ARGS`, sends SIGINT when a stderr line satisfies `when`,
+/// and returns the child (to wait for) and all of its stderr.
+fn interrupt_when(args: &[String], when: impl Fn(&str) -> bool) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_likeness"))
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = String::new();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        err.push_str(&line);
+        err.push('\n');
+        if when(&line) {
+            let killed = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+            break;
+        }
+    }
+    for line in lines {
+        err.push_str(&line.unwrap());
+        err.push('\n');
+    }
+    (child, err)
 }
