@@ -17,7 +17,8 @@
 #          unbatched (--max-batch 1) and batched at each --batch-wait-ms.
 #
 # To run a binary built elsewhere, set LD_LIBRARY_PATH to the GPU machine's
-# torch/lib; LIKENESS_BIN, EXAMPLE_BIN, LIKENESS_PYTHON and FASHION (the
+# torch/lib (scripts/gpu-carry.sh gathers binaries and data for such a machine
+# and says how to start this there); LIKENESS_BIN, EXAMPLE_BIN, LIKENESS_PYTHON and FASHION (the
 # folder of the Fashion-MNIST .gz files; the train split is used when there,
 # else the test split) override the defaults; TRAIN_ARGS adds flags to the
 # recipe (a quick dry run on a CPU: DEV=cpu EPOCHS=1 STEPS=3 TRAIN_ARGS="--steps-per-epoch 5").
