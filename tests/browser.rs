@@ -81,33 +81,10 @@ fn fixture() -> &'static Fixture {
         let manifest = root.join("regions.csv");
         std::fs::write(&manifest, csv).unwrap();
         let model = root.join("model");
-        ok(likeness(&[
-            "--threads",
-            "2",
-            "train",
-            "--data",
-            s(&manifest),
-            "--out",
-            s(&model),
-            "--arch",
-            "convnet",
-            "--input-size",
-            "32",
-            "--dim",
-            "16",
-            "--epochs",
-            "3",
-            "--steps-per-epoch",
-            "8",
-            // Left and right eyes must stay apart: no mirrored training
-            // images (with them the top hit of a left eye drawn 1 px off was
-            // sometimes a right eye).
-            "--no-flip",
-            "--val",
-            "none",
-            "--seed",
-            "1",
-        ]));
+        // Left and right eyes must stay apart: no mirrored training images
+        // (with them the top hit of a left eye drawn 1 px off was sometimes
+        // a right eye).
+        common::train_small(&manifest, &model, 3, 8, &["--no-flip", "--seed", "1"]);
         let regions = root.join("regions-index");
         ok(likeness(&[
             "--threads",

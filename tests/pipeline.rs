@@ -73,29 +73,7 @@ fn people() -> Vec<String> {
 }
 
 fn train(data: &Path, out: &Path, seed: &str) {
-    ok(likeness(&[
-        "--threads",
-        "2",
-        "train",
-        "--data",
-        s(data),
-        "--out",
-        s(out),
-        "--arch",
-        "convnet",
-        "--input-size",
-        "32",
-        "--dim",
-        "16",
-        "--epochs",
-        "2",
-        "--steps-per-epoch",
-        "3",
-        "--val",
-        "none",
-        "--seed",
-        seed,
-    ]));
+    common::train_small(data, out, 2, 3, &["--seed", seed]);
 }
 
 fn fixture() -> &'static Fixture {

@@ -336,26 +336,7 @@ fn face_index(dir: &Path) -> (PathBuf, Vec<PathBuf>) {
     let data = dir.join("faces.csv");
     std::fs::write(&data, csv).unwrap();
     let model = dir.join("model");
-    let o = common::likeness(&[
-        "train",
-        "--data",
-        s(&data),
-        "--out",
-        s(&model),
-        "--arch",
-        "convnet",
-        "--input-size",
-        "32",
-        "--dim",
-        "16",
-        "--epochs",
-        "1",
-        "--steps-per-epoch",
-        "2",
-        "--val",
-        "none",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    common::train_small(&data, &model, 1, 2, &[]);
     let index = dir.join("index");
     let o = common::likeness(&[
         "index",

@@ -488,13 +488,15 @@ async fn search_image(
     if body.is_empty() {
         return Err(ApiError::bad("empty body: send the image bytes"));
     }
-    let batched = match &st.batcher {
-        Some(b) => Some(
-            b.submit(body.clone(), region)
-                .await
-                .map_err(ApiError::bad)?,
+    // A bad filter is refused before the image costs a forward pass.
+    let f = filter(&st.current(), only, None)?;
+    // Batched: the batcher embeds it; otherwise the search thread does.
+    let (batched, body) = match &st.batcher {
+        Some(b) => (
+            Some(b.submit(body, region).await.map_err(ApiError::bad)?),
+            Bytes::new(),
         ),
-        None => None,
+        None => (None, body),
     };
     let out = st
         .on_pool(
@@ -504,7 +506,6 @@ async fn search_image(
                     None => embedder.embed(&body, region).map_err(ApiError::bad)?,
                 };
                 let l = st.current();
-                let f = filter(&l, only, None)?;
                 let found = l.index.search(&v, p.k, p.ef.max(p.k), f.as_ref())?;
                 Ok(json!({ "hits": l.index.hits(Some(&l.items), &found, 0) }))
             },

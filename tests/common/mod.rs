@@ -1,6 +1,6 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Runs the built `likeness` binary as a user would, without the environment
@@ -13,6 +13,42 @@ pub fn likeness(args: &[&str]) -> Output {
         .env_remove("LIKENESS_THREADS")
         .output()
         .expect("run likeness")
+}
+
+/// Trains the small convnet the serving and pipeline tests index with
+/// (32 px, dim 16, no held-out set, 2 threads): `epochs` × `steps`, plus
+/// `extra` flags. Fails the test with the trainer's output if it fails.
+pub fn train_small(data: &Path, out: &Path, epochs: u32, steps: u32, extra: &[&str]) {
+    let (epochs, steps) = (epochs.to_string(), steps.to_string());
+    let mut args = vec![
+        "--threads",
+        "2",
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--arch",
+        "convnet",
+        "--input-size",
+        "32",
+        "--dim",
+        "16",
+        "--epochs",
+        &epochs,
+        "--steps-per-epoch",
+        &steps,
+        "--val",
+        "none",
+    ];
+    args.extend_from_slice(extra);
+    let o = likeness(&args);
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// A dataset fetched by `make data`; fails with the fix when it is missing.
