@@ -19,13 +19,14 @@ use crate::distance::DistanceFn;
 use crate::distance::Metric;
 use crate::error::{Error, Result};
 use crate::format::{
-    align_up, header_crc, GraphHeader, LayerEntry, MetaHeader, FLAG_LABELS, GRAPH_MAGIC,
-    HEADER_SIZE, META_MAGIC, VERSION,
+    align_up, header_crc, GraphHeader, LayerEntry, MetaHeader, FLAG_LABELS, FLAG_PAIRINGS,
+    FLAG_SCORES, GRAPH_MAGIC, HEADER_SIZE, META_MAGIC, VERSION,
 };
 use crate::fsutil::TempDir;
 use crate::manifest::{
     BuildParams, FileEntry, Manifest, Tool, FORMAT_NAME, GRAPH, MANIFEST, META, VECTORS,
 };
+use crate::score::ItemPairing;
 
 #[cfg(feature = "hnsw-rs")]
 /// Layers hnsw_rs may create (its `NB_LAYER_MAX`).
@@ -101,6 +102,8 @@ pub struct IndexBuilder {
     classes: Vec<String>,
     overwrite: bool,
     graph_builder: GraphBuilder,
+    scores: Option<Vec<f32>>,
+    pairings: Option<Vec<ItemPairing>>,
 }
 
 impl Default for IndexBuilder {
@@ -116,6 +119,8 @@ impl Default for IndexBuilder {
             classes: Vec::new(),
             overwrite: false,
             graph_builder: GraphBuilder::Native,
+            scores: None,
+            pairings: None,
         }
     }
 }
@@ -216,6 +221,21 @@ impl IndexBuilder {
         self
     }
 
+    /// Records a score per item (`NaN` = none) in `meta.bin`, for score
+    /// prediction from neighbours ([`crate::score`]).
+    #[must_use]
+    pub fn scores(mut self, scores: Vec<f32>) -> Self {
+        self.scores = Some(scores);
+        self
+    }
+
+    /// Records each item's subject and side in `meta.bin`.
+    #[must_use]
+    pub fn pairings(mut self, pairings: Vec<ItemPairing>) -> Self {
+        self.pairings = Some(pairings);
+        self
+    }
+
     /// Checks the parameters without building, so that a caller can refuse
     /// bad ones before long work (embedding a gallery); `build` checks them
     /// too.
@@ -292,6 +312,27 @@ impl IndexBuilder {
                 )));
             }
         }
+        if let Some(s) = &self.scores {
+            if s.len() != n {
+                return Err(Error::InvalidInput(format!(
+                    "{n} vectors but {} scores",
+                    s.len()
+                )));
+            }
+            if let Some(i) = s.iter().position(|v| v.is_infinite()) {
+                return Err(Error::InvalidInput(format!(
+                    "score of item {i} is infinite; scores must be finite (NaN = none)"
+                )));
+            }
+        }
+        if let Some(p) = &self.pairings {
+            if p.len() != n {
+                return Err(Error::InvalidInput(format!(
+                    "{n} vectors but {} subject/side records",
+                    p.len()
+                )));
+            }
+        }
         if out_dir.exists() {
             if !self.overwrite {
                 return Err(Error::InvalidInput(format!(
@@ -352,15 +393,30 @@ impl IndexBuilder {
             GRAPH.to_string(),
             write_file(&tmp.path().join(GRAPH), |w| graph.write(w, dim, self))?,
         );
-        if labels.is_some() || items.is_some() {
-            let payload = bincode::DefaultOptions::new()
-                .serialize(&items.unwrap_or(&[]))
-                .map_err(|e| Error::InvalidInput(format!("cannot encode item metadata: {e}")))?;
+        if labels.is_some() || items.is_some() || self.scores.is_some() || self.pairings.is_some() {
+            let encode = |what: &str, r: bincode::Result<Vec<u8>>| {
+                r.map_err(|e| Error::InvalidInput(format!("cannot encode {what}: {e}")))
+            };
+            let payload = encode(
+                "item metadata",
+                bincode::DefaultOptions::new().serialize(&items.unwrap_or(&[])),
+            )?;
+            let pairings = match &self.pairings {
+                Some(p) => Some(encode(
+                    "subjects and sides",
+                    bincode::DefaultOptions::new().serialize(p),
+                )?),
+                None => None,
+            };
+            let meta = MetaSections {
+                labels,
+                scores: self.scores.as_deref(),
+                payload: &payload,
+                pairings: pairings.as_deref(),
+            };
             files.insert(
                 META.to_string(),
-                write_file(&tmp.path().join(META), |w| {
-                    write_meta(w, n, labels, &payload)
-                })?,
+                write_file(&tmp.path().join(META), |w| write_meta(w, n, &meta))?,
             );
         }
         let bytes = files.values().map(|f| f.size).sum();
@@ -457,37 +513,70 @@ fn pad_to(w: &mut dyn Write, pos: &mut u64, target: u64) -> std::io::Result<()> 
     Ok(())
 }
 
-fn write_meta(
-    w: &mut dyn Write,
-    n: usize,
-    labels: Option<&[i64]>,
-    payload: &[u8],
-) -> std::io::Result<()> {
+/// What goes into `meta.bin` besides its header.
+struct MetaSections<'a> {
+    labels: Option<&'a [i64]>,
+    scores: Option<&'a [f32]>,
+    payload: &'a [u8],
+    pairings: Option<&'a [u8]>,
+}
+
+fn write_meta(w: &mut dyn Write, n: usize, m: &MetaSections<'_>) -> std::io::Result<()> {
     let labels_offset = HEADER_SIZE as u64;
-    let payload_offset = match labels {
-        Some(_) => align_up(labels_offset + 8 * n as u64),
-        None => labels_offset,
+    let mut end = labels_offset;
+    if m.labels.is_some() {
+        end = align_up(end + 8 * n as u64);
+    }
+    let scores_offset = if m.scores.is_some() { end } else { 0 };
+    if m.scores.is_some() {
+        end = align_up(end + 4 * n as u64);
+    }
+    let payload_offset = end;
+    let pairings_offset = if m.pairings.is_some() {
+        payload_offset + m.payload.len() as u64
+    } else {
+        0
     };
+    let flags = [
+        (m.labels.is_some(), FLAG_LABELS),
+        (m.scores.is_some(), FLAG_SCORES),
+        (m.pairings.is_some(), FLAG_PAIRINGS),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .fold(0, |f, (_, b)| f | b);
     let mut h = MetaHeader {
         magic: META_MAGIC,
         version: VERSION,
-        flags: if labels.is_some() { FLAG_LABELS } else { 0 },
+        flags,
         count: n as u64,
         labels_offset,
         payload_offset,
-        payload_len: payload.len() as u64,
-        reserved: [0; 19],
+        payload_len: m.payload.len() as u64,
+        scores_offset,
+        pairings_offset,
+        pairings_len: m.pairings.map_or(0, |p| p.len() as u64),
+        reserved: [0; 13],
         header_crc: 0,
     };
     h.header_crc = header_crc(bytemuck::cast_ref(&h));
     w.write_all(bytemuck::bytes_of(&h))?;
     let mut pos = HEADER_SIZE as u64;
-    if let Some(l) = labels {
+    if let Some(l) = m.labels {
         w.write_all(bytemuck::cast_slice(l))?;
         pos += 8 * n as u64;
     }
+    if let Some(s) = m.scores {
+        pad_to(w, &mut pos, scores_offset)?;
+        w.write_all(bytemuck::cast_slice(s))?;
+        pos += 4 * n as u64;
+    }
     pad_to(w, &mut pos, payload_offset)?;
-    w.write_all(payload)
+    w.write_all(m.payload)?;
+    if let Some(p) = m.pairings {
+        w.write_all(p)?;
+    }
+    Ok(())
 }
 
 /// One exported layer in CSR form.

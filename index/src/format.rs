@@ -22,14 +22,21 @@
 //! stored. In upper layers a node's row is found by binary search in the
 //! sorted node list (only a few hops per query happen up there).
 //!
-//! # `meta.bin` (version 1)
+//! # `meta.bin` (version 2; version 1 is the same without scores and pairings)
 //!
 //! ```text
 //! 0     MetaHeader (128 bytes, CRC32 of bytes 0..124 in its last 4 bytes)
 //! ...   labels  i64 × count (if FLAG_LABELS), 64-byte aligned
+//! ...   scores  f32 × count (if FLAG_SCORES, NaN = no score), 64-byte aligned
 //! ...   payload: bincode of Vec<ItemInfo> (source paths, region boxes),
 //!       decoded on demand with a byte limit equal to its length
+//! ...   pairings: bincode of Vec<ItemPairing> (subject, side) (if
+//!       FLAG_PAIRINGS), right after the payload
 //! ```
+//!
+//! Version 2 took the header fields `scores_offset`, `pairings_offset` and
+//! `pairings_len` from the reserved words, which version 1 wrote as zeros, so
+//! one header struct reads both; a version 1 file may not set the new flags.
 
 use std::path::Path;
 
@@ -50,12 +57,17 @@ pub const GRAPH_MAGIC: [u8; 8] = *b"LKNSGRPH";
 pub const META_MAGIC: [u8; 8] = *b"LKNSMETA";
 /// Oldest `graph.bin`/`meta.bin` version this build reads.
 pub const MIN_VERSION: u32 = 1;
-/// Version this build writes (and the newest it reads).
-pub const VERSION: u32 = 1;
+/// Version this build writes (and the newest it reads). 2: `meta.bin`
+/// gained scores and pairings (subject, side).
+pub const VERSION: u32 = 2;
 /// Most layers a graph may have (hnsw_rs builds at most 16).
 pub const MAX_LEVELS: u32 = 32;
 /// `meta.bin` flag: the labels section is present.
 pub const FLAG_LABELS: u32 = 1;
+/// `meta.bin` flag (version ≥ 2): the scores section is present.
+pub const FLAG_SCORES: u32 = 2;
+/// `meta.bin` flag (version ≥ 2): the pairings payload is present.
+pub const FLAG_PAIRINGS: u32 = 4;
 
 /// Fixed header of `graph.bin`.
 #[repr(C)]
@@ -102,7 +114,12 @@ pub struct MetaHeader {
     pub labels_offset: u64,
     pub payload_offset: u64,
     pub payload_len: u64,
-    pub reserved: [u32; 19],
+    /// Version ≥ 2, with FLAG_SCORES.
+    pub scores_offset: u64,
+    /// Version ≥ 2, with FLAG_PAIRINGS.
+    pub pairings_offset: u64,
+    pub pairings_len: u64,
+    pub reserved: [u32; 13],
     pub header_crc: u32,
 }
 

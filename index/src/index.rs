@@ -29,11 +29,12 @@ use crate::build::ItemInfo;
 use crate::distance::{DistanceFn4, Metric};
 use crate::error::{Error, Result};
 use crate::format::{
-    read_header, section, GraphHeader, LayerEntry, MetaHeader, FLAG_LABELS, GRAPH_MAGIC,
-    HEADER_SIZE, MAX_LEVELS, META_MAGIC,
+    read_header, section, GraphHeader, LayerEntry, MetaHeader, FLAG_LABELS, FLAG_PAIRINGS,
+    FLAG_SCORES, GRAPH_MAGIC, HEADER_SIZE, MAX_LEVELS, META_MAGIC,
 };
 use crate::manifest::{Manifest, GRAPH, META, VECTORS};
 use crate::neighbours::{Cand, Neighbours, TopK, Visited};
+use crate::score::ItemPairing;
 
 /// Largest `k` or `ef` accepted by search.
 pub const MAX_EF: usize = 1 << 20;
@@ -307,6 +308,46 @@ impl Index {
             "labels",
         )
         .ok()
+    }
+
+    /// Scores of the items (`NaN` = none), if the index has them (mapped).
+    pub fn scores(&self) -> Option<&[f32]> {
+        let (m, h) = (self.meta.as_ref()?, self.meta_header.as_ref()?);
+        if h.flags & FLAG_SCORES == 0 {
+            return None;
+        }
+        section::<f32>(
+            Path::new(META),
+            m,
+            h.scores_offset,
+            self.count as u64,
+            "scores",
+        )
+        .ok()
+    }
+
+    /// Decodes each item's subject and side (empty when the index was built
+    /// without them, as every version 1 index was).
+    pub fn pairings(&self) -> Result<Vec<ItemPairing>> {
+        let (Some(m), Some(h)) = (&self.meta, &self.meta_header) else {
+            return Ok(Vec::new());
+        };
+        if h.flags & FLAG_PAIRINGS == 0 {
+            return Ok(Vec::new());
+        }
+        let path = self.dir.join(META);
+        let bytes = section::<u8>(&path, m, h.pairings_offset, h.pairings_len, "pairings")?;
+        let p: Vec<ItemPairing> = bincode::DefaultOptions::new()
+            .with_limit(h.pairings_len)
+            .deserialize(bytes)
+            .map_err(|e| Error::corrupt(&path, format!("subjects and sides do not decode: {e}")))?;
+        if p.len() != self.count {
+            return Err(Error::corrupt(
+                &path,
+                format!("{} subject/side records for {} items", p.len(), self.count),
+            ));
+        }
+        Ok(p)
     }
 
     /// Decodes the per-item records of `meta.bin` (empty when the index was
@@ -930,11 +971,29 @@ fn check_meta(path: &Path, bytes: &[u8], count: usize) -> Result<MetaHeader> {
             format!("{} records for {count} items", h.count),
         ));
     }
+    let known = if h.version >= 2 {
+        FLAG_LABELS | FLAG_SCORES | FLAG_PAIRINGS
+    } else {
+        FLAG_LABELS
+    };
+    if h.flags & !known != 0 {
+        return Err(Error::corrupt(
+            path,
+            format!("unknown flags {:#x} for version {}", h.flags, h.version),
+        ));
+    }
     if h.flags & FLAG_LABELS != 0 {
         section::<i64>(path, bytes, h.labels_offset, h.count, "labels")?;
     }
+    if h.flags & FLAG_SCORES != 0 {
+        section::<f32>(path, bytes, h.scores_offset, h.count, "scores")?;
+    }
     section::<u8>(path, bytes, h.payload_offset, h.payload_len, "payload")?;
-    let end = h.payload_offset.saturating_add(h.payload_len);
+    let mut end = h.payload_offset.saturating_add(h.payload_len);
+    if h.flags & FLAG_PAIRINGS != 0 {
+        section::<u8>(path, bytes, h.pairings_offset, h.pairings_len, "pairings")?;
+        end = end.max(h.pairings_offset.saturating_add(h.pairings_len));
+    }
     if bytes.len() as u64 != end {
         return Err(Error::corrupt(
             path,
@@ -966,6 +1025,9 @@ pub struct Hit {
     /// Region of the source, `[x0, y0, x1, y1]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<[f32; 4]>,
+    /// The item's score, when the index has scores and this item one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
 }
 
 impl Index {
@@ -974,6 +1036,7 @@ impl Index {
     /// [`Index::items`], when the caller has them).
     pub fn hits(&self, items: Option<&[ItemInfo]>, found: &Neighbours, q: usize) -> Vec<Hit> {
         let labels = self.labels();
+        let scores = self.scores();
         let classes = &self.manifest().classes;
         found
             .ids(q)
@@ -995,6 +1058,9 @@ impl Index {
                         .and_then(|l| classes.get(l).cloned()),
                     path: info.map(|i| i.source.clone()).filter(|s| !s.is_empty()),
                     region: info.and_then(|i| i.region),
+                    score: scores
+                        .and_then(|s| s.get(i).copied())
+                        .filter(|s| s.is_finite()),
                 }
             })
             .collect()

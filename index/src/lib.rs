@@ -11,6 +11,7 @@
 //! | [`exact`] | `src/exact.rs` | brute-force k-NN on rayon (query-vs-base and leave-one-out) |
 //! | [`metrics`] | `src/metrics.rs` | Recall@K, Precision@1, R-Precision, MAP@R, ANN recall |
 //! | [`eval`] | `src/eval.rs` | the `likeness eval` report of an index (CLI and Python share it) |
+//! | [`score`] | `src/score.rs` | scores: [`Side`], prediction from neighbours (distance-weighted kNN, same subject left out), MAE/RMSE/Pearson/Spearman and baselines |
 //! | [`npy`] | `src/npy.rs` | read f16/f32/f64 matrices and integer labels; write aligned f32/i64 |
 //! | [`fsutil`] | `src/fsutil.rs` | atomic file and directory publication |
 //! | [`format`] | `src/format.rs` | byte layouts of `graph.bin` and `meta.bin`, checked views |
@@ -41,6 +42,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod neighbours;
 pub mod npy;
+pub mod score;
 #[cfg(feature = "serve")]
 pub mod serve;
 
@@ -53,3 +55,4 @@ pub use knn::KnnQuery;
 pub use manifest::Manifest;
 pub use neighbours::Neighbours;
 pub use npy::Matrix;
+pub use score::{ItemPairing, Side};

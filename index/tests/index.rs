@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use likeness_index::{
-    exact, metrics, Error, GraphBuilder, Index, IndexBuilder, ItemInfo, LabelFilter, Metric,
+    exact, metrics, Error, GraphBuilder, Index, IndexBuilder, ItemInfo, ItemPairing, LabelFilter,
+    Metric, Side,
 };
 use rand::{Rng, SeedableRng};
 
@@ -323,10 +324,10 @@ fn damaged_files_give_specific_errors() {
     );
 
     // Newer version (the header checksum is not even looked at).
-    let d = damaged(&good, "version", "graph.bin", |b| le32(b, 8, 2), true);
+    let d = damaged(&good, "version", "graph.bin", |b| le32(b, 8, 9), true);
     assert!(matches!(
         Index::open(&d),
-        Err(Error::UnsupportedVersion { found: 2, .. })
+        Err(Error::UnsupportedVersion { found: 9, .. })
     ));
 
     // A flipped byte in the header (the dimension field).
@@ -446,7 +447,7 @@ fn damaged_files_give_specific_errors() {
         |b| {
             let s = String::from_utf8(b.clone())
                 .unwrap()
-                .replace("\"format_version\": 1", "\"format_version\": 9");
+                .replace("\"format_version\": 2", "\"format_version\": 9");
             *b = s.into_bytes();
         },
         false,
@@ -613,6 +614,9 @@ fn golden_v1_index_still_opens() {
     let (v, labels, items) = golden_data();
     assert_eq!(index.labels(), Some(&labels[..]));
     assert_eq!(index.items().unwrap(), items);
+    // Version 1 had no scores, subjects or sides: none are invented.
+    assert!(index.scores().is_none());
+    assert!(index.pairings().unwrap().is_empty());
     let mut want = v.clone();
     Metric::Cosine.preprocess(&mut want, 8).unwrap();
     let diff = index
@@ -626,4 +630,100 @@ fn golden_v1_index_still_opens() {
     let approx = index.search_batch(&v[..80], 8, 5, 50, None).unwrap();
     let truth = exact::search(&v, &v[..80], 8, 5, Metric::Cosine).unwrap();
     assert!(metrics::ann_recall(&approx, &truth, 5).unwrap() >= 0.99);
+}
+
+// ---- golden v2: scores, subjects and sides ---------------------------------
+
+fn golden_v2_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden-v2")
+}
+
+/// The scores and pairings of the golden v2 index (deterministic): every
+/// fourth item without a score; subjects of 3 items, left/right/none.
+fn golden_v2_extra() -> (Vec<f32>, Vec<ItemPairing>) {
+    let scores = (0..300)
+        .map(|i| {
+            if i % 4 == 3 {
+                f32::NAN
+            } else {
+                i as f32 / 300.0
+            }
+        })
+        .collect();
+    let pairings = (0..300)
+        .map(|i| ItemPairing {
+            subject: (i % 5 != 4).then(|| format!("s{}", i / 3)),
+            side: [Some(Side::Left), Some(Side::Right), None][i % 3],
+        })
+        .collect();
+    (scores, pairings)
+}
+
+/// Regenerates `tests/data/golden-v2` (only when asked, as for v1).
+#[test]
+#[ignore = "writes tests/data/golden-v2; run with --ignored after a deliberate format change"]
+fn regenerate_golden_v2() {
+    let (v, labels, items) = golden_data();
+    let (scores, pairings) = golden_v2_extra();
+    let d = golden_v2_dir();
+    let _ = std::fs::remove_dir_all(&d);
+    IndexBuilder::new()
+        .metric(Metric::Cosine)
+        .m(8)
+        .ef_construction(64)
+        .threads(1)
+        .seed(7)
+        .model_fingerprint("golden-test-model")
+        .scores(scores)
+        .pairings(pairings)
+        .build(&v, 8, Some(&labels), Some(&items), &d, None)
+        .unwrap();
+}
+
+#[test]
+fn golden_v2_index_opens_with_scores_and_sides() {
+    let index = Index::open(golden_v2_dir()).expect("the committed v2 index must keep opening");
+    index.verify().unwrap();
+    assert_eq!(index.manifest().format_version, 2);
+    let (_, labels, items) = golden_data();
+    let (scores, pairings) = golden_v2_extra();
+    assert_eq!(index.labels(), Some(&labels[..]));
+    assert_eq!(index.items().unwrap(), items);
+    let got = index.scores().expect("scores");
+    assert_eq!(got.len(), 300);
+    for (a, b) in got.iter().zip(&scores) {
+        assert!(a == b || (a.is_nan() && b.is_nan()), "{a} vs {b}");
+    }
+    assert_eq!(index.pairings().unwrap(), pairings);
+}
+
+#[test]
+fn scores_round_trip_and_bad_scores_are_refused() {
+    let (v, labels) = clustered(40, 4, 2, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let scores: Vec<f32> = (0..40).map(|i| i as f32 * 0.5).collect();
+    IndexBuilder::new()
+        .scores(scores.clone())
+        .build(&v, 4, Some(&labels), None, &dir.path().join("a"), None)
+        .unwrap();
+    let index = Index::open(dir.path().join("a")).unwrap();
+    index.verify().unwrap();
+    assert_eq!(index.scores(), Some(&scores[..]));
+    assert!(index.pairings().unwrap().is_empty());
+    // Hits carry their item's score.
+    let found = index.search_exact_batch(&v[..4], 4, 3, None).unwrap();
+    let hits = index.hits(None, &found, 0);
+    assert_eq!(hits[0].score, Some(scores[hits[0].id as usize]));
+    let mut bad = scores.clone();
+    bad[3] = f32::INFINITY;
+    let e = IndexBuilder::new()
+        .scores(bad)
+        .build(&v, 4, None, None, &dir.path().join("b"), None)
+        .unwrap_err();
+    assert!(e.to_string().contains("item 3"), "{e}");
+    let e = IndexBuilder::new()
+        .scores(vec![0.0; 3])
+        .build(&v, 4, None, None, &dir.path().join("c"), None)
+        .unwrap_err();
+    assert!(e.to_string().contains("3 scores"), "{e}");
 }
