@@ -4,7 +4,7 @@ mod common;
 use std::io::Write;
 use std::path::Path;
 
-use likeness::data::{Dataset, DecodeLimits, SourceKind};
+use likeness::data::{Dataset, DecodeLimits, Side, SourceKind};
 use likeness::Error;
 
 #[test]
@@ -360,5 +360,125 @@ fn unknown_source_kind_says_what_is_accepted() {
     match Dataset::open(&f) {
         Err(e @ Error::UnknownSource { .. }) => assert!(e.to_string().contains(".csv"), "{e}"),
         other => panic!("expected UnknownSource, got {other:?}"),
+    }
+}
+
+// ---- manifests with a header: scores, subjects, sides (issue 14) ----
+
+#[test]
+fn manifest_header_names_columns_in_any_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = common::johns_image("John_Salley");
+    let csv = dir.path().join("graded.csv");
+    write(
+        &csv,
+        &format!(
+            "side,score,path,subject,label,x,y,w,h\n\
+             left,0.1,{a},face1,cheek,15,62,36,36\n\
+             RIGHT,0.6,{a},face1,cheek,99,62,36,36\n\
+             ,,{a},,whole,,,,\n\
+             left,-2.5e-1,{a},face2,under_eye,22,50,40,20\n",
+            a = a.display()
+        ),
+    );
+    let ds = Dataset::open(&csv).unwrap();
+    assert_eq!(ds.len(), 4);
+    assert_eq!(ds.classes(), ["cheek", "under_eye", "whole"]);
+    let it = ds.items();
+    assert_eq!(it[0].score, Some(0.1));
+    assert_eq!(it[1].score, Some(0.6));
+    assert_eq!(it[2].score, None);
+    assert_eq!(it[3].score, Some(-0.25));
+    assert_eq!(it[0].subject.as_deref(), Some("face1"));
+    assert_eq!(it[2].subject, None);
+    assert_eq!(
+        (it[0].side, it[1].side, it[2].side),
+        (Some(Side::Left), Some(Side::Right), None)
+    );
+    assert_eq!(
+        it[1].region.map(|r| (r.x, r.y, r.w, r.h)),
+        Some((99, 62, 36, 36))
+    );
+    assert_eq!(it[2].region, None, "an empty box is the whole image");
+    // scores.npy's values: NaN where an item has no score.
+    let s = ds.scores().unwrap();
+    assert!(s[2].is_nan() && s[1] == 0.6);
+    assert_eq!(ds.pairings().unwrap()[1].side, Some(Side::Right));
+}
+
+#[test]
+fn headerless_manifest_keeps_its_meaning() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = common::johns_image("John_Salley");
+    let csv = dir.path().join("plain.csv");
+    write(&csv, &format!("{a},x\n{a},y,1,2,3,4\n", a = a.display()));
+    let ds = Dataset::open(&csv).unwrap();
+    assert_eq!(ds.len(), 2);
+    assert_eq!(ds.region_count(), 1);
+    assert!(ds.scores().is_none());
+    assert!(ds.pairings().is_none());
+    assert_eq!(ds.items()[0].score, None);
+}
+
+#[test]
+fn manifest_bad_scores_sides_and_headers_name_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = common::johns_image("John_Salley");
+    let a = a.display();
+    let cases = [
+        (
+            format!("path,label,score\n{a},c,0.5\n{a},c,high\n"),
+            3,
+            "score `high` is not a number",
+        ),
+        (
+            format!("path,label,score\n{a},c,inf\n"),
+            2,
+            "not a finite number",
+        ),
+        (
+            format!("path,label,score\n{a},c,NaN\n"),
+            2,
+            "not a finite number",
+        ),
+        (
+            format!("path,label,side\n{a},c,up\n"),
+            2,
+            "side `up` must be `left`, `right` or empty",
+        ),
+        (
+            format!("path,label,grade\n{a},c,1\n"),
+            1,
+            "unknown column `grade`",
+        ),
+        (
+            format!("path,label,score,score\n{a},c,1,1\n"),
+            1,
+            "appears twice",
+        ),
+        (format!("path,score\n{a},1\n"), 1, "no `label` column"),
+        (
+            format!("path,label,x,y\n{a},c,1,2\n"),
+            1,
+            "all four columns",
+        ),
+        (
+            format!("path,label\n{a},c,1\n"),
+            2,
+            "3 fields but the header names 2",
+        ),
+        (format!("path,label,x,y,w,h\n{a},c,1,,3,4\n"), 2, "y = ``"),
+    ];
+    for (text, line, needle) in cases {
+        let csv = dir.path().join("bad.csv");
+        write(&csv, &text);
+        match Dataset::open(&csv) {
+            Err(e @ Error::Manifest { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains(&format!("bad.csv:{line}:")), "{msg}");
+                assert!(msg.contains(needle), "{msg} lacks {needle}");
+            }
+            other => panic!("expected a manifest error for {text:?}, got {other:?}"),
+        }
     }
 }

@@ -50,6 +50,7 @@ pub fn open(root: &Path) -> Result<Dataset> {
                     region: None,
                     row: None,
                     line: None,
+                    ..Item::default()
                 });
             }
         }

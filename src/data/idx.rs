@@ -231,6 +231,7 @@ pub fn open(images_path: &Path) -> Result<Dataset> {
             region: None,
             row: Some(row),
             line: None,
+            ..Item::default()
         })
         .collect();
     let store = IdxImages {

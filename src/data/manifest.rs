@@ -1,16 +1,118 @@
-//! CSV manifests: `path,label[,x,y,w,h]`, one item per row.
+//! CSV manifests, one item per row.
+//!
+//! Without a header a row is `path,label[,x,y,w,h]`. With a header (a first
+//! row with a field `path`) the columns are named, in any order:
+//! `path`, `label`, optionally `x,y,w,h` (all four), `score` (a finite
+//! number, e.g. a grade), `subject` (an id shared by the regions of one face
+//! or person) and `side` (`left`, `right` or empty). Empty score, subject
+//! or side cells mean "none".
 //!
 //! Paths are relative to the manifest's folder (absolute paths are kept). The
 //! optional box makes the item a region of its image, so one face crop can
-//! yield eyes, nose and mouth items. A first row `path,label,...` is a header
-//! and skipped. Labels are free text (an identity, a region name, a grade);
-//! classes are the distinct labels, in numeric order when all are integers,
-//! otherwise in text order.
+//! yield eyes, nose and mouth items. Labels are free text (an identity, a
+//! region name, a grade); classes are the distinct labels, in numeric order
+//! when all are integers, otherwise in text order. Every bad value is an
+//! error that names the file and line.
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use likeness_index::Side;
+
 use super::{Dataset, Item, Region, SourceKind};
 use crate::error::{Error, Result};
+
+/// The columns a header may name.
+const COLUMNS: [&str; 9] = [
+    "path", "label", "x", "y", "w", "h", "score", "subject", "side",
+];
+
+/// Where each known column is in a row.
+#[derive(Debug, Default)]
+struct Layout {
+    /// From a header (an empty box is then allowed: the row is a whole image).
+    named: bool,
+    fields: usize,
+    path: usize,
+    label: usize,
+    region: Option<[usize; 4]>,
+    score: Option<usize>,
+    subject: Option<usize>,
+    side: Option<usize>,
+}
+
+impl Layout {
+    /// From a header row.
+    fn from_header(record: &csv::StringRecord) -> std::result::Result<Self, String> {
+        let mut at: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, name) in record.iter().enumerate() {
+            let name = name.to_ascii_lowercase();
+            if !COLUMNS.contains(&name.as_str()) {
+                return Err(format!(
+                    "unknown column `{name}` in the header; columns are {}",
+                    COLUMNS.join(", ")
+                ));
+            }
+            if at.insert(name.clone(), i).is_some() {
+                return Err(format!("column `{name}` appears twice in the header"));
+            }
+        }
+        let need = |c: &str| {
+            at.get(c)
+                .copied()
+                .ok_or_else(|| format!("the header has no `{c}` column"))
+        };
+        let boxed: Vec<usize> = ["x", "y", "w", "h"]
+            .iter()
+            .filter_map(|c| at.get(*c).copied())
+            .collect();
+        let region = match boxed.len() {
+            0 => None,
+            4 => Some([boxed[0], boxed[1], boxed[2], boxed[3]]),
+            _ => return Err("a region needs all four columns x,y,w,h".into()),
+        };
+        Ok(Layout {
+            named: true,
+            fields: record.len(),
+            path: need("path")?,
+            label: need("label")?,
+            region,
+            score: at.get("score").copied(),
+            subject: at.get("subject").copied(),
+            side: at.get("side").copied(),
+        })
+    }
+
+    /// Headerless rows: `path,label` or `path,label,x,y,w,h`.
+    fn plain(fields: usize) -> std::result::Result<Self, String> {
+        match fields {
+            2 | 6 => Ok(Layout {
+                fields,
+                path: 0,
+                label: 1,
+                region: (fields == 6).then_some([2, 3, 4, 5]),
+                ..Layout::default()
+            }),
+            n => Err(format!(
+                "expected 2 fields (path,label) or 6 (path,label,x,y,w,h), found {n}; \
+                 for score, subject or side columns start the file with a header row"
+            )),
+        }
+    }
+}
+
+/// A score cell: empty = none; otherwise a finite number.
+pub fn parse_score(text: &str) -> std::result::Result<Option<f32>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let v: f32 = text
+        .parse()
+        .map_err(|_| format!("score `{text}` is not a number"))?;
+    if !v.is_finite() {
+        return Err(format!("score `{text}` is not a finite number"));
+    }
+    Ok(Some(v))
+}
 
 pub fn open(path: &Path) -> Result<Dataset> {
     let base = path.parent().unwrap_or(Path::new("."));
@@ -28,44 +130,71 @@ pub fn open(path: &Path) -> Result<Dataset> {
     };
 
     let mut rows: Vec<(String, Item)> = Vec::new();
+    let mut layout: Option<Layout> = None;
     for (n, record) in reader.records().enumerate() {
         let record = record.map_err(|e| {
             let line = e.position().map_or(n as u64 + 1, |p| p.line());
             bad(line, format!("cannot read row: {e}"))
         })?;
         let line = record.position().map_or(n as u64 + 1, |p| p.line());
-        if n == 0
-            && record
-                .get(0)
-                .is_some_and(|f| f.eq_ignore_ascii_case("path"))
-        {
+        if n == 0 && record.iter().any(|f| f.eq_ignore_ascii_case("path")) {
+            layout = Some(Layout::from_header(&record).map_err(|e| bad(line, e))?);
             continue;
         }
-        if record.len() != 2 && record.len() != 6 {
+        // Headerless rows are each `path,label` or `path,label,x,y,w,h`; under
+        // a header a row may leave out trailing cells (they are empty).
+        let plain;
+        let lay = match &layout {
+            Some(l) => l,
+            None => {
+                plain = Layout::plain(record.len()).map_err(|e| bad(line, e))?;
+                &plain
+            }
+        };
+        if record.len() > lay.fields {
             return Err(bad(
                 line,
                 format!(
-                    "expected 2 fields (path,label) or 6 (path,label,x,y,w,h), found {}",
-                    record.len()
+                    "{} fields but the header names {} columns",
+                    record.len(),
+                    lay.fields
                 ),
             ));
         }
-        let file = &record[0];
-        let label = &record[1];
+        let cell = |i: usize| record.get(i).unwrap_or("");
+        let file = cell(lay.path);
+        let label = cell(lay.label);
         if file.is_empty() {
             return Err(bad(line, "empty path".into()));
         }
         if label.is_empty() {
             return Err(bad(line, "empty label".into()));
         }
-        let region = if record.len() == 6 {
-            let text = format!(
-                "{},{},{},{}",
-                &record[2], &record[3], &record[4], &record[5]
-            );
-            Some(text.parse::<Region>().map_err(|e| bad(line, e))?)
-        } else {
-            None
+        let region = match lay.region {
+            Some(c) if lay.named && c.iter().all(|&i| cell(i).is_empty()) => None,
+            Some(c) => {
+                let text = format!(
+                    "{},{},{},{}",
+                    cell(c[0]),
+                    cell(c[1]),
+                    cell(c[2]),
+                    cell(c[3])
+                );
+                Some(text.parse::<Region>().map_err(|e| bad(line, e))?)
+            }
+            None => None,
+        };
+        let score = match lay.score {
+            Some(i) => parse_score(cell(i)).map_err(|e| bad(line, e))?,
+            None => None,
+        };
+        let subject = lay
+            .subject
+            .map(|i| cell(i).to_string())
+            .filter(|s| !s.is_empty());
+        let side = match lay.side.map(cell).filter(|s| !s.is_empty()) {
+            Some(s) => Some(s.parse::<Side>().map_err(|e| bad(line, e))?),
+            None => None,
         };
         let full = base.join(file);
         if !full.is_file() {
@@ -82,13 +211,18 @@ pub fn open(path: &Path) -> Result<Dataset> {
                 region,
                 row: None,
                 line: Some(line),
+                score,
+                subject,
+                side,
             },
         ));
     }
     if rows.is_empty() {
         return Err(Error::EmptyDataset {
             path: path.to_path_buf(),
-            hint: "the manifest has no rows; write one `path,label[,x,y,w,h]` row per item".into(),
+            hint: "the manifest has no rows; write one `path,label[,x,y,w,h]` row per item \
+                   (or name the columns in a header: path,label,x,y,w,h,score,subject,side)"
+                .into(),
         });
     }
 

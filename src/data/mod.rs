@@ -3,7 +3,7 @@
 //! | source        | on the command line                      | module       |
 //! |---------------|------------------------------------------|--------------|
 //! | image folders | a directory `root/<class>/<image>`       | [`folder`]   |
-//! | CSV manifest  | a `.csv` file `path,label[,x,y,w,h]`     | [`manifest`] |
+//! | CSV manifest  | a `.csv` file `path,label[,x,y,w,h]` or with a header naming `score`, `subject`, `side` too | [`manifest`] |
 //! | IDX (MNIST)   | `*-images-idx3-ubyte[.gz]` (+ labels)    | [`idx`]      |
 //!
 //! Opening a source lists its items (cheap: file names, a manifest, or the IDX
@@ -24,6 +24,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 pub use decode::DecodeLimits;
+pub use likeness_index::Side;
 
 /// A rectangle inside an image, in pixels: the item is this part of its file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -76,7 +77,7 @@ pub enum SourceKind {
 }
 
 /// One labelled item: where its pixels come from and its class.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Item {
     /// Index into [`Dataset::classes`].
     pub label: usize,
@@ -88,6 +89,12 @@ pub struct Item {
     pub row: Option<usize>,
     /// Line of the manifest this item came from, for error messages.
     pub line: Option<u64>,
+    /// A grade of the item (manifest column `score`).
+    pub score: Option<f32>,
+    /// An id shared by the regions of one face or person (`subject`).
+    pub subject: Option<String>,
+    /// Which side of the face the region is on (`side`).
+    pub side: Option<Side>,
 }
 
 /// A decoded item.
@@ -191,6 +198,32 @@ impl Dataset {
             counts[it.label] += 1;
         }
         counts
+    }
+    /// Each item's score, `NaN` where it has none (as in `scores.npy`);
+    /// `None` when no item has a score.
+    pub fn scores(&self) -> Option<Vec<f32>> {
+        self.items.iter().any(|i| i.score.is_some()).then(|| {
+            self.items
+                .iter()
+                .map(|i| i.score.unwrap_or(f32::NAN))
+                .collect()
+        })
+    }
+    /// Each item's subject and side, for the index; `None` when no item has
+    /// either.
+    pub fn pairings(&self) -> Option<Vec<likeness_index::ItemPairing>> {
+        self.items
+            .iter()
+            .any(|i| i.subject.is_some() || i.side.is_some())
+            .then(|| {
+                self.items
+                    .iter()
+                    .map(|i| likeness_index::ItemPairing {
+                        subject: i.subject.clone(),
+                        side: i.side,
+                    })
+                    .collect()
+            })
     }
     /// How many items are regions of an image rather than whole images.
     pub fn region_count(&self) -> usize {
