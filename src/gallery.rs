@@ -22,8 +22,10 @@
 //! # The embeddings directory (`likeness embed --out DIR`)
 //! - `vectors.npy`: float32 `(n, dim)`, row `i` is item `i` (64-byte aligned);
 //! - `labels.npy`: int64 `(n,)`, the class index of each row;
-//! - `items.csv`: `id,label,class,path,row,x,y,w,h` (IDX row and region box
-//!   when there are any);
+//! - `items.csv`: `id,label,class,path,row,x,y,w,h,score,subject,side` (IDX
+//!   row, region box, score, subject and side when there are any);
+//! - `scores.npy`: float32 `(n,)`, each row's score, NaN where it has none
+//!   (only when the source has a `score` column);
 //! - `embed.json`: model directory and fingerprint, classes, counts, timings;
 //! - `skipped.csv` (with `--skip-bad`): `path,row,line,reason` of each image
 //!   that could not be used.
@@ -318,9 +320,12 @@ pub fn embed_to_dir(
     let items_path = tmp.path().join("items.csv");
     let mut items = csv::Writer::from_path(&items_path).map_err(|e| csv_err(&items_path, e))?;
     items
-        .write_record(["id", "label", "class", "path", "row", "x", "y", "w", "h"])
+        .write_record([
+            "id", "label", "class", "path", "row", "x", "y", "w", "h", "score", "subject", "side",
+        ])
         .map_err(|e| csv_err(&items_path, e))?;
     let mut labels: Vec<i64> = Vec::with_capacity(ds.len());
+    let mut scores: Vec<f32> = Vec::with_capacity(ds.len());
     let all: Vec<usize> = (0..ds.len()).collect();
     let stats = embed_stream(net, ds, &all, opts, bar, |emb, kept| {
         vectors.push(emb)?;
@@ -339,9 +344,13 @@ pub fn embed_to_dir(
                     opt(it.region.map(|r| r.y)),
                     opt(it.region.map(|r| r.w)),
                     opt(it.region.map(|r| r.h)),
+                    it.score.map(|s| s.to_string()).unwrap_or_default(),
+                    it.subject.clone().unwrap_or_default(),
+                    it.side.map(|s| s.to_string()).unwrap_or_default(),
                 ])
                 .map_err(|e| csv_err(&items_path, e))?;
             labels.push(it.label as i64);
+            scores.push(it.score.unwrap_or(f32::NAN));
         }
         Ok(())
     })?;
@@ -357,6 +366,9 @@ pub fn embed_to_dir(
     items.flush().map_err(|e| Error::io(&items_path, e))?;
     drop(items);
     likeness_index::npy::write(tmp.path().join("labels.npy"), &labels, &[labels.len()])?;
+    if ds.items().iter().any(|i| i.score.is_some()) {
+        likeness_index::npy::write(tmp.path().join("scores.npy"), &scores, &[scores.len()])?;
+    }
     if !stats.skipped.is_empty() {
         write_skipped(&tmp.path().join("skipped.csv"), &stats.skipped)?;
     }

@@ -244,3 +244,62 @@ pub fn eval_bars(path: &Path, report: &likeness_index::eval::EvalReport) -> Resu
     }
     write_png(path, &buf, w, h)
 }
+
+/// `score.png`: predicted against true score, one dot per item, with the
+/// identity line (a perfect prediction lies on it).
+pub fn score_scatter(path: &Path, pairs: &[(f32, f32)], title: &str) -> Result<()> {
+    let text = fonts_available();
+    let (w, h) = (520u32, 520u32);
+    let finite = pairs
+        .iter()
+        .flat_map(|&(a, b)| [a, b])
+        .filter(|v| v.is_finite());
+    let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+        (l.min(f64::from(v)), h.max(f64::from(v)))
+    });
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        let pad = (hi - lo) * 0.05;
+        (lo - pad, hi + pad)
+    } else {
+        (0.0, 1.0)
+    };
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+        let mut b = ChartBuilder::on(&root);
+        b.margin(16);
+        if text {
+            b.caption(title, ("sans-serif", 15))
+                .x_label_area_size(36)
+                .y_label_area_size(48);
+        }
+        let mut chart = b
+            .build_cartesian_2d(lo..hi, lo..hi)
+            .map_err(|e| plot_err(path, e))?;
+        let mut mesh = chart.configure_mesh();
+        if text {
+            mesh.x_desc("true score").y_desc("predicted score");
+        } else {
+            mesh.disable_x_axis().disable_y_axis();
+        }
+        mesh.draw().map_err(|e| plot_err(path, e))?;
+        chart
+            .draw_series(LineSeries::new(
+                [(lo, lo), (hi, hi)],
+                RGBColor(150, 150, 150).stroke_width(2),
+            ))
+            .map_err(|e| plot_err(path, e))?;
+        chart
+            .draw_series(pairs.iter().map(|&(t, p)| {
+                Circle::new(
+                    (f64::from(t), f64::from(p)),
+                    3,
+                    RGBColor(40, 90, 200).mix(0.6).filled(),
+                )
+            }))
+            .map_err(|e| plot_err(path, e))?;
+        root.present().map_err(|e| plot_err(path, e))?;
+    }
+    write_png(path, &buf, w, h)
+}

@@ -37,6 +37,25 @@ pub struct EvalReport {
     pub ef: usize,
     /// Seconds the evaluation took.
     pub seconds: f64,
+    /// Score prediction from neighbours (`likeness eval --score`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<crate::score::ScoreReport>,
+    /// `score.knn.mae`, at the top level for scripts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score_mae: Option<f64>,
+    /// `score.knn.spearman`, at the top level for scripts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score_spearman: Option<f64>,
+}
+
+impl EvalReport {
+    /// Adds the score report (and its top-level summary keys).
+    pub fn with_score(mut self, score: crate::score::ScoreReport) -> Self {
+        self.score_mae = Some(score.overall.knn.mae);
+        self.score_spearman = Some(score.overall.knn.spearman);
+        self.score = Some(score);
+        self
+    }
 }
 
 /// Evaluates `index` (which must have labels): leave-one-out over its items
@@ -134,5 +153,8 @@ pub fn evaluate_index(
         per_class,
         ef,
         seconds: start.elapsed().as_secs_f64(),
+        score: None,
+        score_mae: None,
+        score_spearman: None,
     })
 }

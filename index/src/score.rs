@@ -441,6 +441,34 @@ pub fn evaluate_scores(
     })
 }
 
+/// Leave-one-out score prediction over the items of an open index, with its
+/// recorded scores, subjects (left out of their own predictions) and labels.
+pub fn evaluate_index_scores(index: &crate::Index, k: usize) -> Result<ScoreReport> {
+    let scores = index.scores().ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "{} has no scores; index a manifest with a `score` column (a header row `path,label,score,...`)",
+            index.dir().display()
+        ))
+    })?;
+    let pairings = index.pairings()?;
+    let groups = subject_groups(
+        (0..index.len()).map(|i| pairings.get(i).and_then(|p| p.subject.as_deref())),
+    );
+    let set = ScoredSet {
+        vectors: index.vectors(),
+        scores,
+        groups: Some(&groups),
+        dim: index.dim(),
+        metric: index.metric(),
+    };
+    evaluate_scores(
+        &set,
+        index.labels().unwrap_or(&[]),
+        &index.manifest().classes,
+        k,
+    )
+}
+
 /// Mean of the finite values (`NaN` when there are none).
 fn mean(v: impl Iterator<Item = f32>) -> f32 {
     let (mut s, mut n) = (0f64, 0usize);

@@ -40,6 +40,17 @@ pub struct EvalArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Also predict each item's score from its neighbours, leave-one-out:
+    /// the mean of the scores of its --score-k nearest scored items, each
+    /// weighted by 1/distance, items of the same subject left out (a face
+    /// never predicts itself). Reports MAE, RMSE, Pearson r and Spearman ρ,
+    /// overall and per label, beside two baselines (the global mean, the
+    /// label's mean); writes score.png. Needs an index with scores.
+    #[arg(long)]
+    pub score: bool,
+    /// Neighbours a predicted score is made of.
+    #[arg(long, default_value_t = likeness_index::score::DEFAULT_K)]
+    pub score_k: usize,
     /// Images per forward pass when embedding --queries.
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
@@ -65,6 +76,17 @@ pub fn eval(device: Device, args: EvalArgs) -> Result<ExitCode> {
     if index.labels().is_none() {
         return Err(Error::Invalid(format!(
             "{} has no labels; evaluation needs an index built with labels (`likeness index`, or `build --labels`)",
+            args.index.display()
+        )));
+    }
+    if args.score && args.queries.is_some() {
+        return Err(Error::Invalid(
+            "--score predicts the index's own items leave-one-out; drop --queries (index the queries with their scores instead)".into(),
+        ));
+    }
+    if args.score && index.scores().is_none() {
+        return Err(Error::Invalid(format!(
+            "{} has no scores; --score needs an index of a manifest with a `score` column (header `path,label,score,...`)",
             args.index.display()
         )));
     }
@@ -109,6 +131,12 @@ pub fn eval(device: Device, args: EvalArgs) -> Result<ExitCode> {
             likeness_index::eval::evaluate_index(&index, Some((&q, &ql)), &args.ks, args.ef)?
         }
     };
+    if args.score {
+        report = report.with_score(likeness_index::score::evaluate_index_scores(
+            &index,
+            args.score_k,
+        )?);
+    }
     // The whole command, embedding included.
     report.seconds = start.elapsed().as_secs_f64();
     let out = args.out.clone().unwrap_or_else(|| {
@@ -127,11 +155,27 @@ pub fn eval(device: Device, args: EvalArgs) -> Result<ExitCode> {
         f.write_all(&json)
     })?;
     crate::plot::eval_bars(&out.join("eval.png"), &report)?;
+    if let Some(sr) = &report.score {
+        let title = format!(
+            "{}: K={}, MAE {:.3}, Spearman {:.3}",
+            args.index
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            sr.k,
+            sr.overall.knn.mae,
+            sr.overall.knn.spearman
+        );
+        crate::plot::score_scatter(&out.join("score.png"), &sr.pairs, &title)?;
+    }
     if args.json {
         let line = serde_json::to_string(&report).map_err(|e| Error::Invalid(e.to_string()))?;
         println!("{line}");
     } else {
         println!("{}", render_eval(&report));
+        if let Some(sr) = &report.score {
+            println!("\n{}", render_score(sr));
+        }
         eprintln!(
             "wrote {} and {}",
             out.join("eval.json").display(),
@@ -201,4 +245,59 @@ fn render_eval(r: &EvalReport) -> String {
         }
     }
     s
+}
+
+/// The `--score` table: each label and all, the prediction beside both
+/// baselines.
+pub fn render_score(r: &likeness_index::score::ScoreReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "score prediction, leave-one-out ({} scored items, K={}: {})",
+        r.scored, r.k, r.weighting
+    );
+    let _ = writeln!(
+        s,
+        "{:<14} {:<12} {:>6} {:>8} {:>8} {:>9} {:>9}",
+        "label", "predictor", "items", "MAE", "RMSE", "Pearson", "Spearman"
+    );
+    let f = |v: f64| {
+        if v.is_finite() {
+            format!("{v:.4}")
+        } else {
+            "-".into()
+        }
+    };
+    let mut rows: Vec<(String, &likeness_index::score::ScoreRow)> = r
+        .per_label
+        .iter()
+        .map(|l| {
+            (
+                l.class.clone().unwrap_or_else(|| l.label.to_string()),
+                &l.scores,
+            )
+        })
+        .collect();
+    rows.push(("all".into(), &r.overall));
+    for (name, row) in rows {
+        for (pred, m) in [
+            ("neighbours", &row.knn),
+            ("global mean", &row.global_mean),
+            ("label mean", &row.label_mean),
+        ] {
+            let _ = writeln!(
+                s,
+                "{:<14} {:<12} {:>6} {:>8} {:>8} {:>9} {:>9}",
+                name,
+                pred,
+                m.n,
+                f(m.mae),
+                f(m.rmse),
+                f(m.pearson),
+                f(m.spearman)
+            );
+        }
+    }
+    s.trim_end().to_string()
 }

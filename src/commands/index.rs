@@ -69,6 +69,7 @@ pub fn index(device: Device, threads: usize, args: IndexArgs) -> Result<ExitCode
     let mut vectors = Vec::with_capacity(ds.len() * dim);
     let mut labels = Vec::with_capacity(ds.len());
     let mut items: Vec<ItemInfo> = Vec::with_capacity(ds.len());
+    let mut kept_ids: Vec<usize> = Vec::with_capacity(ds.len());
     let all: Vec<usize> = (0..ds.len()).collect();
     let bar = crate::progress::bar(ds.len() as u64, "embedding");
     let res = gallery::embed_stream(&net, &ds, &all, &opts, Some(&bar), |emb, kept| {
@@ -76,6 +77,7 @@ pub fn index(device: Device, threads: usize, args: IndexArgs) -> Result<ExitCode
         for &i in kept {
             labels.push(ds.items()[i].label as i64);
             items.push(gallery::item_info(&ds, i));
+            kept_ids.push(i);
         }
         Ok(())
     });
@@ -88,6 +90,14 @@ pub fn index(device: Device, threads: usize, args: IndexArgs) -> Result<ExitCode
             ds.len(),
             ds.root().display()
         )));
+    }
+    // Scores, subjects and sides of the items that were embedded.
+    let mut builder = builder;
+    if let Some(all) = ds.scores() {
+        builder = builder.scores(kept_ids.iter().map(|&i| all[i]).collect());
+    }
+    if let Some(all) = ds.pairings() {
+        builder = builder.pairings(kept_ids.iter().map(|&i| all[i].clone()).collect());
     }
     let bar = crate::progress::bar(labels.len() as u64, "indexing");
     let progress = |done: usize, _total: usize| bar.set_position(done as u64);
