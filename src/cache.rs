@@ -35,3 +35,8 @@ pub fn fashion_mnist_test() -> PathBuf {
 pub fn johns_dir() -> PathBuf {
     data_dir().join("johns")
 }
+
+/// The synthetic graded-regions set (`likeness synth-swell`, run by `make data`).
+pub fn swell_dir() -> PathBuf {
+    data_dir().join(format!("swell-v{}", crate::data::swell::VERSION))
+}

@@ -79,6 +79,9 @@ pub enum Command {
     Eval(crate::commands::EvalArgs),
     /// Answer queries over HTTP (JSON) from a memory-mapped index.
     Serve(likeness_index::cli::ServeArgs),
+    /// Write the SYNTHETIC graded facial regions set (swollen cheeks and
+    /// under-eyes of the johns crops, known scores and sides); `make data` runs it.
+    SynthSwell(crate::commands::swell::SwellArgs),
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +154,11 @@ pub struct TrainArgs {
     /// that validation costs at most 10% of the time].
     #[arg(long)]
     pub val_steps: Option<usize>,
+    /// Train from grades: B quantile bins of the manifest's `score` column
+    /// become the classes of N-pair sampling (every row needs a score); the
+    /// bin edges go into model.json.
+    #[arg(long)]
+    pub score_bins: Option<usize>,
     /// Steps per epoch [default: training images / images per step].
     #[arg(long)]
     pub steps_per_epoch: Option<usize>,
@@ -266,6 +274,7 @@ impl TrainArgs {
             patience: self.patience,
             time_budget: self.time_budget,
             val_steps: self.val_steps,
+            score_bins: self.score_bins,
         }
     }
 }
@@ -311,6 +320,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval(args) => crate::commands::eval::eval(cli.global.device.resolve()?, args),
         Command::Serve(args) => crate::commands::serve::serve(cli.global.device, threads, args),
         Command::Verify(args) => likeness_index::cli::verify(args).map_err(Error::from),
+        Command::SynthSwell(args) => crate::commands::swell::synth_swell(args),
     }
 }
 

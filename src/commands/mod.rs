@@ -16,6 +16,7 @@ pub mod eval;
 pub mod index;
 pub mod query;
 pub mod serve;
+pub mod swell;
 
 pub use embed::{EmbedArgs, EmbedRunArgs};
 pub use eval::EvalArgs;

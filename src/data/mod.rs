@@ -15,6 +15,7 @@ pub mod folder;
 pub mod idx;
 pub mod item_images;
 pub mod manifest;
+pub mod swell;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -225,6 +226,75 @@ impl Dataset {
                     .collect()
             })
     }
+    /// The `bins - 1` inner edges that split the items' scores into `bins`
+    /// quantile bins (`train --score-bins`). Every item needs a score.
+    pub fn score_bin_edges(&self, bins: usize) -> Result<Vec<f32>> {
+        if bins < 2 {
+            return Err(Error::Invalid(format!(
+                "--score-bins {bins}: at least 2 bins are needed"
+            )));
+        }
+        let mut v = Vec::with_capacity(self.len());
+        for it in &self.items {
+            match it.score {
+                Some(s) => v.push(s),
+                None => {
+                    return Err(Error::Invalid(format!(
+                        "{}{}: an item without a score; --score-bins needs a score on every row",
+                        it.path.display(),
+                        it.line.map(|l| format!(" (line {l})")).unwrap_or_default()
+                    )))
+                }
+            }
+        }
+        v.sort_by(f32::total_cmp);
+        let mut edges: Vec<f32> = (1..bins).map(|i| v[i * v.len() / bins]).collect();
+        edges.dedup();
+        // An edge equal to the smallest score would leave its lower bin empty.
+        edges.retain(|&e| e > v[0]);
+        if edges.is_empty() {
+            return Err(Error::Invalid(
+                "all scores are equal; there is nothing to bin".into(),
+            ));
+        }
+        Ok(edges)
+    }
+
+    /// A copy whose classes are score bins: bin `b` holds the scores in
+    /// `[edges[b - 1], edges[b])` (open at both ends).
+    pub fn binned_by_score(&self, edges: &[f32]) -> Result<Self> {
+        let name = |b: usize| {
+            let lo = b.checked_sub(1).map(|i| format!("{:.3}", edges[i]));
+            let hi = edges.get(b).map(|e| format!("{e:.3}"));
+            format!(
+                "score [{}, {})",
+                lo.unwrap_or_else(|| "-inf".into()),
+                hi.unwrap_or_else(|| "inf".into())
+            )
+        };
+        let classes: Vec<String> = (0..=edges.len()).map(name).collect();
+        let mut items = Vec::with_capacity(self.len());
+        for it in &self.items {
+            let s = it.score.ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{}{}: an item without a score; score bins need a score on every row",
+                    it.path.display(),
+                    it.line.map(|l| format!(" (line {l})")).unwrap_or_default()
+                ))
+            })?;
+            let label = edges.iter().filter(|&&e| s >= e).count();
+            items.push(Item {
+                label,
+                ..it.clone()
+            });
+        }
+        Ok(Dataset {
+            classes,
+            items,
+            ..self.clone()
+        })
+    }
+
     /// How many items are regions of an image rather than whole images.
     pub fn region_count(&self) -> usize {
         self.items.iter().filter(|i| i.region.is_some()).count()

@@ -163,6 +163,10 @@ pub struct TrainConfig {
     /// that validation costs at most 10% of the time).
     #[serde(default)]
     pub val_steps: Option<usize>,
+    /// Train on `B` quantile bins of the items' scores as classes (for data
+    /// with grades and no classes); the bin edges go into `model.json`.
+    #[serde(default)]
+    pub score_bins: Option<usize>,
 }
 
 fn default_patience() -> usize {
@@ -287,6 +291,15 @@ fn split(cfg: &TrainConfig, ds: &Dataset) -> Result<Split> {
     let val_ds = match &cfg.val_data {
         Some(p) => Some(Dataset::open(p)?),
         None => None,
+    };
+    // With --score-bins the held-out images are binned with the training
+    // set's edges.
+    let val_ds = match (val_ds, cfg.score_bins) {
+        (Some(v), Some(b)) => {
+            let edges = Dataset::open(&cfg.data)?.score_bin_edges(b)?;
+            Some(v.binned_by_score(&edges)?)
+        }
+        (v, _) => v,
     };
     let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); ncls];
     for (i, it) in ds.items().iter().enumerate() {
@@ -498,6 +511,13 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
     cfg.validate()?;
     let started = Instant::now();
     let ds = Dataset::open(&cfg.data)?;
+    let (ds, score_edges) = match cfg.score_bins {
+        Some(b) => {
+            let edges = ds.score_bin_edges(b)?;
+            (ds.binned_by_score(&edges)?, Some(edges))
+        }
+        None => (ds, None),
+    };
     let Split {
         mut train,
         val,
@@ -604,6 +624,7 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
     }
     let mut net = Net::new(&spec, device)?;
     let mut card = ModelCard::new(cfg, &plan, &spec, &ds, c);
+    card.score_bins = score_edges.clone();
     card.device = crate::runtime::describe_device(device);
     card.derivation = Some(output::Derivation {
         train_images: shape.train_images,

@@ -145,6 +145,10 @@ pub struct ModelCard {
     /// The held-out metrics of the untrained network and of raw pixels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baselines: Option<Baselines>,
+    /// With `train --score-bins`: the inner edges of the score bins that
+    /// were the classes (bin `b` = `[edges[b-1], edges[b])`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_bins: Option<Vec<f32>>,
 }
 
 /// The derivation of a training's settings ([`super::defaults::derive`]).
@@ -278,6 +282,7 @@ impl ModelCard {
             derivation: None,
             run: None,
             baselines: None,
+            score_bins: None,
         }
     }
 
