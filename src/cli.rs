@@ -82,6 +82,10 @@ pub enum Command {
     /// Write the SYNTHETIC graded facial regions set (swollen cheeks and
     /// under-eyes of the johns crops, known scores and sides); `make data` runs it.
     SynthSwell(crate::commands::swell::SwellArgs),
+    /// Left against right: for each subject with a left and a right region of
+    /// one label, the distance between the left crop and the mirrored right
+    /// crop (and, with --index, each side's predicted score).
+    Asymmetry(crate::commands::asymmetry::AsymmetryArgs),
 }
 
 #[derive(Debug, Args)]
@@ -321,6 +325,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => crate::commands::serve::serve(cli.global.device, threads, args),
         Command::Verify(args) => likeness_index::cli::verify(args).map_err(Error::from),
         Command::SynthSwell(args) => crate::commands::swell::synth_swell(args),
+        Command::Asymmetry(args) => {
+            crate::commands::asymmetry::asymmetry(cli.global.device.resolve()?, args)
+        }
     }
 }
 

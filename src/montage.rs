@@ -22,7 +22,7 @@ const GREEN: [u8; 3] = [30, 160, 60];
 const RED: [u8; 3] = [210, 40, 40];
 const GREY: [u8; 3] = [150, 150, 150];
 
-fn thumb(img: &DynamicImage) -> RgbImage {
+pub(crate) fn thumb(img: &DynamicImage) -> RgbImage {
     let rgb = img.to_rgb8();
     // Keep the aspect ratio inside a THUMB square, centred on white.
     let (w, h) = rgb.dimensions();
@@ -128,6 +128,53 @@ pub fn draw(
                 s = s.chars().take(14).collect::<String>() + "…";
             }
             root.draw(&Text::new(s, (*x, *y), style))
+                .map_err(|e| Error::Invalid(format!("{}: cannot draw text: {e}", out.display())))?;
+        }
+        root.present()
+            .map_err(|e| Error::Invalid(format!("{}: cannot draw: {e}", out.display())))?;
+    }
+    crate::plot::write_png(out, &buf, width, height)
+}
+
+/// `asymmetry.png`: pairs of tiles (a left crop beside its mirrored right
+/// crop), one pair per row, with a line of text under each pair; the most
+/// asymmetric pairs (`true`) in a red column, the least in a green one.
+pub fn pair_rows(out: &Path, rows: &[(RgbImage, RgbImage, String, bool)]) -> Result<()> {
+    let cell = THUMB + 2 * BORDER;
+    let pair_w = 2 * cell + 2 * GAP + 120;
+    let row_h = cell + TEXT;
+    let most = rows.iter().filter(|r| r.3).count() as u32;
+    let least = rows.len() as u32 - most;
+    let width = GAP + 2 * pair_w;
+    let height = GAP + 24 + most.max(least) * row_h;
+    let mut canvas = RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
+    let mut texts: Vec<(String, i32, i32, [u8; 3])> = vec![
+        ("most asymmetric".into(), GAP as i32, 4, RED),
+        ("least asymmetric".into(), (GAP + pair_w) as i32, 4, GREEN),
+    ];
+    let (mut i_most, mut i_least) = (0u32, 0u32);
+    for (l, r, text, is_most) in rows {
+        let (col, k, colour) = if *is_most {
+            i_most += 1;
+            (0, i_most - 1, RED)
+        } else {
+            i_least += 1;
+            (1, i_least - 1, GREEN)
+        };
+        let x = GAP + col * pair_w;
+        let y = GAP + 24 + k * row_h;
+        paste(&mut canvas, l, x, y, colour);
+        paste(&mut canvas, r, x + cell + 2, y, colour);
+        texts.push((text.clone(), x as i32, (y + cell + 3) as i32, GREY));
+    }
+    let mut buf = canvas.into_raw();
+    if crate::plot::fonts_available() {
+        let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
+        for (s, x, y, c) in &texts {
+            let style = ("sans-serif", 13)
+                .into_font()
+                .color(&RGBColor(c[0], c[1], c[2]));
+            root.draw(&Text::new(s.clone(), (*x, *y), style))
                 .map_err(|e| Error::Invalid(format!("{}: cannot draw text: {e}", out.display())))?;
         }
         root.present()

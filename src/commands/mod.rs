@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::model::Net;
 use crate::train::output::ModelCard;
 
+pub mod asymmetry;
 pub mod embed;
 pub mod eval;
 pub mod index;

@@ -27,17 +27,17 @@ use crate::error::{Error, Result};
 /// Bumped whenever the output changes; `make data` keys its cache on it.
 pub const VERSION: u32 = 1;
 /// Largest fraction by which the centre of a swell is pulled in (content
-/// there is magnified by up to 1 / (1 - 0.6) = 2.5 at `s = 1`).
-pub const AMPLITUDE: f32 = 0.6;
+/// there is magnified by up to 1 / (1 - 0.7) = 3.3 at `s = 1`).
+pub const AMPLITUDE: f32 = 0.7;
 
 /// One graded region of the 150 × 150 aligned crops: label, side (as seen
 /// in the image), box `x, y, w, h`, and the σ of its swell in pixels. The
 /// right boxes mirror the left ones about the vertical midline (x = 75).
 pub const REGIONS: [(&str, Side, u32, u32, u32, u32, f32); 4] = [
-    ("cheek", Side::Left, 16, 70, 36, 30, 9.0),
-    ("cheek", Side::Right, 98, 70, 36, 30, 9.0),
-    ("under_eye", Side::Left, 24, 50, 36, 18, 6.0),
-    ("under_eye", Side::Right, 90, 50, 36, 18, 6.0),
+    ("cheek", Side::Left, 16, 70, 36, 30, 13.0),
+    ("cheek", Side::Right, 98, 70, 36, 30, 13.0),
+    ("under_eye", Side::Left, 24, 50, 36, 18, 8.0),
+    ("under_eye", Side::Right, 90, 50, 36, 18, 8.0),
 ];
 
 /// Strengths of one variant.
@@ -151,11 +151,18 @@ pub fn generate(johns: &Path, out: &Path, seed: u64, variants: usize) -> Result<
         .unwrap_or_default();
     let mut crops: Vec<(String, PathBuf)> = Vec::new();
     for p in &people {
-        let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let mut files: Vec<PathBuf> = std::fs::read_dir(p)
             .map_err(|e| Error::io(p, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|f| f.extension().is_some_and(|x| x == "jpg"))
+            .filter(|f| {
+                f.extension()
+                    .is_some_and(|x| x == "jpg" || x == "jpeg" || x == "png")
+            })
             .collect();
         files.sort();
         crops.extend(files.into_iter().map(|f| (name.clone(), f)));
@@ -194,7 +201,8 @@ pub fn generate(johns: &Path, out: &Path, seed: u64, variants: usize) -> Result<
         })
         .collect();
     let header = "path,label,x,y,w,h,score,subject,side\n";
-    let (mut all, mut train, mut test) = (header.to_string(), header.to_string(), header.to_string());
+    let (mut all, mut train, mut test) =
+        (header.to_string(), header.to_string(), header.to_string());
     let mut regions = 0;
     for r in rows {
         let (person, text) = r?;
@@ -206,7 +214,11 @@ pub fn generate(johns: &Path, out: &Path, seed: u64, variants: usize) -> Result<
             train.push_str(&text);
         }
     }
-    for (name, text) in [("regions.csv", &all), ("train.csv", &train), ("test.csv", &test)] {
+    for (name, text) in [
+        ("regions.csv", &all),
+        ("train.csv", &train),
+        ("test.csv", &test),
+    ] {
         likeness_index::atomic_write(&out.join(name), |f| {
             use std::io::Write;
             f.write_all(text.as_bytes())
@@ -249,10 +261,24 @@ mod tests {
 
     #[test]
     fn zero_strength_changes_nothing_and_strength_moves_pixels() {
-        let img = RgbImage::from_fn(150, 150, |x, y| Rgb([(x * 7 % 256) as u8, (y * 5 % 256) as u8, 9]));
-        let same = swell(&img, Strengths { left: 0.0, right: 0.0 });
+        let img = RgbImage::from_fn(150, 150, |x, y| {
+            Rgb([(x * 7 % 256) as u8, (y * 5 % 256) as u8, 9])
+        });
+        let same = swell(
+            &img,
+            Strengths {
+                left: 0.0,
+                right: 0.0,
+            },
+        );
         assert_eq!(same, img);
-        let moved = swell(&img, Strengths { left: 1.0, right: 0.0 });
+        let moved = swell(
+            &img,
+            Strengths {
+                left: 1.0,
+                right: 0.0,
+            },
+        );
         // Left cheek centre changed, right cheek centre did not.
         assert_ne!(moved.get_pixel(30, 80), img.get_pixel(30, 80));
         assert_eq!(moved.get_pixel(120, 85), img.get_pixel(120, 85));

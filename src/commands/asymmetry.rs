@@ -1,0 +1,425 @@
+//! `likeness asymmetry`: left against right. For each subject with a
+//! `left` and a `right` region of the same label, the left crop and the
+//! horizontally mirrored right crop are embedded and their distance is the
+//! asymmetry (a symmetric face gives about 0). With an index that has
+//! scores, each side's score is predicted from its neighbours too.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use image::{DynamicImage, RgbImage};
+use likeness_index::score::{subject_groups, ScoredSet, DEFAULT_K};
+use likeness_index::{Index, Metric};
+use tch::Device;
+
+use super::load_model;
+use crate::data::{Dataset, Side};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Args)]
+pub struct AsymmetryArgs {
+    /// Trained model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// A manifest with a header naming `subject` and `side` columns (and
+    /// the region boxes `x,y,w,h`).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// An index with scores (made by `likeness index` from a manifest with a
+    /// `score` column, with the same model): predict each side's score.
+    #[arg(long)]
+    pub index: Option<PathBuf>,
+    /// Neighbours a predicted score is made of.
+    #[arg(long, default_value_t = DEFAULT_K)]
+    pub score_k: usize,
+    /// Output folder: asymmetry.csv, asymmetry.png, unpaired.csv, summary.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Pairs shown at each end (most and least asymmetric) in asymmetry.png.
+    #[arg(long, default_value_t = 4)]
+    pub show: usize,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+}
+
+/// One left/right pair and what was measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Pair {
+    pub subject: String,
+    pub label: String,
+    pub left: usize,
+    pub right: usize,
+    /// Distance between the left crop and the mirrored right crop.
+    pub asymmetry: f32,
+    pub left_score: Option<f32>,
+    pub right_score: Option<f32>,
+    pub predicted_left: Option<f32>,
+    pub predicted_right: Option<f32>,
+}
+
+/// The summary `asymmetry` prints and writes (`summary.json`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    pub pairs: usize,
+    pub unpaired: usize,
+    pub mean_asymmetry: f64,
+    /// With true scores on both sides: ROC AUC of the asymmetry separating
+    /// pairs with unequal scores from equal ones.
+    pub auc_unequal: Option<f64>,
+    /// The same for |predicted left − predicted right| (with --index).
+    pub auc_unequal_predicted: Option<f64>,
+    pub unequal_pairs: usize,
+    pub equal_pairs: usize,
+}
+
+/// ROC AUC of `values` ranking the `true` items above the `false` ones
+/// (ties count one half); `None` without both kinds.
+pub fn roc_auc(values: &[f64], positive: &[bool]) -> Option<f64> {
+    let ranks = likeness_index::score::ranks(values);
+    let np = positive.iter().filter(|&&p| p).count();
+    let nn = positive.len() - np;
+    if np == 0 || nn == 0 {
+        return None;
+    }
+    let sum: f64 = ranks
+        .iter()
+        .zip(positive)
+        .filter(|(_, &p)| p)
+        .map(|(r, _)| r)
+        .sum();
+    Some((sum - (np * (np + 1)) as f64 / 2.0) / (np * nn) as f64)
+}
+
+/// `likeness asymmetry`.
+pub fn asymmetry(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
+    if args.batch == 0 {
+        return Err(Error::Invalid("--batch must be at least 1".into()));
+    }
+    let ds = Dataset::open(&args.data)?;
+    // Subject and label -> (left item, right item).
+    let mut sides: BTreeMap<(String, usize), [Option<usize>; 2]> = BTreeMap::new();
+    for (i, it) in ds.items().iter().enumerate() {
+        let (Some(subject), Some(side)) = (&it.subject, it.side) else {
+            continue;
+        };
+        let slot = sides.entry((subject.clone(), it.label)).or_default();
+        let k = usize::from(side == Side::Right);
+        if let Some(prev) = slot[k] {
+            return Err(Error::Invalid(format!(
+                "{}: subject {subject} has two {side} regions labelled {} (lines {} and {})",
+                args.data.display(),
+                ds.classes()[it.label],
+                ds.items()[prev].line.unwrap_or(0),
+                it.line.unwrap_or(0)
+            )));
+        }
+        slot[k] = Some(i);
+    }
+    if sides.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{} has no rows with both a subject and a side; asymmetry needs a manifest with a header naming `subject` and `side`",
+            args.data.display()
+        )));
+    }
+    let mut pairs = Vec::new();
+    let mut unpaired = Vec::new();
+    for ((subject, label), s) in &sides {
+        match s {
+            [Some(l), Some(r)] => pairs.push(Pair {
+                subject: subject.clone(),
+                label: ds.classes()[*label].clone(),
+                left: *l,
+                right: *r,
+                asymmetry: f32::NAN,
+                left_score: ds.items()[*l].score,
+                right_score: ds.items()[*r].score,
+                predicted_left: None,
+                predicted_right: None,
+            }),
+            [Some(i), None] | [None, Some(i)] => unpaired.push(*i),
+            [None, None] => {}
+        }
+    }
+    if pairs.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{}: no subject has both a left and a right region of one label ({} one-sided)",
+            args.data.display(),
+            unpaired.len()
+        )));
+    }
+    let (net, _card) = load_model(&args.model, device)?;
+    let index = args.index.as_ref().map(Index::open).transpose()?;
+    if let Some(ix) = &index {
+        if ix.scores().is_none() {
+            return Err(Error::Invalid(format!(
+                "{} has no scores; --index needs an index of a manifest with a `score` column",
+                ix.dir().display()
+            )));
+        }
+        if ix.dim() != net.spec.dim as usize {
+            return Err(Error::Invalid(format!(
+                "{} holds vectors of dimension {} but the model makes {}; index with the same model",
+                ix.dir().display(),
+                ix.dim(),
+                net.spec.dim
+            )));
+        }
+    }
+    std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
+
+    // Embed left crops and mirrored right crops, a batch of pairs at a time.
+    let dim = net.spec.dim as usize;
+    let mut left_vecs = Vec::with_capacity(pairs.len() * dim);
+    let mut right_vecs = Vec::with_capacity(pairs.len() * dim);
+    let bar = crate::progress::bar(pairs.len() as u64, "embedding pairs");
+    for chunk in pairs.chunks(args.batch.div_ceil(2)) {
+        let ids: Vec<usize> = chunk.iter().flat_map(|p| [p.left, p.right]).collect();
+        let samples = ds.load_many(&ids)?;
+        let images: Vec<DynamicImage> = samples
+            .into_iter()
+            .enumerate()
+            .map(|(j, s)| if j % 2 == 1 { s.image.fliph() } else { s.image })
+            .collect();
+        let refs: Vec<&DynamicImage> = images.iter().collect();
+        let input = crate::transform::batch_input(&refs, &net.spec, None, &[]);
+        let emb = crate::embed::embed_tensor(&net, &input, refs.len(), net.vs.device())?;
+        for (j, row) in emb.chunks_exact(dim).enumerate() {
+            if j % 2 == 0 {
+                left_vecs.extend_from_slice(row);
+            } else {
+                right_vecs.extend_from_slice(row);
+            }
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    let metric = index.as_ref().map_or(Metric::Cosine, |ix| ix.metric());
+    metric.preprocess(&mut left_vecs, dim)?;
+    metric.preprocess(&mut right_vecs, dim)?;
+    for (i, p) in pairs.iter_mut().enumerate() {
+        p.asymmetry = metric.distance(
+            &left_vecs[i * dim..(i + 1) * dim],
+            &right_vecs[i * dim..(i + 1) * dim],
+        );
+    }
+    if let Some(ix) = &index {
+        // The subject's own regions in the index are left out of its
+        // predictions, as in `eval --score`.
+        let pairings = ix.pairings()?;
+        let n = ix.len();
+        let names: Vec<Option<&str>> = (0..n)
+            .map(|i| pairings.get(i).and_then(|p| p.subject.as_deref()))
+            .chain(pairs.iter().map(|p| Some(p.subject.as_str())))
+            .collect();
+        let groups = subject_groups(names);
+        let set = ScoredSet {
+            vectors: ix.vectors(),
+            scores: ix.scores().unwrap_or(&[]),
+            groups: Some(&groups[..n]),
+            dim,
+            metric,
+        };
+        // The right crops are embedded mirrored; the index holds them as
+        // they are, so they are predicted from their unmirrored embedding.
+        let right_ids: Vec<usize> = pairs.iter().map(|p| p.right).collect();
+        let mut right_plain = crate::embed::embed_items(&net, &ds, &right_ids, args.batch, None)?;
+        metric.preprocess(&mut right_plain, dim)?;
+        let pl = set.predict(&left_vecs, Some(&groups[n..]), args.score_k)?;
+        let pr = set.predict(&right_plain, Some(&groups[n..]), args.score_k)?;
+        for ((p, l), r) in pairs.iter_mut().zip(pl).zip(pr) {
+            p.predicted_left = Some(l.score).filter(|v| v.is_finite());
+            p.predicted_right = Some(r.score).filter(|v| v.is_finite());
+        }
+    }
+    pairs.sort_by(|a, b| b.asymmetry.total_cmp(&a.asymmetry));
+
+    let summary = summarise(&pairs, unpaired.len());
+    write_csv(&args.out.join("asymmetry.csv"), &ds, &pairs)?;
+    write_unpaired(&args.out.join("unpaired.csv"), &ds, &unpaired)?;
+    let json = serde_json::to_vec_pretty(&summary).map_err(|e| Error::Invalid(e.to_string()))?;
+    likeness_index::atomic_write(&args.out.join("summary.json"), |f| {
+        use std::io::Write;
+        f.write_all(&json)
+    })?;
+    draw_montage(&args.out.join("asymmetry.png"), &ds, &pairs, args.show)?;
+
+    println!(
+        "{} left/right pairs, mean asymmetry {:.4}; {} one-sided region{} listed in {}",
+        summary.pairs,
+        summary.mean_asymmetry,
+        summary.unpaired,
+        if summary.unpaired == 1 { "" } else { "s" },
+        args.out.join("unpaired.csv").display()
+    );
+    for p in pairs.iter().take(3) {
+        println!(
+            "  most asymmetric: {} {} {:.4}{}",
+            p.subject,
+            p.label,
+            p.asymmetry,
+            match (p.predicted_left, p.predicted_right) {
+                (Some(l), Some(r)) => format!(
+                    " (predicted left {l:.3}, right {r:.3}, difference {:.3})",
+                    l - r
+                ),
+                _ => String::new(),
+            }
+        );
+    }
+    if let Some(auc) = summary.auc_unequal {
+        println!(
+            "ROC AUC of the asymmetry, unequal ({}) vs equal ({}) true scores: {auc:.4}",
+            summary.unequal_pairs, summary.equal_pairs
+        );
+    }
+    if let Some(auc) = summary.auc_unequal_predicted {
+        println!("ROC AUC of |predicted left - right|, the same split: {auc:.4}");
+    }
+    eprintln!(
+        "wrote {}, {}",
+        args.out.join("asymmetry.csv").display(),
+        args.out.join("asymmetry.png").display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn summarise(pairs: &[Pair], unpaired: usize) -> Summary {
+    let mean =
+        pairs.iter().map(|p| f64::from(p.asymmetry)).sum::<f64>() / pairs.len().max(1) as f64;
+    let known: Vec<(&Pair, bool)> = pairs
+        .iter()
+        .filter_map(|p| match (p.left_score, p.right_score) {
+            (Some(l), Some(r)) => Some((p, (l - r).abs() > 1e-6)),
+            _ => None,
+        })
+        .collect();
+    let positive: Vec<bool> = known.iter().map(|&(_, u)| u).collect();
+    let auc = roc_auc(
+        &known
+            .iter()
+            .map(|(p, _)| f64::from(p.asymmetry))
+            .collect::<Vec<_>>(),
+        &positive,
+    );
+    let auc_pred = if known
+        .iter()
+        .all(|(p, _)| p.predicted_left.is_some() && p.predicted_right.is_some())
+    {
+        roc_auc(
+            &known
+                .iter()
+                .map(|(p, _)| {
+                    f64::from(
+                        (p.predicted_left.unwrap_or(0.0) - p.predicted_right.unwrap_or(0.0)).abs(),
+                    )
+                })
+                .collect::<Vec<_>>(),
+            &positive,
+        )
+    } else {
+        None
+    };
+    Summary {
+        pairs: pairs.len(),
+        unpaired,
+        mean_asymmetry: mean,
+        auc_unequal: auc,
+        auc_unequal_predicted: auc_pred,
+        unequal_pairs: positive.iter().filter(|&&u| u).count(),
+        equal_pairs: positive.iter().filter(|&&u| !u).count(),
+    }
+}
+
+fn csv_err(path: &std::path::Path, e: csv::Error) -> Error {
+    Error::Invalid(format!("{}: {e}", path.display()))
+}
+
+fn write_csv(path: &std::path::Path, ds: &Dataset, pairs: &[Pair]) -> Result<()> {
+    let mut w = csv::Writer::from_path(path).map_err(|e| csv_err(path, e))?;
+    w.write_record([
+        "rank",
+        "subject",
+        "label",
+        "asymmetry",
+        "left_score",
+        "right_score",
+        "predicted_left",
+        "predicted_right",
+        "predicted_difference",
+        "left_path",
+        "right_path",
+    ])
+    .map_err(|e| csv_err(path, e))?;
+    let f = |v: Option<f32>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
+    for (r, p) in pairs.iter().enumerate() {
+        let diff = match (p.predicted_left, p.predicted_right) {
+            (Some(l), Some(r)) => Some(l - r),
+            _ => None,
+        };
+        w.write_record([
+            (r + 1).to_string(),
+            p.subject.clone(),
+            p.label.clone(),
+            format!("{:.6}", p.asymmetry),
+            f(p.left_score),
+            f(p.right_score),
+            f(p.predicted_left),
+            f(p.predicted_right),
+            f(diff),
+            ds.items()[p.left].path.display().to_string(),
+            ds.items()[p.right].path.display().to_string(),
+        ])
+        .map_err(|e| csv_err(path, e))?;
+    }
+    w.flush().map_err(|e| Error::io(path, e))
+}
+
+fn write_unpaired(path: &std::path::Path, ds: &Dataset, items: &[usize]) -> Result<()> {
+    let mut w = csv::Writer::from_path(path).map_err(|e| csv_err(path, e))?;
+    w.write_record(["line", "subject", "label", "side", "path"])
+        .map_err(|e| csv_err(path, e))?;
+    for &i in items {
+        let it = &ds.items()[i];
+        w.write_record([
+            it.line.map(|l| l.to_string()).unwrap_or_default(),
+            it.subject.clone().unwrap_or_default(),
+            ds.classes()[it.label].clone(),
+            it.side.map(|s| s.to_string()).unwrap_or_default(),
+            it.path.display().to_string(),
+        ])
+        .map_err(|e| csv_err(path, e))?;
+    }
+    w.flush().map_err(|e| Error::io(path, e))
+}
+
+/// The most and the least asymmetric pairs: the left crop beside the
+/// mirrored right crop, the numbers under them.
+fn draw_montage(path: &std::path::Path, ds: &Dataset, pairs: &[Pair], show: usize) -> Result<()> {
+    let show = show.max(1);
+    let mut picked: Vec<(&Pair, bool)> = pairs.iter().take(show).map(|p| (p, true)).collect();
+    let tail = pairs.len().saturating_sub(show).max(show.min(pairs.len()));
+    picked.extend(pairs[tail..].iter().map(|p| (p, false)));
+    let rows: Result<Vec<(RgbImage, RgbImage, String, bool)>> = picked
+        .iter()
+        .map(|&(p, most)| {
+            let l = ds.load(p.left)?.image;
+            let r = ds.load(p.right)?.image.fliph();
+            let mut text = format!("{} {:.3}", p.label, p.asymmetry);
+            if let (Some(a), Some(b)) = (p.left_score, p.right_score) {
+                text.push_str(&format!(" true {a:.2}/{b:.2}"));
+            }
+            if let (Some(a), Some(b)) = (p.predicted_left, p.predicted_right) {
+                text.push_str(&format!(" pred {a:.2}/{b:.2}"));
+            }
+            Ok((
+                crate::montage::thumb(&l),
+                crate::montage::thumb(&r),
+                text,
+                most,
+            ))
+        })
+        .collect();
+    crate::montage::pair_rows(path, &rows?)
+}
