@@ -22,6 +22,7 @@ ZSTD_ENV = $(shell pkg-config --exists libzstd 2>/dev/null && echo ZSTD_SYS_USE_
 # Tests that talk to numpy/PyTorch use this interpreter.
 export LIKENESS_PYTHON ?= $(VENV)/bin/python
 
+.PHONY: swell-data
 .PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache bench-train bench-losses bench-ann bench-embed bench-serve bench-latency bench-cuda bench-budget bench-defaults
 .PHONY: python wheel pytest pyvenv
 
@@ -41,6 +42,12 @@ build: system-deps $(TORCH_DEP)
 
 data: system-deps
 	scripts/fetch-data.sh
+	$(MAKE) swell-data
+
+# The SYNTHETIC graded facial regions (scores, sides) derived from the johns
+# crops by `likeness synth-swell` (so it needs the binary); cached by version.
+swell-data: build
+	scripts/swell-data.sh
 
 doctor: build data
 	target/release/likeness doctor

@@ -11,10 +11,12 @@
 #    there), index the other 3, evaluate; then a catalogue of six fixed
 #    facial regions of all 55 aligned crops, indexed with the same model, and
 #    a region query ("find eyes like this one").
-# 3. runs/demo/REPORT.md with the numbers, montages and training curves.
+# 3. Scores: a model trained with --score-bins on four people's SYNTHETIC
+#    graded regions (make data) predicts the fifth's; left/right asymmetry.
+# 4. runs/demo/REPORT.md with the numbers, montages and training curves.
 #
 # Re-running replaces the previous results. Knobs (environment):
-# DEMO_OUT (runs/demo), FACE_EPOCHS (12), SEED (0).
+# DEMO_OUT (runs/demo), FACE_EPOCHS (12), SEED (0), SCORE_BUDGET (120 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/fashion-recipe.sh
@@ -34,7 +36,7 @@ SEED=${SEED:-0}
 
 start=$(date +%s)
 mkdir -p "$OUT"
-rm -rf "$OUT/fashion" "$OUT/faces" "$OUT/REPORT.md"
+rm -rf "$OUT/fashion" "$OUT/faces" "$OUT/scores" "$OUT/REPORT.md"
 mkdir -p "$OUT/fashion" "$OUT/faces"
 step() { echo; echo "== $* ($(( $(date +%s) - start )) s)"; }
 
@@ -89,6 +91,22 @@ query_face=$(tail -n 1 "$D/gallery.csv" | cut -d, -f1)
 step "faces: find eyes like the left eye of $(basename "$(dirname "$query_face")")"
 "$BIN" query --index "$D/regions-index" --image "$query_face" --region 22,32,40,28 --label left_eye \
     -k 8 --montage "$D/region-montage.png" | tee "$D/region-query.txt"
+
+# ------------------------------------------------ Scores (SYNTHETIC, issue 14)
+S=$OUT/scores
+SW=$LIKENESS_CACHE/data/swell-v1
+if [[ -f $SW/.complete ]]; then
+    step "scores: train on four people's graded regions (SYNTHETIC swells), --score-bins 4"
+    "$BIN" train --data "$SW/train.csv" --out "$S/model" --score-bins 4 --min-crop 1 \
+        --time-budget "${SCORE_BUDGET:-120}" --seed "$SEED" --force
+    step "scores: index the fifth person's regions, predict their scores, left vs right"
+    "$BIN" index --model "$S/model" --data "$SW/test.csv" --out "$S/index"
+    "$BIN" eval --index "$S/index" --leave-one-out --score --out "$S/eval" | tee "$S/eval.txt"
+    "$BIN" asymmetry --model "$S/model" --data "$SW/test.csv" --index "$S/index" \
+        --out "$S/asymmetry" | tee "$S/asymmetry.txt"
+else
+    echo "no synthetic swell set in $SW: run \`make data\`" >&2
+fi
 
 # ---------------------------------------------------------------------- report
 step "report"
