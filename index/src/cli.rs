@@ -437,6 +437,10 @@ enum QueryRecord<'a> {
         labels: Option<Vec<Option<i64>>>,
         /// Rank, id, distance, label, class, path and region of each result.
         hits: Vec<Hit>,
+        /// With scores in the index: the 1/distance-weighted mean of the
+        /// hits' scores.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        predicted_score: Option<f32>,
     },
     /// Once, after the last query.
     Summary(&'a QueryStats),
@@ -620,12 +624,24 @@ fn print_table(
                 (None, None) => format!("query {q}"),
             };
             writeln!(w, "query: {name}")?;
+            let hits = index.hits(items, found, q);
+            let scored = index.scores().is_some();
+            if let Some(p) = crate::score::predict_from_hits(&hits).filter(|_| scored) {
+                writeln!(
+                    w,
+                    "predicted score: {p:.4} (the hits' scores weighted by 1/distance)"
+                )?;
+            }
             writeln!(
                 w,
-                "{:>4}  {:>9}  {:>8}  {:<16}  path [region]",
-                "rank", "distance", "id", "label"
+                "{:>4}  {:>9}  {:>8}  {:<16}  {}path [region]",
+                "rank",
+                "distance",
+                "id",
+                "label",
+                if scored { "   score  " } else { "" }
             )?;
-            for h in index.hits(items, found, q) {
+            for h in hits {
                 let label = match (&h.class, h.label) {
                     (Some(c), _) => c.clone(),
                     (None, Some(l)) => l.to_string(),
@@ -640,13 +656,20 @@ fn print_table(
                 } else {
                     h.distance
                 };
+                let score = if scored {
+                    h.score
+                        .map_or(format!("{:>8}  ", "-"), |s| format!("{s:>8.4}  "))
+                } else {
+                    String::new()
+                };
                 writeln!(
                     w,
-                    "{:>4}  {:>9.5}  {:>8}  {:<16}  {}{}",
+                    "{:>4}  {:>9.5}  {:>8}  {:<16}  {}{}{}",
                     h.rank,
                     d,
                     h.id,
                     label,
+                    score,
                     h.path.as_deref().unwrap_or("-"),
                     region
                 )?;
@@ -716,6 +739,7 @@ fn print_json_lines(
     let res = (|| {
         for q in 0..found.queries() {
             let ids = found.ids(q);
+            let hits = index.hits(items, found, q);
             let rec = QueryRecord::Query {
                 query: q,
                 ids,
@@ -725,7 +749,8 @@ fn print_json_lines(
                         .map(|&i| usize::try_from(i).ok().and_then(|i| l.get(i).copied()))
                         .collect()
                 }),
-                hits: index.hits(items, found, q),
+                predicted_score: crate::score::predict_from_hits(&hits),
+                hits,
             };
             line(&mut w, &rec)?;
         }

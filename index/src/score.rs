@@ -441,6 +441,16 @@ pub fn evaluate_scores(
     })
 }
 
+/// The predicted score of a query from its hits (those with a score), as
+/// `query` and `serve` show it: the same 1/distance-weighted mean.
+pub fn predict_from_hits(hits: &[crate::Hit]) -> Option<f32> {
+    let pairs: Vec<(f32, f32)> = hits
+        .iter()
+        .filter_map(|h| h.score.map(|s| (h.distance.max(0.0), s)))
+        .collect();
+    Some(weighted_mean(&pairs)).filter(|v| v.is_finite())
+}
+
 /// Leave-one-out score prediction over the items of an open index, with its
 /// recorded scores, subjects (left out of their own predictions) and labels.
 pub fn evaluate_index_scores(index: &crate::Index, k: usize) -> Result<ScoreReport> {

@@ -395,7 +395,7 @@ async fn search(
                 let found = l
                     .index
                     .search(&req.vector, req.k, req.ef.max(req.k), f.as_ref())?;
-                Ok(json!({ "hits": l.index.hits(Some(&l.items), &found, 0) }))
+                Ok(hits_body(&l.index, &l.items, &found, 0))
             },
         )
         .await??;
@@ -439,7 +439,7 @@ async fn search_batch(
                 let mut results = Vec::with_capacity(req.vectors.len());
                 for q in flat.chunks(dim) {
                     let found = l.index.search(q, req.k, req.ef.max(req.k), f.as_ref())?;
-                    results.push(json!({ "hits": l.index.hits(Some(&l.items), &found, 0) }));
+                    results.push(hits_body(&l.index, &l.items, &found, 0));
                 }
                 Ok(json!({ "results": results }))
             },
@@ -507,7 +507,7 @@ async fn search_image(
                 };
                 let l = st.current();
                 let found = l.index.search(&v, p.k, p.ef.max(p.k), f.as_ref())?;
-                Ok(json!({ "hits": l.index.hits(Some(&l.items), &found, 0) }))
+                Ok(hits_body(&l.index, &l.items, &found, 0))
             },
         )
         .await??;
@@ -738,4 +738,21 @@ mod tests {
             assert!(parse_region(bad).is_err(), "{bad}");
         }
     }
+}
+
+/// The answer to one query: its hits and, when the index has scores, the
+/// score predicted from them (`predicted_score`, the 1/distance-weighted
+/// mean of the hits' scores).
+fn hits_body(
+    index: &Index,
+    items: &[ItemInfo],
+    found: &crate::Neighbours,
+    q: usize,
+) -> serde_json::Value {
+    let hits = index.hits(Some(items), found, q);
+    let mut body = json!({ "hits": hits });
+    if index.scores().is_some() {
+        body["predicted_score"] = json!(crate::score::predict_from_hits(&hits));
+    }
+    body
 }
