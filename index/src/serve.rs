@@ -713,6 +713,23 @@ async fn shutdown() {
     }
 }
 
+/// The answer to one query: its hits and, when the index has scores, the
+/// score predicted from them (`predicted_score`, the 1/distance-weighted
+/// mean of the hits' scores).
+fn hits_body(
+    index: &Index,
+    items: &[ItemInfo],
+    found: &crate::Neighbours,
+    q: usize,
+) -> serde_json::Value {
+    let hits = index.hits(Some(items), found, q);
+    let mut body = json!({ "hits": hits });
+    if index.scores().is_some() {
+        body["predicted_score"] = json!(crate::score::predict_from_hits(&hits));
+    }
+    body
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -738,21 +755,4 @@ mod tests {
             assert!(parse_region(bad).is_err(), "{bad}");
         }
     }
-}
-
-/// The answer to one query: its hits and, when the index has scores, the
-/// score predicted from them (`predicted_score`, the 1/distance-weighted
-/// mean of the hits' scores).
-fn hits_body(
-    index: &Index,
-    items: &[ItemInfo],
-    found: &crate::Neighbours,
-    q: usize,
-) -> serde_json::Value {
-    let hits = index.hits(Some(items), found, q);
-    let mut body = json!({ "hits": hits });
-    if index.scores().is_some() {
-        body["predicted_score"] = json!(crate::score::predict_from_hits(&hits));
-    }
-    body
 }
