@@ -76,6 +76,7 @@ def scores_section(out):
         return []
     ev = load(ev_path)
     sc = ev["score"]
+    f = lambda v: "-" if v is None else fmt(v)  # noqa: E731 (correlations of a constant are null)
     summ = load(os.path.join(out, "scores", "asymmetry", "summary.json"))
     rows = [
         "| label | predictor | items | MAE | RMSE | Pearson r | Spearman ρ |",
@@ -86,8 +87,8 @@ def scores_section(out):
         for key, pred in [("knn", "neighbours"), ("global_mean", "global mean"), ("label_mean", "label mean")]:
             m = g[key]
             rows.append(
-                f"| {name} | {pred} | {m['n']} | {fmt(m['mae'])} | {fmt(m['rmse'])} | "
-                f"{fmt(m['pearson'])} | {fmt(m['spearman'])} |"
+                f"| {name} | {pred} | {m['n']} | {f(m['mae'])} | {f(m['rmse'])} | "
+                f"{f(m['pearson'])} | {f(m['spearman'])} |"
             )
     with open(os.path.join(out, "scores", "asymmetry", "asymmetry.csv")) as f:
         top = [l.rstrip("\n").split(",") for l in f][:6]
@@ -108,6 +109,10 @@ def scores_section(out):
         "\n".join(rows),
         "",
         "![predicted vs true score](scores/eval/score.png)",
+        "",
+        "Caution: a region's neighbours include the other swells of the same photograph (`subject` is one "
+        "variant), which is most of what this measures; with whole photographs left out the prediction is "
+        "no better than the global mean. See docs/scores.md.",
         "",
         f"Asymmetry (left crop against the mirrored right crop): {summ['pairs']} pairs; ROC AUC of "
         f"unequal ({summ['unequal_pairs']}) vs equal ({summ['equal_pairs']}) sides: "
