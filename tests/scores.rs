@@ -248,3 +248,102 @@ fn asymmetry_ranks_unequal_swells_above_equal_ones() {
     let auc = v["auc_unequal"].as_f64().unwrap();
     assert!(auc > 0.99, "ROC AUC {auc}: {v}");
 }
+
+/// Scores, subjects and sides flow from a manifest through `embed`
+/// (`items.csv`, `scores.npy` with NaN where a row has none) and `index`
+/// (`meta.bin` version 2), and `query` shows them.
+#[test]
+fn scores_flow_through_embed_index_and_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = small_model(dir.path());
+    let a = common::johns_image("John_Salley");
+    let b = common::johns_image("John_Simm");
+    let csv = dir.path().join("graded.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "path,label,x,y,w,h,score,subject,side\n\
+             {a},cheek,16,70,36,30,0.1,a,left\n\
+             {a},cheek,98,70,36,30,0.6,a,right\n\
+             {b},cheek,16,70,36,30,,b,left\n\
+             {b},under_eye,24,50,36,18,0.9,,\n",
+            a = a.display(),
+            b = b.display()
+        ),
+    )
+    .unwrap();
+    let emb = dir.path().join("emb");
+    ok(&[
+        "embed",
+        "--model",
+        s(&model),
+        "--data",
+        s(&csv),
+        "--out",
+        s(&emb),
+    ]);
+    let items = std::fs::read_to_string(emb.join("items.csv")).unwrap();
+    assert!(
+        items.starts_with("id,label,class,path,row,x,y,w,h,score,subject,side"),
+        "{items}"
+    );
+    assert!(
+        items.lines().nth(2).unwrap().ends_with(",0.6,a,right"),
+        "{items}"
+    );
+    // scores.npy: a 1-D little-endian float32 array (.npy version 1 header).
+    let bytes = std::fs::read(emb.join("scores.npy")).unwrap();
+    assert_eq!(&bytes[..6], b"\x93NUMPY");
+    let hl = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = String::from_utf8_lossy(&bytes[10..10 + hl]);
+    assert!(
+        header.contains("'<f4'") && header.contains("(4,)"),
+        "{header}"
+    );
+    let all: Vec<f32> = bytes[10 + hl..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_eq!(all.len(), 4);
+    assert_eq!((all[0], all[1], all[3]), (0.1, 0.6, 0.9));
+    assert!(all[2].is_nan());
+
+    let idx = dir.path().join("index");
+    ok(&[
+        "index",
+        "--model",
+        s(&model),
+        "--data",
+        s(&csv),
+        "--out",
+        s(&idx),
+    ]);
+    let index = likeness_index::Index::open(&idx).unwrap();
+    assert_eq!(index.manifest().format_version, 2);
+    let got = index.scores().unwrap();
+    assert_eq!((got[0], got[1], got[3]), (0.1, 0.6, 0.9));
+    assert!(got[2].is_nan());
+    let p = index.pairings().unwrap();
+    assert_eq!(p[1].subject.as_deref(), Some("a"));
+    assert_eq!(p[1].side, Some(likeness_index::Side::Right));
+    assert_eq!(p[3], ItemPairing::default());
+    // A query by item shows its hits' scores and the predicted one.
+    let line = ok(&[
+        "query",
+        "--index",
+        s(&idx),
+        "--id",
+        "0",
+        "-k",
+        "3",
+        "--json",
+    ]);
+    let q: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    let p = q["predicted_score"].as_f64().unwrap();
+    assert!((0.6..=0.9).contains(&p), "{q}");
+    assert!(q["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h["score"].as_f64().is_some()));
+}
