@@ -18,6 +18,11 @@
 //! | `GET /stats` | | count, dim, metric, model, uptime, queries, latency quantiles |
 //! | `POST /admin/reload` | | `{"reloaded": true, "count": ..}` (needs the admin token when one is set) |
 //!
+//! When the index has scores, each hit has its `score` and every search
+//! answer (`/search`, each `/search/batch` result, `/search/image`) a
+//! `predicted_score`: the hits' scores weighted by 1/distance
+//! ([`crate::score::predict_from_hits`]).
+//!
 //! Every error is JSON `{"error": "..."}` with a 4xx status (5xx only for a
 //! failed reload); the server never panics on input.
 //!
