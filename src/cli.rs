@@ -72,11 +72,11 @@ pub enum Command {
     /// Check every file of an index directory (sizes, CRC32s, graph links).
     Verify(likeness_index::cli::VerifyArgs),
     /// Encode images with a trained model into vectors.npy (+ labels, items).
-    Embed(crate::pipeline::EmbedArgs),
+    Embed(crate::commands::EmbedArgs),
     /// Encode a gallery and build its index in one step.
-    Index(crate::pipeline::IndexArgs),
+    Index(crate::commands::IndexArgs),
     /// Retrieval metrics of an index: Recall@K, P@1, R-Precision, MAP@R, ANN agreement.
-    Eval(crate::pipeline::EvalArgs),
+    Eval(crate::commands::EvalArgs),
     /// Answer queries over HTTP (JSON) from a memory-mapped index.
     Serve(likeness_index::cli::ServeArgs),
 }
@@ -301,13 +301,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Train(args) => train(cli.global.device, &plan, *args),
         Command::Build(args) => likeness_index::cli::build(threads, args).map_err(Error::from),
         Command::Query(args) if args.needs_torch() => {
-            crate::pipeline::query(cli.global.device.resolve()?, threads, args)
+            crate::commands::query::query(cli.global.device.resolve()?, threads, args)
         }
         Command::Query(args) => likeness_index::cli::query(threads, args).map_err(Error::from),
-        Command::Embed(args) => crate::pipeline::embed(cli.global.device.resolve()?, args),
-        Command::Index(args) => crate::pipeline::index(cli.global.device.resolve()?, threads, args),
-        Command::Eval(args) => crate::pipeline::eval(cli.global.device.resolve()?, args),
-        Command::Serve(args) => crate::pipeline::serve(cli.global.device, threads, args),
+        Command::Embed(args) => crate::commands::embed::embed(cli.global.device.resolve()?, args),
+        Command::Index(args) => {
+            crate::commands::index::index(cli.global.device.resolve()?, threads, args)
+        }
+        Command::Eval(args) => crate::commands::eval::eval(cli.global.device.resolve()?, args),
+        Command::Serve(args) => crate::commands::serve::serve(cli.global.device, threads, args),
         Command::Verify(args) => likeness_index::cli::verify(args).map_err(Error::from),
     }
 }

@@ -38,7 +38,7 @@ use likeness_index::{ItemInfo, TempDir};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Dataset, Region};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Net;
 use crate::train::output::ModelCard;
@@ -273,16 +273,6 @@ pub fn item_info(ds: &Dataset, i: usize) -> ItemInfo {
             ]
         }),
     }
-}
-
-/// The region of an [`ItemInfo`] back as a pixel box.
-pub fn info_region(info: &ItemInfo) -> Option<Region> {
-    info.region.map(|[x0, y0, x1, y1]| Region {
-        x: x0 as u32,
-        y: y0 as u32,
-        w: (x1 - x0) as u32,
-        h: (y1 - y0) as u32,
-    })
 }
 
 /// Refuses an existing output unless `force`; with `force`, only a

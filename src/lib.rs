@@ -9,11 +9,12 @@
 //! - [`transform`]: images to normalised network input (and augmentation)
 //! - [`embed`]: batched embedding with a trained network
 //! - [`gallery`]: the batch embedder of `embed`/`index` and its output directory
-//! - [`pipeline`]: `embed`, `index`, image queries and `eval`
+//! - [`commands`]: `embed`, `index`, image queries, `eval` and `serve`, one file each
 //! - [`montage`]: query results drawn as a picture
 //! - [`cli`]: argument parsing and dispatch (the binary is a thin wrapper)
 pub mod cache;
 pub mod cli;
+pub mod commands;
 pub mod data;
 pub mod doctor;
 pub mod embed;
@@ -21,7 +22,6 @@ pub mod error;
 pub mod gallery;
 pub mod model;
 pub mod montage;
-pub mod pipeline;
 pub mod plot;
 pub mod progress;
 pub mod runtime;

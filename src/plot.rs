@@ -148,7 +148,7 @@ pub fn write_png(path: &Path, rgb: &[u8], w: u32, h: u32) -> Result<()> {
 
 /// `eval.png`: one bar per score (Recall@K for each K, Precision@1,
 /// R-Precision, MAP@R, ANN agreement), value printed above each bar.
-pub fn eval_bars(path: &Path, report: &crate::pipeline::EvalReport) -> Result<()> {
+pub fn eval_bars(path: &Path, report: &likeness_index::eval::EvalReport) -> Result<()> {
     let mut bars: Vec<(String, f64)> = report
         .ks
         .iter()

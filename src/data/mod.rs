@@ -13,6 +13,7 @@
 pub mod decode;
 pub mod folder;
 pub mod idx;
+pub mod item_images;
 pub mod manifest;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,204 @@
+//! `likeness eval`: Recall@K, MAP@R and the ANN agreement of an index,
+//! leave-one-out or with labelled query images.
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Args;
+use likeness_index::Index;
+use tch::Device;
+
+use super::model_for_index;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::gallery::{self, EmbedOptions};
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("protocol").args(["queries", "leave_one_out"])))]
+pub struct EvalArgs {
+    /// Index directory with labels (made by `likeness index`).
+    #[arg(long)]
+    pub index: PathBuf,
+    /// Labelled query images (query vs gallery); class names must match the index's.
+    #[arg(long)]
+    pub queries: Option<PathBuf>,
+    /// Every indexed item queries all the others (the default).
+    #[arg(long)]
+    pub leave_one_out: bool,
+    /// The K of Recall@K.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    pub ks: Vec<usize>,
+    /// Beam width for the ANN agreement check (raised to the largest K if smaller).
+    #[arg(long, default_value_t = 64)]
+    pub ef: usize,
+    /// Model directory for --queries [default: the one recorded in the index].
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Where eval.json and eval.png go [default: INDEX_DIR-eval beside the index].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Images per forward pass when embedding --queries.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+}
+
+/// What `likeness eval` measured (`eval.json`); computed by the index crate,
+/// which the Python package calls too.
+pub use likeness_index::eval::EvalReport;
+
+/// `likeness eval`.
+pub fn eval(device: Device, args: EvalArgs) -> Result<ExitCode> {
+    let start = Instant::now();
+    if args.ks.is_empty() || args.ks.contains(&0) {
+        return Err(Error::Invalid(
+            "--ks must list positive K values, e.g. 1,2,4,8".into(),
+        ));
+    }
+    if args.batch == 0 {
+        return Err(Error::Invalid("--batch must be at least 1".into()));
+    }
+    let index = Index::open(&args.index)?;
+    // Checked here too, before a model is loaded and queries embedded.
+    if index.labels().is_none() {
+        return Err(Error::Invalid(format!(
+            "{} has no labels; evaluation needs an index built with labels (`likeness index`, or `build --labels`)",
+            args.index.display()
+        )));
+    }
+    let classes = index.manifest().classes.clone();
+    let mut report = match &args.queries {
+        None => likeness_index::eval::evaluate_index(&index, None, &args.ks, args.ef)?,
+        Some(src) => {
+            let (net, _card, _dir) = model_for_index(&index, args.model.as_deref(), device)?;
+            let ds = Dataset::open(src)?;
+            if ds.is_empty() {
+                return Err(Error::EmptyDataset {
+                    path: ds.root().to_path_buf(),
+                    hint: "no query images".into(),
+                });
+            }
+            // Map the query classes onto the index's labels by name.
+            let map: Vec<i64> = ds
+                .classes()
+                .iter()
+                .map(|c| {
+                    classes
+                        .iter()
+                        .position(|x| x == c)
+                        .map_or(-1 - 1_000_000, |p| p as i64)
+                })
+                .collect();
+            let all: Vec<usize> = (0..ds.len()).collect();
+            let mut q = Vec::new();
+            let mut ql = Vec::new();
+            let bar = crate::progress::bar(ds.len() as u64, "embedding");
+            let opts = EmbedOptions {
+                batch: args.batch,
+                ..EmbedOptions::default()
+            };
+            let res = gallery::embed_stream(&net, &ds, &all, &opts, Some(&bar), |emb, kept| {
+                q.extend_from_slice(emb);
+                ql.extend(kept.iter().map(|&i| map[ds.items()[i].label]));
+                Ok(())
+            });
+            bar.finish_and_clear();
+            res?;
+            likeness_index::eval::evaluate_index(&index, Some((&q, &ql)), &args.ks, args.ef)?
+        }
+    };
+    // The whole command, embedding included.
+    report.seconds = start.elapsed().as_secs_f64();
+    let out = args.out.clone().unwrap_or_else(|| {
+        let mut name = args
+            .index
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "index".into());
+        name.push("-eval");
+        args.index.with_file_name(name)
+    });
+    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Invalid(e.to_string()))?;
+    likeness_index::atomic_write(&out.join("eval.json"), |f| {
+        use std::io::Write;
+        f.write_all(&json)
+    })?;
+    crate::plot::eval_bars(&out.join("eval.png"), &report)?;
+    if args.json {
+        let line = serde_json::to_string(&report).map_err(|e| Error::Invalid(e.to_string()))?;
+        println!("{line}");
+    } else {
+        println!("{}", render_eval(&report));
+        eprintln!(
+            "wrote {} and {}",
+            out.join("eval.json").display(),
+            out.join("eval.png").display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_eval(r: &EvalReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{}: {} queries, gallery {}, {}{}",
+        r.index,
+        r.queries,
+        r.gallery,
+        r.protocol,
+        if r.lone_queries > 0 {
+            format!(
+                " ({} queries without another item of their label left out)",
+                r.lone_queries
+            )
+        } else {
+            String::new()
+        }
+    );
+    let mut head = format!("{:<20} {:>7}", "class", "queries");
+    for k in &r.ks {
+        let _ = write!(head, " {:>8}", format!("R@{k}"));
+    }
+    let _ = write!(head, " {:>8} {:>8} {:>8}", "P@1", "R-Prec", "MAP@R");
+    let _ = writeln!(s, "{head}");
+    let row = |name: &str, v: &serde_json::Value| {
+        let mut line = format!("{:<20} {:>7}", name, v["queries"]);
+        for k in &r.ks {
+            let _ = write!(
+                line,
+                " {:>8.4}",
+                v[format!("recall@{k}")].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+        for key in ["precision@1", "r_precision", "map@r"] {
+            let _ = write!(line, " {:>8.4}", v[key].as_f64().unwrap_or(f64::NAN));
+        }
+        line
+    };
+    for c in &r.per_class {
+        let name = c["class"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| c["label"].to_string());
+        let _ = writeln!(s, "{}", row(&name, c));
+    }
+    let mut all = serde_json::Value::Object(r.scores.clone());
+    all["queries"] = r.queries.into();
+    let _ = writeln!(s, "{}", row("all", &all));
+    for (k, v) in &r.scores {
+        if k.starts_with("ann_recall@") {
+            let _ = write!(
+                s,
+                "ANN agreement with exact search ({k}, ef {}): {:.4}",
+                r.ef,
+                v.as_f64().unwrap_or(f64::NAN)
+            );
+        }
+    }
+    s
+}
