@@ -4,6 +4,8 @@ no failed requests with 2 replicas and flagged partial answers with 1;
 bad files fail before serving starts."""
 import json
 import shutil
+import subprocess
+import sys
 import threading
 import time
 
@@ -110,6 +112,23 @@ def test_items_health_stats_and_bad_requests(gallery, served):
     assert stats["count"] == 20_000 and stats["dim"] == 64 and stats["metric"] == "l2"
     assert len(stats["shards"]) == SHARDS
     assert all(s["answers"] > 0 and s["latency_ms"]["p50"] > 0 for s in stats["shards"])
+
+
+@pytest.mark.timeout(180)
+def test_command_line_builds_and_reports_errors(cluster, gallery, tmp_path):
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "likeness.ray", "--address",
+                               cluster.cluster.address, *map(str, args)], capture_output=True,
+                              text=True, timeout=150)
+
+    p = cli("build", "--shards", gallery["root"] / "emb" / "shards.json", "--out",
+            tmp_path / "idx", "--metric", "l2", "--seed", "1")
+    assert p.returncode == 0, p.stderr
+    assert "built 4 shard indexes of 20000 items (l2)" in p.stdout
+    doc = lr.read_manifest(tmp_path / "idx" / "cluster.json", "likeness-cluster")
+    assert [s["count"] for s in doc["shards"]] == [5000] * 4
+    p = cli("build", "--shards", tmp_path / "nope.json", "--out", tmp_path / "x")
+    assert p.returncode == 2 and "nope.json: no such file" in p.stderr, p.stderr
 
 
 # ---------------------------------------------------------- bad input --

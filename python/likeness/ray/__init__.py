@@ -24,6 +24,7 @@ copied. Paths given here are made absolute on the driver.
 Also a command line: ``python -m likeness.ray embed|build|serve --help``.
 """
 import ctypes
+import json
 import os
 import pathlib
 import shutil
@@ -146,7 +147,13 @@ def _embed_shard(exe, model_dir, source, out_dir, i, n, batch, threads, device):
                              f"path on every node")
     name = f"shard-{i:04d}"
     target = pathlib.Path(out_dir) / name
-    card = _shard_card(target, i, n)
+    try:
+        weights = json.loads((pathlib.Path(model_dir) / "model.json").read_text())["weights_crc32"]
+    except (OSError, ValueError, KeyError) as e:
+        raise NodeSetupError(f"node {node}: {model_dir}/model.json cannot be read ({e}); the "
+                             f"model folder must be a finished `likeness train` output") from e
+    want = {"source": str(source), "model_fingerprint": weights}
+    card = _shard_card(target, i, n, want)
     if card is None:
         # Leftovers of a killed attempt (embed builds in a hidden sibling
         # and renames it into place, so `target` itself is never partial).
@@ -164,7 +171,7 @@ def _embed_shard(exe, model_dir, source, out_dir, i, n, batch, threads, device):
         if p.returncode != 0:
             raise ShardTaskError(f"node {node}: `{' '.join(cmd)}` exited {p.returncode}:\n"
                                  f"{p.stderr.strip()[-2000:]}")
-        card = _shard_card(target, i, n)
+        card = _shard_card(target, i, n, {"model_fingerprint": weights})
         if card is None:
             raise ShardTaskError(f"node {node}: likeness embed of shard {i}/{n} wrote no "
                                  f"embed.json with that shard into {target}")
@@ -185,16 +192,16 @@ def _embed_shard(exe, model_dir, source, out_dir, i, n, batch, threads, device):
     }
 
 
-def _shard_card(target, i, n):
-    """embed.json of a complete shard folder `i/n`, or None."""
-    import json
-
+def _shard_card(target, i, n, want):
+    """embed.json of a complete shard folder `i/n` of this source and model
+    (a retried task keeps it), or None."""
     try:
         card = json.loads((target / "embed.json").read_text())
     except (OSError, ValueError):
         return None
     sh = card.get("shard") or {}
-    return card if (sh.get("index"), sh.get("count")) == (i, n) else None
+    same = all(card.get(k) == v for k, v in want.items())
+    return card if same and (sh.get("index"), sh.get("count")) == (i, n) else None
 
 
 def embed_sharded(model_dir, source, out_dir, shards, num_gpus=0, *, num_cpus=1, batch=256,
@@ -269,8 +276,6 @@ def write_shards(vectors, out_dir, shards, *, labels=None, classes=None, model_f
     if manifest.exists() and not force:
         raise FileExistsError(f"{manifest} exists; choose another out_dir or pass force=True")
     out_dir.mkdir(parents=True, exist_ok=True)
-    import json
-
     entries = []
     for i in range(shards):
         lo, hi = i * n // shards, (i + 1) * n // shards
@@ -307,8 +312,6 @@ def write_shards(vectors, out_dir, shards, *, labels=None, classes=None, model_f
 
 
 def _build_shard(root, entry, fingerprint, out_dir, params, threads):
-    import json
-
     import likeness
 
     node = _node()

@@ -5,6 +5,7 @@ else starts a local one). Exit codes: 0 done, 2 error (the message says
 what is wrong), 130 interrupted."""
 import argparse
 import json
+import signal
 import sys
 import time
 
@@ -51,6 +52,10 @@ def _parser():
     return p
 
 
+def _interrupt(*_):
+    raise KeyboardInterrupt
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     import ray
@@ -80,6 +85,7 @@ def main(argv=None):
             url = f"http://{args.host}:{args.port}{args.route_prefix.rstrip('/')}"
             print(json.dumps({"serving": url, "cluster": args.cluster}), flush=True)
             print(f"serving {args.cluster} at {url}/search (Ctrl-C stops)", file=sys.stderr)
+            signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as Ctrl-C does
             while True:
                 time.sleep(3600)
     except ShardError as e:
