@@ -73,6 +73,7 @@ test: system-deps $(VENV)/.complete data
 	$(TORCH_ENV) $(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 	$(TORCH_ENV) $(CARGO) test --workspace --release --all-features
 	$(MAKE) pytest
+	$(MAKE) pytest-ray
 
 # ---- The Python package `likeness` (python/: PyO3 + maturin, abi3 wheel) ----
 # Its venv (maturin, numpy, pytest) lives in the cache, keyed by maturin's version.
@@ -95,6 +96,32 @@ python: wheel
 # pytest of the Python package against the CLI binaries that `cargo test` built.
 pytest: python
 	LIKENESS_BIN=$(CURDIR)/target/release/likeness $(PYVENV)/bin/python -m pytest -q -rs python/tests
+
+# ---- likeness.ray: a sharded gallery on a Ray cluster (python/likeness/ray) ----
+# Its venv (ray[serve], numpy, pytest) lives in the cache, keyed by Ray's version.
+RAY_VERSION := 2.60.0
+RAYVENV := $(LIKENESS_CACHE)/ray-$(RAY_VERSION)
+.PHONY: rayvenv rayvenv-likeness pytest-ray bench-ray
+
+# Idempotent (returns at once when the venv matches its pins).
+rayvenv:
+	@RAY_VERSION=$(RAY_VERSION) scripts/ray-venv.sh >/dev/null
+
+# The wheel from `make wheel`, installed into $(RAYVENV) too.
+rayvenv-likeness: wheel rayvenv
+	$(RAYVENV)/bin/python -m pip install --quiet --force-reinstall --no-deps \
+		"$$(ls -t target/wheels/likeness-*.whl | head -n 1)"
+
+# The Ray tests: local multi-node clusters (ray.cluster_utils), about 4 min
+# on 2 cores; each test is bounded by pytest-timeout.
+pytest-ray: rayvenv-likeness
+	LIKENESS_BIN=$(CURDIR)/target/release/likeness $(RAYVENV)/bin/python -m pytest -q -rs \
+		-p no:cacheprovider -W ignore::DeprecationWarning --timeout 600 python/tests_ray
+
+# Sharded build and serving on a local 4-node Ray cluster against one
+# `likeness build` / `likeness serve` (N=1000000 DIM=128 SHARDS=4 by default).
+bench-ray: build rayvenv-likeness
+	LIKENESS_BIN=$(CURDIR)/target/release/likeness $(RAYVENV)/bin/python benches/ray_bench.py
 
 # Training throughput: likeness vs PyTorch eager, same net/batch/optimizer.
 bench-train: build data

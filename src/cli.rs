@@ -189,12 +189,16 @@ pub struct TrainArgs {
     /// classes:F, only its images of the held-out classes.
     #[arg(long)]
     pub val_data: Option<PathBuf>,
+    /// Mirror images at random in training [default: on, unless two class
+    /// names differ only by left/right, e.g. left_eye and right_eye].
+    #[arg(long, overrides_with = "no_flip")]
+    pub flip: bool,
     /// Do not mirror images (for left/right-sensitive regions).
     #[arg(long)]
     pub no_flip: bool,
     /// Test-time flip: validation, embedding and model.pt use the sum of the
     /// unit embeddings of each image and its mirror image (2 forward passes)
-    /// [default: on, off with --no-flip].
+    /// [default: as the training flip].
     #[arg(long, overrides_with = "no_flip_tta")]
     pub flip_tta: bool,
     /// No test-time flip.
@@ -262,6 +266,11 @@ impl TrainArgs {
             weight_decay: self.weight_decay,
             val,
             val_data: self.val_data,
+            flip: match (self.flip, self.no_flip) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
             augment: crate::transform::Augment {
                 flip: !self.no_flip,
                 min_crop: self.min_crop,

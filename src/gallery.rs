@@ -40,6 +40,7 @@ use likeness_index::{ItemInfo, TempDir};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::data::shard::Shard;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Net;
@@ -254,6 +255,9 @@ pub struct EmbedCard {
     pub seconds: f64,
     pub images_per_second: f64,
     pub likeness_version: String,
+    /// Set by `embed --shard i/N`: the part of the source this folder holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::data::shard::ShardInfo>,
 }
 
 /// The index record of a dataset item: its source (`path`, or `path#row`
@@ -305,6 +309,7 @@ pub fn embed_to_dir(
     out: &Path,
     opts: &EmbedOptions,
     force: bool,
+    shard: Option<Shard>,
     bar: Option<&indicatif::ProgressBar>,
 ) -> Result<(EmbedCard, EmbedStats)> {
     check_output(out, force, "embed.json")?;
@@ -313,6 +318,18 @@ pub fn embed_to_dir(
             path: ds.root().to_path_buf(),
             hint: "there is nothing to embed".into(),
         });
+    }
+    // With --shard, only the shard's range, and ids stay the source's.
+    let range = shard.map_or(0..ds.len(), |s| s.range(ds.len()));
+    if range.is_empty() {
+        return Err(Error::Invalid(format!(
+            "--shard {}/{} of {} holds no items: the source has {}; use at most {} shards",
+            shard.map_or(0, |s| s.index),
+            shard.map_or(1, |s| s.count),
+            ds.root().display(),
+            ds.len(),
+            ds.len()
+        )));
     }
     let dim = net.spec.dim as usize;
     let tmp = TempDir::sibling_of(out)?;
@@ -326,13 +343,13 @@ pub fn embed_to_dir(
         .map_err(|e| csv_err(&items_path, e))?;
     let mut labels: Vec<i64> = Vec::with_capacity(ds.len());
     let mut scores: Vec<f32> = Vec::with_capacity(ds.len());
-    let all: Vec<usize> = (0..ds.len()).collect();
+    let all: Vec<usize> = range.clone().collect();
     let stats = embed_stream(net, ds, &all, opts, bar, |emb, kept| {
         vectors.push(emb)?;
         for &i in kept {
             let it = &ds.items()[i];
             let opt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_default();
-            let id = labels.len();
+            let id = range.start + labels.len();
             items
                 .write_record([
                     id.to_string(),
@@ -357,7 +374,7 @@ pub fn embed_to_dir(
     if stats.embedded == 0 {
         return Err(Error::Invalid(format!(
             "none of the {} images of {} could be used (first: {})",
-            ds.len(),
+            range.len(),
             ds.root().display(),
             stats.skipped.first().map_or("", |s| s.reason.as_str())
         )));
@@ -386,6 +403,7 @@ pub fn embed_to_dir(
         seconds: stats.seconds,
         images_per_second: stats.images_per_second(),
         likeness_version: env!("CARGO_PKG_VERSION").into(),
+        shard: shard.map(|s| s.info(ds.len())),
     };
     let json = serde_json::to_vec_pretty(&card).map_err(|e| Error::Invalid(e.to_string()))?;
     let p = tmp.path().join("embed.json");

@@ -24,6 +24,12 @@ pub struct EmbedArgs {
     /// Output directory: vectors.npy, labels.npy, items.csv, embed.json.
     #[arg(long)]
     pub out: PathBuf,
+    /// Embed only shard i of N (i/N, from 0): the i-th of N contiguous,
+    /// near-equal ranges of the items. Ids stay the source's (items.csv's
+    /// `id` is global) and embed.json records the range, so the N folders
+    /// concatenate to one unsharded embed (`likeness.ray` runs them).
+    #[arg(long, value_name = "i/N")]
+    pub shard: Option<crate::data::shard::Shard>,
     #[command(flatten)]
     pub run: EmbedRunArgs,
 }
@@ -72,7 +78,8 @@ pub fn embed(device: Device, args: EmbedArgs) -> Result<ExitCode> {
     gallery::check_output(&args.out, args.run.force, "embed.json")?;
     let (net, card) = load_model(&args.model, device)?;
     let ds = Dataset::open(&args.data)?;
-    let bar = crate::progress::bar(ds.len() as u64, "embedding");
+    let todo = args.shard.map_or(ds.len(), |s| s.range(ds.len()).len());
+    let bar = crate::progress::bar(todo as u64, "embedding");
     let res = gallery::embed_to_dir(
         &net,
         &card,
@@ -81,6 +88,7 @@ pub fn embed(device: Device, args: EmbedArgs) -> Result<ExitCode> {
         &args.out,
         &opts,
         args.run.force,
+        args.shard,
         Some(&bar),
     );
     bar.finish_and_clear();

@@ -15,6 +15,7 @@ pub mod folder;
 pub mod idx;
 pub mod item_images;
 pub mod manifest;
+pub mod shard;
 pub mod swell;
 
 use std::path::{Path, PathBuf};

@@ -13,7 +13,7 @@ use crate::model::Arch;
 use crate::runtime::Precision;
 
 /// What the trainer knows about the data before it builds the network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shape {
     /// Training images (after the held-out split).
     pub train_images: usize,
@@ -22,6 +22,29 @@ pub struct Shape {
     /// Median of max(width, height) over (up to 2,000) training images.
     pub median_side: u32,
     pub grey: bool,
+    /// Two class names that differ only by `left`/`right` (see
+    /// [`sided_pair`]), if the classes have such a pair.
+    pub sided: Option<(String, String)>,
+}
+
+/// The first two class names that are the same but for `left` and `right`
+/// (`left_eye`/`right_eye`, `Left cheek`/`Right cheek`), compared without
+/// case. Mirroring turns one such class into the other, so flips are off
+/// by default when there is one.
+pub fn sided_pair<S: AsRef<str>>(classes: &[S]) -> Option<(String, String)> {
+    let lower: Vec<String> = classes.iter().map(|c| c.as_ref().to_lowercase()).collect();
+    lower.iter().enumerate().find_map(|(i, c)| {
+        if !c.contains("left") {
+            return None;
+        }
+        let other = c.replace("left", "right");
+        lower.iter().position(|x| *x == other).map(|j| {
+            (
+                classes[i].as_ref().to_string(),
+                classes[j].as_ref().to_string(),
+            )
+        })
+    })
 }
 
 /// The settings the command line left open (`None`) or fixed.
@@ -31,10 +54,11 @@ pub struct Asked {
     pub classes_per_tuple: Option<usize>,
     pub tuples: usize,
     pub precision: Option<Precision>,
-    /// `--flip-tta` / `--no-flip-tta`; unset: on unless `--no-flip`.
+    /// `--flip-tta` / `--no-flip-tta`; unset: as the training flip.
     pub flip_tta: Option<bool>,
-    /// Images are mirrored in training (not `--no-flip`).
-    pub flip: bool,
+    /// `--flip` / `--no-flip` (mirror images in training); unset: on unless
+    /// the classes come in left/right pairs.
+    pub flip: Option<bool>,
     pub epochs: Option<usize>,
     pub steps_per_epoch: Option<usize>,
     pub max_steps: Option<usize>,
@@ -123,6 +147,8 @@ pub struct Plan {
     pub classes_per_tuple: usize,
     pub images_per_step: usize,
     pub precision: Precision,
+    /// Mirror training images at random.
+    pub flip: bool,
     pub flip_tta: bool,
     /// Steps in one pass over the training images.
     pub steps_per_pass: usize,
@@ -244,9 +270,30 @@ pub fn derive(arch: &Arch, shape: &Shape, asked: &Asked, machine: &Machine) -> P
             }
         },
     };
+    let flip = match (asked.flip, &shape.sided) {
+        (Some(f), _) => {
+            decide(
+                "flip",
+                if f { "on" } else { "off" }.into(),
+                if f { "--flip" } else { "--no-flip" }.into(),
+            );
+            f
+        }
+        (None, Some((l, r))) => {
+            // The demo's region catalogue (6 regions, 40 crops to train, 15
+            // held out): Recall@1 0.89 without flips, 0.54 with them.
+            decide(
+                "flip",
+                "off".into(),
+                format!("classes {l} and {r} differ by side, and a mirror image turns one into the other"),
+            );
+            false
+        }
+        (None, None) => true,
+    };
     let flip_tta = match asked.flip_tta {
         Some(f) => f,
-        None => asked.flip,
+        None => flip,
     };
     if asked.flip_tta.is_none() {
         decide(
@@ -255,7 +302,7 @@ pub fn derive(arch: &Arch, shape: &Shape, asked: &Asked, machine: &Machine) -> P
             if flip_tta {
                 "mirrored images are alike (+0.002 Recall@1 on Fashion-MNIST)".into()
             } else {
-                "--no-flip: left and right differ".into()
+                "images are not mirrored in training: left and right differ".into()
             },
         );
     }
@@ -330,6 +377,7 @@ pub fn derive(arch: &Arch, shape: &Shape, asked: &Asked, machine: &Machine) -> P
         classes_per_tuple: n,
         images_per_step,
         precision,
+        flip,
         flip_tta,
         steps_per_pass,
         stop,
@@ -384,7 +432,6 @@ mod tests {
     fn asked() -> Asked {
         Asked {
             tuples: 2,
-            flip: true,
             patience: DEFAULT_PATIENCE,
             ..Default::default()
         }
@@ -403,6 +450,7 @@ mod tests {
             classes,
             median_side,
             grey,
+            sided: None,
         }
     }
 
@@ -535,10 +583,11 @@ mod tests {
         a.input_size = Some(32);
         a.classes_per_tuple = Some(4);
         a.epochs = Some(3);
-        a.flip = false;
+        a.flip = Some(false);
         let p = derive(&Arch::Convnet, &shape(800, 10, 28, true), &a, &cpu_bf16());
         assert_eq!(p.input_size, 32);
         assert_eq!(p.images_per_step, 16);
+        assert!(!p.flip, "--no-flip");
         assert!(!p.flip_tta, "--no-flip turns test-time flip off");
         assert_eq!(
             p.stop,
@@ -552,6 +601,43 @@ mod tests {
         a.min_steps = Some(1_000);
         let p = derive(&Arch::Convnet, &shape(800, 10, 28, true), &a, &cpu_bf16());
         assert_eq!(stop_steps(&p), (300, 300, 6));
+    }
+
+    #[test]
+    fn classes_that_differ_by_side_turn_flips_off() {
+        let regions = ["left_eye", "Right_Eye", "nose", "mouth"];
+        assert_eq!(
+            sided_pair(&regions),
+            Some(("left_eye".to_string(), "Right_Eye".to_string()))
+        );
+        assert_eq!(sided_pair(&["left", "up", "down"]), None, "no partner");
+        assert_eq!(sided_pair(&["cheek", "under_eye"]), None);
+        let mut s = shape(240, 6, 40, false);
+        s.sided = sided_pair(&regions);
+        let p = derive(&Arch::Convnet, &s, &asked(), &cpu_bf16());
+        assert!(!p.flip && !p.flip_tta, "sided classes: no flips");
+        let why = &p
+            .decisions
+            .iter()
+            .find(|d| d.setting == "flip")
+            .unwrap()
+            .why;
+        assert!(
+            why.contains("left_eye") && why.contains("Right_Eye"),
+            "{why}"
+        );
+        // An explicit --flip wins; unsided classes keep the default flips.
+        let mut a = asked();
+        a.flip = Some(true);
+        let p = derive(&Arch::Convnet, &s, &a, &cpu_bf16());
+        assert!(p.flip && p.flip_tta);
+        let p = derive(
+            &Arch::Convnet,
+            &shape(240, 6, 40, false),
+            &asked(),
+            &cpu_bf16(),
+        );
+        assert!(p.flip && p.flip_tta);
     }
 
     #[test]

@@ -106,6 +106,11 @@ pub struct TrainConfig {
     /// on unless images are not mirrored in training.
     #[serde(default)]
     pub flip_tta: Option<bool>,
+    /// `--flip` / `--no-flip`; default: derived ([`defaults::derive`]: on
+    /// unless the classes come in left/right pairs). The flip actually used
+    /// is the plan's (`model.json`'s `augment`).
+    #[serde(default)]
+    pub flip: Option<bool>,
     /// Square input side; default: derived ([`defaults::derive`]).
     pub input_size: Option<u32>,
     /// N; default min(#classes, 32).
@@ -242,7 +247,7 @@ impl TrainConfig {
             tuples: self.tuples,
             precision: self.precision,
             flip_tta: self.flip_tta,
-            flip: self.augment.flip,
+            flip: self.flip,
             epochs: self.epochs,
             steps_per_epoch: self.steps_per_epoch,
             max_steps: self.max_steps,
@@ -561,6 +566,7 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
         classes: nclasses,
         median_side: median_side(&stats_imgs),
         grey,
+        sided: defaults::sided_pair(ds.classes()),
     };
     drop(stats_imgs);
     let machine = defaults::Machine::detect(device.is_cuda());
@@ -747,7 +753,10 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
         let train = train.clone();
         let sampler = sampler.clone();
         let spec = spec.clone();
-        let aug = cfg.augment;
+        let aug = crate::transform::Augment {
+            flip: plan.flip,
+            ..cfg.augment
+        };
         let seed = cfg.seed;
         std::thread::spawn(move || {
             for g in start..total {

@@ -263,7 +263,10 @@ impl ModelCard {
             lr_schedule: cfg.lr_schedule,
             precision: plan.precision,
             weight_decay: cfg.weight_decay,
-            augment: cfg.augment,
+            augment: crate::transform::Augment {
+                flip: plan.flip,
+                ..cfg.augment
+            },
             val: cfg.val,
             val_data: cfg.val_data.clone(),
             seed: cfg.seed,

@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""`make bench-ray`: a sharded gallery on a local Ray cluster against one
+index, on the same seeded data (N × DIM float32 around 1,000 centres, l2).
+
+Prints: sharded build wall time against one `likeness build`; Recall@10
+against exact search at ef 64, sharded (through Ray Serve) and single;
+QPS and p50/p99 latency through Ray Serve against `likeness serve` (same
+query, benches/peers/load.py, C connections for SECONDS); Ray's per-query
+overhead (sequential p50 through Serve minus through `likeness serve`);
+and the per-shard memory and build rate that the README's node counts use.
+
+On one machine the nodes share its cores, so this measures overhead, not
+speed-up. Environment: N (1000000), DIM (128), SHARDS (4), QUERIES (1000),
+SECONDS (10), C (8), LIKENESS_BIN, BENCH_DIR (a temporary folder).
+"""
+import json
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import numpy as np
+import ray
+from ray import serve
+from ray.cluster_utils import Cluster
+
+import likeness
+from likeness import ray as lr
+
+N = int(os.environ.get("N", 1_000_000))
+DIM = int(os.environ.get("DIM", 128))
+SHARDS = int(os.environ.get("SHARDS", 4))
+QUERIES = int(os.environ.get("QUERIES", 1000))
+SECONDS = float(os.environ.get("SECONDS", 10))
+CONNECTIONS = int(os.environ.get("C", 8))
+BIN = os.environ.get("LIKENESS_BIN", "target/release/likeness")
+HERE = pathlib.Path(__file__).resolve().parent
+MB = 1 << 20
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, seconds=60):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer within {seconds} s")
+
+
+def post(url, body):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                 headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return json.loads(r.read())
+
+
+def load(url, body_file, connections, seconds):
+    p = subprocess.run([sys.executable, str(HERE / "peers" / "load.py"), "--url", url, "--body",
+                        str(body_file), "--content-type", "application/json", "--connections",
+                        str(connections), "--seconds", str(seconds)],
+                       capture_output=True, text=True, check=True)
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def recall(found, truth):
+    return float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)]))
+
+
+def main():
+    work = pathlib.Path(os.environ.get("BENCH_DIR") or tempfile.mkdtemp(prefix="bench-ray-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"bench-ray: N={N} DIM={DIM} SHARDS={SHARDS} in {work}", flush=True)
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((1000, DIM)).astype(np.float32)
+    which = rng.integers(0, 1000, N + QUERIES)
+    x = np.empty((N + QUERIES, DIM), dtype=np.float32)
+    for lo in range(0, N + QUERIES, 100_000):
+        hi = min(lo + 100_000, N + QUERIES)
+        x[lo:hi] = centres[which[lo:hi]] + 0.5 * rng.standard_normal((hi - lo, DIM),
+                                                                     dtype=np.float32)
+    x, q = x[:N], x[N:]
+    np.save(work / "x.npy", x)
+    lr.write_shards(x, work / "emb", SHARDS, force=True)
+
+    # One `likeness build` on all cores.
+    shutil.rmtree(work / "single", ignore_errors=True)
+    t = time.perf_counter()
+    subprocess.run([BIN, "build", "--vectors", work / "x.npy", "--out", work / "single",
+                    "--metric", "l2"], check=True, stdout=subprocess.DEVNULL)
+    single_build = time.perf_counter() - t
+    print(f"single build: {single_build:.1f} s", flush=True)
+
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "object_store_memory": 100 * MB, "include_dashboard": False})
+    server = None
+    try:
+        for _ in range(SHARDS - 1):
+            cluster.add_node(num_cpus=1, object_store_memory=100 * MB)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, logging_level="ERROR")
+        t = time.perf_counter()
+        built = lr.build_sharded(work / "emb" / "shards.json", work / "idx", metric="l2",
+                                 force=True)
+        sharded_build = time.perf_counter() - t
+        print(f"sharded build: {sharded_build:.1f} s", flush=True)
+
+        single = likeness.Index.open(work / "single")
+        truth, _ = single.search(q, k=10, exact=True)
+        single_ids, _ = single.search(q, k=10, ef=64)
+
+        port = free_port()
+        lr.serve_sharded(work / "idx" / "cluster.json", replicas=1, port=port,
+                         shard_timeout_s=30)
+        ray_url = f"http://127.0.0.1:{port}"
+        sharded_ids = []
+        for lo in range(0, len(q), 200):
+            out = post(ray_url + "/search/batch", {"vectors": q[lo:lo + 200].tolist(), "k": 10,
+                                                   "ef": 64})
+            assert not out["partial"], out["missing_shards"]
+            sharded_ids += [[h["id"] for h in r["hits"]] for r in out["results"]]
+
+        lport = free_port()
+        server = subprocess.Popen([BIN, "serve", "--index", work / "single", "--addr",
+                                   f"127.0.0.1:{lport}"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        l_url = f"http://127.0.0.1:{lport}"
+        wait_http(l_url + "/healthz")
+        body = work / "query.json"
+        body.write_text(json.dumps({"vector": q[0].tolist(), "k": 10, "ef": 64}))
+        res = {}
+        for name, url in (("ray serve", ray_url), ("likeness serve", l_url)):
+            load(url + "/search", body, 1, 2)  # warm-up
+            res[name] = {"loaded": load(url + "/search", body, CONNECTIONS, SECONDS),
+                         "sequential": load(url + "/search", body, 1, SECONDS)}
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait()
+        try:
+            serve.shutdown()
+        finally:
+            ray.shutdown()
+            cluster.shutdown()
+
+    per_shard_bytes = [s["bytes"] for s in built["shards"]]
+    per_vector = sum(per_shard_bytes) / N
+    rate = np.mean([s["count"] / s["build_seconds"] for s in built["shards"]])
+    summary = {
+        "n": N, "dim": DIM, "shards": SHARDS,
+        "build_s": {"single_2_threads": single_build, "sharded_wall": sharded_build,
+                    "per_shard": [round(s["build_seconds"], 1) for s in built["shards"]]},
+        "recall_at_10_ef64": {"single": recall(single_ids.tolist(), truth.tolist()),
+                              "sharded": recall(sharded_ids, truth.tolist())},
+        "serve": {k: {m: {"qps": v[m]["requests_per_s"], "p50_ms": v[m]["p50_ms"],
+                          "p99_ms": v[m]["p99_ms"], "errors": v[m]["errors"]}
+                      for m in ("loaded", "sequential")} for k, v in res.items()},
+        "ray_overhead_ms_p50": res["ray serve"]["sequential"]["p50_ms"]
+        - res["likeness serve"]["sequential"]["p50_ms"],
+        "index_bytes_per_vector": per_vector,
+        "graph_bytes_per_vector": per_vector - 4 * DIM,
+        "shard_build_vectors_per_s_per_thread": float(rate),
+        "per_shard_mb": [round(b / MB, 1) for b in per_shard_bytes],
+    }
+    s = summary
+    print()
+    print(f"| N={N}, dim {DIM}, {SHARDS} shards, 2 cores | single | sharded (Ray) |")
+    print("|---|---|---|")
+    print(f"| build wall time | {single_build:.1f} s (`likeness build`, 2 threads) | "
+          f"{sharded_build:.1f} s ({SHARDS} tasks × 1 thread) |")
+    print(f"| Recall@10 at ef 64 vs exact | {s['recall_at_10_ef64']['single']:.4f} | "
+          f"{s['recall_at_10_ef64']['sharded']:.4f} |")
+    for m, label in (("loaded", f"{CONNECTIONS} connections"), ("sequential", "1 connection")):
+        a, b = s["serve"]["likeness serve"][m], s["serve"]["ray serve"][m]
+        print(f"| QPS, {label} | {a['qps']:.0f} (`likeness serve`) | {b['qps']:.0f} (Ray Serve) |")
+        print(f"| p50 / p99 ms, {label} | {a['p50_ms']:.2f} / {a['p99_ms']:.2f} | "
+              f"{b['p50_ms']:.2f} / {b['p99_ms']:.2f} |")
+    print(f"| Ray's per-query overhead (p50, 1 connection) | | "
+          f"{s['ray_overhead_ms_p50']:.2f} ms |")
+    print(f"| index bytes per vector (vectors + graph) | {per_vector:.0f} "
+          f"({4 * DIM} + {per_vector - 4 * DIM:.0f}) | |")
+    print(f"| shard build rate | | {rate:.0f} vectors/s per thread |")
+    print()
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""build_sharded and serve_sharded on a real 3-node Ray cluster: a seeded
+20,000 × 64 gallery in 4 shards answers like one index; lost nodes give
+no failed requests with 2 replicas and flagged partial answers with 1;
+bad files fail before serving starts."""
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import likeness
+from conftest import INGRESS_OPTIONS, SHARD_OPTIONS, Http, free_port, ids_of, local_cluster, recall_at_10
+from likeness import ray as lr
+
+SHARDS = 4
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with local_cluster() as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def built(cluster, gallery):
+    return lr.build_sharded(gallery["root"] / "emb" / "shards.json", gallery["root"] / "idx",
+                            metric="l2", seed=1)
+
+
+@pytest.fixture(scope="module")
+def served(cluster, gallery, built):
+    port = free_port()
+    lr.serve_sharded(gallery["root"] / "idx" / "cluster.json", replicas=1, port=port,
+                     name="likeness", shard_options=SHARD_OPTIONS, ingress_options=INGRESS_OPTIONS)
+    return Http(port)
+
+
+@pytest.mark.timeout(300)
+def test_sharded_exact_search_equals_one_index(gallery, built, served):
+    q = gallery["queries"]
+    truth, tdist = gallery["single"].search(q, k=10, exact=True)
+    status, out = served.post("/search/batch", {"vectors": q.tolist(), "k": 10, "exact": True})
+    assert status == 200, out
+    assert not out["partial"] and out["missing_shards"] == []
+    got = [ids_of(r) for r in out["results"]]
+    assert got == truth.tolist()
+    d = np.array([[h["distance"] for h in r["hits"]] for r in out["results"]], dtype=np.float32)
+    np.testing.assert_array_equal(d, tdist)
+    # Labels come with the hits, from the shard that holds the item.
+    r0 = out["results"][0]["hits"]
+    assert [h["label"] for h in r0] == gallery["labels"][truth[0]].tolist()
+    assert [h["rank"] for h in r0] == list(range(1, 11))
+    # The cluster manifest maps global ids to (shard, local id).
+    assert [(s["offset"], s["count"]) for s in built["shards"]] == \
+        [(i * 5000, 5000) for i in range(SHARDS)]
+
+
+@pytest.mark.timeout(300)
+def test_sharded_hnsw_recall_is_at_least_one_index(gallery, served):
+    q = gallery["queries"]
+    truth, _ = gallery["single"].search(q, k=10, exact=True)
+    single, _ = gallery["single"].search(q, k=10, ef=64)
+    status, out = served.post("/search/batch", {"vectors": q.tolist(), "k": 10, "ef": 64})
+    assert status == 200, out
+    sharded = [ids_of(r) for r in out["results"]]
+    r_single, r_sharded = recall_at_10(single, truth), recall_at_10(sharded, truth)
+    print(f"recall@10 at ef 64: single {r_single:.4f}, sharded {r_sharded:.4f}")
+    assert r_sharded >= r_single
+
+
+@pytest.mark.timeout(300)
+def test_batch_answers_equal_per_query_answers(gallery, served):
+    q = gallery["queries"][:25]
+    for exact in (False, True):
+        status, batch = served.post("/search/batch", {"vectors": q.tolist(), "k": 7,
+                                                      "exact": exact})
+        assert status == 200, batch
+        for v, b in zip(q, batch["results"]):
+            status, one = served.post("/search", {"vector": v.tolist(), "k": 7, "exact": exact})
+            assert status == 200, one
+            assert one["hits"] == b["hits"]
+
+
+@pytest.mark.timeout(120)
+def test_items_health_stats_and_bad_requests(gallery, served):
+    labels = gallery["labels"]
+    for g in (0, 4999, 5000, 12345, 19999):
+        status, item = served.get(f"/items/{g}")
+        assert status == 200, item
+        assert item["id"] == g and item["label"] == labels[g]
+    status, out = served.get("/items/20000")
+    assert status == 404 and "no item 20000" in out["error"]
+    status, out = served.get("/items/x")
+    assert status == 400
+    assert served.get("/healthz") == (200, {"status": "ok", "shards": SHARDS})
+    v = gallery["queries"][0].tolist()
+    for body, msg in (({"vector": v[:5]}, "dimension 64"), ({"vector": v, "k": 0}, "k = 0"),
+                      ({"vector": v, "nope": 1}, "unknown field `nope`"),
+                      ({"vector": v, "labels": [1], "exclude_labels": [2]}, "not both"),
+                      ({"vectors": []}, None)):
+        status, out = served.post("/search", body)
+        assert status == 400 and (msg is None or msg in out["error"]), out
+    # A label filter is applied in every shard.
+    status, out = served.post("/search", {"vector": v, "k": 10, "labels": [3]})
+    assert status == 200 and out["hits"] and all(h["label"] == 3 for h in out["hits"])
+    status, stats = served.get("/stats")
+    assert status == 200
+    assert stats["count"] == 20_000 and stats["dim"] == 64 and stats["metric"] == "l2"
+    assert len(stats["shards"]) == SHARDS
+    assert all(s["answers"] > 0 and s["latency_ms"]["p50"] > 0 for s in stats["shards"])
+
+
+@pytest.mark.timeout(180)
+def test_command_line_builds_and_reports_errors(cluster, gallery, tmp_path):
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "likeness.ray", "--address",
+                               cluster.cluster.address, *map(str, args)], capture_output=True,
+                              text=True, timeout=150)
+
+    p = cli("build", "--shards", gallery["root"] / "emb" / "shards.json", "--out",
+            tmp_path / "idx", "--metric", "l2", "--seed", "1")
+    assert p.returncode == 0, p.stderr
+    assert "built 4 shard indexes of 20000 items (l2)" in p.stdout
+    doc = lr.read_manifest(tmp_path / "idx" / "cluster.json", "likeness-cluster")
+    assert [s["count"] for s in doc["shards"]] == [5000] * 4
+    p = cli("build", "--shards", tmp_path / "nope.json", "--out", tmp_path / "x")
+    assert p.returncode == 2 and "nope.json: no such file" in p.stderr, p.stderr
+
+
+# ---------------------------------------------------------- bad input --
+
+
+@pytest.mark.timeout(180)
+def test_bad_shards_raise_named_errors_before_serving(cluster, gallery, built, tmp_path):
+    from ray import serve
+
+    x, labels = gallery["x"][:2000], gallery["labels"][:2000]
+    # A shard file that does not match its CRC32 in shards.json.
+    lr.write_shards(x, tmp_path / "crc", 2, labels=labels)
+    p = tmp_path / "crc" / "shard-0001" / "vectors.npy"
+    b = bytearray(p.read_bytes())
+    b[-1] ^= 1
+    p.write_bytes(bytes(b))
+    with pytest.raises(lr.ShardChecksumError, match="shard-0001"):
+        lr.build_sharded(tmp_path / "crc" / "shards.json", tmp_path / "crc-idx")
+    # Shards embedded with different models.
+    a = lr.write_shards(x, tmp_path / "ma", 2, model_fingerprint="aaaa")
+    lr.write_shards(x, tmp_path / "mb", 2, model_fingerprint="bbbb")
+    shutil.rmtree(tmp_path / "ma" / "shard-0001")
+    shutil.copytree(tmp_path / "mb" / "shard-0001", tmp_path / "ma" / "shard-0001")
+    b = json.loads((tmp_path / "mb" / "shards.json").read_text())
+    mixed = dict(a, shards=[a["shards"][0], b["shards"][1]])
+    lr._files.write_json_atomic(tmp_path / "ma" / "shards.json", mixed)
+    with pytest.raises(lr.IncompatibleShardsError, match="bbbb"):
+        lr.build_sharded(tmp_path / "ma" / "shards.json", tmp_path / "ma-idx")
+    # A missing shard folder.
+    lr.write_shards(x, tmp_path / "gone", 2)
+    shutil.rmtree(tmp_path / "gone" / "shard-0000")
+    with pytest.raises(lr.MissingShardError, match="shard-0000"):
+        lr.build_sharded(tmp_path / "gone" / "shards.json", tmp_path / "gone-idx")
+    assert not (tmp_path / "gone-idx" / "cluster.json").exists()
+
+    # The same at serving time: indexes of different metrics, a changed or
+    # a missing index folder. Nothing is deployed.
+    src = gallery["root"] / "emb" / "shards.json"
+    lr.build_sharded(src, tmp_path / "cos", metric="cosine", seed=1)
+    lr.build_sharded(src, tmp_path / "seed2", metric="l2", seed=2)
+
+    def broken(name, replace_with):
+        d = tmp_path / name
+        shutil.copytree(gallery["root"] / "idx", d)
+        shutil.rmtree(d / "shard-0002")
+        if replace_with:
+            shutil.copytree(tmp_path / replace_with / "shard-0002", d / "shard-0002")
+        return d / "cluster.json"
+
+    with pytest.raises(lr.IncompatibleShardsError, match="cosine"):
+        lr.serve_sharded(broken("metrics", "cos"), port=free_port(), name="bad")
+    with pytest.raises(lr.ShardChecksumError, match="shard 2"):
+        lr.serve_sharded(broken("rebuilt", "seed2"), port=free_port(), name="bad")
+    with pytest.raises(lr.MissingShardError, match="shard-0002"):
+        lr.serve_sharded(broken("no-shard", None), port=free_port(), name="bad")
+    assert "bad" not in serve.status().applications
