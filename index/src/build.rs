@@ -24,8 +24,9 @@ use crate::format::{
 };
 use crate::fsutil::TempDir;
 use crate::manifest::{
-    BuildParams, FileEntry, Manifest, Tool, FORMAT_NAME, GRAPH, MANIFEST, META, VECTORS,
+    BuildParams, FileEntry, Manifest, Tool, FORMAT_NAME, GRAPH, MANIFEST, META, POSTINGS, VECTORS,
 };
+use crate::quant::{Quantizer, Store, DEFAULT_QUANTILE};
 
 #[cfg(feature = "hnsw-rs")]
 /// Layers hnsw_rs may create (its `NB_LAYER_MAX`).
@@ -101,6 +102,8 @@ pub struct IndexBuilder {
     classes: Vec<String>,
     overwrite: bool,
     graph_builder: GraphBuilder,
+    store: Store,
+    quantile: f32,
 }
 
 impl Default for IndexBuilder {
@@ -116,6 +119,8 @@ impl Default for IndexBuilder {
             classes: Vec::new(),
             overwrite: false,
             graph_builder: GraphBuilder::Native,
+            store: Store::F32,
+            quantile: DEFAULT_QUANTILE,
         }
     }
 }
@@ -216,6 +221,23 @@ impl IndexBuilder {
         self
     }
 
+    /// How the vectors the graph search reads are stored (default f32;
+    /// `f16` and `i8` add a compact copy and re-rank with float32, see
+    /// [`crate::quant`]).
+    #[must_use]
+    pub fn store(mut self, store: Store) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// Central fraction of each dimension's values the i8 codes span
+    /// (default 0.99); the rest are clipped.
+    #[must_use]
+    pub fn quantile(mut self, quantile: f32) -> Self {
+        self.quantile = quantile;
+        self
+    }
+
     /// Checks the parameters without building, so that a caller can refuse
     /// bad ones before long work (embedding a gallery); `build` checks them
     /// too.
@@ -228,6 +250,13 @@ impl IndexBuilder {
                 "ef-construction",
                 self.ef_construction,
                 format!("must be in 1..={MAX_EF_CONSTRUCTION}"),
+            ));
+        }
+        if !(self.quantile > 0.0 && self.quantile <= 1.0) {
+            return Err(Error::param(
+                "quantile",
+                self.quantile,
+                "must be in (0, 1]",
             ));
         }
         if self.threads > 4096 {
@@ -352,6 +381,26 @@ impl IndexBuilder {
             GRAPH.to_string(),
             write_file(&tmp.path().join(GRAPH), |w| graph.write(w, dim, self))?,
         );
+        let quantizer = match self.store {
+            Store::I8 => Some(Quantizer::fit(&data, dim, self.quantile)?),
+            _ => None,
+        };
+        if let Some(name) = self.store.file_name() {
+            files.insert(
+                name.to_string(),
+                write_file(&tmp.path().join(name), |w| {
+                    crate::quant::write_store(w, self.store, &data, dim, quantizer.as_ref())
+                })?,
+            );
+        }
+        if let Some(l) = labels {
+            files.insert(
+                POSTINGS.to_string(),
+                write_file(&tmp.path().join(POSTINGS), |w| {
+                    crate::postings::write_postings(w, l)
+                })?,
+            );
+        }
         if labels.is_some() || items.is_some() {
             let payload = bincode::DefaultOptions::new()
                 .serialize(&items.unwrap_or(&[]))
@@ -386,6 +435,9 @@ impl IndexBuilder {
             model_fingerprint: self.model_fingerprint.clone(),
             model_dir: self.model_dir.clone(),
             classes: self.classes.clone(),
+            store: self.store,
+            quantizer,
+            postings: labels.is_some(),
             created_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
@@ -796,6 +848,9 @@ mod tests {
                 model_fingerprint: None,
                 model_dir: None,
                 classes: Vec::new(),
+                store: Store::F32,
+                quantizer: None,
+                postings: false,
                 created_unix: 0,
                 files: [
                     (VECTORS.to_string(), vec_entry),

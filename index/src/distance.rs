@@ -509,7 +509,7 @@ pub fn check_shape(len: usize, dim: usize) -> Result<()> {
             "vectors need at least one dimension",
         ));
     }
-    if len % dim != 0 {
+    if !len.is_multiple_of(dim) {
         return Err(Error::InvalidInput(format!(
             "{len} values do not form whole rows of dimension {dim}"
         )));

@@ -19,6 +19,8 @@
 //! | `hnsw` | `src/hnsw.rs` | our HNSW construction (hnswlib's algorithm over flat, per-node-locked link arrays) |
 //! | [`index`] | `src/index.rs` | [`Index`]: open (mmap + O(levels) checks), search, verify |
 //! | [`knn`] | `src/knn.rs` | [`KnnQuery`]: k results per row (padded), own item left out, graph or exact |
+//! | [`quant`] | `src/quant.rs` | compact stores (`f16`, `i8`): quantizer, `vectors.f16`/`vectors.i8`, SIMD kernels |
+//! | [`postings`] | `src/postings.rs` | `postings.bin`: per-label item lists; the filter planner's estimate and exact scan |
 //! | `serve` | `src/serve.rs` | the HTTP query server of `likeness serve` (feature `serve`) |
 //! | `cli` | `src/cli.rs` | `build`/`query`/`verify` commands of the torch-free `likeness` binary (feature `cli`) |
 //!
@@ -41,6 +43,8 @@ pub mod manifest;
 pub mod metrics;
 pub mod neighbours;
 pub mod npy;
+pub mod postings;
+pub mod quant;
 #[cfg(feature = "serve")]
 pub mod serve;
 
@@ -53,3 +57,5 @@ pub use knn::KnnQuery;
 pub use manifest::Manifest;
 pub use neighbours::Neighbours;
 pub use npy::Matrix;
+pub use postings::Plan;
+pub use quant::{Quantizer, Store};
