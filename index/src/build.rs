@@ -253,11 +253,7 @@ impl IndexBuilder {
             ));
         }
         if !(self.quantile > 0.0 && self.quantile <= 1.0) {
-            return Err(Error::param(
-                "quantile",
-                self.quantile,
-                "must be in (0, 1]",
-            ));
+            return Err(Error::param("quantile", self.quantile, "must be in (0, 1]"));
         }
         if self.threads > 4096 {
             return Err(Error::param(

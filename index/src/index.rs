@@ -35,7 +35,9 @@ use crate::format::{
 };
 use crate::manifest::{Manifest, GRAPH, META, POSTINGS, VECTORS};
 use crate::neighbours::{Cand, Neighbours, TopK, Visited};
-use crate::postings::{OwnedPostings, Plan, PlanChoice, PlanKind, PostingsHeader, PostingsView, SearchOptions};
+use crate::postings::{
+    OwnedPostings, Plan, PlanChoice, PlanKind, PostingsHeader, PostingsView, SearchOptions,
+};
 use crate::quant::{Codes, QuantHeader, QueryCode, Store};
 
 /// Largest `k` or `ef` accepted by search.
@@ -243,13 +245,15 @@ impl Index {
             None => None,
             Some(name) => {
                 if manifest.store == Store::I8 {
-                    let qz = manifest.quantizer.as_ref().ok_or_else(|| {
-                        Error::corrupt(&mpath, "store i8 without its quantizer")
-                    })?;
+                    let qz = manifest
+                        .quantizer
+                        .as_ref()
+                        .ok_or_else(|| Error::corrupt(&mpath, "store i8 without its quantizer"))?;
                     qz.check(dim).map_err(|r| Error::corrupt(&mpath, r))?;
                 }
                 let map = map_file(&dir, &manifest, name)?;
-                let h = crate::quant::check_store(&dir.join(name), &map, manifest.store, count, dim)?;
+                let h =
+                    crate::quant::check_store(&dir.join(name), &map, manifest.store, count, dim)?;
                 Some((map, h))
             }
         };
@@ -313,9 +317,11 @@ impl Index {
         if let Some((map, h)) = &self.postings_file {
             return crate::postings::view_of(&self.dir.join(POSTINGS), map, h).map(Some);
         }
-        Ok(self
-            .labels()
-            .map(|l| self.postings_mem.get_or_init(|| OwnedPostings::from_labels(l)).view()))
+        Ok(self.labels().map(|l| {
+            self.postings_mem
+                .get_or_init(|| OwnedPostings::from_labels(l))
+                .view()
+        }))
     }
 
     /// The plan of a search for `k` items with `filter` (what `query` and
@@ -892,7 +898,12 @@ impl View<'_> {
         };
         let mut qc = std::mem::take(&mut s.qcode);
         if self.codes.is_some() {
-            qc.prepare(ix.manifest.store, ix.metric, ix.manifest.quantizer.as_ref(), q);
+            qc.prepare(
+                ix.manifest.store,
+                ix.metric,
+                ix.manifest.quantizer.as_ref(),
+                q,
+            );
         }
         let res = self.beam(s, q, &qc, k, ef, filter, dist);
         s.qcode = qc;

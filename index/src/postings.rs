@@ -270,22 +270,17 @@ impl<'a> PostingsView<'a> {
             return Err("row pointers do not span the lists".into());
         }
         if self.ids.len() != labels.len() {
-            return Err(format!(
-                "{} ids for {} items",
-                self.ids.len(),
-                labels.len()
-            ));
+            return Err(format!("{} ids for {} items", self.ids.len(), labels.len()));
         }
         for (r, &key) in self.keys.iter().enumerate() {
             let ids = &self.ids[self.offsets[r] as usize..self.offsets[r + 1] as usize];
             if ids.windows(2).any(|w| w[0] >= w[1]) {
                 return Err(format!("list of label {key} is not increasing"));
             }
-            if let Some(&i) = ids
-                .iter()
-                .find(|&&i| labels.get(i as usize) != Some(&key))
-            {
-                return Err(format!("item {i} is in the list of label {key} but its label differs"));
+            if let Some(&i) = ids.iter().find(|&&i| labels.get(i as usize) != Some(&key)) {
+                return Err(format!(
+                    "item {i} is in the list of label {key} but its label differs"
+                ));
             }
         }
         Ok(())
@@ -409,7 +404,10 @@ mod tests {
         assert_eq!(n, 4);
         assert!(v.check(&[5, 1, 5, 3, 1, 5, 0]).is_err());
         let empty = OwnedPostings::from_labels(&[]);
-        assert_eq!(empty.view().estimate(&LabelFilter::only([1]), 0).unwrap().0, 0);
+        assert_eq!(
+            empty.view().estimate(&LabelFilter::only([1]), 0).unwrap().0,
+            0
+        );
     }
 
     #[test]

@@ -325,7 +325,11 @@ pub(crate) fn write_store(
                 qz.encode(v, &mut row);
                 w.write_all(&row)?;
                 qz.decode(&row, &mut dec);
-                norms.push(dec.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>() as f32);
+                norms.push(
+                    dec.iter()
+                        .map(|&x| f64::from(x) * f64::from(x))
+                        .sum::<f64>() as f32,
+                );
             }
             let mut pos = codes_offset + codes_len;
             while pos < norms_offset {
@@ -346,7 +350,10 @@ pub(crate) fn write_store(
 /// Checked view of a compact vector file (mapped bytes).
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Codes<'a> {
-    F16 { rows: &'a [f16], stride: usize },
+    F16 {
+        rows: &'a [f16],
+        stride: usize,
+    },
     I8 {
         rows: &'a [u8],
         norms: &'a [f32],
@@ -654,9 +661,9 @@ pub fn kernel_name() -> &'static str {
 
 /// Portable `Σ w_d c_d`.
 pub fn dot_u8_scalar(w: &[i16], c: &[u8]) -> i32 {
-    w.iter()
-        .zip(c)
-        .fold(0i32, |s, (&w, &c)| s.wrapping_add(i32::from(w) * i32::from(c)))
+    w.iter().zip(c).fold(0i32, |s, (&w, &c)| {
+        s.wrapping_add(i32::from(w) * i32::from(c))
+    })
 }
 
 /// Portable `Σ (q_d − x_d)²`.
@@ -850,7 +857,10 @@ mod tests {
                 }
             }
             let frac = clipped as f64 / (n * dim) as f64;
-            assert!(frac <= f64::from(1.0 - quantile) + 0.01, "{frac} clipped at {quantile}");
+            assert!(
+                frac <= f64::from(1.0 - quantile) + 0.01,
+                "{frac} clipped at {quantile}"
+            );
             if quantile == 1.0 {
                 assert_eq!(clipped, 0);
             }
@@ -886,10 +896,16 @@ mod tests {
             let w: Vec<i16> = (0..st).map(|_| rng.gen_range(-cap..=cap) as i16).collect();
             let c: Vec<u8> = (0..st).map(|_| rng.gen()).collect();
             let q: Vec<f32> = (0..st).map(|_| rng.gen_range(-1.0..1.0)).collect();
-            let x: Vec<f16> = (0..st).map(|_| f16::from_f32(rng.gen_range(-1.0..1.0))).collect();
+            let x: Vec<f16> = (0..st)
+                .map(|_| f16::from_f32(rng.gen_range(-1.0..1.0)))
+                .collect();
             let want = dot_u8_scalar(&w, &c);
             let want_max = i64::from(cap) * 255 * st as i64;
-            assert_eq!(i64::from(dot_u8_scalar(&w_max, &c_max)), want_max, "no overflow");
+            assert_eq!(
+                i64::from(dot_u8_scalar(&w_max, &c_max)),
+                want_max,
+                "no overflow"
+            );
             let want_l2 = l2_f16_scalar(&q, &x);
             let want_dot = dot_f16_scalar(&q, &x);
             let k = qkernels();

@@ -13,7 +13,14 @@ fn random(n: usize, dim: usize, seed: u64) -> Vec<f32> {
     (0..n * dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
 }
 
-fn build(dir: &Path, v: &[f32], dim: usize, labels: Option<&[i64]>, store: Store, metric: Metric) -> PathBuf {
+fn build(
+    dir: &Path,
+    v: &[f32],
+    dim: usize,
+    labels: Option<&[i64]>,
+    store: Store,
+    metric: Metric,
+) -> PathBuf {
     let out = dir.join(format!("ix-{store}-{metric}"));
     IndexBuilder::new()
         .metric(metric)
@@ -50,7 +57,10 @@ fn compact_stores_equal_exact_search_with_rerank_all() {
             for qi in 0..nq {
                 assert_eq!(got.ids(qi), truth.ids(qi), "{store} {metric} query {qi}");
                 for (a, b) in got.distances(qi).iter().zip(truth.distances(qi)) {
-                    assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{store} {metric}: {a} vs {b}");
+                    assert!(
+                        (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                        "{store} {metric}: {a} vs {b}"
+                    );
                 }
             }
             // The default rerank (ef) still returns exact distances.
@@ -91,11 +101,18 @@ fn compact_store_files_are_checked() {
     // A store this build does not know, in the manifest: a named error.
     let mut bad = m.clone();
     bad["store"] = "i4".into();
-    std::fs::write(path.join("manifest.json"), serde_json::to_vec(&bad).unwrap()).unwrap();
+    std::fs::write(
+        path.join("manifest.json"),
+        serde_json::to_vec(&bad).unwrap(),
+    )
+    .unwrap();
     match Index::open(&path) {
         Err(e @ Error::UnsupportedStore { .. }) => {
             let msg = e.to_string();
-            assert!(msg.contains("\"i4\"") && msg.contains("f32, f16, i8"), "{msg}");
+            assert!(
+                msg.contains("\"i4\"") && msg.contains("f32, f16, i8"),
+                "{msg}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -109,22 +126,34 @@ fn compact_store_files_are_checked() {
     let crc = crc32fast::hash(&b[..124]);
     b[124..128].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&file, &b).unwrap();
-    assert!(matches!(Index::open(&path), Err(Error::UnsupportedStore { .. })));
+    assert!(matches!(
+        Index::open(&path),
+        Err(Error::UnsupportedStore { .. })
+    ));
 
     // A damaged header: checksum error; a flipped code byte: verify finds it.
     let mut b = orig.clone();
     b[20] ^= 1;
     std::fs::write(&file, &b).unwrap();
-    assert!(matches!(Index::open(&path), Err(Error::ChecksumMismatch { .. })));
+    assert!(matches!(
+        Index::open(&path),
+        Err(Error::ChecksumMismatch { .. })
+    ));
     let mut b = orig.clone();
     let last = b.len() - 400;
     b[last] ^= 0x55;
     std::fs::write(&file, &b).unwrap();
     let index = Index::open(&path).unwrap();
-    assert!(matches!(index.verify(), Err(Error::ChecksumMismatch { .. })));
+    assert!(matches!(
+        index.verify(),
+        Err(Error::ChecksumMismatch { .. })
+    ));
     // Truncated: the size differs from the manifest's.
     std::fs::write(&file, &orig[..orig.len() - 4]).unwrap();
-    assert!(matches!(Index::open(&path), Err(Error::SizeMismatch { .. })));
+    assert!(matches!(
+        Index::open(&path),
+        Err(Error::SizeMismatch { .. })
+    ));
     std::fs::write(&file, &orig).unwrap();
     Index::open(&path).unwrap().verify().unwrap();
 }
@@ -154,7 +183,12 @@ fn filter_planner_equals_exact_filtered_search_at_every_selectivity() {
         };
         // 50%, 10%, 1%, 0.1% of the items, and an exclusion.
         for (frac, filter, only, set) in [
-            (0.5, LabelFilter::only(0..500), true, (0..500).collect::<Vec<i64>>()),
+            (
+                0.5,
+                LabelFilter::only(0..500),
+                true,
+                (0..500).collect::<Vec<i64>>(),
+            ),
             (0.1, LabelFilter::only(0..100), true, (0..100).collect()),
             (0.01, LabelFilter::only(0..10), true, (0..10).collect()),
             (0.001, LabelFilter::only([3]), true, vec![3]),
@@ -208,12 +242,17 @@ fn filter_planner_equals_exact_filtered_search_at_every_selectivity() {
         index.set_options(SearchOptions::default()).unwrap();
         let none = LabelFilter::only([5000]);
         let plan = index.plan(k, Some(&none)).unwrap();
-        assert_eq!((plan.passing, plan.unknown_labels.clone()), (Some(0), vec![5000]));
+        assert_eq!(
+            (plan.passing, plan.unknown_labels.clone()),
+            (Some(0), vec![5000])
+        );
         let got = index.search_batch(&q, dim, k, 64, Some(&none)).unwrap();
         assert!(got.all_ids().iter().all(|&i| i == -1));
         // Fewer than k pass: exactly those, then padding.
         let some: Vec<i64> = labels.iter().copied().filter(|&l| l == 3).collect();
-        let got = index.search(&q[..dim], k, 64, Some(&LabelFilter::only([3]))).unwrap();
+        let got = index
+            .search(&q[..dim], k, 64, Some(&LabelFilter::only([3])))
+            .unwrap();
         let found = got.ids(0).iter().filter(|&&i| i >= 0).count();
         assert_eq!(found, some.len().min(k));
     }
@@ -224,16 +263,27 @@ fn golden_v1_index_has_the_defaults_of_the_new_fields() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden-v1");
     let index = Index::open(&dir).unwrap();
     let m = index.manifest();
-    assert_eq!((m.store, m.quantizer.is_none(), m.postings), (Store::F32, true, false));
+    assert_eq!(
+        (m.store, m.quantizer.is_none(), m.postings),
+        (Store::F32, true, false)
+    );
     assert!(!m.files.contains_key("postings.bin"));
     // Without postings.bin the planner builds the lists from the labels.
     let labels = index.labels().unwrap().to_vec();
     let l0 = labels[0];
     let plan = index.plan(5, Some(&LabelFilter::only([l0]))).unwrap();
-    assert_eq!(plan.passing, Some(labels.iter().filter(|&&l| l == l0).count()));
+    assert_eq!(
+        plan.passing,
+        Some(labels.iter().filter(|&&l| l == l0).count())
+    );
     assert_eq!(plan.kind, PlanKind::Exact);
     let q = index.vector(0).unwrap().to_vec();
-    let got = index.search(&q, 5, 16, Some(&LabelFilter::only([l0]))).unwrap();
+    let got = index
+        .search(&q, 5, 16, Some(&LabelFilter::only([l0])))
+        .unwrap();
     assert_eq!(got.ids(0)[0], 0);
-    assert!(got.ids(0).iter().all(|&i| i >= 0 && labels[i as usize] == l0));
+    assert!(got
+        .ids(0)
+        .iter()
+        .all(|&i| i >= 0 && labels[i as usize] == l0));
 }
