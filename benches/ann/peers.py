@@ -10,8 +10,9 @@ Subcommands (benches/ann/run.sh calls them in this order):
   faiss-sq8 faiss.IndexHNSWSQ with 8-bit scalar quantization (no re-ranking)
   usearch-f32, usearch-f16, usearch-i8
             usearch (PyPI `usearch`) with each of its stores; the data are
-            scaled by 1/255 for usearch only (its i8 maps [-1, 1] onto the
-            codes; a uniform scale changes no neighbour)
+            mapped from [0, 255] onto [-1, 1] for usearch only (its i8 maps
+            [-1, 1] onto the codes; a shift and a uniform scale change no
+            L2 neighbour)
   likeness --store f16|i8
             likeness's compact stores, re-ranked with float32 (rows
             likeness-f16, likeness-i8)
@@ -254,6 +255,11 @@ def dir_size(d):
     return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
 
 
+def usearch_scale(x):
+    """Pixels [0, 255] -> [-1, 1]: usearch's i8 maps [-1, 1] onto its codes."""
+    return x / np.float32(127.5) - np.float32(1.0)
+
+
 def peer_build(a):
     """Builds the peer's index in this process; the search runs in a fresh one."""
     base = np.load(os.path.join(a.work, "base.npy"))
@@ -272,7 +278,7 @@ def peer_build(a):
         ix = UIndex(ndim=base.shape[1], metric="l2sq", dtype=a.system.split("-")[1],
                     connectivity=a.m, expansion_add=a.ef_construction)
         t = time.perf_counter()
-        ix.add(np.arange(len(base)), base / np.float32(255.0), threads=a.build_threads)
+        ix.add(np.arange(len(base)), usearch_scale(base), threads=a.build_threads)
         build = time.perf_counter() - t
         ix.save(path)
     elif a.system == "faiss-sq8":
@@ -312,7 +318,7 @@ def peer_search(a):
     elif a.system.startswith("usearch-"):
         from usearch.index import Index as UIndex
         ix = UIndex.restore(path)
-        queries = queries / np.float32(255.0)
+        queries = usearch_scale(queries)
     else:
         import likeness
         ix = likeness.Index.open(os.path.join(a.work, "likeness-index"))

@@ -244,6 +244,12 @@ impl Index {
         let compact = match manifest.store.file_name() {
             None => None,
             Some(name) => {
+                // With a compact store, vectors.npy is read only for the
+                // re-ranked candidates: random reads, so no read-ahead or
+                // fault-around of neighbouring pages (only a hint; an error
+                // changes nothing).
+                #[cfg(unix)]
+                let _ = vectors.advise(memmap2::Advice::Random);
                 if manifest.store == Store::I8 {
                     let qz = manifest
                         .quantizer
