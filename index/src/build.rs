@@ -23,6 +23,8 @@ use crate::format::{
     HEADER_SIZE, META_MAGIC, VERSION,
 };
 use crate::fsutil::TempDir;
+pub use crate::graph::Progress;
+use crate::graph::{insertion_order, Graph, Layer, BATCH};
 use crate::manifest::{
     BuildParams, FileEntry, Manifest, Tool, FORMAT_NAME, GRAPH, MANIFEST, META, POSTINGS, VECTORS,
 };
@@ -35,8 +37,6 @@ const HNSW_MAX_LAYER: usize = 16;
 pub const MAX_M: usize = 256;
 /// Largest `ef_construction` accepted.
 pub const MAX_EF_CONSTRUCTION: usize = 100_000;
-/// Points inserted between two progress reports.
-pub(crate) const BATCH: usize = 4096;
 
 /// Per-item metadata kept in `meta.bin` besides the label.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -46,9 +46,6 @@ pub struct ItemInfo {
     /// Optional region of the source, `[x0, y0, x1, y1]`.
     pub region: Option<[f32; 4]>,
 }
-
-/// Progress callback: `(items inserted, total)`. Called from worker threads.
-pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
 /// Which code builds the HNSW graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -538,26 +535,6 @@ fn write_meta(
     w.write_all(payload)
 }
 
-/// One exported layer in CSR form.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Layer {
-    /// Sorted global ids (empty for layer 0, which holds every item).
-    pub nodes: Vec<u32>,
-    /// Row pointers, `rows + 1` entries.
-    pub offsets: Vec<u64>,
-    /// Global neighbour ids.
-    pub neighbours: Vec<u32>,
-}
-
-/// An HNSW graph in CSR form, as written to `graph.bin`.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Graph {
-    pub count: usize,
-    pub entry: u32,
-    pub m: usize,
-    pub layers: Vec<Layer>,
-}
-
 impl Graph {
     fn write(&self, w: &mut dyn Write, dim: usize, b: &IndexBuilder) -> std::io::Result<()> {
         let levels = self.layers.len();
@@ -638,26 +615,6 @@ impl anndists::dist::Distance<f32> for BuildDistance {
     fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
         (self.0)(a, b).max(0.0)
     }
-}
-
-/// SplitMix64: the seeded permutation of insertion order needs no more.
-pub(crate) fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Insertion order: a Fisher–Yates shuffle of `0..n` seeded by `seed`.
-pub(crate) fn insertion_order(n: usize, seed: u64) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut s = seed;
-    for i in (1..n).rev() {
-        let j = (splitmix64(&mut s) % (i as u64 + 1)) as usize;
-        order.swap(i, j);
-    }
-    order
 }
 
 #[cfg(feature = "hnsw-rs")]

@@ -27,7 +27,7 @@ use memmap2::Mmap;
 use rayon::prelude::*;
 
 use crate::build::ItemInfo;
-use crate::distance::{DistanceFn4, Metric};
+use crate::distance::{prefetch, DistanceFn4, Metric};
 use crate::error::{Error, Result};
 use crate::format::{
     read_header, section, GraphHeader, LayerEntry, MetaHeader, FLAG_LABELS, GRAPH_MAGIC,
@@ -43,45 +43,7 @@ use crate::quant::{Codes, QuantHeader, QueryCode, Store};
 /// Largest `k` or `ef` accepted by search.
 pub const MAX_EF: usize = 1 << 20;
 
-/// Restricts results to items whose label is (or is not) in a set.
-///
-/// The search plans by how many items pass (see [`crate::postings`]): an
-/// exact scan of them when they are few, else the graph with the filter
-/// inside the beam.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LabelFilter {
-    /// Only items with one of these labels (sorted).
-    Only(Vec<i64>),
-    /// Items with none of these labels (sorted).
-    Except(Vec<i64>),
-}
-
-impl LabelFilter {
-    /// Only items with one of `labels`.
-    pub fn only(labels: impl IntoIterator<Item = i64>) -> Self {
-        let mut v: Vec<i64> = labels.into_iter().collect();
-        v.sort_unstable();
-        v.dedup();
-        LabelFilter::Only(v)
-    }
-
-    /// Items with none of `labels`.
-    pub fn except(labels: impl IntoIterator<Item = i64>) -> Self {
-        let mut v: Vec<i64> = labels.into_iter().collect();
-        v.sort_unstable();
-        v.dedup();
-        LabelFilter::Except(v)
-    }
-
-    /// Whether an item with `label` passes.
-    #[inline]
-    pub fn allows(&self, label: i64) -> bool {
-        match self {
-            LabelFilter::Only(v) => v.binary_search(&label).is_ok(),
-            LabelFilter::Except(v) => v.binary_search(&label).is_err(),
-        }
-    }
-}
+pub use crate::postings::LabelFilter;
 
 /// What [`Index::verify`] checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1035,20 +997,6 @@ impl View<'_> {
 /// Cache lines of a compact row prefetched ahead of its distance (i8 rows
 /// of 784 dimensions are 13 lines; the hardware prefetcher streams the rest).
 const COMPACT_PREFETCH_LINES: usize = 8;
-
-/// Hints the CPU to load the cache line holding the start of `data`. Only a
-/// hint: it never faults and changes no state visible to the program.
-#[inline(always)]
-pub(crate) fn prefetch<T>(data: &[T]) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `_mm_prefetch` is available on every x86-64 CPU (SSE) and is
-    // only a hint; the address is that of a live slice.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(data.as_ptr().cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = data;
-}
 
 /// Structural checks of `graph.bin` in O(levels): returns count, dim, metric
 /// and the layer table.

@@ -16,6 +16,7 @@
 //! | [`format`] | `src/format.rs` | byte layouts of `graph.bin` and `meta.bin`, checked views |
 //! | [`manifest`] | `src/manifest.rs` | `manifest.json`: parameters, sizes, CRC32s, tool, model |
 //! | [`build`] | `src/build.rs` | [`IndexBuilder`]: validate, build the graph (ours or hnsw_rs's), write, atomic publish |
+//! | `graph` | `src/graph.rs` | the CSR graph both builders hand over, seeded insertion order (below `build` and `hnsw`) |
 //! | `hnsw` | `src/hnsw.rs` | our HNSW construction (hnswlib's algorithm over flat, per-node-locked link arrays) |
 //! | [`index`] | `src/index.rs` | [`Index`]: open (mmap + O(levels) checks), search, verify |
 //! | [`knn`] | `src/knn.rs` | [`KnnQuery`]: k results per row (padded), own item left out, graph or exact |
@@ -36,6 +37,7 @@ pub mod eval;
 pub mod exact;
 pub mod format;
 pub mod fsutil;
+mod graph;
 mod hnsw;
 pub mod index;
 pub mod knn;

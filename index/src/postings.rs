@@ -34,7 +34,6 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::format::{align_up, header_crc, read_header, section, HEADER_SIZE};
-use crate::index::LabelFilter;
 
 /// Magic of `postings.bin`.
 pub const POSTINGS_MAGIC: [u8; 8] = *b"LKNSPOST";
@@ -45,6 +44,45 @@ pub const POSTINGS_VERSION: u32 = 1;
 /// `make bench-ann` (the filter table, 60k × 784, ef 64): see
 /// docs/benchmarks.md.
 pub const DEFAULT_EXACT_BELOW: usize = 3000;
+/// Restricts results to items whose label is (or is not) in a set.
+///
+/// The search plans by how many items pass (see this module): an
+/// exact scan of them when they are few, else the graph with the filter
+/// inside the beam.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabelFilter {
+    /// Only items with one of these labels (sorted).
+    Only(Vec<i64>),
+    /// Items with none of these labels (sorted).
+    Except(Vec<i64>),
+}
+
+impl LabelFilter {
+    /// Only items with one of `labels`.
+    pub fn only(labels: impl IntoIterator<Item = i64>) -> Self {
+        let mut v: Vec<i64> = labels.into_iter().collect();
+        v.sort_unstable();
+        v.dedup();
+        LabelFilter::Only(v)
+    }
+
+    /// Items with none of `labels`.
+    pub fn except(labels: impl IntoIterator<Item = i64>) -> Self {
+        let mut v: Vec<i64> = labels.into_iter().collect();
+        v.sort_unstable();
+        v.dedup();
+        LabelFilter::Except(v)
+    }
+
+    /// Whether an item with `label` passes.
+    #[inline]
+    pub fn allows(&self, label: i64) -> bool {
+        match self {
+            LabelFilter::Only(v) => v.binary_search(&label).is_ok(),
+            LabelFilter::Except(v) => v.binary_search(&label).is_err(),
+        }
+    }
+}
 
 /// Fixed header of `postings.bin`.
 #[repr(C)]

@@ -489,7 +489,7 @@ impl<'a> Codes<'a> {
         };
         if let Some(row) = bytes.get(start..start.saturating_add(rb)) {
             for line in row.chunks(64).take(lines) {
-                crate::index::prefetch(line);
+                crate::distance::prefetch(line);
             }
         }
     }
