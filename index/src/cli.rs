@@ -360,9 +360,10 @@ pub struct QueryArgs {
     /// beam), exact or graph.
     #[arg(long, default_value = "auto")]
     pub plan: crate::postings::PlanChoice,
-    /// Filters that keep at most this many items are scanned exactly.
-    #[arg(long, default_value_t = crate::postings::DEFAULT_EXACT_BELOW)]
-    pub exact_below: usize,
+    /// Filters that keep at most this many items are scanned exactly
+    /// [default: sqrt(433 × items), 5,097 for 60,000; see docs/benchmarks.md].
+    #[arg(long)]
+    pub exact_below: Option<usize>,
     /// Write the item ids as an int64 .npy of shape (queries, k); -1 pads
     /// queries with fewer than k results.
     #[arg(long)]

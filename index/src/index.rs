@@ -295,7 +295,10 @@ impl Index {
     /// The plan of a search for `k` items with `filter` (what `query` and
     /// `/stats` report). Without a filter: the graph.
     pub fn plan(&self, k: usize, filter: Option<&LabelFilter>) -> Result<Plan> {
-        let exact_below = self.options.exact_below;
+        let exact_below = self
+            .options
+            .exact_below
+            .unwrap_or_else(|| crate::postings::default_exact_below(self.count));
         let Some(f) = filter else {
             return Ok(Plan {
                 kind: PlanKind::Graph,

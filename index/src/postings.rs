@@ -39,11 +39,24 @@ use crate::format::{align_up, header_crc, read_header, section, HEADER_SIZE};
 pub const POSTINGS_MAGIC: [u8; 8] = *b"LKNSPOST";
 /// Version of `postings.bin` this build writes and reads.
 pub const POSTINGS_VERSION: u32 = 1;
-/// Default of [`SearchOptions::exact_below`]: filters that keep at most
-/// this many items are answered by an exact scan of them. Measured by
-/// `make bench-ann` (the filter table, 60k × 784, ef 64): see
-/// docs/benchmarks.md.
-pub const DEFAULT_EXACT_BELOW: usize = 3000;
+/// The default threshold of the exact scan is `sqrt(EXACT_SCAN_VISITS · n)`
+/// items for an index of `n`: an exact scan costs one distance per passing
+/// item (`P`), the filtered graph about `V · n / P` (the `V` distances of an
+/// unfiltered search, divided by the fraction `P / n` that passes, since it
+/// walks on until `ef` pass); the two meet at `P = sqrt(V · n)`. `V` is
+/// measured: in `make bench-ann`'s filter table (60,000 × 784, ef 64, one
+/// thread) the exact scan was 5.5× faster than the filtered graph at 2,970
+/// passing items and 1.7× slower at 6,012; interpolated (log-log), they meet
+/// at 5,100 = sqrt(433 · 60,000). Both costs scale with the dimension, so it
+/// cancels.
+pub const EXACT_SCAN_VISITS: f64 = 433.0;
+
+/// The default exact-scan threshold for an index of `n` items (see
+/// [`EXACT_SCAN_VISITS`]): 5,097 for 60,000, 658,000 for a billion.
+pub fn default_exact_below(n: usize) -> usize {
+    (EXACT_SCAN_VISITS * n as f64).sqrt() as usize
+}
+
 /// Restricts results to items whose label is (or is not) in a set.
 ///
 /// The search plans by how many items pass (see this module): an
@@ -142,8 +155,9 @@ pub struct SearchOptions {
     pub rerank: Option<usize>,
     /// Plan of filtered searches.
     pub plan: PlanChoice,
-    /// Filters that keep at most this many items are scanned exactly.
-    pub exact_below: usize,
+    /// Filters that keep at most this many items are scanned exactly
+    /// (`None`: [`default_exact_below`] of the index's size).
+    pub exact_below: Option<usize>,
 }
 
 impl Default for SearchOptions {
@@ -151,7 +165,7 @@ impl Default for SearchOptions {
         SearchOptions {
             rerank: None,
             plan: PlanChoice::Auto,
-            exact_below: DEFAULT_EXACT_BELOW,
+            exact_below: None,
         }
     }
 }

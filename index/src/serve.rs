@@ -571,7 +571,11 @@ async fn stats(State(st): State<Arc<AppState>>) -> Response {
         "metric": l.index.metric().to_string(),
         "store": l.index.store().as_str(),
         "store_kernels": crate::quant::kernel_name(),
-        "filter_exact_below": l.index.options().exact_below,
+        "filter_exact_below": l
+            .index
+            .options()
+            .exact_below
+            .unwrap_or_else(|| crate::postings::default_exact_below(l.index.len())),
         "plans": {
             "graph": st.plans[0].load(Ordering::Relaxed),
             "filtered_graph": st.plans[1].load(Ordering::Relaxed),

@@ -202,7 +202,7 @@ fn filter_planner_equals_exact_filtered_search_at_every_selectivity() {
                 index
                     .set_options(SearchOptions {
                         plan: choice,
-                        exact_below: 200,
+                        exact_below: Some(200),
                         ..SearchOptions::default()
                     })
                     .unwrap();

@@ -77,7 +77,7 @@ fuzz_target!(|data: &[u8]| {
     for plan in [PlanChoice::Auto, PlanChoice::Exact, PlanChoice::Graph] {
         let _ = index.set_options(SearchOptions {
             plan,
-            exact_below: 20,
+            exact_below: Some(20),
             rerank: Some(8),
         });
         let _ = index.search(&q, 5, 16, None);
