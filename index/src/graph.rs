@@ -48,3 +48,18 @@ pub(crate) fn insertion_order(n: usize, seed: u64) -> Vec<usize> {
     }
     order
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insertion_order_is_a_seeded_permutation() {
+        let a = insertion_order(1000, 1);
+        let mut s = a.clone();
+        s.sort_unstable();
+        assert_eq!(s, (0..1000).collect::<Vec<_>>());
+        assert_eq!(a, insertion_order(1000, 1));
+        assert_ne!(a, insertion_order(1000, 2));
+    }
+}
