@@ -23,9 +23,14 @@ use crate::format::{
     FLAG_SCORES, GRAPH_MAGIC, HEADER_SIZE, META_MAGIC, VERSION,
 };
 use crate::fsutil::TempDir;
+use crate::graph::Graph;
+pub use crate::graph::Progress;
+#[cfg(feature = "hnsw-rs")]
+use crate::graph::{insertion_order, Layer, BATCH};
 use crate::manifest::{
-    BuildParams, FileEntry, Manifest, Tool, FORMAT_NAME, GRAPH, MANIFEST, META, VECTORS,
+    BuildParams, FileEntry, Manifest, Tool, FORMAT_NAME, GRAPH, MANIFEST, META, POSTINGS, VECTORS,
 };
+use crate::quant::{Quantizer, Store, DEFAULT_QUANTILE};
 use crate::score::ItemPairing;
 
 #[cfg(feature = "hnsw-rs")]
@@ -35,8 +40,6 @@ const HNSW_MAX_LAYER: usize = 16;
 pub const MAX_M: usize = 256;
 /// Largest `ef_construction` accepted.
 pub const MAX_EF_CONSTRUCTION: usize = 100_000;
-/// Points inserted between two progress reports.
-pub(crate) const BATCH: usize = 4096;
 
 /// Per-item metadata kept in `meta.bin` besides the label.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -46,9 +49,6 @@ pub struct ItemInfo {
     /// Optional region of the source, `[x0, y0, x1, y1]`.
     pub region: Option<[f32; 4]>,
 }
-
-/// Progress callback: `(items inserted, total)`. Called from worker threads.
-pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
 /// Which code builds the HNSW graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -104,6 +104,8 @@ pub struct IndexBuilder {
     graph_builder: GraphBuilder,
     scores: Option<Vec<f32>>,
     pairings: Option<Vec<ItemPairing>>,
+    store: Store,
+    quantile: f32,
 }
 
 impl Default for IndexBuilder {
@@ -121,6 +123,8 @@ impl Default for IndexBuilder {
             graph_builder: GraphBuilder::Native,
             scores: None,
             pairings: None,
+            store: Store::F32,
+            quantile: DEFAULT_QUANTILE,
         }
     }
 }
@@ -236,6 +240,23 @@ impl IndexBuilder {
         self
     }
 
+    /// How the vectors the graph search reads are stored (default f32;
+    /// `f16` and `i8` add a compact copy and re-rank with float32, see
+    /// [`crate::quant`]).
+    #[must_use]
+    pub fn store(mut self, store: Store) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// Central fraction of each dimension's values the i8 codes span
+    /// (default 0.99); the rest are clipped.
+    #[must_use]
+    pub fn quantile(mut self, quantile: f32) -> Self {
+        self.quantile = quantile;
+        self
+    }
+
     /// Checks the parameters without building, so that a caller can refuse
     /// bad ones before long work (embedding a gallery); `build` checks them
     /// too.
@@ -249,6 +270,9 @@ impl IndexBuilder {
                 self.ef_construction,
                 format!("must be in 1..={MAX_EF_CONSTRUCTION}"),
             ));
+        }
+        if !(self.quantile > 0.0 && self.quantile <= 1.0) {
+            return Err(Error::param("quantile", self.quantile, "must be in (0, 1]"));
         }
         if self.threads > 4096 {
             return Err(Error::param(
@@ -393,6 +417,26 @@ impl IndexBuilder {
             GRAPH.to_string(),
             write_file(&tmp.path().join(GRAPH), |w| graph.write(w, dim, self))?,
         );
+        let quantizer = match self.store {
+            Store::I8 => Some(Quantizer::fit(&data, dim, self.quantile)?),
+            _ => None,
+        };
+        if let Some(name) = self.store.file_name() {
+            files.insert(
+                name.to_string(),
+                write_file(&tmp.path().join(name), |w| {
+                    crate::quant::write_store(w, self.store, &data, dim, quantizer.as_ref())
+                })?,
+            );
+        }
+        if let Some(l) = labels {
+            files.insert(
+                POSTINGS.to_string(),
+                write_file(&tmp.path().join(POSTINGS), |w| {
+                    crate::postings::write_postings(w, l)
+                })?,
+            );
+        }
         if labels.is_some() || items.is_some() || self.scores.is_some() || self.pairings.is_some() {
             let encode = |what: &str, r: bincode::Result<Vec<u8>>| {
                 r.map_err(|e| Error::InvalidInput(format!("cannot encode {what}: {e}")))
@@ -442,6 +486,9 @@ impl IndexBuilder {
             model_fingerprint: self.model_fingerprint.clone(),
             model_dir: self.model_dir.clone(),
             classes: self.classes.clone(),
+            store: self.store,
+            quantizer,
+            postings: labels.is_some(),
             created_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
@@ -579,26 +626,6 @@ fn write_meta(w: &mut dyn Write, n: usize, m: &MetaSections<'_>) -> std::io::Res
     Ok(())
 }
 
-/// One exported layer in CSR form.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Layer {
-    /// Sorted global ids (empty for layer 0, which holds every item).
-    pub nodes: Vec<u32>,
-    /// Row pointers, `rows + 1` entries.
-    pub offsets: Vec<u64>,
-    /// Global neighbour ids.
-    pub neighbours: Vec<u32>,
-}
-
-/// An HNSW graph in CSR form, as written to `graph.bin`.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Graph {
-    pub count: usize,
-    pub entry: u32,
-    pub m: usize,
-    pub layers: Vec<Layer>,
-}
-
 impl Graph {
     fn write(&self, w: &mut dyn Write, dim: usize, b: &IndexBuilder) -> std::io::Result<()> {
         let levels = self.layers.len();
@@ -679,26 +706,6 @@ impl anndists::dist::Distance<f32> for BuildDistance {
     fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
         (self.0)(a, b).max(0.0)
     }
-}
-
-/// SplitMix64: the seeded permutation of insertion order needs no more.
-pub(crate) fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Insertion order: a Fisher–Yates shuffle of `0..n` seeded by `seed`.
-pub(crate) fn insertion_order(n: usize, seed: u64) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut s = seed;
-    for i in (1..n).rev() {
-        let j = (splitmix64(&mut s) % (i as u64 + 1)) as usize;
-        order.swap(i, j);
-    }
-    order
 }
 
 #[cfg(feature = "hnsw-rs")]
@@ -885,6 +892,9 @@ mod tests {
                 model_fingerprint: None,
                 model_dir: None,
                 classes: Vec::new(),
+                store: Store::F32,
+                quantizer: None,
+                postings: false,
                 created_unix: 0,
                 files: [
                     (VECTORS.to_string(), vec_entry),
@@ -912,16 +922,6 @@ mod tests {
             println!("{metric}: {:.4} of hnsw_rs's neighbours found", agreement);
             assert!(agreement >= 0.99, "{metric}: agreement {agreement}");
         }
-    }
-
-    #[test]
-    fn insertion_order_is_a_seeded_permutation() {
-        let a = insertion_order(1000, 1);
-        let mut s = a.clone();
-        s.sort_unstable();
-        assert_eq!(s, (0..1000).collect::<Vec<_>>());
-        assert_eq!(a, insertion_order(1000, 1));
-        assert_ne!(a, insertion_order(1000, 2));
     }
 
     #[test]

@@ -29,7 +29,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::{npy, Index, IndexBuilder, Metric, Neighbours};
+use crate::{npy, Index, IndexBuilder, LabelFilter, Metric, Neighbours};
 
 /// The subcommands this module runs.
 pub const COMMANDS: [&str; 4] = ["build", "query", "verify", "serve"];
@@ -294,6 +294,16 @@ pub struct BuildArgs {
     /// first; a failed build leaves the old one untouched.
     #[arg(long)]
     pub force: bool,
+    /// How the vectors the graph search reads are stored: f32, f16 (half
+    /// precision) or i8 (8-bit per-dimension codes, a quarter of f32's
+    /// memory); f16 and i8 re-rank with the float32 vectors, so distances
+    /// stay exact.
+    #[arg(long, default_value = "f32")]
+    pub store: crate::Store,
+    /// i8: central fraction of each dimension's values the codes span; the
+    /// rest are clipped.
+    #[arg(long, default_value_t = crate::quant::DEFAULT_QUANTILE)]
+    pub quantile: f32,
 }
 
 #[derive(Debug, Args)]
@@ -333,6 +343,27 @@ pub struct QueryArgs {
     /// Exact brute-force search instead of the graph (ground truth).
     #[arg(long)]
     pub exact: bool,
+    /// f16/i8 stores: candidates re-scored with the float32 vectors
+    /// [default: ef]; raises ef when larger.
+    #[arg(long)]
+    pub rerank: Option<usize>,
+    /// Only results with one of these labels (integers or class names,
+    /// comma-separated). A label no item carries gives no results; an
+    /// unknown class name is an error.
+    #[arg(long, value_delimiter = ',', conflicts_with = "exclude_labels")]
+    pub labels: Vec<String>,
+    /// No results with these labels (integers or class names).
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_labels: Vec<String>,
+    /// Plan of a filtered search: auto (exact scan when at most
+    /// --exact-below items pass, else the graph with the filter in the
+    /// beam), exact or graph.
+    #[arg(long, default_value = "auto")]
+    pub plan: crate::postings::PlanChoice,
+    /// Filters that keep at most this many items are scanned exactly
+    /// [default: sqrt(433 × items), 5,097 for 60,000; see docs/benchmarks.md].
+    #[arg(long)]
+    pub exact_below: Option<usize>,
     /// Write the item ids as an int64 .npy of shape (queries, k); -1 pads
     /// queries with fewer than k results.
     #[arg(long)]
@@ -391,6 +422,8 @@ pub fn build(threads: usize, args: BuildArgs) -> Result<ExitCode> {
         .ef_construction(args.ef_construction)
         .seed(args.seed)
         .graph_builder(args.builder)
+        .store(args.store)
+        .quantile(args.quantile)
         .threads(threads)
         .overwrite(args.force);
     let bar = bar(matrix.rows as u64, "indexing");
@@ -406,11 +439,12 @@ pub fn build(threads: usize, args: BuildArgs) -> Result<ExitCode> {
     bar.finish_and_clear();
     let report = res?;
     print_line(&format!(
-        "indexed {} vectors of dimension {} ({}, M={}, ef_construction={}, {} threads, {} levels) \
+        "indexed {} vectors of dimension {} ({}, store {}, M={}, ef_construction={}, {} threads, {} levels) \
          in {:.2}s (read {:.2}s, graph {:.2}s); {:.1} MB in {}",
         report.count,
         matrix.dim,
         Metric::from(args.metric),
+        args.store,
         args.m,
         args.ef_construction,
         threads,
@@ -454,6 +488,19 @@ pub struct QueryStats {
     /// `null` for exact search.
     pub ef: Option<usize>,
     pub exact: bool,
+    /// How the vectors the graph search reads are stored.
+    pub store: crate::Store,
+    /// The compact store's kernels on this CPU (f16/i8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernels: Option<&'static str>,
+    /// Candidates re-scored with float32 (f16/i8 graph searches).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<usize>,
+    /// The plan that ran (`null` for --exact).
+    pub plan: Option<crate::Plan>,
+    /// Resident bytes of each mapped index file after the search (from
+    /// /proc/self/smaps; empty elsewhere).
+    pub resident: std::collections::BTreeMap<String, u64>,
     pub threads: usize,
     pub open_seconds: f64,
     pub search_seconds: f64,
@@ -477,8 +524,9 @@ pub fn query(threads: usize, args: QueryArgs) -> Result<ExitCode> {
         ));
     }
     let t_open = Instant::now();
-    let index = Index::open(&args.index)?;
+    let mut index = Index::open(&args.index)?;
     let open_seconds = t_open.elapsed().as_secs_f64();
+    index.set_options(search_options(&args))?;
     let rss_after_open = proc_status_bytes("VmRSS");
     let (data, dim, exclude) = query_vectors(&index, &args)?;
     let (found, stats) = search(
@@ -530,6 +578,57 @@ pub fn query_vectors(
     Ok((data, index.dim(), Some(args.id.clone())))
 }
 
+/// The search options `args` ask for (re-ranking, filter plan).
+pub fn search_options(args: &QueryArgs) -> crate::postings::SearchOptions {
+    crate::postings::SearchOptions {
+        rerank: args.rerank,
+        plan: args.plan,
+        exact_below: args.exact_below,
+    }
+}
+
+/// The label filter of `--labels`/`--exclude-labels`: integers, or class
+/// names of the index (an unknown name is an error naming the known ones).
+pub fn label_filter(index: &Index, args: &QueryArgs) -> Result<Option<LabelFilter>> {
+    let parse = |names: &[String]| -> Result<Vec<i64>> {
+        let classes = &index.manifest().classes;
+        names
+            .iter()
+            .map(|n| {
+                if let Ok(l) = n.trim().parse::<i64>() {
+                    return Ok(l);
+                }
+                classes
+                    .iter()
+                    .position(|c| c == n.trim())
+                    .map(|p| p as i64)
+                    .ok_or_else(|| {
+                        Error::Usage(format!(
+                            "unknown label {n:?}: the index's labels are integers{}",
+                            if classes.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" or one of its class names ({})", classes.join(", "))
+                            }
+                        ))
+                    })
+            })
+            .collect()
+    };
+    let f = match (args.labels.is_empty(), args.exclude_labels.is_empty()) {
+        (true, true) => return Ok(None),
+        (false, _) => LabelFilter::only(parse(&args.labels)?),
+        (true, false) => LabelFilter::except(parse(&args.exclude_labels)?),
+    };
+    if index.labels().is_none() {
+        return Err(Error::Usage(format!(
+            "{} has no labels to filter by: build it with --labels",
+            args.index.display()
+        )));
+    }
+    Ok(Some(f))
+}
+
 /// Searches `queries` (rows of `dim`) as `args` asks: graph or exact, `k`
 /// results each; row `q` leaves out item `exclude[q]` when given.
 #[allow(clippy::too_many_arguments)]
@@ -547,22 +646,35 @@ pub fn search(
         return Err(Error::Usage("-k must be at least 1".into()));
     }
     let k = args.k;
+    let filter = label_filter(index, args)?;
     let request = crate::KnnQuery {
         k,
         ef: args.ef,
         exact: args.exact,
-        filter: None,
+        filter: filter.as_ref(),
         exclude,
+    };
+    let plan = if args.exact {
+        None
+    } else {
+        Some(index.plan(request.depth(index), filter.as_ref())?)
     };
     let t_search = Instant::now();
     let found = request.run(index, queries, dim)?;
     let search_seconds = t_search.elapsed().as_secs_f64();
     let nq = found.queries();
+    let store = index.store();
     let stats = QueryStats {
         queries: nq,
         k,
         ef: (!args.exact).then_some(request.beam(index)),
         exact: args.exact,
+        store,
+        kernels: (store != crate::Store::F32).then(crate::quant::kernel_name),
+        rerank: (!args.exact && store != crate::Store::F32)
+            .then(|| args.rerank.unwrap_or(request.beam(index))),
+        plan,
+        resident: resident_bytes(index),
         threads,
         open_seconds,
         search_seconds,
@@ -685,9 +797,38 @@ fn print_table(
 
 fn render_stats(s: &QueryStats) -> String {
     let mb = |b: Option<u64>| b.map_or("n/a".to_string(), |b| format!("{:.1} MB", b as f64 / 1e6));
+    let mut extra = String::new();
+    if s.store != crate::Store::F32 {
+        extra.push_str(&format!(
+            "; store {} ({}), rerank {}",
+            s.store,
+            s.kernels.unwrap_or(""),
+            s.rerank.map_or("-".to_string(), |r| r.to_string())
+        ));
+    }
+    if let Some(p) = &s.plan {
+        extra.push_str(&format!("; plan {}", p.kind.as_str()));
+        if let Some(n) = p.passing {
+            extra.push_str(&format!(
+                " ({n} items pass the filter, exact scan at most {})",
+                p.exact_below
+            ));
+        }
+        if !p.unknown_labels.is_empty() {
+            extra.push_str(&format!("; no item carries label {:?}", p.unknown_labels));
+        }
+    }
+    if !s.resident.is_empty() {
+        let parts: Vec<String> = s
+            .resident
+            .iter()
+            .map(|(f, b)| format!("{f} {:.1} MB", *b as f64 / 1e6))
+            .collect();
+        extra.push_str(&format!("; resident: {}", parts.join(", ")));
+    }
     format!(
         "{} queries, k={}, {} on {} thread{}: {:.0} queries/s ({:.3}s); index open {:.2} ms; \
-         rss after open {}, peak rss {} (index files {:.1} MB)",
+         rss after open {}, peak rss {} (index files {:.1} MB){}",
         s.queries,
         s.k,
         s.ef.map_or("exact".to_string(), |ef| format!("ef={ef}")),
@@ -698,8 +839,43 @@ fn render_stats(s: &QueryStats) -> String {
         s.open_seconds * 1e3,
         mb(s.rss_after_open_bytes),
         mb(s.peak_rss_bytes),
-        s.index_bytes as f64 / 1e6
+        s.index_bytes as f64 / 1e6,
+        extra
     )
+}
+
+/// Resident bytes of each file of `index`'s directory mapped by this
+/// process (the `Rss` of its mappings in /proc/self/smaps).
+pub fn resident_bytes(index: &Index) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return out;
+    };
+    let dir = index
+        .dir()
+        .canonicalize()
+        .unwrap_or_else(|_| index.dir().to_path_buf());
+    let mut current: Option<String> = None;
+    for line in smaps.lines() {
+        let mut parts = line.split_whitespace();
+        let first = parts.next().unwrap_or("");
+        if first.contains('-') && first.chars().next().is_some_and(|c| c.is_ascii_hexdigit()) {
+            current = line
+                .split_whitespace()
+                .nth(5)
+                .map(Path::new)
+                .filter(|p| p.parent() == Some(dir.as_path()))
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned());
+        } else if first == "Rss:" {
+            if let (Some(name), Some(kb)) =
+                (&current, parts.next().and_then(|v| v.parse::<u64>().ok()))
+            {
+                *out.entry(name.clone()).or_insert(0) += kb * 1024;
+            }
+        }
+    }
+    out
 }
 
 /// Plain output: one line per query, the ids separated by spaces.

@@ -132,11 +132,25 @@ pub type DistanceFn4 = fn(&[f32], [&[f32]; 4], f32) -> [f32; 4];
 /// slower, the hardware prefetcher streams the rest).
 pub(crate) const PREFETCH_LINES: usize = 128 * 4 / 64;
 
+/// Hints the CPU to load the cache line holding the start of `data`. Only a
+/// hint: it never faults and changes no state visible to the program.
+#[inline(always)]
+pub(crate) fn prefetch<T>(data: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `_mm_prefetch` is available on every x86-64 CPU (SSE) and is
+    // only a hint; the address is that of a live slice.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(data.as_ptr().cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
+}
+
 /// Hints the CPU to load the start of `v` (its first [`PREFETCH_LINES`]).
 #[inline]
 pub(crate) fn prefetch_vector(v: &[f32]) {
     for line in v.chunks(16).take(PREFETCH_LINES) {
-        crate::index::prefetch(line);
+        prefetch(line);
     }
 }
 
@@ -509,7 +523,7 @@ pub fn check_shape(len: usize, dim: usize) -> Result<()> {
             "vectors need at least one dimension",
         ));
     }
-    if len % dim != 0 {
+    if !len.is_multiple_of(dim) {
         return Err(Error::InvalidInput(format!(
             "{len} values do not form whole rows of dimension {dim}"
         )));

@@ -146,6 +146,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// An index's vectors are stored in a form this build does not know
+    /// (a `store` in `manifest.json` or a store code in the compact file).
+    #[error("{path}: vector store {found} is not supported (this build reads {names}); upgrade likeness or rebuild the index with --store f32", names = crate::quant::STORE_NAMES)]
+    UnsupportedStore {
+        /// The file.
+        path: PathBuf,
+        /// The store found.
+        found: String,
+    },
+
     /// An index file that the manifest requires is missing.
     #[error("{path}: missing; an index directory needs manifest.json, graph.bin and vectors.npy (meta.bin is optional)")]
     MissingFile {

@@ -35,10 +35,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rayon::prelude::*;
 
-use crate::build::{insertion_order, splitmix64, Graph, Layer, Progress, BATCH};
 use crate::distance::{distances4, prefetch_vector, DistanceFn, DistanceFn4, Metric};
 use crate::error::{Error, Result};
 use crate::format::MAX_LEVELS;
+use crate::graph::{insertion_order, splitmix64, Graph, Layer, Progress, BATCH};
 use crate::neighbours::{Cand, Visited};
 
 /// The link lists of every node on every layer.

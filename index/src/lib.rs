@@ -17,9 +17,12 @@
 //! | [`format`] | `src/format.rs` | byte layouts of `graph.bin` and `meta.bin`, checked views |
 //! | [`manifest`] | `src/manifest.rs` | `manifest.json`: parameters, sizes, CRC32s, tool, model |
 //! | [`build`] | `src/build.rs` | [`IndexBuilder`]: validate, build the graph (ours or hnsw_rs's), write, atomic publish |
+//! | `graph` | `src/graph.rs` | the CSR graph both builders hand over, seeded insertion order (below `build` and `hnsw`) |
 //! | `hnsw` | `src/hnsw.rs` | our HNSW construction (hnswlib's algorithm over flat, per-node-locked link arrays) |
 //! | [`index`] | `src/index.rs` | [`Index`]: open (mmap + O(levels) checks), search, verify |
 //! | [`knn`] | `src/knn.rs` | [`KnnQuery`]: k results per row (padded), own item left out, graph or exact |
+//! | [`quant`] | `src/quant.rs` | compact stores (`f16`, `i8`): quantizer, `vectors.f16`/`vectors.i8`, SIMD kernels |
+//! | [`postings`] | `src/postings.rs` | `postings.bin`: per-label item lists; the filter planner's estimate and exact scan |
 //! | `serve` | `src/serve.rs` | the HTTP query server of `likeness serve` (feature `serve`) |
 //! | `cli` | `src/cli.rs` | `build`/`query`/`verify` commands of the torch-free `likeness` binary (feature `cli`) |
 //!
@@ -35,6 +38,7 @@ pub mod eval;
 pub mod exact;
 pub mod format;
 pub mod fsutil;
+mod graph;
 mod hnsw;
 pub mod index;
 pub mod knn;
@@ -42,6 +46,8 @@ pub mod manifest;
 pub mod metrics;
 pub mod neighbours;
 pub mod npy;
+pub mod postings;
+pub mod quant;
 pub mod score;
 #[cfg(feature = "serve")]
 pub mod serve;
@@ -55,4 +61,6 @@ pub use knn::KnnQuery;
 pub use manifest::Manifest;
 pub use neighbours::Neighbours;
 pub use npy::Matrix;
+pub use postings::Plan;
+pub use quant::{Quantizer, Store};
 pub use score::{ItemPairing, Side};

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::distance::Metric;
 use crate::error::{Error, Result};
 use crate::format::{MIN_VERSION, VERSION};
+use crate::quant::{Quantizer, Store};
 
 /// File name of the manifest.
 pub const MANIFEST: &str = "manifest.json";
@@ -21,6 +22,8 @@ pub const GRAPH: &str = "graph.bin";
 pub const VECTORS: &str = "vectors.npy";
 /// File name of the per-item metadata.
 pub const META: &str = "meta.bin";
+/// File name of the per-label posting lists.
+pub const POSTINGS: &str = "postings.bin";
 /// Value of the `format` field.
 pub const FORMAT_NAME: &str = "likeness-index";
 /// Largest manifest accepted (it is a few hundred bytes).
@@ -91,6 +94,18 @@ pub struct Manifest {
     /// labelled image source.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub classes: Vec<String>,
+    /// How the vectors the graph search reads are stored (absent: f32, as
+    /// every index written before compact stores; see [`crate::quant`]).
+    #[serde(default, skip_serializing_if = "Store::is_f32")]
+    pub store: Store,
+    /// The i8 store's quantizer (per-dimension offset and scale).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantizer: Option<Quantizer>,
+    /// Whether `postings.bin` (per-label item lists, see
+    /// [`crate::postings`]) is present (absent: false, as in indexes written
+    /// before it; their lists are built in memory from the labels).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub postings: bool,
     /// Seconds since the Unix epoch when the index was built.
     pub created_unix: u64,
     /// Every other file of the directory, by name.
@@ -134,6 +149,15 @@ impl Manifest {
                 min: MIN_VERSION,
                 max: VERSION,
             });
+        }
+        if let Some(store) = raw.get("store") {
+            let name = store.as_str().unwrap_or_default();
+            if name.parse::<Store>().is_err() {
+                return Err(Error::UnsupportedStore {
+                    path,
+                    found: store.to_string(),
+                });
+            }
         }
         serde_json::from_value(raw)
             .map_err(|e| Error::corrupt(&path, format!("unexpected contents: {e}")))

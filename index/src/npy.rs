@@ -628,7 +628,7 @@ impl<T: Element> RowWriter<T> {
 
     /// Appends whole rows (`data.len()` must be a multiple of the row length).
     pub fn push(&mut self, data: &[T]) -> Result<()> {
-        if data.len() % self.cols != 0 {
+        if !data.len().is_multiple_of(self.cols) {
             return Err(Error::InvalidInput(format!(
                 "{}: {} values are not whole rows of {}",
                 self.path.display(),

@@ -156,7 +156,7 @@ impl ScoredSet<'_> {
             return Err(Error::param("score-k", 0, "must be at least 1"));
         }
         let dim = self.dim;
-        if queries.len() % dim != 0 {
+        if !queries.len().is_multiple_of(dim) {
             return Err(Error::InvalidInput(format!(
                 "{} query values are not rows of {dim}",
                 queries.len()

@@ -15,7 +15,7 @@
 //! | `POST /search/image?k=10&ef=64&region=x,y,w,h&labels=1,4` | raw image bytes | as `/search` (needs a model); concurrent requests share a forward pass (`serve/batch.rs`) |
 //! | `GET /items/{id}` | | `{"id", "label", "class", "path", "region"}` |
 //! | `GET /healthz` | | `{"status": "ok"}` |
-//! | `GET /stats` | | count, dim, metric, model, uptime, queries, latency quantiles |
+//! | `GET /stats` | | count, dim, metric, store, model, uptime, queries, latency quantiles, searches per filter plan (`plans`) |
 //! | `POST /admin/reload` | | `{"reloaded": true, "count": ..}` (needs the admin token when one is set) |
 //!
 //! When the index has scores, each hit has its `score` and every search
@@ -175,6 +175,8 @@ struct AppState {
     reloads: AtomicU64,
     latencies: Latencies,
     page: page::PageState,
+    /// Searches by the plan that ran: graph, filtered graph, exact scan.
+    plans: [AtomicU64; 3],
 }
 
 impl AppState {
@@ -397,14 +399,35 @@ async fn search(
                 let l = st.current();
                 check_vector(&req.vector, l.index.dim(), "vector")?;
                 let f = filter(&l, req.labels, req.exclude_labels)?;
+                let p = plan(st, &l, req.k, f.as_ref(), 1)?;
                 let found = l
                     .index
                     .search(&req.vector, req.k, req.ef.max(req.k), f.as_ref())?;
-                Ok(hits_body(&l.index, &l.items, &found, 0))
+                let mut body = hits_body(&l.index, &l.items, &found, 0);
+                body["plan"] = json!(p);
+                Ok(body)
             },
         )
         .await??;
     Ok(finish(&st, start, out, 1))
+}
+
+/// The plan of a search (see [`crate::postings`]), counted for `/stats`.
+fn plan(
+    st: &AppState,
+    l: &Loaded,
+    k: usize,
+    f: Option<&LabelFilter>,
+    queries: u64,
+) -> std::result::Result<crate::Plan, ApiError> {
+    let p = l.index.plan(k, f)?;
+    let slot = match p.kind {
+        crate::postings::PlanKind::Graph => 0,
+        crate::postings::PlanKind::FilteredGraph => 1,
+        crate::postings::PlanKind::Exact => 2,
+    };
+    st.plans[slot].fetch_add(queries, Ordering::Relaxed);
+    Ok(p)
 }
 
 fn finish(st: &AppState, start: Instant, mut out: serde_json::Value, queries: u64) -> Response {
@@ -440,13 +463,14 @@ async fn search_batch(
                     flat.extend_from_slice(v);
                 }
                 let f = filter(&l, req.labels, req.exclude_labels)?;
+                let p = plan(st, &l, req.k, f.as_ref(), req.vectors.len() as u64)?;
                 // Already on a search worker: search the batch in this thread.
                 let mut results = Vec::with_capacity(req.vectors.len());
                 for q in flat.chunks(dim) {
                     let found = l.index.search(q, req.k, req.ef.max(req.k), f.as_ref())?;
                     results.push(hits_body(&l.index, &l.items, &found, 0));
                 }
-                Ok(json!({ "results": results }))
+                Ok(json!({ "results": results, "plan": p }))
             },
         )
         .await??;
@@ -511,8 +535,11 @@ async fn search_image(
                     None => embedder.embed(&body, region).map_err(ApiError::bad)?,
                 };
                 let l = st.current();
+                let pl = plan(st, &l, p.k, f.as_ref(), 1)?;
                 let found = l.index.search(&v, p.k, p.ef.max(p.k), f.as_ref())?;
-                Ok(hits_body(&l.index, &l.items, &found, 0))
+                let mut body = hits_body(&l.index, &l.items, &found, 0);
+                body["plan"] = json!(pl);
+                Ok(body)
             },
         )
         .await??;
@@ -551,6 +578,18 @@ async fn stats(State(st): State<Arc<AppState>>) -> Response {
         "count": l.index.len(),
         "dim": l.index.dim(),
         "metric": l.index.metric().to_string(),
+        "store": l.index.store().as_str(),
+        "store_kernels": crate::quant::kernel_name(),
+        "filter_exact_below": l
+            .index
+            .options()
+            .exact_below
+            .unwrap_or_else(|| crate::postings::default_exact_below(l.index.len())),
+        "plans": {
+            "graph": st.plans[0].load(Ordering::Relaxed),
+            "filtered_graph": st.plans[1].load(Ordering::Relaxed),
+            "exact": st.plans[2].load(Ordering::Relaxed),
+        },
         "model_fingerprint": m.model_fingerprint,
         "model_loaded": st.embedder.as_ref().map(|e| e.fingerprint()),
         "uptime_seconds": st.started.elapsed().as_secs_f64(),
@@ -656,6 +695,7 @@ pub fn run(
         queries: AtomicU64::new(0),
         reloads: AtomicU64::new(0),
         latencies: Latencies::new(),
+        plans: Default::default(),
         page: page::PageState::new(&opts.page),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -948,7 +948,7 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
             step: budget.as_ref().map(|_| done),
         };
         let last = done == total || over_time;
-        let validate_now = !val.is_empty() && (interval_no % cfg.val_every == 0 || last);
+        let validate_now = !val.is_empty() && (interval_no.is_multiple_of(cfg.val_every) || last);
         if validate_now {
             rec.validation = Some(validate(&mut net, vds, &val, cfg, precision)?);
         }
