@@ -20,7 +20,9 @@ fn parse_region(s: &str) -> Result<Region> {
 /// `likeness query` with `--image` or `--montage`.
 pub fn query(device: Device, threads: usize, args: QueryArgs) -> Result<ExitCode> {
     let start = Instant::now();
-    let index = Index::open(&args.index)?;
+    let mut index = Index::open(&args.index)?;
+    // --rerank, --plan and --exact-below, as for vector queries.
+    index.set_options(likeness_index::cli::search_options(&args))?;
     let open_seconds = start.elapsed().as_secs_f64();
     let rss = likeness_index::cli::proc_status_bytes("VmRSS");
     let mut query_images = Vec::new();
