@@ -143,7 +143,8 @@ pub fn write_png(path: &Path, rgb: &[u8], w: u32, h: u32) -> Result<()> {
         image::ImageFormat::Png,
     )
     .map_err(|e| plot_err(path, e))?;
-    crate::train::output::write_atomic(path, &bytes)
+    use std::io::Write;
+    Ok(likeness_index::atomic_write(path, |f| f.write_all(&bytes))?)
 }
 
 /// `eval.png`: one bar per score (Recall@K for each K, Precision@1,

@@ -266,7 +266,7 @@ fn torchscript_export_gives_the_same_embeddings_in_pytorch() {
     let out = dir.path().join("m");
     let o = quick_train(&out, "7");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let (net, card) = likeness::model::load(&out, tch::Device::Cpu).unwrap();
+    let (net, card) = likeness::train::output::load(&out, tch::Device::Cpu).unwrap();
     let ds = likeness::data::Dataset::open(common::fashion_test()).unwrap();
     let idx: Vec<usize> = (0..64).collect();
     let samples = ds.load_many(&idx).unwrap();
@@ -619,7 +619,7 @@ fn torchscript_backbones_are_fine_tuned_and_must_output_2d() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // The backbone's weights moved: fine-tuning, not a frozen feature extractor.
-    let (net, _) = likeness::model::load(&out, tch::Device::Cpu).unwrap();
+    let (net, _) = likeness::train::output::load(&out, tch::Device::Cpu).unwrap();
     let vars = net.vs.variables();
     assert!(
         vars.keys().any(|k| k.starts_with("backbone")),

@@ -148,12 +148,14 @@ pub enum Error {
 
     /// An index's vectors are stored in a form this build does not know
     /// (a `store` in `manifest.json` or a store code in the compact file).
-    #[error("{path}: vector store {found} is not supported (this build reads {names}); upgrade likeness or rebuild the index with --store f32", names = crate::quant::STORE_NAMES)]
+    #[error("{path}: vector store {found} is not supported (this build reads {known}); upgrade likeness or rebuild the index with --store f32")]
     UnsupportedStore {
         /// The file.
         path: PathBuf,
         /// The store found.
         found: String,
+        /// The stores this build reads ([`crate::quant::STORE_NAMES`]).
+        known: &'static str,
     },
 
     /// An index file that the manifest requires is missing.

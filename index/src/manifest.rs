@@ -156,6 +156,7 @@ impl Manifest {
                 return Err(Error::UnsupportedStore {
                     path,
                     found: store.to_string(),
+                    known: crate::quant::STORE_NAMES,
                 });
             }
         }

@@ -379,6 +379,7 @@ pub(crate) fn check_store(
             return Err(Error::UnsupportedStore {
                 path: path.to_path_buf(),
                 found: format!("code {other}"),
+                known: STORE_NAMES,
             })
         }
     };

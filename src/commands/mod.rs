@@ -24,7 +24,7 @@ pub use eval::EvalArgs;
 pub use index::IndexArgs;
 
 pub(crate) fn load_model(dir: &Path, device: Device) -> Result<(Net, ModelCard)> {
-    crate::model::load(dir, device)
+    crate::train::output::load(dir, device)
 }
 
 /// The model an index was built with: `explicit` or the recorded directory,

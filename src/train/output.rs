@@ -397,6 +397,48 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(likeness_index::atomic_write(path, |f| f.write_all(bytes))?)
 }
 
+/// Opens a trained model folder (what [`OutDir`] wrote): `model.json` for the architecture and
+/// transform, `weights.safetensors` for the variables.
+pub fn load(dir: &Path, device: tch::Device) -> Result<(Net, ModelCard)> {
+    let card_path = dir.join("model.json");
+    if !card_path.exists() {
+        let what = if dir.join("checkpoint.json").is_file() {
+            "holds an interrupted training, not a finished model; finish it with the same \
+             `likeness train` command and --resume"
+        } else if dir.join(likeness_index::manifest::MANIFEST).is_file() {
+            "is an index, not a model; pass the model folder that `likeness train` wrote"
+        } else {
+            "is not a model folder (no model.json); pass the folder that `likeness train` wrote"
+        };
+        return Err(Error::Invalid(format!("{} {what}", dir.display())));
+    }
+    let text = std::fs::read(&card_path).map_err(|e| Error::io(&card_path, e))?;
+    let card: ModelCard = serde_json::from_slice(&text).map_err(|e| {
+        Error::Invalid(format!(
+            "{}: not a likeness model card: {e}",
+            card_path.display()
+        ))
+    })?;
+    if card.format != MODEL_FORMAT || card.format_version > MODEL_VERSION {
+        return Err(Error::Invalid(format!(
+            "{}: format {} v{} is not supported by this likeness (reads {} v1..={}); upgrade likeness",
+            card_path.display(),
+            card.format,
+            card.format_version,
+            MODEL_FORMAT,
+            MODEL_VERSION
+        )));
+    }
+    let mut net = Net::new(&card.spec, device)?;
+    let weights = dir.join("weights.safetensors");
+    if !weights.is_file() {
+        return Err(Error::NotFound { path: weights });
+    }
+    net.vs.load(&weights)?;
+    net.set_train(false);
+    Ok((net, card))
+}
+
 /// `dir/.name.tmp.ext`: same folder (so rename is atomic), same extension
 /// (tch picks the format from it).
 fn tmp_name(path: &Path) -> PathBuf {

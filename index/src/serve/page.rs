@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::thumbs::Thumbs;
+use super::thumbs::{not_modified, Thumbs};
 use super::{ApiError, ApiResult, AppState};
 
 /// Settings of the page and its endpoints.
@@ -125,19 +125,6 @@ static ASSETS: &[Asset] = &[
 /// compiled in, so it changes exactly when the binary's copy does.
 pub(super) fn etag_of(bytes: &[u8]) -> String {
     format!("\"{:08x}-{:x}\"", crc32fast::hash(bytes), bytes.len())
-}
-
-/// True when the request's `If-None-Match` names `etag`.
-pub(super) fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| {
-            let t = t.trim();
-            t == "*" || t.trim_start_matches("W/") == etag
-        })
 }
 
 /// `bytes` as `mime` with `ETag` and `Cache-Control`, or 304 when the client

@@ -23,7 +23,6 @@ use axum::response::{IntoResponse, Response};
 use image::{DynamicImage, GrayImage, ImageEncoder, ImageReader, Limits, Rgb, RgbImage};
 use serde::Deserialize;
 
-use super::page::not_modified;
 use super::{ApiError, ApiResult, AppState};
 use crate::{ItemInfo, Manifest};
 
@@ -507,6 +506,19 @@ pub(super) async fn image(
         )
     })?;
     Ok(answer(&t, &etag, start.elapsed().as_secs_f64() * 1e3))
+}
+
+/// True when the request's `If-None-Match` names `etag`.
+pub(super) fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            let t = t.trim();
+            t == "*" || t.trim_start_matches("W/") == etag
+        })
 }
 
 #[cfg(test)]
