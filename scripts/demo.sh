@@ -94,7 +94,7 @@ step "faces: find eyes like the left eye of $(basename "$(dirname "$query_face")
 
 # ------------------------------------------------ Scores (SYNTHETIC, issue 14)
 S=$OUT/scores
-SW=$LIKENESS_CACHE/data/swell-v1
+SW=$LIKENESS_CACHE/data/swell-v2
 if [[ -f $SW/.complete ]]; then
     step "scores: train on four people's graded regions (SYNTHETIC swells), --score-bins 4"
     "$BIN" train --data "$SW/train.csv" --out "$S/model" --score-bins 4 --min-crop 1 \

@@ -5,7 +5,7 @@
 # match `VERSION` in src/data/swell.rs (bumped whenever the output changes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VERSION=1
+VERSION=2
 CACHE="${LIKENESS_CACHE:-$HOME/.cache/likeness}"
 DEST="$CACHE/data/swell-v$VERSION"
 BIN=${LIKENESS_BIN:-target/release/likeness}

@@ -163,6 +163,12 @@ pub struct TrainArgs {
     /// bin edges go into model.json.
     #[arg(long)]
     pub score_bins: Option<usize>,
+    /// With --score-bins: weight of a linear read-out of the (standardised)
+    /// score from the embedding, trained by squared error beside the N-pair
+    /// loss, which orders the embedding by grade; 0 = the bins alone
+    /// [default: 1].
+    #[arg(long)]
+    pub score_weight: Option<f64>,
     /// Steps per epoch [default: training images / images per step].
     #[arg(long)]
     pub steps_per_epoch: Option<usize>,
@@ -288,6 +294,7 @@ impl TrainArgs {
             time_budget: self.time_budget,
             val_steps: self.val_steps,
             score_bins: self.score_bins,
+            score_weight: self.score_weight,
         }
     }
 }

@@ -347,3 +347,80 @@ fn scores_flow_through_embed_index_and_query() {
         .iter()
         .any(|h| h["score"].as_f64().is_some()));
 }
+
+/// Training from grades alone: `train --score-bins` (with its score
+/// read-out, on by default) on images whose grade is their brightness gives
+/// an index whose predicted scores follow the grades of images it has not
+/// seen; the read-out's weight is recorded, and asking for it without
+/// `--score-bins`, or with a negative weight, is an error.
+#[test]
+fn training_from_grades_predicts_grades_of_new_images() {
+    use rand::{Rng, SeedableRng};
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let img_dir = dir.path().join("img");
+    std::fs::create_dir_all(&img_dir).unwrap();
+    let mut write_set = |name: &str, n: usize| {
+        let mut csv = String::from("path,label,score,subject\n");
+        for i in 0..n {
+            let g: f32 = rng.random();
+            let img = image::RgbImage::from_fn(24, 24, |_, _| {
+                let v = (40.0 + 170.0 * g + rng.random_range(-25.0..25.0)).clamp(0.0, 255.0);
+                image::Rgb([v as u8; 3])
+            });
+            let p = img_dir.join(format!("{name}{i}.png"));
+            img.save(&p).unwrap();
+            csv.push_str(&format!("{},grade,{g:.3},{name}{i}\n", p.display()));
+        }
+        let m = dir.path().join(format!("{name}.csv"));
+        std::fs::write(&m, csv).unwrap();
+        m
+    };
+    let train = write_set("train", 120);
+    let test = write_set("test", 60);
+    let model = dir.path().join("model");
+    common::train_small(&train, &model, 1, 60, &["--score-bins", "3"]);
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("model.json")).unwrap()).unwrap();
+    assert_eq!(card["score_weight"], 1.0);
+    assert!(card["score_bins"].as_array().unwrap().len() == 2);
+    let index = dir.path().join("index");
+    ok(&[
+        "index",
+        "--model",
+        s(&model),
+        "--data",
+        s(&test),
+        "--out",
+        s(&index),
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&[
+        "eval",
+        "--index",
+        s(&index),
+        "--score",
+        "--json",
+        "--out",
+        s(&dir.path().join("eval")),
+    ]))
+    .unwrap();
+    let rho = v["score_spearman"].as_f64().unwrap();
+    assert!(
+        rho > 0.8,
+        "Spearman rho {rho} of predicted against true grades"
+    );
+
+    for (args, says) in [
+        (vec!["--score-weight", "1"], "needs --score-bins"),
+        (vec!["--score-bins", "3", "--score-weight=-1"], ">= 0"),
+    ] {
+        let mut a = vec!["train", "--data", s(&train), "--out"];
+        let out = dir.path().join("bad");
+        a.push(s(&out));
+        a.extend(args);
+        let o = likeness(&a);
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(says), "{err}");
+    }
+}

@@ -1,5 +1,6 @@
 //! `likeness asymmetry`: left against right. For each subject with a
-//! `left` and a `right` region of the same label, the left crop and the
+//! `left` and a `right` region of the same label in one image (a subject
+//! photographed several times gives a pair per photograph), the left crop and the
 //! horizontally mirrored right crop are embedded and their distance is the
 //! asymmetry (a symmetric face gives about 0). With an index that has
 //! scores, each side's score is predicted from its neighbours too.
@@ -98,19 +99,22 @@ pub fn asymmetry(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
         return Err(Error::Invalid("--batch must be at least 1".into()));
     }
     let ds = Dataset::open(&args.data)?;
-    // Subject and label -> (left item, right item).
-    let mut sides: BTreeMap<(String, usize), [Option<usize>; 2]> = BTreeMap::new();
+    // Subject, label and image -> (left item, right item).
+    let mut sides: BTreeMap<(String, usize, PathBuf), [Option<usize>; 2]> = BTreeMap::new();
     for (i, it) in ds.items().iter().enumerate() {
         let (Some(subject), Some(side)) = (&it.subject, it.side) else {
             continue;
         };
-        let slot = sides.entry((subject.clone(), it.label)).or_default();
+        let slot = sides
+            .entry((subject.clone(), it.label, it.path.clone()))
+            .or_default();
         let k = usize::from(side == Side::Right);
         if let Some(prev) = slot[k] {
             return Err(Error::Invalid(format!(
-                "{}: subject {subject} has two {side} regions labelled {} (lines {} and {})",
+                "{}: subject {subject} has two {side} regions labelled {} in {} (lines {} and {})",
                 args.data.display(),
                 ds.classes()[it.label],
+                it.path.display(),
                 ds.items()[prev].line.unwrap_or(0),
                 it.line.unwrap_or(0)
             )));
@@ -125,7 +129,7 @@ pub fn asymmetry(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
     }
     let mut pairs = Vec::new();
     let mut unpaired = Vec::new();
-    for ((subject, label), s) in &sides {
+    for ((subject, label, _), s) in &sides {
         match s {
             [Some(l), Some(r)] => pairs.push(Pair {
                 subject: subject.clone(),

@@ -149,6 +149,10 @@ pub struct ModelCard {
     /// were the classes (bin `b` = `[edges[b-1], edges[b])`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score_bins: Option<Vec<f32>>,
+    /// With `train --score-bins`: the weight of the score read-out (0 =
+    /// the bins alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_weight: Option<f64>,
 }
 
 /// The derivation of a training's settings ([`super::defaults::derive`]).
@@ -286,6 +290,7 @@ impl ModelCard {
             run: None,
             baselines: None,
             score_bins: None,
+            score_weight: None,
         }
     }
 
