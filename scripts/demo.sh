@@ -96,9 +96,10 @@ step "faces: find eyes like the left eye of $(basename "$(dirname "$query_face")
 S=$OUT/scores
 SW=$LIKENESS_CACHE/data/swell-v2
 if [[ -f $SW/.complete ]]; then
-    step "scores: train on four people's graded regions (SYNTHETIC swells), --score-bins 4"
-    "$BIN" train --data "$SW/train.csv" --out "$S/model" --score-bins 4 --min-crop 1 \
-        --time-budget "${SCORE_BUDGET:-120}" --seed "$SEED" --force
+    step "scores: train on four people's graded regions (SYNTHETIC swells), --score-bins 5"
+    "$BIN" train --data "$SW/train.csv" --out "$S/model" --score-bins 5 --min-crop 1 \
+        --lr 1e-3 --input-size 48 --max-steps 2000 --patience 1000 \
+        --time-budget "${SCORE_BUDGET:-150}" --seed "$SEED" --force
     step "scores: index the fifth person's regions, predict their scores, left vs right"
     "$BIN" index --model "$S/model" --data "$SW/test.csv" --out "$S/index"
     "$BIN" eval --index "$S/index" --leave-one-out --score --out "$S/eval" | tee "$S/eval.txt"

@@ -140,6 +140,10 @@ fn asymmetry_of_a_symmetric_face_is_zero_and_one_sided_subjects_are_listed() {
     let sym = image::RgbImage::from_fn(150, 150, |x, y| *face.get_pixel(x.min(149 - x), y));
     let img = dir.path().join("sym.png");
     sym.save(&img).unwrap();
+    // A second photograph of subject a: its sides pair with each other,
+    // not with the first photograph's.
+    let img2 = dir.path().join("sym2.png");
+    sym.save(&img2).unwrap();
     let csv = dir.path().join("pairs.csv");
     std::fs::write(
         &csv,
@@ -149,8 +153,11 @@ fn asymmetry_of_a_symmetric_face_is_zero_and_one_sided_subjects_are_listed() {
              {p},cheek,98,70,36,30,a,right\n\
              {p},under_eye,24,50,36,18,a,left\n\
              {p},under_eye,90,50,36,18,a,right\n\
+             {q},cheek,16,70,36,30,a,left\n\
+             {q},cheek,98,70,36,30,a,right\n\
              {p},cheek,10,60,36,30,b,left\n",
-            p = img.display()
+            p = img.display(),
+            q = img2.display()
         ),
     )
     .unwrap();
@@ -164,7 +171,7 @@ fn asymmetry_of_a_symmetric_face_is_zero_and_one_sided_subjects_are_listed() {
         "--out",
         s(&out),
     ]);
-    assert!(text.contains("2 left/right pairs"), "{text}");
+    assert!(text.contains("3 left/right pairs"), "{text}");
     assert!(text.contains("1 one-sided region"), "{text}");
     let rows = std::fs::read_to_string(out.join("asymmetry.csv")).unwrap();
     for line in rows.lines().skip(1) {

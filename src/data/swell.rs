@@ -284,6 +284,49 @@ mod tests {
         assert_eq!(moved.get_pixel(120, 85), img.get_pixel(120, 85));
     }
 
+    /// `subject` names the photograph: all swells of one photograph share
+    /// it (so `eval --score` leaves them all out), and the fifth person is
+    /// only in test.csv.
+    #[test]
+    fn subjects_are_photographs_and_the_split_is_by_person() {
+        let dir = tempfile::tempdir().unwrap();
+        let johns = dir.path().join("johns");
+        for person in ["Ann", "Bob"] {
+            std::fs::create_dir_all(johns.join(person)).unwrap();
+            for photo in ["p1", "p2"] {
+                RgbImage::from_fn(150, 150, |x, y| Rgb([x as u8, y as u8, 7]))
+                    .save(johns.join(person).join(format!("{photo}.png")))
+                    .unwrap();
+            }
+        }
+        let out = dir.path().join("set");
+        let set = generate(&johns, &out, 0, 3).unwrap();
+        assert_eq!(
+            (set.images, set.regions, set.held_out.as_str()),
+            (12, 48, "Bob")
+        );
+        let rows = |f: &str| -> Vec<Vec<String>> {
+            std::fs::read_to_string(out.join(f))
+                .unwrap()
+                .lines()
+                .skip(1)
+                .map(|l| l.split(',').map(str::to_string).collect())
+                .collect()
+        };
+        let test = rows("test.csv");
+        assert_eq!(test.len(), 24);
+        assert!(test.iter().all(|r| r[0].starts_with("images/Bob/")));
+        assert!(rows("train.csv")
+            .iter()
+            .all(|r| r[0].starts_with("images/Ann/")));
+        for r in rows("regions.csv") {
+            // images/<person>/<photo>_v<k>.png -> <person>/<photo>
+            let stem = r[0].trim_start_matches("images/");
+            let photo = &stem[..stem.rfind("_v").unwrap()];
+            assert_eq!(r[7], photo, "{r:?}");
+        }
+    }
+
     #[test]
     fn strengths_are_seeded_and_about_half_equal() {
         assert_eq!(strengths(0, "a/b", 3), strengths(0, "a/b", 3));
