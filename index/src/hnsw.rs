@@ -37,7 +37,7 @@ use std::sync::{Mutex, PoisonError};
 
 use rayon::prelude::*;
 
-use crate::distance::{distances4, prefetch_vector, DistanceFn, DistanceFn4, Metric};
+use crate::distance::{distances4, prefetch, prefetch_vector, DistanceFn, DistanceFn4, Metric};
 use crate::error::{Error, Result};
 use crate::format::MAX_LEVELS;
 use crate::graph::{insertion_order, splitmix64, Graph, Layer, Progress, BATCH};
@@ -186,6 +186,19 @@ impl Links {
     }
 }
 
+impl Links {
+    /// Hints the CPU to load node `i`'s layer-0 slot (word, count, ids).
+    #[inline]
+    fn prefetch(&self, i: u32) {
+        let s = i as usize * (self.m0 + 2);
+        if let Some(slot) = self.l0.get(s..s + self.m0 + 2) {
+            for line in slot.chunks(16) {
+                prefetch(line);
+            }
+        }
+    }
+}
+
 /// The ids of a slot: the caller holds the node's lock, or validates the
 /// copy with its sequence word. The count is clamped, so even a torn copy
 /// stays in bounds.
@@ -300,6 +313,11 @@ impl Builder<'_> {
             };
             if c.dist > bound {
                 break;
+            }
+            // The list most likely read next (as hnswlib does), while this
+            // one is read and its distances computed.
+            if let (0, Some(Reverse(next))) = (layer, s.candidates.peek()) {
+                self.links.prefetch(next.id);
             }
             self.links.read(c.id, layer, &mut s.links);
             s.batch.clear();
