@@ -326,7 +326,7 @@ impl Builder<'_> {
                     s.batch.push(j);
                 }
             }
-            if let Some(&j) = s.batch.first() {
+            for &j in s.batch.iter().take(4) {
                 prefetch_vector(self.vector(j));
             }
             self.distances(q, &s.batch, bound, &mut s.dists);
