@@ -56,7 +56,9 @@ use crate::neighbours::{Cand, Visited};
 /// meanwhile), else it reads again. Writers (rare: one per new link) make
 /// the word odd with a compare-and-swap, write, and make it even again. The
 /// word, the count and the first ids share a cache line, so an expansion
-/// touches one line where it touched two.
+/// touches one line where it touched two (measured: 0.98× the build's CPU
+/// time; the next candidate's list is also prefetched, see
+/// `search_layer`).
 struct Links {
     m: usize,
     m0: usize,
@@ -321,7 +323,7 @@ impl Builder<'_> {
                 break;
             }
             // The list most likely read next (as hnswlib does), while this
-            // one is read and its distances computed.
+            // one is read and its distances computed (0.98× CPU time).
             if let (0, Some(Reverse(next))) = (layer, s.candidates.peek()) {
                 self.links.prefetch(next.id);
             }
@@ -332,6 +334,9 @@ impl Builder<'_> {
                     s.batch.push(j);
                 }
             }
+            // The first group of four (`distances4` prefetches each next
+            // group itself): 0.89× the build's CPU time against the first
+            // vector alone; eight (two groups) was slower again (1.04×).
             for &j in s.batch.iter().take(4) {
                 prefetch_vector(self.vector(j));
             }
