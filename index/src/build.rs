@@ -369,7 +369,7 @@ impl IndexBuilder {
         if let Some(parent) = out_dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
-        let mut data = vectors.to_vec();
+        let mut data = WorkingCopy::of(vectors);
         self.metric.preprocess(&mut data, dim)?;
 
         let threads = if self.threads == 0 {
@@ -509,6 +509,58 @@ impl IndexBuilder {
             total_seconds: start.elapsed().as_secs_f64(),
             bytes,
         })
+    }
+}
+
+/// The build's working copy of the vectors (preprocessed in place), on
+/// transparent huge pages where the system gives them on request (Linux's
+/// default `madvise` mode), else on the heap.
+///
+/// Why. Graph construction reads the vectors of random items: with 4 KiB
+/// pages nearly every distance also misses the TLB (60,000 × 784 floats
+/// are 188 MB, 46,000 pages); 2 MiB pages cover them with under a hundred
+/// entries. Measured on fashion-mnist-784 (2 threads): 0.88× the CPU time
+/// of the same build on the heap.
+enum WorkingCopy {
+    Mapped(memmap2::MmapMut),
+    Heap(Vec<f32>),
+}
+
+impl WorkingCopy {
+    fn of(vectors: &[f32]) -> Self {
+        #[cfg(target_os = "linux")]
+        if !vectors.is_empty() {
+            if let Ok(mut map) = memmap2::MmapMut::map_anon(std::mem::size_of_val(vectors)) {
+                // Asked before the first touch, which is when pages are
+                // chosen; refused (an old kernel, THP off) = plain pages.
+                let _ = map.advise(memmap2::Advice::HugePage);
+                // A page-aligned map casts to f32 (the cast checks).
+                if let Ok(floats) = bytemuck::try_cast_slice_mut::<u8, f32>(&mut map) {
+                    floats.copy_from_slice(vectors);
+                    return WorkingCopy::Mapped(map);
+                }
+            }
+        }
+        WorkingCopy::Heap(vectors.to_vec())
+    }
+}
+
+impl std::ops::Deref for WorkingCopy {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        match self {
+            WorkingCopy::Mapped(m) => bytemuck::cast_slice(m),
+            WorkingCopy::Heap(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for WorkingCopy {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        match self {
+            WorkingCopy::Mapped(m) => bytemuck::cast_slice_mut(m),
+            WorkingCopy::Heap(v) => v,
+        }
     }
 }
 
