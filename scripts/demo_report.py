@@ -110,8 +110,8 @@ def scores_section(out):
         "",
         "![predicted vs true score](scores/eval/score.png)",
         "",
-        "The issue's targets (Spearman ρ ≥ 0.8, MAE at most half the global mean's, asymmetry AUC ≥ 0.9) "
-        "are not reached on this set; docs/scores.md says what is and why.",
+        "The targets set for this check (Spearman ρ ≥ 0.8, MAE at most half the global mean's, asymmetry AUC ≥ 0.9) "
+        "are not reached on this set; docs/scores.md reports what was reached and why.",
         "",
         f"Asymmetry (left crop against the mirrored right crop): {summ['pairs']} pairs; ROC AUC of "
         f"unequal ({summ['unequal_pairs']}) vs equal ({summ['equal_pairs']}) sides: "
