@@ -672,11 +672,11 @@ pub fn train(cfg: &TrainConfig, device: Device) -> Result<Outcome> {
             Default::default(),
         )
     });
-    let score_norm = match &score_head {
-        Some(_) => Some(score_standardiser(&ds, &train)?),
-        None => None,
-    };
-    if score_head.is_some() {
+    let score_norm = score_head
+        .as_ref()
+        .map(|_| score_standardiser(&ds, &train))
+        .transpose()?;
+    if score_norm.is_some() {
         eprintln!(
             "  score read-out: weight {score_weight}; a linear layer predicts the standardised \
              score from the embedding (squared error), so that nearer items have nearer grades; \
