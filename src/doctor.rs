@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::runtime::{self, DeviceSpec};
+use crate::runtime::{self, DeviceSpec, DeviceSpecExt};
 
 #[derive(Debug, Serialize)]
 pub struct DatasetStatus {

@@ -7,45 +7,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-
-    #[error("{path}: file not found")]
-    NotFound { path: PathBuf },
-
-    #[error("{path}: cannot decode image: {reason}")]
-    Decode { path: PathBuf, reason: String },
-
-    #[error(
-        "{path}: image is {width}x{height} = {pixels} pixels, over the limit of {limit} pixels \
-         (a decompression bomb or a huge scan?); shrink it or raise the limit"
-    )]
-    ImageTooLarge {
-        path: PathBuf,
-        width: u32,
-        height: u32,
-        pixels: u64,
-        limit: u64,
-    },
-
-    #[error(
-        "{path}: region x={x},y={y},w={w},h={h} lies outside the {width}x{height} image; \
-         fix the box so that x+w <= width and y+h <= height"
-    )]
-    RegionOutside {
-        path: PathBuf,
-        x: u32,
-        y: u32,
-        w: u32,
-        h: u32,
-        width: u32,
-        height: u32,
-    },
-
     #[error("{path}:{line}: {reason}")]
     Manifest {
         path: PathBuf,
@@ -58,9 +19,6 @@ pub enum Error {
 
     #[error("{path}: no labelled images found: {hint}")]
     EmptyDataset { path: PathBuf, hint: String },
-
-    #[error("{path}: not a valid IDX file: {reason}")]
-    Idx { path: PathBuf, reason: String },
 
     #[error(
         "{path}: cannot tell what kind of data source this is; give a folder of class folders \
@@ -80,16 +38,19 @@ pub enum Error {
 
     #[error(transparent)]
     Index(#[from] likeness_index::Error),
+    /// Files, images and arguments (the torch-free app crate's errors).
+    #[error(transparent)]
+    App(#[from] likeness_app::Error),
 }
 
 impl Error {
     /// An I/O error tied to the file it concerns; a missing file gets its own variant.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        let path = path.into();
-        if source.kind() == std::io::ErrorKind::NotFound {
-            Error::NotFound { path }
-        } else {
-            Error::Io { path, source }
-        }
+        Error::App(likeness_app::Error::io(path, source))
+    }
+
+    /// A missing file.
+    pub fn not_found(path: impl Into<PathBuf>) -> Self {
+        Error::App(likeness_app::Error::NotFound { path: path.into() })
     }
 }

@@ -9,9 +9,9 @@
 //! - [`transform`]: images to normalised network input (and augmentation)
 //! - [`embed`]: batched embedding with a trained network
 //! - [`gallery`]: the batch embedder of `embed`/`index` and its output directory
-//! - [`commands`]: `embed`, `index`, image queries, `eval` and `serve`, one file each
-//! - [`montage`]: query results drawn as a picture
-//! - [`cli`]: argument parsing and dispatch (the binary is a thin wrapper)
+//! - [`commands`]: the commands that run a network, one file each
+//! - [`torch_models`]: the network lent to the torch-free `query --image` and `serve`
+//! - [`cli`]: dispatch of a parsed command line (arguments: `likeness_app::args`)
 pub mod cache;
 pub mod cli;
 pub mod commands;
@@ -21,11 +21,11 @@ pub mod embed;
 pub mod error;
 pub mod gallery;
 pub mod model;
-pub mod montage;
-pub mod plot;
-pub mod progress;
 pub mod runtime;
+pub mod torch_models;
 pub mod train;
 pub mod transform;
 
 pub use error::{Error, Result};
+// Torch-free pieces the trainer and commands use, at their old paths.
+pub use likeness_app::{montage, plot, progress};

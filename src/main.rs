@@ -1,10 +1,10 @@
 //! The `likeness` binary: parse, run, report. Everything else is in the libraries.
 //!
-//! This front binary never loads libtorch: it links only `likeness-index`, so
-//! the index commands (`build`, `query`, `verify`, and `serve` without a
-//! model) start in milliseconds and
-//! use no memory beyond the index they map. Every other command needs a
-//! network; for those this process replaces itself (`exec`, same arguments)
+//! This front binary never loads libtorch: it links only `likeness-app`, so
+//! the torch-free commands (`build`, `query` by vector or id, `verify`, and
+//! `serve` without a model) start in milliseconds and use no memory beyond
+//! the index they map. It parses every command; those that need a network
+//! (`Command::needs_torch`) replace this process (`exec`, same arguments)
 //! with the sibling `likeness-torch` (src/bin/likeness-torch.rs), installed
 //! beside it. Nothing here may call into the `likeness` library crate: the
 //! linker would then pull libtorch in.
@@ -13,24 +13,30 @@ use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 
 use clap::Parser;
+use likeness_app::args::Cli;
 
 /// The binary that runs the commands needing libtorch.
 const TORCH_BINARY: &str = "likeness-torch";
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
-    let result = if likeness_index::cli::is_index_command(&args) {
-        let cli = likeness_index::cli::IndexCli::parse_from(&args);
-        match &cli.command {
-            // Serving image queries needs the network.
-            likeness_index::cli::IndexCommand::Serve(s) if s.wants_model() => {
-                Err(exec_torch(&args))
-            }
-            _ => likeness_index::cli::run(cli).map_err(anyhow::Error::from),
+    let cli = Cli::parse_from(&args);
+    // The one decision of which binary runs a command.
+    if cli.command.needs_torch() {
+        return report(Err(exec_torch(&args)));
+    }
+    let result = likeness_app::cli::init_threads(&cli.global).and_then(|threads| {
+        match likeness_app::cli::run(cli.command, threads, None) {
+            Ok(result) => result,
+            Err(other) => Err(likeness_app::Error::Usage(format!(
+                "{other:?} needs the network; run it with likeness-torch"
+            ))),
         }
-    } else {
-        Err(exec_torch(&args))
-    };
+    });
+    report(result.map_err(anyhow::Error::from))
+}
+
+fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -1,49 +1,21 @@
 //! Process-wide settings for torch and rayon: which device, how many threads.
-use std::str::FromStr;
+
 
 use crate::error::{Error, Result};
 
-/// `--device auto|cpu|cuda[:N]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DeviceSpec {
-    /// CUDA device 0 when CUDA is available, else the CPU.
-    #[default]
-    Auto,
-    Cpu,
-    Cuda(usize),
-}
+pub use likeness_app::settings::DeviceSpec;
 
-impl FromStr for DeviceSpec {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Ok(DeviceSpec::Auto),
-            "cpu" => Ok(DeviceSpec::Cpu),
-            "cuda" | "gpu" => Ok(DeviceSpec::Cuda(0)),
-            other => match other.strip_prefix("cuda:") {
-                Some(n) => n
-                    .parse()
-                    .map(DeviceSpec::Cuda)
-                    .map_err(|_| format!("`{s}`: expected cuda:N with N a device number")),
-                None => Err(format!("`{s}`: expected auto, cpu, cuda or cuda:N")),
-            },
-        }
-    }
-}
-
-impl std::fmt::Display for DeviceSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DeviceSpec::Auto => write!(f, "auto"),
-            DeviceSpec::Cpu => write!(f, "cpu"),
-            DeviceSpec::Cuda(n) => write!(f, "cuda:{n}"),
-        }
-    }
-}
-
-impl DeviceSpec {
+/// What torch makes of a [`DeviceSpec`].
+pub trait DeviceSpecExt {
     /// Whether this spec runs on CUDA here (`auto` asks libtorch).
-    pub fn is_cuda(self) -> bool {
+    fn is_cuda(self) -> bool;
+    /// The torch device this spec names, or an error if CUDA was asked for
+    /// and is not there.
+    fn resolve(self) -> Result<tch::Device>;
+}
+
+impl DeviceSpecExt for DeviceSpec {
+    fn is_cuda(self) -> bool {
         match self {
             DeviceSpec::Cpu => false,
             DeviceSpec::Cuda(_) => true,
@@ -51,9 +23,7 @@ impl DeviceSpec {
         }
     }
 
-    /// The torch device this spec names, or an error if CUDA was asked for
-    /// and is not there.
-    pub fn resolve(self) -> Result<tch::Device> {
+    fn resolve(self) -> Result<tch::Device> {
         match self {
             DeviceSpec::Cpu => Ok(tch::Device::Cpu),
             DeviceSpec::Auto => Ok(if tch::Cuda::is_available() {
@@ -290,28 +260,7 @@ fn cudart_names(count: usize) -> Vec<Option<String>> {
         .collect()
 }
 
-/// Numeric precision of the training forward pass.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Precision {
-    /// float32 throughout.
-    #[default]
-    Fp32,
-    /// Automatic mixed precision: the forward pass runs in bfloat16 where
-    /// PyTorch's autocast policy allows it (convolutions, matmuls), weights
-    /// and gradients stay float32 — `torch.autocast(dtype=torch.bfloat16)`.
-    Bf16,
-}
+pub use likeness_app::settings::Precision;
 
 // libtorch's own autocast switches for a device type, which tch does not
 // wrap. They take plain scalars (`c10::DeviceType` and `c10::ScalarType` are

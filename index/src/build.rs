@@ -38,6 +38,10 @@ use crate::score::ItemPairing;
 const HNSW_MAX_LAYER: usize = 16;
 /// Largest `m` hnsw_rs accepts (it exits the process above this).
 pub const MAX_M: usize = 256;
+/// Links per node unless asked otherwise (hnswlib's and faiss's default).
+pub const DEFAULT_M: usize = 16;
+/// Beam width while building unless asked otherwise (hnswlib's default).
+pub const DEFAULT_EF_CONSTRUCTION: usize = 200;
 /// Largest `ef_construction` accepted.
 pub const MAX_EF_CONSTRUCTION: usize = 100_000;
 
@@ -111,8 +115,8 @@ pub struct IndexBuilder {
 impl Default for IndexBuilder {
     fn default() -> Self {
         IndexBuilder {
-            m: 16,
-            ef_construction: 200,
+            m: DEFAULT_M,
+            ef_construction: DEFAULT_EF_CONSTRUCTION,
             seed: 0,
             metric: Metric::Cosine,
             threads: 0,

@@ -89,3 +89,23 @@ impl KnnQuery<'_> {
             .ok_or_else(|| Error::InvalidInput("result shape".into()))
     }
 }
+
+// TEMPORARY (replaced by the reshape-index branch's knn.rs at merge).
+pub const DEFAULT_K: usize = 10;
+pub const DEFAULT_EF: usize = 64;
+impl<'a> KnnQuery<'a> {
+    pub fn new(_v: &'a [f32]) -> Self {
+        KnnQuery { k: DEFAULT_K, ef: DEFAULT_EF, exact: false, filter: None, exclude: None }
+    }
+    pub fn k(self, k: usize) -> Self { KnnQuery { k, ..self } }
+    pub fn ef(self, ef: usize) -> Self { KnnQuery { ef, ..self } }
+    pub fn exact(self, exact: bool) -> Self { KnnQuery { exact, ..self } }
+    pub fn filter(self, filter: Option<&'a LabelFilter>) -> Self { KnnQuery { filter, ..self } }
+    pub fn exclude(self, exclude: Option<&'a [usize]>) -> Self { KnnQuery { exclude, ..self } }
+    pub fn options(self, _o: crate::postings::SearchOptions) -> Self { self }
+}
+impl Index {
+    pub fn query(&self, _q: &KnnQuery<'_>) -> Result<(Neighbours, crate::Plan)> {
+        Err(Error::InvalidInput("temporary".into()))
+    }
+}

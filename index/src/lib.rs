@@ -23,15 +23,11 @@
 //! | [`knn`] | `src/knn.rs` | [`KnnQuery`]: k results per row (padded), own item left out, graph or exact |
 //! | [`quant`] | `src/quant.rs` | compact stores (`f16`, `i8`): quantizer, `vectors.f16`/`vectors.i8`, SIMD kernels |
 //! | [`postings`] | `src/postings.rs` | `postings.bin`: per-label item lists; the filter planner's estimate and exact scan |
-//! | `serve` | `src/serve.rs` | the HTTP query server of `likeness serve` (feature `serve`) |
-//! | `cli` | `src/cli.rs` | `build`/`query`/`verify` commands of the torch-free `likeness` binary (feature `cli`) |
 //!
 //! An index directory holds `manifest.json`, `graph.bin`, `vectors.npy` and,
 //! with labels or item records, `meta.bin`; see [`format`] for the layouts.
 
 pub mod build;
-#[cfg(feature = "cli")]
-pub mod cli;
 pub mod distance;
 pub mod error;
 pub mod eval;
@@ -49,8 +45,6 @@ pub mod npy;
 pub mod postings;
 pub mod quant;
 pub mod score;
-#[cfg(feature = "serve")]
-pub mod serve;
 
 pub use build::{BuildReport, GraphBuilder, IndexBuilder, ItemInfo};
 pub use distance::Metric;

@@ -113,6 +113,11 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The label of the class named `name` (its position in `classes`).
+    pub fn class_label(&self, name: &str) -> Option<i64> {
+        self.classes.iter().position(|c| c == name).map(|p| p as i64)
+    }
+
     /// Reads and checks `dir/manifest.json`.
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST);

@@ -7,7 +7,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     keep_large_buffers_on_the_heap();
-    let cli = likeness::cli::Cli::parse();
+    let cli = likeness_app::args::Cli::parse();
     match likeness::cli::run(cli) {
         Ok(code) => code,
         Err(e) => {

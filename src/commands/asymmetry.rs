@@ -8,42 +8,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Args;
+use likeness_app::args::AsymmetryArgs;
 use image::{DynamicImage, RgbImage};
-use likeness_index::score::{subject_groups, ScoredSet, DEFAULT_K};
+use likeness_index::score::{subject_groups, ScoredSet};
 use likeness_index::{Index, Metric};
 use tch::Device;
 
-use super::load_model;
 use crate::data::{Dataset, Side};
 use crate::error::{Error, Result};
-
-#[derive(Debug, Args)]
-pub struct AsymmetryArgs {
-    /// Trained model directory.
-    #[arg(long)]
-    pub model: PathBuf,
-    /// A manifest with a header naming `subject` and `side` columns (and
-    /// the region boxes `x,y,w,h`).
-    #[arg(long)]
-    pub data: PathBuf,
-    /// An index with scores (made by `likeness index` from a manifest with a
-    /// `score` column, with the same model): predict each side's score.
-    #[arg(long)]
-    pub index: Option<PathBuf>,
-    /// Neighbours a predicted score is made of.
-    #[arg(long, default_value_t = DEFAULT_K)]
-    pub score_k: usize,
-    /// Output folder: asymmetry.csv, asymmetry.png, unpaired.csv, summary.json.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Pairs shown at each end (most and least asymmetric) in asymmetry.png.
-    #[arg(long, default_value_t = 4)]
-    pub show: usize,
-    /// Images per forward pass.
-    #[arg(long, default_value_t = 128)]
-    pub batch: usize,
-}
 
 /// One left/right pair and what was measured.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -94,7 +66,7 @@ pub fn roc_auc(values: &[f64], positive: &[bool]) -> Option<f64> {
 }
 
 /// `likeness asymmetry`.
-pub fn asymmetry(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
+pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
     if args.batch == 0 {
         return Err(Error::Invalid("--batch must be at least 1".into()));
     }
@@ -153,7 +125,7 @@ pub fn asymmetry(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
             unpaired.len()
         )));
     }
-    let (net, _card) = load_model(&args.model, device)?;
+    let (net, _card) = crate::train::output::load(&args.model, device)?;
     let index = args.index.as_ref().map(Index::open).transpose()?;
     if let Some(ix) = &index {
         if ix.scores().is_none() {
@@ -425,5 +397,5 @@ fn draw_montage(path: &std::path::Path, ds: &Dataset, pairs: &[Pair], show: usiz
             ))
         })
         .collect();
-    crate::montage::pair_rows(path, &rows?)
+    Ok(crate::montage::pair_rows(path, &rows?)?)
 }

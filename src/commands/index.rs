@@ -2,50 +2,24 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Args;
-use likeness_index::cli::MetricArg;
-use likeness_index::{IndexBuilder, ItemInfo, Metric};
+use likeness_app::args::IndexArgs;
+use likeness_index::ItemInfo;
 use tch::Device;
 
-use super::embed::{report_embed, EmbedRunArgs};
-use super::load_model;
+use super::embed::{options, report_embed};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gallery;
 
-#[derive(Debug, Args)]
-pub struct IndexArgs {
-    /// Trained model directory.
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Gallery images: folder, CSV manifest (with optional regions) or IDX file.
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Output index directory.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Distance: cosine (default) or l2.
-    #[arg(long, value_enum, default_value_t = MetricArg::Cosine)]
-    pub metric: MetricArg,
-    /// HNSW links per node (layer 0 keeps 2·M).
-    #[arg(long, default_value_t = 16)]
-    pub m: usize,
-    /// HNSW beam width while building.
-    #[arg(long, default_value_t = 200)]
-    pub ef_construction: usize,
-    #[command(flatten)]
-    pub run: EmbedRunArgs,
-}
-
 /// `likeness index`: embed a gallery and build its index in one step.
-pub fn index(device: Device, threads: usize, args: IndexArgs) -> Result<ExitCode> {
-    let opts = args.run.options(device)?;
+pub fn run(device: Device, threads: usize, args: IndexArgs) -> Result<ExitCode> {
+    let opts = options(&args.run, device)?;
     gallery::check_output(
         &args.out,
         args.run.force,
         likeness_index::manifest::MANIFEST,
     )?;
-    let (net, card) = load_model(&args.model, device)?;
+    let (net, card) = crate::train::output::load(&args.model, device)?;
     let ds = Dataset::open(&args.data)?;
     if ds.is_empty() {
         return Err(Error::EmptyDataset {
@@ -55,11 +29,9 @@ pub fn index(device: Device, threads: usize, args: IndexArgs) -> Result<ExitCode
     }
     // The graph's parameters are checked before the (long) embedding.
     let model_dir = std::fs::canonicalize(&args.model).unwrap_or_else(|_| args.model.clone());
-    let builder = IndexBuilder::new()
-        .metric(args.metric.into())
-        .m(args.m)
-        .ef_construction(args.ef_construction)
-        .threads(threads)
+    let builder = args
+        .graph
+        .builder(threads)
         .overwrite(args.run.force)
         .model_fingerprint(card.weights_crc32.clone())
         .model_dir(model_dir.display().to_string())
@@ -119,11 +91,9 @@ pub fn index(device: Device, threads: usize, args: IndexArgs) -> Result<ExitCode
         eprintln!("likeness: skipped images listed in {}", p.display());
     }
     println!(
-        "indexed {} items ({}, M={}, ef_construction={}) in {:.2}s; {:.1} MB in {}",
+        "indexed {} items ({}) in {:.2}s; {:.1} MB in {}",
         report.count,
-        Metric::from(args.metric),
-        args.m,
-        args.ef_construction,
+        args.graph.describe(),
         report.total_seconds,
         report.bytes as f64 / 1e6,
         args.out.display()

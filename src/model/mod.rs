@@ -5,7 +5,7 @@
 //! | `convnet` | small images (≤ 64 px), grey or RGB, fast on CPU | 5 conv3×3+BN+ReLU (32,32,pool,64,64,pool,128), global average pool |
 //! | `resnet18` | faces at 112–224 px, from scratch | tch's ResNet-18 without its classifier |
 //! | `torchscript:PATH` | fine-tuning a user's PyTorch backbone | a TorchScript module whose output is `[B, F]` |
-use std::path::PathBuf;
+
 
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
@@ -13,52 +13,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
 
-/// Which backbone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Arch {
-    Convnet,
-    Resnet18,
-    TorchScript(PathBuf),
-}
-
-impl std::str::FromStr for Arch {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "convnet" => Ok(Arch::Convnet),
-            "resnet18" => Ok(Arch::Resnet18),
-            _ => match s.strip_prefix("torchscript:") {
-                Some(p) if !p.is_empty() => Ok(Arch::TorchScript(PathBuf::from(p))),
-                _ => Err(format!(
-                    "`{s}`: expected convnet, resnet18 or torchscript:PATH"
-                )),
-            },
-        }
-    }
-}
-
-impl std::fmt::Display for Arch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Arch::Convnet => f.write_str("convnet"),
-            Arch::Resnet18 => f.write_str("resnet18"),
-            Arch::TorchScript(p) => write!(f, "torchscript:{}", p.display()),
-        }
-    }
-}
-
-impl Serialize for Arch {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for Arch {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+pub use likeness_app::settings::Arch;
 
 /// Everything needed to rebuild the network and feed it: the eval transform
 /// lives here so training and serving cannot drift.
@@ -210,7 +165,7 @@ impl Net {
             }
             Arch::TorchScript(path) => {
                 if !path.is_file() {
-                    return Err(Error::NotFound { path: path.clone() });
+                    return Err(Error::not_found(path.clone()));
                 }
                 let mut m = tch::TrainableCModule::load(path, &root / "backbone").map_err(|e| {
                     Error::Invalid(format!(

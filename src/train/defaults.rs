@@ -165,8 +165,9 @@ pub const PASSES: usize = 8;
 /// one stops within minutes (10,000 steps of 28 px convnet: about 6 min here).
 pub const MIN_PLANNED_STEPS: usize = 500;
 pub const MAX_PLANNED_STEPS: usize = 10_000;
-/// Early stopping waits for this many validations without improvement.
-pub const DEFAULT_PATIENCE: usize = 5;
+/// Early stopping waits for this many validations without improvement
+/// (an argument's default, so it lives with the arguments).
+pub use likeness_app::settings::DEFAULT_PATIENCE;
 /// Validation may cost at most this share of the training time.
 pub const VAL_SHARE: f64 = 0.10;
 
@@ -400,30 +401,7 @@ pub fn val_interval(val_secs: f64, step_secs: f64, max_steps: usize) -> usize {
     n.clamp(10, max_steps.max(10))
 }
 
-/// Parses a duration such as `300`, `90s`, `5m`, `1.5h` into seconds.
-pub fn parse_duration(s: &str) -> Result<f64, String> {
-    let t = s.trim();
-    let (num, unit) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
-        Some((i, _)) => (&t[..i], &t[i..]),
-        None => (t, "s"),
-    };
-    let scale = match unit {
-        "s" | "sec" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        _ => {
-            return Err(format!(
-                "`{s}`: expected seconds, or a number with s, m or h"
-            ))
-        }
-    };
-    match num.trim().parse::<f64>() {
-        Ok(v) if v > 0.0 && v.is_finite() => Ok(v * scale),
-        _ => Err(format!(
-            "`{s}`: expected a positive duration such as 300, 90s, 5m or 1.5h"
-        )),
-    }
-}
+pub use likeness_app::settings::parse_duration;
 
 #[cfg(test)]
 mod tests {

@@ -21,29 +21,7 @@ use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result};
 
-/// Which loss to train with.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum LossKind {
-    /// Multi-class N-pair loss (one softmax per anchor).
-    NpairMc,
-    /// N-pair loss as one-vs-one binary terms.
-    NpairOvo,
-    /// Triplet loss with batch-hard mining.
-    Triplet,
-}
-
-impl std::fmt::Display for LossKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            LossKind::NpairMc => "npair-mc",
-            LossKind::NpairOvo => "npair-ovo",
-            LossKind::Triplet => "triplet",
-        })
-    }
-}
+pub use likeness_app::settings::LossKind;
 
 /// Loss settings.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -32,64 +32,7 @@ use loss::LossConfig;
 use output::{EpochRecord, ModelCard};
 use sampler::Sampler;
 
-/// How the held-out (validation) set is formed.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind", content = "fraction")]
-pub enum ValSplit {
-    /// No held-out set (unless `val_data` is given: then all of it).
-    None,
-    /// Hold out this fraction of each class's images.
-    Images(f64),
-    /// Hold out the last fraction of classes entirely (zero-shot protocol).
-    Classes(f64),
-}
-
-impl std::str::FromStr for ValSplit {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        if s == "none" {
-            return Ok(ValSplit::None);
-        }
-        let (kind, frac) = s
-            .split_once(':')
-            .ok_or_else(|| format!("`{s}`: expected none, images:F or classes:F"))?;
-        let f: f64 = frac
-            .parse()
-            .map_err(|_| format!("`{frac}` is not a number"))?;
-        if !(f > 0.0 && f < 1.0) {
-            return Err(format!("`{s}`: the fraction must be between 0 and 1"));
-        }
-        match kind {
-            "images" => Ok(ValSplit::Images(f)),
-            "classes" => Ok(ValSplit::Classes(f)),
-            _ => Err(format!("`{s}`: expected images:F or classes:F")),
-        }
-    }
-}
-
-/// Learning-rate schedule over all steps of the training.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum LrSchedule {
-    /// `--lr` throughout.
-    Constant,
-    /// Cosine decay from `--lr` to 0 (Loshchilov & Hutter, SGDR, without restarts).
-    #[default]
-    Cosine,
-}
-
-impl LrSchedule {
-    /// Learning rate at `step` of `total`.
-    pub fn at(self, lr: f64, step: usize, total: usize) -> f64 {
-        match self {
-            LrSchedule::Constant => lr,
-            LrSchedule::Cosine => {
-                let t = step as f64 / total.max(1) as f64;
-                0.5 * lr * (1.0 + (std::f64::consts::PI * t).cos())
-            }
-        }
-    }
-}
+pub use likeness_app::settings::{LrSchedule, ValSplit};
 
 /// Everything `likeness train` needs, validated by [`TrainConfig::validate`].
 #[derive(Debug, Clone, Serialize, Deserialize)]

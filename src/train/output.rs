@@ -437,7 +437,7 @@ pub fn load(dir: &Path, device: tch::Device) -> Result<(Net, ModelCard)> {
     let mut net = Net::new(&card.spec, device)?;
     let weights = dir.join("weights.safetensors");
     if !weights.is_file() {
-        return Err(Error::NotFound { path: weights });
+        return Err(Error::not_found(weights));
     }
     net.vs.load(&weights)?;
     net.set_train(false);
@@ -741,6 +741,6 @@ impl OutDir {
                 x_span,
             });
         }
-        crate::plot::line_panels(&self.path("curves.png"), &panels)
+        Ok(crate::plot::line_panels(&self.path("curves.png"), &panels)?)
     }
 }

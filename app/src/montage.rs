@@ -9,7 +9,7 @@ use image::{imageops::FilterType, DynamicImage, RgbImage};
 use likeness_index::{Index, ItemInfo, Neighbours};
 use plotters::prelude::*;
 
-use crate::data::item_images::ItemImages;
+use crate::read::ItemImages;
 use crate::error::{Error, Result};
 
 const THUMB: u32 = 96;
@@ -22,7 +22,7 @@ const GREEN: [u8; 3] = [30, 160, 60];
 const RED: [u8; 3] = [210, 40, 40];
 const GREY: [u8; 3] = [150, 150, 150];
 
-pub(crate) fn thumb(img: &DynamicImage) -> RgbImage {
+pub fn thumb(img: &DynamicImage) -> RgbImage {
     let rgb = img.to_rgb8();
     // Keep the aspect ratio inside a THUMB square, centred on white.
     let (w, h) = rgb.dimensions();

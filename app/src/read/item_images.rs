@@ -1,6 +1,6 @@
 //! The images behind indexed items, for montages: decoded from their
 //! recorded source and cropped to their region.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use likeness_index::ItemInfo;
 
@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 /// each IDX file read once) and crops their regions.
 #[derive(Default)]
 pub struct ItemImages {
-    idx: std::collections::HashMap<PathBuf, crate::data::idx::IdxImages>,
+    idx: std::collections::HashMap<PathBuf, super::idx::IdxImages>,
 }
 
 impl ItemImages {
@@ -24,16 +24,12 @@ impl ItemImages {
                     .into(),
             ));
         }
-        let (path, row) = match info.source.rsplit_once('#') {
-            Some((p, r)) if !r.is_empty() && r.chars().all(|c| c.is_ascii_digit()) => {
-                (PathBuf::from(p), r.parse::<usize>().ok())
-            }
-            _ => (PathBuf::from(&info.source), None),
-        };
+        let (path, row) = split_source(&info.source);
+        let path = path.to_path_buf();
         let image = match row {
             Some(row) => {
                 if !self.idx.contains_key(&path) {
-                    let images = crate::data::idx::read_images(&path)?;
+                    let images = super::idx::read_images(&path)?;
                     self.idx.insert(path.clone(), images);
                 }
                 self.idx[&path].image(row)?
@@ -44,6 +40,17 @@ impl ItemImages {
             Some(r) => decode::crop(image, r, &path),
             None => Ok(image),
         }
+    }
+}
+
+/// `path#row` (an IDX row) or a plain path, as `likeness index` records them.
+pub fn split_source(s: &str) -> (&Path, Option<usize>) {
+    match s.rsplit_once('#') {
+        Some((p, r)) if !r.is_empty() && r.bytes().all(|c| c.is_ascii_digit()) => match r.parse() {
+            Ok(row) => (Path::new(p), Some(row)),
+            Err(_) => (Path::new(s), None),
+        },
+        _ => (Path::new(s), None),
     }
 }
 

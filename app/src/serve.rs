@@ -1,5 +1,5 @@
-//! `likeness serve`: a JSON-over-HTTP query server over a memory-mapped index
-//! (feature `serve`).
+//! The HTTP server of `likeness serve`: JSON over HTTP, over a memory-mapped
+//! index.
 //!
 //! The index stays mapped; searches run on a dedicated rayon pool of
 //! `workers` threads, never on the async threads, so a slow query cannot
@@ -21,7 +21,7 @@
 //! When the index has scores, each hit has its `score` and every search
 //! answer (`/search`, each `/search/batch` result, `/search/image`) a
 //! `predicted_score`: the hits' scores weighted by 1/distance
-//! ([`crate::score::predict_from_hits`]).
+//! ([`likeness_index::score::predict_from_hits`]).
 //!
 //! Every error is JSON `{"error": "..."}` with a 4xx status (5xx only for a
 //! failed reload); the server never panics on input.
@@ -53,7 +53,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::{Index, ItemInfo, LabelFilter};
+use likeness_index::{Index, ItemInfo, LabelFilter};
+
+use crate::embedder::{embed_encoded, ImageEmbedder};
 
 mod batch;
 
@@ -63,29 +65,6 @@ pub const MAX_K: usize = 1000;
 pub const MAX_EF: usize = 10_000;
 /// Most vectors in one `/search/batch`.
 pub const MAX_BATCH: usize = 1024;
-
-/// Turns image bytes into a query vector (provided by the binary that links
-/// the network; the index crate has none).
-pub trait ImageEmbedder: Send + Sync {
-    /// Embeds an encoded image, cropped to `region` (`x, y, w, h`) if given.
-    /// An `Err` is the client's fault (undecodable, too large, region outside).
-    fn embed(
-        &self,
-        bytes: &[u8],
-        region: Option<[u32; 4]>,
-    ) -> std::result::Result<Vec<f32>, String>;
-    /// Embeds several images, one answer per image in order, so that a bad
-    /// image fails only its own. An embedder with a network overrides this
-    /// with one forward pass over the good ones.
-    fn embed_batch(
-        &self,
-        images: &[(&[u8], Option<[u32; 4]>)],
-    ) -> Vec<std::result::Result<Vec<f32>, String>> {
-        images.iter().map(|(b, r)| self.embed(b, *r)).collect()
-    }
-    /// Fingerprint of the model (compared with the index's).
-    fn fingerprint(&self) -> String;
-}
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -239,20 +218,32 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<Error> for ApiError {
-    fn from(e: Error) -> Self {
+impl From<likeness_index::Error> for ApiError {
+    fn from(e: likeness_index::Error) -> Self {
+        use likeness_index::Error as E;
+        // A damaged index is the server's fault; anything else, the request's.
         let status = match e {
-            Error::Io { .. }
-            | Error::BadMagic { .. }
-            | Error::UnsupportedVersion { .. }
-            | Error::Truncated { .. }
-            | Error::SizeMismatch { .. }
-            | Error::ChecksumMismatch { .. }
-            | Error::Corrupt { .. }
-            | Error::MissingFile { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            E::Io { .. }
+            | E::BadMagic { .. }
+            | E::UnsupportedVersion { .. }
+            | E::Truncated { .. }
+            | E::SizeMismatch { .. }
+            | E::ChecksumMismatch { .. }
+            | E::Corrupt { .. }
+            | E::MissingFile { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
         ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Index(e) => e.into(),
+            Error::Io { .. } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            e => ApiError::bad(e.to_string()),
+        }
     }
 }
 
@@ -412,19 +403,19 @@ async fn search(
     Ok(finish(&st, start, out, 1))
 }
 
-/// The plan of a search (see [`crate::postings`]), counted for `/stats`.
+/// The plan of a search (see [`likeness_index::postings`]), counted for `/stats`.
 fn plan(
     st: &AppState,
     l: &Loaded,
     k: usize,
     f: Option<&LabelFilter>,
     queries: u64,
-) -> std::result::Result<crate::Plan, ApiError> {
+) -> std::result::Result<likeness_index::Plan, ApiError> {
     let p = l.index.plan(k, f)?;
     let slot = match p.kind {
-        crate::postings::PlanKind::Graph => 0,
-        crate::postings::PlanKind::FilteredGraph => 1,
-        crate::postings::PlanKind::Exact => 2,
+        likeness_index::postings::PlanKind::Graph => 0,
+        likeness_index::postings::PlanKind::FilteredGraph => 1,
+        likeness_index::postings::PlanKind::Exact => 2,
     };
     st.plans[slot].fetch_add(queries, Ordering::Relaxed);
     Ok(p)
@@ -532,7 +523,9 @@ async fn search_image(
             move |st| -> std::result::Result<serde_json::Value, ApiError> {
                 let v = match batched {
                     Some(v) => v,
-                    None => embedder.embed(&body, region).map_err(ApiError::bad)?,
+                    None => embed_encoded(embedder.as_ref(), &[(&body, region)])
+                        .remove(0)
+                        .map_err(ApiError::bad)?,
                 };
                 let l = st.current();
                 let pl = plan(st, &l, p.k, f.as_ref(), 1)?;
@@ -579,12 +572,12 @@ async fn stats(State(st): State<Arc<AppState>>) -> Response {
         "dim": l.index.dim(),
         "metric": l.index.metric().to_string(),
         "store": l.index.store().as_str(),
-        "store_kernels": crate::quant::kernel_name(),
+        "store_kernels": likeness_index::quant::kernel_name(),
         "filter_exact_below": l
             .index
             .options()
             .exact_below
-            .unwrap_or_else(|| crate::postings::default_exact_below(l.index.len())),
+            .unwrap_or_else(|| likeness_index::postings::default_exact_below(l.index.len())),
         "plans": {
             "graph": st.plans[0].load(Ordering::Relaxed),
             "filtered_graph": st.plans[1].load(Ordering::Relaxed),
@@ -764,13 +757,13 @@ async fn shutdown() {
 fn hits_body(
     index: &Index,
     items: &[ItemInfo],
-    found: &crate::Neighbours,
+    found: &likeness_index::Neighbours,
     q: usize,
 ) -> serde_json::Value {
     let hits = index.hits(Some(items), found, q);
     let mut body = json!({ "hits": hits });
     if index.scores().is_some() {
-        body["predicted_score"] = json!(crate::score::predict_from_hits(&hits));
+        body["predicted_score"] = json!(likeness_index::score::predict_from_hits(&hits));
     }
     body
 }

@@ -19,6 +19,8 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::thumbs::{not_modified, Thumbs};
+use crate::model_card::{ModelSummary, MODEL_CARD};
+
 use super::{ApiError, ApiResult, AppState};
 
 /// Settings of the page and its endpoints.
@@ -239,8 +241,7 @@ impl AppState {
 }
 
 fn model_summary(dir: &Path) -> Value {
-    let card_path = dir.join("model.json");
-    let card = read_json(&card_path);
+    let card_path = dir.join(MODEL_CARD);
     let trained = std::fs::metadata(&card_path)
         .and_then(|m| m.modified())
         .ok()
@@ -250,19 +251,19 @@ fn model_summary(dir: &Path) -> Value {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let spec = card.as_ref().map(|c| &c["spec"]);
+    let card = ModelSummary::read(dir);
     json!({
         "dir": dir.display().to_string(),
         "name": name,
         "found": card.is_some(),
-        "arch": spec.map(|s| s["arch"].clone()),
-        "dim": spec.map(|s| s["dim"].clone()),
-        "input_size": spec.map(|s| s["input_size"].clone()),
+        "arch": card.as_ref().map(|c| &c.spec.arch),
+        "dim": card.as_ref().map(|c| c.spec.dim),
+        "input_size": card.as_ref().map(|c| c.spec.input_size),
         "trained": trained,
-        "epochs": card.as_ref().and_then(|c| c["epochs"].as_array().map(Vec::len)),
-        "best_epoch": card.as_ref().map(|c| c["best_epoch"].clone()),
-        "device": card.as_ref().map(|c| c["device"].clone()),
-        "fingerprint": card.as_ref().map(|c| c["weights_crc32"].clone()),
+        "epochs": card.as_ref().map(ModelSummary::epochs),
+        "best_epoch": card.as_ref().map(|c| c.best_epoch),
+        "device": card.as_ref().map(|c| &c.device),
+        "fingerprint": card.as_ref().map(|c| &c.weights_crc32),
         "curves_png": dir.join("curves.png").is_file(),
     })
 }

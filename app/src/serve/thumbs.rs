@@ -10,7 +10,6 @@
 //! The `ETag` is known before any decoding (the same item, size and mode of
 //! the same index give the same picture), so revalidation costs nothing.
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -20,20 +19,19 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use image::{DynamicImage, GrayImage, ImageEncoder, ImageReader, Limits, Rgb, RgbImage};
+use image::{DynamicImage, ImageEncoder, Rgb, RgbImage};
 use serde::Deserialize;
 
 use super::{ApiError, ApiResult, AppState};
-use crate::{ItemInfo, Manifest};
+use likeness_index::{ItemInfo, Manifest};
+
+use crate::read::idx::{self, IdxImages};
+use crate::read::{decode, split_source, DecodeLimits};
 
 /// Smallest and largest `size`.
 pub const MIN_SIZE: u32 = 16;
 /// Largest `size`.
 pub const MAX_SIZE: u32 = 1024;
-/// Largest source image decoded, pixels (as the root crate's decoder).
-const MAX_PIXELS: u64 = 64 * 1024 * 1024;
-/// Largest source image file read, bytes.
-const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
 /// Largest IDX payload kept decoded, in all (Fashion-MNIST train and test
 /// together are 55 MB).
 const MAX_IDX_BYTES: usize = 1 << 30;
@@ -131,65 +129,6 @@ impl Lru {
     }
 }
 
-/// Images of one IDX file (`n × rows × cols` bytes).
-struct IdxImages {
-    rows: u32,
-    cols: u32,
-    count: usize,
-    data: Vec<u8>,
-}
-
-impl IdxImages {
-    fn read(path: &Path) -> Result<Self, String> {
-        let raw =
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-            let mut out = Vec::new();
-            flate2::read::MultiGzDecoder::new(&raw[..])
-                .take(MAX_IDX_BYTES as u64)
-                .read_to_end(&mut out)
-                .map_err(|e| format!("{}: gzip stream is corrupt: {e}", path.display()))?;
-            out
-        } else {
-            raw
-        };
-        let bad = |why: &str| format!("{} is not an IDX image file: {why}", path.display());
-        if bytes.len() < 16 || bytes[0] != 0 || bytes[1] != 0 {
-            return Err(bad("bad header"));
-        }
-        if bytes[2] != 0x08 || bytes[3] != 3 {
-            return Err(bad("not unsigned bytes in 3 dimensions"));
-        }
-        let dim =
-            |o: usize| u32::from_be_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
-        let (count, rows, cols) = (dim(4) as usize, dim(8), dim(12));
-        let need = count
-            .checked_mul(rows as usize)
-            .and_then(|x| x.checked_mul(cols as usize))
-            .ok_or_else(|| bad("dimensions overflow"))?;
-        if bytes.len() - 16 != need {
-            return Err(bad("length does not match the header"));
-        }
-        let mut data = bytes;
-        data.drain(..16);
-        Ok(IdxImages {
-            rows,
-            cols,
-            count,
-            data,
-        })
-    }
-
-    fn image(&self, row: usize) -> Option<GrayImage> {
-        if row >= self.count {
-            return None;
-        }
-        let size = self.rows as usize * self.cols as usize;
-        let px = self.data.get(row * size..(row + 1) * size)?;
-        GrayImage::from_raw(self.cols, self.rows, px.to_vec())
-    }
-}
-
 /// The thumbnail cache and the decoded IDX files.
 pub(super) struct Thumbs {
     cap: usize,
@@ -224,9 +163,9 @@ impl Thumbs {
         if let Some(f) = files.get(path) {
             return Ok(Arc::clone(f));
         }
-        let f = Arc::new(IdxImages::read(path)?);
-        let held: usize = files.values().map(|f| f.data.len()).sum();
-        if held + f.data.len() > MAX_IDX_BYTES {
+        let f = Arc::new(idx::read_images(path).map_err(|e| e.to_string())?);
+        let held: usize = files.values().map(|f| f.bytes()).sum();
+        if held + f.bytes() > MAX_IDX_BYTES {
             files.clear();
         }
         files.insert(path.to_path_buf(), Arc::clone(&f));
@@ -239,51 +178,13 @@ impl Thumbs {
         match row {
             Some(row) => {
                 let f = self.idx_file(path)?;
-                f.image(row).map(DynamicImage::ImageLuma8).ok_or_else(|| {
-                    format!("{} has {} images, not row {row}", path.display(), f.count)
+                f.image(row).map_err(|_| {
+                    format!("{} has {} images, not row {row}", path.display(), f.len())
                 })
             }
-            None => decode_file(path),
+            None => decode::decode_file(path, &DecodeLimits::default()).map_err(|e| e.to_string()),
         }
     }
-}
-
-/// `path#row` (an IDX row) or a plain path, as `likeness index` records them.
-fn split_source(s: &str) -> (&Path, Option<usize>) {
-    match s.rsplit_once('#') {
-        Some((p, r)) if !r.is_empty() && r.bytes().all(|c| c.is_ascii_digit()) => match r.parse() {
-            Ok(row) => (Path::new(p), Some(row)),
-            Err(_) => (Path::new(s), None),
-        },
-        _ => (Path::new(s), None),
-    }
-}
-
-/// Decodes an image file with the size and pixel limits of the root crate's
-/// decoder (the header is checked before any pixel is decoded).
-fn decode_file(path: &Path) -> Result<DynamicImage, String> {
-    let shown = path.display();
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(format!("{shown} is over {MAX_FILE_BYTES} bytes"));
-    }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    let reader = || {
-        ImageReader::new(Cursor::new(&bytes[..]))
-            .with_guessed_format()
-            .map_err(|e| format!("{shown}: {e}"))
-    };
-    let (w, h) = reader()?
-        .into_dimensions()
-        .map_err(|e| format!("{shown}: {e}"))?;
-    if u64::from(w) * u64::from(h) > MAX_PIXELS {
-        return Err(format!("{shown} is {w}x{h}, over {MAX_PIXELS} pixels"));
-    }
-    let mut limits = Limits::default();
-    limits.max_alloc = Some(MAX_PIXELS * 8);
-    let mut r = reader()?;
-    r.limits(limits);
-    r.decode().map_err(|e| format!("{shown}: {e}"))
 }
 
 /// The region `[x0, y0, x1, y1]` as whole pixels inside a `w × h` image, or

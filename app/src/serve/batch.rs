@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use serde_json::json;
 
-use super::ImageEmbedder;
+use crate::embedder::{embed_encoded, ImageEmbedder};
 
 /// What one request gets back: its vector, or its own error text.
 pub type Answer = std::result::Result<Vec<f32>, String>;
@@ -167,7 +167,7 @@ fn run(
         }
         let inputs: Vec<(&[u8], Option<[u32; 4]>)> =
             jobs.iter().map(|j| (&j.bytes[..], j.region)).collect();
-        let mut answers = embedder.embed_batch(&inputs);
+        let mut answers = embed_encoded(embedder, &inputs);
         stats.record(jobs.len());
         // An embedder that answers the wrong number of images fails them all
         // rather than giving one request another's vector.
@@ -189,24 +189,33 @@ fn run(
 mod tests {
     use super::*;
 
-    /// Embeds `[first byte, batch size]`; fails images that start with 0.
+    /// Embeds `[first pixel, images in the forward pass]`.
     struct Echo;
     impl ImageEmbedder for Echo {
-        fn embed(&self, bytes: &[u8], _: Option<[u32; 4]>) -> Answer {
-            self.embed_batch(&[(bytes, None)]).remove(0)
-        }
-        fn embed_batch(&self, images: &[(&[u8], Option<[u32; 4]>)]) -> Vec<Answer> {
-            images
+        fn embed_images(
+            &self,
+            images: &[&image::DynamicImage],
+        ) -> std::result::Result<Vec<Vec<f32>>, String> {
+            Ok(images
                 .iter()
-                .map(|(b, _)| match b.first() {
-                    Some(0) | None => Err(format!("bad image {b:?}")),
-                    Some(&x) => Ok(vec![f32::from(x), images.len() as f32]),
-                })
-                .collect()
+                .map(|i| vec![f32::from(i.to_luma8()[(0, 0)][0]), images.len() as f32])
+                .collect())
         }
         fn fingerprint(&self) -> String {
             "echo".into()
         }
+    }
+
+    /// A 1x1 grey PNG of value `v`; 0 gives bytes that are no image.
+    fn png(v: u8) -> Bytes {
+        if v == 0 {
+            return Bytes::from_static(b"not an image");
+        }
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::ImageLuma8(image::GrayImage::from_pixel(1, 1, image::Luma([v])))
+            .write_to(&mut out, image::ImageFormat::Png)
+            .unwrap();
+        Bytes::from(out.into_inner())
     }
 
     #[test]
@@ -225,7 +234,7 @@ mod tests {
             let tasks: Vec<_> = (0u8..6)
                 .map(|i| {
                     let b = Arc::clone(&b);
-                    tokio::spawn(async move { b.submit(Bytes::from(vec![i]), None).await })
+                    tokio::spawn(async move { b.submit(png(i), None).await })
                 })
                 .collect();
             let mut out = Vec::new();
@@ -234,12 +243,12 @@ mod tests {
             }
             out
         });
-        // Image 0 fails alone; every other gets its own first byte back.
-        assert!(answers[0].as_ref().unwrap_err().contains("bad image"));
+        // Image 0 fails alone; every other gets its own pixel back.
+        assert!(answers[0].as_ref().unwrap_err().contains("decode"));
         for (i, a) in answers.iter().enumerate().skip(1) {
             let v = a.as_ref().unwrap();
             assert_eq!(v[0], i as f32);
-            assert_eq!(v[1], 6.0, "all six arrived within the window: one batch");
+            assert_eq!(v[1], 5.0, "all six arrived within the window: one batch of 5 good images");
         }
         let s = b.stats.json();
         assert_eq!(s["batches"], 1, "{s}");
@@ -255,8 +264,8 @@ mod tests {
         let b = Arc::new(Batcher::start(Arc::new(Echo), Duration::from_secs(30), 2));
         let start = Instant::now();
         let answers: Vec<Answer> = rt.block_on(async {
-            let x = b.submit(Bytes::from_static(&[7]), None);
-            let y = b.submit(Bytes::from_static(&[9]), None);
+            let x = b.submit(png(7), None);
+            let y = b.submit(png(9), None);
             let (x, y) = tokio::join!(x, y);
             vec![x, y]
         });

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{check_k_ef, default_ef, default_k, item_json, ApiError, ApiResult, AppState, Loaded};
-use crate::Neighbours;
+use likeness_index::Neighbours;
 
 /// Most items in one `/items` page.
 pub const MAX_PAGE: usize = 1000;

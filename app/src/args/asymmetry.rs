@@ -1,0 +1,31 @@
+//! `likeness asymmetry`.
+use std::path::PathBuf;
+
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct AsymmetryArgs {
+    /// Trained model directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// A manifest with a header naming `subject` and `side` columns (and
+    /// the region boxes `x,y,w,h`).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// An index with scores (made by `likeness index` from a manifest with a
+    /// `score` column, with the same model): predict each side's score.
+    #[arg(long)]
+    pub index: Option<PathBuf>,
+    /// Neighbours a predicted score is made of.
+    #[arg(long, default_value_t = likeness_index::score::DEFAULT_K)]
+    pub score_k: usize,
+    /// Output folder: asymmetry.csv, asymmetry.png, unpaired.csv, summary.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Pairs shown at each end (most and least asymmetric) in asymmetry.png.
+    #[arg(long, default_value_t = 4)]
+    pub show: usize,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+}

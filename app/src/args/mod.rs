@@ -1,0 +1,116 @@
+//! Every command's arguments (clap derive; doc comments are the help), one
+//! file a command. The torch-free front binary parses them all, so `--help`
+//! works everywhere and [`Command::needs_torch`] alone decides which binary
+//! runs a command.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::settings::DeviceSpec;
+
+mod asymmetry;
+mod build;
+mod doctor;
+mod embed;
+mod eval;
+mod graph;
+mod index;
+mod inspect;
+mod query;
+mod serve;
+mod synth_swell;
+mod train;
+mod verify;
+
+pub use asymmetry::AsymmetryArgs;
+pub use build::BuildArgs;
+pub use doctor::DoctorArgs;
+pub use embed::{EmbedArgs, EmbedRunArgs};
+pub use eval::EvalArgs;
+pub use graph::{GraphArgs, MetricArg};
+pub use index::IndexArgs;
+pub use inspect::InspectArgs;
+pub use query::QueryArgs;
+pub use serve::ServeArgs;
+pub use synth_swell::SwellArgs;
+pub use train::TrainArgs;
+pub use verify::VerifyArgs;
+
+/// likeness: learn what looks alike from labelled images, index a gallery,
+/// find the nearest matches fast.
+#[derive(Debug, Parser)]
+#[command(name = "likeness", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Where torch runs: auto (CUDA when available), cpu, cuda or cuda:N.
+    #[arg(long, global = true, default_value = "auto", env = "LIKENESS_DEVICE")]
+    pub device: DeviceSpec,
+    /// Threads for torch's intra-op pool and rayon [default: all cores; on
+    /// CUDA torch gets 2, the loader all cores].
+    #[arg(long, global = true, env = "LIKENESS_THREADS")]
+    pub threads: Option<usize>,
+    /// torch's intra-op threads only (overrides --threads).
+    #[arg(long, global = true, env = "LIKENESS_TORCH_THREADS")]
+    pub torch_threads: Option<usize>,
+    /// rayon's threads only: decoding, augmentation, search (overrides --threads).
+    #[arg(long, global = true, env = "LIKENESS_LOADER_THREADS")]
+    pub loader_threads: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check that this machine can run likeness: libtorch, CUDA, threads, data.
+    Doctor(DoctorArgs),
+    /// List a data source: kind, classes, counts, regions; --check decodes every image.
+    Inspect(InspectArgs),
+    /// Train an embedding network with the multi-class N-pair loss.
+    Train(Box<TrainArgs>),
+    /// Build an HNSW index directory from a .npy of vectors (f16/f32/f64).
+    Build(BuildArgs),
+    /// Find the k nearest items of each query vector in an index.
+    Query(QueryArgs),
+    /// Check every file of an index directory (sizes, CRC32s, graph links).
+    Verify(VerifyArgs),
+    /// Encode images with a trained model into vectors.npy (+ labels, items).
+    Embed(EmbedArgs),
+    /// Encode a gallery and build its index in one step.
+    Index(IndexArgs),
+    /// Retrieval metrics of an index: Recall@K, P@1, R-Precision, MAP@R, ANN agreement.
+    Eval(EvalArgs),
+    /// Answer queries over HTTP (JSON) from a memory-mapped index.
+    Serve(ServeArgs),
+    /// Write the SYNTHETIC graded facial regions set (swollen cheeks and
+    /// under-eyes of the johns crops, known scores and sides); `make data` runs it.
+    SynthSwell(SwellArgs),
+    /// Left against right: for each subject with a left and a right region of
+    /// one label, the distance between the left crop and the mirrored right
+    /// crop (and, with --index, each side's predicted score).
+    Asymmetry(AsymmetryArgs),
+}
+
+impl Command {
+    /// Whether this command runs a network (libtorch), so the front binary
+    /// hands it to `likeness-torch`: the one place that decides.
+    pub fn needs_torch(&self) -> bool {
+        match self {
+            Command::Build(_) | Command::Verify(_) => false,
+            Command::Query(q) => q.needs_torch(),
+            Command::Serve(s) => s.wants_model(),
+            Command::Doctor(_)
+            | Command::Inspect(_)
+            | Command::Train(_)
+            | Command::Embed(_)
+            | Command::Index(_)
+            | Command::Eval(_)
+            | Command::SynthSwell(_)
+            | Command::Asymmetry(_) => true,
+        }
+    }
+}
+

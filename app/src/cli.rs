@@ -1,0 +1,48 @@
+//! Runs a parsed command line: the torch-free commands here; the others are
+//! the torch half's (`likeness::cli`), which [`Command::needs_torch`] names.
+use std::process::ExitCode;
+
+use crate::args::{Command, GlobalArgs};
+use crate::embedder::ModelLoader;
+use crate::error::{Error, Result};
+
+/// Sizes rayon's global pool from `--loader-threads`/`--threads`, or all cores.
+pub fn init_threads(global: &GlobalArgs) -> Result<usize> {
+    let n = match global.loader_threads.or(global.threads) {
+        Some(0) => return Err(Error::Usage("--threads must be at least 1".into())),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    // A second call in the same process (tests) keeps the first pool; that is fine.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global();
+    Ok(n)
+}
+
+/// Runs `command` if this crate holds it; `models` embeds images for
+/// `query --image` and `serve` (the torch half lends it). A command that
+/// runs a network comes back as `Err(command)`.
+pub fn run(
+    command: Command,
+    threads: usize,
+    models: Option<&dyn ModelLoader>,
+) -> std::result::Result<Result<ExitCode>, Command> {
+    use crate::commands::{build, query, serve, verify};
+    Ok(match command {
+        Command::Build(args) => build::run(threads, args),
+        Command::Verify(args) => verify::run(args),
+        Command::Query(args) if models.is_some() || !args.needs_torch() => {
+            query::run(threads, args, models)
+        }
+        Command::Serve(args) => serve::run(threads, args, models),
+        other => return Err(other),
+    })
+}
+
+/// A line on stdout; a closed pipe (`| head`) is not an error.
+pub fn print_line(s: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{s}");
+}

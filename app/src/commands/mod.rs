@@ -1,0 +1,7 @@
+//! The commands this crate runs, one file each: their bodies turn arguments
+//! into settings and call the engine. Commands that run a network live in
+//! the `likeness` crate's `commands/`.
+pub mod build;
+pub mod query;
+pub mod serve;
+pub mod verify;

@@ -1,0 +1,252 @@
+//! `likeness query`: the k nearest items of query vectors (`--vectors`),
+//! stored items (`--id`) or an image (`--image`, embedded by the model the
+//! index records, lent by the torch half); `--montage` draws them.
+use std::process::ExitCode;
+use std::time::Instant;
+
+use likeness_index::postings::SearchOptions;
+use likeness_index::{npy, Index, KnnQuery, LabelFilter, Neighbours};
+
+use crate::args::QueryArgs;
+use crate::embedder::ModelLoader;
+use crate::error::{Error, Result};
+use crate::query_output::{emit, proc_status_bytes, resident_bytes, QueryStats};
+use crate::read::{decode, DecodeLimits, ItemImages, Region};
+
+/// The rows to search and what goes with them.
+struct Queries {
+    data: Vec<f32>,
+    /// Row `q` leaves item `exclude[q]` out (queries by stored item).
+    exclude: Option<Vec<usize>>,
+    /// Names of the queries in the table (image queries).
+    names: Option<Vec<String>>,
+    /// The query images and their labels, for the montage.
+    images: Vec<(image::DynamicImage, Option<i64>)>,
+}
+
+/// `likeness query`; `models` embeds `--image` (absent in the front binary,
+/// which hands image queries to the torch half).
+pub fn run(threads: usize, args: QueryArgs, models: Option<&dyn ModelLoader>) -> Result<ExitCode> {
+    let start = Instant::now();
+    let index = Index::open(&args.index)?;
+    let open_seconds = start.elapsed().as_secs_f64();
+    let rss_after_open = proc_status_bytes("VmRSS");
+    let mut q = match &args.image {
+        Some(_) => image_query(&index, &args, models, start)?,
+        None => vector_query(&index, &args)?,
+    };
+    let filter = label_filter(&index, &args)?;
+    let t_search = Instant::now();
+    let (found, plan) = search(&index, &q.data, q.exclude.as_deref(), filter.as_ref(), &args)?;
+    let search_seconds = t_search.elapsed().as_secs_f64();
+    let store = index.store();
+    let beam = args.ef.max(args.k.min(index.len()));
+    let stats = QueryStats {
+        queries: found.queries(),
+        k: args.k,
+        ef: (!args.exact).then_some(beam),
+        exact: args.exact,
+        store,
+        kernels: (store != likeness_index::Store::F32).then(likeness_index::quant::kernel_name),
+        rerank: (!args.exact && store != likeness_index::Store::F32)
+            .then(|| args.rerank.unwrap_or(beam)),
+        plan: (!args.exact).then_some(plan),
+        resident: resident_bytes(&index),
+        threads,
+        open_seconds,
+        search_seconds,
+        queries_per_second: found.queries() as f64 / search_seconds.max(1e-9),
+        rss_after_open_bytes: rss_after_open,
+        peak_rss_bytes: proc_status_bytes("VmHWM"),
+        index_bytes: index.manifest().files.values().map(|f| f.size).sum(),
+    };
+    emit(&index, &found, &stats, &args, q.names.as_deref())?;
+    if let Some(out) = &args.montage {
+        montage(&index, &found, &args, &mut q.images, out)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One search of all rows through the engine's one entry point.
+fn search(
+    index: &Index,
+    data: &[f32],
+    exclude: Option<&[usize]>,
+    filter: Option<&LabelFilter>,
+    args: &QueryArgs,
+) -> Result<(Neighbours, likeness_index::Plan)> {
+    let q = KnnQuery::new(data)
+        .k(args.k)
+        .ef(args.ef)
+        .exact(args.exact)
+        .filter(filter)
+        .exclude(exclude)
+        .options(SearchOptions {
+            rerank: args.rerank,
+            plan: args.plan,
+            exact_below: args.exact_below,
+        });
+    Ok(index.query(&q)?)
+}
+
+/// The rows of `--vectors`, or the stored vectors of `--id` (each left out
+/// of its own results).
+fn vector_query(index: &Index, args: &QueryArgs) -> Result<Queries> {
+    let (data, exclude) = if let Some(path) = &args.vectors {
+        let queries = npy::read_matrix(path)?;
+        if queries.dim != index.dim() {
+            return Err(Error::Usage(format!(
+                "dimension mismatch: {} holds vectors of dimension {} but the index {} has dimension {}; \
+                 the queries must come from the model that built the index",
+                path.display(),
+                queries.dim,
+                args.index.display(),
+                index.dim()
+            )));
+        }
+        (queries.data, None)
+    } else {
+        let mut data = Vec::with_capacity(args.id.len() * index.dim());
+        for &id in &args.id {
+            let v = index.vector(id).ok_or_else(|| {
+                Error::Usage(format!(
+                    "--id {id} is out of range: the index {} holds items 0..{}",
+                    args.index.display(),
+                    index.len()
+                ))
+            })?;
+            data.extend_from_slice(v);
+        }
+        (data, Some(args.id.clone()))
+    };
+    Ok(Queries {
+        data,
+        exclude,
+        names: None,
+        images: Vec::new(),
+    })
+}
+
+/// `--image` (cropped to `--region`), embedded by the model the index records.
+fn image_query(
+    index: &Index,
+    args: &QueryArgs,
+    models: Option<&dyn ModelLoader>,
+    start: Instant,
+) -> Result<Queries> {
+    let path = args.image.as_deref().unwrap_or(std::path::Path::new(""));
+    let models = models.ok_or_else(|| {
+        Error::Usage("--image needs the network: run it with `likeness`, which hands it to likeness-torch".into())
+    })?;
+    let t_open = start.elapsed().as_secs_f64();
+    let model = models.load(index, args.model.as_deref())?;
+    let t_model = start.elapsed().as_secs_f64();
+    let image = decode::decode_file(path, &DecodeLimits::default())?;
+    let (image, name) = match &args.region {
+        Some(r) => {
+            let region: Region = r.parse().map_err(|e| {
+                Error::Usage(format!("--region {r}: {e} (expected x,y,w,h in pixels)"))
+            })?;
+            (
+                decode::crop(image, region, path)?,
+                format!("{} [{}]", path.display(), r),
+            )
+        }
+        None => (image, path.display().to_string()),
+    };
+    let data = model
+        .embedder
+        .embed_images(&[&image])
+        .map_err(Error::Invalid)?
+        .pop()
+        .ok_or_else(|| Error::Invalid("the model returned no vector".into()))?;
+    if std::env::var_os("LIKENESS_TIMING").is_some() {
+        eprintln!(
+            "timing: index open {:.1} ms, model load {:.1} ms, decode+embed {:.1} ms",
+            t_open * 1e3,
+            (t_model - t_open) * 1e3,
+            (start.elapsed().as_secs_f64() - t_model) * 1e3
+        );
+    }
+    let label = match &args.label {
+        Some(name) => Some(index.manifest().class_label(name).ok_or_else(|| {
+            Error::Usage(format!(
+                "--label {name}: the index has no class of that name (it has: {})",
+                index.manifest().classes.join(", ")
+            ))
+        })?),
+        None => None,
+    };
+    Ok(Queries {
+        data,
+        exclude: None,
+        names: Some(vec![name]),
+        images: vec![(image, label)],
+    })
+}
+
+/// The label filter of `--labels`/`--exclude-labels`: integers, or class
+/// names of the index (an unknown name is an error naming the known ones).
+fn label_filter(index: &Index, args: &QueryArgs) -> Result<Option<LabelFilter>> {
+    let m = index.manifest();
+    let parse = |names: &[String]| -> Result<Vec<i64>> {
+        names
+            .iter()
+            .map(|n| {
+                let n = n.trim();
+                n.parse::<i64>()
+                    .ok()
+                    .or_else(|| m.class_label(n))
+                    .ok_or_else(|| {
+                        Error::Usage(format!(
+                            "unknown label {n:?}: the index's labels are integers{}",
+                            if m.classes.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" or one of its class names ({})", m.classes.join(", "))
+                            }
+                        ))
+                    })
+            })
+            .collect()
+    };
+    let f = match (args.labels.is_empty(), args.exclude_labels.is_empty()) {
+        (true, true) => return Ok(None),
+        (false, _) => LabelFilter::only(parse(&args.labels)?),
+        (true, false) => LabelFilter::except(parse(&args.exclude_labels)?),
+    };
+    if index.labels().is_none() {
+        return Err(Error::Usage(format!(
+            "{} has no labels to filter by: build it with --labels",
+            args.index.display()
+        )));
+    }
+    Ok(Some(f))
+}
+
+/// Each query beside its results (`--montage`): queries by `--image` or `--id`.
+fn montage(
+    index: &Index,
+    found: &Neighbours,
+    args: &QueryArgs,
+    images: &mut Vec<(image::DynamicImage, Option<i64>)>,
+    out: &std::path::Path,
+) -> Result<()> {
+    let items = index.items()?;
+    let labels = index.labels();
+    let mut loader = ItemImages::default();
+    if images.is_empty() {
+        for &id in args.id.iter().take(found.queries()) {
+            let img = loader.load(items.get(id))?;
+            images.push((img, labels.and_then(|l| l.get(id).copied())));
+        }
+    }
+    if images.len() != found.queries() {
+        return Err(Error::Usage(
+            "--montage draws queries by --image or --id (not --vectors)".into(),
+        ));
+    }
+    crate::montage::draw(out, index, &items, found, images, &mut loader)?;
+    eprintln!("montage: {}", out.display());
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! `likeness verify`: every file of an index checked (sizes, CRC32s, links).
+use std::process::ExitCode;
+use std::time::Instant;
+
+use likeness_index::Index;
+
+use crate::args::VerifyArgs;
+use crate::error::Result;
+
+pub fn run(args: VerifyArgs) -> Result<ExitCode> {
+    let start = Instant::now();
+    let index = Index::open(&args.index)?;
+    let report = index.verify()?;
+    crate::cli::print_line(&format!(
+        "{}: ok ({} items, dimension {}, {}; {} checked, {:.1} MB, {} graph links) in {:.2}s",
+        args.index.display(),
+        index.len(),
+        index.dim(),
+        index.metric(),
+        report.files.join(", "),
+        report.bytes as f64 / 1e6,
+        report.edges,
+        start.elapsed().as_secs_f64()
+    ));
+    Ok(ExitCode::SUCCESS)
+}

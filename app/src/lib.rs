@@ -1,0 +1,37 @@
+//! likeness-app: the torch-free application over the `likeness-index`
+//! engine. It parses every command's arguments, runs the commands that need
+//! no network (`build`, `query`, `verify`, `serve`), serves the page, and
+//! holds the readers both halves share. The `likeness` front binary links
+//! only this crate; `likeness-torch` links it and the trainer.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`args`] | every command's clap arguments, [`args::Command::needs_torch`] |
+//! | [`cli`] | runs a parsed torch-free command |
+//! | [`commands`] | `build`, `query`, `verify`, `serve`: one file each |
+//! | [`query_output`] | what `query` prints: tables, ids, JSON Lines, its measurements |
+//! | [`serve`] | the HTTP server, its page, thumbnails and guard |
+//! | [`embedder`] | the traits through which the torch half lends a network |
+//! | [`read`] | image decoding with limits, IDX files, items' images, regions |
+//! | [`montage`] | queries beside their results, as a picture |
+//! | [`plot`] | PNG charts: training curves, eval bars, score scatter |
+//! | [`model_card`] | a typed summary of a model folder's `model.json` |
+//! | [`settings`] | the plain values arguments name (device, architecture, loss, ...) |
+//! | [`shard`] | `--shard i/N`: contiguous ranges of items |
+//! | [`progress`] | progress bars on stderr |
+pub mod args;
+pub mod cli;
+pub mod commands;
+pub mod embedder;
+pub mod error;
+pub mod model_card;
+pub mod plot;
+pub mod montage;
+pub mod progress;
+pub mod query_output;
+pub mod read;
+pub mod serve;
+pub mod settings;
+pub mod shard;
+
+pub use error::{Error, Result};

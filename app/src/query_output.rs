@@ -1,0 +1,333 @@
+//! What `likeness query` prints: a table of hits for queries by id or image,
+//! one line of ids per `--vectors` row, or JSON Lines; and what it measured
+//! (queries/s, open time, resident memory) on stderr.
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use likeness_index::{npy, Index, ItemInfo, Neighbours};
+use serde::Serialize;
+
+use crate::args::QueryArgs;
+use crate::error::{Error, Result};
+
+/// One JSON Lines record of `likeness query --json`.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum QueryRecord<'a> {
+    /// The neighbours of query row `query`, nearest first.
+    Query {
+        query: usize,
+        ids: &'a [i64],
+        distances: &'a [f32],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        labels: Option<Vec<Option<i64>>>,
+        /// Rank, id, distance, label, class, path and region of each result.
+        hits: Vec<likeness_index::Hit>,
+        /// With scores in the index: the 1/distance-weighted mean of the
+        /// hits' scores.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        predicted_score: Option<f32>,
+    },
+    /// Once, after the last query.
+    Summary(&'a QueryStats),
+}
+
+/// What `likeness query` measured.
+#[derive(Debug, Serialize)]
+pub struct QueryStats {
+    pub queries: usize,
+    pub k: usize,
+    /// `null` for exact search.
+    pub ef: Option<usize>,
+    pub exact: bool,
+    /// How the vectors the graph search reads are stored.
+    pub store: likeness_index::Store,
+    /// The compact store's kernels on this CPU (f16/i8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernels: Option<&'static str>,
+    /// Candidates re-scored with float32 (f16/i8 graph searches).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<usize>,
+    /// The plan that ran (`null` for --exact).
+    pub plan: Option<likeness_index::Plan>,
+    /// Resident bytes of each mapped index file after the search (from
+    /// /proc/self/smaps; empty elsewhere).
+    pub resident: std::collections::BTreeMap<String, u64>,
+    pub threads: usize,
+    pub open_seconds: f64,
+    pub search_seconds: f64,
+    pub queries_per_second: f64,
+    /// Resident set size right after opening the index (bytes).
+    pub rss_after_open_bytes: Option<u64>,
+    /// Peak resident set size of the process (VmHWM, bytes).
+    pub peak_rss_bytes: Option<u64>,
+    /// Total size of the index files (bytes).
+    pub index_bytes: u64,
+}
+
+/// Prints (or writes) the results of a query run as `args` asks. Single
+/// queries by id or image get a table of hits; `--vectors` batches one line
+/// of ids per query. `query_names` labels each query in the table.
+pub fn emit(
+    index: &Index,
+    found: &Neighbours,
+    stats: &QueryStats,
+    args: &QueryArgs,
+    query_names: Option<&[String]>,
+) -> Result<()> {
+    if let Some(out) = &args.out {
+        npy::write(out, found.all_ids(), &[found.queries(), found.k()])?;
+    }
+    let detailed = args.vectors.is_none();
+    let items =
+        if index.manifest().files.contains_key(likeness_index::manifest::META) && (args.json || detailed) {
+            Some(index.items()?)
+        } else {
+            None
+        };
+    if args.json {
+        print_json_lines(index, items.as_deref(), found, stats)?;
+    } else if detailed {
+        print_table(index, items.as_deref(), found, args, query_names)?;
+    } else if args.out.is_none() {
+        print_ids(found)?;
+    }
+    eprintln!("{}", render_stats(stats));
+    Ok(())
+}
+
+fn print_table(
+    index: &Index,
+    items: Option<&[ItemInfo]>,
+    found: &Neighbours,
+    args: &QueryArgs,
+    query_names: Option<&[String]>,
+) -> Result<()> {
+    let stdout = std::io::stdout().lock();
+    let mut w = BufWriter::new(stdout);
+    let res = (|| {
+        for q in 0..found.queries() {
+            let name = match (query_names.and_then(|n| n.get(q)), args.id.get(q)) {
+                (Some(n), _) => n.clone(),
+                (None, Some(id)) => format!("item {id}"),
+                (None, None) => format!("query {q}"),
+            };
+            writeln!(w, "query: {name}")?;
+            let hits = index.hits(items, found, q);
+            let scored = index.scores().is_some();
+            if let Some(p) = likeness_index::score::predict_from_hits(&hits).filter(|_| scored) {
+                writeln!(
+                    w,
+                    "predicted score: {p:.4} (the hits' scores weighted by 1/distance)"
+                )?;
+            }
+            writeln!(
+                w,
+                "{:>4}  {:>9}  {:>8}  {:<16}  {}path [region]",
+                "rank",
+                "distance",
+                "id",
+                "label",
+                if scored { "   score  " } else { "" }
+            )?;
+            for h in hits {
+                let label = match (&h.class, h.label) {
+                    (Some(c), _) => c.clone(),
+                    (None, Some(l)) => l.to_string(),
+                    (None, None) => "-".into(),
+                };
+                let region = h.region.map_or(String::new(), |[x0, y0, x1, y1]| {
+                    format!(" [{x0},{y0},{},{}]", x1 - x0, y1 - y0)
+                });
+                // 1 - cos of a vector with itself can round to -1e-7.
+                let d = if h.distance.abs() < 5e-6 {
+                    0.0
+                } else {
+                    h.distance
+                };
+                let score = if scored {
+                    h.score
+                        .map_or(format!("{:>8}  ", "-"), |s| format!("{s:>8.4}  "))
+                } else {
+                    String::new()
+                };
+                writeln!(
+                    w,
+                    "{:>4}  {:>9.5}  {:>8}  {:<16}  {}{}{}",
+                    h.rank,
+                    d,
+                    h.id,
+                    label,
+                    score,
+                    h.path.as_deref().unwrap_or("-"),
+                    region
+                )?;
+            }
+            if q + 1 < found.queries() {
+                writeln!(w)?;
+            }
+        }
+        w.flush()
+    })();
+    stdout_result(res)
+}
+
+fn render_stats(s: &QueryStats) -> String {
+    let mb = |b: Option<u64>| b.map_or("n/a".to_string(), |b| format!("{:.1} MB", b as f64 / 1e6));
+    let mut extra = String::new();
+    if s.store != likeness_index::Store::F32 {
+        extra.push_str(&format!(
+            "; store {} ({}), rerank {}",
+            s.store,
+            s.kernels.unwrap_or(""),
+            s.rerank.map_or("-".to_string(), |r| r.to_string())
+        ));
+    }
+    if let Some(p) = &s.plan {
+        extra.push_str(&format!("; plan {}", p.kind.as_str()));
+        if let Some(n) = p.passing {
+            extra.push_str(&format!(
+                " ({n} items pass the filter, exact scan at most {})",
+                p.exact_below
+            ));
+        }
+        if !p.unknown_labels.is_empty() {
+            extra.push_str(&format!("; no item carries label {:?}", p.unknown_labels));
+        }
+    }
+    if !s.resident.is_empty() {
+        let parts: Vec<String> = s
+            .resident
+            .iter()
+            .map(|(f, b)| format!("{f} {:.1} MB", *b as f64 / 1e6))
+            .collect();
+        extra.push_str(&format!("; resident: {}", parts.join(", ")));
+    }
+    format!(
+        "{} queries, k={}, {} on {} thread{}: {:.0} queries/s ({:.3}s); index open {:.2} ms; \
+         rss after open {}, peak rss {} (index files {:.1} MB){}",
+        s.queries,
+        s.k,
+        s.ef.map_or("exact".to_string(), |ef| format!("ef={ef}")),
+        s.threads,
+        if s.threads == 1 { "" } else { "s" },
+        s.queries_per_second,
+        s.search_seconds,
+        s.open_seconds * 1e3,
+        mb(s.rss_after_open_bytes),
+        mb(s.peak_rss_bytes),
+        s.index_bytes as f64 / 1e6,
+        extra
+    )
+}
+
+/// Resident bytes of each file of `index`'s directory mapped by this
+/// process (the `Rss` of its mappings in /proc/self/smaps).
+pub fn resident_bytes(index: &Index) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return out;
+    };
+    let dir = index
+        .dir()
+        .canonicalize()
+        .unwrap_or_else(|_| index.dir().to_path_buf());
+    let mut current: Option<String> = None;
+    for line in smaps.lines() {
+        let mut parts = line.split_whitespace();
+        let first = parts.next().unwrap_or("");
+        if first.contains('-') && first.chars().next().is_some_and(|c| c.is_ascii_hexdigit()) {
+            current = line
+                .split_whitespace()
+                .nth(5)
+                .map(Path::new)
+                .filter(|p| p.parent() == Some(dir.as_path()))
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned());
+        } else if first == "Rss:" {
+            if let (Some(name), Some(kb)) =
+                (&current, parts.next().and_then(|v| v.parse::<u64>().ok()))
+            {
+                *out.entry(name.clone()).or_insert(0) += kb * 1024;
+            }
+        }
+    }
+    out
+}
+
+/// Plain output: one line per query, the ids separated by spaces.
+fn print_ids(found: &Neighbours) -> Result<()> {
+    let stdout = std::io::stdout().lock();
+    let mut w = BufWriter::new(stdout);
+    let res = (|| {
+        for q in 0..found.queries() {
+            let mut first = true;
+            for id in found.ids(q) {
+                if !first {
+                    w.write_all(b" ")?;
+                }
+                first = false;
+                write!(w, "{id}")?;
+            }
+            w.write_all(b"\n")?;
+        }
+        w.flush()
+    })();
+    stdout_result(res)
+}
+
+fn print_json_lines(
+    index: &Index,
+    items: Option<&[ItemInfo]>,
+    found: &Neighbours,
+    stats: &QueryStats,
+) -> Result<()> {
+    let labels = index.labels();
+    let stdout = std::io::stdout().lock();
+    let mut w = BufWriter::new(stdout);
+    fn line(w: &mut impl Write, rec: &QueryRecord<'_>) -> std::io::Result<()> {
+        serde_json::to_writer(&mut *w, rec)?;
+        w.write_all(b"\n")
+    }
+    let res = (|| {
+        for q in 0..found.queries() {
+            let ids = found.ids(q);
+            let hits = index.hits(items, found, q);
+            let rec = QueryRecord::Query {
+                query: q,
+                ids,
+                distances: found.distances(q),
+                labels: labels.map(|l| {
+                    ids.iter()
+                        .map(|&i| usize::try_from(i).ok().and_then(|i| l.get(i).copied()))
+                        .collect()
+                }),
+                predicted_score: likeness_index::score::predict_from_hits(&hits),
+                hits,
+            };
+            line(&mut w, &rec)?;
+        }
+        line(&mut w, &QueryRecord::Summary(stats))?;
+        w.flush()
+    })();
+    stdout_result(res)
+}
+
+/// A closed pipe (`| head`) is not an error; anything else is.
+fn stdout_result(res: std::io::Result<()>) -> Result<()> {
+    match res {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("<stdout>", e)),
+        _ => Ok(()),
+    }
+}
+
+/// A `kB` field of `/proc/self/status` in bytes (`None` off Linux).
+pub fn proc_status_bytes(field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        let kb: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
+        Some(kb * 1024)
+    })
+}
+

@@ -1,0 +1,72 @@
+//! `likeness inspect`: what a data source holds; `--check` decodes every image.
+use std::process::ExitCode;
+
+use likeness_app::args::InspectArgs;
+
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+
+#[derive(serde::Serialize)]
+struct InspectReport<'a> {
+    source: &'a std::path::Path,
+    kind: crate::data::SourceKind,
+    items: usize,
+    regions: usize,
+    classes: Vec<(&'a str, usize)>,
+    checked: bool,
+}
+
+pub fn run(args: InspectArgs) -> Result<ExitCode> {
+    let ds = Dataset::open(&args.source)?;
+    if args.check {
+        check_all(&ds)?;
+    }
+    let counts = ds.class_counts();
+    let report = InspectReport {
+        source: ds.root(),
+        kind: ds.kind(),
+        items: ds.len(),
+        regions: ds.region_count(),
+        classes: ds
+            .classes()
+            .iter()
+            .map(String::as_str)
+            .zip(counts)
+            .collect(),
+        checked: args.check,
+    };
+    if args.json {
+        likeness_app::cli::print_line(
+            &serde_json::to_string(&report).map_err(|e| Error::Invalid(e.to_string()))?,
+        );
+    } else {
+        let mut s = format!(
+            "{}: {:?} source, {} items ({} regions), {} classes",
+            report.source.display(),
+            report.kind,
+            report.items,
+            report.regions,
+            report.classes.len()
+        );
+        for (name, n) in &report.classes {
+            s.push_str(&format!("\n  {n:>7}  {name}"));
+        }
+        if args.check {
+            s.push_str("\nall images decoded");
+        }
+        likeness_app::cli::print_line(&s);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Decodes every item in parallel chunks, with a progress bar on stderr.
+fn check_all(ds: &Dataset) -> Result<()> {
+    let bar = crate::progress::bar(ds.len() as u64, "decoding");
+    let all: Vec<usize> = (0..ds.len()).collect();
+    for chunk in all.chunks(512) {
+        ds.load_many(chunk)?;
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
