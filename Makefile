@@ -8,7 +8,8 @@ VENV := $(LIKENESS_CACHE)/torch-$(TORCH_VERSION)
 CARGO ?= cargo
 # Where cargo puts the binaries (CARGO_TARGET_DIR and build.target-dir
 # honoured: cargo says where), and maturin the wheels; the scripts get it.
-TARGET_DIR := $(shell CARGO='$(CARGO)' scripts/target-dir.sh)
+# Passed on by hand: make 4.3's $(shell) misses `make CARGO_TARGET_DIR=...`.
+TARGET_DIR := $(shell CARGO='$(CARGO)' $(foreach v,CARGO_TARGET_DIR CARGO_BUILD_TARGET_DIR,$(if $($(v)),$(v)='$($(v))')) scripts/target-dir.sh)
 export LIKENESS_BIN_DIR := $(TARGET_DIR)/release
 WHEELS := $(TARGET_DIR)/wheels
 
