@@ -13,4 +13,5 @@ if [[ -z $dir ]]; then
     dir=${CARGO_TARGET_DIR:-target}
     [[ $dir == /* ]] || dir=$PWD/$dir
 fi
-echo "$dir"
+# Tidy (cargo keeps "a/../b"); GNU realpath only, so the raw path otherwise.
+realpath -ms -- "$dir" 2>/dev/null || echo "$dir"
