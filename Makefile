@@ -6,6 +6,12 @@ export LIKENESS_CACHE
 TORCH_VERSION := 2.11.0
 VENV := $(LIKENESS_CACHE)/torch-$(TORCH_VERSION)
 CARGO ?= cargo
+# Where cargo puts the binaries (CARGO_TARGET_DIR and build.target-dir
+# honoured: cargo says where), and maturin the wheels; the scripts get it.
+# Passed on by hand: make 4.3's $(shell) misses `make CARGO_TARGET_DIR=...`.
+TARGET_DIR := $(shell CARGO='$(CARGO)' $(foreach v,CARGO_TARGET_DIR CARGO_BUILD_TARGET_DIR,$(if $($(v)),$(v)='$($(v))')) scripts/target-dir.sh)
+export LIKENESS_BIN_DIR := $(TARGET_DIR)/release
+WHEELS := $(TARGET_DIR)/wheels
 
 # Use an existing libtorch when LIBTORCH is set; otherwise the PyPI torch venv.
 ifeq ($(strip $(LIBTORCH)),)
@@ -50,7 +56,7 @@ swell-data: build
 	scripts/swell-data.sh
 
 doctor: build data
-	target/release/likeness doctor
+	$(LIKENESS_BIN_DIR)/likeness doctor
 
 # The main job: train, index, evaluate and query Fashion-MNIST and the johns
 # face crops (and their facial regions); writes runs/demo/REPORT.md.
@@ -84,18 +90,18 @@ PYVENV := $(LIKENESS_CACHE)/py-$(MATURIN_VERSION)
 pyvenv:
 	@MATURIN_VERSION=$(MATURIN_VERSION) scripts/py-venv.sh >/dev/null
 
-# The wheel (one for CPython >= 3.9) into target/wheels/.
+# The wheel (one for CPython >= 3.9) into $(WHEELS).
 wheel: system-deps pyvenv
-	$(PYVENV)/bin/maturin build --release -m python/Cargo.toml --out target/wheels
+	$(PYVENV)/bin/maturin build --release -m python/Cargo.toml --out $(WHEELS)
 
 # Build the wheel and install it into $(PYVENV).
 python: wheel
 	$(PYVENV)/bin/python -m pip install --quiet --force-reinstall --no-deps \
-		"$$(ls -t target/wheels/likeness-*.whl | head -n 1)"
+		"$$(ls -t $(WHEELS)/likeness-*.whl | head -n 1)"
 
 # pytest of the Python package against the CLI binaries that `cargo test` built.
 pytest: python
-	LIKENESS_BIN=$(CURDIR)/target/release/likeness $(PYVENV)/bin/python -m pytest -q -rs python/tests
+	LIKENESS_BIN=$(LIKENESS_BIN_DIR)/likeness $(PYVENV)/bin/python -m pytest -q -rs python/tests
 
 # ---- likeness.ray: a sharded gallery on a Ray cluster (python/likeness/ray) ----
 # Its venv (ray[serve], numpy, pytest) lives in the cache, keyed by Ray's version.
@@ -110,18 +116,18 @@ rayvenv:
 # The wheel from `make wheel`, installed into $(RAYVENV) too.
 rayvenv-likeness: wheel rayvenv
 	$(RAYVENV)/bin/python -m pip install --quiet --force-reinstall --no-deps \
-		"$$(ls -t target/wheels/likeness-*.whl | head -n 1)"
+		"$$(ls -t $(WHEELS)/likeness-*.whl | head -n 1)"
 
 # The Ray tests: local multi-node clusters (ray.cluster_utils), about 4 min
 # on 2 cores; each test is bounded by pytest-timeout.
 pytest-ray: rayvenv-likeness
-	LIKENESS_BIN=$(CURDIR)/target/release/likeness $(RAYVENV)/bin/python -m pytest -q -rs \
+	LIKENESS_BIN=$(LIKENESS_BIN_DIR)/likeness $(RAYVENV)/bin/python -m pytest -q -rs \
 		-p no:cacheprovider -W ignore::DeprecationWarning --timeout 600 python/tests_ray
 
 # Sharded build and serving on a local 4-node Ray cluster against one
 # `likeness build` / `likeness serve` (N=1000000 DIM=128 SHARDS=4 by default).
 bench-ray: build rayvenv-likeness
-	LIKENESS_BIN=$(CURDIR)/target/release/likeness $(RAYVENV)/bin/python benches/ray_bench.py
+	LIKENESS_BIN=$(LIKENESS_BIN_DIR)/likeness $(RAYVENV)/bin/python benches/ray_bench.py
 
 # Training throughput: likeness vs PyTorch eager, same net/batch/optimizer.
 bench-train: build data

@@ -13,7 +13,8 @@ source scripts/fashion-recipe.sh
 CACHE=${LIKENESS_CACHE:-$HOME/.cache/likeness}
 PY=${LIKENESS_PYTHON:-$CACHE/torch-2.11.0/bin/python}
 F=$CACHE/data/fashion-mnist
-B=${LIKENESS_BIN:-target/release/likeness}
+BIN_DIR=${LIKENESS_BIN_DIR:-$(scripts/target-dir.sh)/release}  # where cargo put the binaries
+B=${LIKENESS_BIN:-$BIN_DIR/likeness}
 OUT=$(mktemp -d); trap 'rm -rf "$OUT"' EXIT
 REFERENCE=1464
 

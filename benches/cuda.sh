@@ -26,7 +26,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/fashion-recipe.sh
 CACHE=${LIKENESS_CACHE:-$HOME/.cache/likeness}
-B=${LIKENESS_BIN:-target/release/likeness}
+BIN_DIR=${LIKENESS_BIN_DIR:-$(scripts/target-dir.sh)/release}  # where cargo put the binaries
+B=${LIKENESS_BIN:-$BIN_DIR/likeness}
 PY=${LIKENESS_PYTHON:-$CACHE/torch-2.11.0/bin/python}
 FM=${FASHION:-$CACHE/data/fashion-mnist}
 OUT=${OUT:-runs/cuda}

@@ -18,7 +18,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${LIKENESS_CACHE:-$HOME/.cache/likeness}
 PY=${LIKENESS_PYTHON:-$CACHE/torch-2.11.0/bin/python}
-B=${LIKENESS_BIN:-target/release/likeness}
+BIN_DIR=${LIKENESS_BIN_DIR:-$(scripts/target-dir.sh)/release}  # where cargo put the binaries
+B=${LIKENESS_BIN:-$BIN_DIR/likeness}
 F=$CACHE/data/fashion-mnist
 source scripts/fashion-recipe.sh
 ROWS=${ROWS:-fashion digits johns}

@@ -26,8 +26,9 @@ cd "$(dirname "$0")/.."
 
 LIKENESS_CACHE=${LIKENESS_CACHE:-$HOME/.cache/likeness}
 PYTHON=${LIKENESS_PYTHON:-$LIKENESS_CACHE/torch-2.11.0/bin/python}
-BIN=${LIKENESS_BIN:-target/release/likeness}
-EXAMPLE_BIN=${EXAMPLE_BIN:-target/release/examples/embed_forward}
+BIN_DIR=${LIKENESS_BIN_DIR:-$(scripts/target-dir.sh)/release}  # where cargo put the binaries
+BIN=${LIKENESS_BIN:-$BIN_DIR/likeness}
+EXAMPLE_BIN=${EXAMPLE_BIN:-$BIN_DIR/examples/embed_forward}
 DEV=${DEV:-auto}
 FM=$LIKENESS_CACHE/data/fashion-mnist
 JOHNS=$LIKENESS_CACHE/data/johns

@@ -11,6 +11,8 @@ source scripts/fashion-recipe.sh
 CACHE="${LIKENESS_CACHE:-$HOME/.cache/likeness}"
 PY="$CACHE/torch-2.11.0/bin/python"
 F="$CACHE/data/fashion-mnist"
+BIN_DIR=${LIKENESS_BIN_DIR:-$(scripts/target-dir.sh)/release}  # where cargo put the binaries
+BIN=${LIKENESS_BIN:-$BIN_DIR/likeness}
 EPOCHS="${EPOCHS:-2}"
 PRECISION="${PRECISION:-fp32}"
 THREADS="${THREADS:-$(nproc)}"
@@ -18,7 +20,7 @@ OUT="${OUT:-runs/bench-losses}"
 mkdir -p "$OUT"
 for loss in npair-mc npair-ovo triplet; do
   if [ ! -f "$OUT/$loss/model.json" ]; then
-    target/release/likeness --threads "$THREADS" --device cpu train \
+    "$BIN" --threads "$THREADS" --device cpu train \
       --data "$F/train-images-idx3-ubyte.gz" --val-data "$F/t10k-images-idx3-ubyte.gz" \
       --out "$OUT/$loss" --loss "$loss" --epochs "$EPOCHS" --precision "$PRECISION" --seed 0 --force \
       "${PLAIN_RECIPE[@]}"

@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LIKENESS_CACHE=${LIKENESS_CACHE:-$HOME/.cache/likeness}
 PYTHON=${LIKENESS_PYTHON:-$LIKENESS_CACHE/torch-2.11.0/bin/python}
-BIN=${LIKENESS_BIN:-target/release/likeness}
+BIN_DIR=${LIKENESS_BIN_DIR:-$(scripts/target-dir.sh)/release}  # where cargo put the binaries
+BIN=${LIKENESS_BIN:-$BIN_DIR/likeness}
 INDEX=${FASHION_INDEX:-runs/demo/fashion/index}
 RUNS=${RUNS:-20}
 WORK=${BENCH_LATENCY_WORK:-$LIKENESS_CACHE/bench-latency}

@@ -38,8 +38,20 @@ SHARDS = int(os.environ.get("SHARDS", 4))
 QUERIES = int(os.environ.get("QUERIES", 1000))
 SECONDS = float(os.environ.get("SECONDS", 10))
 CONNECTIONS = int(os.environ.get("C", 8))
-BIN = os.environ.get("LIKENESS_BIN", "target/release/likeness")
 HERE = pathlib.Path(__file__).resolve().parent
+
+
+def bin_dir():
+    """Where cargo put the binaries (`make` passes LIKENESS_BIN_DIR)."""
+    d = os.environ.get("LIKENESS_BIN_DIR")
+    if d:
+        return pathlib.Path(d)
+    target = subprocess.run([str(HERE.parent / "scripts" / "target-dir.sh")],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    return pathlib.Path(target) / "release"
+
+
+BIN = os.environ.get("LIKENESS_BIN") or str(bin_dir() / "likeness")
 MB = 1 << 20
 
 

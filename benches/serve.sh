@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 
 LIKENESS_CACHE=${LIKENESS_CACHE:-$HOME/.cache/likeness}
 PYTHON=${LIKENESS_PYTHON:-$LIKENESS_CACHE/torch-2.11.0/bin/python}
-BIN=${LIKENESS_BIN:-target/release/likeness}
+BIN_DIR=${LIKENESS_BIN_DIR:-$(scripts/target-dir.sh)/release}  # where cargo put the binaries
+BIN=${LIKENESS_BIN:-$BIN_DIR/likeness}
 DURATION=${DURATION:-30s}
 CONNECTIONS=${CONNECTIONS:-32}
 SERVER_WORKERS=${SERVER_WORKERS:-2}
@@ -161,5 +162,5 @@ echo "== the page: headless chromium on the Fashion-MNIST test index (the demo m
 command -v chromedriver >/dev/null || scripts/system-deps.sh
 ${CARGO:-cargo} build --release --quiet --example page_bench
 serve "$FASHION_INDEX"
-target/release/examples/page_bench "http://$ADDR" "$WORK/query.png" 20
+"$BIN_DIR/examples/page_bench" "http://$ADDR" "$WORK/query.png" 20
 kill -TERM $PID; wait $PID || true

@@ -11,6 +11,8 @@ source scripts/fashion-recipe.sh
 CACHE="${LIKENESS_CACHE:-$HOME/.cache/likeness}"
 PY="$CACHE/torch-2.11.0/bin/python"
 F="$CACHE/data/fashion-mnist"
+BIN_DIR=${LIKENESS_BIN_DIR:-$(scripts/target-dir.sh)/release}  # where cargo put the binaries
+BIN=${LIKENESS_BIN:-$BIN_DIR/likeness}
 STEPS="${STEPS:-100}"
 THREADS="${THREADS:-$(nproc)}"
 ROUNDS="${ROUNDS:-3}"
@@ -24,7 +26,7 @@ for prec in ${PRECISIONS:-fp32 bf16}; do
       --labels "$F/train-labels-idx1-ubyte.gz" --steps "$STEPS" --threads "$THREADS" \
       --precision "$prec" | tee "$OUT/pt.txt"
     echo "== round $round, $prec: likeness ($THREADS threads, $STEPS steps, no augmentation)"
-    target/release/likeness --threads "$THREADS" --device cpu train \
+    "$BIN" --threads "$THREADS" --device cpu train \
       --data "$F/train-images-idx3-ubyte.gz" --out "$OUT/model" --epochs 1 --force \
       --steps-per-epoch "$STEPS" --val none --no-flip --seed 0 --precision "$prec" "${PLAIN_RECIPE[@]}" 2>&1 | tail -n 2
     LK=$("$PY" -c "import json,sys; e=json.load(open(sys.argv[1]))['epochs'][0]; print(round(e['images_per_s'],1))" "$OUT/model/model.json")

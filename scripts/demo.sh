@@ -22,7 +22,8 @@ cd "$(dirname "$0")/.."
 source scripts/fashion-recipe.sh
 
 LIKENESS_CACHE=${LIKENESS_CACHE:-$HOME/.cache/likeness}
-BIN=${LIKENESS_BIN:-target/release/likeness}
+BIN_DIR=${LIKENESS_BIN_DIR:-$(scripts/target-dir.sh)/release}  # where cargo put the binaries
+BIN=${LIKENESS_BIN:-$BIN_DIR/likeness}
 PYTHON=${LIKENESS_PYTHON:-$LIKENESS_CACHE/torch-2.11.0/bin/python}
 [[ -x $PYTHON ]] || PYTHON=python3  # the report needs only the standard library
 OUT=${DEMO_OUT:-runs/demo}

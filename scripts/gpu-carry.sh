@@ -11,12 +11,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${LIKENESS_CACHE:-$HOME/.cache/likeness}
-for f in target/release/likeness target/release/likeness-torch target/release/examples/embed_forward; do
+BIN_DIR=${LIKENESS_BIN_DIR:-$(scripts/target-dir.sh)/release}  # where cargo put the binaries
+BINS=("$BIN_DIR/likeness" "$BIN_DIR/likeness-torch" "$BIN_DIR/examples/embed_forward")
+for f in "${BINS[@]}"; do
     [[ -x $f ]] || { echo "$f missing: run \`make build\` and \`cargo build --release --example embed_forward\` (with the Makefile's torch environment)" >&2; exit 2; }
 done
 rm -rf carry
 mkdir -p carry/bin carry/cache/data/fashion-mnist
-cp target/release/likeness target/release/likeness-torch target/release/examples/embed_forward carry/bin/
+cp "${BINS[@]}" carry/bin/
 cp "$CACHE"/data/fashion-mnist/t10k-* carry/cache/data/fashion-mnist/
 cp -r "$CACHE/data/johns" carry/cache/data/
 cat > carry/bin/bc-shim <<'SH'

@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 VERSION=2
 CACHE="${LIKENESS_CACHE:-$HOME/.cache/likeness}"
 DEST="$CACHE/data/swell-v$VERSION"
-BIN=${LIKENESS_BIN:-target/release/likeness}
+BIN_DIR=${LIKENESS_BIN_DIR:-$(scripts/target-dir.sh)/release}  # where cargo put the binaries
+BIN=${LIKENESS_BIN:-$BIN_DIR/likeness}
 if [[ -f $DEST/.complete ]]; then echo "likeness data: swell-v$VERSION present"; exit 0; fi
 tmp=$(mktemp -d "$CACHE/data/swell.XXXXXX")
 "$BIN" synth-swell --johns "$CACHE/data/johns" --out "$tmp" --seed 0

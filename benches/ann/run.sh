@@ -17,7 +17,8 @@ cd "$(dirname "$0")/../.."
 LIKENESS_CACHE=${LIKENESS_CACHE:-$HOME/.cache/likeness}
 PYTHON=${LIKENESS_PYTHON:-$LIKENESS_CACHE/torch-2.11.0/bin/python}
 PYPKG=${LIKENESS_PY_PYTHON:-$LIKENESS_CACHE/py-1.16.0/bin/python}
-BIN=${LIKENESS_BIN:-target/release/likeness}
+BIN_DIR=${LIKENESS_BIN_DIR:-$(scripts/target-dir.sh)/release}  # where cargo put the binaries
+BIN=${LIKENESS_BIN:-$BIN_DIR/likeness}
 DATA=${FASHION_MNIST:-$LIKENESS_CACHE/data/fashion-mnist}
 WORK=${BENCH_ANN_WORK:-$LIKENESS_CACHE/bench-ann}
 BUILD_THREADS=${BUILD_THREADS:-2}

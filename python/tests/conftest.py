@@ -11,6 +11,17 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
+def bin_dir():
+    """Where cargo put the binaries: LIKENESS_BIN_DIR (`make` sets it), else
+    cargo's target folder (CARGO_TARGET_DIR honoured)."""
+    d = os.environ.get("LIKENESS_BIN_DIR")
+    if d:
+        return pathlib.Path(d)
+    target = subprocess.run([str(ROOT / "scripts" / "target-dir.sh")], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    return pathlib.Path(target) / "release"
+
+
 class Cli:
     """Runs the front binary `likeness` and returns its stdout."""
 
@@ -32,7 +43,7 @@ class Cli:
 @pytest.fixture(scope="session")
 def cli():
     env = os.environ.get("LIKENESS_BIN")
-    path = pathlib.Path(env) if env else ROOT / "target" / "release" / "likeness"
+    path = pathlib.Path(env) if env else bin_dir() / "likeness"
     if not path.is_file():
         msg = (f"the likeness binary {path} is missing, and the tests that compare the "
                f"Python package with the CLI need it: run `make build` (or `make test`, "

@@ -27,10 +27,21 @@ SHARD_OPTIONS = {"resources": {"shards": 1}}
 INGRESS_OPTIONS = {"resources": {"ingress": 0.01}}
 
 
+def bin_dir():
+    """Where cargo put the binaries: LIKENESS_BIN_DIR (`make` sets it), else
+    cargo's target folder (CARGO_TARGET_DIR honoured)."""
+    d = os.environ.get("LIKENESS_BIN_DIR")
+    if d:
+        return pathlib.Path(d)
+    target = subprocess.run([str(ROOT / "scripts" / "target-dir.sh")], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    return pathlib.Path(target) / "release"
+
+
 @pytest.fixture(scope="session")
 def binary():
     env = os.environ.get("LIKENESS_BIN")
-    path = pathlib.Path(env) if env else ROOT / "target" / "release" / "likeness"
+    path = pathlib.Path(env) if env else bin_dir() / "likeness"
     if not path.is_file():
         pytest.fail(f"the likeness binary {path} is missing: run `make build` (or `make "
                     f"test`, which builds it), or point LIKENESS_BIN at one")
