@@ -154,7 +154,7 @@ fn corrupt_image_is_a_decode_error_naming_the_file() {
     let dir = class_folder_with(&[("bad.jpg", b"this is not a jpeg at all")]);
     let ds = Dataset::open(dir.path()).unwrap();
     match ds.load(0) {
-        Err(e @ Error::Decode { .. }) => assert!(e.to_string().contains("bad.jpg"), "{e}"),
+        Err(e @ Error::App(likeness_app::Error::Decode { .. })) => assert!(e.to_string().contains("bad.jpg"), "{e}"),
         other => panic!("expected a decode error, got {other:?}"),
     }
     // A truncated real JPEG, too.
@@ -163,7 +163,7 @@ fn corrupt_image_is_a_decode_error_naming_the_file() {
     // as in every lenient JPEG decoder.)
     let dir = class_folder_with(&[("cut.jpg", &real[..200])]);
     let ds = Dataset::open(dir.path()).unwrap();
-    assert!(matches!(ds.load_many(&[0]), Err(Error::Decode { .. })));
+    assert!(matches!(ds.load_many(&[0]), Err(Error::App(likeness_app::Error::Decode { .. }))));
 }
 
 #[test]
@@ -185,7 +185,7 @@ fn missing_file_in_manifest_names_the_line() {
     // A folder source given a path that does not exist.
     assert!(matches!(
         Dataset::open(dir.path().join("no-such-folder")),
-        Err(Error::NotFound { .. })
+        Err(Error::App(likeness_app::Error::NotFound { .. }))
     ));
 }
 
@@ -198,13 +198,13 @@ fn region_outside_the_image_is_refused_with_the_box_and_size() {
     let ds = Dataset::open(&csv).unwrap();
     match ds.load(0) {
         Err(
-            e @ Error::RegionOutside {
+            e @ Error::App(likeness_app::Error::RegionOutside {
                 width: 150,
                 height: 150,
                 x: 120,
                 w: 40,
                 ..
-            },
+            }),
         ) => assert!(e.to_string().contains("outside"), "{e}"),
         other => panic!("expected RegionOutside, got {other:?}"),
     }
@@ -295,11 +295,11 @@ fn decompression_bombs_are_refused_before_decoding() {
     let dir = class_folder_with(&[("bomb.png", &png_header_only(100_000, 100_000))]);
     let ds = Dataset::open(dir.path()).unwrap();
     match ds.load(0) {
-        Err(Error::ImageTooLarge {
+        Err(Error::App(likeness_app::Error::ImageTooLarge {
             width: 100_000,
             height: 100_000,
             ..
-        }) => {}
+        })) => {}
         other => panic!("expected ImageTooLarge, got {other:?}"),
     }
     // A real image over a user-set limit.
@@ -311,7 +311,7 @@ fn decompression_bombs_are_refused_before_decoding() {
         });
     assert!(matches!(
         ds.load(0),
-        Err(Error::ImageTooLarge { pixels: 22_500, .. })
+        Err(Error::App(likeness_app::Error::ImageTooLarge { pixels: 22_500, .. }))
     ));
 }
 
@@ -326,28 +326,28 @@ fn broken_idx_files_are_errors() {
     std::fs::write(&images, &img).unwrap();
     std::fs::write(&labels, [0, 0, 8, 1, 0, 0, 0, 2, 0, 1]).unwrap();
     match Dataset::open(&images) {
-        Err(e @ Error::Idx { .. }) => assert!(e.to_string().contains("truncated"), "{e}"),
+        Err(e @ Error::App(likeness_app::Error::Idx { .. })) => assert!(e.to_string().contains("truncated"), "{e}"),
         other => panic!("expected Idx error, got {other:?}"),
     }
     // Whole images but one label too few.
     img.extend_from_slice(&[6, 7, 8]);
     std::fs::write(&images, &img).unwrap();
     std::fs::write(&labels, [0, 0, 8, 1, 0, 0, 0, 1, 0]).unwrap();
-    assert!(matches!(Dataset::open(&images), Err(Error::Idx { .. })));
+    assert!(matches!(Dataset::open(&images), Err(Error::App(likeness_app::Error::Idx { .. }))));
     // Labels file missing.
     std::fs::remove_file(&labels).unwrap();
     assert!(matches!(
         Dataset::open(&images),
-        Err(Error::NotFound { .. })
+        Err(Error::App(likeness_app::Error::NotFound { .. }))
     ));
     // Wrong magic, and a gzip stream cut short.
     std::fs::write(&labels, [1, 2, 8, 1, 0, 0, 0, 2, 0, 1]).unwrap();
-    assert!(matches!(Dataset::open(&images), Err(Error::Idx { .. })));
+    assert!(matches!(Dataset::open(&images), Err(Error::App(likeness_app::Error::Idx { .. }))));
     let gz = std::fs::read(likeness::cache::fashion_mnist_dir().join("t10k-labels-idx1-ubyte.gz"))
         .unwrap();
     std::fs::write(&labels, &gz[..gz.len() / 2]).unwrap();
     match Dataset::open(&images) {
-        Err(e @ Error::Idx { .. }) => assert!(e.to_string().contains("gzip"), "{e}"),
+        Err(e @ Error::App(likeness_app::Error::Idx { .. })) => assert!(e.to_string().contains("gzip"), "{e}"),
         other => panic!("expected a gzip error, got {other:?}"),
     }
 }
