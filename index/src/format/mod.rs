@@ -1,48 +1,29 @@
-//! Binary layouts of `graph.bin` and `meta.bin`, and bounds-checked views
-//! over their (memory-mapped) bytes.
+//! The binary files of an index directory and what they share.
+//!
+//! Each file has one module that owns it whole (layout, reading, checking,
+//! writing): [`graph`] (`graph.bin`), [`meta`] (`meta.bin`),
+//! [`crate::quant`] (`vectors.f16`/`vectors.i8`) and [`crate::postings`]
+//! (`postings.bin`); `vectors.npy` is plain NumPy ([`crate::npy`]). This
+//! module holds what they share: the 128-byte header convention, section
+//! alignment and the bounds-checked views.
 //!
 //! All integers are little-endian; every section starts at a multiple of
 //! [`SECTION_ALIGN`] bytes, so once the file is mapped (page-aligned) the
 //! sections are viewed as `&[u32]`/`&[u64]`/`&[i64]` with
 //! `bytemuck::try_cast_slice`, which checks length and alignment. No
 //! `transmute`, no unchecked pointer reads.
-//!
-//! # `graph.bin` (version 1)
-//!
-//! ```text
-//! 0     GraphHeader (128 bytes, CRC32 of bytes 0..124 in its last 4 bytes)
-//! 128   LayerEntry × levels (48 bytes each)
-//! ...   per layer l, each section 64-byte aligned:
-//!         nodes      u32 × nodes   (layers ≥ 1 only: sorted global ids)
-//!         offsets    u64 × (nodes + 1)   CSR row pointers into neighbours
-//!         neighbours u32 × edges         global ids, nearest first
-//! ```
-//!
-//! Layer 0 holds every item, so item `i`'s row is `i` and no node list is
-//! stored. In upper layers a node's row is found by binary search in the
-//! sorted node list (only a few hops per query happen up there).
-//!
-//! # `meta.bin` (version 2; version 1 is the same without scores and pairings)
-//!
-//! ```text
-//! 0     MetaHeader (128 bytes, CRC32 of bytes 0..124 in its last 4 bytes)
-//! ...   labels  i64 × count (if FLAG_LABELS), 64-byte aligned
-//! ...   scores  f32 × count (if FLAG_SCORES, NaN = no score), 64-byte aligned
-//! ...   payload: bincode of Vec<ItemInfo> (source paths, region boxes),
-//!       decoded on demand with a byte limit equal to its length
-//! ...   pairings: bincode of Vec<ItemPairing> (subject, side) (if
-//!       FLAG_PAIRINGS), right after the payload
-//! ```
-//!
-//! Version 2 took the header fields `scores_offset`, `pairings_offset` and
-//! `pairings_len` from the reserved words, which version 1 wrote as zeros, so
-//! one header struct reads both; a version 1 file may not set the new flags.
 
 use std::path::Path;
 
-use bytemuck::{Pod, Zeroable};
+use bytemuck::Pod;
 
 use crate::error::{Error, Result};
+
+pub mod graph;
+pub mod meta;
+
+pub use graph::{GraphHeader, LayerEntry, GRAPH_MAGIC, MAX_LEVELS};
+pub use meta::{MetaHeader, FLAG_LABELS, FLAG_PAIRINGS, FLAG_SCORES, META_MAGIC};
 
 const _: () = assert!(
     cfg!(target_endian = "little"),
@@ -51,82 +32,14 @@ const _: () = assert!(
 
 /// Alignment of every section.
 pub const SECTION_ALIGN: usize = 64;
-/// Magic of `graph.bin`.
-pub const GRAPH_MAGIC: [u8; 8] = *b"LKNSGRPH";
-/// Magic of `meta.bin`.
-pub const META_MAGIC: [u8; 8] = *b"LKNSMETA";
 /// Oldest `graph.bin`/`meta.bin` version this build reads.
 pub const MIN_VERSION: u32 = 1;
 /// Version this build writes (and the newest it reads). 2: `meta.bin`
 /// gained scores and pairings (subject, side).
 pub const VERSION: u32 = 2;
-/// Most layers a graph may have (hnsw_rs builds at most 16).
-pub const MAX_LEVELS: u32 = 32;
-/// `meta.bin` flag: the labels section is present.
-pub const FLAG_LABELS: u32 = 1;
-/// `meta.bin` flag (version ≥ 2): the scores section is present.
-pub const FLAG_SCORES: u32 = 2;
-/// `meta.bin` flag (version ≥ 2): the pairings payload is present.
-pub const FLAG_PAIRINGS: u32 = 4;
 
-/// Fixed header of `graph.bin`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct GraphHeader {
-    pub magic: [u8; 8],
-    pub version: u32,
-    pub header_size: u32,
-    pub count: u64,
-    pub seed: u64,
-    pub dim: u32,
-    /// 0 = cosine, 1 = l2.
-    pub metric: u32,
-    pub m: u32,
-    pub m0: u32,
-    pub ef_construction: u32,
-    pub levels: u32,
-    pub entry_point: u32,
-    pub flags: u32,
-    pub reserved: [u32; 15],
-    pub header_crc: u32,
-}
-
-/// One row of the layer table.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable, Default)]
-pub struct LayerEntry {
-    pub nodes: u64,
-    pub nodes_offset: u64,
-    pub offsets_offset: u64,
-    pub edges: u64,
-    pub neighbours_offset: u64,
-    pub reserved: u64,
-}
-
-/// Fixed header of `meta.bin`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub struct MetaHeader {
-    pub magic: [u8; 8],
-    pub version: u32,
-    pub flags: u32,
-    pub count: u64,
-    pub labels_offset: u64,
-    pub payload_offset: u64,
-    pub payload_len: u64,
-    /// Version ≥ 2, with FLAG_SCORES.
-    pub scores_offset: u64,
-    /// Version ≥ 2, with FLAG_PAIRINGS.
-    pub pairings_offset: u64,
-    pub pairings_len: u64,
-    pub reserved: [u32; 13],
-    pub header_crc: u32,
-}
-
+/// Size of every file's fixed header (its CRC32 in the last 4 bytes).
 pub const HEADER_SIZE: usize = 128;
-const _: () = assert!(std::mem::size_of::<GraphHeader>() == HEADER_SIZE);
-const _: () = assert!(std::mem::size_of::<MetaHeader>() == HEADER_SIZE);
-const _: () = assert!(std::mem::size_of::<LayerEntry>() == 48);
 
 /// CRC32 of a header's bytes before its final checksum field.
 pub fn header_crc(bytes: &[u8; HEADER_SIZE]) -> u32 {
@@ -214,4 +127,20 @@ pub fn section<'a, T: Pod>(
             format!("{what} at offset {offset}: {e:?} (misaligned section)"),
         )
     })
+}
+
+/// Writes zeros from `*pos` up to `target` (the padding before an aligned
+/// section).
+pub(crate) fn pad_to(
+    w: &mut dyn std::io::Write,
+    pos: &mut u64,
+    target: u64,
+) -> std::io::Result<()> {
+    const ZEROS: [u8; 64] = [0; 64];
+    while *pos < target {
+        let k = ((target - *pos) as usize).min(ZEROS.len());
+        w.write_all(&ZEROS[..k])?;
+        *pos += k as u64;
+    }
+    Ok(())
 }
