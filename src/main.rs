@@ -25,14 +25,15 @@ fn main() -> ExitCode {
     if cli.command.needs_torch() {
         return report(Err(exec_torch(&args)));
     }
-    let result = likeness_app::cli::init_threads(&cli.global).and_then(|threads| {
-        match likeness_app::cli::run(cli.command, threads, None) {
-            Ok(result) => result,
-            Err(other) => Err(likeness_app::Error::Usage(format!(
-                "{other:?} needs the network; run it with likeness-torch"
-            ))),
-        }
-    });
+    let result =
+        likeness_app::cli::init_threads(&cli.global).and_then(
+            |threads| match likeness_app::cli::run(cli.command, threads, None) {
+                Ok(result) => result,
+                Err(other) => Err(likeness_app::Error::Usage(format!(
+                    "{other:?} needs the network; run it with likeness-torch"
+                ))),
+            },
+        );
     report(result.map_err(anyhow::Error::from))
 }
 

@@ -1,6 +1,5 @@
 //! Process-wide settings for torch and rayon: which device, how many threads.
 
-
 use crate::error::{Error, Result};
 
 pub use likeness_app::settings::DeviceSpec;

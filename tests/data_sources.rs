@@ -154,7 +154,9 @@ fn corrupt_image_is_a_decode_error_naming_the_file() {
     let dir = class_folder_with(&[("bad.jpg", b"this is not a jpeg at all")]);
     let ds = Dataset::open(dir.path()).unwrap();
     match ds.load(0) {
-        Err(e @ Error::App(likeness_app::Error::Decode { .. })) => assert!(e.to_string().contains("bad.jpg"), "{e}"),
+        Err(e @ Error::App(likeness_app::Error::Decode { .. })) => {
+            assert!(e.to_string().contains("bad.jpg"), "{e}")
+        }
         other => panic!("expected a decode error, got {other:?}"),
     }
     // A truncated real JPEG, too.
@@ -163,7 +165,10 @@ fn corrupt_image_is_a_decode_error_naming_the_file() {
     // as in every lenient JPEG decoder.)
     let dir = class_folder_with(&[("cut.jpg", &real[..200])]);
     let ds = Dataset::open(dir.path()).unwrap();
-    assert!(matches!(ds.load_many(&[0]), Err(Error::App(likeness_app::Error::Decode { .. }))));
+    assert!(matches!(
+        ds.load_many(&[0]),
+        Err(Error::App(likeness_app::Error::Decode { .. }))
+    ));
 }
 
 #[test]
@@ -311,7 +316,10 @@ fn decompression_bombs_are_refused_before_decoding() {
         });
     assert!(matches!(
         ds.load(0),
-        Err(Error::App(likeness_app::Error::ImageTooLarge { pixels: 22_500, .. }))
+        Err(Error::App(likeness_app::Error::ImageTooLarge {
+            pixels: 22_500,
+            ..
+        }))
     ));
 }
 
@@ -326,14 +334,19 @@ fn broken_idx_files_are_errors() {
     std::fs::write(&images, &img).unwrap();
     std::fs::write(&labels, [0, 0, 8, 1, 0, 0, 0, 2, 0, 1]).unwrap();
     match Dataset::open(&images) {
-        Err(e @ Error::App(likeness_app::Error::Idx { .. })) => assert!(e.to_string().contains("truncated"), "{e}"),
+        Err(e @ Error::App(likeness_app::Error::Idx { .. })) => {
+            assert!(e.to_string().contains("truncated"), "{e}")
+        }
         other => panic!("expected Idx error, got {other:?}"),
     }
     // Whole images but one label too few.
     img.extend_from_slice(&[6, 7, 8]);
     std::fs::write(&images, &img).unwrap();
     std::fs::write(&labels, [0, 0, 8, 1, 0, 0, 0, 1, 0]).unwrap();
-    assert!(matches!(Dataset::open(&images), Err(Error::App(likeness_app::Error::Idx { .. }))));
+    assert!(matches!(
+        Dataset::open(&images),
+        Err(Error::App(likeness_app::Error::Idx { .. }))
+    ));
     // Labels file missing.
     std::fs::remove_file(&labels).unwrap();
     assert!(matches!(
@@ -342,12 +355,17 @@ fn broken_idx_files_are_errors() {
     ));
     // Wrong magic, and a gzip stream cut short.
     std::fs::write(&labels, [1, 2, 8, 1, 0, 0, 0, 2, 0, 1]).unwrap();
-    assert!(matches!(Dataset::open(&images), Err(Error::App(likeness_app::Error::Idx { .. }))));
+    assert!(matches!(
+        Dataset::open(&images),
+        Err(Error::App(likeness_app::Error::Idx { .. }))
+    ));
     let gz = std::fs::read(likeness::cache::fashion_mnist_dir().join("t10k-labels-idx1-ubyte.gz"))
         .unwrap();
     std::fs::write(&labels, &gz[..gz.len() / 2]).unwrap();
     match Dataset::open(&images) {
-        Err(e @ Error::App(likeness_app::Error::Idx { .. })) => assert!(e.to_string().contains("gzip"), "{e}"),
+        Err(e @ Error::App(likeness_app::Error::Idx { .. })) => {
+            assert!(e.to_string().contains("gzip"), "{e}")
+        }
         other => panic!("expected a gzip error, got {other:?}"),
     }
 }

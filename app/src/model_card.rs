@@ -60,7 +60,10 @@ mod tests {
         )
         .unwrap();
         let s = ModelSummary::read(dir.path()).unwrap();
-        assert_eq!((s.spec.arch.as_str(), s.spec.dim, s.spec.input_size), ("convnet", 64, 28));
+        assert_eq!(
+            (s.spec.arch.as_str(), s.spec.dim, s.spec.input_size),
+            ("convnet", 64, 28)
+        );
         assert_eq!((s.epochs(), s.best_epoch), (3, Some(2)));
         assert_eq!(s.weights_crc32, "0badcafe");
         std::fs::write(dir.path().join(MODEL_CARD), "{}").unwrap();

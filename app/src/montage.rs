@@ -9,8 +9,8 @@ use image::{imageops::FilterType, DynamicImage, RgbImage};
 use likeness_index::{Index, ItemInfo, Neighbours};
 use plotters::prelude::*;
 
-use crate::read::ItemImages;
 use crate::error::{Error, Result};
+use crate::read::ItemImages;
 
 const THUMB: u32 = 96;
 const BORDER: u32 = 4;

@@ -79,12 +79,16 @@ pub fn emit(
         npy::write(out, found.all_ids(), &[found.queries(), found.k()])?;
     }
     let detailed = args.vectors.is_none();
-    let items =
-        if index.manifest().files.contains_key(likeness_index::manifest::META) && (args.json || detailed) {
-            Some(index.items()?)
-        } else {
-            None
-        };
+    let items = if index
+        .manifest()
+        .files
+        .contains_key(likeness_index::manifest::META)
+        && (args.json || detailed)
+    {
+        Some(index.items()?)
+    } else {
+        None
+    };
     if args.json {
         print_json_lines(index, items.as_deref(), found, stats)?;
     } else if detailed {
@@ -330,4 +334,3 @@ pub fn proc_status_bytes(field: &str) -> Option<u64> {
         Some(kb * 1024)
     })
 }
-

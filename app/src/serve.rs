@@ -53,16 +53,15 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use likeness_index::{Index, ItemInfo, LabelFilter};
+use likeness_index::postings::PlanKind;
+use likeness_index::{
+    Index, ItemInfo, KnnQuery, LabelFilter, Neighbours, Plan, DEFAULT_EF, DEFAULT_K,
+};
 
 use crate::embedder::{embed_encoded, ImageEmbedder};
 
 mod batch;
 
-/// Largest `k` and `ef` a request may ask for.
-pub const MAX_K: usize = 1000;
-/// Largest `ef`.
-pub const MAX_EF: usize = 10_000;
 /// Most vectors in one `/search/batch`.
 pub const MAX_BATCH: usize = 1024;
 
@@ -275,8 +274,8 @@ fn item_json(
 ) {
     let label = l.index.labels().and_then(|v| v.get(id).copied());
     let class = label
-        .and_then(|x| usize::try_from(x).ok())
-        .and_then(|x| l.index.manifest().classes.get(x).cloned());
+        .and_then(|x| l.index.manifest().class_name(x))
+        .map(str::to_owned);
     let info = l.items.get(id);
     let path = info.map(|i| i.source.clone()).filter(|s| !s.is_empty());
     (label, class, path, info.and_then(|i| i.region))
@@ -322,40 +321,12 @@ struct ImageParams {
     labels: Option<String>,
 }
 
+// serde's `default =` takes a function path.
 fn default_k() -> usize {
-    10
+    DEFAULT_K
 }
 fn default_ef() -> usize {
-    64
-}
-
-fn check_k_ef(k: usize, ef: usize) -> std::result::Result<(), ApiError> {
-    if !(1..=MAX_K).contains(&k) {
-        return Err(ApiError::bad(format!(
-            "k = {k} is out of range 1..={MAX_K}"
-        )));
-    }
-    if !(1..=MAX_EF).contains(&ef) {
-        return Err(ApiError::bad(format!(
-            "ef = {ef} is out of range 1..={MAX_EF}"
-        )));
-    }
-    Ok(())
-}
-
-fn check_vector(v: &[f32], dim: usize, which: &str) -> std::result::Result<(), ApiError> {
-    if v.len() != dim {
-        return Err(ApiError::bad(format!(
-            "{which} has {} values but the index has dimension {dim}",
-            v.len()
-        )));
-    }
-    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-        return Err(ApiError::bad(format!(
-            "{which}[{i}] is not a finite number"
-        )));
-    }
-    Ok(())
+    DEFAULT_EF
 }
 
 fn filter(
@@ -383,19 +354,18 @@ async fn search(
 ) -> ApiResult {
     let start = Instant::now();
     let req: SearchRequest = parse_json(body)?;
-    check_k_ef(req.k, req.ef)?;
     let out = st
         .on_pool(
             move |st| -> std::result::Result<serde_json::Value, ApiError> {
                 let l = st.current();
-                check_vector(&req.vector, l.index.dim(), "vector")?;
                 let f = filter(&l, req.labels, req.exclude_labels)?;
-                let p = plan(st, &l, req.k, f.as_ref(), 1)?;
-                let found = l
-                    .index
-                    .search(&req.vector, req.k, req.ef.max(req.k), f.as_ref())?;
+                let q = KnnQuery::new(&req.vector)
+                    .k(req.k)
+                    .ef(req.ef)
+                    .filter(f.as_ref());
+                let (found, plan) = run_query(st, &l, &q)?;
                 let mut body = hits_body(&l.index, &l.items, &found, 0);
-                body["plan"] = json!(p);
+                body["plan"] = json!(plan);
                 Ok(body)
             },
         )
@@ -403,22 +373,21 @@ async fn search(
     Ok(finish(&st, start, out, 1))
 }
 
-/// The plan of a search (see [`likeness_index::postings`]), counted for `/stats`.
-fn plan(
+/// A search through the engine's one entry point (it checks the request),
+/// counted by the plan that ran for `/stats`.
+fn run_query(
     st: &AppState,
     l: &Loaded,
-    k: usize,
-    f: Option<&LabelFilter>,
-    queries: u64,
-) -> std::result::Result<likeness_index::Plan, ApiError> {
-    let p = l.index.plan(k, f)?;
-    let slot = match p.kind {
-        likeness_index::postings::PlanKind::Graph => 0,
-        likeness_index::postings::PlanKind::FilteredGraph => 1,
-        likeness_index::postings::PlanKind::Exact => 2,
+    q: &KnnQuery<'_>,
+) -> std::result::Result<(Neighbours, Plan), ApiError> {
+    let (found, plan) = l.index.query(q)?;
+    let slot = match plan.kind {
+        PlanKind::Graph => 0,
+        PlanKind::FilteredGraph => 1,
+        PlanKind::Exact => 2,
     };
-    st.plans[slot].fetch_add(queries, Ordering::Relaxed);
-    Ok(p)
+    st.plans[slot].fetch_add(found.queries() as u64, Ordering::Relaxed);
+    Ok((found, plan))
 }
 
 fn finish(st: &AppState, start: Instant, mut out: serde_json::Value, queries: u64) -> Response {
@@ -435,7 +404,6 @@ async fn search_batch(
 ) -> ApiResult {
     let start = Instant::now();
     let req: BatchRequest = parse_json(body)?;
-    check_k_ef(req.k, req.ef)?;
     if req.vectors.is_empty() || req.vectors.len() > MAX_BATCH {
         return Err(ApiError::bad(format!(
             "vectors must hold 1..={MAX_BATCH} vectors, got {}",
@@ -448,20 +416,25 @@ async fn search_batch(
             move |st| -> std::result::Result<serde_json::Value, ApiError> {
                 let l = st.current();
                 let dim = l.index.dim();
-                let mut flat = Vec::with_capacity(req.vectors.len() * dim);
-                for (i, v) in req.vectors.iter().enumerate() {
-                    check_vector(v, dim, &format!("vectors[{i}]"))?;
-                    flat.extend_from_slice(v);
+                if let Some((i, v)) = req.vectors.iter().enumerate().find(|(_, v)| v.len() != dim) {
+                    return Err(ApiError::bad(format!(
+                        "vectors[{i}] has {} values but the index has dimension {dim}",
+                        v.len()
+                    )));
                 }
+                let flat: Vec<f32> = req.vectors.concat();
                 let f = filter(&l, req.labels, req.exclude_labels)?;
-                let p = plan(st, &l, req.k, f.as_ref(), req.vectors.len() as u64)?;
-                // Already on a search worker: search the batch in this thread.
-                let mut results = Vec::with_capacity(req.vectors.len());
-                for q in flat.chunks(dim) {
-                    let found = l.index.search(q, req.k, req.ef.max(req.k), f.as_ref())?;
-                    results.push(hits_body(&l.index, &l.items, &found, 0));
-                }
-                Ok(json!({ "results": results, "plan": p }))
+                let q = KnnQuery::new(&flat)
+                    .dim(dim)
+                    .k(req.k)
+                    .ef(req.ef)
+                    .filter(f.as_ref());
+                // One call: the rows run in parallel on this search pool.
+                let (found, plan) = run_query(st, &l, &q)?;
+                let results: Vec<_> = (0..found.queries())
+                    .map(|r| hits_body(&l.index, &l.items, &found, r))
+                    .collect();
+                Ok(json!({ "results": results, "plan": plan }))
             },
         )
         .await??;
@@ -496,7 +469,6 @@ async fn search_image(
     let start = Instant::now();
     let Query(p) = params.map_err(|e| ApiError::bad(e.body_text()))?;
     let body = body.map_err(body_error)?;
-    check_k_ef(p.k, p.ef)?;
     let region = p.region.as_deref().map(parse_region).transpose()?;
     let only = p.labels.as_deref().map(items::parse_labels).transpose()?;
     let Some(embedder) = st.embedder.clone() else {
@@ -508,8 +480,18 @@ async fn search_image(
     if body.is_empty() {
         return Err(ApiError::bad("empty body: send the image bytes"));
     }
-    // A bad filter is refused before the image costs a forward pass.
-    let f = filter(&st.current(), only, None)?;
+    // A bad request is refused before the image costs a forward pass.
+    let f = {
+        let l = st.current();
+        let f = filter(&l, only, None)?;
+        KnnQuery::new(&[])
+            .dim(l.index.dim())
+            .k(p.k)
+            .ef(p.ef)
+            .filter(f.as_ref())
+            .validate(&l.index)?;
+        f
+    };
     // Batched: the batcher embeds it; otherwise the search thread does.
     let (batched, body) = match &st.batcher {
         Some(b) => (
@@ -528,10 +510,10 @@ async fn search_image(
                         .map_err(ApiError::bad)?,
                 };
                 let l = st.current();
-                let pl = plan(st, &l, p.k, f.as_ref(), 1)?;
-                let found = l.index.search(&v, p.k, p.ef.max(p.k), f.as_ref())?;
+                let q = KnnQuery::new(&v).k(p.k).ef(p.ef).filter(f.as_ref());
+                let (found, plan) = run_query(st, &l, &q)?;
                 let mut body = hits_body(&l.index, &l.items, &found, 0);
-                body["plan"] = json!(pl);
+                body["plan"] = json!(plan);
                 Ok(body)
             },
         )
@@ -573,11 +555,7 @@ async fn stats(State(st): State<Arc<AppState>>) -> Response {
         "metric": l.index.metric().to_string(),
         "store": l.index.store().as_str(),
         "store_kernels": likeness_index::quant::kernel_name(),
-        "filter_exact_below": l
-            .index
-            .options()
-            .exact_below
-            .unwrap_or_else(|| likeness_index::postings::default_exact_below(l.index.len())),
+        "filter_exact_below": likeness_index::postings::default_exact_below(l.index.len()),
         "plans": {
             "graph": st.plans[0].load(Ordering::Relaxed),
             "filtered_graph": st.plans[1].load(Ordering::Relaxed),

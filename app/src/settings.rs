@@ -224,4 +224,3 @@ pub fn parse_duration(s: &str) -> Result<f64, String> {
         )),
     }
 }
-

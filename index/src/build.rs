@@ -1,7 +1,9 @@
 //! Building an index directory: validate, preprocess, build the HNSW graph
 //! (with our own builder, [`crate::hnsw`], or with `hnsw_rs`, exported
-//! through its public API), lay it out flat as [`crate::format`] says, write
-//! every file with its CRC32 and publish the directory atomically.
+//! through its public API), write every file with its CRC32 through the
+//! writer of the module that owns its format ([`crate::format::graph`],
+//! [`crate::format::meta`], [`crate::quant`], [`crate::postings`]) and
+//! publish the directory atomically.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -9,19 +11,18 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use bincode::Options;
 #[cfg(feature = "hnsw-rs")]
 use hnsw_rs::hnsw::Hnsw;
-use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "hnsw-rs")]
 use crate::distance::DistanceFn;
 use crate::distance::Metric;
 use crate::error::{Error, Result};
-use crate::format::{
-    align_up, header_crc, GraphHeader, LayerEntry, MetaHeader, FLAG_LABELS, FLAG_PAIRINGS,
-    FLAG_SCORES, GRAPH_MAGIC, HEADER_SIZE, META_MAGIC, VERSION,
-};
+use crate::format::graph::GraphParams;
+pub use crate::format::meta::ItemInfo;
+use crate::format::meta::ItemPairing;
+use crate::format::meta::{self, MetaSections};
+use crate::format::VERSION;
 use crate::fsutil::TempDir;
 use crate::graph::Graph;
 pub use crate::graph::Progress;
@@ -31,7 +32,6 @@ use crate::manifest::{
     BuildParams, FileEntry, Manifest, Tool, FORMAT_NAME, GRAPH, MANIFEST, META, POSTINGS, VECTORS,
 };
 use crate::quant::{Quantizer, Store, DEFAULT_QUANTILE};
-use crate::score::ItemPairing;
 
 #[cfg(feature = "hnsw-rs")]
 /// Layers hnsw_rs may create (its `NB_LAYER_MAX`).
@@ -44,15 +44,6 @@ pub const DEFAULT_M: usize = 16;
 pub const DEFAULT_EF_CONSTRUCTION: usize = 200;
 /// Largest `ef_construction` accepted.
 pub const MAX_EF_CONSTRUCTION: usize = 100_000;
-
-/// Per-item metadata kept in `meta.bin` besides the label.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct ItemInfo {
-    /// Where the item came from (an image path, usually).
-    pub source: String,
-    /// Optional region of the source, `[x0, y0, x1, y1]`.
-    pub region: Option<[f32; 4]>,
-}
 
 /// Which code builds the HNSW graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -301,6 +292,12 @@ impl IndexBuilder {
     /// `out_dir`, which must not exist yet. `labels` and `items`, when given,
     /// have one entry per vector. Vectors are validated (no NaN/Inf; no zero
     /// rows for cosine) and normalised for cosine.
+    ///
+    /// The phases: [`check_inputs`](Self::check_inputs), preparing the
+    /// vectors, [`build_graph`](Self::build_graph),
+    /// [`write_files`](Self::write_files) into a sibling temporary
+    /// directory, [`write_manifest`](Self::write_manifest) and the atomic
+    /// publication ([`publish`](Self::publish)).
     pub fn build(
         &self,
         vectors: &[f32],
@@ -311,6 +308,42 @@ impl IndexBuilder {
         progress: Option<Progress<'_>>,
     ) -> Result<BuildReport> {
         let start = Instant::now();
+        let n = self.check_inputs(vectors, dim, labels, items, out_dir)?;
+        let data = self.prepare_vectors(vectors, dim)?;
+        let threads = if self.threads == 0 {
+            rayon::current_num_threads()
+        } else {
+            self.threads
+        };
+        let t_graph = Instant::now();
+        let graph = self.build_graph(&data, dim, threads, progress)?;
+        let graph_seconds = t_graph.elapsed().as_secs_f64();
+        let tmp = TempDir::sibling_of(out_dir)?;
+        let (files, quantizer) = self.write_files(tmp.path(), &data, dim, &graph, labels, items)?;
+        let bytes = files.values().map(|f| f.size).sum();
+        let manifest = self.manifest(n, dim, &graph, labels.is_some(), threads, quantizer, files);
+        self.write_manifest(tmp.path(), &manifest)?;
+        self.publish(tmp, out_dir)?;
+        Ok(BuildReport {
+            count: n,
+            levels: graph.layers.len(),
+            graph_seconds,
+            total_seconds: start.elapsed().as_secs_f64(),
+            bytes,
+        })
+    }
+
+    /// Phase 1: the parameters, the inputs' shapes and lengths, and the
+    /// output path (absent, or replaceable with `overwrite`; its parent is
+    /// created). Returns the number of vectors.
+    fn check_inputs(
+        &self,
+        vectors: &[f32],
+        dim: usize,
+        labels: Option<&[i64]>,
+        items: Option<&[ItemInfo]>,
+        out_dir: &Path,
+    ) -> Result<usize> {
         self.validate()?;
         crate::distance::check_shape(vectors.len(), dim)?;
         let n = vectors.len() / dim;
@@ -324,43 +357,23 @@ impl IndexBuilder {
                 u32::MAX
             )));
         }
-        if let Some(l) = labels {
-            if l.len() != n {
-                return Err(Error::InvalidInput(format!(
-                    "{n} vectors but {} labels",
-                    l.len()
-                )));
+        let same_length = |what: &str, len: Option<usize>| match len {
+            Some(len) if len != n => {
+                Err(Error::InvalidInput(format!("{n} vectors but {len} {what}")))
             }
-        }
-        if let Some(it) = items {
-            if it.len() != n {
-                return Err(Error::InvalidInput(format!(
-                    "{n} vectors but {} item records",
-                    it.len()
-                )));
-            }
-        }
+            _ => Ok(()),
+        };
+        same_length("labels", labels.map(<[i64]>::len))?;
+        same_length("item records", items.map(<[ItemInfo]>::len))?;
+        same_length("scores", self.scores.as_ref().map(Vec::len))?;
         if let Some(s) = &self.scores {
-            if s.len() != n {
-                return Err(Error::InvalidInput(format!(
-                    "{n} vectors but {} scores",
-                    s.len()
-                )));
-            }
             if let Some(i) = s.iter().position(|v| v.is_infinite()) {
                 return Err(Error::InvalidInput(format!(
                     "score of item {i} is infinite; scores must be finite (NaN = none)"
                 )));
             }
         }
-        if let Some(p) = &self.pairings {
-            if p.len() != n {
-                return Err(Error::InvalidInput(format!(
-                    "{n} vectors but {} subject/side records",
-                    p.len()
-                )));
-            }
-        }
+        same_length("subject/side records", self.pairings.as_ref().map(Vec::len))?;
         if out_dir.exists() {
             if !self.overwrite {
                 return Err(Error::InvalidInput(format!(
@@ -373,18 +386,29 @@ impl IndexBuilder {
         if let Some(parent) = out_dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
+        Ok(n)
+    }
+
+    /// Phase 2: the working copy of the vectors, checked (finite; no zero
+    /// rows for cosine) and normalised for cosine.
+    fn prepare_vectors(&self, vectors: &[f32], dim: usize) -> Result<WorkingCopy> {
         let mut data = WorkingCopy::of(vectors);
         self.metric.preprocess(&mut data, dim)?;
+        Ok(data)
+    }
 
-        let threads = if self.threads == 0 {
-            rayon::current_num_threads()
-        } else {
-            self.threads
-        };
-        let t_graph = Instant::now();
-        let graph = match self.graph_builder {
+    /// Phase 3: the HNSW graph of the prepared vectors, by the chosen
+    /// builder.
+    fn build_graph(
+        &self,
+        data: &[f32],
+        dim: usize,
+        threads: usize,
+        progress: Option<Progress<'_>>,
+    ) -> Result<Graph> {
+        match self.graph_builder {
             GraphBuilder::Native => crate::hnsw::build(
-                &data,
+                data,
                 dim,
                 crate::hnsw::Params {
                     metric: self.metric,
@@ -394,69 +418,82 @@ impl IndexBuilder {
                     threads,
                 },
                 progress,
-            )?,
+            ),
             #[cfg(feature = "hnsw-rs")]
-            GraphBuilder::HnswRs => build_graph(&data, dim, self, threads, progress)?.0,
+            GraphBuilder::HnswRs => Ok(build_graph(data, dim, self, threads, progress)?.0),
             #[cfg(not(feature = "hnsw-rs"))]
-            GraphBuilder::HnswRs => {
-                return Err(Error::InvalidInput(
-                    "this likeness was built without hnsw_rs (feature `hnsw-rs` of \
-                     likeness-index); use the default builder or rebuild with \
-                     `--features likeness-index/hnsw-rs`"
-                        .into(),
-                ))
-            }
-        };
-        let graph_seconds = t_graph.elapsed().as_secs_f64();
+            GraphBuilder::HnswRs => Err(Error::InvalidInput(
+                "this likeness was built without hnsw_rs (feature `hnsw-rs` of \
+                 likeness-index); use the default builder or rebuild with \
+                 `--features likeness-index/hnsw-rs`"
+                    .into(),
+            )),
+        }
+    }
 
-        let tmp = TempDir::sibling_of(out_dir)?;
+    /// What `graph.bin`'s header records of this build.
+    fn graph_params(&self, dim: usize) -> GraphParams {
+        GraphParams {
+            dim,
+            metric: self.metric,
+            seed: self.seed,
+            ef_construction: self.ef_construction,
+        }
+    }
+
+    /// Phase 4: every file but the manifest into `dir`, each through the
+    /// writer of the module that owns its format; returns their sizes and
+    /// CRC32s, and the i8 store's quantizer.
+    fn write_files(
+        &self,
+        dir: &Path,
+        data: &[f32],
+        dim: usize,
+        graph: &Graph,
+        labels: Option<&[i64]>,
+        items: Option<&[ItemInfo]>,
+    ) -> Result<(BTreeMap<String, FileEntry>, Option<Quantizer>)> {
+        let n = data.len() / dim;
         let mut files = BTreeMap::new();
         files.insert(
             VECTORS.to_string(),
-            write_file(&tmp.path().join(VECTORS), |w| {
-                crate::npy::write_to(w, &data, &[n, dim]).map(|_| ())
+            write_file(&dir.join(VECTORS), |w| {
+                crate::npy::write_to(w, data, &[n, dim]).map(|_| ())
             })?,
         );
         files.insert(
             GRAPH.to_string(),
-            write_file(&tmp.path().join(GRAPH), |w| graph.write(w, dim, self))?,
+            write_file(&dir.join(GRAPH), |w| {
+                crate::format::graph::write(w, graph, self.graph_params(dim))
+            })?,
         );
         let quantizer = match self.store {
-            Store::I8 => Some(Quantizer::fit(&data, dim, self.quantile)?),
+            Store::I8 => Some(Quantizer::fit(data, dim, self.quantile)?),
             _ => None,
         };
         if let Some(name) = self.store.file_name() {
             files.insert(
                 name.to_string(),
-                write_file(&tmp.path().join(name), |w| {
-                    crate::quant::write_store(w, self.store, &data, dim, quantizer.as_ref())
+                write_file(&dir.join(name), |w| {
+                    crate::quant::write_store(w, self.store, data, dim, quantizer.as_ref())
                 })?,
             );
         }
         if let Some(l) = labels {
             files.insert(
                 POSTINGS.to_string(),
-                write_file(&tmp.path().join(POSTINGS), |w| {
+                write_file(&dir.join(POSTINGS), |w| {
                     crate::postings::write_postings(w, l)
                 })?,
             );
         }
         if labels.is_some() || items.is_some() || self.scores.is_some() || self.pairings.is_some() {
-            let encode = |what: &str, r: bincode::Result<Vec<u8>>| {
-                r.map_err(|e| Error::InvalidInput(format!("cannot encode {what}: {e}")))
-            };
-            let payload = encode(
-                "item metadata",
-                bincode::DefaultOptions::new().serialize(&items.unwrap_or(&[])),
-            )?;
+            let payload = meta::encode("item metadata", items.unwrap_or(&[]))?;
             let pairings = match &self.pairings {
-                Some(p) => Some(encode(
-                    "subjects and sides",
-                    bincode::DefaultOptions::new().serialize(p),
-                )?),
+                Some(p) => Some(meta::encode("subjects and sides", p)?),
                 None => None,
             };
-            let meta = MetaSections {
+            let sections = MetaSections {
                 labels,
                 scores: self.scores.as_deref(),
                 payload: &payload,
@@ -464,18 +501,32 @@ impl IndexBuilder {
             };
             files.insert(
                 META.to_string(),
-                write_file(&tmp.path().join(META), |w| write_meta(w, n, &meta))?,
+                write_file(&dir.join(META), |w| meta::write(w, n, &sections))?,
             );
         }
-        let bytes = files.values().map(|f| f.size).sum();
-        let manifest = Manifest {
+        Ok((files, quantizer))
+    }
+
+    /// The manifest of this build.
+    #[allow(clippy::too_many_arguments)]
+    fn manifest(
+        &self,
+        n: usize,
+        dim: usize,
+        graph: &Graph,
+        has_labels: bool,
+        threads: usize,
+        quantizer: Option<Quantizer>,
+        files: BTreeMap<String, FileEntry>,
+    ) -> Manifest {
+        Manifest {
             format: FORMAT_NAME.into(),
             format_version: VERSION,
             metric: self.metric,
             dim,
             count: n,
             levels: graph.layers.len(),
-            has_labels: labels.is_some(),
+            has_labels,
             build: BuildParams {
                 m: self.m,
                 ef_construction: self.ef_construction,
@@ -492,27 +543,31 @@ impl IndexBuilder {
             classes: self.classes.clone(),
             store: self.store,
             quantizer,
-            postings: labels.is_some(),
+            postings: has_labels,
             created_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             files,
-        };
-        let json = serde_json::to_vec_pretty(&manifest)
-            .map_err(|e| Error::InvalidInput(format!("cannot encode manifest: {e}")))?;
-        write_file(&tmp.path().join(MANIFEST), |w| w.write_all(&json))?;
-        if self.overwrite {
-            tmp.publish_replacing(out_dir, MANIFEST)?;
-        } else {
-            tmp.publish(out_dir)?;
         }
-        Ok(BuildReport {
-            count: n,
-            levels: graph.layers.len(),
-            graph_seconds,
-            total_seconds: start.elapsed().as_secs_f64(),
-            bytes,
-        })
+    }
+
+    /// Phase 5: `manifest.json`, written last (its presence marks a
+    /// complete directory).
+    fn write_manifest(&self, dir: &Path, manifest: &Manifest) -> Result<()> {
+        let json = serde_json::to_vec_pretty(manifest)
+            .map_err(|e| Error::InvalidInput(format!("cannot encode manifest: {e}")))?;
+        write_file(&dir.join(MANIFEST), |w| w.write_all(&json))?;
+        Ok(())
+    }
+
+    /// Phase 6: the finished temporary directory renamed to `out_dir`
+    /// (replacing an old index there with `overwrite`).
+    fn publish(&self, tmp: TempDir, out_dir: &Path) -> Result<()> {
+        if self.overwrite {
+            tmp.publish_replacing(out_dir, MANIFEST)
+        } else {
+            tmp.publish(out_dir)
+        }
     }
 }
 
@@ -604,152 +659,6 @@ fn write_file(
         size: w.len,
         crc32: w.crc.finalize(),
     })
-}
-
-fn pad_to(w: &mut dyn Write, pos: &mut u64, target: u64) -> std::io::Result<()> {
-    const ZEROS: [u8; 64] = [0; 64];
-    while *pos < target {
-        let k = ((target - *pos) as usize).min(ZEROS.len());
-        w.write_all(&ZEROS[..k])?;
-        *pos += k as u64;
-    }
-    Ok(())
-}
-
-/// What goes into `meta.bin` besides its header.
-struct MetaSections<'a> {
-    labels: Option<&'a [i64]>,
-    scores: Option<&'a [f32]>,
-    payload: &'a [u8],
-    pairings: Option<&'a [u8]>,
-}
-
-fn write_meta(w: &mut dyn Write, n: usize, m: &MetaSections<'_>) -> std::io::Result<()> {
-    let labels_offset = HEADER_SIZE as u64;
-    let mut end = labels_offset;
-    if m.labels.is_some() {
-        end = align_up(end + 8 * n as u64);
-    }
-    let scores_offset = if m.scores.is_some() { end } else { 0 };
-    if m.scores.is_some() {
-        end = align_up(end + 4 * n as u64);
-    }
-    let payload_offset = end;
-    let pairings_offset = if m.pairings.is_some() {
-        payload_offset + m.payload.len() as u64
-    } else {
-        0
-    };
-    let flags = [
-        (m.labels.is_some(), FLAG_LABELS),
-        (m.scores.is_some(), FLAG_SCORES),
-        (m.pairings.is_some(), FLAG_PAIRINGS),
-    ]
-    .iter()
-    .filter(|(on, _)| *on)
-    .fold(0, |f, (_, b)| f | b);
-    let mut h = MetaHeader {
-        magic: META_MAGIC,
-        version: VERSION,
-        flags,
-        count: n as u64,
-        labels_offset,
-        payload_offset,
-        payload_len: m.payload.len() as u64,
-        scores_offset,
-        pairings_offset,
-        pairings_len: m.pairings.map_or(0, |p| p.len() as u64),
-        reserved: [0; 13],
-        header_crc: 0,
-    };
-    h.header_crc = header_crc(bytemuck::cast_ref(&h));
-    w.write_all(bytemuck::bytes_of(&h))?;
-    let mut pos = HEADER_SIZE as u64;
-    if let Some(l) = m.labels {
-        w.write_all(bytemuck::cast_slice(l))?;
-        pos += 8 * n as u64;
-    }
-    if let Some(s) = m.scores {
-        pad_to(w, &mut pos, scores_offset)?;
-        w.write_all(bytemuck::cast_slice(s))?;
-        pos += 4 * n as u64;
-    }
-    pad_to(w, &mut pos, payload_offset)?;
-    w.write_all(m.payload)?;
-    if let Some(p) = m.pairings {
-        w.write_all(p)?;
-    }
-    Ok(())
-}
-
-impl Graph {
-    fn write(&self, w: &mut dyn Write, dim: usize, b: &IndexBuilder) -> std::io::Result<()> {
-        let levels = self.layers.len();
-        let mut pos = (HEADER_SIZE + levels * std::mem::size_of::<LayerEntry>()) as u64;
-        let mut table = Vec::with_capacity(levels);
-        for (l, layer) in self.layers.iter().enumerate() {
-            let rows = if l == 0 {
-                self.count
-            } else {
-                layer.nodes.len()
-            } as u64;
-            let mut e = LayerEntry {
-                nodes: rows,
-                edges: layer.neighbours.len() as u64,
-                ..LayerEntry::default()
-            };
-            if l > 0 {
-                pos = align_up(pos);
-                e.nodes_offset = pos;
-                pos += 4 * rows;
-            }
-            pos = align_up(pos);
-            e.offsets_offset = pos;
-            pos += 8 * (rows + 1);
-            pos = align_up(pos);
-            e.neighbours_offset = pos;
-            pos += 4 * e.edges;
-            table.push(e);
-        }
-        let mut h = GraphHeader {
-            magic: GRAPH_MAGIC,
-            version: VERSION,
-            header_size: HEADER_SIZE as u32,
-            count: self.count as u64,
-            seed: b.seed,
-            dim: dim as u32,
-            metric: match b.metric {
-                Metric::Cosine => 0,
-                Metric::L2 => 1,
-            },
-            m: self.m as u32,
-            m0: 2 * self.m as u32,
-            ef_construction: b.ef_construction as u32,
-            levels: levels as u32,
-            entry_point: self.entry,
-            flags: 0,
-            reserved: [0; 15],
-            header_crc: 0,
-        };
-        h.header_crc = header_crc(bytemuck::cast_ref(&h));
-        w.write_all(bytemuck::bytes_of(&h))?;
-        w.write_all(bytemuck::cast_slice(&table))?;
-        let mut pos = (HEADER_SIZE + levels * std::mem::size_of::<LayerEntry>()) as u64;
-        for (layer, e) in self.layers.iter().zip(&table) {
-            if e.nodes_offset != 0 {
-                pad_to(w, &mut pos, e.nodes_offset)?;
-                w.write_all(bytemuck::cast_slice(&layer.nodes))?;
-                pos += 4 * layer.nodes.len() as u64;
-            }
-            pad_to(w, &mut pos, e.offsets_offset)?;
-            w.write_all(bytemuck::cast_slice(&layer.offsets))?;
-            pos += 8 * layer.offsets.len() as u64;
-            pad_to(w, &mut pos, e.neighbours_offset)?;
-            w.write_all(bytemuck::cast_slice(&layer.neighbours))?;
-            pos += 4 * layer.neighbours.len() as u64;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(feature = "hnsw-rs")]
@@ -924,8 +833,10 @@ mod tests {
                 crate::npy::write_to(w, base, &[n, dim]).map(|_| ())
             })
             .unwrap();
-            let graph_entry =
-                write_file(&tmp.path().join(GRAPH), |w| graph.write(w, dim, &b)).unwrap();
+            let graph_entry = write_file(&tmp.path().join(GRAPH), |w| {
+                crate::format::graph::write(w, &graph, b.graph_params(dim))
+            })
+            .unwrap();
             let manifest = Manifest {
                 format: FORMAT_NAME.into(),
                 format_version: VERSION,
@@ -963,7 +874,8 @@ mod tests {
             tmp.publish(&out).unwrap();
             let index = crate::Index::open(&out).unwrap();
             index.verify().unwrap();
-            let ours = index.search_batch(queries, dim, k, ef, None).unwrap();
+            let request = crate::KnnQuery::new(queries).dim(dim).k(k).ef(ef);
+            let (ours, _) = index.query(&request).unwrap();
             let (mut same, mut total) = (0usize, 0usize);
             for q in 0..nq {
                 let theirs: Vec<i64> = hnsw

@@ -13,7 +13,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// An operating-system error while reading or writing `path`.
-    #[error("{path}: {source}")]
+    ///
+    /// The message names the file and says what to do; the operating
+    /// system's own text is the error's [`source`](std::error::Error::source),
+    /// which chain printers (`anyhow`'s `{:#}`) append once. (The message
+    /// used to embed it as well, so such printers showed it twice.)
+    #[error("{path}: {}", io_advice(source))]
     Io {
         /// The file or directory involved.
         path: PathBuf,
@@ -166,6 +171,30 @@ pub enum Error {
     },
 }
 
+/// What an I/O error means for the user, without the operating system's
+/// text (the error's source carries that).
+fn io_advice(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::NotFound => {
+            "no such file or directory; check the path (a relative path starts at the current directory)"
+                .into()
+        }
+        K::PermissionDenied => "permission denied; check the file's permissions".into(),
+        K::AlreadyExists => "already exists; remove it or choose another path".into(),
+        K::StorageFull => "no space left on the device; free some space".into(),
+        K::IsADirectory => "is a directory; give a file".into(),
+        K::NotADirectory => "a part of the path is not a directory; check the path".into(),
+        // An error made by this crate or a library (not the operating
+        // system) has only its own message.
+        _ if e.raw_os_error().is_none() => match e.get_ref() {
+            Some(inner) => inner.to_string(),
+            None => e.kind().to_string(),
+        },
+        kind => format!("{kind}"),
+    }
+}
+
 impl Error {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
@@ -190,5 +219,46 @@ impl Error {
             value: value.to_string(),
             reason: reason.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message names the file and says what to do once; the
+    /// operating system's text comes once, as the source (what `likeness
+    /// build --vectors missing.npy` printed twice).
+    #[test]
+    fn io_error_text_says_each_thing_once() {
+        // What opening a missing file gives (ENOENT).
+        let e = Error::io("missing.npy", std::io::Error::from_raw_os_error(2));
+        let text = e.to_string();
+        assert_eq!(
+            text,
+            "missing.npy: no such file or directory; check the path (a relative path starts at the current directory)"
+        );
+        // As a chain printer shows it: message, then each source once.
+        let mut chain = text.clone();
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            chain.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        let os_text = std::io::Error::from_raw_os_error(2).to_string();
+        assert_eq!(chain.matches(&os_text).count(), 1, "{chain}");
+        assert_eq!(chain.matches("missing.npy").count(), 1, "{chain}");
+        // An error this crate made (not the OS) keeps its own message.
+        let own = Error::io(
+            "x.npy",
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "shape [2] holds 2 values but 3 were given",
+            ),
+        );
+        assert_eq!(
+            own.to_string(),
+            "x.npy: shape [2] holds 2 values but 3 were given"
+        );
     }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::index::Index;
-use crate::knn::KnnQuery;
+use crate::knn::{KnnQuery, MAX_K};
 use crate::metrics;
 
 /// What `likeness eval` measured (`eval.json`).
@@ -81,10 +81,13 @@ pub fn evaluate_index(
             index.dir().display()
         ))
     })?;
-    let classes = &index.manifest().classes;
     let dim = index.dim();
     let metric = index.metric();
     let kmax = ks.iter().copied().max().unwrap_or(1);
+    // The graph's agreement with exact search, at K = the largest K of
+    // Recall@K; a request asks for at most `MAX_K` (the label metrics above
+    // rank whole classes by their own exact scan and need no request).
+    let kmax = kmax.min(MAX_K);
     let (m, ann, protocol, ef) = match queries {
         None => {
             let m = metrics::evaluate(index.vectors(), labels, None, dim, metric, ks)?;
@@ -92,15 +95,12 @@ pub fn evaluate_index(
             let n = index.len();
             let k = kmax.min(n.saturating_sub(1)).max(1);
             let ids: Vec<usize> = (0..n).collect();
-            let q = KnnQuery {
-                k,
-                ef,
-                exact: false,
-                filter: None,
-                exclude: Some(&ids),
-            };
-            let approx = q.run(index, index.vectors(), dim)?;
-            let exact = KnnQuery { exact: true, ..q }.run(index, index.vectors(), dim)?;
+            let q = KnnQuery::new(index.vectors())
+                .k(k)
+                .ef(ef)
+                .exclude(Some(&ids));
+            let (approx, _) = index.query(&q)?;
+            let (exact, _) = index.query(&q.exact(true))?;
             let ann = metrics::ann_recall(&approx, &exact, k)?;
             (m, (k, ann), "leave-one-out", q.beam(index))
         }
@@ -109,8 +109,9 @@ pub fn evaluate_index(
             metric.preprocess(&mut qn, dim)?;
             let m = metrics::evaluate(index.vectors(), labels, Some((&qn, ql)), dim, metric, ks)?;
             let k = kmax.min(index.len());
-            let approx = index.search_batch(qv, dim, k, ef.max(k), None)?;
-            let exact = index.search_exact_batch(qv, dim, k, None)?;
+            let q = KnnQuery::new(qv).dim(dim).k(k).ef(ef.max(k));
+            let (approx, _) = index.query(&q)?;
+            let (exact, _) = index.query(&q.exact(true))?;
             let ann = metrics::ann_recall(&approx, &exact, k)?;
             (m, (k, ann), "query-vs-gallery", ef.max(k))
         }
@@ -129,7 +130,7 @@ pub fn evaluate_index(
         .map(|c| {
             let mut v = serde_json::json!({
                 "label": c.label,
-                "class": usize::try_from(c.label).ok().and_then(|l| classes.get(l)).cloned(),
+                "class": index.manifest().class_name(c.label),
                 "r": c.r,
                 "queries": c.scores.queries,
                 "precision@1": c.scores.precision_at_1,

@@ -1,7 +1,8 @@
-//! The graph as both builders hand it over (CSR layers, entry point) and
-//! the seeded choices they share (insertion order, levels' random stream,
-//! progress batches). Below `build` (which writes it to `graph.bin`) and
-//! `hnsw` (which builds it), so neither imports the other.
+//! The graph in memory as both builders hand it over (CSR layers, entry
+//! point) and the seeded choices they share (insertion order, levels'
+//! random stream, progress batches). It imports nothing: `hnsw` (our
+//! builder) and `build` (hnsw_rs's export) make it, `format::graph` writes
+//! it to `graph.bin`.
 
 /// Points inserted between two progress reports.
 pub(crate) const BATCH: usize = 4096;

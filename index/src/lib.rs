@@ -14,18 +14,29 @@
 //! | [`score`] | `src/score.rs` | scores: [`Side`], prediction from neighbours (distance-weighted kNN, same subject left out), MAE/RMSE/Pearson/Spearman and baselines |
 //! | [`npy`] | `src/npy.rs` | read f16/f32/f64 matrices and integer labels; write aligned f32/i64 |
 //! | [`fsutil`] | `src/fsutil.rs` | atomic file and directory publication |
-//! | [`format`] | `src/format.rs` | byte layouts of `graph.bin` and `meta.bin`, checked views |
-//! | [`manifest`] | `src/manifest.rs` | `manifest.json`: parameters, sizes, CRC32s, tool, model |
-//! | [`build`] | `src/build.rs` | [`IndexBuilder`]: validate, build the graph (ours or hnsw_rs's), write, atomic publish |
-//! | `graph` | `src/graph.rs` | the CSR graph both builders hand over, seeded insertion order (below `build` and `hnsw`) |
-//! | `hnsw` | `src/hnsw.rs` | our HNSW construction (hnswlib's algorithm over flat, per-node-locked link arrays) |
-//! | [`index`] | `src/index.rs` | [`Index`]: open (mmap + O(levels) checks), search, verify |
-//! | [`knn`] | `src/knn.rs` | [`KnnQuery`]: k results per row (padded), own item left out, graph or exact |
-//! | [`quant`] | `src/quant.rs` | compact stores (`f16`, `i8`): quantizer, `vectors.f16`/`vectors.i8`, SIMD kernels |
-//! | [`postings`] | `src/postings.rs` | `postings.bin`: per-label item lists; the filter planner's estimate and exact scan |
+//! | [`format`] | `src/format/mod.rs` | what the binary files share: 128-byte headers, aligned sections, checked views |
+//! | [`format::graph`] | `src/format/graph.rs` | `graph.bin` whole: layout, open checks, the views a search reads, full link check, writer |
+//! | [`format::meta`] | `src/format/meta.rs` | `meta.bin` whole: layout, its records ([`ItemInfo`], [`ItemPairing`], [`Side`]), checks, readers, writer |
+//! | [`quant`] | `src/quant.rs` | compact stores (`f16`, `i8`): quantizer, `vectors.f16`/`vectors.i8` whole, SIMD kernels |
+//! | [`postings`] | `src/postings.rs` | `postings.bin` whole: per-label item lists; the filter planner's estimate and exact scan |
+//! | [`manifest`] | `src/manifest.rs` | `manifest.json`: parameters, sizes, CRC32s, tool, model, class names |
+//! | `graph` | `src/graph.rs` | the in-memory CSR graph both builders hand over, seeded insertion order |
+//! | `hnsw` | `src/hnsw/mod.rs` | HNSW: `build.rs` our construction (hnswlib's algorithm over flat, per-node-locked link arrays), `search.rs` the search of the mapped graph in place |
+//! | [`build`] | `src/build.rs` | [`IndexBuilder`]: check inputs, prepare vectors, build the graph (ours or hnsw_rs's), write the files, atomic publish |
+//! | [`index`] | `src/index/mod.rs` | [`Index`]: open (mmap + O(levels) checks), accessors; `search.rs` the planner and the searches [`Index::query`] dispatches to; `verify.rs` [`VerifyReport`], the full check; `hits.rs` [`Hit`] |
+//! | [`knn`] | `src/knn.rs` | [`KnnQuery`] and [`Index::query`], the one search entry point: defaults and limits of `k`/`ef`, the one check of a request, exclusion, padding |
 //!
 //! An index directory holds `manifest.json`, `graph.bin`, `vectors.npy` and,
-//! with labels or item records, `meta.bin`; see [`format`] for the layouts.
+//! with labels or item records, `meta.bin` (and `postings.bin` with labels,
+//! `vectors.f16`/`vectors.i8` with a compact store); see [`format`] for the
+//! layouts.
+//!
+//! Layers: a module imports only modules listed before it here, never one
+//! after it, so the imports form no cycle: `error`; `graph`, `fsutil`,
+//! `distance`, `neighbours`, `npy`; `format`; `quant`, `postings`;
+//! `manifest`; `exact`, `metrics`, `hnsw`; `index`; `knn`; `build`,
+//! `score`, `eval`. The engine knows nothing of its front ends: the
+//! command line, the server and the page are `likeness-app`'s.
 
 pub mod build;
 pub mod distance;
@@ -51,7 +62,7 @@ pub use distance::Metric;
 pub use error::{Error, Result};
 pub use fsutil::{atomic_write, TempDir};
 pub use index::{Hit, Index, LabelFilter, VerifyReport};
-pub use knn::KnnQuery;
+pub use knn::{KnnQuery, DEFAULT_EF, DEFAULT_K, MAX_EF, MAX_K};
 pub use manifest::Manifest;
 pub use neighbours::Neighbours;
 pub use npy::Matrix;

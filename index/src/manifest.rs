@@ -115,7 +115,10 @@ pub struct Manifest {
 impl Manifest {
     /// The label of the class named `name` (its position in `classes`).
     pub fn class_label(&self, name: &str) -> Option<i64> {
-        self.classes.iter().position(|c| c == name).map(|p| p as i64)
+        self.classes
+            .iter()
+            .position(|c| c == name)
+            .map(|p| p as i64)
     }
 
     /// Reads and checks `dir/manifest.json`.
@@ -169,10 +172,38 @@ impl Manifest {
             .map_err(|e| Error::corrupt(&path, format!("unexpected contents: {e}")))
     }
 
+    /// The name of `label` (`classes[label]`), when the index records
+    /// class names and has one for it (`None` for a negative label or one
+    /// past the list).
+    pub fn class_name(&self, label: i64) -> Option<&str> {
+        class_name(&self.classes, label)
+    }
+
     /// The entry for `name`, or an error naming the file.
     pub fn file(&self, dir: &Path, name: &str) -> Result<&FileEntry> {
         self.files
             .get(name)
             .ok_or_else(|| Error::corrupt(dir.join(MANIFEST), format!("no entry for {name}")))
+    }
+}
+
+/// `classes[label]` (see [`Manifest::class_name`]), for the lists that
+/// travel without their manifest.
+pub(crate) fn class_name(classes: &[String], label: i64) -> Option<&str> {
+    usize::try_from(label)
+        .ok()
+        .and_then(|i| classes.get(i))
+        .map(String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn class_name_of_a_label() {
+        let classes = vec!["cat".to_string(), "dog".to_string()];
+        assert_eq!(super::class_name(&classes, 1), Some("dog"));
+        assert_eq!(super::class_name(&classes, 2), None);
+        assert_eq!(super::class_name(&classes, -1), None);
+        assert_eq!(super::class_name(&[], 0), None);
     }
 }

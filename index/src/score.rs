@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::distance::Metric;
 use crate::error::{Error, Result};
@@ -22,49 +22,7 @@ pub const MIN_DISTANCE: f32 = 1e-6;
 /// Default K of the prediction (`--score-k`).
 pub const DEFAULT_K: usize = 8;
 
-/// Which side of a face a region is on (as the person sees it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Side {
-    Left,
-    Right,
-}
-
-impl Side {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Left => "left",
-            Side::Right => "right",
-        }
-    }
-}
-
-impl std::fmt::Display for Side {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Side {
-    type Err = String;
-    /// `left` or `right` (any case).
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "left" => Ok(Side::Left),
-            "right" => Ok(Side::Right),
-            _ => Err(format!("side `{s}` must be `left`, `right` or empty")),
-        }
-    }
-}
-
-/// Which face (subject) and side an item belongs to, kept in `meta.bin`
-/// (version 2) beside its score.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-pub struct ItemPairing {
-    /// An id shared by the regions of one face or person.
-    pub subject: Option<String>,
-    pub side: Option<Side>,
-}
+pub use crate::format::meta::{ItemPairing, Side};
 
 /// Integer group of each item from its subject: items with the same subject
 /// share a group; an item without one is a group of its own.
@@ -418,10 +376,7 @@ pub fn evaluate_scores(
         })
         .map(|&l| LabelScores {
             label: l,
-            class: usize::try_from(l)
-                .ok()
-                .and_then(|i| classes.get(i))
-                .cloned(),
+            class: crate::manifest::class_name(classes, l).map(str::to_owned),
             scores: row(&|i| labels[i] == l),
         })
         .collect();

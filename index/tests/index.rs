@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use likeness_index::{
-    exact, metrics, Error, GraphBuilder, Index, IndexBuilder, ItemInfo, ItemPairing, LabelFilter,
-    Metric, Side,
+    exact, metrics, Error, GraphBuilder, Index, IndexBuilder, ItemInfo, ItemPairing, KnnQuery,
+    LabelFilter, Metric, Neighbours, Side,
 };
 use rand::{Rng, SeedableRng};
 
@@ -28,6 +28,12 @@ fn clustered(n: usize, dim: usize, clusters: usize, seed: u64) -> (Vec<f32>, Vec
         }
     }
     (v, labels)
+}
+
+/// Runs `q` on `index` (the one search entry point), keeping the
+/// neighbours.
+fn search(index: &Index, q: KnnQuery<'_>) -> Neighbours {
+    index.query(&q).unwrap().0
 }
 
 fn seed() -> u64 {
@@ -82,7 +88,7 @@ fn recall_against_brute_force() {
             let build = t.elapsed();
             let index = Index::open(&out).unwrap();
             assert_eq!(index.manifest().build.builder, builder.describe());
-            let approx = index.search_batch(queries, dim, k, 64, None).unwrap();
+            let approx = search(&index, KnnQuery::new(queries).dim(dim).k(k).ef(64));
             let recall = metrics::ann_recall(&approx, &truth, k).unwrap();
             println!("{metric} {builder:?}: recall@{k} at ef 64 = {recall:.4} (build {build:.1?})");
             // The bound is on our builder. hnsw_rs is the reference it is
@@ -93,7 +99,7 @@ fn recall_against_brute_force() {
                 "{metric} {builder:?}: recall {recall} < 0.95 (seed {seed})"
             );
             // The exact search of the index agrees with the free function.
-            let ex = index.search_exact_batch(queries, dim, k, None).unwrap();
+            let ex = search(&index, KnnQuery::new(queries).dim(dim).k(k).exact(true));
             assert!(metrics::ann_recall(&ex, &truth, k).unwrap() > 0.999);
             recalls.push(recall);
         }
@@ -169,8 +175,11 @@ fn label_filter_and_progress() {
     let index = Index::open(&out).unwrap();
     let q = &v[..16];
     for f in [LabelFilter::only([2, 4]), LabelFilter::except([labels[0]])] {
-        let r = index.search(q, 10, 100, Some(&f)).unwrap();
-        let ex = index.search_exact_batch(q, 16, 10, Some(&f)).unwrap();
+        let r = search(&index, KnnQuery::new(q).k(10).ef(100).filter(Some(&f)));
+        let ex = search(
+            &index,
+            KnnQuery::new(q).dim(16).k(10).exact(true).filter(Some(&f)),
+        );
         for &id in r.ids(0) {
             assert!(
                 id >= 0 && f.allows(labels[id as usize]),
@@ -184,9 +193,10 @@ fn label_filter_and_progress() {
     IndexBuilder::new()
         .build(&v[..160], 16, None, None, &out2, None)
         .unwrap();
+    let only1 = LabelFilter::only([1]);
     let e = Index::open(&out2)
         .unwrap()
-        .search(q, 1, 10, Some(&LabelFilter::only([1])))
+        .query(&KnnQuery::new(q).k(1).ef(10).filter(Some(&only1)))
         .unwrap_err();
     assert!(e.to_string().contains("--labels"), "{e}");
 }
@@ -197,7 +207,7 @@ fn search_rejects_bad_queries() {
     let (out, v, _) = build_small(dir.path(), 200, 8, Metric::Cosine, false);
     let index = Index::open(&out).unwrap();
     assert!(matches!(
-        index.search(&v[..7], 5, 10, None),
+        index.query(&KnnQuery::new(&v[..7]).k(5).ef(10)),
         Err(Error::DimensionMismatch {
             expected: 8,
             got: 7,
@@ -205,7 +215,7 @@ fn search_rejects_bad_queries() {
         })
     ));
     assert!(matches!(
-        index.search_batch(&v[..16], 4, 5, 10, None),
+        index.query(&KnnQuery::new(&v[..16]).dim(4).k(5).ef(10)),
         Err(Error::DimensionMismatch {
             expected: 8,
             got: 4,
@@ -215,23 +225,23 @@ fn search_rejects_bad_queries() {
     let mut q = v[..24].to_vec();
     q[19] = f32::NAN;
     assert!(matches!(
-        index.search_batch(&q, 8, 5, 10, None),
+        index.query(&KnnQuery::new(&q).dim(8).k(5).ef(10)),
         Err(Error::NonFinite { row: 2, col: 3, .. })
     ));
     assert!(matches!(
-        index.search(&[0.0; 8], 5, 10, None),
+        index.query(&KnnQuery::new(&[0.0; 8]).k(5).ef(10)),
         Err(Error::ZeroVector { row: 0 })
     ));
     assert!(matches!(
-        index.search(&v[..8], 0, 10, None),
+        index.query(&KnnQuery::new(&v[..8]).k(0).ef(10)),
         Err(Error::InvalidParameter { name: "k", .. })
     ));
     assert!(matches!(
-        index.search(&v[..8], 5, usize::MAX, None),
+        index.query(&KnnQuery::new(&v[..8]).k(5).ef(usize::MAX)),
         Err(Error::InvalidParameter { name: "ef", .. })
     ));
     // k larger than the index: padded.
-    let r = index.search(&v[..8], 300, 10, None).unwrap();
+    let r = search(&index, KnnQuery::new(&v[..8]).k(300).ef(10));
     assert_eq!(r.ids(0).iter().filter(|&&i| i >= 0).count(), 200);
     assert_eq!(r.ids(0)[250], -1);
 }
@@ -393,7 +403,7 @@ fn damaged_files_give_specific_errors() {
     );
     // The manifest CRC is stale, but opening does not read CRCs.
     let ix = Index::open(&d).unwrap();
-    let e = ix.search(&v[..8], 5, 20, None).unwrap_err();
+    let e = ix.query(&KnnQuery::new(&v[..8]).k(5).ef(20)).unwrap_err();
     assert!(
         matches!(e, Error::Corrupt { ref path, .. } if path.ends_with("graph.bin")),
         "{e}"
@@ -531,7 +541,7 @@ mod round_trip {
                 prop_assert!(index.items().unwrap().is_empty());
             }
             // Every item finds itself first (k = n, ef = n covers the graph).
-            let r = index.search(&v[..dim], n, n, None).unwrap();
+            let r = super::search(&index, likeness_index::KnnQuery::new(&v[..dim]).k(n).ef(n));
             prop_assert_eq!(r.distances(0)[0].max(0.0) < 1e-5, true);
         }
     }
@@ -627,7 +637,7 @@ fn golden_v1_index_still_opens() {
         .fold(0.0f32, f32::max);
     assert!(diff < 1e-6, "{diff}");
     // Search over the golden graph finds the exact neighbours.
-    let approx = index.search_batch(&v[..80], 8, 5, 50, None).unwrap();
+    let approx = search(&index, KnnQuery::new(&v[..80]).dim(8).k(5).ef(50));
     let truth = exact::search(&v, &v[..80], 8, 5, Metric::Cosine).unwrap();
     assert!(metrics::ann_recall(&approx, &truth, 5).unwrap() >= 0.99);
 }
@@ -711,7 +721,7 @@ fn scores_round_trip_and_bad_scores_are_refused() {
     assert_eq!(index.scores(), Some(&scores[..]));
     assert!(index.pairings().unwrap().is_empty());
     // Hits carry their item's score.
-    let found = index.search_exact_batch(&v[..4], 4, 3, None).unwrap();
+    let found = search(&index, KnnQuery::new(&v[..4]).dim(4).k(3).exact(true));
     let hits = index.hits(None, &found, 0);
     assert_eq!(hits[0].score, Some(scores[hits[0].id as usize]));
     let mut bad = scores.clone();
@@ -726,4 +736,137 @@ fn scores_round_trip_and_bad_scores_are_refused() {
         .build(&v, 4, None, None, &dir.path().join("c"), None)
         .unwrap_err();
     assert!(e.to_string().contains("3 scores"), "{e}");
+}
+
+// ---- Index::query, the one search entry point -------------------------------
+
+/// `Index::query` against brute force computed here, for each kind of
+/// request: plain graph search (a beam over the whole index, so it must be
+/// exact), exact, filtered, leaving each row's own item out, and padding
+/// to `k` with -1 / +inf.
+#[test]
+fn query_equals_brute_force_for_every_kind_of_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let (n, dim, k) = (400, 8, 7);
+    // Uniform points and a dense graph (m0 = 64 links of 400 items), so
+    // every item is reachable and a beam as wide as the index is exact.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let v: Vec<f32> = (0..n * dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect();
+    let labels: Vec<i64> = (0..n).map(|_| rng.gen_range(0..6)).collect();
+    let out = dir.path().join("ix");
+    IndexBuilder::new()
+        .metric(Metric::L2)
+        .m(32)
+        .ef_construction(400)
+        .seed(1)
+        .threads(1)
+        .build(&v, dim, Some(&labels), None, &out, None)
+        .unwrap();
+    let index = Index::open(&out).unwrap();
+    let q = &v[..20 * dim];
+    let same = |got: &Neighbours, want: &Neighbours, what: &str| {
+        assert_eq!(got.queries(), want.queries(), "{what}");
+        for r in 0..got.queries() {
+            assert_eq!(got.ids(r), want.ids(r), "{what} row {r}");
+            for (a, b) in got.distances(r).iter().zip(want.distances(r)) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                    "{what}: {a} vs {b}"
+                );
+            }
+        }
+    };
+    let truth = exact::search(&v, q, dim, k, Metric::L2).unwrap();
+    // Plain: the beam covers every item.
+    let (got, plan) = index.query(&KnnQuery::new(q).k(k).ef(n)).unwrap();
+    same(&got, &truth, "plain");
+    assert_eq!(plan.kind, likeness_index::postings::PlanKind::Graph);
+    // Exact.
+    let (got, plan) = index.query(&KnnQuery::new(q).k(k).exact(true)).unwrap();
+    same(&got, &truth, "exact");
+    assert_eq!(plan.kind, likeness_index::postings::PlanKind::Exact);
+    // Filtered, graph and exact.
+    let f = LabelFilter::only([1, 4]);
+    let allow = |i: u32| f.allows(labels[i as usize]);
+    let want = exact::search_filtered(&v, q, dim, k, Metric::L2, &allow).unwrap();
+    for exact in [false, true] {
+        let request = KnnQuery::new(q).k(k).ef(n).exact(exact).filter(Some(&f));
+        let (got, plan) = index.query(&request).unwrap();
+        same(&got, &want, &format!("filter, exact {exact}"));
+        assert!(plan.passing.is_some());
+    }
+    // Each row's own item left out: the leave-one-out neighbours.
+    let rows: Vec<usize> = (0..20).collect();
+    let loo = exact::search_leave_one_out(&v, dim, k, Metric::L2).unwrap();
+    let (ids, dists): (Vec<i64>, Vec<f32>) = (0..20)
+        .flat_map(|r| {
+            loo.ids(r)
+                .iter()
+                .copied()
+                .zip(loo.distances(r).iter().copied())
+        })
+        .unzip();
+    let want = Neighbours::from_parts(20, k, ids, dists).unwrap();
+    for exact in [false, true] {
+        let request = KnnQuery::new(q)
+            .k(k)
+            .ef(n)
+            .exact(exact)
+            .exclude(Some(&rows));
+        let (got, _) = index.query(&request).unwrap();
+        same(&got, &want, &format!("exclude, exact {exact}"));
+    }
+    // Fewer items than k pass the filter: those, then -1 / +inf.
+    let lone = labels[0];
+    let passing = labels.iter().filter(|&&l| l == lone).count();
+    let only = LabelFilter::only([lone]);
+    let big = passing + 5;
+    let (got, _) = index
+        .query(&KnnQuery::new(&v[..dim]).k(big).filter(Some(&only)))
+        .unwrap();
+    assert_eq!(got.k(), big);
+    assert!(got.ids(0)[..passing].iter().all(|&i| i >= 0));
+    assert!(got.ids(0)[passing..].iter().all(|&i| i == -1));
+    assert!(got.distances(0)[passing..]
+        .iter()
+        .all(|&d| d == f32::INFINITY));
+}
+
+/// The one check of a request: limits, exclusion length, filter without
+/// labels.
+#[test]
+fn query_validates_the_request_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, v, _) = build_small(dir.path(), 50, 8, Metric::L2, false);
+    let index = Index::open(&out).unwrap();
+    let q = &v[..16];
+    let bad_param = |r: KnnQuery<'_>| match index.query(&r) {
+        Err(Error::InvalidParameter { name, .. }) => name,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        bad_param(KnnQuery::new(q).k(likeness_index::MAX_K + 1)),
+        "k"
+    );
+    assert_eq!(
+        bad_param(KnnQuery::new(q).ef(likeness_index::MAX_EF + 1)),
+        "ef"
+    );
+    let options = likeness_index::postings::SearchOptions {
+        rerank: Some(0),
+        ..Default::default()
+    };
+    assert_eq!(bad_param(KnnQuery::new(q).options(options)), "rerank");
+    let e = index
+        .query(&KnnQuery::new(q).exclude(Some(&[1])))
+        .unwrap_err();
+    assert!(e.to_string().contains("2 query rows but 1 items"), "{e}");
+    let f = LabelFilter::only([1]);
+    let e = index.query(&KnnQuery::new(q).filter(Some(&f))).unwrap_err();
+    assert!(e.to_string().contains("no labels to filter by"), "{e}");
+    let d = KnnQuery::new(q);
+    assert_eq!(
+        (d.k, d.ef),
+        (likeness_index::DEFAULT_K, likeness_index::DEFAULT_EF)
+    );
 }

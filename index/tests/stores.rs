@@ -5,8 +5,16 @@
 use std::path::{Path, PathBuf};
 
 use likeness_index::postings::{PlanChoice, PlanKind, SearchOptions};
-use likeness_index::{exact, Error, Index, IndexBuilder, LabelFilter, Metric, Store};
+use likeness_index::{
+    exact, Error, Index, IndexBuilder, KnnQuery, LabelFilter, Metric, Neighbours, Store,
+};
 use rand::{Rng, SeedableRng};
+
+/// Runs `q` on `index` (the one search entry point), keeping the
+/// neighbours.
+fn search(index: &Index, q: KnnQuery<'_>) -> Neighbours {
+    index.query(&q).unwrap().0
+}
 
 fn random(n: usize, dim: usize, seed: u64) -> Vec<f32> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -43,17 +51,16 @@ fn compact_stores_equal_exact_search_with_rerank_all() {
         let truth = exact::search(&v, &q, dim, k, metric).unwrap();
         for store in [Store::F16, Store::I8] {
             let path = build(dir.path(), &v, dim, None, store, metric);
-            let mut index = Index::open(&path).unwrap();
+            let index = Index::open(&path).unwrap();
             assert_eq!(index.store(), store);
             index.verify().unwrap();
             // rerank = all: the beam holds every item, all re-scored.
-            index
-                .set_options(SearchOptions {
-                    rerank: Some(n),
-                    ..SearchOptions::default()
-                })
-                .unwrap();
-            let got = index.search_batch(&q, dim, k, 16, None).unwrap();
+            let request = KnnQuery::new(&q).dim(dim).k(k);
+            let all = SearchOptions {
+                rerank: Some(n),
+                ..SearchOptions::default()
+            };
+            let got = search(&index, request.ef(16).options(all));
             for qi in 0..nq {
                 assert_eq!(got.ids(qi), truth.ids(qi), "{store} {metric} query {qi}");
                 for (a, b) in got.distances(qi).iter().zip(truth.distances(qi)) {
@@ -64,8 +71,7 @@ fn compact_stores_equal_exact_search_with_rerank_all() {
                 }
             }
             // The default rerank (ef) still returns exact distances.
-            index.set_options(SearchOptions::default()).unwrap();
-            let got = index.search_batch(&q, dim, k, 64, None).unwrap();
+            let got = search(&index, request.ef(64));
             let mut exactv = v.clone();
             metric.preprocess(&mut exactv, dim).unwrap();
             let mut qp = q.clone();
@@ -80,7 +86,7 @@ fn compact_stores_equal_exact_search_with_rerank_all() {
                 }
             }
             // --exact searches the float32 vectors whatever the store.
-            let ex = index.search_exact_batch(&q, dim, k, None).unwrap();
+            let ex = search(&index, request.exact(true));
             assert_eq!(ex.all_ids(), truth.all_ids());
         }
     }
@@ -174,7 +180,7 @@ fn filter_planner_equals_exact_filtered_search_at_every_selectivity() {
     for store in [Store::F32, Store::I8] {
         let path = build(dir.path(), &v, dim, Some(&labels), store, Metric::L2);
         assert!(path.join("postings.bin").exists());
-        let mut index = Index::open(&path).unwrap();
+        let index = Index::open(&path).unwrap();
         index.verify().unwrap();
         let labels = &labels;
         let allow = |set: &[i64], only: bool| {
@@ -199,14 +205,19 @@ fn filter_planner_equals_exact_filtered_search_at_every_selectivity() {
             let truth =
                 exact::search_filtered(&base, &q, dim, k, Metric::L2, &allow(&set, only)).unwrap();
             for choice in [PlanChoice::Auto, PlanChoice::Exact, PlanChoice::Graph] {
-                index
-                    .set_options(SearchOptions {
-                        plan: choice,
-                        exact_below: Some(200),
-                        ..SearchOptions::default()
-                    })
-                    .unwrap();
-                let plan = index.plan(k, Some(&filter)).unwrap();
+                let options = SearchOptions {
+                    plan: choice,
+                    exact_below: Some(200),
+                    ..SearchOptions::default()
+                };
+                // A wide beam: the filtered graph must find the same items.
+                let request = KnnQuery::new(&q)
+                    .dim(dim)
+                    .k(k)
+                    .ef(400)
+                    .filter(Some(&filter))
+                    .options(options);
+                let (got, plan) = index.query(&request).unwrap();
                 let passing = plan.passing.unwrap();
                 let want_passing = labels.iter().filter(|&&l| set.contains(&l) == only).count();
                 assert_eq!(passing, want_passing);
@@ -217,8 +228,6 @@ fn filter_planner_equals_exact_filtered_search_at_every_selectivity() {
                     PlanChoice::Auto => PlanKind::FilteredGraph,
                 };
                 assert_eq!(plan.kind, expected_kind, "{frac} {choice:?}");
-                // A wide beam: the filtered graph must find the same items.
-                let got = index.search_batch(&q, dim, k, 400, Some(&filter)).unwrap();
                 let mut hits = 0;
                 for qi in 0..nq {
                     let want = truth.ids(qi);
@@ -239,20 +248,19 @@ fn filter_planner_equals_exact_filtered_search_at_every_selectivity() {
             }
         }
         // A label no item carries: zero hits, reported as unknown.
-        index.set_options(SearchOptions::default()).unwrap();
         let none = LabelFilter::only([5000]);
-        let plan = index.plan(k, Some(&none)).unwrap();
+        let (got, plan) = index
+            .query(&KnnQuery::new(&q).dim(dim).k(k).filter(Some(&none)))
+            .unwrap();
         assert_eq!(
             (plan.passing, plan.unknown_labels.clone()),
             (Some(0), vec![5000])
         );
-        let got = index.search_batch(&q, dim, k, 64, Some(&none)).unwrap();
         assert!(got.all_ids().iter().all(|&i| i == -1));
         // Fewer than k pass: exactly those, then padding.
         let some: Vec<i64> = labels.iter().copied().filter(|&l| l == 3).collect();
-        let got = index
-            .search(&q[..dim], k, 64, Some(&LabelFilter::only([3])))
-            .unwrap();
+        let only3 = LabelFilter::only([3]);
+        let got = search(&index, KnnQuery::new(&q[..dim]).k(k).filter(Some(&only3)));
         let found = got.ids(0).iter().filter(|&&i| i >= 0).count();
         assert_eq!(found, some.len().min(k));
     }
@@ -271,16 +279,16 @@ fn golden_v1_index_has_the_defaults_of_the_new_fields() {
     // Without postings.bin the planner builds the lists from the labels.
     let labels = index.labels().unwrap().to_vec();
     let l0 = labels[0];
-    let plan = index.plan(5, Some(&LabelFilter::only([l0]))).unwrap();
+    let only = LabelFilter::only([l0]);
+    let q = index.vector(0).unwrap().to_vec();
+    let (got, plan) = index
+        .query(&KnnQuery::new(&q).k(5).ef(16).filter(Some(&only)))
+        .unwrap();
     assert_eq!(
         plan.passing,
         Some(labels.iter().filter(|&&l| l == l0).count())
     );
     assert_eq!(plan.kind, PlanKind::Exact);
-    let q = index.vector(0).unwrap().to_vec();
-    let got = index
-        .search(&q, 5, 16, Some(&LabelFilter::only([l0])))
-        .unwrap();
     assert_eq!(got.ids(0)[0], 0);
     assert!(got
         .ids(0)

@@ -15,8 +15,11 @@
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock, RwLock};
 
+use likeness_index::build::{GraphBuilder, DEFAULT_EF_CONSTRUCTION, DEFAULT_M};
+use likeness_index::quant::{Store, DEFAULT_QUANTILE};
 use likeness_index::{
     eval, Error, Index, IndexBuilder, ItemInfo, KnnQuery, LabelFilter, Metric, Neighbours,
+    DEFAULT_EF, DEFAULT_K,
 };
 use numpy::ndarray::{Array2, ArrayView1, ArrayView2};
 use numpy::{
@@ -226,34 +229,39 @@ fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, Error> {
     Ok(p)
 }
 
-/// Runs `req` over `queries` (`rows × dim`): on the calling thread for one
-/// row or `threads = 1` (graph search), on a pool of `threads`, or on
-/// rayon's global pool (all cores).
+/// Runs `req` (`rows` query rows) through the engine's one entry point:
+/// on the calling thread for one row or `threads = 1` (graph search), on a
+/// pool of `threads`, or on rayon's global pool (all cores).
 fn run_search(
     index: &Index,
     req: &KnnQuery<'_>,
-    queries: &[f32],
     rows: usize,
-    dim: usize,
     threads: Option<usize>,
 ) -> Result<Neighbours, Error> {
+    let query = |q: &KnnQuery<'_>| index.query(q).map(|(found, _plan)| found);
     match threads {
         // A single row never leaves the calling thread (rayon does not split
         // one item), so a lone query pays no thread hand-off.
-        _ if rows <= 1 => req.run(index, queries, dim),
+        _ if rows <= 1 => query(req),
         Some(1) if !req.exact => {
+            req.validate(index)?;
+            let dim = index.dim();
             let mut ids = Vec::with_capacity(rows * req.k);
             let mut dists = Vec::with_capacity(rows * req.k);
-            for row in queries.chunks_exact(dim) {
-                let (i, d) = req.run(index, row, dim)?.into_parts();
+            for row in req.vectors.chunks_exact(dim) {
+                let (i, d) = query(&KnnQuery {
+                    vectors: row,
+                    ..*req
+                })?
+                .into_parts();
                 ids.extend_from_slice(&i);
                 dists.extend_from_slice(&d);
             }
             Neighbours::from_parts(rows, req.k, ids, dists)
                 .ok_or_else(|| Error::InvalidInput("result shape".into()))
         }
-        Some(n) => pool(n)?.install(|| req.run(index, queries, dim)),
-        None => req.run(index, queries, dim),
+        Some(n) => pool(n)?.install(|| query(req)),
+        None => query(req),
     }
 }
 
@@ -483,7 +491,7 @@ impl PyIndex {
     /// uses all cores (rayon); 1 runs on the calling thread. The GIL is
     /// released for the whole search, so Python threads can search one
     /// index at once.
-    #[pyo3(signature = (queries, k=10, *, ef=64, labels=None, exclude_labels=None, exact=false, threads=None))]
+    #[pyo3(signature = (queries, k=DEFAULT_K as i64, *, ef=DEFAULT_EF as i64, labels=None, exclude_labels=None, exact=false, threads=None))]
     #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     fn search<'py>(
         &self,
@@ -513,15 +521,14 @@ impl PyIndex {
         let rows = float_rows(queries, "queries", true)?;
         let (nq, dim) = (rows.rows, rows.dim);
         let data = rows.as_slice();
-        let req = KnnQuery {
-            k,
-            ef,
-            exact,
-            filter: filter.as_ref(),
-            exclude: None,
-        };
+        let req = KnnQuery::new(data)
+            .dim(dim)
+            .k(k)
+            .ef(ef)
+            .exact(exact)
+            .filter(filter.as_ref());
         let found = py
-            .detach(|| run_search(&index, &req, data, nq, dim, threads))
+            .detach(|| run_search(&index, &req, nq, threads))
             .map_err(py_err)?;
         let (q, k) = (found.queries(), found.k());
         let (ids, dists) = found.into_parts();
@@ -601,9 +608,14 @@ impl PyIndex {
 /// `seed`: of the levels and insertion order (with `threads=1` the build is
 /// reproducible). `threads`: None = all cores. `force`: replace an existing
 /// index at `out` (built beside it first; a failed build leaves it
-/// untouched). The GIL is released while building.
+/// untouched). `store`: "f32", "f16" or "i8" (8-bit per-dimension codes,
+/// a quarter of f32's memory; f16 and i8 re-rank with float32).
+/// `quantile`: i8's central fraction of each dimension's values the codes
+/// span. `builder`: "native" or "hnsw_rs" (builds with that feature). The
+/// same options, names and defaults as `likeness build`. The GIL is
+/// released while building.
 #[pyfunction]
-#[pyo3(signature = (vectors, out, *, labels=None, metric="cosine", m=16, ef_construction=200, seed=0, threads=None, force=false))]
+#[pyo3(signature = (vectors, out, *, labels=None, metric="cosine", m=DEFAULT_M as i64, ef_construction=DEFAULT_EF_CONSTRUCTION as i64, seed=0, store="f32", quantile=DEFAULT_QUANTILE, builder="native", threads=None, force=false))]
 #[allow(clippy::too_many_arguments)]
 fn build(
     py: Python<'_>,
@@ -614,18 +626,15 @@ fn build(
     m: i64,
     ef_construction: i64,
     seed: u64,
+    store: &str,
+    quantile: f32,
+    builder: &str,
     threads: Option<i64>,
     force: bool,
 ) -> PyResult<PyIndex> {
-    let metric = match metric {
-        "cosine" => Metric::Cosine,
-        "l2" => Metric::L2,
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "metric = {other:?}: expected \"cosine\" or \"l2\""
-            )))
-        }
-    };
+    let store: Store = store.parse().map_err(py_err)?;
+    let graph_builder: GraphBuilder = builder.parse().map_err(py_err)?;
+    let metric: Metric = metric.parse().map_err(py_err)?;
     let m = positive("m", m)?;
     let ef_construction = positive("ef_construction", ef_construction)?;
     // As the CLI: all cores unless told (the manifest records the count).
@@ -655,6 +664,9 @@ fn build(
         .m(m)
         .ef_construction(ef_construction)
         .seed(seed)
+        .store(store)
+        .quantile(quantile)
+        .graph_builder(graph_builder)
         .threads(threads)
         .overwrite(force);
     let (data, dim) = (rows.as_slice(), rows.dim);
@@ -677,7 +689,7 @@ fn build(
 /// agreement with exact search at the largest K, beam width `ef`),
 /// "per_class", counts and "seconds". The GIL is released.
 #[pyfunction]
-#[pyo3(signature = (index, ks=vec![1, 2, 4, 8], queries=None, labels=None, *, ef=64))]
+#[pyo3(signature = (index, ks=vec![1, 2, 4, 8], queries=None, labels=None, *, ef=DEFAULT_EF as i64))]
 fn evaluate<'py>(
     py: Python<'py>,
     index: &PyIndex,

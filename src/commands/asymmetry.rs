@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use likeness_app::args::AsymmetryArgs;
 use image::{DynamicImage, RgbImage};
+use likeness_app::args::AsymmetryArgs;
 use likeness_index::score::{subject_groups, ScoredSet};
 use likeness_index::{Index, Metric};
 use tch::Device;

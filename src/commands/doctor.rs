@@ -20,4 +20,3 @@ pub fn run(device: DeviceSpec, plan: &runtime::ThreadPlan, args: DoctorArgs) -> 
         ExitCode::from(1)
     })
 }
-

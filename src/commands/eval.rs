@@ -8,10 +8,10 @@ use likeness_app::args::EvalArgs;
 use likeness_index::Index;
 use tch::Device;
 
-use crate::torch_models::model_for_index;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gallery::{self, EmbedOptions};
+use crate::torch_models::model_for_index;
 
 /// What `likeness eval` measured (`eval.json`); computed by the index crate,
 /// which the Python package calls too.

@@ -6,7 +6,6 @@
 //! | `resnet18` | faces at 112–224 px, from scratch | tch's ResNet-18 without its classifier |
 //! | `torchscript:PATH` | fine-tuning a user's PyTorch backbone | a TorchScript module whose output is `[B, F]` |
 
-
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};

@@ -75,7 +75,6 @@ pub struct QueryArgs {
     pub montage: Option<PathBuf>,
 }
 
-
 impl QueryArgs {
     /// Whether this query needs the network: an image to embed.
     pub fn needs_torch(&self) -> bool {

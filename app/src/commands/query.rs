@@ -37,10 +37,22 @@ pub fn run(threads: usize, args: QueryArgs, models: Option<&dyn ModelLoader>) ->
     };
     let filter = label_filter(&index, &args)?;
     let t_search = Instant::now();
-    let (found, plan) = search(&index, &q.data, q.exclude.as_deref(), filter.as_ref(), &args)?;
+    let request = KnnQuery::new(&q.data)
+        .dim(index.dim())
+        .k(args.k)
+        .ef(args.ef)
+        .exact(args.exact)
+        .filter(filter.as_ref())
+        .exclude(q.exclude.as_deref())
+        .options(SearchOptions {
+            rerank: args.rerank,
+            plan: args.plan,
+            exact_below: args.exact_below,
+        });
+    let (found, plan) = index.query(&request)?;
     let search_seconds = t_search.elapsed().as_secs_f64();
     let store = index.store();
-    let beam = args.ef.max(args.k.min(index.len()));
+    let beam = request.beam(&index);
     let stats = QueryStats {
         queries: found.queries(),
         k: args.k,
@@ -65,28 +77,6 @@ pub fn run(threads: usize, args: QueryArgs, models: Option<&dyn ModelLoader>) ->
         montage(&index, &found, &args, &mut q.images, out)?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// One search of all rows through the engine's one entry point.
-fn search(
-    index: &Index,
-    data: &[f32],
-    exclude: Option<&[usize]>,
-    filter: Option<&LabelFilter>,
-    args: &QueryArgs,
-) -> Result<(Neighbours, likeness_index::Plan)> {
-    let q = KnnQuery::new(data)
-        .k(args.k)
-        .ef(args.ef)
-        .exact(args.exact)
-        .filter(filter)
-        .exclude(exclude)
-        .options(SearchOptions {
-            rerank: args.rerank,
-            plan: args.plan,
-            exact_below: args.exact_below,
-        });
-    Ok(index.query(&q)?)
 }
 
 /// The rows of `--vectors`, or the stored vectors of `--id` (each left out
@@ -136,7 +126,10 @@ fn image_query(
 ) -> Result<Queries> {
     let path = args.image.as_deref().unwrap_or(std::path::Path::new(""));
     let models = models.ok_or_else(|| {
-        Error::Usage("--image needs the network: run it with `likeness`, which hands it to likeness-torch".into())
+        Error::Usage(
+            "--image needs the network: run it with `likeness`, which hands it to likeness-torch"
+                .into(),
+        )
     })?;
     let t_open = start.elapsed().as_secs_f64();
     let model = models.load(index, args.model.as_deref())?;

@@ -47,4 +47,3 @@ impl std::str::FromStr for Region {
         })
     }
 }
-

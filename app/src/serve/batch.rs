@@ -248,7 +248,10 @@ mod tests {
         for (i, a) in answers.iter().enumerate().skip(1) {
             let v = a.as_ref().unwrap();
             assert_eq!(v[0], i as f32);
-            assert_eq!(v[1], 5.0, "all six arrived within the window: one batch of 5 good images");
+            assert_eq!(
+                v[1], 5.0,
+                "all six arrived within the window: one batch of 5 good images"
+            );
         }
         let s = b.stats.json();
         assert_eq!(s["batches"], 1, "{s}");

@@ -15,8 +15,8 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{check_k_ef, default_ef, default_k, item_json, ApiError, ApiResult, AppState, Loaded};
-use likeness_index::Neighbours;
+use super::{default_ef, default_k, item_json, ApiError, ApiResult, AppState, Loaded};
+use likeness_index::KnnQuery;
 
 /// Most items in one `/items` page.
 pub const MAX_PAGE: usize = 1000;
@@ -130,7 +130,6 @@ pub(super) async fn search_item(
 ) -> ApiResult {
     let start = Instant::now();
     let p = query_params(params)?;
-    check_k_ef(p.k, p.ef)?;
     let only = p.labels.as_deref().map(parse_labels).transpose()?;
     let out = st
         .on_pool(move |st| -> Result<Value, ApiError> {
@@ -141,22 +140,14 @@ pub(super) async fn search_item(
                 .index
                 .vector(id)
                 .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no item {id}")))?;
-            // As `likeness query --id`: one more than k, then the item itself
-            // left out.
-            let k = p.k.min(l.index.len()).max(1);
-            let want = (k + 1).min(l.index.len()).max(1);
-            let found = l.index.search(v, want, p.ef.max(want), filter.as_ref())?;
-            let (ids, dists): (Vec<i64>, Vec<f32>) = found
-                .ids(0)
-                .iter()
-                .zip(found.distances(0))
-                .filter(|(&i, _)| i >= 0 && i != id as i64)
-                .map(|(&i, &d)| (i, d))
-                .take(k)
-                .unzip();
-            let kept = ids.len();
-            let found = Neighbours::from_parts(1, kept, ids, dists)
-                .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "result shape"))?;
+            // As `likeness query --id`: the item itself left out.
+            let exclude = [id];
+            let q = KnnQuery::new(v)
+                .k(p.k)
+                .ef(p.ef)
+                .filter(filter.as_ref())
+                .exclude(Some(&exclude));
+            let (found, _plan) = super::run_query(st, &l, &q)?;
             Ok(json!({
                 "query": item_value(&l, id),
                 "hits": l.index.hits(Some(&l.items), &found, 0),

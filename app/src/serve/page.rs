@@ -346,7 +346,12 @@ pub(super) async fn info(State(st): State<Arc<AppState>>) -> ApiResult {
             "eval": st.page_eval_dir().as_deref().and_then(eval_summary),
             "image_search": image_search,
             "image_search_unavailable": why_not,
-            "limits": { "max_k": super::MAX_K, "max_ef": super::MAX_EF },
+            "limits": {
+                "max_k": likeness_index::MAX_K,
+                "max_ef": likeness_index::MAX_EF,
+                "default_k": likeness_index::DEFAULT_K,
+                "default_ef": likeness_index::DEFAULT_EF,
+            },
         })
     })
     .await

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use likeness_index::postings::{PlanChoice, SearchOptions};
-use likeness_index::{Index, IndexBuilder, LabelFilter, Metric, Store};
+use likeness_index::{Index, IndexBuilder, KnnQuery, LabelFilter, Metric, Store};
 
 const N: usize = 64;
 const DIM: usize = 8;
@@ -69,22 +69,22 @@ fuzz_target!(|data: &[u8]| {
     m["files"][name] = serde_json::json!({"size": compact.len(), "crc32": 0});
     m["files"]["postings.bin"] = serde_json::json!({"size": postings.len(), "crc32": 0});
     std::fs::write(dir.path().join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
-    let Ok(mut index) = Index::open(dir.path()) else {
+    let Ok(index) = Index::open(dir.path()) else {
         return;
     };
     let q: Vec<f32> = (0..DIM).map(|i| (i as f32 * 0.37).sin()).collect();
     let filters = [LabelFilter::only([1]), LabelFilter::only([0, 2, 9]), LabelFilter::except([3])];
     for plan in [PlanChoice::Auto, PlanChoice::Exact, PlanChoice::Graph] {
-        let _ = index.set_options(SearchOptions {
+        let options = SearchOptions {
             plan,
             exact_below: Some(20),
             rerank: Some(8),
-        });
-        let _ = index.search(&q, 5, 16, None);
+        };
+        let request = KnnQuery::new(&q).k(5).ef(16).options(options);
+        let _ = index.query(&request);
         for f in &filters {
-            let _ = index.plan(5, Some(f));
-            let _ = index.search(&q, 5, 16, Some(f));
-            let _ = index.search_batch(&q, DIM, 3, 8, Some(f));
+            let _ = index.query(&request.filter(Some(f)));
+            let _ = index.query(&request.dim(DIM).k(3).ef(8).filter(Some(f)));
         }
     }
     let _ = index.verify();

@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use likeness_index::Index;
+use likeness_index::{Index, KnnQuery};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 8 {
@@ -50,8 +50,8 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(index) = Index::open(dir.path()) {
         let dim = index.dim().min(4096);
         let q: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.37).sin() + 0.1).collect();
-        let _ = index.search(&q, 5, 16, None);
-        let _ = index.search_batch(&q, dim, 3, 8, None);
+        let _ = index.query(&KnnQuery::new(&q).k(5).ef(16));
+        let _ = index.query(&KnnQuery::new(&q).dim(dim).k(3).ef(8));
         let _ = index.items();
         let _ = index.verify();
     }

@@ -49,8 +49,8 @@ export async function renderQuery(view, info, params, go) {
     );
     return null;
   }
-  const k = params.get('k') || '10';
-  const ef = params.get('ef') || '64';
+  const k = params.get('k') || String(info.limits.default_k);
+  const ef = params.get('ef') || String(info.limits.default_ef);
   const truth = params.get('truth') ?? '';
   const only = params.get('only') ?? '';
   const urlRegion = parseRegion(params.get('region'));

@@ -226,8 +226,8 @@ export async function renderGallery(view, info, params, go) {
 }
 
 export async function renderItem(view, info, id, params, go) {
-  const k = params.get('k') || '10';
-  const ef = params.get('ef') || '64';
+  const k = params.get('k') || String(info.limits.default_k);
+  const ef = params.get('ef') || String(info.limits.default_ef);
   const label = params.get('label') ?? '';
   const res = await searchItem(id, { k, ef, labels: label });
   const q = res.query;

@@ -5,20 +5,19 @@
 //! one entry point carried from layer to layer, levels drawn with
 //! `mL = 1 / ln m`.
 //!
-//! Why we build the graph ourselves. We built with `hnsw_rs` first (it is
-//! still here: [`crate::GraphBuilder::HnswRs`], used by the tests as a
-//! cross-check of the export and of this builder). Profiled with `perf` on a
-//! 20k × 784 build, 35% of hnsw_rs's time went to its own search bookkeeping
-//! (a `HashMap` of `Arc`-cloned points per search, an allocation per
-//! candidate), and its builds took 2.1× hnswlib's time with the same
-//! threads. This builder keeps per-thread state instead: a generation-stamped
-//! visited array and reused heaps, so an insertion allocates nothing; the
-//! link lists live in one flat array of atomics, each node's lists guarded by
-//! a sequence lock (see [`Links`]; atomics so that the code needs no
-//! `unsafe`; written under the lock, read without it and re-read when a
-//! write overlapped, so lists are never seen half-written); distances use
-//! the crate's four-at-once kernels with early stop (`bench-ann` prints the
-//! build times of both builders and of hnswlib).
+//! Why our own builder: `hnsw_rs` (still here as
+//! [`crate::GraphBuilder::HnswRs`], the tests' cross-check of the export and
+//! of this builder) spent 35% of its time on its own search bookkeeping (a
+//! `HashMap` of `Arc`-cloned points per search, an allocation per
+//! candidate; `perf`, 20k × 784) and took 2.1× hnswlib's build time with
+//! the same threads. This builder keeps per-thread state instead: a
+//! generation-stamped visited array and reused heaps, so an insertion
+//! allocates nothing; the link lists live in one flat array of atomics,
+//! each node's lists guarded by a sequence lock (see [`Links`]; atomics so
+//! that the code needs no `unsafe`; written under the lock, read without it
+//! and re-read when a write overlapped, so lists are never seen
+//! half-written); distances use the crate's four-at-once kernels with early
+//! stop.
 //!
 //! Concurrency: points are inserted on a rayon pool. A new point is linked
 //! into the graph one neighbour at a time, each under that neighbour's lock;
