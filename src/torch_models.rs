@@ -71,11 +71,13 @@ pub fn model_for_index(
     let dir = match (explicit, &m.model_dir) {
         (Some(d), _) => d.to_path_buf(),
         (None, Some(d)) => PathBuf::from(d),
-        (None, None) => return Err(Error::Invalid(format!(
+        (None, None) => {
+            return Err(Error::Invalid(format!(
             "{} records no model (it was built from vectors); image queries need an index made by \
                  `likeness index`, or pass --model",
             index.dir().display()
-        ))),
+        )))
+        }
     };
     let (net, card) = crate::train::output::load(&dir, device).map_err(|e| {
         Error::Invalid(format!(

@@ -72,13 +72,12 @@ pub fn draw(
     let height = GAP + queries.len() as u32 * row_h;
     let mut canvas = RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
     let labels = index.labels();
-    let classes = &index.manifest().classes;
+    let manifest = index.manifest();
     let name = |label: Option<i64>| -> String {
         match label {
-            Some(l) => usize::try_from(l)
-                .ok()
-                .and_then(|l| classes.get(l).cloned())
-                .unwrap_or_else(|| l.to_string()),
+            Some(l) => manifest
+                .class_name(l)
+                .map_or_else(|| l.to_string(), str::to_owned),
             None => "?".into(),
         }
     };

@@ -113,14 +113,6 @@ pub struct Manifest {
 }
 
 impl Manifest {
-    /// The label of the class named `name` (its position in `classes`).
-    pub fn class_label(&self, name: &str) -> Option<i64> {
-        self.classes
-            .iter()
-            .position(|c| c == name)
-            .map(|p| p as i64)
-    }
-
     /// Reads and checks `dir/manifest.json`.
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST);
@@ -177,6 +169,15 @@ impl Manifest {
     /// past the list).
     pub fn class_name(&self, label: i64) -> Option<&str> {
         class_name(&self.classes, label)
+    }
+
+    /// The label of the class named `name` (its position in `classes`):
+    /// the inverse of [`Manifest::class_name`].
+    pub fn class_label(&self, name: &str) -> Option<i64> {
+        self.classes
+            .iter()
+            .position(|c| c == name)
+            .map(|p| p as i64)
     }
 
     /// The entry for `name`, or an error naming the file.

@@ -18,11 +18,29 @@ Names:
 - ``evaluate(index, ks, queries, labels) -> dict``: Recall@K, Precision@1,
   R-Precision, MAP@R and the graph's agreement with exact search.
 - ``CorruptIndexError``: a damaged, foreign or too-new index file.
+- ``DEFAULT_K``, ``DEFAULT_EF``, ``MAX_K``, ``MAX_EF``, ``DEFAULT_M``,
+  ``DEFAULT_EF_CONSTRUCTION``, ``DEFAULT_QUANTILE``: the engine's defaults
+  and limits (the CLI's and the server's too).
 
 The package holds the index only (no libtorch); embed images with PyTorch
 (``model.pt`` of a trained model opens there) or with the ``likeness`` CLI.
 """
 
-from ._likeness import CorruptIndexError, Index, __version__, build, evaluate
+from ._likeness import (
+    DEFAULT_EF,
+    DEFAULT_EF_CONSTRUCTION,
+    DEFAULT_K,
+    DEFAULT_M,
+    DEFAULT_QUANTILE,
+    MAX_EF,
+    MAX_K,
+    CorruptIndexError,
+    Index,
+    __version__,
+    build,
+    evaluate,
+)
 
-__all__ = ["CorruptIndexError", "Index", "build", "evaluate", "__version__"]
+__all__ = ["CorruptIndexError", "Index", "build", "evaluate", "__version__", "DEFAULT_K",
+           "DEFAULT_EF", "MAX_K", "MAX_EF", "DEFAULT_M", "DEFAULT_EF_CONSTRUCTION",
+           "DEFAULT_QUANTILE"]

@@ -435,7 +435,7 @@ impl PyIndex {
         }
         let records = self.item_records(&index)?;
         let labels = index.labels();
-        let classes = &index.manifest().classes;
+        let manifest = index.manifest();
         let out = PyList::empty(py);
         for (pos, &id) in ids.iter().enumerate() {
             if id == -1 {
@@ -456,7 +456,7 @@ impl PyIndex {
             d.set_item("id", id)?;
             if let Some(l) = labels.map(|l| l[i]) {
                 d.set_item("label", l)?;
-                if let Some(c) = usize::try_from(l).ok().and_then(|l| classes.get(l)) {
+                if let Some(c) = manifest.class_name(l) {
                     d.set_item("class", c)?;
                 }
             }
@@ -741,5 +741,14 @@ fn _likeness(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CorruptIndexError", m.py().get_type::<CorruptIndexError>())?;
     m.add_function(wrap_pyfunction!(build, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
+    // The engine's defaults and limits, so that likeness.ray and scripts
+    // read them rather than write them again.
+    m.add("DEFAULT_K", DEFAULT_K)?;
+    m.add("DEFAULT_EF", DEFAULT_EF)?;
+    m.add("MAX_K", likeness_index::MAX_K)?;
+    m.add("MAX_EF", likeness_index::MAX_EF)?;
+    m.add("DEFAULT_M", DEFAULT_M)?;
+    m.add("DEFAULT_EF_CONSTRUCTION", DEFAULT_EF_CONSTRUCTION)?;
+    m.add("DEFAULT_QUANTILE", DEFAULT_QUANTILE)?;
     Ok(())
 }

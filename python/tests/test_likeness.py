@@ -3,8 +3,10 @@ checks, its array lifetimes, its threading and its errors."""
 import gc
 import json
 import os
+import subprocess
 import threading
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -35,6 +37,57 @@ def test_search_equals_cli_query(tmp_path, cli, data):
         np.testing.assert_array_equal(ids, np.array([r["ids"] for r in rows]), err_msg=str(extra))
         np.testing.assert_allclose(dists, np.array([r["distances"] for r in rows]),
                                    rtol=0, atol=1e-6, err_msg=str(extra))
+
+
+def _post(url, body):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def test_one_request_gives_the_same_ids_through_cli_http_and_python(tmp_path, cli, data):
+    """Every front end goes through the engine's one search entry point: the
+    same request (defaults, ef, a label filter, a query by stored item)
+    gives identical ids from `likeness query`, `likeness serve` and Python."""
+    x, labels, q, _ = data
+    ix = build_py(tmp_path, x, labels=labels, seed=3)
+    q = q[:20]
+    np.save(tmp_path / "q.npy", q)
+    srv = subprocess.Popen([str(cli.path), "serve", "--index", str(ix.path), "--no-model",
+                            "--addr", "127.0.0.1:0", "--workers", "1"],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        line = srv.stdout.readline()
+        assert line.startswith("listening on "), line
+        url = "http://" + line.split()[-1]
+        with urllib.request.urlopen(url + "/info", timeout=30) as r:
+            info = json.loads(r.read())
+        assert info["limits"] == {"default_k": likeness.DEFAULT_K,
+                                  "default_ef": likeness.DEFAULT_EF,
+                                  "max_k": likeness.MAX_K, "max_ef": likeness.MAX_EF}
+        for flags, body, kw in (([], {}, {}),
+                                (["--ef", "12", "-k", "5"], {"ef": 12, "k": 5}, {"ef": 12, "k": 5}),
+                                (["--labels", "3,4"], {"labels": [3, 4]}, {"labels": [3, 4]})):
+            rows = [r["ids"] for r in cli.json_lines("query", "--index", ix.path, "--vectors",
+                                                    tmp_path / "q.npy", "--json", *flags)
+                    if r["type"] == "query"]
+            py_ids, _ = ix.search(q, **kw)
+            batch = _post(url + "/search/batch", {"vectors": q.tolist(), **body})["results"]
+            one = [_post(url + "/search", {"vector": v.tolist(), **body})["hits"] for v in q]
+            for name, got in (("http batch", [[h["id"] for h in r["hits"]] for r in batch]),
+                              ("http one", [[h["id"] for h in hits] for hits in one])):
+                assert got == rows, f"{name} {flags}"
+            np.testing.assert_array_equal(py_ids, np.array(rows), err_msg=str(flags))
+        # A query by stored item leaves the item out, in the CLI and over HTTP.
+        rows = [r["ids"] for r in cli.json_lines("query", "--index", ix.path, "--id", "7",
+                                                "--json") if r["type"] == "query"]
+        with urllib.request.urlopen(url + "/search/item/7", timeout=30) as r:
+            hits = json.loads(r.read())["hits"]
+        assert [h["id"] for h in hits] == rows[0] and 7 not in rows[0]
+    finally:
+        srv.terminate()
+        srv.wait(timeout=30)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64])

@@ -47,7 +47,6 @@ pub fn run(device: Device, args: EvalArgs) -> Result<ExitCode> {
             args.index.display()
         )));
     }
-    let classes = index.manifest().classes.clone();
     let mut report = match &args.queries {
         None => likeness_index::eval::evaluate_index(&index, None, &args.ks, args.ef)?,
         Some(src) => {
@@ -59,16 +58,12 @@ pub fn run(device: Device, args: EvalArgs) -> Result<ExitCode> {
                     hint: "no query images".into(),
                 });
             }
-            // Map the query classes onto the index's labels by name.
+            // Map the query classes onto the index's labels by name; a class
+            // the index lacks gets a label no item has.
             let map: Vec<i64> = ds
                 .classes()
                 .iter()
-                .map(|c| {
-                    classes
-                        .iter()
-                        .position(|x| x == c)
-                        .map_or(-1 - 1_000_000, |p| p as i64)
-                })
+                .map(|c| index.manifest().class_label(c).unwrap_or(-1 - 1_000_000))
                 .collect();
             let all: Vec<usize> = (0..ds.len()).collect();
             let mut q = Vec::new();

@@ -54,6 +54,9 @@ from ._files import (
     write_json_atomic,
 )
 
+# likeness.build's options, which build_sharded passes through with their names.
+BUILD_OPTIONS = {"metric", "m", "ef_construction", "seed", "store", "quantile", "builder"}
+
 __all__ = [
     "embed_sharded",
     "write_shards",
@@ -354,16 +357,22 @@ def _build_shard(root, entry, fingerprint, out_dir, params, threads):
         "manifest_crc32": crc32_file(target / "manifest.json"),
         "bytes": sum((target / f).stat().st_size for f in files),
         "build_seconds": seconds,
+        "build": {**index.manifest.get("build", {}), "store": index.manifest.get("store", "f32")},
         "node": node,
     }
 
 
-def build_sharded(shards_json, out_dir, *, metric="cosine", m=16, ef_construction=200, seed=0,
-                  num_cpus=1, max_retries=3, force=False):
+def build_sharded(shards_json, out_dir, *, num_cpus=1, max_retries=3, force=False,
+                  **options):
     """Builds one index per shard of ``shards_json`` (one Ray task each,
     ``likeness.build`` with ``num_cpus`` threads) into ``out_dir/shard-XXXX``
     and writes ``out_dir/cluster.json``, which maps global ids to (shard,
     local id). Returns the cluster manifest as a dict.
+
+    ``options`` are ``likeness.build``'s, with its names and defaults
+    (``metric``, ``m``, ``ef_construction``, ``seed``, ``store``,
+    ``quantile``, ``builder``): every shard is built as ``likeness build``
+    would build the whole gallery.
 
     Raises, before building: ``ManifestError`` (not a shards.json, or
     damaged), ``MissingShardError`` (a shard folder or file is absent),
@@ -399,7 +408,11 @@ def build_sharded(shards_json, out_dir, *, metric="cosine", m=16, ef_constructio
         raise FileExistsError(f"{manifest} exists; choose another out_dir or pass force=True")
     out_dir.mkdir(parents=True, exist_ok=True)
     ray = _ray()
-    params = {"metric": metric, "m": m, "ef_construction": ef_construction, "seed": seed}
+    unknown = sorted(set(options) - BUILD_OPTIONS)
+    if unknown:
+        raise TypeError(f"build_sharded got unknown options {unknown}; likeness.build takes "
+                        f"{sorted(BUILD_OPTIONS)}")
+    params = dict(options)
     task = ray.remote(_build_shard).options(num_cpus=num_cpus, max_retries=max_retries,
                                             name="likeness-build-shard")
     refs = [task.remote(str(root), e, fp, str(out_dir), params, max(1, int(num_cpus)))
@@ -409,13 +422,13 @@ def build_sharded(shards_json, out_dir, *, metric="cosine", m=16, ef_constructio
         "format": CLUSTER_FORMAT,
         "format_version": VERSION,
         "shards_json": str(shards_json),
-        "metric": metric,
+        "metric": built[0]["metric"],
         "dim": built[0]["dim"],
         "count": sum(b["count"] for b in built),
         "model_fingerprint": fp,
         "classes": doc.get("classes", []),
         "has_labels": all(b["has_labels"] for b in built),
-        "build": {"m": m, "ef_construction": ef_construction, "seed": seed},
+        "build": built[0]["build"],
         "shards": built,
     }
     return write_json_atomic(manifest, cluster)

@@ -32,10 +32,13 @@ def _parser():
     b = sub.add_parser("build", help="build one index per shard, one Ray task each")
     b.add_argument("--shards", required=True, help="shards.json (from `embed`)")
     b.add_argument("--out", required=True, help="output folder: shard-XXXX/ and cluster.json")
-    b.add_argument("--metric", choices=["cosine", "l2"], default="cosine")
-    b.add_argument("--m", type=int, default=16, help="HNSW links per node")
-    b.add_argument("--ef-construction", type=int, default=200)
-    b.add_argument("--seed", type=int, default=0)
+    # `likeness build`'s options; each left out takes likeness.build's default.
+    b.add_argument("--metric", choices=["cosine", "l2"])
+    b.add_argument("--m", type=int, help="HNSW links per node")
+    b.add_argument("--ef-construction", type=int)
+    b.add_argument("--seed", type=int)
+    b.add_argument("--store", choices=["f32", "f16", "i8"])
+    b.add_argument("--quantile", type=float)
     b.add_argument("--num-cpus", type=float, default=1, help="CPUs per task (its threads)")
     b.add_argument("--force", action="store_true", help="replace an existing cluster.json")
 
@@ -73,9 +76,11 @@ def main(argv=None):
                   f"{len(doc['shards'])} shards in {time.perf_counter() - t:.1f}s into {args.out}")
         elif args.command == "build":
             t = time.perf_counter()
-            doc = build_sharded(args.shards, args.out, metric=args.metric, m=args.m,
-                                ef_construction=args.ef_construction, seed=args.seed,
-                                num_cpus=args.num_cpus, force=args.force)
+            options = {k: getattr(args, k) for k in
+                       ("metric", "m", "ef_construction", "seed", "store", "quantile")
+                       if getattr(args, k) is not None}
+            doc = build_sharded(args.shards, args.out, num_cpus=args.num_cpus,
+                                force=args.force, **options)
             print(f"built {len(doc['shards'])} shard indexes of {doc['count']} items "
                   f"({doc['metric']}) in {time.perf_counter() - t:.1f}s into {args.out}")
         else:

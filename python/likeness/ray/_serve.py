@@ -22,9 +22,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from ray import serve
 
-# As `likeness serve` (index/src/serve.rs).
-MAX_K = 1000
-MAX_EF = 10_000
+from likeness import DEFAULT_EF, DEFAULT_K, MAX_EF, MAX_K
+
+# As `likeness serve` (app/src/serve.rs).
 MAX_BATCH = 1024
 SEARCH_KEYS = {"vector", "k", "ef", "labels", "exclude_labels", "exact"}
 BATCH_KEYS = {"vectors", "k", "ef", "labels", "exclude_labels", "exact"}
@@ -181,7 +181,7 @@ class Ingress:
         if unknown:
             raise _Bad(400, f"malformed JSON body: unknown field `{unknown[0]}`, expected one "
                             f"of {sorted(keys)}")
-        k, ef = body.get("k", 10), body.get("ef", 64)
+        k, ef = body.get("k", DEFAULT_K), body.get("ef", DEFAULT_EF)
         for name, v, hi in (("k", k, MAX_K), ("ef", ef, MAX_EF)):
             if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= hi:
                 raise _Bad(400, f"{name} = {v} is out of range 1..={hi}")
