@@ -114,13 +114,8 @@ impl TrainConfig {
             None => 0.0,
         }
     }
-}
 
-fn default_patience() -> usize {
-    defaults::DEFAULT_PATIENCE
-}
-
-impl TrainConfig {
+    /// Refuses settings that contradict each other or cannot train.
     pub(super) fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Invalid(m));
         if let Some(w) = self.score_weight {
@@ -186,9 +181,7 @@ impl TrainConfig {
         }
         Ok(())
     }
-}
 
-impl TrainConfig {
     /// What the command line fixed, for [`defaults::derive`].
     pub fn asked(&self) -> defaults::Asked {
         defaults::Asked {
@@ -210,4 +203,8 @@ impl TrainConfig {
 
 fn default_width() -> f32 {
     1.0
+}
+
+fn default_patience() -> usize {
+    defaults::DEFAULT_PATIENCE
 }

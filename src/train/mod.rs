@@ -2,14 +2,19 @@
 //!
 //! One step: the [`sampler`] draws `T` tuples of `N` classes with two images
 //! each (optionally mining `N` of `C > N` candidate classes, §3.2 of the
-//! paper, in [`mine`]); a background [`loader`] decodes and augments the next
-//! step on rayon while this one trains; the network embeds all `2·N·T` images
-//! in one forward pass; the [`loss`] is averaged over the tuples ([`steps`]).
-//! After each epoch (or validation interval of a step [`schedule`]) the
-//! held-out set is embedded and searched exactly ([`validate`]: Recall@K,
-//! MAP@R) and the best weights are kept.
+//! paper); a background thread decodes and augments the next step on rayon
+//! while this one trains; the network embeds all `2·N·T` images in one
+//! forward pass; the [`loss`] is averaged over the tuples. After each epoch
+//! (or validation interval of a step budget) the held-out set is embedded and
+//! searched exactly (Recall@K, MAP@R) and the best weights are kept.
 //!
-//! [`train`] runs the phases in order; each lives in the file of its concept.
+//! [`train`] runs the phases in order, each in the file of its concept:
+//! `config.rs` (what was asked), `split.rs` (which items train and which
+//! validate), `settings.rs` (the derived settings, printed), `trainer.rs`
+//! (network and optimizer), `score.rs` (the score read-out), `resume.rs`,
+//! `validate.rs` (validation and baselines), `schedule.rs` (steps, learning
+//! rate, validation intervals, early stopping), `loader.rs`, `mine.rs`,
+//! `steps.rs` (the step loop) and `finish.rs` (the model folder).
 pub mod adam;
 mod config;
 pub mod defaults;
