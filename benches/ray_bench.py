@@ -3,7 +3,7 @@
 index, on the same seeded data (N × DIM float32 around 1,000 centres, l2).
 
 Prints: sharded build wall time against one `likeness build`; Recall@10
-against exact search at ef 64, sharded (through Ray Serve) and single;
+against exact search at the default ef (64), sharded (through Ray Serve) and single;
 QPS and p50/p99 latency through Ray Serve against `likeness serve` (same
 query, benches/peers/load.py, C connections for SECONDS); Ray's per-query
 overhead (sequential p50 through Serve minus through `likeness serve`);
@@ -131,7 +131,7 @@ def main():
 
         single = likeness.Index.open(work / "single")
         truth, _ = single.search(q, k=10, exact=True)
-        single_ids, _ = single.search(q, k=10, ef=64)
+        single_ids, _ = single.search(q, k=10, ef=likeness.DEFAULT_EF)
 
         port = free_port()
         lr.serve_sharded(work / "idx" / "cluster.json", replicas=1, port=port,
@@ -140,7 +140,7 @@ def main():
         sharded_ids = []
         for lo in range(0, len(q), 200):
             out = post(ray_url + "/search/batch", {"vectors": q[lo:lo + 200].tolist(), "k": 10,
-                                                   "ef": 64})
+                                                   "ef": likeness.DEFAULT_EF})
             assert not out["partial"], out["missing_shards"]
             sharded_ids += [[h["id"] for h in r["hits"]] for r in out["results"]]
 
@@ -151,7 +151,7 @@ def main():
         l_url = f"http://127.0.0.1:{lport}"
         wait_http(l_url + "/healthz")
         body = work / "query.json"
-        body.write_text(json.dumps({"vector": q[0].tolist(), "k": 10, "ef": 64}))
+        body.write_text(json.dumps({"vector": q[0].tolist(), "k": 10, "ef": likeness.DEFAULT_EF}))
         res = {}
         for name, url in (("ray serve", ray_url), ("likeness serve", l_url)):
             load(url + "/search", body, 1, 2)  # warm-up

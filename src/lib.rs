@@ -27,5 +27,3 @@ pub mod train;
 pub mod transform;
 
 pub use error::{Error, Result};
-// Torch-free pieces the trainer and commands use, at their old paths.
-pub use likeness_app::{montage, plot, progress};

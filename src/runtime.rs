@@ -7,23 +7,23 @@ pub use likeness_app::settings::DeviceSpec;
 /// What torch makes of a [`DeviceSpec`].
 pub trait DeviceSpecExt {
     /// Whether this spec runs on CUDA here (`auto` asks libtorch).
-    fn is_cuda(self) -> bool;
+    fn is_cuda(&self) -> bool;
     /// The torch device this spec names, or an error if CUDA was asked for
     /// and is not there.
-    fn resolve(self) -> Result<tch::Device>;
+    fn resolve(&self) -> Result<tch::Device>;
 }
 
 impl DeviceSpecExt for DeviceSpec {
-    fn is_cuda(self) -> bool {
-        match self {
+    fn is_cuda(&self) -> bool {
+        match *self {
             DeviceSpec::Cpu => false,
             DeviceSpec::Cuda(_) => true,
             DeviceSpec::Auto => tch::Cuda::is_available(),
         }
     }
 
-    fn resolve(self) -> Result<tch::Device> {
-        match self {
+    fn resolve(&self) -> Result<tch::Device> {
+        match *self {
             DeviceSpec::Cpu => Ok(tch::Device::Cpu),
             DeviceSpec::Auto => Ok(if tch::Cuda::is_available() {
                 tch::Device::Cuda(0)

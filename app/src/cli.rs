@@ -27,7 +27,7 @@ pub fn run(
     command: Command,
     threads: usize,
     models: Option<&dyn ModelLoader>,
-) -> std::result::Result<Result<ExitCode>, Command> {
+) -> std::result::Result<Result<ExitCode>, Box<Command>> {
     use crate::commands::{build, query, serve, verify};
     Ok(match command {
         Command::Build(args) => build::run(threads, args),
@@ -36,7 +36,7 @@ pub fn run(
             query::run(threads, args, models)
         }
         Command::Serve(args) => serve::run(threads, args, models),
-        other => return Err(other),
+        other => return Err(Box::new(other)),
     })
 }
 

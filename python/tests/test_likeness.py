@@ -328,11 +328,11 @@ def big(tmp_path_factory):
 def test_four_threads_give_the_answers_of_one(big):
     ix, x = big
     q = x[:2000] + 0.1
-    want = ix.search(q, k=10, ef=64, threads=1)
+    want = ix.search(q, k=10, threads=1)
     chunks = np.array_split(np.arange(len(q)), 8)
 
     def work(rows):
-        return ix.search(q[rows], k=10, ef=64, threads=1)
+        return ix.search(q[rows], k=10, threads=1)
 
     with ThreadPoolExecutor(4) as pool:
         for _ in range(3):
@@ -376,7 +376,7 @@ def test_two_threads_search_faster_than_one(big):
     def qps(threads):
         def work(part):
             for b in part:
-                ix.search(b, k=10, ef=64, threads=1)
+                ix.search(b, k=10, threads=1)
         parts = [batches[i::threads] for i in range(threads)]
         t = time.perf_counter()
         with ThreadPoolExecutor(threads) as pool:

@@ -149,7 +149,7 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
     let dim = net.spec.dim as usize;
     let mut left_vecs = Vec::with_capacity(pairs.len() * dim);
     let mut right_vecs = Vec::with_capacity(pairs.len() * dim);
-    let bar = crate::progress::bar(pairs.len() as u64, "embedding pairs");
+    let bar = likeness_app::progress::bar(pairs.len() as u64, "embedding pairs");
     for chunk in pairs.chunks(args.batch.div_ceil(2)) {
         let ids: Vec<usize> = chunk.iter().flat_map(|p| [p.left, p.right]).collect();
         let samples = ds.load_many(&ids)?;
@@ -390,12 +390,12 @@ fn draw_montage(path: &std::path::Path, ds: &Dataset, pairs: &[Pair], show: usiz
                 text.push_str(&format!(" pred {a:.2}/{b:.2}"));
             }
             Ok((
-                crate::montage::thumb(&l),
-                crate::montage::thumb(&r),
+                likeness_app::montage::thumb(&l),
+                likeness_app::montage::thumb(&r),
                 text,
                 most,
             ))
         })
         .collect();
-    Ok(crate::montage::pair_rows(path, &rows?)?)
+    Ok(likeness_app::montage::pair_rows(path, &rows?)?)
 }

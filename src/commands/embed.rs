@@ -35,7 +35,7 @@ pub fn run(device: Device, args: EmbedArgs) -> Result<ExitCode> {
     let (net, card) = crate::train::output::load(&args.model, device)?;
     let ds = Dataset::open(&args.data)?;
     let todo = args.shard.map_or(ds.len(), |s| s.range(ds.len()).len());
-    let bar = crate::progress::bar(todo as u64, "embedding");
+    let bar = likeness_app::progress::bar(todo as u64, "embedding");
     let res = gallery::embed_to_dir(
         &net,
         &card,

@@ -68,7 +68,7 @@ pub fn run(device: Device, args: EvalArgs) -> Result<ExitCode> {
             let all: Vec<usize> = (0..ds.len()).collect();
             let mut q = Vec::new();
             let mut ql = Vec::new();
-            let bar = crate::progress::bar(ds.len() as u64, "embedding");
+            let bar = likeness_app::progress::bar(ds.len() as u64, "embedding");
             let opts = EmbedOptions {
                 batch: args.batch,
                 ..EmbedOptions::default()
@@ -106,7 +106,7 @@ pub fn run(device: Device, args: EvalArgs) -> Result<ExitCode> {
         use std::io::Write;
         f.write_all(&json)
     })?;
-    crate::plot::eval_bars(&out.join("eval.png"), &report)?;
+    likeness_app::plot::eval_bars(&out.join("eval.png"), &report)?;
     if let Some(sr) = &report.score {
         let title = format!(
             "{}: K={}, MAE {:.3}, Spearman {:.3}",
@@ -118,7 +118,7 @@ pub fn run(device: Device, args: EvalArgs) -> Result<ExitCode> {
             sr.overall.knn.mae,
             sr.overall.knn.spearman
         );
-        crate::plot::score_scatter(&out.join("score.png"), &sr.pairs, &title)?;
+        likeness_app::plot::score_scatter(&out.join("score.png"), &sr.pairs, &title)?;
     }
     if args.json {
         let line = serde_json::to_string(&report).map_err(|e| Error::Invalid(e.to_string()))?;

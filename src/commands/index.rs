@@ -43,7 +43,7 @@ pub fn run(device: Device, threads: usize, args: IndexArgs) -> Result<ExitCode> 
     let mut items: Vec<ItemInfo> = Vec::with_capacity(ds.len());
     let mut kept_ids: Vec<usize> = Vec::with_capacity(ds.len());
     let all: Vec<usize> = (0..ds.len()).collect();
-    let bar = crate::progress::bar(ds.len() as u64, "embedding");
+    let bar = likeness_app::progress::bar(ds.len() as u64, "embedding");
     let res = gallery::embed_stream(&net, &ds, &all, &opts, Some(&bar), |emb, kept| {
         vectors.extend_from_slice(emb);
         for &i in kept {
@@ -71,7 +71,7 @@ pub fn run(device: Device, threads: usize, args: IndexArgs) -> Result<ExitCode> 
     if let Some(all) = ds.pairings() {
         builder = builder.pairings(kept_ids.iter().map(|&i| all[i].clone()).collect());
     }
-    let bar = crate::progress::bar(labels.len() as u64, "indexing");
+    let bar = likeness_app::progress::bar(labels.len() as u64, "indexing");
     let progress = |done: usize, _total: usize| bar.set_position(done as u64);
     let res = builder.build(
         &vectors,

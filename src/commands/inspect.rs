@@ -61,7 +61,7 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
 
 /// Decodes every item in parallel chunks, with a progress bar on stderr.
 fn check_all(ds: &Dataset) -> Result<()> {
-    let bar = crate::progress::bar(ds.len() as u64, "decoding");
+    let bar = likeness_app::progress::bar(ds.len() as u64, "decoding");
     let all: Vec<usize> = (0..ds.len()).collect();
     for chunk in all.chunks(512) {
         ds.load_many(chunk)?;

@@ -6,6 +6,7 @@
 //! - `train_log.csv`: one row per epoch;
 //! - `model.pt`: a traced TorchScript export (`torch.jit.load` opens it);
 //! - `checkpoint.safetensors` + `checkpoint.json` while training (for `--resume`).
+use likeness_app::model_card::MODEL_CARD;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -405,7 +406,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Opens a trained model folder (what [`OutDir`] wrote): `model.json` for the architecture and
 /// transform, `weights.safetensors` for the variables.
 pub fn load(dir: &Path, device: tch::Device) -> Result<(Net, ModelCard)> {
-    let card_path = dir.join("model.json");
+    let card_path = dir.join(MODEL_CARD);
     if !card_path.exists() {
         let what = if dir.join("checkpoint.json").is_file() {
             "holds an interrupted training, not a finished model; finish it with the same \
@@ -472,7 +473,7 @@ impl OutDir {
     /// Creates the folder, refusing one that holds another model unless
     /// `force` (or `resume`, which continues the model there).
     pub fn prepare(dir: &Path, force: bool, resume: bool) -> Result<OutDir> {
-        let card = dir.join("model.json");
+        let card = dir.join(MODEL_CARD);
         if resume {
             if !dir.join("checkpoint.json").is_file() {
                 return Err(Error::Invalid(format!(
@@ -532,7 +533,7 @@ impl OutDir {
     /// model overwritten with `--force`) describe other weights: they go first,
     /// so that the folder is never taken for a finished model while training.
     pub fn save_weights(&self, vs: &VarStore) -> Result<()> {
-        self.remove(&["model.json", "model.pt"])?;
+        self.remove(&[MODEL_CARD, "model.pt"])?;
         self.save_vars(vs, "weights.safetensors").map(drop)
     }
 
@@ -635,7 +636,7 @@ impl OutDir {
 
     pub fn write_card(&self, card: &ModelCard) -> Result<()> {
         let json = serde_json::to_vec_pretty(card).map_err(|e| Error::Invalid(e.to_string()))?;
-        write_atomic(&self.path("model.json"), &json)
+        write_atomic(&self.path(MODEL_CARD), &json)
     }
 
     pub fn write_log(&self, card: &ModelCard) -> Result<()> {
@@ -685,7 +686,7 @@ impl OutDir {
 impl OutDir {
     /// `curves.png`: training loss, and validation Recall@1 and MAP@R, per epoch.
     pub fn plot_curves(&self, card: &ModelCard) -> Result<()> {
-        use crate::plot::{Panel, Series};
+        use likeness_app::plot::{Panel, Series};
         use plotters::style::RGBColor;
         let loss: Vec<(f64, f64)> = card
             .epochs
@@ -741,6 +742,9 @@ impl OutDir {
                 x_span,
             });
         }
-        Ok(crate::plot::line_panels(&self.path("curves.png"), &panels)?)
+        Ok(likeness_app::plot::line_panels(
+            &self.path("curves.png"),
+            &panels,
+        )?)
     }
 }

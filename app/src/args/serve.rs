@@ -54,6 +54,10 @@ impl ServeArgs {
             || likeness_index::Manifest::read(&self.index)
                 .ok()
                 .and_then(|m| m.model_dir)
-                .is_some_and(|d| std::path::Path::new(&d).join("model.json").is_file())
+                .is_some_and(|d| {
+                    std::path::Path::new(&d)
+                        .join(crate::model_card::MODEL_CARD)
+                        .is_file()
+                })
     }
 }

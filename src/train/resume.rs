@@ -1,0 +1,38 @@
+//! `--resume`: a training goes on from the checkpoint in its output folder,
+//! provided it was started with the same settings.
+use super::trainer::{Start, Trainer};
+use crate::error::{Error, Result};
+
+impl Trainer<'_> {
+    /// Restores the weights, the optimizer, the intervals so far and where
+    /// the steps stood.
+    pub(super) fn resume(&mut self) -> Result<Start> {
+        let ck = self.out.read_checkpoint()?;
+        // The settings first: other ones could not even load the tensors
+        // (another --arch), or would continue a different training.
+        let changed = ck
+            .settings
+            .as_ref()
+            .map(|before| self.card.settings_changed_since(before))
+            .unwrap_or_default();
+        if !changed.is_empty() {
+            return Err(Error::Invalid(format!(
+                "--resume: {} holds a training with other settings ({}); repeat the interrupted \
+                 command with --resume, or start over with --force",
+                self.cfg.out.display(),
+                changed.join("; ")
+            )));
+        }
+        self.out
+            .restore_checkpoint(&ck, &mut self.net.vs, &mut self.opt)?;
+        self.card.epochs = ck.epochs;
+        self.card.best_epoch = ck.best_epoch;
+        self.card.baselines = ck.baselines;
+        self.spent_before = ck.spent_seconds;
+        let step = self.schedule.resume(ck.epoch, ck.step, ck.run);
+        Ok(Start {
+            step,
+            partial: ck.partial,
+        })
+    }
+}

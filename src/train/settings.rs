@@ -1,0 +1,173 @@
+//! The settings of a training: what the command line left open is derived
+//! from a look at the training images ([`defaults::derive`]) and printed,
+//! with why, before anything is trained.
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tch::Device;
+
+use super::defaults::{self, Machine, Plan, Shape};
+use super::output::{self, ModelCard};
+use super::split::Data;
+use super::TrainConfig;
+use crate::error::{Error, Result};
+use crate::model::{Arch, ModelSpec};
+use crate::transform;
+
+/// The settings of one training.
+pub(super) struct Settings {
+    pub plan: Plan,
+    /// What the plan was derived from.
+    pub shape: Shape,
+    pub machine: Machine,
+    pub spec: ModelSpec,
+    /// N: the classes of a tuple.
+    pub n: usize,
+    /// C ≥ N: the classes a tuple draws, N of them mined where C > N.
+    pub c: usize,
+}
+
+impl Settings {
+    /// Derives the settings for `data` on `device` and prints them.
+    pub(super) fn derive(cfg: &TrainConfig, data: &Data, device: Device) -> Result<Settings> {
+        let Measured {
+            shape,
+            channels,
+            mean,
+            std,
+        } = measure(cfg, data)?;
+        let machine = Machine::detect(device.is_cuda());
+        let plan = defaults::derive(&cfg.arch, &shape, &cfg.asked(), &machine);
+        print(&shape, data.val.len(), &plan);
+        let n = plan.classes_per_tuple;
+        if n > data.classes {
+            return Err(Error::Invalid(format!(
+                "--classes-per-tuple {n} is more than the {} training classes",
+                data.classes
+            )));
+        }
+        let c = match cfg.mine_classes {
+            Some(c) if c < n => {
+                return Err(Error::Invalid(format!(
+                    "--mine-classes {c} must exceed --classes-per-tuple {n}"
+                )))
+            }
+            Some(c) => c,
+            None => n,
+        };
+        let spec = ModelSpec {
+            arch: cfg.arch.clone(),
+            input_size: plan.input_size,
+            channels,
+            mean,
+            std,
+            dim: cfg.dim,
+            width: cfg.width,
+            flip_tta: plan.flip_tta,
+        };
+        Ok(Settings {
+            plan,
+            shape,
+            machine,
+            spec,
+            n,
+            c,
+        })
+    }
+
+    /// The model card of a training with these settings, before it has
+    /// trained.
+    pub(super) fn card(&self, cfg: &TrainConfig, data: &Data, device: Device) -> ModelCard {
+        let mut card = ModelCard::new(cfg, &self.plan, &self.spec, &data.ds, self.c);
+        card.score_bins = data.score_edges.clone();
+        card.score_weight = cfg.score_bins.map(|_| cfg.score_weight());
+        card.device = crate::runtime::describe_device(device);
+        card.derivation = Some(output::Derivation {
+            train_images: self.shape.train_images,
+            classes: self.shape.classes,
+            median_side: self.shape.median_side,
+            grey: self.shape.grey,
+            fast_bf16: self.machine.fast_bf16.clone(),
+            stop: self.plan.stop,
+            decisions: self.plan.decisions.clone(),
+            time_budget_seconds: cfg.time_budget,
+        });
+        card
+    }
+}
+
+/// What the training images tell before the settings are derived.
+struct Measured {
+    shape: Shape,
+    channels: u32,
+    /// Per-channel normalisation statistics.
+    mean: Vec<f32>,
+    std: Vec<f32>,
+}
+
+/// Channels, normalisation statistics and the median size from (up to
+/// 2,000) training images.
+fn measure(cfg: &TrainConfig, data: &Data) -> Result<Measured> {
+    let (ds, train) = (&data.ds, &data.train);
+    let first = ds.load(train[0])?;
+    let grey = matches!(
+        first.image.color(),
+        image::ColorType::L8 | image::ColorType::L16
+    );
+    let channels = match cfg.arch {
+        Arch::Resnet18 => 3,
+        _ if grey => 1,
+        _ => 3,
+    };
+    let mut pick = train.clone();
+    pick.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed));
+    pick.truncate(2000);
+    let stats_imgs: Vec<_> = ds.load_many(&pick)?.into_iter().map(|s| s.image).collect();
+    let (mean, std) = transform::channel_stats(&stats_imgs, channels);
+    let shape = Shape {
+        train_images: train.len(),
+        classes: data.classes,
+        median_side: median_side(&stats_imgs),
+        grey,
+        sided: defaults::sided_pair(ds.classes()),
+    };
+    Ok(Measured {
+        shape,
+        channels,
+        mean,
+        std,
+    })
+}
+
+/// The first lines of a training: the data, what was decided, and why.
+fn print(shape: &Shape, held_out: usize, plan: &Plan) {
+    eprintln!(
+        "data: {} training images ({} held out), {} classes, median side {} px, {}; decided: \
+         input {} px, {} images per step, {}, {}",
+        shape.train_images,
+        held_out,
+        shape.classes,
+        shape.median_side,
+        if shape.grey { "grey" } else { "colour" },
+        plan.input_size,
+        plan.images_per_step,
+        match plan.stop {
+            defaults::Stop::Epochs {
+                epochs,
+                steps_per_epoch,
+            } => format!("{} steps", epochs * steps_per_epoch),
+            defaults::Stop::Patience { max_steps, .. } => format!("up to {max_steps} steps"),
+        },
+        defaults::precision_name(plan.precision),
+    );
+    for d in &plan.decisions {
+        eprintln!("  {}: {}; {}", d.setting, d.value, d.why);
+    }
+}
+
+/// Median of max(width, height).
+fn median_side(images: &[image::DynamicImage]) -> u32 {
+    let mut sides: Vec<u32> = images.iter().map(|i| i.width().max(i.height())).collect();
+    sides.sort_unstable();
+    sides.get(sides.len() / 2).copied().unwrap_or(64)
+}

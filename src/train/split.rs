@@ -1,0 +1,201 @@
+//! Which items train and which validate: the `--val` split of the training
+//! source (or `--val-data`), and the classes too small to train on.
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::TrainConfig;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+
+/// The split an argument names (`--val`), defined with the arguments.
+pub use likeness_app::settings::ValSplit;
+
+/// The training source and its split.
+pub(super) struct Data {
+    /// The training source; with `--score-bins`, its items binned by score.
+    pub ds: Dataset,
+    /// With `--score-bins`: the bin edges, for `model.json`.
+    pub score_edges: Option<Vec<f32>>,
+    pub train: Vec<usize>,
+    /// The labels of `train`, in its order (the sampler's input).
+    pub train_labels: Vec<i64>,
+    /// Distinct classes among `train`.
+    pub classes: usize,
+    pub val: Vec<usize>,
+    /// `--val-data`, when given; else `val` indexes `ds`.
+    pub val_ds: Option<Dataset>,
+}
+
+impl Data {
+    /// Opens `--data` (binned by score with `--score-bins`) and splits it.
+    pub(super) fn load(cfg: &TrainConfig) -> Result<Data> {
+        let ds = Dataset::open(&cfg.data)?;
+        let (ds, score_edges) = match cfg.score_bins {
+            Some(b) => {
+                let edges = ds.score_bin_edges(b)?;
+                (ds.binned_by_score(&edges)?, Some(edges))
+            }
+            None => (ds, None),
+        };
+        let Split {
+            mut train,
+            val,
+            val_ds,
+        } = split(cfg, &ds)?;
+        if val.len() == 1 {
+            return Err(Error::Invalid(
+                "the held-out set has 1 image, and leave-one-out validation needs at least 2; \
+                 hold out more (--val), or pass --val none"
+                    .into(),
+            ));
+        }
+        check_classes(cfg, &ds, &mut train)?;
+        let train_labels: Vec<i64> = train.iter().map(|&i| ds.items()[i].label as i64).collect();
+        let classes = {
+            let mut l = train_labels.clone();
+            l.sort_unstable();
+            l.dedup();
+            l.len()
+        };
+        Ok(Data {
+            ds,
+            score_edges,
+            train,
+            train_labels,
+            classes,
+            val,
+            val_ds,
+        })
+    }
+
+    /// The dataset that `val` indexes.
+    pub(super) fn val_source(&self) -> &Dataset {
+        self.val_ds.as_ref().unwrap_or(&self.ds)
+    }
+}
+
+/// The items of training and validation.
+struct Split {
+    train: Vec<usize>,
+    /// Validation items and the dataset they index (the training set or `--val-data`).
+    val: Vec<usize>,
+    val_ds: Option<Dataset>,
+}
+
+fn split(cfg: &TrainConfig, ds: &Dataset) -> Result<Split> {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5EED_5EED);
+    let ncls = ds.classes().len();
+    let val_ds = match &cfg.val_data {
+        Some(p) => Some(Dataset::open(p)?),
+        None => None,
+    };
+    // With --score-bins the held-out images are binned with the training
+    // set's edges.
+    let val_ds = match (val_ds, cfg.score_bins) {
+        (Some(v), Some(b)) => {
+            let edges = Dataset::open(&cfg.data)?.score_bin_edges(b)?;
+            Some(v.binned_by_score(&edges)?)
+        }
+        (v, _) => v,
+    };
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); ncls];
+    for (i, it) in ds.items().iter().enumerate() {
+        by_class[it.label].push(i);
+    }
+    let mut train = Vec::new();
+    let mut val = Vec::new();
+    match (cfg.val, &val_ds) {
+        (ValSplit::None, None) => train = (0..ds.len()).collect(),
+        (ValSplit::None, Some(v)) => {
+            train = (0..ds.len()).collect();
+            val = (0..v.len()).collect();
+        }
+        (ValSplit::Images(f), None) => {
+            for items in &mut by_class {
+                items.shuffle(&mut rng);
+                let mut hold = ((items.len() as f64 * f).round() as usize)
+                    .min(items.len().saturating_sub(2));
+                // A lone held-out image of its class has no neighbour to
+                // find (leave-one-out): hold out two where the class has
+                // 4+ images (the johns folder: 11 per person, 10% = 1).
+                if hold == 1 && items.len() >= 4 {
+                    hold = 2;
+                }
+                val.extend_from_slice(&items[..hold]);
+                train.extend_from_slice(&items[hold..]);
+            }
+            train.sort_unstable();
+            val.sort_unstable();
+        }
+        (ValSplit::Images(_), Some(_)) => {
+            return Err(Error::Invalid(
+                "--val images:F holds out images of the training source; with --val-data use --val none or classes:F".into(),
+            ))
+        }
+        (ValSplit::Classes(f), v) => {
+            let hold = ((ncls as f64 * f).ceil() as usize).clamp(1, ncls.saturating_sub(2).max(1));
+            let held: Vec<&String> = ds.classes()[ncls - hold..].iter().collect();
+            for (c, items) in by_class.iter().enumerate() {
+                if c < ncls - hold {
+                    train.extend_from_slice(items);
+                } else if v.is_none() {
+                    val.extend_from_slice(items);
+                }
+            }
+            if let Some(v) = v {
+                val = v
+                    .items()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, it)| held.contains(&&v.classes()[it.label]))
+                    .map(|(i, _)| i)
+                    .collect();
+            }
+            train.sort_unstable();
+            val.sort_unstable();
+        }
+    }
+    Ok(Split { train, val, val_ds })
+}
+
+/// Drops or reports classes with fewer than two training images.
+fn check_classes(cfg: &TrainConfig, ds: &Dataset, train: &mut Vec<usize>) -> Result<()> {
+    let mut counts = vec![0usize; ds.classes().len()];
+    for &i in train.iter() {
+        counts[ds.items()[i].label] += 1;
+    }
+    let need = cfg.min_per_class.max(2);
+    let small: Vec<usize> = (0..counts.len())
+        .filter(|&c| counts[c] > 0 && counts[c] < need)
+        .collect();
+    if !small.is_empty() {
+        if cfg.min_per_class == 0 {
+            let list: Vec<String> = small
+                .iter()
+                .take(20)
+                .map(|&c| format!("{} ({})", ds.classes()[c], counts[c]))
+                .collect();
+            return Err(Error::Invalid(format!(
+                "{} class(es) have fewer than 2 training images: {}{}; add images, or pass \
+                 --min-per-class 2 to drop them",
+                small.len(),
+                list.join(", "),
+                if small.len() > 20 { ", …" } else { "" }
+            )));
+        }
+        train.retain(|&i| !small.contains(&ds.items()[i].label));
+    }
+    let classes = counts
+        .iter()
+        .enumerate()
+        .filter(|(c, &n)| n >= need && !small.contains(c))
+        .count();
+    if classes < 2 {
+        return Err(Error::Invalid(format!(
+            "{}: training needs at least 2 classes with 2+ images each; found {classes}",
+            ds.root().display()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! [`Trainer`]: the network, its optimizer and the model card of one
+//! training, from their construction to the export. The phases live by
+//! concept: [`super::resume`], [`super::validate`], [`super::steps`],
+//! [`super::finish`].
+use std::time::Instant;
+
+use tch::Device;
+
+use super::adam::Adam;
+use super::output::{EpochProgress, ModelCard, OutDir};
+use super::sampler::Sampler;
+use super::schedule::Schedule;
+use super::score::ScoreHead;
+use super::settings::Settings;
+use super::split::Data;
+use super::TrainConfig;
+use crate::error::Result;
+use crate::model::Net;
+
+/// What a training builds and updates.
+pub(super) struct Trainer<'a> {
+    pub cfg: &'a TrainConfig,
+    pub data: &'a Data,
+    pub settings: &'a Settings,
+    pub sampler: &'a Sampler,
+    pub out: &'a OutDir,
+    pub device: Device,
+    pub net: Net,
+    pub score: ScoreHead,
+    pub opt: Adam,
+    pub card: ModelCard,
+    pub schedule: Schedule,
+    /// When this run started, and the seconds of the runs it resumes.
+    pub started: Instant,
+    pub spent_before: f64,
+}
+
+/// Where the steps start: the global step and, when resumed within an
+/// interval, how far that interval had got.
+#[derive(Default)]
+pub(super) struct Start {
+    pub step: usize,
+    pub partial: EpochProgress,
+}
+
+impl<'a> Trainer<'a> {
+    /// Builds the network (and the score read-out) from `cfg.seed`, its
+    /// optimizer, the model card and the schedule.
+    pub(super) fn build(
+        cfg: &'a TrainConfig,
+        data: &'a Data,
+        settings: &'a Settings,
+        sampler: &'a Sampler,
+        out: &'a OutDir,
+        device: Device,
+        started: Instant,
+    ) -> Result<Trainer<'a>> {
+        tch::manual_seed(cfg.seed as i64);
+        if device.is_cuda() {
+            // Every step has the same shapes: let cuDNN pick its fastest kernels.
+            tch::Cuda::cudnn_set_benchmark(true);
+        }
+        let net = Net::new(&settings.spec, device)?;
+        let score = ScoreHead::new(cfg, &net, settings.spec.dim, data)?;
+        let mut card = settings.card(cfg, data, device);
+        let opt = Adam::new(&net.vs, cfg.lr, cfg.weight_decay);
+        let schedule = Schedule::new(cfg, &settings.plan);
+        card.steps_per_epoch = schedule.steps;
+        Ok(Trainer {
+            cfg,
+            data,
+            settings,
+            sampler,
+            out,
+            device,
+            net,
+            score,
+            opt,
+            card,
+            schedule,
+            started,
+            spent_before: 0.0,
+        })
+    }
+
+    /// The training's seconds at `now`, resumed runs included.
+    pub(super) fn spent(&self, now: Instant) -> f64 {
+        self.spent_before + now.duration_since(self.started).as_secs_f64()
+    }
+}
