@@ -177,7 +177,7 @@ fn io_advice(e: &std::io::Error) -> String {
     use std::io::ErrorKind as K;
     match e.kind() {
         K::NotFound => {
-            "no such file or directory; check the path (a relative path starts at the current directory)"
+            "not found; check the path (a relative path starts at the current directory)"
                 .into()
         }
         K::PermissionDenied => "permission denied; check the file's permissions".into(),
@@ -236,7 +236,7 @@ mod tests {
         let text = e.to_string();
         assert_eq!(
             text,
-            "missing.npy: no such file or directory; check the path (a relative path starts at the current directory)"
+            "missing.npy: not found; check the path (a relative path starts at the current directory)"
         );
         // As a chain printer shows it: message, then each source once.
         let mut chain = text.clone();
