@@ -414,7 +414,7 @@ mod avx2 {
     }
 
     /// Dimensions between two checks of the early stop (graph search
-    /// prefetches as many of each vector ahead, see `index.rs`).
+    /// prefetches as many of each vector ahead, see `hnsw/search.rs`).
     pub(crate) const CHECK_EVERY: usize = 128;
 
     /// One query against four vectors: each step loads 16 floats of the

@@ -177,8 +177,7 @@ fn io_advice(e: &std::io::Error) -> String {
     use std::io::ErrorKind as K;
     match e.kind() {
         K::NotFound => {
-            "not found; check the path (a relative path starts at the current directory)"
-                .into()
+            "not found; check the path (a relative path starts at the current directory)".into()
         }
         K::PermissionDenied => "permission denied; check the file's permissions".into(),
         K::AlreadyExists => "already exists; remove it or choose another path".into(),
