@@ -29,7 +29,7 @@ ZSTD_ENV = $(shell pkg-config --exists libzstd 2>/dev/null && echo ZSTD_SYS_USE_
 export LIKENESS_PYTHON ?= $(VENV)/bin/python
 
 .PHONY: swell-data
-.PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache bench-train bench-losses bench-ann bench-embed bench-serve bench-latency bench-cuda bench-budget bench-defaults
+.PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache bench-train bench-losses bench-ann bench-embed bench-serve bench-latency bench-cuda bench-budget bench-defaults bench-ab
 .PHONY: python wheel pytest pyvenv
 
 all: build
@@ -128,6 +128,11 @@ pytest-ray: rayvenv-likeness
 # `likeness build` / `likeness serve` (N=1000000 DIM=128 SHARDS=4 by default).
 bench-ray: build rayvenv-likeness
 	LIKENESS_BIN=$(LIKENESS_BIN_DIR)/likeness $(RAYVENV)/bin/python benches/ray_bench.py
+
+# Two binaries against each other, interleaved (OLD=path/to/likeness; NEW:
+# this build): bench-ann's likeness and hnswlib rows, and serve under wrk.
+bench-ab: build data python
+	benches/ab.sh
 
 # Training throughput: likeness vs PyTorch eager, same net/batch/optimizer.
 bench-train: build data

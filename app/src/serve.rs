@@ -52,13 +52,13 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::error::{Error, Result};
 use likeness_index::postings::PlanKind;
 use likeness_index::{
     Index, ItemInfo, KnnQuery, LabelFilter, Neighbours, Plan, DEFAULT_EF, DEFAULT_K,
 };
 
 use crate::embedder::{embed_encoded, ImageEmbedder};
+use crate::error::{Error, Result};
 
 mod batch;
 
