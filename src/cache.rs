@@ -2,14 +2,8 @@
 //! `~/.cache/likeness` (the torch venv, the datasets, apt's private lists).
 use std::path::PathBuf;
 
-/// The cache root.
-pub fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("LIKENESS_CACHE").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
-    home.join(".cache").join("likeness")
-}
+/// The cache root (the app's, so that both binaries agree).
+pub use likeness_app::cache::cache_dir;
 
 /// Where `make data` puts the datasets.
 pub fn data_dir() -> PathBuf {
@@ -39,4 +33,10 @@ pub fn johns_dir() -> PathBuf {
 /// The synthetic graded-regions set (`likeness synth-swell`, run by `make data`).
 pub fn swell_dir() -> PathBuf {
     data_dir().join(format!("swell-v{}", crate::data::swell::VERSION))
+}
+
+/// dlib's examples/faces: 9 photos whose 43 faces carry 68 landmarks each
+/// (`*_with_face_landmarks.xml`), the truth `regions` is tested against.
+pub fn dlib_faces_dir() -> PathBuf {
+    data_dir().join("dlib-faces")
 }

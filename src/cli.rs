@@ -32,6 +32,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Index(args) => return commands::index::run(device.resolve()?, threads, args),
         Command::Eval(args) => return commands::eval::run(device.resolve()?, args),
         Command::SynthSwell(args) => return commands::synth_swell::run(args),
+        Command::Regions(args) => return commands::regions::run(args),
         Command::Asymmetry(args) => return commands::asymmetry::run(device.resolve()?, args),
         other => other,
     };

@@ -11,6 +11,8 @@
 //! | [`commands`] | `build`, `query`, `verify`, `serve`: one file each |
 //! | [`query_output`] | what `query` prints: tables, ids, JSON Lines, its measurements |
 //! | [`serve`] | the HTTP server, its page, thumbnails and guard |
+//! | [`face`] | faces in photos: detector, landmarks, regions from them |
+//! | [`cache`] | where downloads live (`$LIKENESS_CACHE`) |
 //! | [`embedder`] | the traits through which the torch half lends a network |
 //! | [`read`] | image decoding with limits, IDX files, items' images, regions |
 //! | [`montage`] | queries beside their results, as a picture |
@@ -20,10 +22,12 @@
 //! | [`shard`] | `--shard i/N`: contiguous ranges of items |
 //! | [`progress`] | progress bars on stderr |
 pub mod args;
+pub mod cache;
 pub mod cli;
 pub mod commands;
 pub mod embedder;
 pub mod error;
+pub mod face;
 pub mod model_card;
 pub mod montage;
 pub mod plot;

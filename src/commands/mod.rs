@@ -7,5 +7,6 @@ pub mod embed;
 pub mod eval;
 pub mod index;
 pub mod inspect;
+pub mod regions;
 pub mod synth_swell;
 pub mod train;

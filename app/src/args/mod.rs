@@ -16,6 +16,7 @@ mod graph;
 mod index;
 mod inspect;
 mod query;
+mod regions;
 mod serve;
 mod synth_swell;
 mod train;
@@ -30,6 +31,7 @@ pub use graph::{GraphArgs, MetricArg};
 pub use index::IndexArgs;
 pub use inspect::InspectArgs;
 pub use query::QueryArgs;
+pub use regions::RegionsArgs;
 pub use serve::ServeArgs;
 pub use synth_swell::SwellArgs;
 pub use train::TrainArgs;
@@ -92,6 +94,10 @@ pub enum Command {
     /// one label, the distance between the left crop and the mirrored right
     /// crop (and, with --index, each side's predicted score).
     Asymmetry(AsymmetryArgs),
+    /// Find the faces in photographs, place landmarks, and write a manifest
+    /// of facial regions (eye, under-eye, cheek, each left and right; brow,
+    /// nose, mouth) that `index`, `embed`, `eval` and `asymmetry` take.
+    Regions(RegionsArgs),
 }
 
 impl Command {
@@ -109,7 +115,8 @@ impl Command {
             | Command::Index(_)
             | Command::Eval(_)
             | Command::SynthSwell(_)
-            | Command::Asymmetry(_) => true,
+            | Command::Asymmetry(_)
+            | Command::Regions(_) => true,
         }
     }
 }

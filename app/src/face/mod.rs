@@ -1,0 +1,257 @@
+//! Faces in photographs: a detector, landmarks, and regions placed from
+//! them. `likeness regions`, `asymmetry --data PHOTOS` and the server's
+//! `/faces` all go through [`FaceFinder`].
+//!
+//! | module | what |
+//! |---|---|
+//! | [`detect`] | SeetaFace's detector (crate `rustface`), boxes calibrated to dlib's |
+//! | [`shape_predictor`] | dlib's landmark cascade, read from its `.dat` and run in Rust |
+//! | [`dlib_serial`] | dlib's serialization primitives |
+//! | [`geometry`] | the face frame and the regions in it |
+//! | [`models`] | which model file does what, its package and licence |
+//! | [`overlay`] | the faces, points and regions drawn on the photo |
+pub mod detect;
+pub mod dlib_serial;
+pub mod geometry;
+pub mod models;
+pub mod overlay;
+pub mod shape_predictor;
+
+use std::path::Path;
+use std::str::FromStr;
+
+use image::DynamicImage;
+
+use crate::error::{Error, Result};
+pub use detect::{FaceBox, DEFAULT_MIN_FACE, MIN_FACE_FLOOR};
+pub use geometry::{region_names, Anchors, Frame, Placed, Side};
+use shape_predictor::{BoxPx, Gray, ShapePredictor};
+
+/// Which landmark model places the points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Landmarks {
+    /// dlib's 5 points (CC0): the default.
+    #[default]
+    Dlib5,
+    /// dlib's 68 points (iBUG 300-W: not for commercial use).
+    Dlib68,
+}
+
+impl FromStr for Landmarks {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "dlib5" => Ok(Landmarks::Dlib5),
+            "dlib68" => Ok(Landmarks::Dlib68),
+            _ => Err(format!(
+                "unknown landmark model `{s}`; use dlib5 (default) or dlib68"
+            )),
+        }
+    }
+}
+
+impl Landmarks {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Landmarks::Dlib5 => "dlib5",
+            Landmarks::Dlib68 => "dlib68",
+        }
+    }
+
+    fn model(self) -> models::ModelFile {
+        match self {
+            Landmarks::Dlib5 => models::LANDMARKS_5,
+            Landmarks::Dlib68 => models::LANDMARKS_68,
+        }
+    }
+}
+
+/// One face found in an image.
+#[derive(Debug, Clone)]
+pub struct Face {
+    pub bbox: FaceBox,
+    /// The landmark model's points, image pixels.
+    pub points: Vec<[f32; 2]>,
+    pub frame: Frame,
+}
+
+impl Face {
+    /// The face's regions (`wanted` empty: all of them).
+    pub fn regions(&self, wanted: &[String]) -> Vec<Placed> {
+        self.frame.regions(wanted)
+    }
+}
+
+/// A detector and a landmark model, loaded once and used from any thread.
+pub struct FaceFinder {
+    detector: detect::Detector,
+    predictor: ShapePredictor,
+    landmarks: Landmarks,
+}
+
+impl FaceFinder {
+    /// Loads the models from `dir` (see [`models::default_dir`]).
+    pub fn open(dir: &Path, landmarks: Landmarks, min_face: u32) -> Result<Self> {
+        if min_face < MIN_FACE_FLOOR {
+            return Err(Error::Usage(format!(
+                "--min-face {min_face}: the detector's smallest face is {MIN_FACE_FLOOR} px"
+            )));
+        }
+        let bytes = models::read(dir, &models::DETECTOR)?;
+        let seeta = rustface::read_model(std::io::Cursor::new(bytes)).map_err(|e| {
+            Error::Usage(format!(
+                "{}: not a SeetaFace model: {e}",
+                dir.join(models::DETECTOR.file).display()
+            ))
+        })?;
+        let model = landmarks.model();
+        let bytes = models::read(dir, &model)?;
+        let predictor = ShapePredictor::from_bytes(&bytes).map_err(|e| {
+            Error::Usage(format!(
+                "{}: not a dlib shape predictor: {e}",
+                dir.join(model.file).display()
+            ))
+        })?;
+        let want = match landmarks {
+            Landmarks::Dlib5 => 5,
+            Landmarks::Dlib68 => 68,
+        };
+        if predictor.parts() != want {
+            return Err(Error::Usage(format!(
+                "{}: places {} points, not {want}",
+                dir.join(model.file).display(),
+                predictor.parts()
+            )));
+        }
+        Ok(FaceFinder {
+            detector: detect::Detector::new(seeta, min_face),
+            predictor,
+            landmarks,
+        })
+    }
+
+    pub fn landmarks(&self) -> Landmarks {
+        self.landmarks
+    }
+
+    pub fn min_face(&self) -> u32 {
+        self.detector.min_face()
+    }
+
+    /// Every face in `image`, largest first, with its landmarks.
+    pub fn find(&self, image: &DynamicImage) -> Vec<Face> {
+        let rgb = image.to_rgb8();
+        let (width, height) = rgb.dimensions();
+        // dlib reads an RGB pixel's intensity as (r+g+b)/3, rounded down.
+        let intensity: Vec<u8> = rgb
+            .pixels()
+            .map(|p| ((u16::from(p[0]) + u16::from(p[1]) + u16::from(p[2])) / 3) as u8)
+            .collect();
+        let gray = image::GrayImage::from_raw(width, height, intensity).expect("one byte a pixel");
+        let view = Gray {
+            pixels: gray.as_raw(),
+            width,
+            height,
+        };
+        self.detector
+            .detect(&gray)
+            .into_iter()
+            .map(|bbox| {
+                let points = self.locate(&view, bbox);
+                let anchors = match self.landmarks {
+                    Landmarks::Dlib5 => Anchors::from_five(&points),
+                    Landmarks::Dlib68 => Anchors::from_sixty_eight(&points),
+                };
+                Face {
+                    bbox,
+                    points,
+                    frame: Frame::new(&anchors),
+                }
+            })
+            .collect()
+    }
+
+    /// The landmarks inside a face box (dlib's convention: inclusive corners).
+    pub fn locate(&self, image: &Gray, b: FaceBox) -> Vec<[f32; 2]> {
+        self.predictor.predict(
+            image,
+            BoxPx {
+                left: b.x.round(),
+                top: b.y.round(),
+                right: (b.x + b.w).round() - 1.0,
+                bottom: (b.y + b.h).round() - 1.0,
+            },
+        )
+    }
+}
+
+/// A region ready to crop: its image-aligned box inside the image, and the
+/// face-frame rectangle it came from.
+#[derive(Debug, Clone, Copy)]
+pub struct RegionBox {
+    pub placed: Placed,
+    pub region: crate::read::Region,
+}
+
+/// Boxes that stick out of the image are cut at its edge; one that keeps
+/// less than this share of its area is dropped (a face at the border).
+const MIN_INSIDE: f32 = 0.6;
+
+impl RegionBox {
+    /// `placed`'s image-aligned box cut to a `width`×`height` image, or
+    /// `None` when too little of it is inside.
+    pub fn clip(placed: Placed, width: u32, height: u32) -> Option<Self> {
+        let [x0, y0, x1, y1] = placed.bounds();
+        let area = (x1 - x0) * (y1 - y0);
+        let (cx0, cy0) = (x0.max(0.0).round(), y0.max(0.0).round());
+        let (cx1, cy1) = (x1.min(width as f32).round(), y1.min(height as f32).round());
+        if cx1 - cx0 < 2.0 || cy1 - cy0 < 2.0 || (cx1 - cx0) * (cy1 - cy0) < MIN_INSIDE * area {
+            return None;
+        }
+        Some(RegionBox {
+            placed,
+            region: crate::read::Region {
+                x: cx0 as u32,
+                y: cy0 as u32,
+                w: (cx1 - cx0) as u32,
+                h: (cy1 - cy0) as u32,
+            },
+        })
+    }
+}
+
+/// Every region of every face, cut to the image.
+pub fn region_boxes(
+    faces: &[Face],
+    wanted: &[String],
+    width: u32,
+    height: u32,
+) -> Vec<Vec<RegionBox>> {
+    faces
+        .iter()
+        .map(|f| {
+            f.regions(wanted)
+                .into_iter()
+                .filter_map(|p| RegionBox::clip(p, width, height))
+                .collect()
+        })
+        .collect()
+}
+
+/// `--regions LIST`: known names only, each once.
+pub fn parse_region_list(list: &str) -> Result<Vec<String>> {
+    let known = region_names();
+    let mut out: Vec<String> = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if !known.contains(&name) {
+            return Err(Error::Usage(format!(
+                "--regions: unknown region `{name}`; the regions are {}",
+                known.join(", ")
+            )));
+        }
+        if !out.iter().any(|n| n == name) {
+            out.push(name.to_string());
+        }
+    }
+    Ok(out)
+}

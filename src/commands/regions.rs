@@ -1,0 +1,342 @@
+//! `likeness regions`: photographs in, a manifest of facial regions out.
+//!
+//! Each photo is decoded, its faces found and their landmarks placed
+//! (`likeness_app::face`), and every region of every face becomes a row
+//! that `index`, `embed`, `eval` and `asymmetry` read as any manifest. A
+//! photo with no face is counted and listed at the end, not an error.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use image::DynamicImage;
+use likeness_app::args::RegionsArgs;
+use likeness_app::face::{self, models, Face, FaceFinder, Landmarks, RegionBox};
+use likeness_app::read::decode::decode_file;
+use rayon::prelude::*;
+
+use crate::data::{folder::is_image_file, Dataset, DecodeLimits};
+use crate::error::{Error, Result};
+
+/// The manifest's columns: the ones every reader knows, then this command's.
+pub const HEADER: &str = "path,label,x,y,w,h,subject,side,face,angle,along,across";
+
+/// A photo to look at, and whose face it is.
+#[derive(Debug, Clone)]
+pub struct Photo {
+    pub path: PathBuf,
+    /// The class folder's (or manifest label's) name, else the file's stem.
+    pub subject: String,
+}
+
+/// What one photo gave.
+pub struct Found {
+    pub photo: Photo,
+    pub faces: Vec<Face>,
+    pub boxes: Vec<Vec<RegionBox>>,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The photos of a source: one image, a manifest's distinct images (the
+/// label is the subject), or a folder's images and its class folders' images.
+pub fn list_photos(src: &Path) -> Result<Vec<Photo>> {
+    let stem = |p: &Path| {
+        p.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let meta = std::fs::metadata(src).map_err(|e| Error::io(src, e))?;
+    if meta.is_file() && is_image_file(src) {
+        return Ok(vec![Photo {
+            path: src.to_path_buf(),
+            subject: stem(src),
+        }]);
+    }
+    let mut photos = Vec::new();
+    if meta.is_file() {
+        let ds = Dataset::open(src)?;
+        let mut seen = std::collections::HashSet::new();
+        for item in ds.items() {
+            if seen.insert(item.path.clone()) {
+                photos.push(Photo {
+                    path: item.path.clone(),
+                    subject: ds.classes()[item.label].clone(),
+                });
+            }
+        }
+        return Ok(photos);
+    }
+    let sorted = |dir: &Path| -> Result<Vec<PathBuf>> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        v.sort();
+        Ok(v)
+    };
+    for p in sorted(src)? {
+        if p.is_dir() {
+            let subject = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            for q in sorted(&p)?
+                .into_iter()
+                .filter(|q| q.is_file() && is_image_file(q))
+            {
+                photos.push(Photo {
+                    path: q,
+                    subject: subject.clone(),
+                });
+            }
+        } else if is_image_file(&p) {
+            let subject = stem(&p);
+            photos.push(Photo { path: p, subject });
+        }
+    }
+    if photos.is_empty() {
+        return Err(Error::EmptyDataset {
+            path: src.to_path_buf(),
+            hint: "no photos (jpg, jpeg, png, bmp, webp) in it or in its folders".into(),
+        });
+    }
+    Ok(photos)
+}
+
+/// The faces and regions of one decoded photo.
+pub fn find(
+    finder: &FaceFinder,
+    image: &DynamicImage,
+    wanted: &[String],
+) -> (Vec<Face>, Vec<Vec<RegionBox>>) {
+    let faces = finder.find(image);
+    let boxes = face::region_boxes(&faces, wanted, image.width(), image.height());
+    (faces, boxes)
+}
+
+/// The regions of every photo, in parallel, in order. `Err` entries are
+/// photos that could not be read.
+pub fn find_all(
+    finder: &FaceFinder,
+    photos: &[Photo],
+    wanted: &[String],
+    overlay: Option<&Path>,
+) -> Vec<std::result::Result<Found, (Photo, Error)>> {
+    let bar = likeness_app::progress::bar(photos.len() as u64, "photos");
+    let limits = DecodeLimits::default();
+    let out = photos
+        .par_iter()
+        .enumerate()
+        .map(|(i, photo)| {
+            let run = || -> Result<Found> {
+                let image = decode_file(&photo.path, &limits)?;
+                let (faces, boxes) = find(finder, &image, wanted);
+                if let Some(dir) = overlay {
+                    let mut rgb = image.to_rgb8();
+                    face::overlay::draw(&mut rgb, &faces, &boxes);
+                    let name = format!(
+                        "{i:05}-{}.png",
+                        photo.path.file_stem().unwrap_or_default().to_string_lossy()
+                    );
+                    likeness_app::plot::write_png(
+                        &dir.join(name),
+                        rgb.as_raw(),
+                        rgb.width(),
+                        rgb.height(),
+                    )?;
+                }
+                Ok(Found {
+                    photo: photo.clone(),
+                    faces,
+                    boxes,
+                    width: image.width(),
+                    height: image.height(),
+                })
+            };
+            let r = run().map_err(|e| (photo.clone(), e));
+            bar.inc(1);
+            r
+        })
+        .collect();
+    bar.finish_and_clear();
+    out
+}
+
+/// The face's id: the photo's subject, with `#k` when the photo holds several.
+pub fn face_subject(found: &Found, k: usize) -> String {
+    if found.faces.len() > 1 {
+        format!("{}#{}", found.photo.subject, k + 1)
+    } else {
+        found.photo.subject.clone()
+    }
+}
+
+/// Writes the manifest (atomically) and returns how many rows it holds.
+pub fn write_manifest(path: &Path, found: &[Found]) -> Result<usize> {
+    let mut rows = 0;
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    w.write_record(HEADER.split(','))
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    for (n, f) in found.iter().enumerate() {
+        let abs = std::path::absolute(&f.photo.path).unwrap_or_else(|_| f.photo.path.clone());
+        for (k, boxes) in f.boxes.iter().enumerate() {
+            let subject = face_subject(f, k);
+            for b in boxes {
+                let r = b.region;
+                let [along, across] = b.placed.size();
+                w.write_record([
+                    abs.to_string_lossy().as_ref(),
+                    b.placed.name,
+                    &r.x.to_string(),
+                    &r.y.to_string(),
+                    &r.w.to_string(),
+                    &r.h.to_string(),
+                    &subject,
+                    b.placed.side.as_str(),
+                    &format!("{n}#{}", k + 1),
+                    &format!("{:.2}", b.placed.angle),
+                    &format!("{along:.1}"),
+                    &format!("{across:.1}"),
+                ])
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+                rows += 1;
+            }
+        }
+    }
+    let bytes = w.into_inner().map_err(|e| Error::Invalid(e.to_string()))?;
+    likeness_index::atomic_write(path, |file| file.write_all(&bytes))?;
+    Ok(rows)
+}
+
+/// Writes `path,face,point,x,y` for every landmark.
+fn write_landmarks(path: &Path, found: &[Found]) -> Result<()> {
+    let mut text = String::from("path,face,point,x,y\n");
+    for (n, f) in found.iter().enumerate() {
+        let abs = std::path::absolute(&f.photo.path).unwrap_or_else(|_| f.photo.path.clone());
+        let quoted = format!("\"{}\"", abs.to_string_lossy().replace('"', "\"\""));
+        for (k, face) in f.faces.iter().enumerate() {
+            for (i, p) in face.points.iter().enumerate() {
+                text += &format!("{quoted},{n}#{},{i},{:.2},{:.2}\n", k + 1, p[0], p[1]);
+            }
+        }
+    }
+    likeness_index::atomic_write(path, |file| file.write_all(text.as_bytes()))?;
+    Ok(())
+}
+
+/// Opens the models, printing the 68-point model's licence notice.
+pub fn open_finder(
+    models_dir: Option<&Path>,
+    landmarks: Landmarks,
+    min_face: u32,
+) -> Result<FaceFinder> {
+    if landmarks == Landmarks::Dlib68 {
+        eprintln!("{}", models::DLIB68_NOTICE);
+    }
+    let dir = models_dir.map_or_else(models::default_dir, Path::to_path_buf);
+    Ok(FaceFinder::open(&dir, landmarks, min_face)?)
+}
+
+/// Finds the regions of every photo of `src`; unreadable photos stop the
+/// run unless `skip_bad`. Prints what had no face.
+pub fn regions_of(
+    finder: &FaceFinder,
+    src: &Path,
+    wanted: &[String],
+    overlay: Option<&Path>,
+    skip_bad: bool,
+) -> Result<Vec<Found>> {
+    let photos = list_photos(src)?;
+    let mut found = Vec::with_capacity(photos.len());
+    let mut bad = Vec::new();
+    for r in find_all(finder, &photos, wanted, overlay) {
+        match r {
+            Ok(f) => found.push(f),
+            Err((photo, e)) if skip_bad => bad.push((photo, e)),
+            Err((_, e)) => {
+                return Err(Error::Invalid(format!(
+                    "{e}\n(pass --skip-bad to skip unreadable photos and list them at the end)"
+                )))
+            }
+        }
+    }
+    let faces: usize = found.iter().map(|f| f.faces.len()).sum();
+    let none: Vec<&Found> = found.iter().filter(|f| f.faces.is_empty()).collect();
+    eprintln!(
+        "{} photos, {faces} faces ({} landmarks, min face {} px)",
+        photos.len(),
+        finder.landmarks().as_str(),
+        finder.min_face()
+    );
+    if !none.is_empty() {
+        let names: Vec<String> = none
+            .iter()
+            .take(10)
+            .map(|f| f.photo.path.display().to_string())
+            .collect();
+        let more = if none.len() > 10 {
+            format!(" and {} more", none.len() - 10)
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "{} photos with no face found (try a smaller --min-face): {}{more}",
+            none.len(),
+            names.join(", ")
+        );
+    }
+    if !bad.is_empty() {
+        eprintln!("{} photos skipped as unreadable:", bad.len());
+        for (photo, e) in &bad {
+            eprintln!("  {}: {e}", photo.path.display());
+        }
+    }
+    Ok(found)
+}
+
+pub fn run(args: RegionsArgs) -> Result<ExitCode> {
+    let wanted = match &args.regions {
+        Some(list) => face::parse_region_list(list)?,
+        None => Vec::new(),
+    };
+    if args.out.exists() && !args.force {
+        return Err(Error::Invalid(format!(
+            "{} exists; pass --force to replace it",
+            args.out.display()
+        )));
+    }
+    if let Some(dir) = &args.overlay {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let finder = open_finder(args.models.as_deref(), args.landmarks, args.min_face)?;
+    let start = std::time::Instant::now();
+    let found = regions_of(
+        &finder,
+        &args.data,
+        &wanted,
+        args.overlay.as_deref(),
+        args.skip_bad,
+    )?;
+    let rows = write_manifest(&args.out, &found)?;
+    if let Some(path) = &args.landmarks_out {
+        write_landmarks(path, &found)?;
+    }
+    let faces: usize = found.iter().map(|f| f.faces.len()).sum();
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{}: {rows} regions of {faces} faces in {} photos ({:.1} faces/s)",
+        args.out.display(),
+        found.len(),
+        faces as f64 / secs.max(1e-9)
+    );
+    if let Some(dir) = &args.overlay {
+        println!("overlays: {}", dir.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

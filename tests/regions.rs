@@ -1,0 +1,374 @@
+//! `likeness regions`: the ported landmark model against dlib's own output,
+//! and the regions against the 68 marked landmarks of dlib's examples/faces
+//! (43 faces in 9 photos, many only 37–52 px wide), upright, mirrored and
+//! rotated by 15°.
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use image::{DynamicImage, RgbImage};
+use likeness_app::face::{self, FaceBox, FaceFinder, Landmarks, Side};
+
+fn models() -> PathBuf {
+    let dir = face::models::default_dir();
+    assert!(
+        dir.join("SHA256SUMS").exists(),
+        "{} has no face models: run `make face-models` (or `make test`, which fetches them) first",
+        dir.display()
+    );
+    dir
+}
+
+fn faces_dir() -> PathBuf {
+    common::real_data(likeness::cache::dlib_faces_dir())
+}
+
+fn finder(landmarks: Landmarks) -> FaceFinder {
+    FaceFinder::open(&models(), landmarks, face::DEFAULT_MIN_FACE).unwrap()
+}
+
+/// An attribute of a tag that `split` cut at its name, e.g. `file='a.jpg' …`.
+fn value(tag: &str, name: &str) -> String {
+    let tag = format!(" {tag}");
+    let key = format!(" {name}='");
+    let at = tag
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {name} in {tag}"))
+        + key.len();
+    tag[at..at + tag[at..].find('\'').unwrap()].to_string()
+}
+
+/// dlib's imglab XML: each image's faces, as 68 points each.
+fn marked_faces(xml: &Path) -> Vec<(String, Vec<Vec<[f32; 2]>>)> {
+    let text = std::fs::read_to_string(xml).unwrap();
+    let mut images = Vec::new();
+    for image in text.split("<image ").skip(1) {
+        let file = value(image, "file");
+        let faces: Vec<Vec<[f32; 2]>> = image
+            .split("<box ")
+            .skip(1)
+            .map(|b| {
+                b.split("<part ")
+                    .skip(1)
+                    .map(|p| {
+                        [
+                            value(p, "x").parse().unwrap(),
+                            value(p, "y").parse().unwrap(),
+                        ]
+                    })
+                    .collect()
+            })
+            .collect();
+        assert!(faces.iter().all(|f| f.len() == 68));
+        images.push((file, faces));
+    }
+    images
+}
+
+fn centre(points: &[[f32; 2]]) -> [f32; 2] {
+    let n = points.len() as f32;
+    [
+        points.iter().map(|p| p[0]).sum::<f32>() / n,
+        points.iter().map(|p| p[1]).sum::<f32>() / n,
+    ]
+}
+
+/// Turns the image by `degrees` (clockwise) about its centre onto a canvas
+/// that holds all of it; returns the picture and the map of points.
+fn rotate(image: &RgbImage, degrees: f32) -> (RgbImage, impl Fn([f32; 2]) -> [f32; 2]) {
+    let (w, h) = (image.width() as f32, image.height() as f32);
+    let (c, s) = (degrees.to_radians().cos(), degrees.to_radians().sin());
+    let (nw, nh) = (
+        (w * c.abs() + h * s.abs()).ceil(),
+        (w * s.abs() + h * c.abs()).ceil(),
+    );
+    let map = move |p: [f32; 2]| {
+        let (x, y) = (p[0] - w / 2.0, p[1] - h / 2.0);
+        [c * x - s * y + nw / 2.0, s * x + c * y + nh / 2.0]
+    };
+    let out = RgbImage::from_fn(nw as u32, nh as u32, |x, y| {
+        // The inverse turn, bilinear as a photo editor turns; grey outside.
+        let (u, v) = (x as f32 - nw / 2.0, y as f32 - nh / 2.0);
+        let (sx, sy) = (c * u + s * v + w / 2.0, -s * u + c * v + h / 2.0);
+        if sx < 0.0 || sy < 0.0 || sx > w - 1.0 || sy > h - 1.0 {
+            return image::Rgb([128, 128, 128]);
+        }
+        let (x0, y0) = (sx.floor() as u32, sy.floor() as u32);
+        let (x1, y1) = (
+            (x0 + 1).min(image.width() - 1),
+            (y0 + 1).min(image.height() - 1),
+        );
+        let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
+        let p = |x, y, k| image.get_pixel(x, y)[k] as f32;
+        image::Rgb([0, 1, 2].map(|k| {
+            let top = p(x0, y0, k) * (1.0 - fx) + p(x1, y0, k) * fx;
+            let bottom = p(x0, y1, k) * (1.0 - fx) + p(x1, y1, k) * fx;
+            (top * (1.0 - fy) + bottom * fy).round() as u8
+        }))
+    });
+    (out, map)
+}
+
+#[derive(Default, Debug)]
+struct Tally {
+    marked: usize,
+    found: usize,
+    eyes_inside: usize,
+    bad_under_eye: Vec<String>,
+    bad_cheek: Vec<String>,
+}
+
+/// Finds the faces of one view of a photo and checks each marked face's
+/// regions. `truth` holds the marked points in this view; `mirrored` swaps
+/// which marked eye is the subject's left.
+fn check_view(
+    finder: &FaceFinder,
+    image: &DynamicImage,
+    truth: &[Vec<[f32; 2]>],
+    mirrored: bool,
+    what: &str,
+    t: &mut Tally,
+) {
+    let faces = finder.find(image);
+    let boxes = face::region_boxes(&faces, &[], image.width(), image.height());
+    for (n, marks) in truth.iter().enumerate() {
+        t.marked += 1;
+        let (mut right_eye, mut left_eye) = (centre(&marks[36..42]), centre(&marks[42..48]));
+        if mirrored {
+            std::mem::swap(&mut right_eye, &mut left_eye);
+        }
+        let nose_tip = marks[30];
+        let mid = [
+            (left_eye[0] + right_eye[0]) / 2.0,
+            (left_eye[1] + right_eye[1]) / 2.0,
+        ];
+        let iod =
+            ((left_eye[0] - right_eye[0]).powi(2) + (left_eye[1] - right_eye[1]).powi(2)).sqrt();
+        // The marked face's own axes: u towards its left eye, v down.
+        let ex = [
+            (left_eye[0] - right_eye[0]) / iod,
+            (left_eye[1] - right_eye[1]) / iod,
+        ];
+        let frame = |p: [f32; 2]| {
+            let (x, y) = (p[0] - mid[0], p[1] - mid[1]);
+            [x * ex[0] + y * ex[1], -x * ex[1] + y * ex[0]]
+        };
+        // The found face whose eyes' midpoint is nearest, within half an
+        // inter-ocular distance.
+        let Some(k) = (0..faces.len())
+            .map(|k| {
+                let o = faces[k].frame.to_image([0.0, 0.0]);
+                (
+                    k,
+                    ((o[0] - mid[0]).powi(2) + (o[1] - mid[1]).powi(2)).sqrt(),
+                )
+            })
+            .filter(|&(_, d)| d < 0.5 * iod)
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(k, _)| k)
+        else {
+            continue;
+        };
+        t.found += 1;
+        let get = |name: &str, side: Side| {
+            boxes[k]
+                .iter()
+                .find(|b| b.placed.name == name && b.placed.side == side)
+        };
+        let inside = |b: Option<&face::RegionBox>, p: [f32; 2]| {
+            b.is_some_and(|b| {
+                let r = b.region;
+                p[0] >= r.x as f32
+                    && p[0] <= (r.x + r.w) as f32
+                    && p[1] >= r.y as f32
+                    && p[1] <= (r.y + r.h) as f32
+            })
+        };
+        if inside(get("eye", Side::Left), left_eye) && inside(get("eye", Side::Right), right_eye) {
+            t.eyes_inside += 1;
+        }
+        let eye_v = frame(left_eye)[1].max(frame(right_eye)[1]);
+        for side in [Side::Left, Side::Right] {
+            let label = format!("{what} face {n} {side:?}");
+            // Below the eye: the under-eye box's centre, and the cheek's
+            // whole rectangle, lie lower along the face than the eye's centre.
+            match get("under_eye", side) {
+                Some(b) if frame(centre(&b.placed.corners))[1] > eye_v => {}
+                _ => t.bad_under_eye.push(label.clone()),
+            }
+            let nose_u = frame(nose_tip)[0];
+            // How far the cheek's rectangle stays below the eye and on its
+            // side of the nose tip, in inter-ocular distances (> 0: it does).
+            let margin = get("cheek", side).map(|b| {
+                b.placed.corners.iter().fold(f32::INFINITY, |m, &c| {
+                    let [u, v] = frame(c);
+                    let across = if side == Side::Left {
+                        u - nose_u
+                    } else {
+                        nose_u - u
+                    };
+                    m.min(across.min(v - eye_v) / iod)
+                })
+            });
+            match margin {
+                Some(m) if m > 0.0 => {}
+                _ => t.bad_cheek.push(format!("{label} (margin {margin:?})")),
+            }
+        }
+    }
+}
+
+#[test]
+fn regions_sit_on_dlibs_marked_faces_upright_mirrored_and_rotated() {
+    let dir = faces_dir();
+    let finder = finder(Landmarks::Dlib5);
+    let mut views = vec![Tally::default(), Tally::default(), Tally::default()];
+    for xml in [
+        "training_with_face_landmarks.xml",
+        "testing_with_face_landmarks.xml",
+    ] {
+        for (file, truth) in marked_faces(&dir.join(xml)) {
+            let image = image::open(dir.join(&file)).unwrap().to_rgb8();
+            check_view(
+                &finder,
+                &DynamicImage::ImageRgb8(image.clone()),
+                &truth,
+                false,
+                &file,
+                &mut views[0],
+            );
+            let width = image.width() as f32;
+            let flipped: Vec<Vec<[f32; 2]>> = truth
+                .iter()
+                .map(|f| f.iter().map(|p| [width - 1.0 - p[0], p[1]]).collect())
+                .collect();
+            let mirror = image::imageops::flip_horizontal(&image);
+            check_view(
+                &finder,
+                &DynamicImage::ImageRgb8(mirror),
+                &flipped,
+                true,
+                &file,
+                &mut views[1],
+            );
+            let (turned, map) = rotate(&image, 15.0);
+            let moved: Vec<Vec<[f32; 2]>> = truth
+                .iter()
+                .map(|f| f.iter().map(|&p| map(p)).collect())
+                .collect();
+            check_view(
+                &finder,
+                &DynamicImage::ImageRgb8(turned),
+                &moved,
+                false,
+                &file,
+                &mut views[2],
+            );
+        }
+    }
+    let names = ["upright", "mirrored", "rotated 15°"];
+    for (t, view) in views.iter().zip(names) {
+        eprintln!("{view}: {t:?}");
+    }
+    for (t, view) in views.iter().zip(names) {
+        assert_eq!(t.marked, 43, "{view}");
+        assert!(
+            t.found * 4 >= t.marked * 3,
+            "{view}: found {} of {} faces, under 75%",
+            t.found,
+            t.marked
+        );
+        assert!(
+            t.eyes_inside * 10 >= t.found * 9,
+            "{view}: both eye boxes hold their marked eye centre for {} of {} found faces, under 90%",
+            t.eyes_inside,
+            t.found
+        );
+        assert!(
+            t.bad_under_eye.is_empty(),
+            "{view}: under-eye boxes not below their eye: {:?}",
+            t.bad_under_eye
+        );
+        assert!(
+            t.bad_cheek.is_empty(),
+            "{view}: cheek boxes off their place: {:?}",
+            t.bad_cheek
+        );
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Reference {
+    faces: Vec<ReferenceFace>,
+}
+
+#[derive(serde::Deserialize)]
+struct ReferenceFace {
+    image: String,
+    /// dlib's rectangle: left, top, right, bottom (inclusive).
+    #[serde(rename = "box")]
+    rect: [f32; 4],
+    p5: Vec<[f32; 2]>,
+    p68: Vec<[f32; 2]>,
+}
+
+/// The Rust port of dlib's shape predictor, given dlib's own face boxes,
+/// places dlib's points (dlib rounds them to whole pixels).
+#[test]
+fn the_ported_landmark_models_give_dlibs_points() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dlib-landmarks.json");
+    let reference: Reference =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    for (landmarks, name) in [
+        (Landmarks::Dlib5, "5-point"),
+        (Landmarks::Dlib68, "68-point"),
+    ] {
+        let finder = finder(landmarks);
+        let (mut points, mut close, mut worst, mut total) = (0usize, 0usize, 0f32, 0f32);
+        for f in &reference.faces {
+            let path = match f.image.split_once('/') {
+                Some(("johns", rest)) => common::johns().join(rest),
+                Some(("dlib-faces", rest)) => faces_dir().join(rest),
+                _ => panic!("unknown fixture image {}", f.image),
+            };
+            let rgb = image::open(&path).unwrap().to_rgb8();
+            let grey: Vec<u8> = rgb
+                .pixels()
+                .map(|p| ((p[0] as u16 + p[1] as u16 + p[2] as u16) / 3) as u8)
+                .collect();
+            let view = face::shape_predictor::Gray {
+                pixels: &grey,
+                width: rgb.width(),
+                height: rgb.height(),
+            };
+            let [l, t, r, b] = f.rect;
+            let bbox = FaceBox {
+                x: l,
+                y: t,
+                w: r - l + 1.0,
+                h: b - t + 1.0,
+                score: 0.0,
+            };
+            let want = if landmarks == Landmarks::Dlib5 {
+                &f.p5
+            } else {
+                &f.p68
+            };
+            for (ours, theirs) in finder.locate(&view, bbox).iter().zip(want) {
+                let d = (ours[0] - theirs[0]).abs().max((ours[1] - theirs[1]).abs());
+                worst = worst.max(d);
+                total += d;
+                close += usize::from(d <= 1.0);
+                points += 1;
+            }
+        }
+        let mean = total / points as f32;
+        eprintln!("{name}: {close} of {points} points within 1 px of dlib's, mean {mean:.3} px, worst {worst:.2} px");
+        // JPEG decoders differ by a grey level here and there, which can
+        // turn a tree's split; nearly every point must still agree.
+        assert!(
+            close * 100 >= points * 90,
+            "{name}: only {close} of {points} points within 1 px"
+        );
+    }
+}
