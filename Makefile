@@ -137,6 +137,10 @@ bench-ray: build rayvenv-likeness
 
 # Two binaries against each other, interleaved (OLD=path/to/likeness; NEW:
 # this build): bench-ann's likeness and hnswlib rows, and serve under wrk.
+# Faces/s of `likeness regions` against dlib's HOG detector + 68 points.
+bench-regions: build data
+	benches/regions.sh
+
 bench-ab: build data python
 	benches/ab.sh
 

@@ -36,6 +36,8 @@ pub struct Report {
     pub thread_plan: runtime::ThreadPlan,
     pub cache_dir: PathBuf,
     pub datasets: Vec<DatasetStatus>,
+    /// The face models `regions` uses: file, what, licence, package, state.
+    pub face_models: Vec<String>,
     /// True when likeness can run here (libtorch works, the device resolves).
     pub ok: bool,
     pub problems: Vec<String>,
@@ -113,6 +115,7 @@ pub fn report(device: DeviceSpec, threads: &runtime::ThreadPlan) -> Result<Repor
         thread_plan: threads.clone(),
         cache_dir: crate::cache::cache_dir(),
         datasets,
+        face_models: likeness_app::face::models::report(&likeness_app::face::models::default_dir()),
         ok: problems.is_empty(),
         problems,
         hints,
@@ -175,6 +178,10 @@ impl Report {
                     d.problem.clone().unwrap_or_default()
                 );
             }
+        }
+        let _ = writeln!(s, "face models (likeness regions)");
+        for m in &self.face_models {
+            let _ = writeln!(s, "  {m}");
         }
         for p in &self.problems {
             let _ = writeln!(s, "problem: {p}");

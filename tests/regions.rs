@@ -372,3 +372,170 @@ fn the_ported_landmark_models_give_dlibs_points() {
         );
     }
 }
+
+/// The README's path: a folder of photos (one per person folder, one loose,
+/// one with no face, one unreadable) → `regions` → `index` → `query` with a
+/// region of a photo; and `asymmetry` straight from the photos.
+#[test]
+fn photos_to_regions_to_an_index_and_a_region_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = dir.path().join("photos");
+    for person in ["John_Salley", "John_Savage"] {
+        std::fs::create_dir_all(photos.join(person)).unwrap();
+        for f in std::fs::read_dir(common::johns().join(person))
+            .unwrap()
+            .take(3)
+        {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, photos.join(person).join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let loose = common::johns_image("John_Simm");
+    std::fs::copy(&loose, photos.join("simm.jpg")).unwrap();
+    image::RgbImage::from_pixel(200, 150, image::Rgb([90, 90, 90]))
+        .save(photos.join("wall.png"))
+        .unwrap();
+    std::fs::write(photos.join("broken.jpg"), b"not a jpeg").unwrap();
+
+    let csv = dir.path().join("regions.csv");
+    let overlay = dir.path().join("overlay");
+    let points = dir.path().join("points.csv");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "regions",
+            "--data",
+            photos.to_str().unwrap(),
+            "--out",
+            csv.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        common::likeness(&args)
+    };
+    // An unreadable photo stops the run, naming it and the way past it.
+    let o = run(&[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("broken.jpg") && err.contains("--skip-bad"),
+        "{err}"
+    );
+    assert!(!csv.exists(), "nothing is written when the run stops");
+    let o = run(&[
+        "--skip-bad",
+        "--overlay",
+        overlay.to_str().unwrap(),
+        "--landmarks-out",
+        points.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("1 photos with no face") && err.contains("wall.png"),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 photos skipped as unreadable") && err.contains("broken.jpg"),
+        "{err}"
+    );
+
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "path,label,x,y,w,h,subject,side,face,angle,along,across"
+    );
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    let subjects: std::collections::BTreeSet<&str> = rows.iter().map(|r| r[6].as_str()).collect();
+    assert!(
+        subjects.contains("John_Salley")
+            && subjects.contains("John_Savage")
+            && subjects.contains("simm"),
+        "{subjects:?}"
+    );
+    for (label, side) in [
+        ("eye", "left"),
+        ("eye", "right"),
+        ("under_eye", "left"),
+        ("cheek", "right"),
+        ("nose", ""),
+        ("mouth", ""),
+    ] {
+        assert!(
+            rows.iter().any(|r| r[1] == label && r[7] == side),
+            "no {label}/{side} row"
+        );
+    }
+    // The subject's left eye is on the image's right.
+    let first = |label: &str, side: &str| {
+        rows.iter().find(|r| r[1] == label && r[7] == side).unwrap()[2]
+            .parse::<u32>()
+            .unwrap()
+    };
+    assert!(first("eye", "left") > first("eye", "right"));
+    assert_eq!(
+        std::fs::read_dir(&overlay).unwrap().count(),
+        8,
+        "an overlay per readable photo"
+    );
+    assert!(std::fs::read_to_string(&points).unwrap().lines().count() > 5 * 7);
+
+    // The manifest is a data source like any other.
+    let model = dir.path().join("model");
+    common::train_small(&common::johns(), &model, 1, 4, &[]);
+    let index = dir.path().join("index");
+    let o = common::likeness(&[
+        "index",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        csv.to_str().unwrap(),
+        "--out",
+        index.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let eye = rows
+        .iter()
+        .find(|r| r[1] == "eye" && r[7] == "left")
+        .unwrap();
+    let region = format!("{},{},{},{}", eye[2], eye[3], eye[4], eye[5]);
+    let o = common::likeness(&[
+        "query",
+        "--index",
+        index.to_str().unwrap(),
+        "--image",
+        &eye[0],
+        "--region",
+        &region,
+        "-k",
+        "3",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let answer = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        answer.contains("\"eye\""),
+        "the nearest regions of an eye include eyes: {answer}"
+    );
+
+    // asymmetry from the photos: regions first, then a pair per face and label.
+    let asym = dir.path().join("asym");
+    let only_faces = dir.path().join("faces");
+    std::fs::create_dir_all(&only_faces).unwrap();
+    std::fs::copy(&loose, only_faces.join("simm.jpg")).unwrap();
+    let o = common::likeness(&[
+        "asymmetry",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        only_faces.to_str().unwrap(),
+        "--out",
+        asym.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(asym.join("regions.csv").exists());
+    let pairs = std::fs::read_to_string(asym.join("asymmetry.csv")).unwrap();
+    for label in ["eye", "under_eye", "cheek", "brow"] {
+        assert!(pairs.contains(label), "no {label} pair in\n{pairs}");
+    }
+}

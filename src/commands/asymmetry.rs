@@ -14,6 +14,7 @@ use likeness_index::score::{subject_groups, ScoredSet};
 use likeness_index::{Index, Metric};
 use tch::Device;
 
+use crate::commands::regions;
 use crate::data::{Dataset, Side};
 use crate::error::{Error, Result};
 
@@ -65,12 +66,38 @@ pub fn roc_auc(values: &[f64], positive: &[bool]) -> Option<f64> {
     Some((sum - (np * (np + 1)) as f64 / 2.0) / (np * nn) as f64)
 }
 
+/// The manifest to read: `--data` itself, or for photos (a folder or an
+/// image file) the regions `likeness regions` finds in them, written to
+/// `OUT/regions.csv` first.
+fn manifest_of(args: &AsymmetryArgs) -> Result<PathBuf> {
+    let photos = args.data.is_dir() || crate::data::folder::is_image_file(&args.data);
+    if !photos {
+        return Ok(args.data.clone());
+    }
+    std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
+    let csv = args.out.join("regions.csv");
+    eprintln!(
+        "{}: photos, not a manifest: finding their faces and regions first ({})",
+        args.data.display(),
+        csv.display()
+    );
+    let finder = regions::open_finder(
+        None,
+        Default::default(),
+        likeness_app::face::DEFAULT_MIN_FACE,
+    )?;
+    let found = regions::regions_of(&finder, &args.data, &[], None, false)?;
+    regions::write_manifest(&csv, &found)?;
+    Ok(csv)
+}
+
 /// `likeness asymmetry`.
 pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
     if args.batch == 0 {
         return Err(Error::Invalid("--batch must be at least 1".into()));
     }
-    let ds = Dataset::open(&args.data)?;
+    let data = manifest_of(&args)?;
+    let ds = Dataset::open(&data)?;
     // Subject, label and image -> (left item, right item).
     let mut sides: BTreeMap<(String, usize, PathBuf), [Option<usize>; 2]> = BTreeMap::new();
     for (i, it) in ds.items().iter().enumerate() {
@@ -84,7 +111,7 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
         if let Some(prev) = slot[k] {
             return Err(Error::Invalid(format!(
                 "{}: subject {subject} has two {side} regions labelled {} in {} (lines {} and {})",
-                args.data.display(),
+                data.display(),
                 ds.classes()[it.label],
                 it.path.display(),
                 ds.items()[prev].line.unwrap_or(0),
@@ -96,7 +123,7 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
     if sides.is_empty() {
         return Err(Error::Invalid(format!(
             "{} has no rows with both a subject and a side; asymmetry needs a manifest with a header naming `subject` and `side`",
-            args.data.display()
+            data.display()
         )));
     }
     let mut pairs = Vec::new();
@@ -121,7 +148,7 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
     if pairs.is_empty() {
         return Err(Error::Invalid(format!(
             "{}: no subject has both a left and a right region of one label ({} one-sided)",
-            args.data.display(),
+            data.display(),
             unpaired.len()
         )));
     }

@@ -14,11 +14,12 @@ use likeness_app::face::{self, models, Face, FaceFinder, Landmarks, RegionBox};
 use likeness_app::read::decode::decode_file;
 use rayon::prelude::*;
 
+use crate::data::manifest::REGION_EXTRAS;
 use crate::data::{folder::is_image_file, Dataset, DecodeLimits};
 use crate::error::{Error, Result};
 
-/// The manifest's columns: the ones every reader knows, then this command's.
-pub const HEADER: &str = "path,label,x,y,w,h,subject,side,face,angle,along,across";
+/// The manifest's columns every reader uses; [`REGION_EXTRAS`] follow.
+const HEADER: [&str; 8] = ["path", "label", "x", "y", "w", "h", "subject", "side"];
 
 /// A photo to look at, and whose face it is.
 #[derive(Debug, Clone)]
@@ -181,7 +182,7 @@ pub fn write_manifest(path: &Path, found: &[Found]) -> Result<usize> {
     let mut w = csv::WriterBuilder::new()
         .has_headers(false)
         .from_writer(Vec::new());
-    w.write_record(HEADER.split(','))
+    w.write_record(HEADER.iter().chain(&REGION_EXTRAS))
         .map_err(|e| Error::Invalid(e.to_string()))?;
     for (n, f) in found.iter().enumerate() {
         let abs = std::path::absolute(&f.photo.path).unwrap_or_else(|_| f.photo.path.clone());

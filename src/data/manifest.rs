@@ -5,7 +5,8 @@
 //! `path`, `label`, optionally `x,y,w,h` (all four), `score` (a finite
 //! number, e.g. a grade), `subject` (an id shared by the regions of one face
 //! or person) and `side` (`left`, `right` or empty). Empty score, subject
-//! or side cells mean "none".
+//! or side cells mean "none". The columns `likeness regions` adds
+//! ([`REGION_EXTRAS`]) are accepted and ignored.
 //!
 //! Paths are relative to the manifest's folder (absolute paths are kept). The
 //! optional box makes the item a region of its image, so one face crop can
@@ -25,6 +26,12 @@ use crate::error::{Error, Result};
 const COLUMNS: [&str; 9] = [
     "path", "label", "x", "y", "w", "h", "score", "subject", "side",
 ];
+
+/// The columns `likeness regions` adds after the ones above: the face's id,
+/// its roll in degrees, and the region's size along the face's own axes.
+/// Readers accept and ignore them; any other unknown column is an error, so
+/// that a misspelt `score` is caught rather than silently dropped.
+pub const REGION_EXTRAS: [&str; 4] = ["face", "angle", "along", "across"];
 
 /// Where each known column is in a row.
 #[derive(Debug, Default)]
@@ -46,6 +53,9 @@ impl Layout {
         let mut at: BTreeMap<String, usize> = BTreeMap::new();
         for (i, name) in record.iter().enumerate() {
             let name = name.to_ascii_lowercase();
+            if REGION_EXTRAS.contains(&name.as_str()) {
+                continue;
+            }
             if !COLUMNS.contains(&name.as_str()) {
                 return Err(format!(
                     "unknown column `{name}` in the header; columns are {}",

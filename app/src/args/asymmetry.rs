@@ -9,7 +9,9 @@ pub struct AsymmetryArgs {
     #[arg(long)]
     pub model: PathBuf,
     /// A manifest with a header naming `subject` and `side` columns (and
-    /// the region boxes `x,y,w,h`).
+    /// the region boxes `x,y,w,h`), such as `likeness regions` writes; or
+    /// photographs (a folder or one image), whose regions are then found
+    /// first, as `likeness regions` would, into OUT/regions.csv.
     #[arg(long)]
     pub data: PathBuf,
     /// An index with scores (made by `likeness index` from a manifest with a
