@@ -8,9 +8,10 @@
 # 2. Faces: the dlib "johns" crops (5 people x 11): train resnet18 at 112 px on
 #    8 per person (the flags and learning settings of the earlier demo, which
 #    reached Recall@1 0.67; `make bench-defaults` measures the defaults
-#    there), index the other 3, evaluate; then a catalogue of six fixed
-#    facial regions of all 55 aligned crops, indexed with the same model, and
-#    a region query ("find eyes like this one").
+#    there), index the other 3, evaluate; then a catalogue of the facial
+#    regions `likeness regions` finds in all 55 photos (eyes, under-eyes,
+#    cheeks, brows, left and right; nose; mouth), indexed with the same
+#    model, and a region query ("find eyes like this one").
 # 3. Scores: a model trained with --score-bins on four people's SYNTHETIC
 #    graded regions (make data) predicts the fifth's; left/right asymmetry.
 # 4. runs/demo/REPORT.md with the numbers, montages and training curves.
@@ -69,29 +70,23 @@ step "faces: index the held-out crops, evaluate"
 "$BIN" eval --index "$D/index" --leave-one-out --ks 1,2 --out "$D/eval"
 "$BIN" query --index "$D/index" --id 0,3,6,9,12 -k 4 --montage "$D/montage.png" > "$D/queries.txt"
 
-step "faces: region catalogue (six fixed boxes on every aligned crop)"
-# Boxes in the 150x150 aligned dlib crops, x,y,w,h; "left"/"right" as seen in the image.
-regions=(
-    "left_eye 22 32 40 28"
-    "right_eye 88 32 40 28"
-    "nose 55 50 40 40"
-    "mouth 45 88 60 32"
-    "left_cheek 15 62 36 36"
-    "right_cheek 99 62 36 36"
-)
-echo "path,label,x,y,w,h" > "$D/regions.csv"
-for f in "$JOHNS"/*/*.jpg; do
-    for r in "${regions[@]}"; do
-        read -r name x y w h <<< "$r"
-        echo "$f,$name,$x,$y,$w,$h" >> "$D/regions.csv"
-    done
-done
+step "faces: region catalogue (likeness regions: a face detector and landmarks place the boxes)"
+"$BIN" regions --data "$JOHNS" --out "$D/regions.csv" --overlay "$D/regions-overlay" --force
 "$BIN" index --model "$D/model" --data "$D/regions.csv" --out "$D/regions-index"
 "$BIN" eval --index "$D/regions-index" --leave-one-out --out "$D/regions-eval"
 query_face=$(tail -n 1 "$D/gallery.csv" | cut -d, -f1)
-step "faces: find eyes like the left eye of $(basename "$(dirname "$query_face")")"
-"$BIN" query --index "$D/regions-index" --image "$query_face" --region 22,32,40,28 --label left_eye \
+# The query face's own left eye, as `regions` placed it (or the first left
+# eye found, should the detector have missed that photo).
+read -r query_image query_box < <(awk -F, -v p="$query_face" '
+    NR > 1 && $2 == "eye" && $8 == "left" {
+        if ($1 == p) { print $1, $3 "," $4 "," $5 "," $6; found = 1; exit }
+        if (!first) first = $1 " " $3 "," $4 "," $5 "," $6
+    }
+    END { if (!found) print first }' "$D/regions.csv")
+step "faces: find eyes like the left eye in $query_image"
+"$BIN" query --index "$D/regions-index" --image "$query_image" --region "$query_box" --label eye \
     -k 8 --montage "$D/region-montage.png" | tee "$D/region-query.txt"
+echo "$query_image $query_box" > "$D/region-query-box.txt"
 
 # ------------------------------------------------ Scores (SYNTHETIC, issue 14)
 S=$OUT/scores

@@ -127,6 +127,22 @@ def scores_section(out):
     ]
 
 
+def regions_found(out):
+    """Faces, photos and rows of faces/regions.csv, and the first overlay."""
+    import csv
+
+    with open(os.path.join(out, "faces/regions.csv")) as f:
+        rows = list(csv.DictReader(f))
+    overlays = sorted(os.listdir(os.path.join(out, "faces/regions-overlay")))
+    return {
+        "rows": len(rows),
+        "faces": len({r["face"] for r in rows}),
+        "with_faces": len({r["path"] for r in rows}),
+        "photos": len(overlays),
+        "overlay": overlays[0],
+    }
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -139,6 +155,9 @@ def main():
     d_card = load(os.path.join(out, "faces/model/model.json"))
     d_eval = load(os.path.join(out, "faces/eval/eval.json"))
     r_eval = load(os.path.join(out, "faces/regions-eval/eval.json"))
+    found = regions_found(out)
+    with open(os.path.join(out, "faces/region-query-box.txt")) as f:
+        query_image, query_box = f.read().split()
     with open(os.path.join(out, "faces/region-query.txt")) as f:
         region_query = f.read().strip()
     face = os.path.basename(os.path.dirname(a.query_face))
@@ -192,15 +211,21 @@ def main():
         "",
         "### Region catalogue",
         "",
-        "Six fixed boxes on every aligned crop (left eye, right eye, nose, mouth, left cheek, right cheek; "
-        "left/right as seen in the image), 330 regions in `faces/regions.csv` (label = region name; the "
-        "person is the folder of the source path), embedded with the face model and indexed. "
+        f"`likeness regions` found {found['faces']} faces in {found['with_faces']} of the {found['photos']} photos "
+        f"(no face in {found['photos'] - found['with_faces']}) and placed "
+        f"{found['rows']} regions in `faces/regions.csv` (eye, under_eye, cheek and brow on the subject's "
+        "left and right; nose; mouth; label = region name, `side` the subject's own), embedded with the "
+        "face model and indexed. What it placed on one photo (solid: the subject's left, dashed: right; "
+        "green dots: the five landmarks):",
+        "",
+        f"![regions placed](faces/regions-overlay/{found['overlay']})",
+        "",
         "Leave-one-out by region name:",
         "",
         eval_table(r_eval, r_eval["ks"]),
         "",
-        f"Region query: the left eye of a {face} crop (`{a.query_face}`, box 22,32,40,28). "
-        "Green: a left eye, red: another region; the second line names the person.",
+        f"Region query: the left eye of `{query_image}` (box {query_box}, as `regions` placed it). "
+        "Green: an eye, red: another region; the second line names the person.",
         "",
         "![region query](faces/region-montage.png)",
         "",
