@@ -344,6 +344,45 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             assert!(!shown.is_empty() && shown.iter().all(|x| x.1 == "nose"), "{shown:?}");
             shot(&c, "6-filtered-gallery").await;
 
+            // 4b. The query view again, with the same photo: the server found
+            // its face (POST /faces); a click inside the subject's left eye
+            // searches by the region `likeness regions` would write.
+            c.find(Locator::Css("#nav-query")).await.unwrap().click().await.unwrap();
+            wait(&c, &view_is("query"), "the query view").await;
+            let finder = likeness_app::face::FaceFinder::open(
+                &likeness_app::face::models::default_dir(),
+                likeness_app::face::Landmarks::Dlib5,
+                likeness_app::face::DEFAULT_MIN_FACE,
+            )
+            .expect("the face models: run `make face-models`");
+            let photo = image::open(&query_face).unwrap();
+            let faces = finder.find(&photo);
+            let boxes = likeness_app::face::region_boxes(&faces, &["eye".into()], photo.width(), photo.height());
+            let eye = boxes[0].iter().find(|b| b.placed.side == likeness_app::face::Side::Left).unwrap().region;
+            let r = js(&c, "(() => { const r = document.getElementById('query-canvas').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()").await;
+            let [left, top, w, h] = [0, 1, 2, 3].map(|i| r[i].as_f64().unwrap());
+            let (cx, cy) = (eye.x as f64 + eye.w as f64 / 2.0, eye.y as f64 + eye.h as f64 / 2.0);
+            let (x, y) = ((left + cx * w / 150.0).round(), (top + cy * h / 150.0).round());
+            let click = MouseActions::new("mouse".into())
+                .then(PointerAction::MoveTo { duration: None, x, y })
+                .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
+                .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
+            c.perform_actions(click).await.unwrap();
+            let want = format!("{},{},{},{}", eye.x, eye.y, eye.w, eye.h);
+            wait(
+                &c,
+                &format!("document.getElementById('results').dataset.state === 'done' && document.getElementById('results').dataset.region === '{want}'"),
+                "the results of the clicked eye",
+            )
+            .await;
+            let said = js(&c, "document.getElementById('box').textContent").await;
+            assert!(said.as_str().unwrap().starts_with("eye (left): "), "{said}");
+            // The small model tells eyes from other regions (which side is
+            // beyond it: this index names sides as seen in the image anyway).
+            let top = cards(&c, "#results").await;
+            assert!(top[0].1.ends_with("_eye"), "{top:?}");
+            shot(&c, "6b-clicked-region").await;
+
             // 5. A text file named .jpg: the server's own error on the page.
             c.find(Locator::Css("#nav-query")).await.unwrap().click().await.unwrap();
             wait(&c, &view_is("query"), "the query view").await;

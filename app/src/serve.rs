@@ -30,6 +30,7 @@
 //! `/search/item/{id}`, `/info`) live in `serve/page.rs`, `serve/items.rs`
 //! and `serve/thumbs.rs`; the admin token and the security headers in
 //! `serve/guard.rs`.
+mod faces;
 mod guard;
 mod items;
 mod page;
@@ -155,6 +156,8 @@ struct AppState {
     page: page::PageState,
     /// Searches by the plan that ran: graph, filtered graph, exact scan.
     plans: [AtomicU64; 3],
+    /// Finds faces in uploaded photos (`POST /faces`), or says why it can't.
+    faces: std::result::Result<Arc<crate::face::FaceFinder>, String>,
 }
 
 impl AppState {
@@ -604,6 +607,7 @@ fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/search", post(search))
         .route("/search/batch", post(search_batch))
         .route("/search/image", post(search_image))
+        .route("/faces", post(faces::find))
         .route("/items/{id}", get(item))
         .route("/healthz", get(healthz))
         .route("/stats", get(stats))
@@ -626,6 +630,19 @@ fn router(state: Arc<AppState>, max_body: usize) -> Router {
 
 /// Serves `index_dir` until SIGINT or SIGTERM. Prints `listening on ADDR`
 /// (the bound address, useful with port 0) on stdout once ready.
+/// The face finder, loaded only where image search is on (a click on a
+/// region searches by image); a missing model is a note, not an error.
+fn faces_for(image_search: bool) -> std::result::Result<Arc<crate::face::FaceFinder>, String> {
+    if !image_search {
+        return Err("faces need image search: start the server with the index's model".into());
+    }
+    let finder = faces::load();
+    if let Err(why) = &finder {
+        eprintln!("note: {why}");
+    }
+    finder
+}
+
 pub fn run(
     index_dir: &Path,
     embedder: Option<Arc<dyn ImageEmbedder>>,
@@ -656,6 +673,7 @@ pub fn run(
         )),
         _ => None,
     };
+    let image_search = embedder.is_some();
     let state = Arc::new(AppState {
         dir: index_dir.to_path_buf(),
         loaded: RwLock::new(Arc::new(loaded)),
@@ -668,6 +686,7 @@ pub fn run(
         latencies: Latencies::new(),
         plans: Default::default(),
         page: page::PageState::new(&opts.page),
+        faces: faces_for(image_search),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -346,6 +346,7 @@ pub(super) async fn info(State(st): State<Arc<AppState>>) -> ApiResult {
             "eval": st.page_eval_dir().as_deref().and_then(eval_summary),
             "image_search": image_search,
             "image_search_unavailable": why_not,
+            "faces": st.faces.is_ok(),
             "limits": {
                 "max_k": likeness_index::MAX_K,
                 "max_ef": likeness_index::MAX_EF,

@@ -47,4 +47,11 @@ export const searchImage = (blob, { k, ef, labels, region }) =>
     body: blob,
   });
 
+export const findFaces = (blob) =>
+  call('/faces', {
+    method: 'POST',
+    headers: { 'Content-Type': blob.type || 'application/octet-stream' },
+    body: blob,
+  });
+
 export const thumbUrl = (id, size, region) => `/items/${id}/image${query({ size, region })}`;

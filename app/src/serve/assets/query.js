@@ -1,11 +1,25 @@
 // Query by image: pick, drop or paste an image; optionally drag a box on it
 // to search by that region (sent in image pixels whatever the display
-// scale); results as cards, judged green/red against "my query is class X".
-import { searchImage } from './api.js';
+// scale), or click one of the facial regions the server found (POST /faces);
+// results as cards, judged green/red against "my query is class X".
+import { findFaces, searchImage } from './api.js';
 import { card, classOptions, el, hashFor } from './views.js';
 
 // The chosen image and its last answer survive navigation (back button).
-const current = { file: null, bitmap: null, region: null, result: null, key: null, error: null };
+const current = { file: null, bitmap: null, region: null, result: null, key: null, error: null, faces: [] };
+
+// The overlay's colours (likeness regions --overlay uses the same).
+const COLOURS = { eye: '#00c8ff', under_eye: '#ff00c8', cheek: '#ffa000', brow: '#78ff50', nose: '#ffff00', mouth: '#ff3c3c' };
+
+/** Every region of every face found, smallest first (a click picks the innermost). */
+function facialRegions() {
+  return current.faces.flatMap((f) => f.regions).sort((a, b) => a.region[2] * a.region[3] - b.region[2] * b.region[3]);
+}
+
+/** The facial region under an image point, if any. */
+function regionAt([x, y]) {
+  return facialRegions().find(({ region: [rx, ry, rw, rh] }) => x >= rx && x <= rx + rw && y >= ry && y <= ry + rh) || null;
+}
 
 const regionText = (r) => (r ? r.join(',') : '');
 
@@ -19,6 +33,17 @@ function draw(canvas, box) {
   const ctx = canvas.getContext('2d');
   if (!current.bitmap) return;
   ctx.drawImage(current.bitmap, 0, 0);
+  const thin = Math.max(1, Math.round(canvas.width / 400));
+  for (const r of facialRegions()) {
+    ctx.lineWidth = thin;
+    ctx.strokeStyle = COLOURS[r.label] || '#ffffff';
+    ctx.setLineDash(r.side === 'right' ? [4 * thin, 3 * thin] : []);
+    ctx.beginPath();
+    r.corners.forEach(([px, py], i) => (i ? ctx.lineTo(px, py) : ctx.moveTo(px, py)));
+    ctx.closePath();
+    ctx.stroke();
+  }
+  ctx.setLineDash([]);
   if (box) {
     const [x, y, w, h] = box;
     const line = Math.max(1, Math.round(canvas.width / 150));
@@ -76,7 +101,9 @@ export async function renderQuery(view, info, params, go) {
   const searchBtn = el('button#search', { id: 'search', type: 'button' }, 'Search');
   const clearBtn = el('button#clear-box', { id: 'clear-box', type: 'button' }, 'Whole image');
   const canvas = el('canvas#query-canvas', { id: 'query-canvas', width: 1, height: 1 });
-  const placeholder = el('p#drop-hint.muted', { id: 'drop-hint' }, 'Choose an image, drop one here, or paste one (Ctrl+V). Then drag a box on it to search by that region.');
+  const placeholder = el('p#drop-hint.muted', { id: 'drop-hint' }, info.faces
+    ? 'Choose an image, drop one here, or paste one (Ctrl+V). Then click a facial region the server finds (solid: the subject\'s left, dashed: right), or drag a box, to search by it.'
+    : 'Choose an image, drop one here, or paste one (Ctrl+V). Then drag a box on it to search by that region.');
   const stage = el('div#stage.stage', { id: 'stage' }, canvas, placeholder);
   const boxText = el('span#box.muted', { id: 'box' });
   const status = el('span#status.muted', { id: 'status' });
@@ -84,7 +111,9 @@ export async function renderQuery(view, info, params, go) {
   const results = el('div#results.grid', { id: 'results' });
 
   const showBox = () => {
-    boxText.textContent = current.region ? `region x,y,w,h = ${regionText(current.region)} (image pixels)` : current.bitmap ? 'whole image' : '';
+    const named = current.region && facialRegions().find((r) => regionText(r.region) === regionText(current.region));
+    const name = named ? `${named.label}${named.side ? ` (${named.side})` : ''}: ` : '';
+    boxText.textContent = current.region ? `${name}region x,y,w,h = ${regionText(current.region)} (image pixels)` : current.bitmap ? 'whole image' : '';
   };
   const paint = () => {
     const has = Boolean(current.bitmap);
@@ -158,10 +187,18 @@ export async function renderQuery(view, info, params, go) {
     current.result = null;
     current.error = null;
     current.bitmap = null;
+    current.faces = [];
     try {
       current.bitmap = await createImageBitmap(file);
     } catch {
       // Not an image the browser can draw: the server still says why.
+    }
+    if (info.faces && current.bitmap) {
+      try {
+        current.faces = (await findFaces(file)).faces;
+      } catch {
+        // No faces to offer; the search below reports a bad image itself.
+      }
     }
     paint();
     await run();
@@ -209,7 +246,12 @@ export async function renderQuery(view, info, params, go) {
     const [x, y] = imagePoint(canvas, e);
     const box = [Math.min(x, start[0]), Math.min(y, start[1]), Math.abs(x - start[0]), Math.abs(y - start[1])].map(Math.round);
     start = null;
-    if (box[2] >= 2 && box[3] >= 2) {
+    const picked = box[2] < 2 && box[3] < 2 ? regionAt([x, y]) : null;
+    if (picked) {
+      current.region = picked.region;
+      paint();
+      run();
+    } else if (box[2] >= 2 && box[3] >= 2) {
       current.region = box;
       paint();
       run();
