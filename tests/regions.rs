@@ -222,7 +222,7 @@ fn check_view(
 fn regions_sit_on_dlibs_marked_faces_upright_mirrored_and_rotated() {
     let dir = faces_dir();
     let finder = finder(Landmarks::Dlib5);
-    let mut views = vec![Tally::default(), Tally::default(), Tally::default()];
+    let mut views = [Tally::default(), Tally::default(), Tally::default()];
     for xml in [
         "training_with_face_landmarks.xml",
         "testing_with_face_landmarks.xml",

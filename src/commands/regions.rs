@@ -126,7 +126,7 @@ pub fn find_all(
     photos: &[Photo],
     wanted: &[String],
     overlay: Option<&Path>,
-) -> Vec<std::result::Result<Found, (Photo, Error)>> {
+) -> Vec<std::result::Result<Found, Box<(Photo, Error)>>> {
     let bar = likeness_app::progress::bar(photos.len() as u64, "photos");
     let limits = DecodeLimits::default();
     let out = photos
@@ -158,7 +158,7 @@ pub fn find_all(
                     height: image.height(),
                 })
             };
-            let r = run().map_err(|e| (photo.clone(), e));
+            let r = run().map_err(|e| Box::new((photo.clone(), e)));
             bar.inc(1);
             r
         })
@@ -259,11 +259,12 @@ pub fn regions_of(
     for r in find_all(finder, &photos, wanted, overlay) {
         match r {
             Ok(f) => found.push(f),
-            Err((photo, e)) if skip_bad => bad.push((photo, e)),
-            Err((_, e)) => {
+            Err(b) if skip_bad => bad.push(*b),
+            Err(b) => {
+                let e = b.1;
                 return Err(Error::Invalid(format!(
                     "{e}\n(pass --skip-bad to skip unreadable photos and list them at the end)"
-                )))
+                )));
             }
         }
     }

@@ -96,7 +96,7 @@ impl<'a> Reader<'a> {
 
     /// A length, bounded by what the rest of the file could hold (every item
     /// takes at least one byte), so a corrupt length cannot allocate gigabytes.
-    pub fn len(&mut self) -> Result<usize> {
+    pub fn length(&mut self) -> Result<usize> {
         let n = self.ulong()?;
         let left = (self.bytes.len() - self.at) as u64;
         if n > left {
@@ -172,6 +172,10 @@ mod tests {
         let mut r = Reader::new(&[0x31]);
         assert!(r.float().unwrap_err().to_string().contains("text format"));
         let mut r = Reader::new(&[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
-        assert!(r.len().unwrap_err().to_string().contains("bytes are left"));
+        assert!(r
+            .length()
+            .unwrap_err()
+            .to_string()
+            .contains("bytes are left"));
     }
 }

@@ -75,13 +75,13 @@ impl ShapePredictor {
             ));
         }
         let parts = initial.len() / 2;
-        let n_levels = r.len()?;
+        let n_levels = r.length()?;
         let mut forests = Vec::with_capacity(n_levels);
         for _ in 0..n_levels {
-            let n_trees = r.len()?;
+            let n_trees = r.length()?;
             let mut trees = Vec::with_capacity(n_trees);
             for _ in 0..n_trees {
-                let n_splits = r.len()?;
+                let n_splits = r.length()?;
                 let mut splits = Vec::with_capacity(n_splits);
                 for _ in 0..n_splits {
                     let idx1 = r.ulong()?;
@@ -89,7 +89,7 @@ impl ShapePredictor {
                     let thresh = r.float()?;
                     splits.push((idx1, idx2, thresh));
                 }
-                let n_leaves = r.len()?;
+                let n_leaves = r.length()?;
                 if n_leaves != n_splits + 1 {
                     return r.fail(format!("a tree of {n_splits} splits has {n_leaves} leaves"));
                 }
@@ -109,10 +109,10 @@ impl ShapePredictor {
             forests.push(trees);
         }
         let read_anchors = |r: &mut Reader| -> Result<Vec<Vec<u32>>, FormatError> {
-            let n = r.len()?;
+            let n = r.length()?;
             (0..n)
                 .map(|_| {
-                    let m = r.len()?;
+                    let m = r.length()?;
                     (0..m)
                         .map(|_| {
                             let a = r.ulong()?;
@@ -126,10 +126,10 @@ impl ShapePredictor {
                 .collect()
         };
         let anchors = read_anchors(&mut r)?;
-        let n = r.len()?;
+        let n = r.length()?;
         let mut deltas = Vec::with_capacity(n);
         for _ in 0..n {
-            let m = r.len()?;
+            let m = r.length()?;
             let mut level = Vec::with_capacity(m);
             for _ in 0..m {
                 level.push([r.float()?, r.float()?]);
