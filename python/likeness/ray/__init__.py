@@ -524,13 +524,15 @@ def serve_sharded(cluster_manifest, replicas=1, route_prefix="/", *, shard_timeo
                   name="likeness", host="127.0.0.1", port=8000, shard_options=None,
                   ingress_options=None, max_replicas_per_node=None, ingress_replicas=1,
                   max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S,
-                  max_concurrent_batches=BATCHES_IN_FLIGHT, search_threads=None):
+                  max_concurrent_batches=BATCHES_IN_FLIGHT, search_threads=None,
+                  http="direct"):
     """Serves the sharded gallery of ``cluster_manifest`` (cluster.json) with
     Ray Serve and returns the ingress's DeploymentHandle.
 
     One ``Shard-XXXX`` deployment per shard with ``replicas`` replicas, each
     opening its shard memory-mapped; an ``Ingress`` deployment (HTTP on
-    ``host:port`` under ``route_prefix``) fans each query out to every shard
+    ``host:port`` under ``route_prefix``, on the head node unless
+    ``ingress_options`` names other resources) fans each query out to every shard
     and merges the top-k by distance; ids are global. Concurrent requests
     (``/search`` and ``/search/batch`` alike) are gathered for up to
     ``batch_wait_timeout_s`` into batches of at most ``max_batch_size``
@@ -542,6 +544,12 @@ def serve_sharded(cluster_manifest, replicas=1, route_prefix="/", *, shard_timeo
     answer within ``shard_timeout_s`` seconds (after asking again while a
     lost replica is replaced) is listed in ``"missing_shards"`` and the
     answer carries ``"partial": true``.
+
+    ``http="direct"``: the ingress replica listens on ``host:port`` itself,
+    so a request costs no hop through Serve's HTTP proxy (about 15 times
+    the requests/s here, see ``_serve.Ingress``); ``http="proxy"``: Serve's
+    proxy listens there and routes to the ingress (the first
+    ``serve_sharded`` of a Ray cluster starts Serve in its mode).
 
     ``max_replicas_per_node=1`` spreads a shard's replicas over distinct
     nodes. ``shard_options`` / ``ingress_options`` are extra Ray actor
@@ -560,13 +568,19 @@ def serve_sharded(cluster_manifest, replicas=1, route_prefix="/", *, shard_timeo
                          f"integer >= 1")
     if not batch_wait_timeout_s >= 0:
         raise ValueError(f"batch_wait_timeout_s = {batch_wait_timeout_s!r}: give seconds >= 0")
+    if http not in ("direct", "proxy"):
+        raise ValueError(f"http = {http!r}: give \"direct\" (the ingress listens itself) or "
+                         f"\"proxy\" (Serve's HTTP proxy)")
     if search_threads is not None and not (isinstance(search_threads, int)
                                            and search_threads >= 1):
         raise ValueError(f"search_threads = {search_threads!r}: give an integer >= 1, or None "
                          f"for all cores")
     path = pathlib.Path(cluster_manifest).resolve()
     doc = check_cluster(path)
-    serve.start(http_options={"host": host, "port": port}, proxy_location="HeadOnly")
+    if http == "direct":
+        serve.start(proxy_location="Disabled")
+    else:
+        serve.start(http_options={"host": host, "port": port}, proxy_location="HeadOnly")
     shard_apps = []
     for e in doc["shards"]:
         opts = {"num_cpus": 0, **(shard_options or {})}
@@ -584,8 +598,12 @@ def serve_sharded(cluster_manifest, replicas=1, route_prefix="/", *, shard_timeo
         # The proxy hands a replica at most max_ongoing_requests requests at
         # once (Ray's default: 5), which would cap every batch at 5.
         ingress_extra["max_ongoing_requests"] = max_batch_size * max_concurrent_batches
+    # On the head node (as Serve's proxy is), so that host:port is the head's.
+    placement = {"num_cpus": 0, "resources": {"node:__internal_head__": 0.001}}
     ingress = _serve.Ingress.options(
         num_replicas=ingress_replicas,
-        ray_actor_options={"num_cpus": 0, **(ingress_options or {})}, **ingress_extra,
-    ).bind(doc, shard_apps, float(shard_timeout_s), batching)
-    return serve.run(ingress, name=name, route_prefix=route_prefix)
+        ray_actor_options={**placement, **(ingress_options or {})}, **ingress_extra,
+    ).bind(doc, shard_apps, float(shard_timeout_s), batching,
+           {"mode": http, "host": host, "port": port, "route_prefix": route_prefix})
+    return serve.run(ingress, name=name,
+                     route_prefix=route_prefix if http == "proxy" else None)

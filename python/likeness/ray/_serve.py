@@ -18,9 +18,9 @@ import time
 
 import numpy as np
 import ray
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 from ray import serve
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from likeness import DEFAULT_EF, DEFAULT_K
 
@@ -162,9 +162,6 @@ class _Latencies:
         return {f"p{q}": float(np.percentile(a, q)) for q in (50, 90, 99)}
 
 
-app = FastAPI()
-
-
 class _Bad(Exception):
     def __init__(self, status, message):
         self.status, self.message = status, message
@@ -197,10 +194,25 @@ def _label_set(body, name):
     return tuple(vs)
 
 
+ROUTES = "POST /search, POST /search/batch, GET /items/{id}, GET /healthz, GET /stats"
+
+
 @serve.deployment
-@serve.ingress(app)
 class Ingress:
-    def __init__(self, cluster, shards, shard_timeout_s, batching):
+    """HTTP in, one ``search`` call per shard per batch, merged answers out.
+
+    With ``http="direct"`` this replica serves HTTP itself on ``host:port``
+    (uvicorn in a thread of the replica; Serve's proxy is not on the path):
+    on this 2-core machine a no-op endpoint answers about 200 requests/s
+    through Serve's proxy, where the proxy's HTTP parsing and its actor
+    call to the replica cost about 5 ms of CPU per request, and about
+    3,400/s from uvicorn in the replica (`make bench-ray`,
+    docs/benchmarks.md). Ray Serve's own RAY_SERVE_ENABLE_DIRECT_INGRESS
+    does the same but is experimental and takes its ports from a range.
+    With ``http="proxy"`` Serve's proxy routes to ``__call__``. Both go
+    through ``_dispatch``."""
+
+    def __init__(self, cluster, shards, shard_timeout_s, batching, http):
         import likeness
 
         self.cluster = cluster
@@ -230,6 +242,81 @@ class Ingress:
             self._submit = serve.batch(**batching)(self._run_batch)
         else:
             self._submit = self._run_one
+        self.prefix = http["route_prefix"].rstrip("/")
+        self.server = None
+        if http["mode"] == "direct":
+            self._serve_http(http["host"], http["port"])
+
+    def _serve_http(self, host, port, wait_s=30.0):
+        """Starts uvicorn on host:port in a thread of this replica. The
+        socket has SO_REUSEPORT, so replicas on one node share the port; a
+        port held by something else is retried for `wait_s` (a replica of a
+        deleted application may still be stopping), then refused."""
+        import socket
+        import threading
+
+        import uvicorn
+
+        deadline = time.monotonic() + wait_s
+        while True:
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            try:
+                sock.bind((host, port))
+                break
+            except OSError as e:
+                sock.close()
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"likeness.ray: the ingress on node {self.node} cannot listen on "
+                        f"{host}:{port} ({e}); stop what holds the port or pass another "
+                        f"port to serve_sharded") from e
+                time.sleep(0.2)
+
+        async def asgi(scope, receive, send):
+            response = await self._dispatch(Request(scope, receive))
+            await response(scope, receive, send)
+
+        config = uvicorn.Config(asgi, log_level="warning", access_log=False, lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.server.install_signal_handlers = lambda: None  # not the main thread
+        thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]},
+                                  name="likeness-http", daemon=True)
+        thread.start()
+        while not self.server.started:
+            if not thread.is_alive():
+                raise RuntimeError(f"likeness.ray: the ingress's HTTP server on {host}:{port} "
+                                   f"stopped while starting; see the replica's log")
+            time.sleep(0.01)
+        self.thread = thread
+
+    def __del__(self):
+        # Serve calls this on graceful shutdown: free the port at once.
+        if getattr(self, "server", None) is not None:
+            self.server.should_exit = True
+            self.thread.join(timeout=5)
+
+    async def __call__(self, request: Request):
+        """Requests from Serve's proxy (``http="proxy"``)."""
+        return await self._dispatch(request)
+
+    async def _dispatch(self, request):
+        path = request.url.path
+        if self.prefix and (path == self.prefix or path.startswith(self.prefix + "/")):
+            path = path[len(self.prefix):] or "/"
+        method = request.method
+        if path == "/search" and method == "POST":
+            return await self._search(request, SEARCH_KEYS, batch=False)
+        if path == "/search/batch" and method == "POST":
+            return await self._search(request, BATCH_KEYS, batch=True)
+        if path.startswith("/items/") and method == "GET":
+            return await self.item(path[len("/items/"):])
+        if path == "/healthz" and method == "GET":
+            return JSONResponse({"status": "ok", "shards": len(self.shards)})
+        if path == "/stats" and method == "GET":
+            return self.stats()
+        return _error(404, f"no route {method} {path}; the routes are {ROUTES}")
 
     async def _run_one(self, query):
         return (await self._run_batch([query]))[0]
@@ -425,16 +512,7 @@ class Ingress:
         out.update({"partial": bool(missing), "missing_shards": missing, "took_ms": took * 1e3})
         return JSONResponse(out)
 
-    @app.post("/search")
-    async def search(self, request: Request):
-        return await self._search(request, SEARCH_KEYS, batch=False)
-
-    @app.post("/search/batch")
-    async def search_batch(self, request: Request):
-        return await self._search(request, BATCH_KEYS, batch=True)
-
-    @app.get("/items/{item_id}")
-    async def item(self, item_id: str):
+    async def item(self, item_id):
         try:
             g = int(item_id)
             if g < 0:
@@ -455,12 +533,7 @@ class Ingress:
                                f"{self.timeout} s", partial=True, missing_shards=[n])
         return JSONResponse(out)
 
-    @app.get("/healthz")
-    async def healthz(self):
-        return JSONResponse({"status": "ok", "shards": len(self.shards)})
-
-    @app.get("/stats")
-    async def stats(self):
+    def stats(self):
         c = self.cluster
         return JSONResponse({
             "count": c["count"],
