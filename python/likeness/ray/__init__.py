@@ -387,13 +387,18 @@ def build_sharded(shards_json, out_dir, *, num_cpus=1, max_retries=3, force=Fals
     ``options`` are ``likeness.build``'s, with its names and defaults
     (``metric``, ``m``, ``ef_construction``, ``seed``, ``store``,
     ``quantile``, ``builder``): every shard is built as ``likeness build``
-    would build the whole gallery.
+    would build the whole gallery, with the shard's labels (and their
+    filter postings) and scores (``predicted_score``) when it has them.
 
     Raises, before building: ``ManifestError`` (not a shards.json, or
     damaged), ``MissingShardError`` (a shard folder or file is absent),
     ``ShardChecksumError`` (a file's CRC32 or size differs from
     shards.json's), ``IncompatibleShardsError`` (shards embedded with
     different models or dimensions, or overlapping ids)."""
+    unknown = sorted(set(options) - BUILD_OPTIONS)
+    if unknown:
+        raise TypeError(f"build_sharded got unknown options {unknown}; likeness.build takes "
+                        f"{sorted(BUILD_OPTIONS)}")
     shards_json = pathlib.Path(shards_json).resolve()
     doc = read_manifest(shards_json, SHARDS_FORMAT)
     root = shards_json.parent
@@ -423,10 +428,6 @@ def build_sharded(shards_json, out_dir, *, num_cpus=1, max_retries=3, force=Fals
         raise FileExistsError(f"{manifest} exists; choose another out_dir or pass force=True")
     out_dir.mkdir(parents=True, exist_ok=True)
     ray = _ray()
-    unknown = sorted(set(options) - BUILD_OPTIONS)
-    if unknown:
-        raise TypeError(f"build_sharded got unknown options {unknown}; likeness.build takes "
-                        f"{sorted(BUILD_OPTIONS)}")
     params = dict(options)
     task = ray.remote(_build_shard).options(num_cpus=num_cpus, max_retries=max_retries,
                                             name="likeness-build-shard")
