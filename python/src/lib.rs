@@ -18,8 +18,8 @@ use std::sync::{Arc, LazyLock, Mutex, OnceLock, RwLock};
 use likeness_index::build::{GraphBuilder, DEFAULT_EF_CONSTRUCTION, DEFAULT_M};
 use likeness_index::quant::{Store, DEFAULT_QUANTILE};
 use likeness_index::{
-    eval, score, Error, Hit, Index, IndexBuilder, ItemInfo, KnnQuery, LabelFilter, Metric, Neighbours,
-    DEFAULT_EF, DEFAULT_K,
+    eval, score, Error, Hit, Index, IndexBuilder, ItemInfo, KnnQuery, LabelFilter, Metric,
+    Neighbours, DEFAULT_EF, DEFAULT_K,
 };
 use numpy::ndarray::{Array2, ArrayView1, ArrayView2};
 use numpy::{
