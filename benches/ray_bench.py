@@ -17,7 +17,8 @@ On one machine the nodes share its cores, so this measures overhead, not
 speed-up. Environment: N (1000000), DIM (128), SHARDS (4), QUERIES (1000),
 SECONDS (10), C (connection counts, "8,32"), LIKENESS_BIN, BENCH_DIR (a
 temporary folder); MAX_BATCH, BATCH_WAIT_MS, IN_FLIGHT override the batched
-row's serve_sharded settings (to tune them).
+row's serve_sharded settings; SWEEP="32:5:2,8:5:2,..." adds a batched row for
+each max_batch_size:batch_wait_ms:max_concurrent_batches (to tune them).
 """
 import json
 import os
@@ -167,9 +168,14 @@ def main():
         sharded_ids = []
         proxy_port = free_port()
         # The proxy's rows first: the first serve_sharded starts Serve's proxy.
+        sweep = [(f"batched {b}/{w} ms/{f}", {"max_batch_size": int(b),
+                                               "batch_wait_timeout_s": float(w) / 1e3,
+                                               "max_concurrent_batches": int(f)})
+                 for b, w, f in (t.split(":") for t in os.environ.get("SWEEP", "").split(",")
+                                 if t)]
         for name, opts in (("sharded, unbatched, proxy", {"max_batch_size": 1, "http": "proxy"}),
                            ("sharded, batched, proxy", {**tuned, "http": "proxy"}),
-                           ("sharded, batched", tuned)):
+                           ("sharded, batched", tuned), *sweep):
             # Serve's proxy keeps the port it started on; the ingress takes a new one.
             port = proxy_port if opts.get("http") == "proxy" else free_port()
             ray_url = f"http://127.0.0.1:{port}"

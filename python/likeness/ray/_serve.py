@@ -243,7 +243,8 @@ class Ingress:
         else:
             self._submit = self._run_one
         self.prefix = http["route_prefix"].rstrip("/")
-        self.server = None
+        self.server = self.thread = None
+        self.http_mode = http["mode"]
         if http["mode"] == "direct":
             self._serve_http(http["host"], http["port"])
 
@@ -289,11 +290,11 @@ class Ingress:
                 raise RuntimeError(f"likeness.ray: the ingress's HTTP server on {host}:{port} "
                                    f"stopped while starting; see the replica's log")
             time.sleep(0.01)
-        self.thread = thread
+        self.thread = thread  # from here on, __del__ stops the server
 
     def __del__(self):
         # Serve calls this on graceful shutdown: free the port at once.
-        if getattr(self, "server", None) is not None:
+        if getattr(self, "thread", None) is not None:
             self.server.should_exit = True
             self.thread.join(timeout=5)
 
@@ -546,6 +547,7 @@ class Ingress:
             "latency_ms": self.lat.json(),
             "shard_timeout_s": self.timeout,
             "ingress_node": self.node,
+            "http": self.http_mode,
             "batching": {**self.batching, "batches": self.batches,
                          "requests": self.batched_requests,
                          "mean_requests_per_batch": (self.batched_requests / self.batches
