@@ -13,7 +13,7 @@ from conftest import INGRESS_OPTIONS, SHARD_OPTIONS, Http, free_port, ids_of, lo
 from likeness import ray as lr
 
 SHARDS = 4
-STREAMS = 6
+STREAMS = 6  # concurrent clients; with a 20 ms batch wait they share batches
 
 
 def reference(gallery, built, q, k, shards):
@@ -79,8 +79,8 @@ def test_two_replicas_lose_a_node_without_a_failed_request(gallery, tmp_path):
         gallery = dict(gallery, root=tmp_path)
         port = free_port()
         lr.serve_sharded(tmp_path / "idx" / "cluster.json", replicas=2, port=port,
-                         batch_wait_timeout_s=0.02, max_replicas_per_node=1, shard_timeout_s=15, shard_options=SHARD_OPTIONS,
-                         ingress_options=INGRESS_OPTIONS)
+                         batch_wait_timeout_s=0.02, max_replicas_per_node=1, shard_timeout_s=15,
+                         shard_options=SHARD_OPTIONS, ingress_options=INGRESS_OPTIONS)
         http = Http(port)
         where = shard_nodes("likeness", SHARDS)
         workers = {w.node_id for w in c.workers}
@@ -112,7 +112,8 @@ def test_one_replica_lost_shards_are_flagged_partial_never_wrong(gallery, tmp_pa
         port = free_port()
         # Shards spread over both workers: at most 2 replicas per node.
         lr.serve_sharded(tmp_path / "idx" / "cluster.json", replicas=1, port=port,
-                         batch_wait_timeout_s=0.02, shard_timeout_s=2, shard_options={"resources": {"shards": 4}},
+                         batch_wait_timeout_s=0.02, shard_timeout_s=2,
+                         shard_options={"resources": {"shards": 4}},
                          ingress_options=INGRESS_OPTIONS)
         http = Http(port)
         where = shard_nodes("likeness", SHARDS, tries=1)
