@@ -61,8 +61,7 @@ def scored(cluster, gallery, tmp_path_factory):
     scores = gallery_scores(labels)
     lr.write_shards(x, root / "emb", SHARDS, labels=labels, scores=scores)
     built = lr.build_sharded(root / "emb" / "shards.json", root / "idx", **SCORED)
-    single = likeness.build(x, root / "single", labels=labels, scores=scores, threads=1,
-                            **SCORED)
+    single = likeness.build(x, root / "single", labels=labels, scores=scores, **SCORED)
     port = free_port()
     lr.serve_sharded(root / "idx" / "cluster.json", port=port, name="scored",
                      batch_wait_timeout_s=0.05, shard_options=SHARD_OPTIONS,
