@@ -17,7 +17,8 @@ copied. Paths given here are made absolute on the driver.
 - ``serve_sharded(cluster_json, replicas=R)``: a Ray Serve application
   answering ``likeness serve``'s ``/search``, ``/search/batch``,
   ``/items/{id}``, ``/healthz`` and ``/stats``, fanning out to one ``Shard``
-  deployment per shard. A shard that does not answer within
+  deployment per shard; concurrent requests are batched into one call per
+  shard, each keeping its own answer. A shard that does not answer within
   ``shard_timeout_s`` is reported in ``"missing_shards"`` with
   ``"partial": true``.
 

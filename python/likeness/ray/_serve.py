@@ -1,5 +1,12 @@
 """The Ray Serve application of ``serve_sharded``: ``Shard`` (one shard's
-index, memory-mapped) and ``Ingress`` (HTTP, fan-out, merge).
+index, memory-mapped) and ``Ingress`` (HTTP, batching, fan-out, merge).
+
+A request is parsed once (``_Query``), waits for others in
+``@serve.batch``, and its batch goes to every shard as one ``search`` call:
+requests with equal parameters form one group, one engine call per group,
+its rows searched in parallel. Each request gets back its own rows: hits
+(with ``predicted_score`` from the engine's ``likeness.predict_score`` when
+the shards have scores) or the engine's error for them.
 
 The JSON is ``likeness serve``'s: ``POST /search`` ``{"vector", "k", "ef",
 "labels" | "exclude_labels"}`` -> ``{"hits": [{"rank", "id", "distance",
