@@ -35,9 +35,12 @@ def built(cluster, gallery):
 
 @pytest.fixture(scope="module")
 def served(cluster, gallery, built):
+    """Through Serve's HTTP proxy (http="proxy"; `scored` is the other mode).
+    The first serve_sharded of a cluster starts Serve, here with the proxy."""
     port = free_port()
     lr.serve_sharded(gallery["root"] / "idx" / "cluster.json", replicas=1, port=port,
-                     name="likeness", shard_options=SHARD_OPTIONS, ingress_options=INGRESS_OPTIONS)
+                     name="likeness", shard_options=SHARD_OPTIONS, ingress_options=INGRESS_OPTIONS,
+                     http="proxy")
     return Http(port)
 
 
@@ -52,10 +55,11 @@ SCORED = {"metric": "cosine", "store": "i8", "quantile": 0.98, "seed": 1}
 
 
 @pytest.fixture(scope="module")
-def scored(cluster, gallery, tmp_path_factory):
+def scored(cluster, gallery, served, tmp_path_factory):
     """The gallery with scores, built sharded and as one index with the same
-    options, and served on its own port with a long batch wait (50 ms), so
-    that concurrent requests surely share batches."""
+    options, and served with the ingress listening itself (the default) on
+    its own port, with a long batch wait (50 ms), so that concurrent
+    requests surely share batches."""
     root = tmp_path_factory.mktemp("scored")
     x, labels = gallery["x"], gallery["labels"]
     scores = gallery_scores(labels)
@@ -99,6 +103,7 @@ def test_concurrent_requests_are_batched_and_answer_as_alone(gallery, scored):
     requests += [("/search/batch", {"vectors": q[lo:lo + 5].tolist(), "k": 10})
                  for lo in (30, 35)]
     requests.append(("/search", {"vector": q[0].tolist(), "k": 4, "labels": [3, 5]}))
+    assert http.get("/stats")[1]["http"] == "direct"
     together, batches, sent = concurrently(http, requests)
     # Requests shared batches: fewer batches than requests.
     assert sent == len(requests) and batches < sent, (batches, sent)
@@ -252,7 +257,8 @@ def test_items_health_stats_and_bad_requests(gallery, served):
     status, out = served.post("/search", {"vector": v, "k": 10, "labels": [3]})
     assert status == 200 and out["hits"] and all(h["label"] == 3 for h in out["hits"])
     status, stats = served.get("/stats")
-    assert status == 200
+    assert status == 200 and stats["http"] == "proxy"
+    assert stats["batching"]["max_batch_size"] == lr.MAX_BATCH_SIZE
     assert stats["count"] == 20_000 and stats["dim"] == 64 and stats["metric"] == "l2"
     assert len(stats["shards"]) == SHARDS
     assert all(s["answers"] > 0 and s["latency_ms"]["p50"] > 0 for s in stats["shards"])
