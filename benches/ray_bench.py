@@ -4,14 +4,21 @@ index, on the same seeded data (N × DIM float32 around 1,000 centres, l2).
 
 Prints: sharded build wall time against one `likeness build`; Recall@10
 against exact search at the default ef (64), sharded (through Ray Serve) and single;
-QPS and p50/p99 latency through Ray Serve against `likeness serve` (same
-query, benches/peers/load.py, C connections for SECONDS); Ray's per-query
-overhead (sequential p50 through Serve minus through `likeness serve`);
-and the per-shard memory and build rate that the README's node counts use.
+queries/s and p50/p99 latency of `POST /search` (one query per request,
+benches/peers/load.py, each of C connections for SECONDS) for one `likeness
+serve`; the sharded path unbatched through Serve's HTTP proxy
+(`serve_sharded(max_batch_size=1, http="proxy")`: each request its own
+call to every shard, as before batching); batched through the proxy; and
+batched with the ingress listening itself (the defaults); the batches'
+mean size; and the per-shard memory and build rate that the README's node
+counts use.
 
 On one machine the nodes share its cores, so this measures overhead, not
 speed-up. Environment: N (1000000), DIM (128), SHARDS (4), QUERIES (1000),
-SECONDS (10), C (8), LIKENESS_BIN, BENCH_DIR (a temporary folder).
+SECONDS (10), C (connection counts, "8,32"), LIKENESS_BIN, BENCH_DIR (a
+temporary folder); MAX_BATCH, BATCH_WAIT_MS, IN_FLIGHT override the batched
+row's serve_sharded settings; SWEEP="32:5:2,8:5:2,..." adds a batched row for
+each max_batch_size:batch_wait_ms:max_concurrent_batches (to tune them).
 """
 import json
 import os
@@ -37,7 +44,7 @@ DIM = int(os.environ.get("DIM", 128))
 SHARDS = int(os.environ.get("SHARDS", 4))
 QUERIES = int(os.environ.get("QUERIES", 1000))
 SECONDS = float(os.environ.get("SECONDS", 10))
-CONNECTIONS = int(os.environ.get("C", 8))
+CONNECTIONS = [int(c) for c in os.environ.get("C", "8,32").split(",")]
 HERE = pathlib.Path(__file__).resolve().parent
 
 
@@ -133,16 +140,15 @@ def main():
         truth, _ = single.search(q, k=10, exact=True)
         single_ids, _ = single.search(q, k=10, ef=likeness.DEFAULT_EF)
 
-        port = free_port()
-        lr.serve_sharded(work / "idx" / "cluster.json", replicas=1, port=port,
-                         shard_timeout_s=30)
-        ray_url = f"http://127.0.0.1:{port}"
-        sharded_ids = []
-        for lo in range(0, len(q), 200):
-            out = post(ray_url + "/search/batch", {"vectors": q[lo:lo + 200].tolist(), "k": 10,
-                                                   "ef": likeness.DEFAULT_EF})
-            assert not out["partial"], out["missing_shards"]
-            sharded_ids += [[h["id"] for h in r["hits"]] for r in out["results"]]
+        body = work / "query.json"
+        body.write_text(json.dumps({"vector": q[0].tolist(), "k": 10, "ef": likeness.DEFAULT_EF}))
+        res, batching = {}, {}
+
+        def measure(name, url):
+            load(url + "/search", body, 1, 2)  # warm-up
+            res[name] = {c: load(url + "/search", body, c, SECONDS) for c in CONNECTIONS}
+            print(f"{name}: " + ", ".join(f"{c} connections {r['requests_per_s']:.0f}/s"
+                                          for c, r in res[name].items()), flush=True)
 
         lport = free_port()
         server = subprocess.Popen([BIN, "serve", "--index", work / "single", "--addr",
@@ -150,13 +156,46 @@ def main():
                                   stderr=subprocess.DEVNULL)
         l_url = f"http://127.0.0.1:{lport}"
         wait_http(l_url + "/healthz")
-        body = work / "query.json"
-        body.write_text(json.dumps({"vector": q[0].tolist(), "k": 10, "ef": likeness.DEFAULT_EF}))
-        res = {}
-        for name, url in (("ray serve", ray_url), ("likeness serve", l_url)):
-            load(url + "/search", body, 1, 2)  # warm-up
-            res[name] = {"loaded": load(url + "/search", body, CONNECTIONS, SECONDS),
-                         "sequential": load(url + "/search", body, 1, SECONDS)}
+        measure("likeness serve", l_url)
+        server.terminate()
+        server.wait()
+        server = None
+
+        tuned = {k: t(os.environ[e]) for k, e, t in (
+            ("max_batch_size", "MAX_BATCH", int),
+            ("batch_wait_timeout_s", "BATCH_WAIT_MS", lambda v: float(v) / 1e3),
+            ("max_concurrent_batches", "IN_FLIGHT", int)) if e in os.environ}
+        sharded_ids = []
+        proxy_port = free_port()
+        # The proxy's rows first: the first serve_sharded starts Serve's proxy.
+        sweep = [(f"batched {b}/{w} ms/{f}", {"max_batch_size": int(b),
+                                               "batch_wait_timeout_s": float(w) / 1e3,
+                                               "max_concurrent_batches": int(f)})
+                 for b, w, f in (t.split(":") for t in os.environ.get("SWEEP", "").split(",")
+                                 if t)]
+        for name, opts in (("sharded, unbatched, proxy", {"max_batch_size": 1, "http": "proxy"}),
+                           ("sharded, batched, proxy", {**tuned, "http": "proxy"}),
+                           ("sharded, batched", tuned), *sweep):
+            # Serve's proxy keeps the port it started on; the ingress takes a new one.
+            port = proxy_port if opts.get("http") == "proxy" else free_port()
+            ray_url = f"http://127.0.0.1:{port}"
+            lr.serve_sharded(work / "idx" / "cluster.json", replicas=1, port=port,
+                             shard_timeout_s=30, **opts)
+            if not sharded_ids:  # recall, through the served path
+                for lo in range(0, len(q), 200):
+                    out = post(ray_url + "/search/batch", {"vectors": q[lo:lo + 200].tolist(),
+                                                           "k": 10, "ef": likeness.DEFAULT_EF})
+                    assert not out["partial"], out["missing_shards"]
+                    sharded_ids += [[h["id"] for h in r["hits"]] for r in out["results"]]
+            before = json.loads(urllib.request.urlopen(ray_url + "/stats").read())["batching"]
+            measure(name, ray_url)
+            after = json.loads(urllib.request.urlopen(ray_url + "/stats").read())["batching"]
+            batching[name] = {**{k: after[k] for k in ("max_batch_size", "batch_wait_timeout_s",
+                                                       "max_concurrent_batches")},
+                              "mean_requests_per_batch":
+                                  (after["requests"] - before["requests"])
+                                  / max(1, after["batches"] - before["batches"])}
+            serve.delete("likeness")
     finally:
         if server is not None:
             server.terminate()
@@ -176,11 +215,11 @@ def main():
                     "per_shard": [round(s["build_seconds"], 1) for s in built["shards"]]},
         "recall_at_10_ef64": {"single": recall(single_ids.tolist(), truth.tolist()),
                               "sharded": recall(sharded_ids, truth.tolist())},
-        "serve": {k: {m: {"qps": v[m]["requests_per_s"], "p50_ms": v[m]["p50_ms"],
-                          "p99_ms": v[m]["p99_ms"], "errors": v[m]["errors"]}
-                      for m in ("loaded", "sequential")} for k, v in res.items()},
-        "ray_overhead_ms_p50": res["ray serve"]["sequential"]["p50_ms"]
-        - res["likeness serve"]["sequential"]["p50_ms"],
+        "load_average": os.getloadavg(),
+        "serve": {k: {c: {"qps": r["requests_per_s"], "p50_ms": r["p50_ms"],
+                          "p99_ms": r["p99_ms"], "errors": r["errors"]}
+                      for c, r in v.items()} for k, v in res.items()},
+        "batching": batching,
         "index_bytes_per_vector": per_vector,
         "graph_bytes_per_vector": per_vector - 4 * DIM,
         "shard_build_vectors_per_s_per_thread": float(rate),
@@ -194,16 +233,23 @@ def main():
           f"{sharded_build:.1f} s ({SHARDS} tasks × 1 thread) |")
     print(f"| Recall@10 at ef 64 vs exact | {s['recall_at_10_ef64']['single']:.4f} | "
           f"{s['recall_at_10_ef64']['sharded']:.4f} |")
-    for m, label in (("loaded", f"{CONNECTIONS} connections"), ("sequential", "1 connection")):
-        a, b = s["serve"]["likeness serve"][m], s["serve"]["ray serve"][m]
-        print(f"| QPS, {label} | {a['qps']:.0f} (`likeness serve`) | {b['qps']:.0f} (Ray Serve) |")
-        print(f"| p50 / p99 ms, {label} | {a['p50_ms']:.2f} / {a['p99_ms']:.2f} | "
-              f"{b['p50_ms']:.2f} / {b['p99_ms']:.2f} |")
-    print(f"| Ray's per-query overhead (p50, 1 connection) | | "
-          f"{s['ray_overhead_ms_p50']:.2f} ms |")
     print(f"| index bytes per vector (vectors + graph) | {per_vector:.0f} "
           f"({4 * DIM} + {per_vector - 4 * DIM:.0f}) | |")
     print(f"| shard build rate | | {rate:.0f} vectors/s per thread |")
+    print()
+    b = batching["sharded, batched"]
+    print(f"`POST /search`, one query per request, k 10, ef 64; load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; batched: max_batch_size "
+          f"{b['max_batch_size']}, wait {b['batch_wait_timeout_s'] * 1e3:g} ms, "
+          f"{b['max_concurrent_batches']} in flight")
+    print()
+    print("| path | connections | queries/s | p50 ms | p99 ms | errors | requests per batch |")
+    print("|---|---|---|---|---|---|---|")
+    for name, v in res.items():
+        per = batching.get(name, {}).get("mean_requests_per_batch")
+        for c, r in v.items():
+            print(f"| {name} | {c} | {r['requests_per_s']:.0f} | {r['p50_ms']:.1f} | "
+                  f"{r['p99_ms']:.1f} | {r['errors']} | {'' if per is None else f'{per:.1f}'} |")
     print()
     print(json.dumps(summary))
 

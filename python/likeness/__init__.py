@@ -17,6 +17,8 @@ Names:
   ``vectors`` and ``labels`` (read-only views on the memory map).
 - ``evaluate(index, ks, queries, labels) -> dict``: Recall@K, Precision@1,
   R-Precision, MAP@R and the graph's agreement with exact search.
+- ``predict_score(distances, scores)``: a query's ``predicted_score`` from
+  its hits, as ``likeness serve`` computes it.
 - ``CorruptIndexError``: a damaged, foreign or too-new index file.
 - ``DEFAULT_K``, ``DEFAULT_EF``, ``MAX_K``, ``MAX_EF``, ``DEFAULT_M``,
   ``DEFAULT_EF_CONSTRUCTION``, ``DEFAULT_QUANTILE``: the engine's defaults
@@ -39,8 +41,9 @@ from ._likeness import (
     __version__,
     build,
     evaluate,
+    predict_score,
 )
 
-__all__ = ["CorruptIndexError", "Index", "build", "evaluate", "__version__", "DEFAULT_K",
-           "DEFAULT_EF", "MAX_K", "MAX_EF", "DEFAULT_M", "DEFAULT_EF_CONSTRUCTION",
+__all__ = ["CorruptIndexError", "Index", "build", "evaluate", "predict_score", "__version__",
+           "DEFAULT_K", "DEFAULT_EF", "MAX_K", "MAX_EF", "DEFAULT_M", "DEFAULT_EF_CONSTRUCTION",
            "DEFAULT_QUANTILE"]

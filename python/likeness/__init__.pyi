@@ -55,11 +55,16 @@ class Index:
     def labels(self) -> Optional[npt.NDArray[np.int64]]:
         """The items' labels, int64 [count] (a read-only view like
         ``vectors``), or None when the index was built without."""
+    @property
+    def scores(self) -> Optional[npt.NDArray[np.float32]]:
+        """The items' scores, float32 [count], NaN where an item has none (a
+        read-only view like ``vectors``), or None when the index was built
+        without scores."""
     def items(
         self, ids: _Ints, distances: Optional[Sequence[float]] = None
     ) -> List[Optional[Dict[str, Any]]]:
         """One dict per id: "id" and, when recorded, "label", "class",
-        "path" and "region" ([x0, y0, x1, y1]); "distance" when
+        "path", "region" ([x0, y0, x1, y1]) and "score"; "distance" when
         ``distances`` is given. Id -1 (search padding) gives None."""
     def search(
         self,
@@ -95,10 +100,14 @@ def build(
     out: _Path,
     *,
     labels: Optional[_Ints] = None,
+    scores: Optional[Union[npt.NDArray[np.floating], Sequence[float]]] = None,
     metric: Literal["cosine", "l2"] = "cosine",
     m: int = 16,
     ef_construction: int = 200,
     seed: int = 0,
+    store: Literal["f32", "f16", "i8"] = "f32",
+    quantile: float = 0.99,
+    builder: Literal["native", "hnsw_rs"] = "native",
     threads: Optional[int] = None,
     force: bool = False,
 ) -> Index:
@@ -107,7 +116,16 @@ def build(
     opens it: the same files as ``likeness build``. Rows with NaN/Inf (and,
     for cosine, all-zero rows) raise ValueError naming the row; labels of
     the wrong length raise ValueError; an existing ``out`` raises
-    FileExistsError unless ``force=True``. The GIL is released."""
+    FileExistsError unless ``force=True``. ``scores``: one float per row
+    (NaN = none), for ``predicted_score``. ``store``: "f32", "f16" or "i8"
+    (compact copies searched, re-ranked with float32); ``quantile``: the
+    i8 codes' central fraction; ``builder``: "native" or "hnsw_rs". The
+    same options and defaults as ``likeness build``. The GIL is released."""
+
+def predict_score(distances: Sequence[float], scores: Sequence[float]) -> Optional[float]:
+    """The score predicted from a query's hits as ``likeness serve`` gives
+    it (``predicted_score``): the 1/distance-weighted mean of the scores of
+    the hits that have one (NaN = none); None when none has."""
 
 def evaluate(
     index: Index,

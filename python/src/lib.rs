@@ -18,8 +18,8 @@ use std::sync::{Arc, LazyLock, Mutex, OnceLock, RwLock};
 use likeness_index::build::{GraphBuilder, DEFAULT_EF_CONSTRUCTION, DEFAULT_M};
 use likeness_index::quant::{Store, DEFAULT_QUANTILE};
 use likeness_index::{
-    eval, Error, Index, IndexBuilder, ItemInfo, KnnQuery, LabelFilter, Metric, Neighbours,
-    DEFAULT_EF, DEFAULT_K,
+    eval, score, Error, Hit, Index, IndexBuilder, ItemInfo, KnnQuery, LabelFilter, Metric,
+    Neighbours, DEFAULT_EF, DEFAULT_K,
 };
 use numpy::ndarray::{Array2, ArrayView1, ArrayView2};
 use numpy::{
@@ -198,6 +198,27 @@ fn int_labels(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<i64>> {
     }
     let a = arr.call_method1("astype", ("int64",))?;
     let a = a.cast::<PyArrayDyn<i64>>()?.readonly();
+    Ok(a.as_array().iter().copied().collect())
+}
+
+/// Floats from any 1-D float array or sequence (`scores`), as f32.
+fn float_values(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<f32>> {
+    let np = obj.py().import("numpy")?;
+    let arr = np
+        .call_method1("asarray", (obj,))?
+        .call_method1("astype", ("float32",))
+        .map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{what} must be numbers; convert with numpy.asarray({what}, dtype=numpy.float32)"
+            ))
+        })?;
+    let shape: Vec<usize> = arr.getattr("shape")?.extract()?;
+    if shape.len() != 1 {
+        return Err(PyValueError::new_err(format!(
+            "{what} must have shape (n,), got {shape:?}"
+        )));
+    }
+    let a = arr.cast::<PyArrayDyn<f32>>()?.readonly();
     Ok(a.as_array().iter().copied().collect())
 }
 
@@ -409,9 +430,33 @@ impl PyIndex {
         Ok(Some(arr))
     }
 
+    /// The items' scores, float32 [count] (NaN where an item has none; a
+    /// read-only view on the memory map, like `vectors`), or None when the
+    /// index was built without scores.
+    #[getter]
+    fn scores<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyArray1<f32>>>> {
+        let index = self.get()?;
+        let Some(scores) = index.scores() else {
+            return Ok(None);
+        };
+        let view = ArrayView1::from(scores);
+        let owner = Bound::new(
+            py,
+            MappedIndex {
+                _index: index.clone(),
+            },
+        )?;
+        // SAFETY: as for `vectors`: the scores live in the index's memory
+        // map (`meta.bin`), kept alive by `owner`, the array's base object.
+        let arr = unsafe { PyArray1::borrow_from_array(&view, owner.into_any()) };
+        arr.readwrite().make_nonwriteable();
+        Ok(Some(arr))
+    }
+
     /// What is known of each item id: a list with one dict per id, holding
     /// "id" and, when the index records them, "label", "class" (the label's
-    /// name), "path" (the item's source) and "region" ([x0, y0, x1, y1]).
+    /// name), "path" (the item's source), "region" ([x0, y0, x1, y1]) and
+    /// "score" (absent where the item has none), as `likeness serve`'s hits.
     /// With `distances` (a search's row), each dict also gets "distance".
     /// Id -1 (search padding) gives None.
     #[pyo3(signature = (ids, distances=None))]
@@ -435,6 +480,7 @@ impl PyIndex {
         }
         let records = self.item_records(&index)?;
         let labels = index.labels();
+        let scores = index.scores();
         let manifest = index.manifest();
         let out = PyList::empty(py);
         for (pos, &id) in ids.iter().enumerate() {
@@ -467,6 +513,9 @@ impl PyIndex {
                 if let Some(r) = info.region {
                     d.set_item("region", r.to_vec())?;
                 }
+            }
+            if let Some(sc) = scores.and_then(|s| s.get(i)).filter(|s| s.is_finite()) {
+                d.set_item("score", sc)?;
             }
             if let Some(ds) = &dists {
                 d.set_item("distance", ds[pos])?;
@@ -612,16 +661,19 @@ impl PyIndex {
 /// a quarter of f32's memory; f16 and i8 re-rank with float32).
 /// `quantile`: i8's central fraction of each dimension's values the codes
 /// span. `builder`: "native" or "hnsw_rs" (builds with that feature). The
-/// same options, names and defaults as `likeness build`. The GIL is
-/// released while building.
+/// same options, names and defaults as `likeness build`. `scores`: n
+/// floats, NaN where an item has none (as `likeness index` records a
+/// manifest's `score` column), for `predicted_score`. The GIL is released
+/// while building.
 #[pyfunction]
-#[pyo3(signature = (vectors, out, *, labels=None, metric="cosine", m=DEFAULT_M as i64, ef_construction=DEFAULT_EF_CONSTRUCTION as i64, seed=0, store="f32", quantile=DEFAULT_QUANTILE, builder="native", threads=None, force=false))]
+#[pyo3(signature = (vectors, out, *, labels=None, scores=None, metric="cosine", m=DEFAULT_M as i64, ef_construction=DEFAULT_EF_CONSTRUCTION as i64, seed=0, store="f32", quantile=DEFAULT_QUANTILE, builder="native", threads=None, force=false))]
 #[allow(clippy::too_many_arguments)]
 fn build(
     py: Python<'_>,
     vectors: &Bound<'_, PyAny>,
     out: PathBuf,
     labels: Option<&Bound<'_, PyAny>>,
+    scores: Option<&Bound<'_, PyAny>>,
     metric: &str,
     m: i64,
     ef_construction: i64,
@@ -653,6 +705,17 @@ fn build(
             )));
         }
     }
+    let scores = scores.map(|s| float_values(s, "scores")).transpose()?;
+    if let Some(sc) = &scores {
+        if sc.len() != rows.rows {
+            return Err(PyValueError::new_err(format!(
+                "vectors holds {} rows but scores holds {}; give one score per vector \
+                 (NaN where an item has none)",
+                rows.rows,
+                sc.len()
+            )));
+        }
+    }
     if out.exists() && !force {
         return Err(PyFileExistsError::new_err(format!(
             "{} already exists; remove it, choose another out or pass force=True to replace it",
@@ -669,6 +732,10 @@ fn build(
         .graph_builder(graph_builder)
         .threads(threads)
         .overwrite(force);
+    let builder = match scores {
+        Some(sc) => builder.scores(sc),
+        None => builder,
+    };
     let (data, dim) = (rows.as_slice(), rows.dim);
     let index = py
         .detach(|| {
@@ -677,6 +744,39 @@ fn build(
         })
         .map_err(py_err)?;
     Ok(PyIndex::wrap(index))
+}
+
+/// The score predicted from a query's hits, as `likeness query` and
+/// `likeness serve` give it (`predicted_score`): the 1/distance-weighted
+/// mean of the scores of the hits that have one (NaN = none). `distances`
+/// and `scores` are the hits', in any order. None when no hit has a score.
+#[pyfunction]
+fn predict_score(distances: Vec<f32>, scores: Vec<f32>) -> PyResult<Option<f32>> {
+    if distances.len() != scores.len() {
+        return Err(PyValueError::new_err(format!(
+            "{} distances but {} scores; give one score per hit",
+            distances.len(),
+            scores.len()
+        )));
+    }
+    // The engine's own function over hits, so that the sharded answer is
+    // computed as one index's is.
+    let hits: Vec<Hit> = distances
+        .iter()
+        .zip(&scores)
+        .enumerate()
+        .map(|(r, (&distance, &s))| Hit {
+            rank: r + 1,
+            id: r as i64,
+            distance,
+            label: None,
+            class: None,
+            path: None,
+            region: None,
+            score: Some(s).filter(|s| s.is_finite()),
+        })
+        .collect();
+    Ok(score::predict_from_hits(&hits))
 }
 
 /// Retrieval metrics of an index with labels: the same keys and values as
@@ -741,6 +841,7 @@ fn _likeness(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CorruptIndexError", m.py().get_type::<CorruptIndexError>())?;
     m.add_function(wrap_pyfunction!(build, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(predict_score, m)?)?;
     // The engine's defaults and limits, so that likeness.ray and scripts
     // read them rather than write them again.
     m.add("DEFAULT_K", DEFAULT_K)?;

@@ -195,6 +195,38 @@ def test_items_describe_ids(tmp_path, data):
         ix.items([5])
 
 
+def test_scores_and_compact_stores_give_the_cli_predicted_score(tmp_path, cli, data):
+    """`build(scores=..., store=...)` writes what `likeness query` reads: each
+    hit's score and the query's predicted_score, which `predict_score`
+    computes from the hits as the CLI does."""
+    x, labels, q, _ = data
+    scores = np.where(np.arange(len(x)) % 5 == 0, np.nan, labels * 0.5).astype(np.float32)
+    np.save(tmp_path / "q.npy", q[:20])
+    for store in ("f32", "i8"):
+        ix = build_py(tmp_path, x, name=store, labels=labels, scores=scores, store=store,
+                      quantile=0.97, seed=2)
+        assert ix.manifest.get("store", "f32") == store
+        np.testing.assert_array_equal(ix.scores, scores)  # NaN where none
+        rows = [r for r in cli.json_lines("query", "--index", ix.path, "--vectors",
+                                          tmp_path / "q.npy", "-k", 10, "--json")
+                if r["type"] == "query"]
+        ids, dists = ix.search(q[:20], k=10)
+        for r, row in enumerate(rows):
+            assert [h["id"] for h in row["hits"]] == ids[r].tolist()
+            items = ix.items(ids[r], dists[r])
+            assert [it.get("score") for it in items] == \
+                [h.get("score") and pytest.approx(h["score"]) for h in row["hits"]]
+            got = likeness.predict_score(dists[r].tolist(),
+                                         [it.get("score", np.nan) for it in items])
+            assert got == pytest.approx(row["predicted_score"], abs=1e-5), store
+    assert build_py(tmp_path, x, name="none").scores is None
+    assert likeness.predict_score([1.0, 2.0], [np.nan, np.nan]) is None
+    with pytest.raises(ValueError, match="one score per vector"):
+        build_py(tmp_path, x, name="short", scores=scores[:-1])
+    with pytest.raises(ValueError, match="one score per hit"):
+        likeness.predict_score([1.0], [])
+
+
 # ---- bad input ----------------------------------------------------------------
 
 def test_build_refuses_bad_arrays(tmp_path, data):

@@ -1,19 +1,21 @@
 """build_sharded and serve_sharded on a real 3-node Ray cluster: a seeded
-20,000 × 64 gallery in 4 shards answers like one index; lost nodes give
-no failed requests with 2 replicas and flagged partial answers with 1;
-bad files fail before serving starts."""
+20,000 × 64 gallery in 4 shards answers like one index; concurrent
+requests are batched and answer as if sent alone, a bad one failing alone;
+scores, an i8 store and label postings are carried by every shard; bad
+files fail before serving starts."""
 import json
 import shutil
 import subprocess
 import sys
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 import likeness
-from conftest import INGRESS_OPTIONS, SHARD_OPTIONS, Http, free_port, ids_of, local_cluster, recall_at_10
+from conftest import (INGRESS_OPTIONS, SHARD_OPTIONS, Http, free_port, ids_of, local_cluster,
+                      recall_at_10, run)
 from likeness import ray as lr
 
 SHARDS = 4
@@ -33,10 +35,157 @@ def built(cluster, gallery):
 
 @pytest.fixture(scope="module")
 def served(cluster, gallery, built):
+    """Through Serve's HTTP proxy (http="proxy"; `scored` is the other mode).
+    The first serve_sharded of a cluster starts Serve, here with the proxy."""
     port = free_port()
     lr.serve_sharded(gallery["root"] / "idx" / "cluster.json", replicas=1, port=port,
-                     name="likeness", shard_options=SHARD_OPTIONS, ingress_options=INGRESS_OPTIONS)
+                     name="likeness", shard_options=SHARD_OPTIONS, ingress_options=INGRESS_OPTIONS,
+                     http="proxy")
     return Http(port)
+
+
+def gallery_scores(labels):
+    """A score per item (label / 10), NaN for every 7th: items without one."""
+    return np.where(np.arange(len(labels)) % 7 == 0, np.nan, labels / 10).astype(np.float32)
+
+
+# As `likeness build --metric cosine --store i8 --quantile 0.98`: cosine so
+# that a zero query is a query the engine refuses (it cannot be normalised).
+SCORED = {"metric": "cosine", "store": "i8", "quantile": 0.98, "seed": 1}
+
+
+@pytest.fixture(scope="module")
+def scored(cluster, gallery, served, tmp_path_factory):
+    """The gallery with scores, built sharded and as one index with the same
+    options, and served with the ingress listening itself (the default) on
+    its own port, with a long batch wait (50 ms), so that concurrent
+    requests surely share batches."""
+    root = tmp_path_factory.mktemp("scored")
+    x, labels = gallery["x"], gallery["labels"]
+    scores = gallery_scores(labels)
+    lr.write_shards(x, root / "emb", SHARDS, labels=labels, scores=scores)
+    built = lr.build_sharded(root / "emb" / "shards.json", root / "idx", **SCORED)
+    single = likeness.build(x, root / "single", labels=labels, scores=scores, **SCORED)
+    port = free_port()
+    lr.serve_sharded(root / "idx" / "cluster.json", port=port, name="scored",
+                     batch_wait_timeout_s=0.05, shard_options=SHARD_OPTIONS,
+                     ingress_options=INGRESS_OPTIONS)
+    return {"root": root, "built": built, "single": single, "scores": scores,
+            "http": Http(port)}
+
+
+def concurrently(http, requests):
+    """Posts every (path, body) at once (a thread each); returns (status,
+    answer) in order, and how many batches the ingress formed meanwhile."""
+    before = http.get("/stats")[1]["batching"]
+    with ThreadPoolExecutor(len(requests)) as pool:
+        out = list(pool.map(lambda r: http.post(*r, timeout=60), requests))
+    after = http.get("/stats")[1]["batching"]
+    return out, after["batches"] - before["batches"], after["requests"] - before["requests"]
+
+
+def assert_same_hits(got, want):
+    assert [h["id"] for h in got] == [h["id"] for h in want]
+    np.testing.assert_allclose([h["distance"] for h in got], [h["distance"] for h in want],
+                               rtol=0, atol=1e-5)
+    # Scores are float32: the same value, though JSON may spell it longer.
+    for g, w in zip(got, want):
+        assert {k: v for k, v in g.items() if k not in ("distance", "score")} == \
+            {k: v for k, v in w.items() if k not in ("distance", "score")}
+        assert np.float32(g.get("score", np.nan)) == np.float32(w.get("score", np.nan)) or \
+            ("score" not in g and "score" not in w)
+
+
+@pytest.mark.timeout(300)
+def test_concurrent_requests_are_batched_and_answer_as_alone(gallery, scored):
+    http, q = scored["http"], gallery["queries"][:40]
+    requests = [("/search", {"vector": v.tolist(), "k": 10}) for v in q[:30]]
+    requests += [("/search/batch", {"vectors": q[lo:lo + 5].tolist(), "k": 10})
+                 for lo in (30, 35)]
+    requests.append(("/search", {"vector": q[0].tolist(), "k": 4, "labels": [3, 5]}))
+    assert http.get("/stats")[1]["http"] == "direct"
+    together, batches, sent = concurrently(http, requests)
+    # Requests shared batches: fewer batches than requests.
+    assert sent == len(requests) and batches < sent, (batches, sent)
+    for (path, body), (status, got) in zip(requests, together):
+        assert status == 200, got
+        assert not got["partial"] and got["missing_shards"] == []
+        status, alone = http.post(path, body)
+        assert status == 200, alone
+        for g, a in zip(got.get("results", [got]), alone.get("results", [alone])):
+            assert_same_hits(g["hits"], a["hits"])
+            assert g["predicted_score"] == pytest.approx(a["predicted_score"], abs=1e-5)
+    assert all(h["label"] in (3, 5) for h in together[-1][1]["hits"])
+
+
+@pytest.mark.timeout(300)
+def test_a_bad_query_in_a_batch_fails_alone(gallery, scored):
+    http, q = scored["http"], gallery["queries"][:20]
+    zero = [0.0] * q.shape[1]
+    good = [("/search", {"vector": v.tolist(), "k": 10, "exact": True}) for v in q]
+    bad = [("/search", {"vector": zero, "k": 10, "exact": True}),  # in a good group
+           ("/search", {"vector": q[0].tolist(), "k": 5000}),
+           ("/search/batch", {"vectors": [q[1].tolist(), zero], "k": 10, "exact": True})]
+    out, batches, sent = concurrently(http, good[:10] + bad + good[10:])
+    assert batches < sent, (batches, sent)
+    answers = out[:10] + out[13:]
+    (s0, zero_one), (s1, big_k), (s2, zero_in_batch) = out[10:13]
+    assert s0 == 400 and "zero length" in zero_one["error"], zero_one
+    assert s1 == 400 and "k = 5000" in big_k["error"], big_k
+    assert s2 == 400 and zero_in_batch["error"].startswith("vectors[1]: "), zero_in_batch
+    truth, dist = scored["single"].search(q, k=10, exact=True)
+    for r, (status, got) in enumerate(answers):
+        assert status == 200, got
+        assert ids_of(got) == truth[r].tolist()
+        np.testing.assert_allclose([h["distance"] for h in got["hits"]], dist[r], atol=1e-5)
+
+
+@pytest.mark.timeout(300)
+def test_shards_carry_scores_store_and_postings(gallery, scored, binary, tmp_path):
+    built, single, http = scored["built"], scored["single"], scored["http"]
+    assert built["has_scores"] and built["has_labels"]
+    for e in built["shards"]:
+        assert e["build"]["store"] == "i8" and e["postings"], e
+        ix = likeness.Index.open(scored["root"] / "idx" / e["dir"])
+        assert ix.manifest["store"] == "i8" and (ix.path / "vectors.i8").is_file()
+        assert ix.manifest["quantizer"]["quantile"] == pytest.approx(0.98)
+        lo = e["offset"]
+        np.testing.assert_array_equal(ix.scores, scored["scores"][lo:lo + e["count"]])
+    # Exact answers and predicted scores equal `likeness query` on one index.
+    q = gallery["queries"][:20]
+    np.save(tmp_path / "q.npy", q)
+    rows = [r for r in json.loads("[" + ",".join(run(
+        binary, "query", "--index", single.path, "--vectors", tmp_path / "q.npy", "-k", 10,
+        "--exact", "--json").splitlines()) + "]") if r["type"] == "query"]
+    status, out = http.post("/search/batch", {"vectors": q.tolist(), "k": 10, "exact": True})
+    assert status == 200, out
+    for got, want in zip(out["results"], rows):
+        assert_same_hits(got["hits"], want["hits"])
+        assert got["predicted_score"] == pytest.approx(want["predicted_score"], abs=1e-5)
+        assert got["predicted_score"] == pytest.approx(likeness.predict_score(
+            [h["distance"] for h in got["hits"]], [h.get("score", np.nan) for h in got["hits"]]))
+    # The i8 graph search keeps the recall of one i8 index.
+    truth, _ = single.search(gallery["queries"], k=10, exact=True)
+    one, _ = single.search(gallery["queries"], k=10)
+    status, out = http.post("/search/batch", {"vectors": gallery["queries"].tolist(), "k": 10})
+    assert status == 200, out
+    sharded = [ids_of(r) for r in out["results"]]
+    assert recall_at_10(sharded, truth) >= recall_at_10(one, truth) - 0.005
+    # A label filter runs on every shard's postings.
+    want, _ = single.search(q, k=10, labels=[3], exact=True)
+    status, out = http.post("/search/batch", {"vectors": q.tolist(), "k": 10, "labels": [3],
+                                              "exact": True})
+    assert status == 200 and [ids_of(r) for r in out["results"]] == want.tolist()
+
+
+@pytest.mark.timeout(120)
+def test_build_sharded_refuses_options_likeness_build_lacks(cluster, gallery, tmp_path):
+    with pytest.raises(TypeError, match=r"unknown options \['ef'\]"):
+        lr.build_sharded(gallery["root"] / "emb" / "shards.json", tmp_path / "x", ef=10)
+    # A bad value fails in every shard's task, with likeness.build's message.
+    with pytest.raises(lr.ShardTaskError, match="store.*i4"):
+        lr.build_sharded(gallery["root"] / "emb" / "shards.json", tmp_path / "y", store="i4")
+    assert not (tmp_path / "y" / "cluster.json").exists()
 
 
 @pytest.mark.timeout(300)
@@ -108,7 +257,8 @@ def test_items_health_stats_and_bad_requests(gallery, served):
     status, out = served.post("/search", {"vector": v, "k": 10, "labels": [3]})
     assert status == 200 and out["hits"] and all(h["label"] == 3 for h in out["hits"])
     status, stats = served.get("/stats")
-    assert status == 200
+    assert status == 200 and stats["http"] == "proxy"
+    assert stats["batching"]["max_batch_size"] == lr.MAX_BATCH_SIZE
     assert stats["count"] == 20_000 and stats["dim"] == 64 and stats["metric"] == "l2"
     assert len(stats["shards"]) == SHARDS
     assert all(s["answers"] > 0 and s["latency_ms"]["p50"] > 0 for s in stats["shards"])

@@ -17,7 +17,8 @@ copied. Paths given here are made absolute on the driver.
 - ``serve_sharded(cluster_json, replicas=R)``: a Ray Serve application
   answering ``likeness serve``'s ``/search``, ``/search/batch``,
   ``/items/{id}``, ``/healthz`` and ``/stats``, fanning out to one ``Shard``
-  deployment per shard. A shard that does not answer within
+  deployment per shard; concurrent requests are batched into one call per
+  shard, each keeping its own answer. A shard that does not answer within
   ``shard_timeout_s`` is reported in ``"missing_shards"`` with
   ``"partial": true``.
 
@@ -73,7 +74,10 @@ __all__ = [
     "ShardTaskError",
 ]
 
-EMBED_FILES = ("vectors.npy", "labels.npy", "items.csv", "embed.json", "skipped.csv")
+# Every file `likeness embed` writes into a shard folder (scores.npy when the
+# manifest has a score column): each is checked and carried to the build.
+EMBED_FILES = ("vectors.npy", "labels.npy", "scores.npy", "items.csv", "embed.json",
+               "skipped.csv")
 
 
 class ShardTaskError(ShardError):
@@ -258,12 +262,13 @@ def embed_sharded(model_dir, source, out_dir, shards, num_gpus=0, *, num_cpus=1,
     return write_json_atomic(manifest, doc)
 
 
-def write_shards(vectors, out_dir, shards, *, labels=None, classes=None, model_fingerprint=None,
-                 force=False):
+def write_shards(vectors, out_dir, shards, *, labels=None, scores=None, classes=None,
+                 model_fingerprint=None, force=False):
     """Writes an array of vectors (embedded elsewhere) as ``shards``
     contiguous shard folders and ``shards.json``, the layout that
-    ``embed_sharded`` writes and ``build_sharded`` reads. Returns the
-    manifest as a dict."""
+    ``embed_sharded`` writes and ``build_sharded`` reads: ``labels``
+    (integers) and ``scores`` (floats, NaN = none) one per vector, as
+    ``likeness embed`` writes them. Returns the manifest as a dict."""
     vectors = np.asarray(vectors)
     if vectors.ndim != 2:
         raise ValueError(f"vectors must be 2-D, got shape {vectors.shape}")
@@ -274,6 +279,11 @@ def write_shards(vectors, out_dir, shards, *, labels=None, classes=None, model_f
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         if len(labels) != n:
             raise ValueError(f"vectors holds {n} rows but labels holds {len(labels)}")
+    if scores is not None:
+        scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+        if len(scores) != n:
+            raise ValueError(f"vectors holds {n} rows but scores holds {len(scores)}; give "
+                             f"one score per vector (NaN where an item has none)")
     out_dir = pathlib.Path(out_dir).resolve()
     manifest = out_dir / "shards.json"
     if manifest.exists() and not force:
@@ -287,6 +297,8 @@ def write_shards(vectors, out_dir, shards, *, labels=None, classes=None, model_f
         np.save(tmp / "vectors.npy", np.ascontiguousarray(vectors[lo:hi], dtype=np.float32))
         if labels is not None:
             np.save(tmp / "labels.npy", labels[lo:hi])
+        if scores is not None:
+            np.save(tmp / "scores.npy", scores[lo:hi])
         card = {"format": "likeness-embeddings", "format_version": 1, "count": hi - lo,
                 "dim": int(vectors.shape[1]), "model_fingerprint": model_fingerprint,
                 "classes": list(classes or []),
@@ -328,11 +340,13 @@ def _build_shard(root, entry, fingerprint, out_dir, params, threads):
             f"the gallery with {fingerprint!r}; embed every shard with one model")
     vectors = np.load(folder / "vectors.npy", mmap_mode="r")
     labels = np.load(folder / "labels.npy") if (folder / "labels.npy").is_file() else None
+    # As `likeness index` records a manifest's score column: NaN = none.
+    scores = np.load(folder / "scores.npy") if (folder / "scores.npy").is_file() else None
     target = pathlib.Path(out_dir) / entry["dir"]
     start = time.perf_counter()
     try:
-        index = likeness.build(vectors, target, labels=labels, threads=threads, force=True,
-                               **params)
+        index = likeness.build(vectors, target, labels=labels, scores=scores, threads=threads,
+                               force=True, **params)
     except (ValueError, OSError) as e:
         raise ShardTaskError(f"node {node}: building shard {i} from {folder} failed: {e}") from e
     seconds = time.perf_counter() - start
@@ -353,6 +367,8 @@ def _build_shard(root, entry, fingerprint, out_dir, params, threads):
         "metric": index.metric,
         "model_fingerprint": fingerprint,
         "has_labels": labels is not None,
+        "has_scores": index.scores is not None,
+        "postings": bool(index.manifest.get("postings", False)),
         "items_csv": items,
         "manifest_crc32": crc32_file(target / "manifest.json"),
         "bytes": sum((target / f).stat().st_size for f in files),
@@ -372,13 +388,18 @@ def build_sharded(shards_json, out_dir, *, num_cpus=1, max_retries=3, force=Fals
     ``options`` are ``likeness.build``'s, with its names and defaults
     (``metric``, ``m``, ``ef_construction``, ``seed``, ``store``,
     ``quantile``, ``builder``): every shard is built as ``likeness build``
-    would build the whole gallery.
+    would build the whole gallery, with the shard's labels (and their
+    filter postings) and scores (``predicted_score``) when it has them.
 
     Raises, before building: ``ManifestError`` (not a shards.json, or
     damaged), ``MissingShardError`` (a shard folder or file is absent),
     ``ShardChecksumError`` (a file's CRC32 or size differs from
     shards.json's), ``IncompatibleShardsError`` (shards embedded with
     different models or dimensions, or overlapping ids)."""
+    unknown = sorted(set(options) - BUILD_OPTIONS)
+    if unknown:
+        raise TypeError(f"build_sharded got unknown options {unknown}; likeness.build takes "
+                        f"{sorted(BUILD_OPTIONS)}")
     shards_json = pathlib.Path(shards_json).resolve()
     doc = read_manifest(shards_json, SHARDS_FORMAT)
     root = shards_json.parent
@@ -408,10 +429,6 @@ def build_sharded(shards_json, out_dir, *, num_cpus=1, max_retries=3, force=Fals
         raise FileExistsError(f"{manifest} exists; choose another out_dir or pass force=True")
     out_dir.mkdir(parents=True, exist_ok=True)
     ray = _ray()
-    unknown = sorted(set(options) - BUILD_OPTIONS)
-    if unknown:
-        raise TypeError(f"build_sharded got unknown options {unknown}; likeness.build takes "
-                        f"{sorted(BUILD_OPTIONS)}")
     params = dict(options)
     task = ray.remote(_build_shard).options(num_cpus=num_cpus, max_retries=max_retries,
                                             name="likeness-build-shard")
@@ -428,6 +445,7 @@ def build_sharded(shards_json, out_dir, *, num_cpus=1, max_retries=3, force=Fals
         "model_fingerprint": fp,
         "classes": doc.get("classes", []),
         "has_labels": all(b["has_labels"] for b in built),
+        "has_scores": all(b["has_scores"] for b in built),
         "build": built[0]["build"],
         "shards": built,
     }
@@ -493,19 +511,50 @@ def check_cluster(cluster_json):
     return doc
 
 
+# The ingress's request batching (Ray Serve's @serve.batch): concurrent
+# /search requests wait up to BATCH_WAIT_S for each other and go to every
+# shard as one call of at most MAX_BATCH_SIZE requests; BATCHES_IN_FLIGHT
+# batches are at the shards at once, so the next one gathers while one is
+# searched. Swept with bench-ray's SWEEP (10^5 x 128, 4 shards, 32
+# connections, 2 cores at load 12; docs/benchmarks.md): these gave 788
+# queries/s; a 1 ms wait 732, 20 ms 657, batches of 8 367 and of 128 593,
+# 1 batch in flight 310 and 4 640.
+MAX_BATCH_SIZE = 32
+BATCH_WAIT_S = 0.005
+BATCHES_IN_FLIGHT = 2
+
+
 def serve_sharded(cluster_manifest, replicas=1, route_prefix="/", *, shard_timeout_s=5.0,
                   name="likeness", host="127.0.0.1", port=8000, shard_options=None,
-                  ingress_options=None, max_replicas_per_node=None, ingress_replicas=1):
+                  ingress_options=None, max_replicas_per_node=None, ingress_replicas=1,
+                  max_batch_size=MAX_BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S,
+                  max_concurrent_batches=BATCHES_IN_FLIGHT, search_threads=None,
+                  http="direct"):
     """Serves the sharded gallery of ``cluster_manifest`` (cluster.json) with
     Ray Serve and returns the ingress's DeploymentHandle.
 
     One ``Shard-XXXX`` deployment per shard with ``replicas`` replicas, each
     opening its shard memory-mapped; an ``Ingress`` deployment (HTTP on
-    ``host:port`` under ``route_prefix``) fans each query out to every shard
-    and merges the top-k by distance; ids are global. A shard that does not
+    ``host:port`` under ``route_prefix``, on the head node unless
+    ``ingress_options`` names other resources) fans each query out to every shard
+    and merges the top-k by distance; ids are global. Concurrent requests
+    (``/search`` and ``/search/batch`` alike) are gathered for up to
+    ``batch_wait_timeout_s`` into batches of at most ``max_batch_size``
+    requests, each sent to every shard as one call (``max_batch_size=1``:
+    every request alone, no waiting); each request keeps its own answer,
+    error, ``partial`` flag and ``missing_shards``. A shard searches a
+    batch's rows in parallel on ``search_threads`` threads (None: all cores
+    of its node). A shard that does not
     answer within ``shard_timeout_s`` seconds (after asking again while a
     lost replica is replaced) is listed in ``"missing_shards"`` and the
     answer carries ``"partial": true``.
+
+    ``http="direct"``: the ingress replica listens on ``host:port`` itself,
+    so a request costs no hop through Serve's HTTP proxy (`make bench-ray`
+    at 32 connections: 681 queries/s against 126 through the proxy, see
+    ``_serve.Ingress``); ``http="proxy"``: Serve's proxy listens there and
+    routes to the ingress (the first ``serve_sharded`` of a Ray cluster
+    starts Serve in its mode).
 
     ``max_replicas_per_node=1`` spreads a shard's replicas over distinct
     nodes. ``shard_options`` / ``ingress_options`` are extra Ray actor
@@ -516,9 +565,27 @@ def serve_sharded(cluster_manifest, replicas=1, route_prefix="/", *, shard_timeo
 
     from . import _serve
 
+    if not (isinstance(max_batch_size, int) and max_batch_size >= 1):
+        raise ValueError(f"max_batch_size = {max_batch_size!r}: give an integer >= 1 (1 turns "
+                         f"batching off)")
+    if not (isinstance(max_concurrent_batches, int) and max_concurrent_batches >= 1):
+        raise ValueError(f"max_concurrent_batches = {max_concurrent_batches!r}: give an "
+                         f"integer >= 1")
+    if not batch_wait_timeout_s >= 0:
+        raise ValueError(f"batch_wait_timeout_s = {batch_wait_timeout_s!r}: give seconds >= 0")
+    if http not in ("direct", "proxy"):
+        raise ValueError(f"http = {http!r}: give \"direct\" (the ingress listens itself) or "
+                         f"\"proxy\" (Serve's HTTP proxy)")
+    if search_threads is not None and not (isinstance(search_threads, int)
+                                           and search_threads >= 1):
+        raise ValueError(f"search_threads = {search_threads!r}: give an integer >= 1, or None "
+                         f"for all cores")
     path = pathlib.Path(cluster_manifest).resolve()
     doc = check_cluster(path)
-    serve.start(http_options={"host": host, "port": port}, proxy_location="HeadOnly")
+    if http == "direct":
+        serve.start(proxy_location="Disabled")
+    else:
+        serve.start(http_options={"host": host, "port": port}, proxy_location="HeadOnly")
     shard_apps = []
     for e in doc["shards"]:
         opts = {"num_cpus": 0, **(shard_options or {})}
@@ -526,9 +593,22 @@ def serve_sharded(cluster_manifest, replicas=1, route_prefix="/", *, shard_timeo
             name=f"Shard-{e['index']:04d}", num_replicas=replicas,
             max_replicas_per_node=max_replicas_per_node, ray_actor_options=opts,
         ).bind(str(path.parent / e["dir"]), e, doc.get("classes", []),
-               str(path.parent / e["items_csv"]) if e.get("items_csv") else None))
+               str(path.parent / e["items_csv"]) if e.get("items_csv") else None,
+               search_threads))
+    batching = {"max_batch_size": max_batch_size,
+                "batch_wait_timeout_s": float(batch_wait_timeout_s),
+                "max_concurrent_batches": max_concurrent_batches}
+    ingress_extra = {}
+    if max_batch_size > 1:
+        # The proxy hands a replica at most max_ongoing_requests requests at
+        # once (Ray's default: 5), which would cap every batch at 5.
+        ingress_extra["max_ongoing_requests"] = max_batch_size * max_concurrent_batches
+    # On the head node (as Serve's proxy is), so that host:port is the head's.
+    placement = {"num_cpus": 0, "resources": {"node:__internal_head__": 0.001}}
     ingress = _serve.Ingress.options(
         num_replicas=ingress_replicas,
-        ray_actor_options={"num_cpus": 0, **(ingress_options or {})},
-    ).bind(doc, shard_apps, float(shard_timeout_s))
-    return serve.run(ingress, name=name, route_prefix=route_prefix)
+        ray_actor_options={**placement, **(ingress_options or {})}, **ingress_extra,
+    ).bind(doc, shard_apps, float(shard_timeout_s), batching,
+           {"mode": http, "host": host, "port": port, "route_prefix": route_prefix})
+    return serve.run(ingress, name=name,
+                     route_prefix=route_prefix if http == "proxy" else None)

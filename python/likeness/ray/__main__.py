@@ -9,6 +9,8 @@ import signal
 import sys
 import time
 
+from . import BATCH_WAIT_S, MAX_BATCH_SIZE
+
 
 def _parser():
     p = argparse.ArgumentParser(prog="python -m likeness.ray", description=__doc__.split("\n\n")[0])
@@ -39,6 +41,7 @@ def _parser():
     b.add_argument("--seed", type=int)
     b.add_argument("--store", choices=["f32", "f16", "i8"])
     b.add_argument("--quantile", type=float)
+    b.add_argument("--builder", choices=["native", "hnsw_rs"])
     b.add_argument("--num-cpus", type=float, default=1, help="CPUs per task (its threads)")
     b.add_argument("--force", action="store_true", help="replace an existing cluster.json")
 
@@ -52,6 +55,12 @@ def _parser():
     s.add_argument("--route-prefix", default="/")
     s.add_argument("--shard-timeout-s", type=float, default=5.0,
                    help="a shard slower than this is reported in missing_shards")
+    s.add_argument("--max-batch-size", type=int, default=MAX_BATCH_SIZE,
+                   help="requests per batch sent to every shard (1: no batching)")
+    s.add_argument("--batch-wait-ms", type=float, default=BATCH_WAIT_S * 1e3,
+                   help="how long a request waits for others to share its batch")
+    s.add_argument("--http", choices=["direct", "proxy"], default="direct",
+                   help="direct: the ingress listens itself; proxy: through Serve's proxy")
     return p
 
 
@@ -77,7 +86,7 @@ def main(argv=None):
         elif args.command == "build":
             t = time.perf_counter()
             options = {k: getattr(args, k) for k in
-                       ("metric", "m", "ef_construction", "seed", "store", "quantile")
+                       ("metric", "m", "ef_construction", "seed", "store", "quantile", "builder")
                        if getattr(args, k) is not None}
             doc = build_sharded(args.shards, args.out, num_cpus=args.num_cpus,
                                 force=args.force, **options)
@@ -86,7 +95,9 @@ def main(argv=None):
         else:
             serve_sharded(args.cluster, replicas=args.replicas, route_prefix=args.route_prefix,
                           shard_timeout_s=args.shard_timeout_s, host=args.host, port=args.port,
-                          max_replicas_per_node=args.max_replicas_per_node)
+                          max_replicas_per_node=args.max_replicas_per_node,
+                          max_batch_size=args.max_batch_size,
+                          batch_wait_timeout_s=args.batch_wait_ms / 1e3, http=args.http)
             url = f"http://{args.host}:{args.port}{args.route_prefix.rstrip('/')}"
             print(json.dumps({"serving": url, "cluster": args.cluster}), flush=True)
             print(f"serving {args.cluster} at {url}/search (Ctrl-C stops)", file=sys.stderr)
