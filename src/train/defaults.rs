@@ -789,6 +789,58 @@ mod tests {
     }
 
     #[test]
+    fn small_colour_sets_fine_tune_the_pretrained_backbone() {
+        // The demo's johns split less the held-out 10: 30 crops of 150 px.
+        let p = derive(None, &shape(30, 5, 150, false), &asked(), &cpu_bf16());
+        assert_eq!(p.arch, Arch::EfficientnetLite0);
+        assert_eq!(p.input_size, 160);
+        assert_eq!(p.lr, PRETRAINED_LR);
+        let ft = p.finetune.expect("fine-tuning settings");
+        assert!(ft.bn_frozen, "20 images a step: batch norm frozen");
+        assert_eq!(ft.backbone_lr_factor, BACKBONE_LR_FACTOR);
+        assert_eq!(stop_steps(&p).0, PRETRAINED_MIN_STEPS);
+        assert_eq!(ft.head_warmup_steps, PRETRAINED_MIN_STEPS / 10);
+        let why: Vec<&str> = p.decisions.iter().map(|d| d.setting.as_str()).collect();
+        for s in ["arch", "lr", "fine-tuning"] {
+            assert!(why.contains(&s), "{s} missing from {why:?}");
+        }
+        // Region crops of ~40 px run at 96; large images at the native 224.
+        assert_eq!(derive(None, &shape(240, 6, 40, false), &asked(), &cpu_bf16()).input_size, 96);
+        assert_eq!(derive(None, &shape(240, 6, 500, false), &asked(), &cpu_bf16()).input_size, 224);
+        // A big batch trains batch norm.
+        let mut a = asked();
+        a.classes_per_tuple = Some(32);
+        let p = derive(None, &shape(2_000, 40, 64, false), &a, &cpu_bf16());
+        assert!(!p.finetune.unwrap().bn_frozen);
+    }
+
+    #[test]
+    fn grey_tiny_or_large_sets_keep_the_convnet() {
+        for (s, says) in [
+            (shape(54_000, 10, 28, true), "grey"),
+            (shape(1_000, 10, 16, false), "below"),
+            (shape(50_000, 10, 64, false), "over"),
+        ] {
+            let p = derive(None, &s, &asked(), &cpu_bf16());
+            assert_eq!(p.arch, Arch::Convnet, "{s:?}");
+            assert_eq!(p.lr, LR);
+            assert!(p.finetune.is_none());
+            let why = &p.decisions.iter().find(|d| d.setting == "arch").unwrap().why;
+            assert!(why.contains(says), "{why}");
+        }
+        // --arch and --lr win.
+        let mut a = asked();
+        a.arch = Some(Arch::Convnet);
+        a.lr = Some(0.01);
+        let p = derive(None, &shape(30, 5, 150, false), &a, &cpu_bf16());
+        assert_eq!((p.arch, p.lr), (Arch::Convnet, 0.01));
+        a.arch = Some(Arch::EfficientnetLite0);
+        let p = derive(None, &shape(54_000, 10, 28, true), &a, &cpu_bf16());
+        assert_eq!(p.arch, Arch::EfficientnetLite0);
+        assert!(p.finetune.is_some());
+    }
+
+    #[test]
     fn validation_costs_at_most_a_tenth_of_the_time() {
         // 8 s to validate, 40 ms a step: 1,800 steps between validations.
         assert_eq!(val_interval(8.0, 0.04, 100_000), 1_800);
