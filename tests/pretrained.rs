@@ -47,7 +47,10 @@ fn efficientnet_lite0_matches_the_packages_pytorch_model() {
     std::fs::write(&raw, &bytes).unwrap();
     let out = tmp.path().join("reference.json");
     let o = Command::new(python())
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pretrained.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/pretrained.py"
+        ))
         .args([
             "reference",
             s(&dir.join("reference")),
@@ -72,7 +75,14 @@ fn efficientnet_lite0_matches_the_packages_pytorch_model() {
     let net = EfficientNetLite0::new(&(vs.root() / "backbone"));
     efficientnet::load_imagenet(&vs, "backbone").unwrap();
     let named = efficientnet::read_imagenet(&efficientnet::weights_path()).unwrap();
-    let get = |k: &str| named.iter().find(|(n, _)| n == k).unwrap().1.shallow_clone();
+    let get = |k: &str| {
+        named
+            .iter()
+            .find(|(n, _)| n == k)
+            .unwrap()
+            .1
+            .shallow_clone()
+    };
     let x = Tensor::from_slice(&bytes)
         .to_kind(Kind::Float)
         .view([1, 224, 224, 3])
@@ -104,8 +114,8 @@ fn efficientnet_lite0_matches_the_packages_pytorch_model() {
     );
     assert!(worst < 1e-3, "largest logit difference {worst}");
     // Not a constant network: the logits spread.
-    let spread = want.iter().fold(f32::MIN, |m, &v| m.max(v))
-        - want.iter().fold(f32::MAX, |m, &v| m.min(v));
+    let spread =
+        want.iter().fold(f32::MIN, |m, &v| m.max(v)) - want.iter().fold(f32::MAX, |m, &v| m.min(v));
     assert!(spread > 5.0, "logits spread {spread}");
 }
 
@@ -120,7 +130,10 @@ fn a_corrupt_weights_file_is_refused_with_the_fix() {
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("pretrained.sh") && e.contains("--arch convnet"), "{e}");
+    assert!(
+        e.contains("pretrained.sh") && e.contains("--arch convnet"),
+        "{e}"
+    );
 }
 
 /// `train` with no --arch on johns crops picks the pretrained backbone,
@@ -169,7 +182,10 @@ fn defaults_fine_tune_efficientnet_on_colour_faces() {
     assert_eq!(card["spec"]["arch"], "efficientnet-lite0");
     assert_eq!(card["lr"], 1e-3);
     let decisions = card["derivation"]["decisions"].as_array().unwrap();
-    assert!(decisions.iter().any(|d| d["setting"] == "arch"), "{decisions:?}");
+    assert!(
+        decisions.iter().any(|d| d["setting"] == "arch"),
+        "{decisions:?}"
+    );
 
     // Frozen layers (and every batch norm's statistics) are ImageNet's;
     // the last blocks and the head moved.

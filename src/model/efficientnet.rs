@@ -184,7 +184,11 @@ impl EfficientNetLite0 {
     /// The stem and the first `FROZEN_BLOCKS` blocks, batch norm on its
     /// running statistics (these layers never train).
     pub fn trunk(&self, x: &Tensor) -> Tensor {
-        let mut h = self.stem.forward(x).apply_t(&self.bn0, false).clamp(0.0, 6.0);
+        let mut h = self
+            .stem
+            .forward(x)
+            .apply_t(&self.bn0, false)
+            .clamp(0.0, 6.0);
         for b in &self.blocks[..FROZEN_BLOCKS] {
             h = b.forward(&h, false);
         }

@@ -732,7 +732,12 @@ mod tests {
         a.classes_per_tuple = Some(4);
         a.epochs = Some(3);
         a.flip = Some(false);
-        let p = derive(Some(&Arch::Convnet), &shape(800, 10, 28, true), &a, &cpu_bf16());
+        let p = derive(
+            Some(&Arch::Convnet),
+            &shape(800, 10, 28, true),
+            &a,
+            &cpu_bf16(),
+        );
         assert_eq!(p.input_size, 32);
         assert_eq!(p.images_per_step, 16);
         assert!(!p.flip, "--no-flip");
@@ -747,7 +752,12 @@ mod tests {
         a.epochs = None;
         a.max_steps = Some(300);
         a.min_steps = Some(1_000);
-        let p = derive(Some(&Arch::Convnet), &shape(800, 10, 28, true), &a, &cpu_bf16());
+        let p = derive(
+            Some(&Arch::Convnet),
+            &shape(800, 10, 28, true),
+            &a,
+            &cpu_bf16(),
+        );
         assert_eq!(stop_steps(&p), (300, 300, 6));
     }
 
@@ -805,8 +815,14 @@ mod tests {
             assert!(why.contains(&s), "{s} missing from {why:?}");
         }
         // Region crops of ~40 px run at 96; large images at the native 224.
-        assert_eq!(derive(None, &shape(240, 6, 40, false), &asked(), &cpu_bf16()).input_size, 96);
-        assert_eq!(derive(None, &shape(240, 6, 500, false), &asked(), &cpu_bf16()).input_size, 224);
+        assert_eq!(
+            derive(None, &shape(240, 6, 40, false), &asked(), &cpu_bf16()).input_size,
+            96
+        );
+        assert_eq!(
+            derive(None, &shape(240, 6, 500, false), &asked(), &cpu_bf16()).input_size,
+            224
+        );
         // A big batch trains batch norm.
         let mut a = asked();
         a.classes_per_tuple = Some(32);
@@ -825,7 +841,12 @@ mod tests {
             assert_eq!(p.arch, Arch::Convnet, "{s:?}");
             assert_eq!(p.lr, LR);
             assert!(p.finetune.is_none());
-            let why = &p.decisions.iter().find(|d| d.setting == "arch").unwrap().why;
+            let why = &p
+                .decisions
+                .iter()
+                .find(|d| d.setting == "arch")
+                .unwrap()
+                .why;
             assert!(why.contains(says), "{why}");
         }
         // --arch and --lr win.

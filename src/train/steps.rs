@@ -218,7 +218,8 @@ impl Trainer<'_> {
         let keys: Vec<(usize, bool)> = items.iter().copied().zip(flips.iter().copied()).collect();
         let mut missing: Vec<i64> = Vec::new();
         for (i, k) in keys.iter().enumerate() {
-            if !self.trunk_cache.contains_key(k) && !missing.iter().any(|&j| keys[j as usize] == *k) {
+            if !self.trunk_cache.contains_key(k) && !missing.iter().any(|&j| keys[j as usize] == *k)
+            {
                 missing.push(i as i64);
             }
         }
@@ -226,10 +227,14 @@ impl Trainer<'_> {
             let rows = Tensor::from_slice(&missing).to_device(x.device());
             let h = self.net.trunk(&x.index_select(0, &rows))?;
             for (j, &i) in missing.iter().enumerate() {
-                self.trunk_cache.insert(keys[i as usize], h.get(j as i64).copy());
+                self.trunk_cache
+                    .insert(keys[i as usize], h.get(j as i64).copy());
             }
         }
-        let rows: Vec<Tensor> = keys.iter().map(|k| self.trunk_cache[k].shallow_clone()).collect();
+        let rows: Vec<Tensor> = keys
+            .iter()
+            .map(|k| self.trunk_cache[k].shallow_clone())
+            .collect();
         Some(Tensor::stack(&rows, 0))
     }
 
