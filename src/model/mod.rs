@@ -272,6 +272,29 @@ impl Net {
         }
     }
 
+    /// Whether the backbone has frozen layers ([`Net::trunk`]).
+    pub fn has_trunk(&self) -> bool {
+        matches!(self.body, Body::Efficient(_))
+    }
+
+    /// What `forward_t(xs, false)` gives, from the trunk's output on `xs`
+    /// and, with test-time flip, on `xs` mirrored (`flipped`).
+    pub fn embed_from_trunk(&self, h: &Tensor, flipped: Option<&Tensor>) -> Tensor {
+        let unit = |e: Tensor| {
+            let n = e
+                .norm_scalaropt_dim(2, [1i64].as_slice(), true)
+                .clamp_min(1e-12);
+            e / n
+        };
+        match (self.spec.flip_tta, flipped) {
+            (true, Some(f)) => {
+                unit(self.forward_from_trunk(h, false, false))
+                    + unit(self.forward_from_trunk(f, false, false))
+            }
+            _ => self.forward_from_trunk(h, false, false),
+        }
+    }
+
     /// Embeddings from the output of [`Net::trunk`] (no test-time flip:
     /// training only); `backbone_grad` false: the backbone's layers run
     /// without gradients (the head's warm-up).

@@ -36,6 +36,9 @@ pub(super) struct Trainer<'a> {
     /// A pretrained backbone's frozen layers on each (item, mirrored) seen,
     /// where the input is a function of those (see [`Net::trunk`]).
     pub trunk_cache: std::collections::HashMap<(usize, bool), tch::Tensor>,
+    /// The frozen layers' output on the held-out images, by batch (and on
+    /// their mirror images, with test-time flip), from the first validation.
+    pub val_trunk: Vec<(tch::Tensor, Option<tch::Tensor>)>,
 }
 
 /// Where the steps start: the global step and, when resumed within an
@@ -94,6 +97,7 @@ impl<'a> Trainer<'a> {
             started,
             spent_before: 0.0,
             trunk_cache: Default::default(),
+            val_trunk: Vec::new(),
         })
     }
 
