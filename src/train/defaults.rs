@@ -204,8 +204,9 @@ pub const BACKBONE_LR_FACTOR: f64 = 0.1;
 pub const PRETRAINED_MIN_SIDE: u32 = 24;
 /// ... and at most this many training images: beyond, the cached trunk
 /// outputs (a 16 KB to 88 KB tensor per image and orientation) and their
-/// one-time forward pass (about 12 ms an image at 96 px, 65 ms at 224 px
-/// on 2 cores) cost more than a from-scratch convnet's minutes.
+/// one-time forward pass (66 ms an image at 224 px through the whole
+/// network on 2 cores, PyTorch) cost more than a from-scratch convnet's
+/// minutes.
 pub const PRETRAINED_MAX_IMAGES: usize = 20_000;
 /// Batch norm keeps its pretrained statistics below this many images a
 /// step: the statistics of a small batch of few classes are noisy, and the
