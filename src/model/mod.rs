@@ -49,7 +49,7 @@ enum Body {
     Seq(nn::SequentialT),
     Func(nn::FuncT<'static>),
     Script(tch::TrainableCModule),
-    Efficient(efficientnet::EfficientNetLite0),
+    Efficient(Box<efficientnet::EfficientNetLite0>),
 }
 
 /// A backbone and its projection head, with their variables.
@@ -181,7 +181,9 @@ impl Net {
                     ));
                 }
                 (
-                    Body::Efficient(efficientnet::EfficientNetLite0::new(&(&root / "backbone"))),
+                    Body::Efficient(Box::new(efficientnet::EfficientNetLite0::new(
+                        &(&root / "backbone"),
+                    ))),
                     efficientnet::FEATURES,
                 )
             }
