@@ -275,13 +275,9 @@ impl Trainer<'_> {
         self.card.epochs.push(rec);
         // Without validation the latest epoch is the best; an epoch skipped
         // by --val-every never replaces a validated one. Ties in Recall@1
-        // (a small held-out set saturates it) go to the better MAP@R, and a
-        // tie in both to the later, longer-trained weights: the johns
-        // faces' 10 held-out crops reach Recall@1 and MAP@R 1.0 at step 50
-        // of 300, which then stopped training 50 steps later (held-out
-        // gallery Recall@1 0.87).
+        // (a small held-out set saturates it) go to the better MAP@R.
         let improved = match (r1, *best) {
-            (Some(r), Some(b)) => r >= b,
+            (Some(r), Some(b)) => r > b,
             (Some(_), None) => true,
             (None, _) => no_val,
         };
