@@ -235,12 +235,12 @@ pub fn choose_arch(asked: Option<&Arch>, shape: &Shape) -> (Arch, String) {
         // ImageNet features are trained with mirror flips and nearly
         // mirror-invariant, so a left and a right crop embed alike. The
         // demo's region catalogue (240 regions to train): efficientnet-lite0
-        // Recall@1 0.50 on the 90 held out, the convnet 0.91.
+        // Recall@1 0.50 on the 90 held out, the convnet 0.90.
         return (
             Arch::Convnet,
             format!(
                 "classes {l} and {r} differ by side, and ImageNet features hardly tell a \
-                 crop from its mirror image (regions: Recall@1 0.50 fine-tuned, 0.91 from scratch)"
+                 crop from its mirror image (regions: Recall@1 0.50 fine-tuned, 0.90 from scratch)"
             ),
         );
     }
