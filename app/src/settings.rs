@@ -75,6 +75,8 @@ pub enum Precision {
 pub enum Arch {
     Convnet,
     Resnet18,
+    /// EfficientNet-Lite0 from its ImageNet weights (fine-tuned).
+    EfficientnetLite0,
     TorchScript(PathBuf),
 }
 
@@ -84,10 +86,11 @@ impl std::str::FromStr for Arch {
         match s {
             "convnet" => Ok(Arch::Convnet),
             "resnet18" => Ok(Arch::Resnet18),
+            "efficientnet-lite0" => Ok(Arch::EfficientnetLite0),
             _ => match s.strip_prefix("torchscript:") {
                 Some(p) if !p.is_empty() => Ok(Arch::TorchScript(PathBuf::from(p))),
                 _ => Err(format!(
-                    "`{s}`: expected convnet, resnet18 or torchscript:PATH"
+                    "`{s}`: expected convnet, resnet18, efficientnet-lite0 or torchscript:PATH"
                 )),
             },
         }
@@ -99,8 +102,16 @@ impl std::fmt::Display for Arch {
         match self {
             Arch::Convnet => f.write_str("convnet"),
             Arch::Resnet18 => f.write_str("resnet18"),
+            Arch::EfficientnetLite0 => f.write_str("efficientnet-lite0"),
             Arch::TorchScript(p) => write!(f, "torchscript:{}", p.display()),
         }
+    }
+}
+
+impl Arch {
+    /// Whether the network starts from pretrained (ImageNet) weights.
+    pub fn pretrained(&self) -> bool {
+        matches!(self, Arch::EfficientnetLite0)
     }
 }
 

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | `convnet` | small images (≤ 64 px), grey or RGB, fast on CPU | 5 conv3×3+BN+ReLU (32,32,pool,64,64,pool,128), global average pool |
 //! | `resnet18` | faces at 112–224 px, from scratch | tch's ResNet-18 without its classifier |
+//! | `efficientnet-lite0` | small colour sets: fine-tuned from ImageNet ([`efficientnet`]) | EfficientNet-Lite0 without its classifier, 1280 features |
 //! | `torchscript:PATH` | fine-tuning a user's PyTorch backbone | a TorchScript module whose output is `[B, F]` |
 
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,8 @@ use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
+
+pub mod efficientnet;
 
 pub use likeness_app::settings::Arch;
 
@@ -46,6 +49,7 @@ enum Body {
     Seq(nn::SequentialT),
     Func(nn::FuncT<'static>),
     Script(tch::TrainableCModule),
+    Efficient(Box<efficientnet::EfficientNetLite0>),
 }
 
 /// A backbone and its projection head, with their variables.
@@ -54,6 +58,9 @@ pub struct Net {
     body: Body,
     head: nn::Linear,
     pub spec: ModelSpec,
+    /// Pretrained backbones: batch norm keeps its (ImageNet) statistics in
+    /// training too (set by the trainer for small batches).
+    pub bn_frozen: bool,
 }
 
 fn conv_bn(p: &nn::Path, c_in: i64, c_out: i64) -> nn::SequentialT {
@@ -162,6 +169,24 @@ impl Net {
                     512,
                 )
             }
+            Arch::EfficientnetLite0 => {
+                if spec.channels != 3 {
+                    return Err(Error::Invalid(
+                        "efficientnet-lite0 takes RGB input (channels = 3)".into(),
+                    ));
+                }
+                if spec.input_size < 32 {
+                    return Err(Error::Invalid(
+                        "efficientnet-lite0 needs --input-size of at least 32".into(),
+                    ));
+                }
+                (
+                    Body::Efficient(Box::new(efficientnet::EfficientNetLite0::new(
+                        &(&root / "backbone"),
+                    ))),
+                    efficientnet::FEATURES,
+                )
+            }
             Arch::TorchScript(path) => {
                 if !path.is_file() {
                     return Err(Error::not_found(path.clone()));
@@ -209,6 +234,7 @@ impl Net {
             body,
             head,
             spec: spec.clone(),
+            bn_frozen: false,
         })
     }
 
@@ -233,8 +259,80 @@ impl Net {
             Body::Seq(s) => s.forward_t(xs, train),
             Body::Func(f) => f.forward_t(xs, train),
             Body::Script(m) => m.forward_t(xs, train),
+            Body::Efficient(e) => e.forward(xs, train && !self.bn_frozen),
         };
         f.apply(&self.head)
+    }
+
+    /// The pretrained backbone's frozen layers ([`efficientnet::FROZEN_BLOCKS`])
+    /// on `xs`, if it has them: the same for every step, so the trainer
+    /// caches them.
+    pub fn trunk(&self, xs: &Tensor) -> Option<Tensor> {
+        match &self.body {
+            Body::Efficient(e) => Some(tch::no_grad(|| e.trunk(xs))),
+            _ => None,
+        }
+    }
+
+    /// Whether the backbone has frozen layers ([`Net::trunk`]).
+    pub fn has_trunk(&self) -> bool {
+        matches!(self.body, Body::Efficient(_))
+    }
+
+    /// What `forward_t(xs, false)` gives, from the trunk's output on `xs`
+    /// and, with test-time flip, on `xs` mirrored (`flipped`).
+    pub fn embed_from_trunk(&self, h: &Tensor, flipped: Option<&Tensor>) -> Tensor {
+        let unit = |e: Tensor| {
+            let n = e
+                .norm_scalaropt_dim(2, [1i64].as_slice(), true)
+                .clamp_min(1e-12);
+            e / n
+        };
+        match (self.spec.flip_tta, flipped) {
+            (true, Some(f)) => {
+                unit(self.forward_from_trunk(h, false, false))
+                    + unit(self.forward_from_trunk(f, false, false))
+            }
+            _ => self.forward_from_trunk(h, false, false),
+        }
+    }
+
+    /// Embeddings from the output of [`Net::trunk`] (no test-time flip:
+    /// training only); `backbone_grad` false: the backbone's layers run
+    /// without gradients (the head's warm-up).
+    pub fn forward_from_trunk(&self, h: &Tensor, train: bool, backbone_grad: bool) -> Tensor {
+        match &self.body {
+            Body::Efficient(e) => {
+                let bn_train = train && !self.bn_frozen;
+                let f = if backbone_grad {
+                    e.top(h, bn_train)
+                } else {
+                    tch::no_grad(|| e.top(h, bn_train))
+                };
+                f.apply(&self.head)
+            }
+            // No trunk: `h` is the input itself.
+            _ => self.forward_once(h, train),
+        }
+    }
+
+    /// Starts a pretrained backbone from its ImageNet weights and stops
+    /// gradients at its frozen layers; other backbones are left alone.
+    pub fn load_pretrained(&mut self) -> Result<()> {
+        if let Body::Efficient(_) = &self.body {
+            efficientnet::load_imagenet(&self.vs, "backbone")?;
+            for (name, mut var) in self.vs.variables() {
+                if efficientnet::is_frozen(&name) {
+                    let _ = var.requires_grad_(false);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the backbone (not the head) owns variable `name`.
+    pub fn is_backbone(name: &str) -> bool {
+        name.starts_with("backbone.")
     }
 
     /// Switches a TorchScript backbone between training and eval behaviour

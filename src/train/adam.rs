@@ -98,6 +98,9 @@ fn addcdiv_(this: &mut Tensor, t1: &Tensor, t2: &Tensor, value: f64) {
 pub struct Adam {
     /// (name, parameter, first moment, second moment), sorted by name.
     params: Vec<(String, Tensor, Tensor, Tensor)>,
+    /// Each parameter's learning rate as a fraction of `lr` (1 unless
+    /// [`Adam::set_scale`] changed it); 0 leaves the parameter as it is.
+    scales: Vec<f64>,
     /// Steps taken (libtorch keeps one per parameter; they are all equal
     /// here, since every parameter gets a gradient every step).
     step: i64,
@@ -124,8 +127,9 @@ impl Adam {
                 let (m, v) = (p.zeros_like(), p.zeros_like());
                 (n, p, m, v)
             })
-            .collect();
+            .collect::<Vec<_>>();
         Adam {
+            scales: vec![1.0; params.len()],
             params,
             step: 0,
             lr,
@@ -133,6 +137,16 @@ impl Adam {
             beta2: 0.999,
             eps: 1e-8,
             weight_decay,
+        }
+    }
+
+    /// Sets the learning rate of the parameters whose name `which` accepts
+    /// to `scale` times `lr` (the backbone under a new head).
+    pub fn set_scale(&mut self, which: impl Fn(&str) -> bool, scale: f64) {
+        for ((name, ..), s) in self.params.iter().zip(&mut self.scales) {
+            if which(name) {
+                *s = scale;
+            }
         }
     }
 
@@ -149,8 +163,10 @@ impl Adam {
         let bias2 = 1.0 - b2.powf(self.step as f64);
         let step_size = self.lr / bias1;
         tch::no_grad(|| {
-            for ((name, p, m, v), grad) in self.params.iter_mut().zip(grads) {
-                if !grad.defined() {
+            for (((name, p, m, v), grad), &scale) in
+                self.params.iter_mut().zip(grads).zip(&self.scales)
+            {
+                if !grad.defined() || scale == 0.0 {
                     continue;
                 }
                 if grad.size() != p.size()
@@ -179,7 +195,7 @@ impl Adam {
                 addcmul_(v, &grad, &grad, 1.0 - b2);
                 let mut denom = v.sqrt().g_div_scalar(bias2.sqrt());
                 let _ = denom.g_add_scalar_(self.eps);
-                addcdiv_(p, m, &denom, -step_size);
+                addcdiv_(p, m, &denom, -step_size * scale);
             }
             Ok(())
         })

@@ -17,7 +17,8 @@ use crate::transform::Augment;
 pub struct TrainConfig {
     pub data: PathBuf,
     pub out: PathBuf,
-    pub arch: Arch,
+    /// `None`: chosen from the data ([`defaults::choose_arch`]).
+    pub arch: Option<Arch>,
     pub dim: u32,
     /// Channel multiplier of `convnet`.
     #[serde(default = "default_width")]
@@ -45,7 +46,9 @@ pub struct TrainConfig {
     pub epochs: Option<usize>,
     /// Steps per epoch; default: training images / images per step.
     pub steps_per_epoch: Option<usize>,
-    pub lr: f64,
+    /// Peak learning rate (of the head, over a pretrained backbone);
+    /// `None`: derived ([`defaults::LR`] or [`defaults::PRETRAINED_LR`]).
+    pub lr: Option<f64>,
     /// How the learning rate changes over the steps.
     #[serde(default)]
     pub lr_schedule: LrSchedule,
@@ -161,8 +164,10 @@ impl TrainConfig {
         if self.eval_batch == 0 {
             return bad("--eval-batch must be at least 1".into());
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return bad(format!("--lr {} must be a positive number", self.lr));
+        if let Some(lr) = self.lr {
+            if !(lr > 0.0 && lr.is_finite()) {
+                return bad(format!("--lr {lr} must be a positive number"));
+            }
         }
         if self.weight_decay.is_nan()
             || self.weight_decay < 0.0
@@ -185,6 +190,8 @@ impl TrainConfig {
     /// What the command line fixed, for [`defaults::derive`].
     pub fn asked(&self) -> defaults::Asked {
         defaults::Asked {
+            arch: self.arch.clone(),
+            lr: self.lr,
             input_size: self.input_size,
             classes_per_tuple: self.classes_per_tuple,
             tuples: self.tuples,

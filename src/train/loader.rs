@@ -23,6 +23,12 @@ pub(super) struct Prepared {
     /// Inputs of anchors (first half) then positives, `2·T·C` images.
     pub input: Vec<f32>,
     pub labels: Vec<i64>,
+    /// The dataset items of `input`, in its order.
+    pub items: Vec<usize>,
+    /// Whether each image was mirrored, where that is all the augmentation
+    /// did (the input is then a function of item and flip; see
+    /// [`transform::flipped`]).
+    pub flips: Option<Vec<bool>>,
     /// The items' standardised scores, in the order of `input` (empty
     /// without the score read-out).
     pub scores: Vec<f32>,
@@ -75,11 +81,14 @@ impl Loader {
                     let seeds: Vec<u64> = (0..images.len()).map(|_| rng.random()).collect();
                     let aug = (aug != Augment::NONE).then_some(&aug);
                     let input = transform::batch_input(&images, &spec, aug, &seeds);
+                    let flips = seeds.iter().map(|&s| transform::flipped(aug, s)).collect();
                     Prepared {
                         epoch,
                         step,
                         input,
                         labels: draw.labels,
+                        items: items.clone(),
+                        flips,
                         scores,
                     }
                 });

@@ -264,7 +264,7 @@ impl ModelCard {
                 super::defaults::Stop::Patience { .. } => 0,
             },
             steps_per_epoch: 0,
-            lr: cfg.lr,
+            lr: plan.lr,
             lr_schedule: cfg.lr_schedule,
             precision: plan.precision,
             weight_decay: cfg.weight_decay,

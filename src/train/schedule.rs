@@ -34,6 +34,8 @@ pub(super) struct Schedule {
     pub total: usize,
     /// Without `--epochs`.
     pub budget: Option<Budget>,
+    /// The peak learning rate (the plan's).
+    pub lr: f64,
 }
 
 impl Schedule {
@@ -70,6 +72,7 @@ impl Schedule {
             steps,
             total,
             budget,
+            lr: plan.lr,
         }
     }
 
@@ -109,10 +112,10 @@ impl Schedule {
     /// The learning rate at global step `g`.
     pub(super) fn lr(&self, cfg: &TrainConfig, g: usize) -> f64 {
         match &self.budget {
-            None => cfg.lr_schedule.at(cfg.lr, g, self.total),
-            Some(b) if g < b.warmup => cfg.lr * (g + 1) as f64 / b.warmup as f64,
+            None => cfg.lr_schedule.at(self.lr, g, self.total),
+            Some(b) if g < b.warmup => self.lr * (g + 1) as f64 / b.warmup as f64,
             Some(b) => cfg.lr_schedule.at(
-                cfg.lr,
+                self.lr,
                 g - b.warmup,
                 b.horizon.saturating_sub(b.warmup).max(1),
             ),

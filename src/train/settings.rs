@@ -30,15 +30,11 @@ pub(super) struct Settings {
 impl Settings {
     /// Derives the settings for `data` on `device` and prints them.
     pub(super) fn derive(cfg: &TrainConfig, data: &Data, device: Device) -> Result<Settings> {
-        let Measured {
-            shape,
-            channels,
-            mean,
-            std,
-        } = measure(cfg, data)?;
+        let (shape, images) = measure(cfg, data)?;
         let machine = Machine::detect(device.is_cuda());
-        let plan = defaults::derive(&cfg.arch, &shape, &cfg.asked(), &machine);
+        let plan = defaults::derive(None, &shape, &cfg.asked(), &machine);
         print(&shape, data.val.len(), &plan);
+        let (channels, mean, std) = normalisation(&plan.arch, shape.grey, &images);
         let n = plan.classes_per_tuple;
         if n > data.classes {
             return Err(Error::Invalid(format!(
@@ -56,7 +52,7 @@ impl Settings {
             None => n,
         };
         let spec = ModelSpec {
-            arch: cfg.arch.clone(),
+            arch: plan.arch.clone(),
             input_size: plan.input_size,
             channels,
             mean,
@@ -96,34 +92,18 @@ impl Settings {
     }
 }
 
-/// What the training images tell before the settings are derived.
-struct Measured {
-    shape: Shape,
-    channels: u32,
-    /// Per-channel normalisation statistics.
-    mean: Vec<f32>,
-    std: Vec<f32>,
-}
-
-/// Channels, normalisation statistics and the median size from (up to
-/// 2,000) training images.
-fn measure(cfg: &TrainConfig, data: &Data) -> Result<Measured> {
+/// The data's shape from (up to 2,000) training images, and those images.
+fn measure(cfg: &TrainConfig, data: &Data) -> Result<(Shape, Vec<image::DynamicImage>)> {
     let (ds, train) = (&data.ds, &data.train);
     let first = ds.load(train[0])?;
     let grey = matches!(
         first.image.color(),
         image::ColorType::L8 | image::ColorType::L16
     );
-    let channels = match cfg.arch {
-        Arch::Resnet18 => 3,
-        _ if grey => 1,
-        _ => 3,
-    };
     let mut pick = train.clone();
     pick.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed));
     pick.truncate(2000);
     let stats_imgs: Vec<_> = ds.load_many(&pick)?.into_iter().map(|s| s.image).collect();
-    let (mean, std) = transform::channel_stats(&stats_imgs, channels);
     let shape = Shape {
         train_images: train.len(),
         classes: data.classes,
@@ -131,12 +111,28 @@ fn measure(cfg: &TrainConfig, data: &Data) -> Result<Measured> {
         grey,
         sided: defaults::sided_pair(ds.classes()),
     };
-    Ok(Measured {
-        shape,
-        channels,
-        mean,
-        std,
-    })
+    Ok((shape, stats_imgs))
+}
+
+/// Channels and per-channel normalisation of `arch`'s input: a pretrained
+/// backbone's own (RGB); otherwise the images' channels (RGB for resnet18)
+/// and their statistics.
+fn normalisation(
+    arch: &Arch,
+    grey: bool,
+    images: &[image::DynamicImage],
+) -> (u32, Vec<f32>, Vec<f32>) {
+    if arch.pretrained() {
+        use crate::model::efficientnet::{MEAN, STD};
+        return (3, vec![MEAN; 3], vec![STD; 3]);
+    }
+    let channels = match arch {
+        Arch::Resnet18 => 3,
+        _ if grey => 1,
+        _ => 3,
+    };
+    let (mean, std) = transform::channel_stats(images, channels);
+    (channels, mean, std)
 }
 
 /// The first lines of a training: the data, what was decided, and why.

@@ -173,9 +173,21 @@ impl Trainer<'_> {
         };
         self.net.set_train(true);
         self.opt.lr = self.schedule.lr(cfg, g);
+        // A pretrained backbone: its head trains alone for the first steps.
+        let finetune = self.settings.plan.finetune;
+        let warm = finetune.is_some_and(|f| g < f.head_warmup_steps);
+        if let Some(f) = finetune {
+            let scale = if warm { 0.0 } else { f.backbone_lr_factor };
+            self.opt.set_scale(crate::model::Net::is_backbone, scale);
+        }
+        let trunk = match (&p.flips, c == n) {
+            (Some(flips), true) => self.cached_trunk(&x, &p.items, flips),
+            _ => None,
+        };
         let net = &self.net;
-        let emb = crate::runtime::with_precision(self.settings.plan.precision, || {
-            net.forward_t(&x, true)
+        let emb = crate::runtime::with_precision(self.settings.plan.precision, || match &trunk {
+            Some(h) => net.forward_from_trunk(h, true, !warm),
+            None => net.forward_t(&x, true),
         })
         .to_kind(tch::Kind::Float);
         let tn = (n * cfg.tuples) as i64;
@@ -196,6 +208,34 @@ impl Trainer<'_> {
             )));
         }
         Ok(l)
+    }
+
+    /// The output of the frozen layers of a pretrained backbone for the
+    /// batch `x` of `items` (mirrored where `flips` says): each (item, flip)
+    /// is computed once, the first time it is drawn, and cached; `None`
+    /// without such layers.
+    fn cached_trunk(&mut self, x: &Tensor, items: &[usize], flips: &[bool]) -> Option<Tensor> {
+        let keys: Vec<(usize, bool)> = items.iter().copied().zip(flips.iter().copied()).collect();
+        let mut missing: Vec<i64> = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            if !self.trunk_cache.contains_key(k) && !missing.iter().any(|&j| keys[j as usize] == *k)
+            {
+                missing.push(i as i64);
+            }
+        }
+        if !missing.is_empty() {
+            let rows = Tensor::from_slice(&missing).to_device(x.device());
+            let h = self.net.trunk(&x.index_select(0, &rows))?;
+            for (j, &i) in missing.iter().enumerate() {
+                self.trunk_cache
+                    .insert(keys[i as usize], h.get(j as i64).copy());
+            }
+        }
+        let rows: Vec<Tensor> = keys
+            .iter()
+            .map(|k| self.trunk_cache[k].shallow_clone())
+            .collect();
+        Some(Tensor::stack(&rows, 0))
     }
 
     /// Ends the interval after `done` steps: records it, validates (after

@@ -33,6 +33,12 @@ pub(super) struct Trainer<'a> {
     /// When this run started, and the seconds of the runs it resumes.
     pub started: Instant,
     pub spent_before: f64,
+    /// A pretrained backbone's frozen layers on each (item, mirrored) seen,
+    /// where the input is a function of those (see [`Net::trunk`]).
+    pub trunk_cache: std::collections::HashMap<(usize, bool), tch::Tensor>,
+    /// The frozen layers' output on the held-out images, by batch (and on
+    /// their mirror images, with test-time flip), from the first validation.
+    pub val_trunk: Vec<(tch::Tensor, Option<tch::Tensor>)>,
 }
 
 /// Where the steps start: the global step and, when resumed within an
@@ -60,10 +66,20 @@ impl<'a> Trainer<'a> {
             // Every step has the same shapes: let cuDNN pick its fastest kernels.
             tch::Cuda::cudnn_set_benchmark(true);
         }
-        let net = Net::new(&settings.spec, device)?;
+        let mut net = Net::new(&settings.spec, device)?;
+        let mut opt_scale = None;
+        if let Some(ft) = &settings.plan.finetune {
+            // The ImageNet weights, then the frozen layers out of the optimizer.
+            net.load_pretrained()?;
+            net.bn_frozen = ft.bn_frozen;
+            opt_scale = Some(ft.backbone_lr_factor);
+        }
         let score = ScoreHead::new(cfg, &net, settings.spec.dim, data)?;
         let mut card = settings.card(cfg, data, device);
-        let opt = Adam::new(&net.vs, cfg.lr, cfg.weight_decay);
+        let mut opt = Adam::new(&net.vs, settings.plan.lr, cfg.weight_decay);
+        if let Some(f) = opt_scale {
+            opt.set_scale(Net::is_backbone, f);
+        }
         let schedule = Schedule::new(cfg, &settings.plan);
         card.steps_per_epoch = schedule.steps;
         Ok(Trainer {
@@ -80,6 +96,8 @@ impl<'a> Trainer<'a> {
             schedule,
             started,
             spent_before: 0.0,
+            trunk_cache: Default::default(),
+            val_trunk: Vec::new(),
         })
     }
 

@@ -12,10 +12,13 @@ pub struct TrainArgs {
     /// Output folder for the model (weights.safetensors, model.json, model.pt, ...).
     #[arg(long)]
     pub out: PathBuf,
-    /// Backbone: convnet (small images, CPU), resnet18 (faces, 112-224 px) or
-    /// torchscript:PATH (fine-tune a TorchScript backbone with a projection head).
-    #[arg(long, default_value = "convnet")]
-    pub arch: crate::settings::Arch,
+    /// Backbone: convnet (small images, CPU), resnet18 (from scratch, 112-224
+    /// px), efficientnet-lite0 (fine-tuned from ImageNet; `make pretrained`
+    /// fetches its weights) or torchscript:PATH (fine-tune a TorchScript
+    /// backbone with a projection head) [default: efficientnet-lite0 for up
+    /// to 20,000 colour images of 24 px or more, else convnet].
+    #[arg(long)]
+    pub arch: Option<crate::settings::Arch>,
     /// Embedding dimension.
     #[arg(long, default_value_t = 64)]
     pub dim: u32,
@@ -87,9 +90,10 @@ pub struct TrainArgs {
     /// Steps per epoch [default: training images / images per step].
     #[arg(long)]
     pub steps_per_epoch: Option<usize>,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 4e-3)]
-    pub lr: f64,
+    /// Adam learning rate, of the head over a pretrained backbone (whose own
+    /// is a tenth of it) [default: 4e-3; 1e-3 over a pretrained backbone].
+    #[arg(long)]
+    pub lr: Option<f64>,
     /// Learning-rate schedule over all steps.
     #[arg(long, value_enum, default_value_t = crate::settings::LrSchedule::Cosine)]
     pub lr_schedule: crate::settings::LrSchedule,
