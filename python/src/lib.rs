@@ -293,6 +293,27 @@ struct MappedIndex {
     _index: Arc<Index>,
 }
 
+/// A read-only numpy view of `data`, a column of `index`'s memory map
+/// (labels, scores), whose base object keeps the map alive.
+fn mapped_array1<'py, T: numpy::Element>(
+    py: Python<'py>,
+    index: &Arc<Index>,
+    data: &[T],
+) -> PyResult<Bound<'py, PyArray1<T>>> {
+    let view = ArrayView1::from(data);
+    let owner = Bound::new(
+        py,
+        MappedIndex {
+            _index: index.clone(),
+        },
+    )?;
+    // SAFETY: as for `vectors`: `data` lives in the index's memory map,
+    // kept alive by `owner`, the array's base object.
+    let arr = unsafe { PyArray1::borrow_from_array(&view, owner.into_any()) };
+    arr.readwrite().make_nonwriteable();
+    Ok(arr)
+}
+
 /// An open index: memory-mapped files, searched in place.
 ///
 /// Open one with `Index.open(path)` or get one from `likeness.build(...)`.
@@ -413,21 +434,10 @@ impl PyIndex {
     #[getter]
     fn labels<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyArray1<i64>>>> {
         let index = self.get()?;
-        let Some(labels) = index.labels() else {
-            return Ok(None);
-        };
-        let view = ArrayView1::from(labels);
-        let owner = Bound::new(
-            py,
-            MappedIndex {
-                _index: index.clone(),
-            },
-        )?;
-        // SAFETY: as for `vectors`: the labels live in the index's memory
-        // map, kept alive by `owner`, the array's base object.
-        let arr = unsafe { PyArray1::borrow_from_array(&view, owner.into_any()) };
-        arr.readwrite().make_nonwriteable();
-        Ok(Some(arr))
+        index
+            .labels()
+            .map(|l| mapped_array1(py, &index, l))
+            .transpose()
     }
 
     /// The items' scores, float32 [count] (NaN where an item has none; a
@@ -436,21 +446,10 @@ impl PyIndex {
     #[getter]
     fn scores<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyArray1<f32>>>> {
         let index = self.get()?;
-        let Some(scores) = index.scores() else {
-            return Ok(None);
-        };
-        let view = ArrayView1::from(scores);
-        let owner = Bound::new(
-            py,
-            MappedIndex {
-                _index: index.clone(),
-            },
-        )?;
-        // SAFETY: as for `vectors`: the scores live in the index's memory
-        // map (`meta.bin`), kept alive by `owner`, the array's base object.
-        let arr = unsafe { PyArray1::borrow_from_array(&view, owner.into_any()) };
-        arr.readwrite().make_nonwriteable();
-        Ok(Some(arr))
+        index
+            .scores()
+            .map(|s| mapped_array1(py, &index, s))
+            .transpose()
     }
 
     /// What is known of each item id: a list with one dict per id, holding
