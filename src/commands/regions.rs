@@ -34,8 +34,6 @@ pub struct Found {
     pub photo: Photo,
     pub faces: Vec<Face>,
     pub boxes: Vec<Vec<RegionBox>>,
-    pub width: u32,
-    pub height: u32,
 }
 
 /// The photos of a source: one image, a manifest's distinct images (the
@@ -109,7 +107,7 @@ pub fn list_photos(src: &Path) -> Result<Vec<Photo>> {
 }
 
 /// The faces and regions of one decoded photo.
-pub fn find(
+fn find(
     finder: &FaceFinder,
     image: &DynamicImage,
     wanted: &[String],
@@ -154,8 +152,6 @@ pub fn find_all(
                     photo: photo.clone(),
                     faces,
                     boxes,
-                    width: image.width(),
-                    height: image.height(),
                 })
             };
             let r = run().map_err(|e| Box::new((photo.clone(), e)));

@@ -591,6 +591,15 @@ pub use likeness_app::settings::parse_duration;
 mod tests {
     use super::*;
 
+    /// The reason the plan gives for `setting`.
+    fn reason<'a>(p: &'a Plan, setting: &str) -> &'a str {
+        &p.decisions
+            .iter()
+            .find(|d| d.setting == setting)
+            .unwrap()
+            .why
+    }
+
     fn asked() -> Asked {
         Asked {
             tuples: 2,
@@ -788,20 +797,10 @@ mod tests {
         s.sided = sided_pair(&regions);
         let p = derive(None, &s, &asked(), &cpu_bf16());
         assert_eq!(p.arch, Arch::Convnet, "sided classes: the convnet");
-        let why = &p
-            .decisions
-            .iter()
-            .find(|d| d.setting == "arch")
-            .unwrap()
-            .why;
+        let why = reason(&p, "arch");
         assert!(why.contains("mirror"), "{why}");
         assert!(!p.flip && !p.flip_tta, "sided classes: no flips");
-        let why = &p
-            .decisions
-            .iter()
-            .find(|d| d.setting == "flip")
-            .unwrap()
-            .why;
+        let why = reason(&p, "flip");
         assert!(
             why.contains("left_eye") && why.contains("Right_Eye"),
             "{why}"
@@ -863,12 +862,7 @@ mod tests {
             assert_eq!(p.arch, Arch::Convnet, "{s:?}");
             assert_eq!(p.lr, LR);
             assert!(p.finetune.is_none());
-            let why = &p
-                .decisions
-                .iter()
-                .find(|d| d.setting == "arch")
-                .unwrap()
-                .why;
+            let why = reason(&p, "arch");
             assert!(why.contains(says), "{why}");
         }
         // --arch and --lr win.
