@@ -547,6 +547,8 @@ impl IndexBuilder {
             created_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            generation: 0,
+            log: None,
             files,
         }
     }
@@ -642,7 +644,7 @@ impl<W: Write> Write for CrcWriter<W> {
     }
 }
 
-fn write_file(
+pub(crate) fn write_file(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<FileEntry> {
@@ -658,6 +660,7 @@ fn write_file(
     Ok(FileEntry {
         size: w.len,
         crc32: w.crc.finalize(),
+        path: None,
     })
 }
 
@@ -863,6 +866,8 @@ mod tests {
                 quantizer: None,
                 postings: false,
                 created_unix: 0,
+                generation: 0,
+                log: None,
                 files: [
                     (VECTORS.to_string(), vec_entry),
                     (GRAPH.to_string(), graph_entry),

@@ -169,6 +169,13 @@ pub enum Error {
         /// The missing file.
         path: PathBuf,
     },
+
+    /// Another process is changing this index.
+    #[error("{path}: another process is changing this index (it holds {path}/.lock); wait for it, or send the change to the server that has it open (POST /admin/items)")]
+    Busy {
+        /// The index directory.
+        path: PathBuf,
+    },
 }
 
 /// What an I/O error means for the user, without the operating system's

@@ -133,7 +133,7 @@ impl<'a> KnnQuery<'a> {
     /// Results asked of the index per row: `k`, one more when an item is
     /// left out, never more than the index holds.
     pub fn depth(&self, index: &Index) -> usize {
-        let n = index.len();
+        let n = index.live_count();
         let want = if self.exclude.is_some() {
             self.k + 1
         } else {
@@ -220,14 +220,19 @@ impl Index {
     /// is a filter).
     pub fn query(&self, q: &KnnQuery<'_>) -> Result<(Neighbours, Plan)> {
         q.validate(self)?;
+        let live = self.snapshot();
         let depth = q.depth(self);
         let mut plan = self.plan(depth, q.filter, &q.options)?;
-        let found = if q.exact {
+        let mut found = if q.exact {
             plan.kind = PlanKind::Exact;
-            self.search_exact_batch(q.vectors, depth, q.filter)?
+            self.search_exact_batch(q.vectors, depth, q.filter, &live)?
         } else {
-            self.search_batch(q.vectors, depth, q.beam(self), q.filter, &plan, &q.options)?
+            let beam = q.beam(self);
+            self.search_batch(q.vectors, depth, beam, q.filter, &plan, &q.options, &live)?
         };
+        if live.tail_len() > 0 {
+            found = self.merge_tail(q.vectors, found, q.filter, &live)?;
+        }
         Ok((finish(q, found)?, plan))
     }
 }

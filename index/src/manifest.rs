@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::distance::Metric;
 use crate::error::{Error, Result};
-use crate::format::{MIN_VERSION, VERSION};
+use crate::format::MIN_VERSION;
 use crate::quant::{Quantizer, Store};
 
 /// File name of the manifest.
@@ -24,6 +24,13 @@ pub const VECTORS: &str = "vectors.npy";
 pub const META: &str = "meta.bin";
 /// File name of the per-label posting lists.
 pub const POSTINGS: &str = "postings.bin";
+/// File name of the deleted items' ids (an index written to since its build).
+pub const DELETED: &str = "deleted.bin";
+/// Version of a manifest written by a change ([`crate::writer`]): it may
+/// name generation files (`path`), a change log (`log`) and deleted items.
+/// A build still writes [`crate::format::VERSION`], so an index never written to stays
+/// readable by the releases before changes.
+pub const LIVE_VERSION: u32 = 3;
 /// Value of the `format` field.
 pub const FORMAT_NAME: &str = "likeness-index";
 /// Largest manifest accepted (it is a few hundred bytes).
@@ -36,6 +43,10 @@ pub struct FileEntry {
     pub size: u64,
     /// CRC32 (IEEE) of the whole file.
     pub crc32: u32,
+    /// The file's name in the directory when not the entry's own (a
+    /// generation's files are `graph.3.bin`, ...; see [`crate::writer`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// Parameters the graph was built with.
@@ -108,6 +119,13 @@ pub struct Manifest {
     pub postings: bool,
     /// Seconds since the Unix epoch when the index was built.
     pub created_unix: u64,
+    /// Generation of the files (absent: 0, as built); each fold of changes
+    /// writes the next ([`crate::writer`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u64,
+    /// The change log continuing this generation (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
     /// Every other file of the directory, by name.
     pub files: BTreeMap<String, FileEntry>,
 }
@@ -142,12 +160,12 @@ impl Manifest {
             .get("format_version")
             .and_then(|v| v.as_u64())
             .unwrap_or(0);
-        if !(u64::from(MIN_VERSION)..=u64::from(VERSION)).contains(&version) {
+        if !(u64::from(MIN_VERSION)..=u64::from(LIVE_VERSION)).contains(&version) {
             return Err(Error::UnsupportedVersion {
                 path,
                 found: u32::try_from(version).unwrap_or(u32::MAX),
                 min: MIN_VERSION,
-                max: VERSION,
+                max: LIVE_VERSION,
             });
         }
         if let Some(store) = raw.get("store") {
@@ -180,12 +198,24 @@ impl Manifest {
             .map(|p| p as i64)
     }
 
+    /// Where the file of entry `name` is: its `path`, else its name.
+    pub fn path(&self, dir: &Path, name: &str) -> std::path::PathBuf {
+        match self.files.get(name).and_then(|f| f.path.as_deref()) {
+            Some(p) => dir.join(p),
+            None => dir.join(name),
+        }
+    }
+
     /// The entry for `name`, or an error naming the file.
     pub fn file(&self, dir: &Path, name: &str) -> Result<&FileEntry> {
         self.files
             .get(name)
             .ok_or_else(|| Error::corrupt(dir.join(MANIFEST), format!("no entry for {name}")))
     }
+}
+
+fn is_zero(x: &u64) -> bool {
+    *x == 0
 }
 
 /// `classes[label]` (see [`Manifest::class_name`]), for the lists that

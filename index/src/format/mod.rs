@@ -19,7 +19,9 @@ use bytemuck::Pod;
 
 use crate::error::{Error, Result};
 
+pub mod deleted;
 pub mod graph;
+pub mod log;
 pub mod meta;
 
 pub use graph::{GraphHeader, LayerEntry, GRAPH_MAGIC, MAX_LEVELS};

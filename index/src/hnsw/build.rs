@@ -39,6 +39,7 @@ use rayon::prelude::*;
 
 use crate::distance::{distances4, prefetch, prefetch_vector, DistanceFn, DistanceFn4, Metric};
 use crate::error::{Error, Result};
+use crate::format::graph::GraphView;
 use crate::format::MAX_LEVELS;
 use crate::graph::{insertion_order, splitmix64, Graph, Layer, Progress, BATCH};
 use crate::neighbours::{Cand, Visited};
@@ -522,6 +523,86 @@ pub(crate) fn build(
         dist: metric.kernel(),
         dist4: metric.kernel4(),
     };
+    insert_all(&b, &order, threads, progress)?;
+    Ok(b.export())
+}
+
+/// Continues the graph `old` (over the first `old_count` rows of `data`)
+/// with the rows after them, as hnswlib's `add_items` does: the old links
+/// are copied into the builder's lists, each new point draws its level from
+/// a stream seeded by `p.seed` and `old_count` (so a later extension draws
+/// afresh) and is inserted, in its id order, from the old entry point.
+/// Old points keep their levels; their lists gain back links as in a
+/// build. Deleted points stay in the graph (they still route), as in
+/// hnswlib's `mark_deleted`; `compact` drops them.
+pub(crate) fn extend(
+    data: &[f32],
+    dim: usize,
+    old: &GraphView<'_>,
+    old_count: usize,
+    p: Params,
+    progress: Option<Progress<'_>>,
+) -> Result<Graph> {
+    let n = data.len() / dim;
+    if n <= old_count || n >= u32::MAX as usize {
+        return Err(Error::InvalidInput(format!(
+            "cannot extend a graph of {old_count} items to {n}"
+        )));
+    }
+    let mut levels = vec![0u8; old_count];
+    for l in 1..old.levels() {
+        for &i in old.layer(l).nodes {
+            if let Some(v) = levels.get_mut(i as usize) {
+                *v = l as u8;
+            }
+        }
+    }
+    levels.extend(draw_levels(
+        n - old_count,
+        p.m,
+        p.seed ^ (old_count as u64).rotate_left(17),
+    ));
+    let links = Links::new(&levels, p.m);
+    for l in 0..old.levels() {
+        let lv = old.layer(l);
+        let rows = if l == 0 { old_count } else { lv.nodes.len() };
+        for r in 0..rows {
+            let i = if l == 0 { r as u32 } else { lv.nodes[r] };
+            let nbrs = old.neighbours(l, i)?;
+            if nbrs.len() > links.cap(l) {
+                return Err(old.corrupt(format!(
+                    "item {i} has {} links on layer {l}, more than m {} allows",
+                    nbrs.len(),
+                    p.m
+                )));
+            }
+            write_slot(links.slot(i, l), nbrs.iter().copied());
+        }
+    }
+    let b = Builder {
+        data,
+        dim,
+        n,
+        ef: p.ef_construction.max(1),
+        links,
+        entry: Mutex::new((old.entry, old.levels().saturating_sub(1))),
+        levels,
+        dist: p.metric.kernel(),
+        dist4: p.metric.kernel4(),
+    };
+    let new: Vec<usize> = (old_count..n).collect();
+    insert_all(&b, &new, p.threads, progress)?;
+    Ok(b.export())
+}
+
+/// Inserts `order` on `threads` threads (one: in order, reproducibly),
+/// reporting progress every [`BATCH`] points.
+fn insert_all(
+    b: &Builder<'_>,
+    order: &[usize],
+    threads: usize,
+    progress: Option<Progress<'_>>,
+) -> Result<()> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
         .build()
@@ -537,13 +618,13 @@ pub(crate) fn build(
         }
         done += chunk.len();
         if let Some(p) = progress {
-            p(done, n);
+            p(done, order.len());
         }
     }
     // The pool's threads (and their scratch) end with the pool; a sequential
     // build ran on this thread, whose visited array (4 bytes per point) goes.
     SCRATCH.with(|cell| *cell.borrow_mut() = Scratch::default());
-    Ok(b.export())
+    Ok(())
 }
 
 impl Builder<'_> {

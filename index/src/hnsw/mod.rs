@@ -11,4 +11,4 @@
 mod build;
 pub(crate) mod search;
 
-pub(crate) use build::{build, Params};
+pub(crate) use build::{build, extend, Params};

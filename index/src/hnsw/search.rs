@@ -20,6 +20,7 @@ use std::path::Path;
 use crate::distance::{prefetch, DistanceFn4, Metric};
 use crate::error::{Error, Result};
 use crate::format::graph::GraphView;
+use crate::live::Deleted;
 use crate::manifest::POSTINGS;
 use crate::neighbours::{Cand, TopK, Visited};
 use crate::postings::{LabelFilter, PostingsView};
@@ -47,6 +48,9 @@ pub(crate) struct Searcher<'a> {
     /// Compact stores: candidates re-scored with float32 (`None`: all of
     /// the beam).
     pub rerank: Option<usize>,
+    /// Deleted items (`None`: none): they route the beam but are never
+    /// results, as hnswlib's `mark_deleted`.
+    pub deleted: Option<&'a Deleted>,
 }
 
 /// Per-thread search state, reused across queries.
@@ -193,6 +197,9 @@ impl Searcher<'_> {
         let results = s.results.get_or_insert_with(|| TopK::new(k));
         results.clear_with(k);
         let mut consider = |i: u32| -> Result<()> {
+            if self.deleted.is_some_and(|d| d.contains(i as usize)) {
+                return Ok(());
+            }
             let d = dist(q, self.vector(i)?);
             if results.len() < k || d < results.bound() {
                 results.push(Cand { dist: d, id: i });
@@ -355,10 +362,16 @@ impl Searcher<'_> {
         s.begin(self.count);
         let results = s.results.get_or_insert_with(|| TopK::new(ef));
         results.clear_with(ef);
-        let passes = |i: u32| match (filter, self.labels) {
-            (Some(f), Some(labels)) => labels.get(i as usize).is_some_and(|&l| f.allows(l)),
-            _ => true,
+        let passes = |i: u32| {
+            self.deleted.is_none_or(|d| !d.contains(i as usize))
+                && match (filter, self.labels) {
+                    (Some(f), Some(labels)) => labels.get(i as usize).is_some_and(|&l| f.allows(l)),
+                    _ => true,
+                }
         };
+        // With items that cannot be results, the beam keeps going until it
+        // holds `ef` that can.
+        let filtering = filter.is_some() || self.deleted.is_some();
         let _ = s.visited.visit(cur);
         s.candidates.push(Reverse(Cand {
             dist: cur_d,
@@ -371,7 +384,7 @@ impl Searcher<'_> {
             });
         }
         while let Some(Reverse(c)) = s.candidates.pop() {
-            if c.dist > results.bound() && (filter.is_none() || results.len() >= ef) {
+            if c.dist > results.bound() && (!filtering || results.len() >= ef) {
                 break;
             }
             // The next node to expand is likely the next best candidate.

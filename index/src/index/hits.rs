@@ -34,8 +34,6 @@ impl Index {
     /// from this index and paths and regions from `items` (its decoded
     /// [`Index::items`], when the caller has them).
     pub fn hits(&self, items: Option<&[ItemInfo]>, found: &Neighbours, q: usize) -> Vec<Hit> {
-        let labels = self.labels();
-        let scores = self.scores();
         let manifest = self.manifest();
         found
             .ids(q)
@@ -45,7 +43,7 @@ impl Index {
             .filter(|(_, (&id, _))| id >= 0)
             .map(|(r, (&id, &distance))| {
                 let i = id as usize;
-                let label = labels.and_then(|l| l.get(i).copied());
+                let label = self.label_of(i);
                 let info = items.and_then(|it| it.get(i));
                 Hit {
                     rank: r + 1,
@@ -57,9 +55,7 @@ impl Index {
                         .map(str::to_owned),
                     path: info.map(|i| i.source.clone()).filter(|s| !s.is_empty()),
                     region: info.and_then(|i| i.region),
-                    score: scores
-                        .and_then(|s| s.get(i).copied())
-                        .filter(|s| s.is_finite()),
+                    score: self.score_of(i),
                 }
             })
             .collect()

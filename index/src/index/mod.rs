@@ -17,7 +17,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use memmap2::Mmap;
 
@@ -26,7 +26,8 @@ use crate::error::{Error, Result};
 use crate::format::graph::GraphLayout;
 use crate::format::meta::{self, ItemInfo, ItemPairing, MetaHeader, FLAG_LABELS};
 use crate::format::section;
-use crate::manifest::{Manifest, GRAPH, META, POSTINGS, VECTORS};
+use crate::live::{Deleted, Live};
+use crate::manifest::{Manifest, DELETED, GRAPH, META, POSTINGS, VECTORS};
 use crate::postings::{OwnedPostings, PostingsHeader, PostingsView};
 use crate::quant::{QuantHeader, Store};
 
@@ -61,11 +62,19 @@ pub struct Index {
     /// Posting lists built from the labels, for an index without
     /// `postings.bin` (at the first filtered search).
     postings_mem: OnceLock<OwnedPostings>,
+    /// Deleted items and the items added since the files (the change log):
+    /// searches clone the `Arc`, a [`crate::writer::Writer`] swaps it.
+    live: RwLock<Arc<Live>>,
+    /// Bytes of the change log after its last whole record (a record a
+    /// crash cut short; the writer cuts them off).
+    log_torn: u64,
+    /// Where the next record of the change log goes.
+    log_len: u64,
 }
 
 /// Maps `path` read-only after checking its size against the manifest.
 fn map_file(dir: &Path, manifest: &Manifest, name: &str) -> Result<Mmap> {
-    let path = dir.join(name);
+    let path = manifest.path(dir, name);
     let entry = manifest.file(dir, name)?;
     let file = File::open(&path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::MissingFile { path: path.clone() },
@@ -92,8 +101,32 @@ fn map_file(dir: &Path, manifest: &Manifest, name: &str) -> Result<Mmap> {
 
 impl Index {
     /// Opens the index directory `dir`.
+    ///
+    /// A writer may commit a new generation and remove the old one's files
+    /// between our reading the manifest and mapping them: then the files
+    /// are missing or of another size and the manifest has changed, and we
+    /// open again (up to three times).
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
-        let dir = dir.as_ref().to_path_buf();
+        let dir = dir.as_ref();
+        let mut tries = 0;
+        loop {
+            let before = Manifest::read(dir).map(|m| m.generation);
+            match Self::open_once(dir) {
+                Err(Error::MissingFile { .. } | Error::SizeMismatch { .. })
+                    if tries < 3
+                        && before.is_ok()
+                        && Manifest::read(dir).map(|m| m.generation).ok()
+                            != before.as_ref().ok().copied() =>
+                {
+                    tries += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(dir: &Path) -> Result<Self> {
+        let dir = dir.to_path_buf();
         let manifest = Manifest::read(&dir)?;
         let graph = map_file(&dir, &manifest, GRAPH)?;
         let vectors = map_file(&dir, &manifest, VECTORS)?;
@@ -102,7 +135,7 @@ impl Index {
         } else {
             None
         };
-        let layout = crate::format::graph::read(&dir.join(GRAPH), &graph)?;
+        let layout = crate::format::graph::read(&manifest.path(&dir, GRAPH), &graph)?;
         let (count, dim, metric) = (layout.count, layout.dim, layout.metric);
         let levels = layout.layers.len();
 
@@ -124,9 +157,9 @@ impl Index {
                 ),
             ));
         }
-        let vectors_offset = check_vectors(&dir.join(VECTORS), &vectors, count, dim)?;
+        let vectors_offset = check_vectors(&manifest.path(&dir, VECTORS), &vectors, count, dim)?;
         let meta_header = match &meta {
-            Some(m) => Some(meta::check(&dir.join(META), m, count)?),
+            Some(m) => Some(meta::check(&manifest.path(&dir, META), m, count)?),
             None => None,
         };
         if manifest.has_labels != meta_header.is_some_and(|h| h.flags & FLAG_LABELS != 0) {
@@ -149,8 +182,13 @@ impl Index {
                     qz.check(dim).map_err(|r| Error::corrupt(&mpath, r))?;
                 }
                 let map = map_file(&dir, &manifest, name)?;
-                let h =
-                    crate::quant::check_store(&dir.join(name), &map, manifest.store, count, dim)?;
+                let h = crate::quant::check_store(
+                    &manifest.path(&dir, name),
+                    &map,
+                    manifest.store,
+                    count,
+                    dim,
+                )?;
                 Some((map, h))
             }
         };
@@ -159,12 +197,50 @@ impl Index {
                 return Err(Error::corrupt(&mpath, "posting lists without labels"));
             }
             let map = map_file(&dir, &manifest, POSTINGS)?;
-            let h = crate::postings::check_postings(&dir.join(POSTINGS), &map, count)?;
+            let h = crate::postings::check_postings(&manifest.path(&dir, POSTINGS), &map, count)?;
             Some((map, h))
         } else {
             None
         };
+        let deleted = match manifest.files.get(DELETED) {
+            None => Deleted::default(),
+            Some(entry) => {
+                let path = manifest.path(&dir, DELETED);
+                let bytes = read_whole(&path, entry.size)?;
+                let actual = crc32fast::hash(&bytes);
+                if actual != entry.crc32 {
+                    return Err(Error::ChecksumMismatch {
+                        path,
+                        expected: entry.crc32,
+                        actual,
+                    });
+                }
+                let aligned: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
+                let ids =
+                    crate::format::deleted::read(&path, bytemuck::cast_slice(&aligned), count)?;
+                Deleted::of(&ids)
+            }
+        };
+        let has_scores = meta_header.is_some_and(|h| h.flags & meta::FLAG_SCORES != 0);
+        let mut live = Live::new(count, dim, manifest.has_labels, has_scores, deleted);
+        let (mut log_torn, mut log_len) = (0, 0);
+        if let Some(name) = &manifest.log {
+            let path = dir.join(name);
+            let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Error::MissingFile { path: path.clone() },
+                _ => Error::io(&path, e),
+            })?;
+            let replay = crate::format::log::read(&path, &bytes, dim, count, manifest.generation)?;
+            for change in &replay.changes {
+                live.check(change).map_err(|r| Error::corrupt(&path, r))?;
+                live.apply(change);
+            }
+            (log_torn, log_len) = (replay.torn, replay.good_len);
+        }
         Ok(Index {
+            live: RwLock::new(Arc::new(live)),
+            log_torn,
+            log_len,
             dir,
             manifest,
             graph,
@@ -198,14 +274,124 @@ impl Index {
         &self.manifest
     }
 
-    /// Number of items.
+    /// Number of ids given: items are `0..len()`, deleted ones included
+    /// (ids are never reused; see [`Index::live_count`]).
     pub fn len(&self) -> usize {
-        self.count
+        self.snapshot().len()
     }
 
     /// Whether the index has no items (never true for a built index).
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.len() == 0
+    }
+
+    /// Items in the generation's files (ids `0..base_len()`); the rest were
+    /// added since and live in the change log until the next fold.
+    pub fn base_len(&self) -> usize {
+        self.count
+    }
+
+    /// Items not deleted.
+    pub fn live_count(&self) -> usize {
+        self.snapshot().live_count()
+    }
+
+    /// Deleted items (their ids are never returned or reused).
+    pub fn deleted_count(&self) -> usize {
+        self.snapshot().deleted.len()
+    }
+
+    /// Whether item `id` was deleted.
+    pub fn is_deleted(&self, id: usize) -> bool {
+        self.snapshot().deleted.contains(id)
+    }
+
+    /// The deleted ids, ascending.
+    pub fn deleted_ids(&self) -> Vec<u32> {
+        self.snapshot().deleted.ids()
+    }
+
+    /// The changes on top of the files, as of now (a clone of an `Arc`).
+    pub fn snapshot(&self) -> Arc<Live> {
+        Arc::clone(&self.live.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Replaces the changes (the writer, after logging one).
+    pub(crate) fn set_live(&self, live: Live) {
+        *self.live.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(live);
+    }
+
+    /// Records in the change log, and bytes after its last whole one.
+    pub fn log_state(&self) -> (usize, u64) {
+        (self.snapshot().records, self.log_torn)
+    }
+
+    /// Where the next record of the change log goes.
+    pub(crate) fn log_len(&self) -> u64 {
+        self.log_len
+    }
+
+    /// Generation of the files (0: as built).
+    pub fn generation(&self) -> u64 {
+        self.manifest.generation
+    }
+
+    /// The mapped graph's layers.
+    pub(crate) fn graph_view(&self) -> Result<crate::format::graph::GraphView<'_>> {
+        crate::format::graph::GraphView::new(self.file_path(GRAPH), &self.graph, &self.layout)
+    }
+
+    /// Where the file of entry `name` is.
+    pub(crate) fn file_path(&self, name: &str) -> PathBuf {
+        self.manifest.path(&self.dir, name)
+    }
+
+    /// The label of item `id` (added since the files too), if the index has
+    /// labels and the id exists.
+    pub fn label_of(&self, id: usize) -> Option<i64> {
+        match self.labels()?.get(id) {
+            Some(&l) => Some(l),
+            None => self
+                .snapshot()
+                .tail_labels
+                .as_ref()?
+                .get(id.checked_sub(self.count)?)
+                .copied(),
+        }
+    }
+
+    /// The score of item `id` (`None` without scores, or NaN).
+    pub fn score_of(&self, id: usize) -> Option<f32> {
+        let s = match self.scores() {
+            Some(s) if id < self.count => s.get(id).copied(),
+            Some(_) => self
+                .snapshot()
+                .tail_scores
+                .as_ref()?
+                .get(id - self.count)
+                .copied(),
+            None => None,
+        };
+        s.filter(|v| v.is_finite())
+    }
+
+    /// The stored vector of item `id` (added since the files too): an error
+    /// says why there is none (out of range, deleted).
+    pub fn item_vector(&self, id: usize) -> Result<Vec<f32>> {
+        let live = self.snapshot();
+        if id >= live.len() {
+            return Err(Error::InvalidInput(format!(
+                "no item {id}: ids of this index are 0..{}",
+                live.len()
+            )));
+        }
+        if live.deleted.contains(id) {
+            return Err(Error::InvalidInput(format!("item {id} was deleted")));
+        }
+        match self.vector(id) {
+            Some(v) => Ok(v.to_vec()),
+            None => Ok(live.tail_vector(id).unwrap_or_default().to_vec()),
+        }
     }
 
     /// Vector dimension.
@@ -257,7 +443,7 @@ impl Index {
     /// without them, as every version 1 index was).
     pub fn pairings(&self) -> Result<Vec<ItemPairing>> {
         match (&self.meta, &self.meta_header) {
-            (Some(m), Some(h)) => meta::pairings(&self.dir.join(META), m, h),
+            (Some(m), Some(h)) => meta::pairings(&self.file_path(META), m, h),
             _ => Ok(Vec::new()),
         }
     }
@@ -266,7 +452,7 @@ impl Index {
     /// built without them). Reads the whole payload; not needed for search.
     pub fn items(&self) -> Result<Vec<ItemInfo>> {
         match (&self.meta, &self.meta_header) {
-            (Some(m), Some(h)) => meta::items(&self.dir.join(META), m, h),
+            (Some(m), Some(h)) => meta::items(&self.file_path(META), m, h),
             _ => Ok(Vec::new()),
         }
     }
@@ -277,7 +463,7 @@ impl Index {
     /// `None` without labels.
     fn postings_view(&self) -> Result<Option<PostingsView<'_>>> {
         if let Some((map, h)) = &self.postings_file {
-            return crate::postings::view_of(&self.dir.join(POSTINGS), map, h).map(Some);
+            return crate::postings::view_of(&self.file_path(POSTINGS), map, h).map(Some);
         }
         Ok(self.labels().map(|l| {
             self.postings_mem
@@ -285,6 +471,24 @@ impl Index {
                 .view()
         }))
     }
+}
+
+/// Reads a whole small file, checking its size against the manifest's.
+fn read_whole(path: &Path, size: u64) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::MissingFile {
+            path: path.to_path_buf(),
+        },
+        _ => Error::io(path, e),
+    })?;
+    if bytes.len() as u64 != size {
+        return Err(Error::SizeMismatch {
+            path: path.to_path_buf(),
+            expected: size,
+            actual: bytes.len() as u64,
+        });
+    }
+    Ok(bytes)
 }
 
 /// Checks the `.npy` header of `vectors.npy`; returns the data offset.

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::hnsw::search::Searcher;
+use crate::live::Live;
 use crate::manifest::{GRAPH, POSTINGS};
 use crate::neighbours::Neighbours;
 use crate::postings::{LabelFilter, Plan, PlanChoice, PlanKind, SearchOptions};
@@ -44,7 +45,7 @@ impl Index {
         };
         let (passing, unknown_labels) = p
             .estimate(f, self.count)
-            .map_err(|r| Error::corrupt(self.dir.join(POSTINGS), r))?;
+            .map_err(|r| Error::corrupt(self.file_path(POSTINGS), r))?;
         let kind = match options.plan {
             PlanChoice::Exact => PlanKind::Exact,
             PlanChoice::Graph => PlanKind::FilteredGraph,
@@ -61,13 +62,18 @@ impl Index {
 
     /// What a search of this index reads, with the posting lists when
     /// `postings` (the exact plan of a filter).
-    fn searcher(&self, options: &SearchOptions, postings: bool) -> Result<Searcher<'_>> {
+    fn searcher<'a>(
+        &'a self,
+        options: &SearchOptions,
+        postings: bool,
+        live: &'a Live,
+    ) -> Result<Searcher<'a>> {
         let graph =
-            crate::format::graph::GraphView::new(self.dir.join(GRAPH), &self.graph, &self.layout)?;
+            crate::format::graph::GraphView::new(self.file_path(GRAPH), &self.graph, &self.layout)?;
         let codes = match &self.compact {
             Some((map, h)) => {
                 let name = self.manifest.store.file_name().unwrap_or_default();
-                Some(Codes::view(&self.dir.join(name), map, h)?)
+                Some(Codes::view(&self.file_path(name), map, h)?)
             }
             None => None,
         };
@@ -89,6 +95,7 @@ impl Index {
             store: self.manifest.store,
             quantizer: self.manifest.quantizer.as_ref(),
             rerank: options.rerank,
+            deleted: (!live.deleted.is_empty()).then_some(&live.deleted),
         })
     }
 
@@ -96,6 +103,7 @@ impl Index {
     /// by the graph with beam width `ef` (raised to `k`), or by the exact
     /// scan of the passing items when `plan` says so. One row runs on the
     /// calling thread, more on rayon.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn search_batch(
         &self,
         queries: &[f32],
@@ -104,9 +112,10 @@ impl Index {
         filter: Option<&LabelFilter>,
         plan: &Plan,
         options: &SearchOptions,
+        live: &Live,
     ) -> Result<Neighbours> {
         let exact_scan = filter.is_some() && plan.kind == PlanKind::Exact;
-        let searcher = self.searcher(options, exact_scan)?;
+        let searcher = self.searcher(options, exact_scan, live)?;
         let nq = queries.len() / self.dim;
         let mut out = Neighbours::new(nq, k);
         let rows: Vec<_> = out.rows_mut().collect();
@@ -123,22 +132,89 @@ impl Index {
     }
 
     /// Exact k-NN of each row of `queries` (row-major, checked) over the
-    /// mapped vectors (brute force on rayon), with the same filter.
+    /// mapped vectors (brute force on rayon), with the same filter; deleted
+    /// items are never results.
     pub(crate) fn search_exact_batch(
         &self,
         queries: &[f32],
         k: usize,
         filter: Option<&LabelFilter>,
+        live: &Live,
     ) -> Result<Neighbours> {
         let mut q = queries.to_vec();
         self.metric.normalize_rows(&mut q, self.dim)?;
-        match (filter, self.labels()) {
-            (Some(f), Some(labels)) => {
-                crate::exact::search_filtered(self.vectors(), &q, self.dim, k, self.metric, &|i| {
-                    labels.get(i as usize).is_some_and(|&l| f.allows(l))
-                })
-            }
-            _ => crate::exact::search_prepared(self.vectors(), &q, self.dim, k, self.metric, false),
+        let labels = self.labels();
+        if filter.is_none() && live.deleted.is_empty() {
+            return crate::exact::search_prepared(
+                self.vectors(),
+                &q,
+                self.dim,
+                k,
+                self.metric,
+                false,
+            );
         }
+        crate::exact::search_filtered(self.vectors(), &q, self.dim, k, self.metric, &|i| {
+            !live.deleted.contains(i as usize)
+                && match (filter, labels) {
+                    (Some(f), Some(labels)) => labels.get(i as usize).is_some_and(|&l| f.allows(l)),
+                    _ => true,
+                }
+        })
+    }
+
+    /// Merges the items added since the files (searched exactly: the tail
+    /// stays below [`crate::writer::FOLD_AT`] items) into each row's
+    /// results, keeping the `k` nearest.
+    pub(crate) fn merge_tail(
+        &self,
+        queries: &[f32],
+        found: Neighbours,
+        filter: Option<&LabelFilter>,
+        live: &Live,
+    ) -> Result<Neighbours> {
+        let (dim, k, base) = (self.dim, found.k(), live.base);
+        let mut q = queries.to_vec();
+        self.metric.normalize_rows(&mut q, dim)?;
+        let dist = self.metric.kernel();
+        let passes = |r: usize| {
+            let id = base + r;
+            !live.deleted.contains(id)
+                && match (filter, &live.tail_labels) {
+                    (Some(f), Some(l)) => l.get(r).is_some_and(|&l| f.allows(l)),
+                    _ => true,
+                }
+        };
+        let nq = found.queries();
+        let mut ids = Vec::with_capacity(nq * k);
+        let mut dists = Vec::with_capacity(nq * k);
+        let mut row: Vec<(f32, i64)> = Vec::new();
+        for (qi, query) in q.chunks_exact(dim).enumerate() {
+            row.clear();
+            row.extend(
+                found
+                    .distances(qi)
+                    .iter()
+                    .zip(found.ids(qi))
+                    .filter(|(_, &i)| i >= 0)
+                    .map(|(&d, &i)| (d, i)),
+            );
+            for (r, v) in live.tail.chunks_exact(dim).enumerate() {
+                if passes(r) {
+                    row.push((dist(query, v), (base + r) as i64));
+                }
+            }
+            row.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            row.resize(
+                k.max(row.len()),
+                (f32::INFINITY, crate::neighbours::MISSING),
+            );
+            for &(d, i) in &row[..k] {
+                ids.push(i);
+                dists.push(d);
+            }
+        }
+        Neighbours::from_parts(nq, k, ids, dists)
+            .ok_or_else(|| Error::InvalidInput("result shape".into()))
     }
 }

@@ -37,7 +37,7 @@ impl Index {
             (POSTINGS, self.postings_file.as_ref().map(|p| &p.0)),
         ] {
             let Some(map) = map else { continue };
-            let path = self.dir.join(name);
+            let path = self.file_path(name);
             let entry = self.manifest.file(&self.dir, name)?;
             let actual = crc32fast::hash(map);
             if actual != entry.crc32 {
@@ -51,12 +51,12 @@ impl Index {
             report.bytes += map.len() as u64;
         }
         let graph =
-            crate::format::graph::GraphView::new(self.dir.join(GRAPH), &self.graph, &self.layout)?;
+            crate::format::graph::GraphView::new(self.file_path(GRAPH), &self.graph, &self.layout)?;
         report.edges = graph.check_links(self.count)?;
         crate::distance::check_finite(self.vectors(), self.dim)
-            .map_err(|e| Error::corrupt(self.dir.join(VECTORS), e.to_string()))?;
+            .map_err(|e| Error::corrupt(self.file_path(VECTORS), e.to_string()))?;
         if let Some((map, h)) = &self.compact {
-            let path = self.dir.join(compact_name);
+            let path = self.file_path(compact_name);
             crate::quant::Codes::view(&path, map, h)?
                 .check_values()
                 .map_err(|r| Error::corrupt(&path, r))?;
@@ -64,7 +64,7 @@ impl Index {
         if let (Some(_), Some(labels)) = (&self.postings_file, self.labels()) {
             if let Some(p) = self.postings_view()? {
                 p.check(labels)
-                    .map_err(|r| Error::corrupt(self.dir.join(POSTINGS), r))?;
+                    .map_err(|r| Error::corrupt(self.file_path(POSTINGS), r))?;
             }
         }
         self.items()?;

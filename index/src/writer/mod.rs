@@ -1,0 +1,321 @@
+//! Changes to an index in place: add, delete, update labels and scores,
+//! compact. Ids are positions, given in order and never reused; a deleted
+//! item is never returned again.
+//!
+//! # Design: generations, a change log, tombstones
+//!
+//! The files of an index (`graph.bin`, `vectors.npy`, `meta.bin`, ...) are
+//! never modified once written: searches map them. A change is either
+//! - **logged**: appended to the generation's change log
+//!   ([`crate::format::log`]) and fsync'd before the call returns (an add
+//!   of fewer than [`FOLD_AT`] items, a delete). Readers replay the log
+//!   when they open the index; an open [`Index`] sees the change at once
+//!   ([`crate::live`]): added items are searched exactly beside the graph,
+//!   deleted ones route the beam but are never results; or
+//! - **folded**: a new generation of the files is written beside the old
+//!   (`graph.<g>.bin`, `vectors.<g>.npy`, ...; a file that did not change
+//!   is kept and named again), with the logged changes in it, and
+//!   `manifest.json` is replaced atomically (write, fsync, rename, fsync
+//!   the directory): that rename is the commit. Files no manifest names
+//!   are removed by the next writer. An add of [`FOLD_AT`] items or more
+//!   (counting those logged) folds: new items are inserted into the graph
+//!   as hnswlib's `add_items` does ([`crate::hnsw::extend`]). `update`
+//!   folds (labels live in `meta.bin` and `postings.bin`).
+//! - **compact** folds and rebuilds the graph over the live items only;
+//!   deleted items keep their ids (ids are positions) but lose their
+//!   vector (zeroed), records and links.
+//!
+//! A process killed at any instant leaves either the old manifest (and
+//! the log as far as its last whole record, all acknowledged records
+//! included) or the new one: nothing half-applied (`tests/grow.rs` kills
+//! writers at random instants and checks).
+//!
+//! One writer at a time: [`Writer::open`] takes an exclusive lock on
+//! `.lock` in the directory (`flock`), held until the writer is dropped;
+//! a second writer gets [`Error::Busy`]. Readers take no lock.
+
+mod fold;
+
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::format::log::{self, Change};
+use crate::format::meta::ItemInfo;
+use crate::fsutil::sync_dir;
+use crate::index::Index;
+use crate::manifest::{Manifest, LIVE_VERSION, MANIFEST};
+
+pub use fold::FoldReport;
+
+/// Items added since the files (searched exactly beside the graph) at
+/// which the next add folds them into the graph. Exact search of the tail
+/// costs `tail × dim` per query: at 256 rows of 784 floats that is 0.8 MB
+/// read per query, about a fifth of one graph search at ef 64 on
+/// fashion-mnist-784 (measured by `make bench-grow`, docs/benchmarks.md).
+pub const FOLD_AT: usize = 256;
+
+/// Name of the lock file in an index directory.
+pub const LOCK: &str = ".lock";
+
+/// Items to add: prepared or not, with what the index records of each.
+#[derive(Debug, Clone, Default)]
+pub struct NewItems<'a> {
+    /// Row-major vectors of the index's dimension (normalised here for
+    /// cosine).
+    pub vectors: &'a [f32],
+    /// One label each: required when the index has labels, refused when not.
+    pub labels: Option<&'a [i64]>,
+    /// One score each (NaN = none), for an index with scores.
+    pub scores: Option<&'a [f32]>,
+    /// Where each came from (an image and region): these are kept in
+    /// `meta.bin`, so an add with them always folds.
+    pub items: Option<&'a [ItemInfo]>,
+}
+
+/// Changes an index in place; see the module documentation.
+#[derive(Debug)]
+pub struct Writer {
+    dir: PathBuf,
+    _lock: File,
+    index: Arc<Index>,
+    /// The change log, open for appending once the generation has one.
+    log: Option<File>,
+    threads: usize,
+}
+
+impl Writer {
+    /// Opens the index at `dir` for changes: takes its lock, opens it
+    /// (replaying its log), cuts off a record a crash left unfinished and
+    /// removes files no manifest names.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        if !dir.join(MANIFEST).exists() {
+            // Let the reader's error say what is missing.
+            Index::open(&dir)?;
+        }
+        let lock_path = dir.join(LOCK);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Busy { path: dir });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+        }
+        let index = Arc::new(Index::open(&dir)?);
+        let mut w = Writer {
+            dir,
+            _lock: lock,
+            index,
+            log: None,
+            threads: 0,
+        };
+        w.open_log()?;
+        fold::remove_unnamed(&w.dir, w.index.manifest())?;
+        Ok(w)
+    }
+
+    /// Threads a fold inserts or builds with (0: rayon's default).
+    pub fn threads(&mut self, threads: usize) -> &mut Self {
+        self.threads = threads;
+        self
+    }
+
+    /// The index as of the last change (a new `Arc` after a fold).
+    pub fn index(&self) -> &Arc<Index> {
+        &self.index
+    }
+
+    /// Opens the generation's log for appending, cutting off a torn tail.
+    fn open_log(&mut self) -> Result<()> {
+        self.log = None;
+        let Some(name) = &self.index.manifest().log else {
+            return Ok(());
+        };
+        let path = self.dir.join(name);
+        let mut f = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        let good = self.index.log_len();
+        if self.index.log_state().1 > 0 {
+            f.set_len(good).map_err(|e| Error::io(&path, e))?;
+            f.sync_all().map_err(|e| Error::io(&path, e))?;
+        }
+        f.seek(SeekFrom::Start(good))
+            .map_err(|e| Error::io(&path, e))?;
+        self.log = Some(f);
+        Ok(())
+    }
+
+    /// Starts this generation's change log: the file with its header,
+    /// fsync'd, then a manifest naming it.
+    fn start_log(&mut self) -> Result<()> {
+        let m = self.index.manifest();
+        let name = format!("log.{}.wal", m.generation);
+        let path = self.dir.join(&name);
+        let mut f = File::create(&path).map_err(|e| Error::io(&path, e))?;
+        f.write_all(&log::header(m.dim, self.index.base_len(), m.generation))
+            .and_then(|()| f.sync_all())
+            .map_err(|e| Error::io(&path, e))?;
+        sync_dir(&self.dir)?;
+        let mut next = m.clone();
+        next.log = Some(name);
+        next.format_version = LIVE_VERSION;
+        write_manifest(&self.dir, &next)?;
+        self.index = Arc::new(Index::open(&self.dir)?);
+        self.open_log()
+    }
+
+    /// Appends `change` to the log and fsyncs it: once this returns, the
+    /// change survives a crash. Then the open index sees it.
+    fn append(&mut self, change: Change) -> Result<()> {
+        if self.log.is_none() {
+            self.start_log()?;
+        }
+        let mut live = (*self.index.snapshot()).clone();
+        live.check(&change).map_err(Error::InvalidInput)?;
+        let record = log::record(&change, self.index.dim());
+        let path = self.log_path();
+        let f = self
+            .log
+            .as_mut()
+            .ok_or_else(|| Error::InvalidInput("no log".into()))?;
+        f.write_all(&record)
+            .and_then(|()| f.sync_data())
+            .map_err(|e| Error::io(&path, e))?;
+        live.apply(&change);
+        self.index.set_live(live);
+        Ok(())
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir
+            .join(self.index.manifest().log.as_deref().unwrap_or("log"))
+    }
+
+    /// Adds items; returns their ids. Fewer than [`FOLD_AT`] (with those
+    /// logged before) are logged; more fold into a new generation.
+    pub fn add(&mut self, new: &NewItems<'_>) -> Result<Range<u64>> {
+        let dim = self.index.dim();
+        crate::distance::check_shape(new.vectors.len(), dim)?;
+        if new.vectors.is_empty() {
+            return Err(Error::InvalidInput("no vectors to add".into()));
+        }
+        let n = new.vectors.len() / dim;
+        if let Some(items) = new.items.filter(|i| i.len() != n) {
+            return Err(Error::InvalidInput(format!(
+                "{n} vectors but {} item records",
+                items.len()
+            )));
+        }
+        let mut vectors = new.vectors.to_vec();
+        self.index.metric().preprocess(&mut vectors, dim)?;
+        let live = self.index.snapshot();
+        let first = live.len() as u64;
+        if first + n as u64 >= u64::from(u32::MAX) {
+            return Err(Error::InvalidInput(format!(
+                "{n} more items would pass the {} an index can hold",
+                u32::MAX - 1
+            )));
+        }
+        let change = Change::Add {
+            first,
+            labels: new.labels.map(<[i64]>::to_vec),
+            scores: new.scores.map(<[f32]>::to_vec),
+            vectors,
+        };
+        live.check(&change).map_err(Error::InvalidInput)?;
+        if new.items.is_some() || live.tail_len() + n >= FOLD_AT {
+            self.fold_with(fold::Fold {
+                add: Some((&change, new.items)),
+                ..fold::Fold::default()
+            })?;
+        } else {
+            self.append(change)?;
+        }
+        Ok(first..first + n as u64)
+    }
+
+    /// Deletes items; returns how many were not deleted before. An id out
+    /// of range is an error and nothing is deleted.
+    pub fn delete(&mut self, ids: &[u64]) -> Result<usize> {
+        let live = self.index.snapshot();
+        let fresh: Vec<u64> = {
+            let mut v: Vec<u64> = ids
+                .iter()
+                .copied()
+                .filter(|&i| i >= live.len() as u64 || !live.deleted.contains(i as usize))
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let change = Change::Delete { ids: fresh };
+        live.check(&change).map_err(Error::InvalidInput)?;
+        let Change::Delete { ids: fresh } = &change else {
+            unreachable!()
+        };
+        let n = fresh.len();
+        if n > 0 {
+            self.append(change)?;
+        }
+        Ok(n)
+    }
+
+    /// Sets the labels and/or scores of `ids` (vectors untouched); folds.
+    pub fn update(
+        &mut self,
+        ids: &[u64],
+        labels: Option<&[i64]>,
+        scores: Option<&[f32]>,
+    ) -> Result<FoldReport> {
+        self.fold_with(fold::Fold {
+            update: Some(fold::Update {
+                ids,
+                labels,
+                scores,
+            }),
+            ..fold::Fold::default()
+        })
+    }
+
+    /// Writes every change into one clean generation: the graph rebuilt
+    /// over the live items, deleted items' vectors and records wiped.
+    pub fn compact(&mut self) -> Result<FoldReport> {
+        self.fold_with(fold::Fold {
+            compact: true,
+            ..fold::Fold::default()
+        })
+    }
+
+    /// Writes the logged changes into a new generation (the graph extended
+    /// with the added items) and starts an empty log.
+    pub fn fold(&mut self) -> Result<FoldReport> {
+        self.fold_with(fold::Fold::default())
+    }
+
+    fn fold_with(&mut self, f: fold::Fold<'_>) -> Result<FoldReport> {
+        let report = fold::run(&self.dir, &self.index, f, self.threads)?;
+        self.index = Arc::new(Index::open(&self.dir)?);
+        self.log = None;
+        fold::remove_unnamed(&self.dir, self.index.manifest())?;
+        Ok(report)
+    }
+}
+
+/// Replaces `manifest.json` atomically (the commit of a change).
+fn write_manifest(dir: &Path, m: &Manifest) -> Result<()> {
+    let json = serde_json::to_vec_pretty(m)
+        .map_err(|e| Error::InvalidInput(format!("cannot encode manifest: {e}")))?;
+    crate::fsutil::atomic_write(&dir.join(MANIFEST), |f| f.write_all(&json))
+}

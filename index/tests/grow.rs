@@ -1,0 +1,343 @@
+//! A gallery that grows: add, delete, update and compact in place, across
+//! reopenings, on an index of every store, and on the committed golden
+//! indexes (which must open unchanged and be upgraded only when written).
+
+use std::path::{Path, PathBuf};
+
+use likeness_index::{
+    Error, Index, IndexBuilder, ItemInfo, KnnQuery, LabelFilter, Metric, NewItems, Store, Writer,
+    FOLD_AT,
+};
+use rand::{Rng, SeedableRng};
+
+fn random(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n * dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
+}
+
+fn build(dir: &Path, n: usize, dim: usize, store: Store) -> (Vec<f32>, Vec<i64>) {
+    let v = random(n, dim, 1);
+    let labels: Vec<i64> = (0..n as i64).map(|i| i % 7).collect();
+    IndexBuilder::new()
+        .metric(Metric::L2)
+        .m(8)
+        .ef_construction(64)
+        .store(store)
+        .threads(2)
+        .build(&v, dim, Some(&labels), None, dir, None)
+        .unwrap();
+    (v, labels)
+}
+
+/// Ids of the `k` nearest to `q`, by the graph (or exactly).
+fn nearest(
+    index: &Index,
+    q: &[f32],
+    k: usize,
+    exact: bool,
+    filter: Option<&LabelFilter>,
+) -> Vec<i64> {
+    let (found, _) = index
+        .query(&KnnQuery::new(q).k(k).ef(64).exact(exact).filter(filter))
+        .unwrap();
+    found.ids(0).to_vec()
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+#[test]
+fn add_delete_update_compact_and_reopen() {
+    for store in [Store::F32, Store::I8] {
+        let t = tmp();
+        let dir = t.path().join("ix");
+        let dim = 16;
+        let (v, _) = build(&dir, 600, dim, store);
+        let mut w = Writer::open(&dir).unwrap();
+        // A small add is logged and searchable at once, by graph and exact.
+        let new = random(5, dim, 9);
+        let ids = w
+            .add(&NewItems {
+                vectors: &new,
+                labels: Some(&[3, 3, 3, 3, 6]),
+                ..NewItems::default()
+            })
+            .unwrap();
+        assert_eq!(ids, 600..605);
+        let index = w.index().clone();
+        assert_eq!(
+            (index.len(), index.base_len(), index.generation()),
+            (605, 600, 0)
+        );
+        for (r, row) in new.chunks(dim).enumerate() {
+            for exact in [false, true] {
+                assert_eq!(
+                    nearest(&index, row, 1, exact, None)[0],
+                    600 + r as i64,
+                    "{store:?}"
+                );
+            }
+        }
+        assert_eq!(index.label_of(604), Some(6));
+        // Deleting: never a result, by any path.
+        let gone = [0u64, 1, 2, 602];
+        assert_eq!(w.delete(&gone).unwrap(), 4);
+        assert_eq!(
+            w.delete(&gone).unwrap(),
+            0,
+            "deleting twice changes nothing"
+        );
+        let only3 = LabelFilter::only([3]);
+        let check_gone = |index: &Index| {
+            for &g in &gone {
+                let row = index_vector_or(&v, &new, g as usize, dim);
+                for exact in [false, true] {
+                    for f in [None, Some(&only3)] {
+                        let got = nearest(index, &row, 10, exact, f);
+                        assert!(
+                            !got.contains(&(g as i64)),
+                            "{g} returned ({store:?}, exact {exact})"
+                        );
+                    }
+                }
+                assert!(index.is_deleted(g as usize));
+                assert!(index.item_vector(g as usize).is_err());
+            }
+        };
+        check_gone(&index);
+        // Everything survives reopening (the log is replayed).
+        drop(w);
+        let reopened = Index::open(&dir).unwrap();
+        assert_eq!((reopened.len(), reopened.deleted_count()), (605, 4));
+        check_gone(&reopened);
+        reopened.verify().unwrap();
+        // Enough adds fold into a new generation with the graph extended.
+        let mut w = Writer::open(&dir).unwrap();
+        let more = random(FOLD_AT, dim, 10);
+        let labels = vec![5; FOLD_AT];
+        let ids = w
+            .add(&NewItems {
+                vectors: &more,
+                labels: Some(&labels),
+                ..NewItems::default()
+            })
+            .unwrap();
+        assert_eq!(ids.start, 605);
+        let index = w.index().clone();
+        assert_eq!(
+            (index.generation(), index.base_len(), index.log_state().0),
+            (1, 605 + FOLD_AT, 0)
+        );
+        index.verify().unwrap();
+        check_gone(&index);
+        let hits = more
+            .chunks(dim)
+            .enumerate()
+            .filter(|(r, row)| nearest(&index, row, 1, false, None)[0] == 605 + *r as i64)
+            .count();
+        assert!(
+            hits as f64 >= 0.95 * FOLD_AT as f64,
+            "{hits} of {FOLD_AT} added items found by the graph"
+        );
+        // Labels change without touching vectors; filters follow.
+        w.update(&[10], Some(&[6]), None).unwrap();
+        let index = w.index().clone();
+        assert_eq!(index.label_of(10), Some(6));
+        let row = &v[10 * dim..11 * dim];
+        assert_eq!(
+            nearest(&index, row, 1, true, Some(&LabelFilter::only([6])))[0],
+            10
+        );
+        assert!(!nearest(&index, row, 5, true, Some(&LabelFilter::only([10 % 7]))).contains(&10));
+        assert!(
+            w.update(&[1], Some(&[2]), None).is_err(),
+            "a deleted item cannot be updated"
+        );
+        // Compaction: one clean graph over the live items; ids unchanged.
+        let before: Vec<Vec<i64>> = (600..605)
+            .filter(|i| *i != 602)
+            .map(|i| {
+                nearest(
+                    &index,
+                    &new[(i - 600) * dim..(i - 599) * dim],
+                    3,
+                    true,
+                    None,
+                )
+            })
+            .collect();
+        let report = w.compact().unwrap();
+        assert!(report.rebuilt && report.deleted == 4 && report.live == 605 + FOLD_AT - 4);
+        let index = w.index().clone();
+        index.verify().unwrap();
+        check_gone(&index);
+        let after: Vec<Vec<i64>> = (600..605)
+            .filter(|i| *i != 602)
+            .map(|i| {
+                nearest(
+                    &index,
+                    &new[(i - 600) * dim..(i - 599) * dim],
+                    3,
+                    true,
+                    None,
+                )
+            })
+            .collect();
+        assert_eq!(before, after, "exact answers are the same after compaction");
+        // Deleted items' vectors are wiped.
+        assert!(index.vector(1).unwrap().iter().all(|&x| x == 0.0));
+        // New ids continue after every id ever given.
+        let ids = w
+            .add(&NewItems {
+                vectors: &new[..dim],
+                labels: Some(&[1]),
+                ..NewItems::default()
+            })
+            .unwrap();
+        assert_eq!(ids.start, (605 + FOLD_AT) as u64);
+        // Only the current generation's files remain.
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("graph"))
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+}
+
+fn index_vector_or(base: &[f32], new: &[f32], id: usize, dim: usize) -> Vec<f32> {
+    let n = base.len() / dim;
+    if id < n {
+        base[id * dim..(id + 1) * dim].to_vec()
+    } else {
+        new[(id - n) * dim..(id - n + 1) * dim].to_vec()
+    }
+}
+
+#[test]
+fn bad_changes_are_refused_and_change_nothing() {
+    let t = tmp();
+    let dir = t.path().join("ix");
+    build(&dir, 100, 4, Store::F32);
+    let mut w = Writer::open(&dir).unwrap();
+    let row = [1.0, 0.0, 0.0, 0.0];
+    let msg = |e: Error| e.to_string();
+    assert!(msg(w
+        .add(&NewItems {
+            vectors: &row,
+            ..NewItems::default()
+        })
+        .unwrap_err())
+    .contains("labels"));
+    assert!(w
+        .add(&NewItems {
+            vectors: &row[..3],
+            labels: Some(&[1]),
+            ..NewItems::default()
+        })
+        .is_err());
+    assert!(w
+        .add(&NewItems {
+            vectors: &[f32::NAN, 0.0, 0.0, 0.0],
+            labels: Some(&[1]),
+            ..NewItems::default()
+        })
+        .is_err());
+    assert!(msg(w.delete(&[100]).unwrap_err()).contains("0..100"));
+    assert!(w.delete(&[5, 1000]).is_err());
+    assert!(!w.index().is_deleted(5), "a refused delete deletes nothing");
+    // One writer at a time.
+    assert!(matches!(Writer::open(&dir), Err(Error::Busy { .. })));
+    drop(w);
+    Writer::open(&dir).unwrap();
+}
+
+#[test]
+fn a_torn_log_record_is_dropped_and_cut_off() {
+    let t = tmp();
+    let dir = t.path().join("ix");
+    build(&dir, 50, 4, Store::F32);
+    let mut w = Writer::open(&dir).unwrap();
+    w.delete(&[3]).unwrap();
+    let log = dir.join(w.index().manifest().log.clone().unwrap());
+    drop(w);
+    let whole = std::fs::metadata(&log).unwrap().len();
+    // A crash in the middle of the next record.
+    let mut rec = std::fs::read(&log).unwrap()[128..].to_vec();
+    rec.truncate(rec.len() - 3);
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes.extend(&rec);
+    std::fs::write(&log, &bytes).unwrap();
+    let index = Index::open(&dir).unwrap();
+    assert_eq!(
+        (index.deleted_count(), index.log_state()),
+        (1, (1, rec.len() as u64))
+    );
+    let mut w = Writer::open(&dir).unwrap();
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().len(),
+        whole,
+        "the writer cuts the torn record off"
+    );
+    w.delete(&[4]).unwrap();
+    drop(w);
+    assert_eq!(Index::open(&dir).unwrap().deleted_ids(), vec![3, 4]);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+fn golden(v: u32) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/golden-v{v}"))
+}
+
+#[test]
+fn golden_indexes_upgrade_only_when_written() {
+    for v in [1, 2] {
+        let t = tmp();
+        let dir = t.path().join("ix");
+        copy_dir(&golden(v), &dir);
+        let index = Index::open(&dir).unwrap();
+        let (n, dim) = (index.len(), index.dim());
+        let version = index.manifest().format_version;
+        drop(index);
+        // Opening a writer changes nothing on disk.
+        let w = Writer::open(&dir).unwrap();
+        drop(w);
+        assert_eq!(
+            Index::open(&dir).unwrap().manifest().format_version,
+            version
+        );
+        let mut w = Writer::open(&dir).unwrap();
+        let row = vec![0.5; dim];
+        let labels = w.index().labels().map(|_| vec![0i64]);
+        let ids = w
+            .add(&NewItems {
+                vectors: &row,
+                labels: labels.as_deref(),
+                ..NewItems::default()
+            })
+            .unwrap();
+        w.delete(&[0]).unwrap();
+        w.compact().unwrap();
+        drop(w);
+        let index = Index::open(&dir).unwrap();
+        index.verify().unwrap();
+        assert_eq!((index.len(), index.deleted_ids()), (n + 1, vec![0]));
+        assert_eq!(
+            index.manifest().format_version,
+            likeness_index::manifest::LIVE_VERSION
+        );
+        assert_eq!(nearest(&index, &row, 1, false, None)[0], ids.start as i64);
+        assert_eq!(
+            index.items().unwrap().get(n),
+            Some(&ItemInfo::default()).filter(|_| v > 0)
+        );
+    }
+}
