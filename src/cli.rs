@@ -34,6 +34,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::SynthSwell(args) => return commands::synth_swell::run(args),
         Command::Regions(args) => return commands::regions::run(args),
         Command::Asymmetry(args) => return commands::asymmetry::run(device.resolve()?, args),
+        Command::Add(args) if args.data.is_some() => {
+            return commands::add::run(device.resolve()?, threads, args)
+        }
         other => other,
     };
     let serving = matches!(command, Command::Serve(_));

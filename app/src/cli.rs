@@ -28,10 +28,14 @@ pub fn run(
     threads: usize,
     models: Option<&dyn ModelLoader>,
 ) -> std::result::Result<Result<ExitCode>, Box<Command>> {
-    use crate::commands::{build, query, serve, verify};
+    use crate::commands::{add, build, compact, delete, query, serve, update, verify};
     Ok(match command {
         Command::Build(args) => build::run(threads, args),
         Command::Verify(args) => verify::run(args),
+        Command::Add(args) if args.data.is_none() => add::run(threads, args),
+        Command::Delete(args) => delete::run(args),
+        Command::Update(args) => update::run(args),
+        Command::Compact(args) => compact::run(threads, args),
         Command::Query(args) if models.is_some() || !args.needs_torch() => {
             query::run(threads, args, models)
         }

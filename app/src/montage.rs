@@ -92,7 +92,7 @@ pub fn draw(
             }
             let x = GAP + cell + 2 * GAP + r as u32 * (cell + GAP);
             let img = loader.load(items.get(id as usize))?;
-            let label = labels.and_then(|l| l.get(id as usize).copied());
+            let label = labels.and_then(|_| index.label_of(id as usize));
             let colour = match (qlabel, label) {
                 (Some(a), Some(b)) if *a == b => GREEN,
                 (Some(_), Some(_)) => RED,

@@ -301,9 +301,9 @@ fn print_json_lines(
                 query: q,
                 ids,
                 distances: found.distances(q),
-                labels: labels.map(|l| {
+                labels: labels.map(|_| {
                     ids.iter()
-                        .map(|&i| usize::try_from(i).ok().and_then(|i| l.get(i).copied()))
+                        .map(|&i| usize::try_from(i).ok().and_then(|i| index.label_of(i)))
                         .collect()
                 }),
                 predicted_score: likeness_index::score::predict_from_hits(&hits),

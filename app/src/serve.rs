@@ -17,6 +17,9 @@
 //! | `GET /healthz` | | `{"status": "ok"}` |
 //! | `GET /stats` | | count, dim, metric, store, model, uptime, queries, latency quantiles, searches per filter plan (`plans`) |
 //! | `POST /admin/reload` | | `{"reloaded": true, "count": ..}` (needs the admin token when one is set) |
+//! | `POST /admin/items` | `{"vectors": [[...]], "labels": [..], "scores": [..]}`, or image bytes with `?label=` | `{"ids": [...]}` once on disk (`serve/admin.rs`) |
+//! | `DELETE /admin/items/{id}`, `POST /admin/items/delete` | `{"ids": [...]}` | `{"deleted": n}` |
+//! | `POST /admin/compact` | | the fold's report |
 //!
 //! When the index has scores, each hit has its `score` and every search
 //! answer (`/search`, each `/search/batch` result, `/search/image`) a
@@ -30,6 +33,7 @@
 //! `/search/item/{id}`, `/info`) live in `serve/page.rs`, `serve/items.rs`
 //! and `serve/thumbs.rs`; the admin token and the security headers in
 //! `serve/guard.rs`.
+mod admin;
 mod faces;
 mod guard;
 mod items;
@@ -86,13 +90,17 @@ pub struct ServeOptions {
 
 /// The index and its decoded item records, swapped as one on reload.
 struct Loaded {
-    index: Index,
+    index: Arc<Index>,
     items: Vec<ItemInfo>,
 }
 
 impl Loaded {
     fn open(dir: &Path) -> Result<Self> {
-        let index = Index::open(dir)?;
+        Self::of(Arc::new(Index::open(dir)?))
+    }
+
+    /// An open index (a writer's, after a fold) with its records decoded.
+    fn of(index: Arc<Index>) -> Result<Self> {
         let items = index.items()?;
         Ok(Loaded { index, items })
     }
@@ -158,6 +166,10 @@ struct AppState {
     plans: [AtomicU64; 3],
     /// Finds faces in uploaded photos (`POST /faces`), or says why it can't.
     faces: std::result::Result<Arc<crate::face::FaceFinder>, String>,
+    /// The index's writer, opened at the first change (`serve/admin.rs`).
+    writer: std::sync::Mutex<Option<likeness_index::Writer>>,
+    /// A background compaction is running.
+    compacting: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
@@ -169,14 +181,26 @@ impl AppState {
     }
 
     fn reload(&self) -> Result<usize> {
-        let fresh = Arc::new(Loaded::open(&self.dir)?);
+        // With a writer open, its index is the directory's current state.
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = match writer.as_ref() {
+            Some(w) => Loaded::of(Arc::clone(w.index()))?,
+            None => Loaded::open(&self.dir)?,
+        };
+        drop(writer);
         let count = fresh.index.len();
+        self.swap(fresh);
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+        Ok(count)
+    }
+
+    /// Serves `fresh` from now on; searches running finish on the old one.
+    fn swap(&self, fresh: Loaded) {
+        let fresh = Arc::new(fresh);
         match self.loaded.write() {
             Ok(mut g) => *g = fresh,
             Err(p) => *p.into_inner() = fresh,
         }
-        self.reloads.fetch_add(1, Ordering::Relaxed);
-        Ok(count)
     }
 
     /// Runs `f` on the search pool and waits for it without blocking the
@@ -275,7 +299,7 @@ fn item_json(
     Option<String>,
     Option<[f32; 4]>,
 ) {
-    let label = l.index.labels().and_then(|v| v.get(id).copied());
+    let label = l.index.label_of(id);
     let class = label
         .and_then(|x| l.index.manifest().class_name(x))
         .map(str::to_owned);
@@ -536,6 +560,12 @@ async fn item(State(st): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> 
             format!("no item {id}: the index holds items 0..{n}"),
         ));
     }
+    if l.index.is_deleted(id) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("item {id} was deleted"),
+        ));
+    }
     let (label, class, path, region) = item_json(&l, id);
     Ok(
         Json(json!({ "id": id, "label": label, "class": class, "path": path, "region": region }))
@@ -569,6 +599,7 @@ async fn stats(State(st): State<Arc<AppState>>) -> Response {
         "uptime_seconds": st.started.elapsed().as_secs_f64(),
         "queries_served": st.queries.load(Ordering::Relaxed),
         "reloads": st.reloads.load(Ordering::Relaxed),
+        "changes": admin::stats(&l),
         "workers": st.pool.current_num_threads(),
         "latency_ms": { "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p999": q(0.999) },
         "image_batches": st.batcher.as_ref().map(|b| {
@@ -598,7 +629,7 @@ async fn reload(State(st): State<Arc<AppState>>) -> ApiResult {
 async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "no such endpoint: see POST /search, /search/batch, /search/image, GET /items/{id}, /healthz, /stats, POST /admin/reload, and the page's GET /, /items, /items/{id}/image, /search/item/{id}, /info",
+        "no such endpoint: see POST /search, /search/batch, /search/image, GET /items/{id}, /healthz, /stats, POST /admin/reload, /admin/items, /admin/items/delete, /admin/compact, DELETE /admin/items/{id}, and the page's GET /, /items, /items/{id}/image, /search/item/{id}, /info",
     )
 }
 
@@ -612,6 +643,13 @@ fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/healthz", get(healthz))
         .route("/stats", get(stats))
         .route("/admin/reload", post(reload))
+        .route("/admin/items", post(admin::add))
+        .route("/admin/items/delete", post(admin::delete_batch))
+        .route(
+            "/admin/items/{id}",
+            axum::routing::delete(admin::delete_one),
+        )
+        .route("/admin/compact", post(admin::compact))
         .route("/", get(page::index_html))
         .route("/assets/{name}", get(page::asset))
         .route("/info", get(page::info))
@@ -687,6 +725,8 @@ pub fn run(
         plans: Default::default(),
         page: page::PageState::new(&opts.page),
         faces: faces_for(image_search),
+        writer: std::sync::Mutex::new(None),
+        compacting: std::sync::atomic::AtomicBool::new(false),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -517,6 +517,28 @@ pub fn read_labels(path: impl AsRef<Path>) -> Result<Vec<i64>> {
     read_elements(&mut r, h.dtype, n, int_of(h.dtype)).map_err(|e| npy_err(path, e))
 }
 
+/// Reads a float vector (scores): `f2`, `f4` or `f8`, shape `(n,)` or `(n, 1)`.
+pub fn read_floats(path: impl AsRef<Path>) -> Result<Vec<f32>> {
+    let path = path.as_ref();
+    let (h, mut r) = open(path)?;
+    if h.dtype.kind != Kind::Float {
+        return Err(npy_err(
+            path,
+            "expected floats; convert with arr.astype('float32')",
+        ));
+    }
+    let n = match h.shape.as_slice() {
+        [n] | [n, 1] => *n,
+        s => {
+            return Err(npy_err(
+                path,
+                format!("expected shape (n,) or (n, 1), got {s:?}"),
+            ))
+        }
+    };
+    read_elements(&mut r, h.dtype, n, float_of(h.dtype)).map_err(|e| npy_err(path, e))
+}
+
 fn transpose(col_major: &[f32], rows_out_dim: usize, rows: usize) -> Vec<f32> {
     // col_major[c * rows + r] -> out[r * dim + c]
     let dim = rows_out_dim;

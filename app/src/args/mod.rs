@@ -7,8 +7,11 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::settings::DeviceSpec;
 
+mod add;
 mod asymmetry;
 mod build;
+mod compact;
+mod delete;
 mod doctor;
 mod embed;
 mod eval;
@@ -20,10 +23,14 @@ mod regions;
 mod serve;
 mod synth_swell;
 mod train;
+mod update;
 mod verify;
 
+pub use add::AddArgs;
 pub use asymmetry::AsymmetryArgs;
 pub use build::BuildArgs;
+pub use compact::CompactArgs;
+pub use delete::DeleteArgs;
 pub use doctor::DoctorArgs;
 pub use embed::{EmbedArgs, EmbedRunArgs};
 pub use eval::EvalArgs;
@@ -35,6 +42,7 @@ pub use regions::RegionsArgs;
 pub use serve::ServeArgs;
 pub use synth_swell::SwellArgs;
 pub use train::TrainArgs;
+pub use update::UpdateArgs;
 pub use verify::VerifyArgs;
 
 /// likeness: learn what looks alike from labelled images, index a gallery,
@@ -98,6 +106,17 @@ pub enum Command {
     /// of facial regions (eye, under-eye, cheek, each left and right; brow,
     /// nose, mouth) that `index`, `embed`, `eval` and `asymmetry` take.
     Regions(RegionsArgs),
+    /// Add items to an index in place (vectors, or images embedded with the
+    /// index's model); prints their ids. Small adds are logged, larger ones
+    /// fold into the graph.
+    Add(AddArgs),
+    /// Delete items from an index (by id, ids file or label): never returned
+    /// again; `compact` wipes them from the files.
+    Delete(DeleteArgs),
+    /// Change items' labels or scores (vectors untouched).
+    Update(UpdateArgs),
+    /// Fold every change into one clean graph over the live items.
+    Compact(CompactArgs),
 }
 
 impl Command {
@@ -105,7 +124,12 @@ impl Command {
     /// hands it to `likeness-torch`: the one place that decides.
     pub fn needs_torch(&self) -> bool {
         match self {
-            Command::Build(_) | Command::Verify(_) => false,
+            Command::Build(_)
+            | Command::Verify(_)
+            | Command::Delete(_)
+            | Command::Update(_)
+            | Command::Compact(_) => false,
+            Command::Add(a) => a.data.is_some(),
             Command::Query(q) => q.needs_torch(),
             Command::Serve(s) => s.wants_model(),
             Command::Doctor(_)

@@ -98,14 +98,10 @@ fn vector_query(index: &Index, args: &QueryArgs) -> Result<Queries> {
     } else {
         let mut data = Vec::with_capacity(args.id.len() * index.dim());
         for &id in &args.id {
-            let v = index.vector(id).ok_or_else(|| {
-                Error::Usage(format!(
-                    "--id {id} is out of range: the index {} holds items 0..{}",
-                    args.index.display(),
-                    index.len()
-                ))
+            let v = index.item_vector(id).map_err(|e| {
+                Error::Usage(format!("--id {id}: {} ({})", e, args.index.display()))
             })?;
-            data.extend_from_slice(v);
+            data.extend_from_slice(&v);
         }
         (data, Some(args.id.clone()))
     };

@@ -51,15 +51,23 @@ fn query_params<T>(p: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad(e.body_text()))
 }
 
-/// `id` as an item of `l`, or 404 naming the range.
+/// `id` as a live item of `l`, or 404 naming the range (or saying it was
+/// deleted).
 pub(super) fn item_id(l: &Loaded, id: &str) -> Result<usize, ApiError> {
     let n = l.index.len();
-    id.parse::<usize>().ok().filter(|&i| i < n).ok_or_else(|| {
+    let i = id.parse::<usize>().ok().filter(|&i| i < n).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no item `{id}`: the index holds items 0..{n}"),
         )
-    })
+    })?;
+    if l.index.is_deleted(i) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("item {i} was deleted"),
+        ));
+    }
+    Ok(i)
 }
 
 fn item_value(l: &Loaded, id: usize) -> Value {
@@ -79,21 +87,24 @@ pub(super) async fn list(
         )));
     }
     let l = st.current();
-    let n = l.index.len();
+    let live = l.index.snapshot();
+    if p.label.is_some() && l.index.labels().is_none() {
+        return Err(ApiError::bad("this index has no labels to filter by"));
+    }
+    // Live items only (deleted ones are never shown), in id order.
     let (total, ids): (usize, Vec<usize>) = match p.label {
-        None => (
-            n,
-            (p.offset.min(n)..p.offset.saturating_add(p.limit).min(n)).collect(),
-        ),
-        Some(want) => {
-            let labels = l
-                .index
-                .labels()
-                .ok_or_else(|| ApiError::bad("this index has no labels to filter by"))?;
+        None if live.deleted.is_empty() => {
+            let n = live.len();
+            (
+                n,
+                (p.offset.min(n)..p.offset.saturating_add(p.limit).min(n)).collect(),
+            )
+        }
+        want => {
             let mut total = 0;
             let mut ids = Vec::new();
-            for (i, &x) in labels.iter().enumerate() {
-                if x == want {
+            for i in (0..live.len()).filter(|&i| !live.deleted.contains(i)) {
+                if want.is_none_or(|w| l.index.label_of(i) == Some(w)) {
                     if total >= p.offset && ids.len() < p.limit {
                         ids.push(i);
                     }
@@ -138,11 +149,11 @@ pub(super) async fn search_item(
             let filter = super::filter(&l, only, None)?;
             let v = l
                 .index
-                .vector(id)
-                .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no item {id}")))?;
+                .item_vector(id)
+                .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
             // As `likeness query --id`: the item itself left out.
             let exclude = [id];
-            let q = KnnQuery::new(v)
+            let q = KnnQuery::new(&v)
                 .k(p.k)
                 .ef(p.ef)
                 .filter(filter.as_ref())

@@ -74,6 +74,10 @@ pub struct NewItems<'a> {
     /// Where each came from (an image and region): these are kept in
     /// `meta.bin`, so an add with them always folds.
     pub items: Option<&'a [ItemInfo]>,
+    /// The index's class names with new ones appended, when the labels name
+    /// new classes (`labels` index this list); kept in the manifest, so an
+    /// add with them folds.
+    pub classes: Option<&'a [String]>,
 }
 
 /// Changes an index in place; see the module documentation.
@@ -235,9 +239,19 @@ impl Writer {
             vectors,
         };
         live.check(&change).map_err(Error::InvalidInput)?;
-        if new.items.is_some() || live.tail_len() + n >= FOLD_AT {
+        let old_classes = &self.index.manifest().classes;
+        let classes = new.classes.filter(|c| *c != &old_classes[..]);
+        if let Some(c) = classes.filter(|c| !c.starts_with(old_classes)) {
+            return Err(Error::InvalidInput(format!(
+                "the new class list ({} names) must start with the index's {} class names",
+                c.len(),
+                old_classes.len()
+            )));
+        }
+        if new.items.is_some() || classes.is_some() || live.tail_len() + n >= FOLD_AT {
             self.fold_with(fold::Fold {
                 add: Some((&change, new.items)),
+                classes,
                 ..fold::Fold::default()
             })?;
         } else {
@@ -279,12 +293,33 @@ impl Writer {
         labels: Option<&[i64]>,
         scores: Option<&[f32]>,
     ) -> Result<FoldReport> {
+        self.update_with(ids, labels, scores, None)
+    }
+
+    /// As [`Writer::update`], with the index's class names extended by new
+    /// ones (the old list must be a prefix) that `labels` may name.
+    pub fn update_with(
+        &mut self,
+        ids: &[u64],
+        labels: Option<&[i64]>,
+        scores: Option<&[f32]>,
+        classes: Option<&[String]>,
+    ) -> Result<FoldReport> {
+        let old = &self.index.manifest().classes;
+        if let Some(c) = classes.filter(|c| !c.starts_with(old)) {
+            return Err(Error::InvalidInput(format!(
+                "the new class list ({} names) must start with the index's {} class names",
+                c.len(),
+                old.len()
+            )));
+        }
         self.fold_with(fold::Fold {
             update: Some(fold::Update {
                 ids,
                 labels,
                 scores,
             }),
+            classes,
             ..fold::Fold::default()
         })
     }
