@@ -4,6 +4,7 @@
 //! images) and the Python `likeness.evaluate` both call [`evaluate_index`],
 //! so their keys and values are the same.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -83,6 +84,26 @@ pub fn evaluate_index(
     })?;
     let dim = index.dim();
     let metric = index.metric();
+    // The live items: with changes, the files' rows and the logged ones,
+    // the deleted left out (neither queries nor gallery).
+    let live = index.snapshot();
+    let changed = live.tail_len() > 0 || !live.deleted.is_empty();
+    let (gallery, labels, ids): (Cow<'_, [f32]>, Cow<'_, [i64]>, Vec<usize>) = if changed {
+        let ids: Vec<usize> = (0..live.len()).filter(|&i| !live.deleted.contains(i)).collect();
+        let mut v = Vec::with_capacity(ids.len() * dim);
+        let mut l = Vec::with_capacity(ids.len());
+        let tail_labels = live.tail_labels.as_deref().unwrap_or_default();
+        for &i in &ids {
+            match index.vector(i) {
+                Some(row) => v.extend_from_slice(row),
+                None => v.extend_from_slice(live.tail_vector(i).unwrap_or_default()),
+            }
+            l.push(labels.get(i).or_else(|| tail_labels.get(i - live.base)).copied().unwrap_or(-1));
+        }
+        (Cow::Owned(v), Cow::Owned(l), ids)
+    } else {
+        (Cow::Borrowed(index.vectors()), Cow::Borrowed(labels), (0..index.len()).collect())
+    };
     let kmax = ks.iter().copied().max().unwrap_or(1);
     // The graph's agreement with exact search, at K = the largest K of
     // Recall@K; a request asks for at most `MAX_K` (the label metrics above
@@ -90,12 +111,11 @@ pub fn evaluate_index(
     let kmax = kmax.min(MAX_K);
     let (m, ann, protocol, ef) = match queries {
         None => {
-            let m = metrics::evaluate(index.vectors(), labels, None, dim, metric, ks)?;
+            let m = metrics::evaluate(&gallery, &labels, None, dim, metric, ks)?;
             // ANN agreement: every item's graph neighbours (itself left out) vs exact.
-            let n = index.len();
+            let n = ids.len();
             let k = kmax.min(n.saturating_sub(1)).max(1);
-            let ids: Vec<usize> = (0..n).collect();
-            let q = KnnQuery::new(index.vectors())
+            let q = KnnQuery::new(&gallery)
                 .k(k)
                 .ef(ef)
                 .exclude(Some(&ids));
@@ -107,8 +127,8 @@ pub fn evaluate_index(
         Some((qv, ql)) => {
             let mut qn = qv.to_vec();
             metric.preprocess(&mut qn, dim)?;
-            let m = metrics::evaluate(index.vectors(), labels, Some((&qn, ql)), dim, metric, ks)?;
-            let k = kmax.min(index.len());
+            let m = metrics::evaluate(&gallery, &labels, Some((&qn, ql)), dim, metric, ks)?;
+            let k = kmax.min(ids.len());
             let q = KnnQuery::new(qv).dim(dim).k(k).ef(ef.max(k));
             let (approx, _) = index.query(&q)?;
             let (exact, _) = index.query(&q.exact(true))?;
@@ -147,7 +167,7 @@ pub fn evaluate_index(
         index: index.dir().display().to_string(),
         protocol: protocol.into(),
         queries: m.overall.queries,
-        gallery: index.len(),
+        gallery: ids.len(),
         ks: ks.to_vec(),
         scores,
         lone_queries: m.lone_queries,

@@ -22,5 +22,14 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
         report.edges,
         start.elapsed().as_secs_f64()
     ));
+    if report.deleted + report.log_records > 0 {
+        crate::cli::print_line(&format!(
+            "  changes: generation {}, {} deleted items, {} log records adding {} items",
+            index.generation(),
+            report.deleted,
+            report.log_records,
+            report.logged_items
+        ));
+    }
     Ok(ExitCode::SUCCESS)
 }

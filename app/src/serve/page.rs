@@ -316,10 +316,13 @@ pub(super) async fn info(State(st): State<Arc<AppState>>) -> ApiResult {
                  not load); query by item (click any card in the gallery) instead",
             )
         };
-        let counts = l.index.labels().map(|labels| {
+        // Live items only: deleted ones are not in the gallery.
+        let live = l.index.snapshot();
+        let counts = l.index.labels().map(|_| {
             let mut c = vec![0usize; m.classes.len()];
-            for &x in labels {
-                if let Some(slot) = usize::try_from(x).ok().and_then(|i| c.get_mut(i)) {
+            for i in (0..live.len()).filter(|&i| !live.deleted.contains(i)) {
+                let slot = l.index.label_of(i).and_then(|x| usize::try_from(x).ok());
+                if let Some(slot) = slot.and_then(|i| c.get_mut(i)) {
                     *slot += 1;
                 }
             }
@@ -328,7 +331,7 @@ pub(super) async fn info(State(st): State<Arc<AppState>>) -> ApiResult {
         json!({
             "index": {
                 "dir": st.dir.display().to_string(),
-                "count": l.index.len(),
+                "count": live.live_count(),
                 "dim": l.index.dim(),
                 "metric": l.index.metric().to_string(),
                 "levels": l.index.levels(),

@@ -16,6 +16,12 @@ pub struct VerifyReport {
     pub bytes: u64,
     /// Graph edges checked.
     pub edges: u64,
+    /// Deleted items (`deleted.bin` and the log; checked at open).
+    pub deleted: usize,
+    /// Records of the change log (each CRC-checked at open) and the items
+    /// they added.
+    pub log_records: usize,
+    pub logged_items: usize,
 }
 
 impl Index {
@@ -23,10 +29,14 @@ impl Index {
     /// every row pointer, neighbour id and node list of the graph, the
     /// vectors (finite) and the item records.
     pub fn verify(&self) -> Result<VerifyReport> {
+        let live = self.snapshot();
         let mut report = VerifyReport {
             files: Vec::new(),
             bytes: 0,
             edges: 0,
+            deleted: live.deleted.len(),
+            log_records: live.records,
+            logged_items: live.tail_len(),
         };
         let compact_name = self.manifest.store.file_name().unwrap_or_default();
         for (name, map) in [
@@ -68,6 +78,10 @@ impl Index {
             }
         }
         self.items()?;
+        if self.manifest.files.contains_key(crate::manifest::DELETED) {
+            // Its size, CRC32 and ids were checked when the index opened.
+            report.files.push(crate::manifest::DELETED.to_string());
+        }
         Ok(report)
     }
 }
