@@ -24,18 +24,22 @@
 //! | `hnsw` | `src/hnsw/mod.rs` | HNSW: `build.rs` our construction (hnswlib's algorithm over flat, per-node-locked link arrays), `search.rs` the search of the mapped graph in place |
 //! | [`build`] | `src/build.rs` | [`IndexBuilder`]: check inputs, prepare vectors, build the graph (ours or hnsw_rs's), write the files, atomic publish |
 //! | [`index`] | `src/index/mod.rs` | [`Index`]: open (mmap + O(levels) checks), accessors; `search.rs` the planner and the searches [`Index::query`] dispatches to; `verify.rs` [`VerifyReport`], the full check; `hits.rs` [`Hit`] |
+//! | [`live`] | `src/live.rs` | [`Live`](live::Live): the changes on top of a generation's files (logged rows, deleted set) an [`Index`] searches with |
+//! | [`format::log`], [`format::deleted`] | `src/format/log.rs`, `deleted.rs` | the change log (`log.<g>.wal`) and `deleted.bin` whole |
+//! | [`writer`] | `src/writer/mod.rs` | [`Writer`]: add, delete, update, compact in place; `fold.rs` writes a generation and commits it |
 //! | [`knn`] | `src/knn.rs` | [`KnnQuery`] and [`Index::query`], the one search entry point: defaults and limits of `k`/`ef`, the one check of a request, exclusion, padding |
 //!
 //! An index directory holds `manifest.json`, `graph.bin`, `vectors.npy` and,
 //! with labels or item records, `meta.bin` (and `postings.bin` with labels,
 //! `vectors.f16`/`vectors.i8` with a compact store); see [`format`] for the
-//! layouts.
+//! layouts. Once changed in place ([`writer`]) it also holds `deleted.bin`
+//! and a change log, and the files carry their generation in their names.
 //!
 //! Layers: a module imports only modules listed before it here, never one
 //! after it, so the imports form no cycle: `error`; `graph`, `fsutil`,
 //! `distance`, `neighbours`, `npy`; `format`; `quant`, `postings`;
-//! `manifest`; `exact`, `metrics`, `hnsw`; `index`; `knn`; `build`,
-//! `score`, `eval`. The engine knows nothing of its front ends: the
+//! `manifest`, `live`; `exact`, `metrics`, `hnsw`; `index`; `knn`; `build`,
+//! `score`, `eval`, `writer`. The engine knows nothing of its front ends: the
 //! command line, the server and the page are `likeness-app`'s.
 
 pub mod build;

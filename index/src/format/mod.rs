@@ -2,8 +2,11 @@
 //!
 //! Each file has one module that owns it whole (layout, reading, checking,
 //! writing): [`graph`] (`graph.bin`), [`meta`] (`meta.bin`),
-//! [`crate::quant`] (`vectors.f16`/`vectors.i8`) and [`crate::postings`]
-//! (`postings.bin`); `vectors.npy` is plain NumPy ([`crate::npy`]). This
+//! [`crate::quant`] (`vectors.f16`/`vectors.i8`), [`crate::postings`]
+//! (`postings.bin`), [`deleted`] (`deleted.bin`) and [`log`] (the change
+//! log, `log.<g>.wal`); `vectors.npy` is plain NumPy ([`crate::npy`]). An
+//! index written to since its build names its files by generation
+//! (`graph.3.bin`): `manifest.json` says which ([`crate::writer`]). This
 //! module holds what they share: the 128-byte header convention, section
 //! alignment and the bounds-checked views.
 //!

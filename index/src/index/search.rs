@@ -186,34 +186,33 @@ impl Index {
                 }
         };
         let nq = found.queries();
-        let mut ids = Vec::with_capacity(nq * k);
-        let mut dists = Vec::with_capacity(nq * k);
-        let mut row: Vec<(f32, i64)> = Vec::new();
-        for (qi, query) in q.chunks_exact(dim).enumerate() {
-            row.clear();
-            row.extend(
-                found
-                    .distances(qi)
-                    .iter()
-                    .zip(found.ids(qi))
-                    .filter(|(_, &i)| i >= 0)
-                    .map(|(&d, &i)| (d, i)),
-            );
+        let merge_row = |qi: usize| -> Vec<(f32, i64)> {
+            let query = &q[qi * dim..(qi + 1) * dim];
+            let mut row: Vec<(f32, i64)> = found
+                .distances(qi)
+                .iter()
+                .zip(found.ids(qi))
+                .filter(|(_, &i)| i >= 0)
+                .map(|(&d, &i)| (d, i))
+                .collect();
             for (r, v) in live.tail.chunks_exact(dim).enumerate() {
                 if passes(r) {
                     row.push((dist(query, v), (base + r) as i64));
                 }
             }
             row.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            row.resize(
-                k.max(row.len()),
-                (f32::INFINITY, crate::neighbours::MISSING),
-            );
-            for &(d, i) in &row[..k] {
-                ids.push(i);
-                dists.push(d);
-            }
-        }
+            row.resize(k.max(row.len()), (f32::INFINITY, crate::neighbours::MISSING));
+            row.truncate(k);
+            row
+        };
+        // Rows in parallel, as the graph search runs them.
+        let rows: Vec<Vec<(f32, i64)>> = if nq <= 1 {
+            (0..nq).map(merge_row).collect()
+        } else {
+            (0..nq).into_par_iter().map(merge_row).collect()
+        };
+        let ids = rows.iter().flatten().map(|&(_, i)| i).collect();
+        let dists = rows.iter().flatten().map(|&(d, _)| d).collect();
         Neighbours::from_parts(nq, k, ids, dists)
             .ok_or_else(|| Error::InvalidInput("result shape".into()))
     }

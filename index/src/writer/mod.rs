@@ -19,7 +19,7 @@
 //!   the directory): that rename is the commit. Files no manifest names
 //!   are removed by the next writer. An add of [`FOLD_AT`] items or more
 //!   (counting those logged) folds: new items are inserted into the graph
-//!   as hnswlib's `add_items` does ([`crate::hnsw::extend`]). `update`
+//!   as hnswlib's `add_items` does (`hnsw::extend`). `update`
 //!   folds (labels live in `meta.bin` and `postings.bin`).
 //! - **compact** folds and rebuilds the graph over the live items only;
 //!   deleted items keep their ids (ids are positions) but lose their
