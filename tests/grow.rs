@@ -271,6 +271,27 @@ fn http_adds_and_deletes_are_searchable_on_the_next_request() {
         "--index",
         ix.to_str().unwrap(),
     ]));
+    // With an admin token, changes need it.
+    let server = Server::start(
+        &["--index", ix.to_str().unwrap()],
+        &[("LIKENESS_ADMIN_TOKEN", "s3cret")],
+    );
+    let body = serde_json::json!({ "vectors": [random(&mut rng, 1)], "labels": [1] }).to_string();
+    let no = request(server.addr, "POST", "/admin/items", &json, body.as_bytes());
+    assert_eq!(no.status, 401, "{}", no.text());
+    assert_eq!(
+        request(server.addr, "DELETE", "/admin/items/9", &[], b"").status,
+        401
+    );
+    let yes = request(
+        server.addr,
+        "POST",
+        "/admin/items",
+        &[json[0], "Authorization: Bearer s3cret"],
+        body.as_bytes(),
+    );
+    assert_eq!(yes.status, 200, "{}", yes.text());
+    server.stop();
 }
 
 /// What one writer process was asked to do.

@@ -89,7 +89,9 @@ pub fn evaluate_index(
     let live = index.snapshot();
     let changed = live.tail_len() > 0 || !live.deleted.is_empty();
     let (gallery, labels, ids): (Cow<'_, [f32]>, Cow<'_, [i64]>, Vec<usize>) = if changed {
-        let ids: Vec<usize> = (0..live.len()).filter(|&i| !live.deleted.contains(i)).collect();
+        let ids: Vec<usize> = (0..live.len())
+            .filter(|&i| !live.deleted.contains(i))
+            .collect();
         let mut v = Vec::with_capacity(ids.len() * dim);
         let mut l = Vec::with_capacity(ids.len());
         let tail_labels = live.tail_labels.as_deref().unwrap_or_default();
@@ -98,11 +100,21 @@ pub fn evaluate_index(
                 Some(row) => v.extend_from_slice(row),
                 None => v.extend_from_slice(live.tail_vector(i).unwrap_or_default()),
             }
-            l.push(labels.get(i).or_else(|| tail_labels.get(i - live.base)).copied().unwrap_or(-1));
+            l.push(
+                labels
+                    .get(i)
+                    .or_else(|| tail_labels.get(i - live.base))
+                    .copied()
+                    .unwrap_or(-1),
+            );
         }
         (Cow::Owned(v), Cow::Owned(l), ids)
     } else {
-        (Cow::Borrowed(index.vectors()), Cow::Borrowed(labels), (0..index.len()).collect())
+        (
+            Cow::Borrowed(index.vectors()),
+            Cow::Borrowed(labels),
+            (0..index.len()).collect(),
+        )
     };
     let kmax = ks.iter().copied().max().unwrap_or(1);
     // The graph's agreement with exact search, at K = the largest K of
@@ -115,10 +127,7 @@ pub fn evaluate_index(
             // ANN agreement: every item's graph neighbours (itself left out) vs exact.
             let n = ids.len();
             let k = kmax.min(n.saturating_sub(1)).max(1);
-            let q = KnnQuery::new(&gallery)
-                .k(k)
-                .ef(ef)
-                .exclude(Some(&ids));
+            let q = KnnQuery::new(&gallery).k(k).ef(ef).exclude(Some(&ids));
             let (approx, _) = index.query(&q)?;
             let (exact, _) = index.query(&q.exact(true))?;
             let ann = metrics::ann_recall(&approx, &exact, k)?;

@@ -201,7 +201,10 @@ impl Index {
                 }
             }
             row.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-            row.resize(k.max(row.len()), (f32::INFINITY, crate::neighbours::MISSING));
+            row.resize(
+                k.max(row.len()),
+                (f32::INFINITY, crate::neighbours::MISSING),
+            );
             row.truncate(k);
             row
         };
