@@ -485,3 +485,86 @@ fn writers_killed_at_random_instants_lose_nothing_acknowledged() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// Symlinks the johns people `who` into `dir` (an image folder of them).
+fn people(dir: &Path, who: &[&str]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    for p in who {
+        std::os::unix::fs::symlink(common::johns().join(p), dir.join(p)).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+#[test]
+fn add_data_embeds_new_people_with_the_index_model() {
+    let t = tempfile::tempdir().unwrap();
+    let model = t.path().join("model");
+    let first = people(
+        &t.path().join("first"),
+        &["John_Salley", "John_Savage", "John_Schneider"],
+    );
+    let later = people(&t.path().join("later"), &["John_Shimkus", "John_Simm"]);
+    common::train_small(&first, &model, 1, 20, &[]);
+    let ix = t.path().join("ix");
+    let ixs = ix.to_str().unwrap();
+    ok(&common::likeness(&[
+        "index",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        first.to_str().unwrap(),
+        "--out",
+        ixs,
+    ]));
+    let before = Index::open(&ix).unwrap().len();
+    // No --model: the index's own; the new people become new classes.
+    let out = ok(&common::likeness(&[
+        "add",
+        "--index",
+        ixs,
+        "--data",
+        later.to_str().unwrap(),
+    ]));
+    assert!(out.contains("added 22 items"), "{out}");
+    let index = Index::open(&ix).unwrap();
+    assert_eq!(index.len(), before + 22);
+    let classes = &index.manifest().classes;
+    assert_eq!(
+        classes[3..],
+        ["John_Shimkus".to_string(), "John_Simm".to_string()]
+    );
+    let items = index.items().unwrap();
+    assert!(
+        items[before].source.contains("John_Shimkus"),
+        "{:?}",
+        items[before]
+    );
+    assert_eq!(index.label_of(before), Some(3));
+    // An image of a new person finds that person's stored copy first.
+    let img = common::johns_image("John_Simm");
+    let found = query_ids(&["--index", ixs, "--image", img.to_str().unwrap(), "-k", "1"]);
+    let hit = found[0][0] as usize;
+    assert_eq!(
+        index.label_of(hit),
+        Some(4),
+        "hit {hit}: {:?}",
+        items.get(hit)
+    );
+    index.verify().unwrap();
+    // Another model is refused, before embedding anything.
+    let other = t.path().join("other");
+    common::train_small(&first, &other, 1, 5, &["--seed", "9"]);
+    let bad = common::likeness(&[
+        "add",
+        "--index",
+        ixs,
+        "--data",
+        later.to_str().unwrap(),
+        "--model",
+        other.to_str().unwrap(),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("another model"),
+        "{bad:?}"
+    );
+}
