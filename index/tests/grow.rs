@@ -341,3 +341,60 @@ fn golden_indexes_upgrade_only_when_written() {
         );
     }
 }
+
+#[test]
+fn damaged_change_files_give_errors_never_panics() {
+    let t = tmp();
+    let dir = t.path().join("ix");
+    build(&dir, 80, 4, Store::F32);
+    let mut w = Writer::open(&dir).unwrap();
+    w.add(&NewItems {
+        vectors: &random(3, 4, 5),
+        labels: Some(&[1, 2, 3]),
+        ..NewItems::default()
+    })
+    .unwrap();
+    w.delete(&[2, 81]).unwrap();
+    let log = dir.join(w.index().manifest().log.clone().unwrap());
+    drop(w);
+    let good_log = std::fs::read(&log).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    for round in 0..400 {
+        let mut b = good_log.clone();
+        match round % 3 {
+            0 => {
+                let i = rng.gen_range(0..b.len());
+                b[i] ^= 1 << rng.gen_range(0..8);
+            }
+            1 => b.truncate(rng.gen_range(0..b.len())),
+            _ => b.extend((0..rng.gen_range(1..64)).map(|_| rng.gen::<u8>())),
+        }
+        std::fs::write(&log, &b).unwrap();
+        // Any outcome but a panic: an error, or an index that searches.
+        if let Ok(index) = Index::open(&dir) {
+            let q = [0.1, 0.2, 0.3, 0.4];
+            let _ = index.query(&KnnQuery::new(&q).k(5));
+            let _ = index.verify();
+        }
+    }
+    std::fs::write(&log, &good_log).unwrap();
+    let index = Index::open(&dir).unwrap();
+    assert_eq!((index.len(), index.deleted_ids()), (83, vec![2, 81]));
+}
+
+#[test]
+fn eval_counts_the_live_items_only() {
+    let t = tmp();
+    let dir = t.path().join("ix");
+    build(&dir, 300, 8, Store::F32);
+    let mut w = Writer::open(&dir).unwrap();
+    w.delete(&(0..50).collect::<Vec<u64>>()).unwrap();
+    w.add(&NewItems {
+        vectors: &random(4, 8, 6),
+        labels: Some(&[0, 1, 2, 3]),
+        ..NewItems::default()
+    })
+    .unwrap();
+    let r = likeness_index::eval::evaluate_index(w.index(), None, &[1], 64).unwrap();
+    assert_eq!((r.gallery, r.queries), (254, 254));
+}
