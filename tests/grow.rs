@@ -322,7 +322,7 @@ fn writers_killed_at_random_instants_lose_nothing_acknowledged() {
     let (mut killed, mut acked, mut runs) = (0, 0, 0);
     // Killed writers whose change was, and was not, on disk afterwards:
     // both must occur, or the kills missed the commit point.
-    let (mut killed_applied, mut killed_lost) = (0, 0);
+    let mut tally = [0usize; 2];
     // Typical run time of each kind of change, learnt as we go, so the
     // kill instants cover each one's whole run.
     let mut typical = [Duration::from_millis(30); 4];
@@ -425,12 +425,8 @@ fn writers_killed_at_random_instants_lose_nothing_acknowledged() {
                 if applied {
                     rows.extend_from_slice(v);
                 }
-                if !done && status.is_none() {
-                    if applied {
-                        killed_applied += 1;
-                    } else {
-                        killed_lost += 1;
-                    }
+                if status.is_none() {
+                    tally[usize::from(!applied)] += 1;
                 }
             }
             Op::Delete(ids) => {
@@ -445,11 +441,7 @@ fn writers_killed_at_random_instants_lose_nothing_acknowledged() {
                     deleted.extend(ids.iter().copied());
                 }
                 if status.is_none() {
-                    if all {
-                        killed_applied += 1;
-                    } else {
-                        killed_lost += 1;
-                    }
+                    tally[usize::from(!all)] += 1;
                 }
                 assert_eq!(len, n);
             }
@@ -474,6 +466,7 @@ fn writers_killed_at_random_instants_lose_nothing_acknowledged() {
         let _ = std::fs::remove_file(t.path().join(format!("add-{runs}.npy")));
         let _ = std::fs::remove_file(t.path().join(format!("add-{runs}-labels.npy")));
     }
+    let [killed_applied, killed_lost] = tally;
     assert!(
         killed_applied > 0 && killed_lost > 0,
         "kills fell only on one side of the commit: {killed_applied} applied, {killed_lost} not"

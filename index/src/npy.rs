@@ -497,46 +497,44 @@ pub fn read_matrix(path: impl AsRef<Path>) -> Result<Matrix> {
 
 /// Reads a label vector: any integer dtype, shape `(n,)` or `(n, 1)`.
 pub fn read_labels(path: impl AsRef<Path>) -> Result<Vec<i64>> {
-    let path = path.as_ref();
-    let (h, mut r) = open(path)?;
-    if h.dtype.kind == Kind::Float {
-        return Err(npy_err(
-            path,
-            "labels must be an integer type; convert with arr.astype('int64')",
-        ));
-    }
-    let n = match h.shape.as_slice() {
-        [n] | [n, 1] => *n,
-        s => {
-            return Err(npy_err(
-                path,
-                format!("expected labels of shape (n,) or (n, 1), got {s:?}"),
-            ))
-        }
-    };
-    read_elements(&mut r, h.dtype, n, int_of(h.dtype)).map_err(|e| npy_err(path, e))
+    read_column(path.as_ref(), false, "labels", int_of)
 }
 
 /// Reads a float vector (scores): `f2`, `f4` or `f8`, shape `(n,)` or `(n, 1)`.
 pub fn read_floats(path: impl AsRef<Path>) -> Result<Vec<f32>> {
-    let path = path.as_ref();
+    read_column(path.as_ref(), true, "values", float_of)
+}
+
+/// One column of shape `(n,)` or `(n, 1)`, float or integer as `float`
+/// says, each element converted by the converter `of` picks for the dtype.
+fn read_column<T, F>(
+    path: &Path,
+    float: bool,
+    what: &str,
+    of: impl Fn(DType) -> F,
+) -> Result<Vec<T>>
+where
+    F: Fn(&[u8]) -> std::result::Result<T, String>,
+{
     let (h, mut r) = open(path)?;
-    if h.dtype.kind != Kind::Float {
-        return Err(npy_err(
-            path,
-            "expected floats; convert with arr.astype('float32')",
-        ));
+    if (h.dtype.kind == Kind::Float) != float {
+        let fix = if float {
+            "expected floats; convert with arr.astype('float32')"
+        } else {
+            "labels must be an integer type; convert with arr.astype('int64')"
+        };
+        return Err(npy_err(path, fix));
     }
     let n = match h.shape.as_slice() {
         [n] | [n, 1] => *n,
         s => {
             return Err(npy_err(
                 path,
-                format!("expected shape (n,) or (n, 1), got {s:?}"),
+                format!("expected {what} of shape (n,) or (n, 1), got {s:?}"),
             ))
         }
     };
-    read_elements(&mut r, h.dtype, n, float_of(h.dtype)).map_err(|e| npy_err(path, e))
+    read_elements(&mut r, h.dtype, n, of(h.dtype)).map_err(|e| npy_err(path, e))
 }
 
 fn transpose(col_major: &[f32], rows_out_dim: usize, rows: usize) -> Vec<f32> {

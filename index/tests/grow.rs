@@ -155,35 +155,19 @@ fn add_delete_update_compact_and_reopen() {
             "a deleted item cannot be updated"
         );
         // Compaction: one clean graph over the live items; ids unchanged.
-        let before: Vec<Vec<i64>> = (600..605)
-            .filter(|i| *i != 602)
-            .map(|i| {
-                nearest(
-                    &index,
-                    &new[(i - 600) * dim..(i - 599) * dim],
-                    3,
-                    true,
-                    None,
-                )
-            })
-            .collect();
+        let exact_answers = |index: &Index| -> Vec<Vec<i64>> {
+            (600..605)
+                .filter(|i| *i != 602)
+                .map(|i| nearest(index, &new[(i - 600) * dim..(i - 599) * dim], 3, true, None))
+                .collect()
+        };
+        let before = exact_answers(&index);
         let report = w.compact().unwrap();
         assert!(report.rebuilt && report.deleted == 4 && report.live == 605 + FOLD_AT - 4);
         let index = w.index().clone();
         index.verify().unwrap();
         check_gone(&index);
-        let after: Vec<Vec<i64>> = (600..605)
-            .filter(|i| *i != 602)
-            .map(|i| {
-                nearest(
-                    &index,
-                    &new[(i - 600) * dim..(i - 599) * dim],
-                    3,
-                    true,
-                    None,
-                )
-            })
-            .collect();
+        let after = exact_answers(&index);
         assert_eq!(before, after, "exact answers are the same after compaction");
         // Deleted items' vectors are wiped.
         assert!(index.vector(1).unwrap().iter().all(|&x| x == 0.0));
