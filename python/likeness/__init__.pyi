@@ -47,7 +47,9 @@ class Index:
         """Opens the index directory ``path`` (made by ``likeness build``,
         ``likeness index`` or ``likeness.build``). Raises FileNotFoundError
         when it or one of its files is missing, CorruptIndexError when a
-        file is damaged or not an index."""
+        file is damaged or not an index. It holds the changes acknowledged
+        before it was opened and those made through it; another process's
+        later changes are seen once it is opened again."""
     @property
     def count(self) -> int:
         """Number of ids given: items are ``0..count``, deleted ones included

@@ -541,6 +541,10 @@ impl PyIndex {
     ///
     /// Raises FileNotFoundError when the directory or one of its files is
     /// missing, and CorruptIndexError when a file is damaged or not an index.
+    ///
+    /// The Index holds every change acknowledged before it was opened (the
+    /// change log is replayed) and those made through it; changes another
+    /// process makes later are seen once the index is opened again.
     #[staticmethod]
     fn open(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let index = py.detach(|| Index::open(&path)).map_err(py_err)?;
