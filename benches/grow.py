@@ -348,6 +348,7 @@ def cmd_run(a):
     names = ["likeness-60k", "likeness-compacted", "likeness-fresh"]
     qps = {n: [] for n in names + ["hnswlib"]}
     cpu_qps = {n: [] for n in names + ["hnswlib"]}
+    each = {"before": [], "after": [], "before_cpu": [], "after_cpu": []}
     results = {}
     for r in range(a.rounds):
         order = names[r % 3:] + names[:r % 3]
@@ -356,6 +357,10 @@ def cmd_run(a):
         for n, row in rows.items():
             qps[n].append(row["qps"])
             cpu_qps[n].append(row["cpu_qps"])
+        # The ratios within a round, where the three ran interleaved.
+        for what, n in (("before", "likeness-60k"), ("after", "likeness-compacted")):
+            each[what].append(rows[n]["qps"] / rows["likeness-fresh"]["qps"])
+            each[what + "_cpu"].append(rows[n]["cpu_qps"] / rows["likeness-fresh"]["cpu_qps"])
         print(f"  round {r + 1}: " + ", ".join(
             f"{n} {rows[n]['qps']:,.0f} q/s ({rows[n]['cpu_qps']:,.0f} per CPU second)"
             for n in order + ["hnswlib"]), flush=True)
@@ -433,8 +438,14 @@ def cmd_run(a):
          before["dead_returned"] + after["dead_returned"],
          before["dead_returned"] + after["dead_returned"] == 0, "0", "d"),
     ]
+    rounds = {"QPS before compact / fresh": each["before"],
+              "QPS after compact / fresh": each["after"],
+              "QPS per CPU second before compact / fresh": each["before_cpu"],
+              "QPS per CPU second after compact / fresh": each["after_cpu"]}
     for what, v, ok, target, spec in checks:
-        say(f"- {what} = {v:{spec}} (target {target}: {verdict(ok)})")
+        within = (f"; within each round: {', '.join(f'{r:.2f}' for r in rounds[what])}"
+                  if what in rounds else "")
+        say(f"- {what} = {v:{spec}} (target {target}: {verdict(ok)}{within})")
     with open(os.path.join(a.work, "grow.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print(f"== {time.perf_counter() - t0:.0f}s; the table is in {a.work}/grow.md, "

@@ -518,12 +518,11 @@ impl PyIndex {
             {
                 return Err(self.closed_err());
             }
-            if slot.is_none() {
-                *slot = Some(Writer::open(&self.path).map_err(py_err)?);
-            }
-            let Some(w) = slot.as_mut() else {
-                unreachable!("the writer was just opened")
+            let w = match slot.take() {
+                Some(w) => w,
+                None => Writer::open(&self.path).map_err(py_err)?,
             };
+            let w = slot.insert(w);
             // 0: rayon's default (all cores), as `build`'s None.
             w.threads(threads.unwrap_or(0));
             let out = change(w);
