@@ -29,7 +29,7 @@ ZSTD_ENV = $(shell pkg-config --exists libzstd 2>/dev/null && echo ZSTD_SYS_USE_
 export LIKENESS_PYTHON ?= $(VENV)/bin/python
 
 .PHONY: swell-data face-models bench-regions
-.PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache bench-train bench-losses bench-ann bench-embed bench-serve bench-latency bench-cuda bench-budget bench-defaults bench-ab
+.PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache bench-train bench-losses bench-ann bench-embed bench-serve bench-latency bench-cuda bench-budget bench-defaults bench-ab bench-grow
 .PHONY: python wheel pytest pyvenv
 .PHONY: pretrained bench-faces
 
@@ -158,6 +158,12 @@ bench-train: build data
 # HNSW vs hnswlib and faiss on fashion-mnist-784-euclidean (ann-benchmarks setup).
 bench-ann: build data python
 	LIKENESS_PY_PYTHON=$(PYVENV)/bin/python benches/ann/run.sh
+
+# A gallery that grows (issue 26) on fashion-mnist-784: adds against hnswlib's
+# add_items, deletes and compact against a fresh build, HTTP adds under load,
+# the kill test. Python package for parts 1-2, the binary for parts 3-4.
+bench-grow: build data python
+	LIKENESS_PY_PYTHON=$(PYVENV)/bin/python benches/grow.sh
 
 # likeness embed vs PyTorch eager (ImageFolder + DataLoader) on 10,055 image files.
 bench-embed: build data

@@ -6,20 +6,26 @@
 //! the Rust buffers (moved, not copied). `Index.vectors` and `Index.labels`
 //! are views on the memory map whose base object holds its own reference to
 //! the open index, so they outlive `close()`. Every search, build, verify and
-//! evaluation runs with the GIL released.
+//! evaluation runs with the GIL released, and so does every change
+//! (`add`, `delete`, `update`, `compact`, `fold`).
+//!
+//! Changes go through the engine's `Writer`, opened on the first change and
+//! kept by the `Index` object (with the directory's lock) until `close()`
+//! or until the object is dropped. After each change the object searches
+//! the writer's index, so the next search sees it.
 //!
 //! Every computation is the index crate's own (`IndexBuilder`, `KnnQuery`,
 //! `eval::evaluate_index`), the same calls as the CLI's, so files and
 //! numbers are interchangeable between the two.
 
 use std::path::PathBuf;
-use std::sync::{Arc, LazyLock, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, LazyLock, Mutex, RwLock};
 
 use likeness_index::build::{GraphBuilder, DEFAULT_EF_CONSTRUCTION, DEFAULT_M};
 use likeness_index::quant::{Store, DEFAULT_QUANTILE};
 use likeness_index::{
-    eval, score, Error, Hit, Index, IndexBuilder, ItemInfo, KnnQuery, LabelFilter, Metric,
-    Neighbours, DEFAULT_EF, DEFAULT_K,
+    eval, score, Error, FoldReport, Hit, Index, IndexBuilder, ItemInfo, KnnQuery, LabelFilter,
+    Manifest, Metric, Neighbours, NewItems, Writer, DEFAULT_EF, DEFAULT_K, FOLD_AT,
 };
 use numpy::ndarray::{Array2, ArrayView1, ArrayView2};
 use numpy::{
@@ -43,10 +49,21 @@ create_exception!(
      file; rebuild the index."
 );
 
+create_exception!(
+    likeness,
+    IndexBusyError,
+    PyRuntimeError,
+    "Another writer holds the index's lock (its directory's .lock): another \
+     process, or another likeness.Index object of this process, has changed \
+     it and is still open. Close that one (Index.close()) or send the change \
+     to it; the message names the directory."
+);
+
 /// The Python exception for an index error, keeping its message.
 fn py_err(e: Error) -> PyErr {
     let msg = e.to_string();
     match e {
+        Error::Busy { .. } => IndexBusyError::new_err(msg),
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             PyFileNotFoundError::new_err(msg)
         }
@@ -231,6 +248,115 @@ fn label_set(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<i64>> {
         .map_err(|_| PyTypeError::new_err(format!("{what} must be an int or a sequence of ints")))
 }
 
+/// Labels of items to add or update: integers, or class names when the
+/// index records them (`manifest.classes`), mapped to their labels. A
+/// single value (an int or a str) is one label. Lists are read element by
+/// element, so ints and names may be mixed (NumPy would turn `["a", 4]`
+/// into strings).
+fn item_labels(obj: &Bound<'_, PyAny>, manifest: &Manifest, what: &str) -> PyResult<Vec<i64>> {
+    let values: Vec<Bound<'_, PyAny>> = if obj.cast::<PyUntypedArray>().is_ok() {
+        let dt = obj.getattr("dtype")?;
+        let kind: String = dt.getattr("kind")?.extract()?;
+        let ndim: usize = obj.getattr("ndim")?.extract()?;
+        match kind.as_str() {
+            "i" | "u" if ndim > 0 => return int_labels(obj, what),
+            "i" | "u" | "U" | "O" if ndim <= 1 => {
+                let list = obj.call_method0("tolist")?;
+                if ndim == 0 {
+                    vec![list]
+                } else {
+                    list.extract()?
+                }
+            }
+            "i" | "u" | "U" | "O" => {
+                let shape: Vec<usize> = obj.getattr("shape")?.extract()?;
+                return Err(PyValueError::new_err(format!(
+                    "{what} must have shape (n,), got {shape:?}"
+                )));
+            }
+            _ => {
+                return Err(PyTypeError::new_err(format!(
+                    "{what} must be integers or class names (str), got dtype {}",
+                    dt.str()?
+                )))
+            }
+        }
+    } else if obj.is_instance_of::<pyo3::types::PyString>() || obj.extract::<i64>().is_ok() {
+        vec![obj.clone()]
+    } else {
+        obj.try_iter()
+            .map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "{what} must be integers or class names (str), one per item"
+                ))
+            })?
+            .collect::<PyResult<_>>()?
+    };
+    values
+        .iter()
+        .map(|v| {
+            if let Ok(name) = v.extract::<String>() {
+                class_label(manifest, &name, what)
+            } else if let Ok(l) = v.extract::<i64>() {
+                Ok(l)
+            } else {
+                Err(PyTypeError::new_err(format!(
+                    "{what} must be integers or class names (str); {} is neither",
+                    v.repr().map_or_else(|_| "?".to_string(), |r| r.to_string())
+                )))
+            }
+        })
+        .collect()
+}
+
+/// The label of the class `name`, or an error that says what the classes are.
+fn class_label(manifest: &Manifest, name: &str, what: &str) -> PyResult<i64> {
+    if manifest.classes.is_empty() {
+        return Err(PyValueError::new_err(format!(
+            "{what}: {name:?} is a class name, but this index records none; give integer labels"
+        )));
+    }
+    manifest.class_label(name).ok_or_else(|| {
+        const SHOWN: usize = 20;
+        let mut known = manifest
+            .classes
+            .iter()
+            .take(SHOWN)
+            .map(|c| format!("{c:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if manifest.classes.len() > SHOWN {
+            known.push_str(&format!(", ... ({} in all)", manifest.classes.len()));
+        }
+        PyValueError::new_err(format!(
+            "{what}: {name:?} is not a class of this index; its classes are {known}"
+        ))
+    })
+}
+
+/// Item ids: one int, or integers of shape (n,); negative ones refused.
+fn item_ids(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
+    let ids = match obj.extract::<i64>() {
+        Ok(one) => vec![one],
+        // `[]` is float64 to NumPy: no ids.
+        Err(_) if obj.len().is_ok_and(|n| n == 0) => Vec::new(),
+        Err(_) => int_labels(obj, "ids")?,
+    };
+    ids.iter()
+        .map(|&i| {
+            u64::try_from(i).map_err(|_| {
+                PyValueError::new_err(format!("id {i} is negative: ids are 0, 1, 2, ..."))
+            })
+        })
+        .collect()
+}
+
+/// A fold report as a dict (the engine's field names).
+fn report_dict<'py>(py: Python<'py>, r: &FoldReport) -> PyResult<Bound<'py, PyAny>> {
+    let json = serde_json::to_string(r).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    py.import("json")?.call_method1("loads", (json,))
+}
+
 /// Rayon pools of a given size, kept for reuse (making one costs a thread
 /// spawn per worker).
 type Pools = Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>>;
@@ -317,13 +443,21 @@ fn mapped_array1<'py, T: numpy::Element>(
 /// An open index: memory-mapped files, searched in place.
 ///
 /// Open one with `Index.open(path)` or get one from `likeness.build(...)`.
-/// Any number of Python threads may search one `Index` at once.
+/// Any number of Python threads may search one `Index` at once, also while
+/// another changes it (`add`, `delete`, `update`, `compact`).
 #[pyclass(module = "likeness", name = "Index", frozen)]
 struct PyIndex {
+    /// The index searched: the writer's own once there is one, swapped
+    /// after each change (a fold makes a new one).
     inner: RwLock<Option<Arc<Index>>>,
     path: PathBuf,
-    /// Decoded item records (`meta.bin`), on first use.
-    items: OnceLock<Vec<ItemInfo>>,
+    /// Decoded item records (`meta.bin`) of one generation, on first use
+    /// (a fold may change them: compaction wipes the deleted items').
+    items: Mutex<Option<(u64, Arc<Vec<ItemInfo>>)>>,
+    /// The writer, opened on the first change and kept (with the index's
+    /// lock) until `close()` or the object is dropped: changes then cost
+    /// no reopening, and no other writer changes the index under this one.
+    writer: Mutex<Option<Writer>>,
 }
 
 impl PyIndex {
@@ -331,8 +465,16 @@ impl PyIndex {
         PyIndex {
             path: index.dir().to_path_buf(),
             inner: RwLock::new(Some(Arc::new(index))),
-            items: OnceLock::new(),
+            items: Mutex::new(None),
+            writer: Mutex::new(None),
         }
+    }
+
+    fn closed_err(&self) -> PyErr {
+        PyValueError::new_err(format!(
+            "the index {} was closed; open it again with likeness.Index.open",
+            self.path.display()
+        ))
     }
 
     fn get(&self) -> PyResult<Arc<Index>> {
@@ -340,20 +482,53 @@ impl PyIndex {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-            .ok_or_else(|| {
-                PyValueError::new_err(format!(
-                    "the index {} was closed; open it again with likeness.Index.open",
-                    self.path.display()
-                ))
-            })
+            .ok_or_else(|| self.closed_err())
     }
 
-    fn item_records(&self, index: &Index) -> PyResult<&[ItemInfo]> {
-        if let Some(v) = self.items.get() {
-            return Ok(v);
+    fn item_records(&self, index: &Index) -> PyResult<Arc<Vec<ItemInfo>>> {
+        let mut cached = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, v)) = cached.as_ref().filter(|(g, _)| *g == index.generation()) {
+            return Ok(v.clone());
         }
-        let v = index.items().map_err(py_err)?;
-        Ok(self.items.get_or_init(|| v))
+        let v = Arc::new(index.items().map_err(py_err)?);
+        *cached = Some((index.generation(), v.clone()));
+        Ok(v)
+    }
+
+    /// Runs `change` on the writer (opened on first use) with the GIL
+    /// released, then makes this object search the writer's index, also
+    /// when the change failed (a fold may have committed before an error).
+    fn change<T: Send>(
+        &self,
+        py: Python<'_>,
+        threads: Option<i64>,
+        change: impl FnOnce(&mut Writer) -> likeness_index::Result<T> + Send,
+    ) -> PyResult<T> {
+        let threads = threads.map(|t| positive("threads", t)).transpose()?;
+        self.get()?;
+        py.detach(|| {
+            // The writer's mutex first, then the index's slot: `close` takes
+            // them in the same order.
+            let mut slot = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+            if self
+                .inner
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_none()
+            {
+                return Err(self.closed_err());
+            }
+            let w = match slot.take() {
+                Some(w) => w,
+                None => Writer::open(&self.path).map_err(py_err)?,
+            };
+            let w = slot.insert(w);
+            // 0: rayon's default (all cores), as `build`'s None.
+            w.threads(threads.unwrap_or(0));
+            let out = change(w);
+            *self.inner.write().unwrap_or_else(|e| e.into_inner()) = Some(w.index().clone());
+            out.map_err(py_err)
+        })
     }
 }
 
@@ -365,16 +540,53 @@ impl PyIndex {
     ///
     /// Raises FileNotFoundError when the directory or one of its files is
     /// missing, and CorruptIndexError when a file is damaged or not an index.
+    ///
+    /// The Index holds every change acknowledged before it was opened (the
+    /// change log is replayed) and those made through it; changes another
+    /// process makes later are seen once the index is opened again.
     #[staticmethod]
     fn open(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let index = py.detach(|| Index::open(&path)).map_err(py_err)?;
         Ok(PyIndex::wrap(index))
     }
 
-    /// Number of items.
+    /// Number of ids given: items are `0..count`, deleted ones included
+    /// (ids are never reused; `live_count` leaves the deleted out).
     #[getter]
     fn count(&self) -> PyResult<usize> {
         Ok(self.get()?.len())
+    }
+
+    /// Items not deleted: the ones a search can return.
+    #[getter]
+    fn live_count(&self) -> PyResult<usize> {
+        Ok(self.get()?.live_count())
+    }
+
+    /// Items deleted (never returned again; their ids are not reused).
+    #[getter]
+    fn deleted_count(&self) -> PyResult<usize> {
+        Ok(self.get()?.deleted_count())
+    }
+
+    /// The deleted ids, ascending, int64.
+    #[getter]
+    fn deleted_ids<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let ids: Vec<i64> = self
+            .get()?
+            .deleted_ids()
+            .into_iter()
+            .map(i64::from)
+            .collect();
+        Ok(PyArray1::from_vec(py, ids))
+    }
+
+    /// Generation of the index's files: 0 as built, one more after each
+    /// fold (an add of `FOLD_AT` items or more, `update`, `compact`,
+    /// `fold`). Smaller changes are in the change log beside the files.
+    #[getter]
+    fn generation(&self) -> PyResult<u64> {
+        Ok(self.get()?.generation())
     }
 
     /// Vector dimension.
@@ -403,14 +615,20 @@ impl PyIndex {
         py.import("json")?.call_method1("loads", (json,))
     }
 
-    /// The stored vectors (for cosine: normalised), float32 [count, dim]:
+    /// The stored vectors (for cosine: normalised), float32 [n, dim]:
     /// a read-only view on the memory map, no copy. The view keeps the
-    /// index's files mapped; closing or dropping this Index does not
-    /// invalidate it.
+    /// index's files mapped; closing or dropping this Index, or changing
+    /// it, does not invalidate it.
+    ///
+    /// It shows the items in the index's files: items added since the last
+    /// fold (in the change log) are not in it until the next fold (`n` is
+    /// then less than `count`), a view taken before a change does not
+    /// follow it, and deleted items' rows stay until `compact()` zeroes
+    /// them. `is_deleted`/`deleted_ids` say which are deleted.
     #[getter]
     fn vectors<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let index = self.get()?;
-        let view = ArrayView2::from_shape((index.len(), index.dim()), index.vectors())
+        let view = ArrayView2::from_shape((index.base_len(), index.dim()), index.vectors())
             .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         let owner = Bound::new(
             py,
@@ -429,8 +647,9 @@ impl PyIndex {
         Ok(arr)
     }
 
-    /// The items' labels, int64 [count] (a read-only view on the memory
-    /// map, like `vectors`), or None when the index was built without.
+    /// The items' labels, int64 [n] (a read-only view on the memory
+    /// map, like `vectors`: the files' items, behind the change log until
+    /// the next fold), or None when the index was built without.
     #[getter]
     fn labels<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyArray1<i64>>>> {
         let index = self.get()?;
@@ -440,9 +659,10 @@ impl PyIndex {
             .transpose()
     }
 
-    /// The items' scores, float32 [count] (NaN where an item has none; a
-    /// read-only view on the memory map, like `vectors`), or None when the
-    /// index was built without scores.
+    /// The items' scores, float32 [n] (NaN where an item has none; a
+    /// read-only view on the memory map, like `vectors`: the files' items,
+    /// behind the change log until the next fold), or None when the index
+    /// was built without scores.
     #[getter]
     fn scores<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyArray1<f32>>>> {
         let index = self.get()?;
@@ -457,7 +677,7 @@ impl PyIndex {
     /// name), "path" (the item's source), "region" ([x0, y0, x1, y1]) and
     /// "score" (absent where the item has none), as `likeness serve`'s hits.
     /// With `distances` (a search's row), each dict also gets "distance".
-    /// Id -1 (search padding) gives None.
+    /// Id -1 (search padding) gives None; a deleted id raises ValueError.
     #[pyo3(signature = (ids, distances=None))]
     fn items<'py>(
         &self,
@@ -478,8 +698,6 @@ impl PyIndex {
             }
         }
         let records = self.item_records(&index)?;
-        let labels = index.labels();
-        let scores = index.scores();
         let manifest = index.manifest();
         let out = PyList::empty(py);
         for (pos, &id) in ids.iter().enumerate() {
@@ -497,9 +715,17 @@ impl PyIndex {
                         index.len()
                     ))
                 })?;
+            if index.is_deleted(i) {
+                // As a search, which never returns one.
+                return Err(PyValueError::new_err(format!(
+                    "item {id} was deleted from the index {}",
+                    self.path.display()
+                )));
+            }
             let d = PyDict::new(py);
             d.set_item("id", id)?;
-            if let Some(l) = labels.map(|l| l[i]) {
+            // Items added since the files (the change log) too.
+            if let Some(l) = index.label_of(i) {
                 d.set_item("label", l)?;
                 if let Some(c) = manifest.class_name(l) {
                     d.set_item("class", c)?;
@@ -513,7 +739,7 @@ impl PyIndex {
                     d.set_item("region", r.to_vec())?;
                 }
             }
-            if let Some(sc) = scores.and_then(|s| s.get(i)).filter(|s| s.is_finite()) {
+            if let Some(sc) = index.score_of(i) {
                 d.set_item("score", sc)?;
             }
             if let Some(ds) = &dists {
@@ -602,11 +828,148 @@ impl PyIndex {
         Ok(d)
     }
 
-    /// Releases this object's reference to the index. Arrays from
+    /// Adds items; returns their ids (int64 [n], consecutive, never used
+    /// before).
+    ///
+    /// `vectors`: a 2-D float16/float32/float64 array [n, dim] (or one 1-D
+    /// vector) of the index's dimension (normalised here for cosine).
+    /// `labels`: one per item, required when the index has labels, refused
+    /// when not: integers, or class names (str) when the index records
+    /// them (`manifest["classes"]`); a name it does not know raises
+    /// ValueError. `scores`: one float per item (NaN = none), for an index
+    /// with scores. `threads`: of a fold (None: all cores).
+    ///
+    /// The change is on disk (fsync'd) when this returns, and the next
+    /// search of this object sees it. Fewer than `FOLD_AT` items (with
+    /// those logged before) go to the change log and are searched exactly
+    /// beside the graph; more fold into a new generation with the graph
+    /// extended (as hnswlib's `add_items`). The first change opens the
+    /// index for writing and takes its lock until `close()`; another writer
+    /// raises IndexBusyError. The GIL is released.
+    #[pyo3(signature = (vectors, labels=None, scores=None, *, threads=None))]
+    fn add<'py>(
+        &self,
+        py: Python<'py>,
+        vectors: &Bound<'py, PyAny>,
+        labels: Option<&Bound<'py, PyAny>>,
+        scores: Option<&Bound<'py, PyAny>>,
+        threads: Option<i64>,
+    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let index = self.get()?;
+        let rows = float_rows(vectors, "vectors", true)?;
+        if rows.dim != index.dim() {
+            return Err(PyValueError::new_err(format!(
+                "vectors have dimension {} but the index {} holds vectors of dimension {}",
+                rows.dim,
+                self.path.display(),
+                index.dim()
+            )));
+        }
+        let labels = labels
+            .map(|l| item_labels(l, index.manifest(), "labels"))
+            .transpose()?;
+        let scores = scores.map(|s| float_values(s, "scores")).transpose()?;
+        let data = rows.as_slice();
+        let new = NewItems {
+            vectors: data,
+            labels: labels.as_deref(),
+            scores: scores.as_deref(),
+            items: None,
+        };
+        let ids = self.change(py, threads, |w| w.add(&new))?;
+        let ids: Vec<i64> = ids.map(|i| i as i64).collect();
+        Ok(PyArray1::from_vec(py, ids))
+    }
+
+    /// Deletes items by id (an int or a sequence of ints); returns how
+    /// many were not deleted before. A deleted item is never returned
+    /// again, by any search (graph, exact, label filters); its id is not
+    /// reused. An id out of range raises ValueError and deletes nothing.
+    /// On disk (fsync'd) when this returns; `compact()` reclaims the space.
+    /// The GIL is released.
+    fn delete(&self, py: Python<'_>, ids: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let ids = item_ids(ids)?;
+        self.change(py, None, |w| w.delete(&ids))
+    }
+
+    /// Sets the labels and/or the scores of items `ids` (their vectors are
+    /// untouched): `labels` as for `add` (ints, or class names), `scores`
+    /// floats (NaN = none), one per id. Writes a new generation (labels
+    /// live in the files); returns the fold report as a dict. A deleted id
+    /// raises ValueError. The GIL is released.
+    #[pyo3(signature = (ids, labels=None, scores=None, *, threads=None))]
+    fn update<'py>(
+        &self,
+        py: Python<'py>,
+        ids: &Bound<'py, PyAny>,
+        labels: Option<&Bound<'py, PyAny>>,
+        scores: Option<&Bound<'py, PyAny>>,
+        threads: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let index = self.get()?;
+        let ids = item_ids(ids)?;
+        let labels = labels
+            .map(|l| item_labels(l, index.manifest(), "labels"))
+            .transpose()?;
+        let scores = scores.map(|s| float_values(s, "scores")).transpose()?;
+        let report = self.change(py, threads, |w| {
+            w.update(&ids, labels.as_deref(), scores.as_deref())
+        })?;
+        report_dict(py, &report)
+    }
+
+    /// Folds every change into one clean generation: the graph rebuilt
+    /// over the live items only, the deleted items' vectors and records
+    /// wiped (their ids stay unused). Returns the fold report as a dict:
+    /// "generation", "count", "live", "deleted", "inserted", "rebuilt",
+    /// "seconds". `threads`: of the build (None: all cores). The GIL is
+    /// released; searches of this object keep running on the previous
+    /// generation until it is done.
+    #[pyo3(signature = (*, threads=None))]
+    fn compact<'py>(&self, py: Python<'py>, threads: Option<i64>) -> PyResult<Bound<'py, PyAny>> {
+        let report = self.change(py, threads, Writer::compact)?;
+        report_dict(py, &report)
+    }
+
+    /// Writes the changes in the change log into a new generation (the
+    /// graph extended with the items added since; deleted items kept as
+    /// tombstones), so that `vectors`/`labels`/`scores` show every item.
+    /// Returns the fold report as a dict, like `compact`. The GIL is
+    /// released.
+    #[pyo3(signature = (*, threads=None))]
+    fn fold<'py>(&self, py: Python<'py>, threads: Option<i64>) -> PyResult<Bound<'py, PyAny>> {
+        let report = self.change(py, threads, Writer::fold)?;
+        report_dict(py, &report)
+    }
+
+    /// Whether item `id` was deleted.
+    fn is_deleted(&self, id: i64) -> PyResult<bool> {
+        let index = self.get()?;
+        let i = usize::try_from(id)
+            .ok()
+            .filter(|&i| i < index.len())
+            .ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "id {id} is out of range: the index {} holds items 0..{}",
+                    self.path.display(),
+                    index.len()
+                ))
+            })?;
+        Ok(index.is_deleted(i))
+    }
+
+    /// Releases this object's reference to the index, and its writer with
+    /// the index's lock (every change is already on disk). Arrays from
     /// `vectors` and `labels` stay valid (they hold their own); any other
     /// use of this Index raises ValueError.
-    fn close(&self) {
-        *self.inner.write().unwrap_or_else(|e| e.into_inner()) = None;
+    fn close(&self, py: Python<'_>) {
+        // The writer's mutex first, as `change` takes them; waits (with the
+        // GIL released) for a change in flight to finish.
+        py.detach(|| {
+            let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+            *self.inner.write().unwrap_or_else(|e| e.into_inner()) = None;
+            *w = None;
+        });
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -618,8 +981,9 @@ impl PyIndex {
         _ty: Option<&Bound<'_, PyAny>>,
         _value: Option<&Bound<'_, PyAny>>,
         _tb: Option<&Bound<'_, PyAny>>,
+        py: Python<'_>,
     ) {
-        self.close();
+        self.close(py);
     }
 
     fn __len__(&self) -> PyResult<usize> {
@@ -628,6 +992,14 @@ impl PyIndex {
 
     fn __repr__(&self) -> String {
         match self.get() {
+            Ok(ix) if ix.deleted_count() > 0 => format!(
+                "<likeness.Index {:?}: {} × {}, {}, {} deleted>",
+                self.path.display().to_string(),
+                ix.len(),
+                ix.dim(),
+                ix.metric(),
+                ix.deleted_count()
+            ),
             Ok(ix) => format!(
                 "<likeness.Index {:?}: {} × {}, {}>",
                 self.path.display().to_string(),
@@ -662,10 +1034,12 @@ impl PyIndex {
 /// span. `builder`: "native" or "hnsw_rs" (builds with that feature). The
 /// same options, names and defaults as `likeness build`. `scores`: n
 /// floats, NaN where an item has none (as `likeness index` records a
-/// manifest's `score` column), for `predicted_score`. The GIL is released
-/// while building.
+/// manifest's `score` column), for `predicted_score`. `classes`: the
+/// labels' names (`classes[label]`, as `likeness index` records its
+/// folders): hits get "class", and `add`/`update` take names as labels.
+/// The GIL is released while building.
 #[pyfunction]
-#[pyo3(signature = (vectors, out, *, labels=None, scores=None, metric="cosine", m=DEFAULT_M as i64, ef_construction=DEFAULT_EF_CONSTRUCTION as i64, seed=0, store="f32", quantile=DEFAULT_QUANTILE, builder="native", threads=None, force=false))]
+#[pyo3(signature = (vectors, out, *, labels=None, scores=None, classes=None, metric="cosine", m=DEFAULT_M as i64, ef_construction=DEFAULT_EF_CONSTRUCTION as i64, seed=0, store="f32", quantile=DEFAULT_QUANTILE, builder="native", threads=None, force=false))]
 #[allow(clippy::too_many_arguments)]
 fn build(
     py: Python<'_>,
@@ -673,6 +1047,7 @@ fn build(
     out: PathBuf,
     labels: Option<&Bound<'_, PyAny>>,
     scores: Option<&Bound<'_, PyAny>>,
+    classes: Option<Vec<String>>,
     metric: &str,
     m: i64,
     ef_construction: i64,
@@ -733,6 +1108,10 @@ fn build(
         .overwrite(force);
     let builder = match scores {
         Some(sc) => builder.scores(sc),
+        None => builder,
+    };
+    let builder = match classes {
+        Some(c) => builder.classes(c),
         None => builder,
     };
     let (data, dim) = (rows.as_slice(), rows.dim);
@@ -832,12 +1211,14 @@ fn evaluate<'py>(
     py.import("json")?.call_method1("loads", (json,))
 }
 
-/// The likeness index from Python: build, open, search, verify, evaluate.
+/// The likeness index from Python: build, open, search, change, verify,
+/// evaluate.
 #[pymodule]
 fn _likeness(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<PyIndex>()?;
     m.add("CorruptIndexError", m.py().get_type::<CorruptIndexError>())?;
+    m.add("IndexBusyError", m.py().get_type::<IndexBusyError>())?;
     m.add_function(wrap_pyfunction!(build, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(predict_score, m)?)?;
@@ -850,5 +1231,7 @@ fn _likeness(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DEFAULT_M", DEFAULT_M)?;
     m.add("DEFAULT_EF_CONSTRUCTION", DEFAULT_EF_CONSTRUCTION)?;
     m.add("DEFAULT_QUANTILE", DEFAULT_QUANTILE)?;
+    // Items an add folds at (see Index.add).
+    m.add("FOLD_AT", FOLD_AT)?;
     Ok(())
 }
