@@ -25,7 +25,7 @@ use likeness_index::build::{GraphBuilder, DEFAULT_EF_CONSTRUCTION, DEFAULT_M};
 use likeness_index::quant::{Store, DEFAULT_QUANTILE};
 use likeness_index::{
     eval, score, Error, FoldReport, Hit, Index, IndexBuilder, ItemInfo, KnnQuery, LabelFilter,
-    Manifest, Metric, Neighbours, NewItems, Writer, DEFAULT_EF, DEFAULT_K, FOLD_AT,
+    Metric, Neighbours, NewItems, Writer, DEFAULT_EF, DEFAULT_K, FOLD_AT,
 };
 use numpy::ndarray::{Array2, ArrayView1, ArrayView2};
 use numpy::{
@@ -249,11 +249,12 @@ fn label_set(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<i64>> {
 }
 
 /// Labels of items to add or update: integers, or class names when the
-/// index records them (`manifest.classes`), mapped to their labels. A
+/// index records them (`classes`, the manifest's), mapped to their labels;
+/// a name not there yet is appended to `classes` (a new class). A
 /// single value (an int or a str) is one label. Lists are read element by
 /// element, so ints and names may be mixed (NumPy would turn `["a", 4]`
 /// into strings).
-fn item_labels(obj: &Bound<'_, PyAny>, manifest: &Manifest, what: &str) -> PyResult<Vec<i64>> {
+fn item_labels(obj: &Bound<'_, PyAny>, classes: &mut Vec<String>, what: &str) -> PyResult<Vec<i64>> {
     let values: Vec<Bound<'_, PyAny>> = if obj.cast::<PyUntypedArray>().is_ok() {
         let dt = obj.getattr("dtype")?;
         let kind: String = dt.getattr("kind")?.extract()?;
@@ -296,7 +297,7 @@ fn item_labels(obj: &Bound<'_, PyAny>, manifest: &Manifest, what: &str) -> PyRes
         .iter()
         .map(|v| {
             if let Ok(name) = v.extract::<String>() {
-                class_label(manifest, &name, what)
+                class_label(classes, &name, what)
             } else if let Ok(l) = v.extract::<i64>() {
                 Ok(l)
             } else {
@@ -309,29 +310,19 @@ fn item_labels(obj: &Bound<'_, PyAny>, manifest: &Manifest, what: &str) -> PyRes
         .collect()
 }
 
-/// The label of the class `name`, or an error that says what the classes are.
-fn class_label(manifest: &Manifest, name: &str, what: &str) -> PyResult<i64> {
-    if manifest.classes.is_empty() {
+/// The label of the class `name`: its position in `classes`, where a new
+/// name is appended; an index without class names takes integers only.
+fn class_label(classes: &mut Vec<String>, name: &str, what: &str) -> PyResult<i64> {
+    if classes.is_empty() {
         return Err(PyValueError::new_err(format!(
             "{what}: {name:?} is a class name, but this index records none; give integer labels"
         )));
     }
-    manifest.class_label(name).ok_or_else(|| {
-        const SHOWN: usize = 20;
-        let mut known = manifest
-            .classes
-            .iter()
-            .take(SHOWN)
-            .map(|c| format!("{c:?}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        if manifest.classes.len() > SHOWN {
-            known.push_str(&format!(", ... ({} in all)", manifest.classes.len()));
-        }
-        PyValueError::new_err(format!(
-            "{what}: {name:?} is not a class of this index; its classes are {known}"
-        ))
-    })
+    if let Some(p) = classes.iter().position(|c| c == name) {
+        return Ok(p as i64);
+    }
+    classes.push(name.to_string());
+    Ok(classes.len() as i64 - 1)
 }
 
 /// Item ids: one int, or integers of shape (n,); negative ones refused.
@@ -835,8 +826,8 @@ impl PyIndex {
     /// vector) of the index's dimension (normalised here for cosine).
     /// `labels`: one per item, required when the index has labels, refused
     /// when not: integers, or class names (str) when the index records
-    /// them (`manifest["classes"]`); a name it does not know raises
-    /// ValueError. `scores`: one float per item (NaN = none), for an index
+    /// them (`manifest["classes"]`); a name it does not know yet becomes a
+    /// new class (and the add folds, as the names live in the manifest). `scores`: one float per item (NaN = none), for an index
     /// with scores. `threads`: of a fold (None: all cores).
     ///
     /// The change is on disk (fsync'd) when this returns, and the next
@@ -865,8 +856,10 @@ impl PyIndex {
                 index.dim()
             )));
         }
+        let mut classes = index.manifest().classes.clone();
+        let known = classes.len();
         let labels = labels
-            .map(|l| item_labels(l, index.manifest(), "labels"))
+            .map(|l| item_labels(l, &mut classes, "labels"))
             .transpose()?;
         let scores = scores.map(|s| float_values(s, "scores")).transpose()?;
         let data = rows.as_slice();
@@ -875,6 +868,7 @@ impl PyIndex {
             labels: labels.as_deref(),
             scores: scores.as_deref(),
             items: None,
+            classes: (classes.len() > known).then_some(&classes[..]),
         };
         let ids = self.change(py, threads, |w| w.add(&new))?;
         let ids: Vec<i64> = ids.map(|i| i as i64).collect();
@@ -908,12 +902,15 @@ impl PyIndex {
     ) -> PyResult<Bound<'py, PyAny>> {
         let index = self.get()?;
         let ids = item_ids(ids)?;
+        let mut classes = index.manifest().classes.clone();
+        let known = classes.len();
         let labels = labels
-            .map(|l| item_labels(l, index.manifest(), "labels"))
+            .map(|l| item_labels(l, &mut classes, "labels"))
             .transpose()?;
         let scores = scores.map(|s| float_values(s, "scores")).transpose()?;
+        let grew = (classes.len() > known).then_some(&classes[..]);
         let report = self.change(py, threads, |w| {
-            w.update(&ids, labels.as_deref(), scores.as_deref())
+            w.update_with(&ids, labels.as_deref(), scores.as_deref(), grew)
         })?;
         report_dict(py, &report)
     }
