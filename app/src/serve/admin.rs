@@ -34,10 +34,10 @@ use super::{body_error, parse_json, parse_region, ApiError, ApiResult, AppState,
 use crate::embedder::embed_encoded;
 
 /// Deleted fraction of the ids at which the server compacts on its own.
-/// Deleted items still route the graph's beam but cannot be results, so
-/// each search visits more items: on fashion-mnist-784 with 20% deleted a
-/// search ran at 0.9× the speed of a fresh build of the live set (`make
-/// bench-grow`); compacting at a fifth keeps it near that.
+/// Deleted items still sit in the graph, which searches walk: with 20%
+/// deleted, searches ran at 0.79–0.85× the speed of a fresh build of the
+/// live items, after `compact` at 1.0× (fashion-mnist-784, one thread;
+/// docs/benchmarks.md). Compacting at a fifth keeps them above 0.8×.
 pub const COMPACT_DELETED: f64 = 0.2;
 
 /// Most rows one `POST /admin/items` may add.

@@ -291,34 +291,61 @@ impl Searcher<'_> {
         ids: &mut [i64],
         dists: &mut [f32],
     ) -> Result<()> {
-        let rerank = self.rerank;
         let ef = match self.codes {
-            Some(_) => ef.max(k).max(rerank.unwrap_or(0)),
+            Some(_) => ef.max(k).max(self.rerank.unwrap_or(0)),
             None => ef.max(k),
         };
         let mut qc = std::mem::take(&mut s.qcode);
         if self.codes.is_some() {
             qc.prepare(self.store, self.metric, self.quantizer, q);
         }
-        let res = self.beam(s, q, &qc, k, ef, filter, dist);
+        // Deleted items. With a label filter they are filtered inside the
+        // beam with it. Without one, the beam runs as if nothing were
+        // deleted and they are dropped from its `ef` best: keeping `ef`
+        // live ones in the beam instead (hnswlib's `mark_deleted`) made
+        // searches with 20% deleted run at 0.70× the speed of a fresh build
+        // of the live items, this at 0.79–0.85×, recall@10 0.9970 against
+        // the fresh build's 0.9977 (fashion-mnist-784, ef 64, one thread).
+        // Should that leave fewer than `k`, the beam runs again, filtering.
+        let dead = |id: u32| self.deleted.is_some_and(|d| d.contains(id as usize));
+        let mut in_beam = filter.is_some();
+        let res = loop {
+            if let Err(e) = self.beam(s, q, &qc, k, ef, filter, dist, in_beam) {
+                break Err(e);
+            }
+            if let Err(e) = self.rerank(s, q, k, ef) {
+                break Err(e);
+            }
+            let live = s.sorted.iter().filter(|c| !dead(c.id)).take(k).count();
+            if in_beam || self.deleted.is_none() || live == k {
+                break Ok(());
+            }
+            in_beam = true;
+        };
         s.qcode = qc;
         res?;
-        if self.codes.is_some() {
-            // Re-rank: the best candidates of the compact store, re-scored
-            // with the float32 vectors, so returned distances are exact.
-            let exact = self.metric.kernel();
-            let r = rerank.unwrap_or(ef).max(k).min(s.sorted.len());
-            for c in &mut s.sorted[..r] {
-                c.dist = exact(q, self.vector(c.id)?);
-            }
-            s.sorted[..r].sort_unstable();
-        }
         ids.fill(crate::neighbours::MISSING);
         dists.fill(f32::INFINITY);
-        for (slot, c) in s.sorted.iter().take(k).enumerate() {
+        let live = s.sorted.iter().filter(|c| !dead(c.id));
+        for (slot, c) in live.take(k).enumerate() {
             ids[slot] = i64::from(c.id);
             dists[slot] = c.dist;
         }
+        Ok(())
+    }
+
+    /// With a compact store: the best candidates of the beam re-scored
+    /// with the float32 vectors, so returned distances are exact.
+    fn rerank(&self, s: &mut Scratch, q: &[f32], k: usize, ef: usize) -> Result<()> {
+        if self.codes.is_none() {
+            return Ok(());
+        }
+        let exact = self.metric.kernel();
+        let r = self.rerank.unwrap_or(ef).max(k).min(s.sorted.len());
+        for c in &mut s.sorted[..r] {
+            c.dist = exact(q, self.vector(c.id)?);
+        }
+        s.sorted[..r].sort_unstable();
         Ok(())
     }
 
@@ -335,6 +362,7 @@ impl Searcher<'_> {
         ef: usize,
         filter: Option<&LabelFilter>,
         dist: DistanceFn4,
+        skip_deleted: bool,
     ) -> Result<()> {
         let _ = k;
         let mut cur = self.graph.entry;
@@ -362,8 +390,9 @@ impl Searcher<'_> {
         s.begin(self.count);
         let results = s.results.get_or_insert_with(|| TopK::new(ef));
         results.clear_with(ef);
+        let deleted = self.deleted.filter(|_| skip_deleted);
         let passes = |i: u32| {
-            self.deleted.is_none_or(|d| !d.contains(i as usize))
+            deleted.is_none_or(|d| !d.contains(i as usize))
                 && match (filter, self.labels) {
                     (Some(f), Some(labels)) => labels.get(i as usize).is_some_and(|&l| f.allows(l)),
                     _ => true,
@@ -371,7 +400,7 @@ impl Searcher<'_> {
         };
         // With items that cannot be results, the beam keeps going until it
         // holds `ef` that can.
-        let filtering = filter.is_some() || self.deleted.is_some();
+        let filtering = filter.is_some() || deleted.is_some();
         let _ = s.visited.visit(cur);
         s.candidates.push(Reverse(Cand {
             dist: cur_d,
