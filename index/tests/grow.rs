@@ -382,3 +382,77 @@ fn eval_counts_the_live_items_only() {
     let r = likeness_index::eval::evaluate_index(w.index(), None, &[1], 64).unwrap();
     assert_eq!((r.gallery, r.queries), (254, 254));
 }
+
+// ---- golden index of a changed index (manifest version 3) --------------------
+
+/// What `golden-v3` was made of: golden-v2, then id 0 deleted and 300 rows
+/// added (a fold: generation 1, with `deleted.bin`), then id 5 deleted and
+/// 2 rows added (in the log).
+fn golden_v3_changes() -> (Vec<f32>, Vec<f32>) {
+    let folded: Vec<f32> = (0..300 * 8)
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
+        .collect();
+    let logged = vec![
+        0.9, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.1, 0.9,
+    ];
+    (folded, logged)
+}
+
+/// Regenerates `tests/data/golden-v3` (only when asked, after a deliberate
+/// format change).
+#[test]
+#[ignore = "writes tests/data/golden-v3; run with --ignored after a deliberate format change"]
+fn regenerate_golden_v3() {
+    let d = golden(3);
+    let _ = std::fs::remove_dir_all(&d);
+    copy_dir(&golden(2), &d);
+    let (folded, logged) = golden_v3_changes();
+    let mut w = Writer::open(&d).unwrap();
+    w.threads(1);
+    let labels = vec![1i64; 300];
+    w.add(&NewItems {
+        vectors: &folded,
+        labels: Some(&labels),
+        ..NewItems::default()
+    })
+    .unwrap();
+    w.delete(&[0, 5]).unwrap();
+    w.add(&NewItems {
+        vectors: &logged,
+        labels: Some(&[2, 3]),
+        ..NewItems::default()
+    })
+    .unwrap();
+    drop(w);
+    let _ = std::fs::remove_file(d.join(likeness_index::writer::LOCK));
+}
+
+#[test]
+fn golden_v3_changed_index_still_opens() {
+    let t = tmp();
+    let dir = t.path().join("ix");
+    copy_dir(&golden(3), &dir);
+    let index = Index::open(&dir).expect("the committed v3 index must keep opening");
+    index.verify().unwrap();
+    let m = index.manifest();
+    assert_eq!((m.format_version, m.generation, m.count), (3, 1, 600));
+    assert_eq!(
+        (index.len(), index.base_len(), index.deleted_ids()),
+        (602, 600, vec![0, 5])
+    );
+    assert_eq!(index.log_state(), (2, 0));
+    assert!(m.files.contains_key("deleted.bin"));
+    assert_eq!(
+        (index.label_of(600), index.label_of(601)),
+        (Some(2), Some(3))
+    );
+    let (_, logged) = golden_v3_changes();
+    for (r, row) in logged.chunks(8).enumerate() {
+        assert_eq!(nearest(&index, row, 1, false, None)[0], 600 + r as i64);
+    }
+    assert!(!nearest(&index, index.vector(5).unwrap(), 10, true, None).contains(&5));
+    // It is written to again like any index.
+    let mut w = Writer::open(&dir).unwrap();
+    w.compact().unwrap();
+    assert_eq!(w.index().live_count(), 600);
+}

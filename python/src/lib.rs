@@ -254,7 +254,11 @@ fn label_set(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<i64>> {
 /// single value (an int or a str) is one label. Lists are read element by
 /// element, so ints and names may be mixed (NumPy would turn `["a", 4]`
 /// into strings).
-fn item_labels(obj: &Bound<'_, PyAny>, classes: &mut Vec<String>, what: &str) -> PyResult<Vec<i64>> {
+fn item_labels(
+    obj: &Bound<'_, PyAny>,
+    classes: &mut Vec<String>,
+    what: &str,
+) -> PyResult<Vec<i64>> {
     let values: Vec<Bound<'_, PyAny>> = if obj.cast::<PyUntypedArray>().is_ok() {
         let dt = obj.getattr("dtype")?;
         let kind: String = dt.getattr("kind")?.extract()?;
