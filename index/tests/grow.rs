@@ -410,13 +410,14 @@ fn regenerate_golden_v3() {
     let mut w = Writer::open(&d).unwrap();
     w.threads(1);
     let labels = vec![1i64; 300];
+    w.delete(&[0]).unwrap();
     w.add(&NewItems {
         vectors: &folded,
         labels: Some(&labels),
         ..NewItems::default()
     })
     .unwrap();
-    w.delete(&[0, 5]).unwrap();
+    w.delete(&[5]).unwrap();
     w.add(&NewItems {
         vectors: &logged,
         labels: Some(&[2, 3]),
