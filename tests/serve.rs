@@ -413,6 +413,32 @@ fn image_search_uses_the_index_model() {
     assert_eq!(code, 400, "{body}");
     let (_, st) = get(a, "/stats");
     assert_eq!(st["model_loaded"], st["model_fingerprint"], "{st}");
+    // An image added over HTTP is embedded with the same model, under a
+    // new class name, and found by its own bytes on the next request.
+    let other = common::johns_image("John_Savage");
+    let new = std::fs::read(&other).unwrap();
+    let (code, body) = http(
+        a,
+        "POST",
+        "/admin/items?label=John_Savage",
+        &new,
+        "image/jpeg",
+    );
+    assert_eq!(code, 200, "{body}");
+    let id = serde_json::from_str::<Value>(&body).unwrap()["ids"][0]
+        .as_u64()
+        .unwrap();
+    assert_eq!(id, crops.len() as u64);
+    let (code, body) = http(a, "POST", "/search/image?k=1", &new, "image/jpeg");
+    let r: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(
+        (r["hits"][0]["id"].as_u64(), &r["hits"][0]["class"]),
+        (Some(id), &Value::from("John_Savage")),
+        "{r}"
+    );
+    let (code, body) = http(a, "POST", "/admin/items", b"not an image", "image/jpeg");
+    assert_eq!(code, 400, "{body}");
     assert!(srv.stop().success());
 }
 
