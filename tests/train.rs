@@ -579,6 +579,52 @@ fn bad_training_input_gets_clear_errors() {
     );
 }
 
+/// Without --val, classes of 8 images (the demo's johns split) hold
+/// nothing out and train to the end of the budget; classes of 20 hold out a
+/// tenth. Each run says why, and model.json records the split in effect.
+#[test]
+fn tiny_classes_hold_nothing_out_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    for (counts, kind, held) in [
+        (&[8usize, 8, 8][..], "none", 0),
+        (&[20, 20, 20][..], "images", 6),
+    ] {
+        let sub = dir.path().join(kind);
+        let data = folder(&sub, counts);
+        let out = sub.join("m");
+        let o = likeness(&[
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "train",
+            "--data",
+            s(&data),
+            "--out",
+            s(&out),
+            "--arch",
+            "convnet",
+            "--input-size",
+            "16",
+            "--tuples",
+            "1",
+            "--max-steps",
+            "20",
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{err}");
+        assert!(err.contains(&format!("({held} held out)")), "{err}");
+        assert!(err.contains(&format!("held out: {kind}")), "{err}");
+        let card = read_card(&out);
+        assert_eq!(card["val"]["kind"], kind, "{}", card["val"]);
+        let run = &card["run"];
+        if held == 0 {
+            assert!(err.contains("nothing held out to stop early by"), "{err}");
+            assert_eq!(run["steps"], 20, "{run}");
+        }
+    }
+}
+
 #[test]
 fn torchscript_backbones_are_fine_tuned_and_must_output_2d() {
     let dir = tempfile::tempdir().unwrap();

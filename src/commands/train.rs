@@ -59,12 +59,6 @@ pub fn run(device: DeviceSpec, plan: &runtime::ThreadPlan, args: TrainArgs) -> R
 
 /// The trainer's settings from the arguments.
 fn settings(args: TrainArgs) -> crate::train::TrainConfig {
-    use crate::train::ValSplit;
-    let val = args.val.unwrap_or(if args.val_data.is_some() {
-        ValSplit::None
-    } else {
-        ValSplit::Images(0.1)
-    });
     crate::train::TrainConfig {
         data: args.data,
         out: args.out,
@@ -91,7 +85,7 @@ fn settings(args: TrainArgs) -> crate::train::TrainConfig {
         lr_schedule: args.lr_schedule,
         precision: args.precision,
         weight_decay: args.weight_decay,
-        val,
+        val: args.val,
         val_data: args.val_data,
         flip: match (args.flip, args.no_flip) {
             (true, _) => Some(true),

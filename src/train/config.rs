@@ -57,7 +57,9 @@ pub struct TrainConfig {
     #[serde(default)]
     pub precision: Option<crate::runtime::Precision>,
     pub weight_decay: f64,
-    pub val: ValSplit,
+    /// `--val`; `None`: derived from the class sizes
+    /// ([`defaults::held_out_split`]).
+    pub val: Option<ValSplit>,
     pub val_data: Option<PathBuf>,
     pub augment: Augment,
     /// Drop classes with fewer training images than this (≥ 2); 0 = refuse them.

@@ -272,7 +272,8 @@ impl ModelCard {
                 flip: plan.flip,
                 ..cfg.augment
             },
-            val: cfg.val,
+            // The split in effect is set by the settings (`--val` or derived).
+            val: cfg.val.unwrap_or(super::ValSplit::None),
             val_data: cfg.val_data.clone(),
             seed: cfg.seed,
             data: cfg.data.clone(),

@@ -8,7 +8,7 @@ use tch::Device;
 
 use super::defaults::{self, Machine, Plan, Shape};
 use super::output::{self, ModelCard};
-use super::split::Data;
+use super::split::{Data, ValSplit};
 use super::TrainConfig;
 use crate::error::{Error, Result};
 use crate::model::{Arch, ModelSpec};
@@ -32,7 +32,22 @@ impl Settings {
     pub(super) fn derive(cfg: &TrainConfig, data: &Data, device: Device) -> Result<Settings> {
         let (shape, images) = measure(cfg, data)?;
         let machine = Machine::detect(device.is_cuda());
-        let plan = defaults::derive(None, &shape, &cfg.asked(), &machine);
+        let mut plan = defaults::derive(None, &shape, &cfg.asked(), &machine);
+        if let Some(why) = &data.val_why {
+            plan.decisions.insert(
+                0,
+                defaults::Decision {
+                    setting: "held out".into(),
+                    value: match data.val_split {
+                        ValSplit::None if data.val_ds.is_some() => "--val-data".into(),
+                        ValSplit::None => "none".into(),
+                        ValSplit::Images(f) => format!("images:{f}"),
+                        ValSplit::Classes(f) => format!("classes:{f}"),
+                    },
+                    why: why.clone(),
+                },
+            );
+        }
         print(&shape, data.val.len(), &plan);
         let (channels, mean, std) = normalisation(&plan.arch, shape.grey, &images);
         let n = plan.classes_per_tuple;
@@ -75,6 +90,7 @@ impl Settings {
     /// trained.
     pub(super) fn card(&self, cfg: &TrainConfig, data: &Data, device: Device) -> ModelCard {
         let mut card = ModelCard::new(cfg, &self.plan, &self.spec, &data.ds, self.c);
+        card.val = data.val_split;
         card.score_bins = data.score_edges.clone();
         card.score_weight = cfg.score_bins.map(|_| cfg.score_weight());
         card.device = crate::runtime::describe_device(device);
@@ -110,6 +126,7 @@ fn measure(cfg: &TrainConfig, data: &Data) -> Result<(Shape, Vec<image::DynamicI
         median_side: median_side(&stats_imgs),
         grey,
         sided: defaults::sided_pair(ds.classes()),
+        held_out: data.val.len(),
     };
     Ok((shape, stats_imgs))
 }

@@ -4,6 +4,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::defaults;
 use super::TrainConfig;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -25,6 +26,10 @@ pub(super) struct Data {
     pub val: Vec<usize>,
     /// `--val-data`, when given; else `val` indexes `ds`.
     pub val_ds: Option<Dataset>,
+    /// The split in effect: `--val`, or the default for the data and why
+    /// ([`defaults::held_out_split`]).
+    pub val_split: ValSplit,
+    pub val_why: Option<String>,
 }
 
 impl Data {
@@ -42,6 +47,8 @@ impl Data {
             mut train,
             val,
             val_ds,
+            val_split,
+            val_why,
         } = split(cfg, &ds)?;
         if val.len() == 1 {
             return Err(Error::Invalid(
@@ -66,6 +73,8 @@ impl Data {
             classes,
             val,
             val_ds,
+            val_split,
+            val_why,
         })
     }
 
@@ -81,6 +90,8 @@ struct Split {
     /// Validation items and the dataset they index (the training set or `--val-data`).
     val: Vec<usize>,
     val_ds: Option<Dataset>,
+    val_split: ValSplit,
+    val_why: Option<String>,
 }
 
 fn split(cfg: &TrainConfig, ds: &Dataset) -> Result<Split> {
@@ -103,9 +114,17 @@ fn split(cfg: &TrainConfig, ds: &Dataset) -> Result<Split> {
     for (i, it) in ds.items().iter().enumerate() {
         by_class[it.label].push(i);
     }
+    let (val_split, val_why) = match cfg.val {
+        Some(v) => (v, None),
+        None => {
+            let sizes: Vec<usize> = by_class.iter().map(Vec::len).collect();
+            let (v, why) = defaults::held_out_split(&sizes, val_ds.is_some());
+            (v, Some(why))
+        }
+    };
     let mut train = Vec::new();
     let mut val = Vec::new();
-    match (cfg.val, &val_ds) {
+    match (val_split, &val_ds) {
         (ValSplit::None, None) => train = (0..ds.len()).collect(),
         (ValSplit::None, Some(v)) => {
             train = (0..ds.len()).collect();
@@ -156,7 +175,13 @@ fn split(cfg: &TrainConfig, ds: &Dataset) -> Result<Split> {
             val.sort_unstable();
         }
     }
-    Ok(Split { train, val, val_ds })
+    Ok(Split {
+        train,
+        val,
+        val_ds,
+        val_split,
+        val_why,
+    })
 }
 
 /// Drops or reports classes with fewer than two training images.
