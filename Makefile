@@ -161,9 +161,10 @@ bench-ann: build data python
 
 # A gallery that grows (issue 26) on fashion-mnist-784: adds against hnswlib's
 # add_items, deletes and compact against a fresh build, HTTP adds under load,
-# the kill test. Python package for parts 1-2, the binary for parts 3-4.
+# the kill test. Python package for parts 1-2, the binary for part 3, and
+# libtorch for part 4's test binary (the root crate's tests/grow.rs).
 bench-grow: build data python
-	LIKENESS_PY_PYTHON=$(PYVENV)/bin/python benches/grow.sh
+	$(TORCH_ENV) LIKENESS_PY_PYTHON=$(PYVENV)/bin/python benches/grow.sh
 
 # likeness embed vs PyTorch eager (ImageFolder + DataLoader) on 10,055 image files.
 bench-embed: build data
