@@ -397,9 +397,10 @@ fn photos_to_regions_to_an_index_and_a_region_query() {
         .unwrap();
     std::fs::write(photos.join("broken.jpg"), b"not a jpeg").unwrap();
 
-    let csv = dir.path().join("regions.csv");
+    // --out and --landmarks-out in folders that do not exist yet.
+    let csv = dir.path().join("out").join("regions.csv");
     let overlay = dir.path().join("overlay");
-    let points = dir.path().join("points.csv");
+    let points = dir.path().join("landmarks").join("points.csv");
     let run = |extra: &[&str]| {
         let mut args = vec![
             "regions",
