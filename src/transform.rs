@@ -97,15 +97,6 @@ pub fn flipped(aug: Option<&Augment>, seed: u64) -> Option<bool> {
     }
 }
 
-/// Mirrors inputs (CHW rows of `spec`, as [`to_input`] writes them) left to
-/// right in place: the same as a flip in [`to_input`].
-pub fn mirror_inputs(inputs: &mut [f32], spec: &ModelSpec) {
-    let size = spec.input_size as usize;
-    for row in inputs.chunks_exact_mut(size.max(1)) {
-        row.reverse();
-    }
-}
-
 /// Inputs for a batch, in parallel; `seeds[i]` drives item `i`'s augmentation.
 pub fn batch_input(
     images: &[&DynamicImage],

@@ -315,7 +315,6 @@ fn asymmetry_ranks_unequal_swells_above_equal_ones() {
     ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
-    assert!(err.contains("side pairs: 3 a step"), "{err}");
     let card_path = graded.join("model.json");
     let mut card: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&card_path).unwrap()).unwrap();

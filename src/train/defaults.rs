@@ -29,10 +29,6 @@ pub struct Shape {
     pub sided: Option<(String, String)>,
     /// Held-out images that validation (and early stopping) can use.
     pub held_out: usize,
-    /// With a score read-out: training pairs of the left and the right
-    /// region of one label in one image (manifest columns `subject` and
-    /// `side`), both scored.
-    pub side_pairs: usize,
 }
 
 /// The first two class names that are the same but for `left` and `right`
@@ -178,10 +174,6 @@ pub struct Plan {
     /// Mirror training images at random.
     pub flip: bool,
     pub flip_tta: bool,
-    /// Left/right pairs of one image added to each step, whose read-outs'
-    /// difference is trained on their scores' difference (0: none).
-    #[serde(default)]
-    pub score_pairs: usize,
     /// Steps in one pass over the training images.
     pub steps_per_pass: usize,
     pub stop: Stop,
@@ -228,9 +220,6 @@ pub const BN_FROZEN_BELOW: usize = 64;
 /// from good features.
 pub const PRETRAINED_MIN_STEPS: usize = 300;
 pub const PRETRAINED_MAX_STEPS: usize = 3_000;
-
-/// What the side pairs bought where they were measured (docs/scores.md).
-const SIDE_PAIRS_MEASURED: &str = "swell set, the fifth person's 660 pairs: asymmetry ROC AUC TODO";
 
 /// The share of each class's images held out to validate on by default.
 pub const VAL_FRACTION: f64 = 0.1;
@@ -487,24 +476,6 @@ pub fn derive(arch: Option<&Arch>, shape: &Shape, asked: &Asked, machine: &Machi
             },
         );
     }
-    let score_pairs = if shape.side_pairs > 0 {
-        let p = (images_per_step / 4).max(1);
-        decide(
-            "side pairs",
-            format!("{p} a step"),
-            format!(
-                "{} training left/right pairs of one image with scores: {p} a step ({} more \
-                 images) train the difference of the read-outs of the left region and the \
-                 mirrored right one on the difference of their scores, in which what a \
-                 photograph adds to both sides cancels ({SIDE_PAIRS_MEASURED})",
-                shape.side_pairs,
-                2 * p
-            ),
-        );
-        p
-    } else {
-        0
-    };
     let pretrained = arch.pretrained();
     let lr = match asked.lr {
         Some(lr) => {
@@ -649,7 +620,6 @@ pub fn derive(arch: Option<&Arch>, shape: &Shape, asked: &Asked, machine: &Machi
         precision,
         flip,
         flip_tta,
-        score_pairs,
         steps_per_pass,
         stop,
         decisions,
@@ -709,7 +679,6 @@ mod tests {
             grey,
             sided: None,
             held_out: train_images / 10,
-            side_pairs: 0,
         }
     }
 
@@ -723,31 +692,6 @@ mod tests {
             } => (max_steps, min_steps, warmup_steps),
             Stop::Epochs { .. } => panic!("expected a step budget"),
         }
-    }
-
-    #[test]
-    fn scored_left_right_pairs_add_side_pairs_to_each_step() {
-        // The swell set: 4,752 training regions in 5 score bins, 2,112
-        // left/right pairs of one image with both sides training.
-        let mut sh = shape(4_752, 5, 36, false);
-        let p = derive(None, &sh, &asked(), &cpu_bf16());
-        assert_eq!(p.score_pairs, 0);
-        assert!(p.decisions.iter().all(|d| d.setting != "side pairs"));
-        sh.side_pairs = 2_112;
-        let p = derive(None, &sh, &asked(), &cpu_bf16());
-        assert_eq!(p.images_per_step, 20);
-        assert_eq!(p.score_pairs, 5);
-        let d = p
-            .decisions
-            .iter()
-            .find(|d| d.setting == "side pairs")
-            .unwrap();
-        assert_eq!(d.value, "5 a step");
-        assert!(
-            d.why.contains("2112 training left/right pairs"),
-            "{}",
-            d.why
-        );
     }
 
     #[test]

@@ -32,10 +32,6 @@ pub(super) struct Prepared {
     /// The items' standardised scores, in the order of `input` (empty
     /// without the score read-out).
     pub scores: Vec<f32>,
-    /// Left/right pairs of one image ([`super::defaults::Plan::score_pairs`])
-    /// after the tuples' `2·T·C` images: a left and a right region, one of
-    /// them mirrored, so both face the same way.
-    pub side_pairs: usize,
 }
 
 /// The loader thread and the steps it prepares, two ahead at most.
@@ -59,12 +55,6 @@ impl Loader {
         let (tx, rx) = mpsc::sync_channel::<Result<Prepared>>(2);
         let ds = data.ds.clone();
         let train = data.train.clone();
-        let side_pairs = data.side_pairs.clone();
-        let pairs_per_step = if side_pairs.is_empty() {
-            0
-        } else {
-            settings.plan.score_pairs
-        };
         let sampler = sampler.clone();
         let spec = settings.spec.clone();
         let aug = Augment {
@@ -77,47 +67,21 @@ impl Loader {
             for g in start..total {
                 let (epoch, step) = (g / steps, g % steps);
                 let draw = sampler.draw(epoch, step);
-                let mut items: Vec<usize> = draw
+                let items: Vec<usize> = draw
                     .anchors
                     .iter()
                     .chain(&draw.positives)
                     .map(|&i| train[i])
                     .collect();
-                let tuple_images = items.len();
-                // The pairs: which, and which side is mirrored.
-                let mut pair_rng = ChaCha8Rng::seed_from_u64(
-                    seed ^ 0x51DE_5A1D ^ ((epoch as u64) << 32 | step as u64),
-                );
-                let mut pair_flips = Vec::with_capacity(2 * pairs_per_step);
-                for _ in 0..pairs_per_step {
-                    let (l, r) = side_pairs[pair_rng.random_range(0..side_pairs.len())];
-                    let left_mirrored = pair_rng.random_bool(0.5);
-                    items.extend([l, r]);
-                    pair_flips.extend([left_mirrored, !left_mirrored]);
-                }
                 let scores = score::standardised(score_norm, &ds, &items);
                 let prepared = ds.load_many(&items).map(|samples| {
                     let images: Vec<_> = samples.iter().map(|s| &s.image).collect();
-                    let (tuples, pairs) = images.split_at(tuple_images);
                     let mut rng =
                         ChaCha8Rng::seed_from_u64(seed ^ ((epoch as u64) << 32 | step as u64));
-                    let seeds: Vec<u64> = (0..tuples.len()).map(|_| rng.random()).collect();
+                    let seeds: Vec<u64> = (0..images.len()).map(|_| rng.random()).collect();
                     let aug = (aug != Augment::NONE).then_some(&aug);
-                    let mut input = transform::batch_input(tuples, &spec, aug, &seeds);
-                    let flips: Option<Vec<bool>> = seeds
-                        .iter()
-                        .map(|&s| transform::flipped(aug, s))
-                        .chain(pair_flips.iter().map(|&f| Some(f)))
-                        .collect();
-                    // The pairs' regions as they are but for the mirror.
-                    let mut pair_input = transform::batch_input(pairs, &spec, None, &[]);
-                    let len = transform::input_len(&spec);
-                    for (one, &mirrored) in pair_input.chunks_exact_mut(len).zip(&pair_flips) {
-                        if mirrored {
-                            transform::mirror_inputs(one, &spec);
-                        }
-                    }
-                    input.extend(pair_input);
+                    let input = transform::batch_input(&images, &spec, aug, &seeds);
+                    let flips = seeds.iter().map(|&s| transform::flipped(aug, s)).collect();
                     Prepared {
                         epoch,
                         step,
@@ -126,7 +90,6 @@ impl Loader {
                         items: items.clone(),
                         flips,
                         scores,
-                        side_pairs: pairs_per_step,
                     }
                 });
                 if tx.send(prepared).is_err() {

@@ -52,35 +52,12 @@ impl ScoreHead {
     }
 
     /// `loss` plus the read-out's weighted squared error on the embeddings
-    /// `emb` of items with the standardised `scores` and, where the last
-    /// `2 · side_pairs` rows are left/right pairs of one image (each pair
-    /// facing the same way), the squared error of the difference of each
-    /// pair's read-outs against the difference of their scores: what a
-    /// photograph adds to both sides cancels in it, which the error of
-    /// single items cannot teach.
-    pub(super) fn add_loss(
-        &self,
-        loss: Tensor,
-        emb: &Tensor,
-        scores: Option<&Tensor>,
-        side_pairs: usize,
-    ) -> Tensor {
+    /// `emb` of items with the standardised `scores`.
+    pub(super) fn add_loss(&self, loss: Tensor, emb: &Tensor, scores: Option<&Tensor>) -> Tensor {
         match (&self.head, scores) {
             (Some(head), Some(target)) => {
-                let pred = emb.apply(head).squeeze_dim(1);
-                let err = &pred - target;
-                let mut loss = loss + err.square().mean(tch::Kind::Float) * self.weight;
-                if side_pairs > 0 {
-                    let rows = 2 * side_pairs as i64;
-                    let start = pred.size()[0] - rows;
-                    let diff = |t: &Tensor| {
-                        let lr = t.narrow(0, start, rows).view([-1, 2]);
-                        lr.select(1, 0) - lr.select(1, 1)
-                    };
-                    let err = diff(&pred) - diff(target);
-                    loss = loss + err.square().mean(tch::Kind::Float) * self.weight;
-                }
-                loss
+                let err = emb.apply(head).squeeze_dim(1) - target;
+                loss + err.square().mean(tch::Kind::Float) * self.weight
             }
             _ => loss,
         }

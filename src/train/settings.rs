@@ -127,7 +127,6 @@ fn measure(cfg: &TrainConfig, data: &Data) -> Result<(Shape, Vec<image::DynamicI
         grey,
         sided: defaults::sided_pair(ds.classes()),
         held_out: data.val.len(),
-        side_pairs: data.side_pairs.len(),
     };
     Ok((shape, stats_imgs))
 }

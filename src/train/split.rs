@@ -23,10 +23,6 @@ pub(super) struct Data {
     pub train_labels: Vec<i64>,
     /// Distinct classes among `train`.
     pub classes: usize,
-    /// With a score read-out: the left and right regions of one label in
-    /// one image of a subject (manifest columns `subject` and `side`), both
-    /// training and scored, as (left item, right item).
-    pub side_pairs: Vec<(usize, usize)>,
     pub val: Vec<usize>,
     /// `--val-data`, when given; else `val` indexes `ds`.
     pub val_ds: Option<Dataset>,
@@ -40,12 +36,6 @@ impl Data {
     /// Opens `--data` (binned by score with `--score-bins`) and splits it.
     pub(super) fn load(cfg: &TrainConfig) -> Result<Data> {
         let ds = Dataset::open(&cfg.data)?;
-        // Paired by their own labels, before the bins replace them.
-        let pairs = if cfg.score_bins.is_some() && cfg.score_weight() > 0.0 {
-            side_pairs(&ds)
-        } else {
-            Vec::new()
-        };
         let (ds, score_edges) = match cfg.score_bins {
             Some(b) => {
                 let edges = ds.score_bin_edges(b)?;
@@ -68,10 +58,6 @@ impl Data {
             ));
         }
         check_classes(cfg, &ds, &mut train)?;
-        let side_pairs = pairs
-            .into_iter()
-            .filter(|(l, r)| train.binary_search(l).is_ok() && train.binary_search(r).is_ok())
-            .collect();
         let train_labels: Vec<i64> = train.iter().map(|&i| ds.items()[i].label as i64).collect();
         let classes = {
             let mut l = train_labels.clone();
@@ -85,7 +71,6 @@ impl Data {
             train,
             train_labels,
             classes,
-            side_pairs,
             val,
             val_ds,
             val_split,
@@ -97,35 +82,6 @@ impl Data {
     pub(super) fn val_source(&self) -> &Dataset {
         self.val_ds.as_ref().unwrap_or(&self.ds)
     }
-}
-
-/// The left and right regions of one label in one image of a subject, both
-/// with a score, as (left item, right item), in item order; what
-/// `asymmetry` pairs.
-pub(super) fn side_pairs(ds: &Dataset) -> Vec<(usize, usize)> {
-    let mut sides: std::collections::BTreeMap<_, [Option<usize>; 2]> = Default::default();
-    for (i, it) in ds.items().iter().enumerate() {
-        let (Some(subject), Some(side), Some(_)) = (&it.subject, it.side, it.score) else {
-            continue;
-        };
-        let slot = &mut sides.entry((subject, it.label, &it.path)).or_default()
-            [usize::from(side == crate::data::Side::Right)];
-        // A second region of the same side leaves the image unpaired.
-        *slot = if slot.is_some() {
-            Some(usize::MAX)
-        } else {
-            Some(i)
-        };
-    }
-    let mut pairs: Vec<(usize, usize)> = sides
-        .into_values()
-        .filter_map(|s| match s {
-            [Some(l), Some(r)] if l != usize::MAX && r != usize::MAX => Some((l, r)),
-            _ => None,
-        })
-        .collect();
-    pairs.sort_unstable();
-    pairs
 }
 
 /// The items of training and validation.

@@ -148,9 +148,7 @@ impl Trainer<'_> {
         let cfg = self.cfg;
         let (n, c, spec) = (self.settings.n, self.settings.c, &self.settings.spec);
         let s = i64::from(spec.input_size);
-        let tuple_images = (2 * c * cfg.tuples) as i64;
-        let pair_images = 2 * p.side_pairs as i64;
-        let images = tuple_images + pair_images;
+        let images = (2 * c * cfg.tuples) as i64;
         let x = crate::embed::host_to_device(
             &p.input,
             [images, i64::from(spec.channels), s, s],
@@ -160,7 +158,6 @@ impl Trainer<'_> {
         let scores =
             (!p.scores.is_empty()).then(|| Tensor::from_slice(&p.scores).to_device(self.device));
         let (x, labels, scores) = if c > n {
-            let p_x = x.shallow_clone();
             let (x, labels, rows) = mine(
                 &self.net,
                 &x,
@@ -170,13 +167,7 @@ impl Trainer<'_> {
                 cfg.tuples,
                 cfg.seed ^ ((p.epoch as u64) << 32 | p.step as u64),
             )?;
-            // The side pairs, after the tuples, are not mined.
-            let rest = |t: &Tensor| t.narrow(0, tuple_images, pair_images);
-            (
-                Tensor::cat(&[&x, &rest(&p_x)], 0),
-                labels,
-                scores.map(|s| Tensor::cat(&[&s.index_select(0, &rows), &rest(&s)], 0)),
-            )
+            (x, labels, scores.map(|s| s.index_select(0, &rows)))
         } else {
             (x, labels, scores)
         };
@@ -207,9 +198,7 @@ impl Trainer<'_> {
             &labels,
             cfg.tuples as i64,
         )?;
-        let loss = self
-            .score
-            .add_loss(loss, &emb, scores.as_ref(), p.side_pairs);
+        let loss = self.score.add_loss(loss, &emb, scores.as_ref());
         self.opt.backward_step(&loss)?;
         let l = loss.double_value(&[]);
         if !l.is_finite() {
