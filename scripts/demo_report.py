@@ -96,6 +96,7 @@ def scores_section(out):
     top_rows.insert(1, "|" + "---|" * 9)
     auc = summ.get("auc_unequal")
     auc_p = summ.get("auc_unequal_predicted")
+    auc_r = summ.get("auc_unequal_readout")
     return [
         "",
         "## Scores and left/right asymmetry (SYNTHETIC data)",
@@ -116,7 +117,8 @@ def scores_section(out):
         f"Asymmetry (left crop against the mirrored right crop): {summ['pairs']} pairs; ROC AUC of "
         f"unequal ({summ['unequal_pairs']}) vs equal ({summ['equal_pairs']}) sides: "
         f"{fmt(auc) if auc is not None else '-'} by embedding distance, "
-        f"{fmt(auc_p) if auc_p is not None else '-'} by the difference of predicted scores.",
+        f"{fmt(auc_p) if auc_p is not None else '-'} by the difference of predicted scores (neighbours)"
+        + (f", {fmt(auc_r)} by that of the model's score read-out." if auc_r is not None else "."),
         "",
         "![most and least asymmetric](scores/asymmetry/asymmetry.png)",
         "",

@@ -210,6 +210,35 @@ fn asymmetry_of_a_symmetric_face_is_zero_and_one_sided_subjects_are_listed() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("140"), "{err}");
+
+    // A card that records a score read-out the weights lack: an error
+    // that names it, not a panic.
+    std::fs::write(
+        &csv,
+        format!(
+            "path,label,x,y,w,h,subject,side\n{p},cheek,16,70,36,30,a,left\n{p},cheek,98,70,36,30,a,right\n",
+            p = img.display()
+        ),
+    )
+    .unwrap();
+    let card_path = model.join("model.json");
+    let mut card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&card_path).unwrap()).unwrap();
+    card["score_weight"] = 1.0.into();
+    card["score_norm"] = serde_json::json!({"mean": 0.5, "std": 0.25});
+    std::fs::write(&card_path, serde_json::to_vec(&card).unwrap()).unwrap();
+    let o = likeness(&[
+        "asymmetry",
+        "--model",
+        s(&model),
+        "--data",
+        s(&csv),
+        "--out",
+        s(&out),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("score_head.weight"), "{err}");
 }
 
 /// The swell set derived from mirror-symmetric faces (the left half of a
@@ -254,6 +283,83 @@ fn asymmetry_ranks_unequal_swells_above_equal_ones() {
     assert!(v["unequal_pairs"].as_u64().unwrap() > 4 && v["equal_pairs"].as_u64().unwrap() > 4);
     let auc = v["auc_unequal"].as_f64().unwrap();
     assert!(auc > 0.99, "ROC AUC {auc}: {v}");
+    // A model without a read-out predicts nothing.
+    assert!(v["auc_unequal_readout"].is_null(), "{v}");
+
+    // Trained from the grades, the model's score read-out predicts each
+    // side; on symmetric faces the read-outs of equal sides are equal, so
+    // every unequal pair ranks above every equal one, without an index.
+    let graded = dir.path().join("graded");
+    let o = likeness(&[
+        "--threads",
+        "2",
+        "train",
+        "--data",
+        s(&set.join("regions.csv")),
+        "--out",
+        s(&graded),
+        "--arch",
+        "convnet",
+        "--input-size",
+        "32",
+        "--dim",
+        "16",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "20",
+        "--val",
+        "none",
+        "--score-bins",
+        "3",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let card_path = graded.join("model.json");
+    let mut card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&card_path).unwrap()).unwrap();
+    assert!(card["score_norm"]["std"].as_f64().unwrap() > 0.0, "{card}");
+    let out = dir.path().join("asym-readout");
+    let run = |out: &Path| {
+        let o = likeness(&[
+            "asymmetry",
+            "--model",
+            s(&graded),
+            "--data",
+            s(&set.join("regions.csv")),
+            "--out",
+            s(out),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+        (o, summary)
+    };
+    let (o, v) = run(&out);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("ROC AUC of |read-out left - right|"),
+        "{text}"
+    );
+    let auc = v["auc_unequal_readout"].as_f64().unwrap();
+    assert!(auc > 0.99, "read-out ROC AUC {auc}: {v}");
+    let rows = std::fs::read_to_string(out.join("asymmetry.csv")).unwrap();
+    let header: Vec<&str> = rows.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "readout_left").unwrap();
+    for line in rows.lines().skip(1) {
+        let v: f32 = line.split(',').nth(col).unwrap().parse().unwrap();
+        assert!(v.is_finite(), "{line}");
+    }
+
+    // A model.json written before the read-out's standardisation was
+    // recorded still loads: asymmetry says why it has no read-out.
+    card.as_object_mut().unwrap().remove("score_norm");
+    std::fs::write(&card_path, serde_json::to_vec_pretty(&card).unwrap()).unwrap();
+    let (o, v) = run(&dir.path().join("asym-old"));
+    assert!(v["auc_unequal_readout"].is_null(), "{v}");
+    assert!(v["auc_unequal"].as_f64().is_some(), "{v}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("predates"), "{err}");
 }
 
 /// Scores, subjects and sides flow from a manifest through `embed`

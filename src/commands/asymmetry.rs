@@ -2,8 +2,10 @@
 //! `left` and a `right` region of the same label in one image (a subject
 //! photographed several times gives a pair per photograph), the left crop and the
 //! horizontally mirrored right crop are embedded and their distance is the
-//! asymmetry (a symmetric face gives about 0). With an index that has
-//! scores, each side's score is predicted from its neighbours too.
+//! asymmetry (a symmetric face gives about 0). A model trained with
+//! `--score-bins` predicts each side's score with its score read-out; with
+//! an index that has scores, each side's score is predicted from its
+//! neighbours too.
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +19,7 @@ use tch::Device;
 use crate::commands::regions;
 use crate::data::{Dataset, Side};
 use crate::error::{Error, Result};
+use crate::train::score::{NoReadout, Readout};
 
 /// One left/right pair and what was measured.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -31,6 +34,11 @@ pub struct Pair {
     pub right_score: Option<f32>,
     pub predicted_left: Option<f32>,
     pub predicted_right: Option<f32>,
+    /// The model's score read-out on the left crop and on the mirrored
+    /// right crop (each averaged with its mirror image where the model
+    /// embeds with test-time flip).
+    pub readout_left: Option<f32>,
+    pub readout_right: Option<f32>,
 }
 
 /// The summary `asymmetry` prints and writes (`summary.json`).
@@ -44,6 +52,9 @@ pub struct Summary {
     pub auc_unequal: Option<f64>,
     /// The same for |predicted left − predicted right| (with --index).
     pub auc_unequal_predicted: Option<f64>,
+    /// The same for |read-out left − read-out right| (a model with a score
+    /// read-out).
+    pub auc_unequal_readout: Option<f64>,
     pub unequal_pairs: usize,
     pub equal_pairs: usize,
 }
@@ -140,6 +151,8 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
                 right_score: ds.items()[*r].score,
                 predicted_left: None,
                 predicted_right: None,
+                readout_left: None,
+                readout_right: None,
             }),
             [Some(i), None] | [None, Some(i)] => unpaired.push(*i),
             [None, None] => {}
@@ -152,7 +165,19 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
             unpaired.len()
         )));
     }
-    let (net, _card) = crate::train::output::load(&args.model, device)?;
+    let (net, card) = crate::train::output::load(&args.model, device)?;
+    let readout = match Readout::load(&args.model, &card, device)? {
+        Ok(r) => Some(r),
+        Err(NoReadout::NoNorm) => {
+            eprintln!(
+                "{}: the score read-out is not used: this model.json predates the recorded score \
+                 standardisation; train again to predict scores with it",
+                args.model.display()
+            );
+            None
+        }
+        Err(NoReadout::NotTrained) => None,
+    };
     let index = args.index.as_ref().map(Index::open).transpose()?;
     if let Some(ix) = &index {
         if ix.scores().is_none() {
@@ -176,6 +201,7 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
     let dim = net.spec.dim as usize;
     let mut left_vecs = Vec::with_capacity(pairs.len() * dim);
     let mut right_vecs = Vec::with_capacity(pairs.len() * dim);
+    let mut readouts = Vec::with_capacity(pairs.len() * 2);
     let bar = likeness_app::progress::bar(pairs.len() as u64, "embedding pairs");
     for chunk in pairs.chunks(args.batch.div_ceil(2)) {
         let ids: Vec<usize> = chunk.iter().flat_map(|p| [p.left, p.right]).collect();
@@ -188,6 +214,9 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
         let refs: Vec<&DynamicImage> = images.iter().collect();
         let input = crate::transform::batch_input(&refs, &net.spec, None, &[]);
         let emb = crate::embed::embed_tensor(&net, &input, refs.len(), net.vs.device())?;
+        if let Some(r) = &readout {
+            readouts.extend(r.predict(&net, &input, refs.len())?);
+        }
         for (j, row) in emb.chunks_exact(dim).enumerate() {
             if j % 2 == 0 {
                 left_vecs.extend_from_slice(row);
@@ -206,6 +235,12 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
             &left_vecs[i * dim..(i + 1) * dim],
             &right_vecs[i * dim..(i + 1) * dim],
         );
+    }
+    if readout.is_some() {
+        for (p, lr) in pairs.iter_mut().zip(readouts.chunks_exact(2)) {
+            p.readout_left = Some(lr[0]).filter(|v| v.is_finite());
+            p.readout_right = Some(lr[1]).filter(|v| v.is_finite());
+        }
     }
     if let Some(ix) = &index {
         // The subject's own regions in the index are left out of its
@@ -262,8 +297,17 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
             p.subject,
             p.label,
             p.asymmetry,
-            match (p.predicted_left, p.predicted_right) {
-                (Some(l), Some(r)) => format!(
+            match (
+                p.readout_left,
+                p.readout_right,
+                p.predicted_left,
+                p.predicted_right
+            ) {
+                (Some(l), Some(r), _, _) => format!(
+                    " (read-out left {l:.3}, right {r:.3}, difference {:.3})",
+                    l - r
+                ),
+                (_, _, Some(l), Some(r)) => format!(
                     " (predicted left {l:.3}, right {r:.3}, difference {:.3})",
                     l - r
                 ),
@@ -277,8 +321,16 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
             summary.unequal_pairs, summary.equal_pairs
         );
     }
+    if let Some(auc) = summary.auc_unequal_readout {
+        println!(
+            "ROC AUC of |read-out left - right| (the model's score read-out), the same split: {auc:.4}"
+        );
+    }
     if let Some(auc) = summary.auc_unequal_predicted {
-        println!("ROC AUC of |predicted left - right|, the same split: {auc:.4}");
+        println!(
+            "ROC AUC of |predicted left - right| (K = {} neighbours in the index), the same split: {auc:.4}",
+            args.score_k
+        );
     }
     eprintln!(
         "wrote {}, {}",
@@ -306,30 +358,27 @@ fn summarise(pairs: &[Pair], unpaired: usize) -> Summary {
             .collect::<Vec<_>>(),
         &positive,
     );
-    let auc_pred = if known
-        .iter()
-        .all(|(p, _)| p.predicted_left.is_some() && p.predicted_right.is_some())
-    {
-        roc_auc(
-            &known
-                .iter()
-                .map(|(p, _)| {
-                    f64::from(
-                        (p.predicted_left.unwrap_or(0.0) - p.predicted_right.unwrap_or(0.0)).abs(),
-                    )
-                })
-                .collect::<Vec<_>>(),
-            &positive,
-        )
-    } else {
-        None
+    // ROC AUC of |left - right| of a pair's two predictions, where every
+    // pair has both.
+    let auc_of = |sides: fn(&Pair) -> (Option<f32>, Option<f32>)| {
+        let diffs: Option<Vec<f64>> = known
+            .iter()
+            .map(|(p, _)| match sides(p) {
+                (Some(l), Some(r)) => Some(f64::from((l - r).abs())),
+                _ => None,
+            })
+            .collect();
+        diffs.and_then(|d| roc_auc(&d, &positive))
     };
+    let auc_pred = auc_of(|p| (p.predicted_left, p.predicted_right));
+    let auc_readout = auc_of(|p| (p.readout_left, p.readout_right));
     Summary {
         pairs: pairs.len(),
         unpaired,
         mean_asymmetry: mean,
         auc_unequal: auc,
         auc_unequal_predicted: auc_pred,
+        auc_unequal_readout: auc_readout,
         unequal_pairs: positive.iter().filter(|&&u| u).count(),
         equal_pairs: positive.iter().filter(|&&u| !u).count(),
     }
@@ -351,16 +400,16 @@ fn write_csv(path: &std::path::Path, ds: &Dataset, pairs: &[Pair]) -> Result<()>
         "predicted_left",
         "predicted_right",
         "predicted_difference",
+        "readout_left",
+        "readout_right",
+        "readout_difference",
         "left_path",
         "right_path",
     ])
     .map_err(|e| csv_err(path, e))?;
     let f = |v: Option<f32>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
     for (r, p) in pairs.iter().enumerate() {
-        let diff = match (p.predicted_left, p.predicted_right) {
-            (Some(l), Some(r)) => Some(l - r),
-            _ => None,
-        };
+        let diff = |l: Option<f32>, r: Option<f32>| l.zip(r).map(|(l, r)| l - r);
         w.write_record([
             (r + 1).to_string(),
             p.subject.clone(),
@@ -370,7 +419,10 @@ fn write_csv(path: &std::path::Path, ds: &Dataset, pairs: &[Pair]) -> Result<()>
             f(p.right_score),
             f(p.predicted_left),
             f(p.predicted_right),
-            f(diff),
+            f(diff(p.predicted_left, p.predicted_right)),
+            f(p.readout_left),
+            f(p.readout_right),
+            f(diff(p.readout_left, p.readout_right)),
             ds.items()[p.left].path.display().to_string(),
             ds.items()[p.right].path.display().to_string(),
         ])
@@ -413,7 +465,9 @@ fn draw_montage(path: &std::path::Path, ds: &Dataset, pairs: &[Pair], show: usiz
             if let (Some(a), Some(b)) = (p.left_score, p.right_score) {
                 text.push_str(&format!(" true {a:.2}/{b:.2}"));
             }
-            if let (Some(a), Some(b)) = (p.predicted_left, p.predicted_right) {
+            if let (Some(a), Some(b)) = (p.readout_left, p.readout_right) {
+                text.push_str(&format!(" read-out {a:.2}/{b:.2}"));
+            } else if let (Some(a), Some(b)) = (p.predicted_left, p.predicted_right) {
                 text.push_str(&format!(" pred {a:.2}/{b:.2}"));
             }
             Ok((

@@ -254,6 +254,13 @@ impl Net {
         self.forward_once(xs, train)
     }
 
+    /// The embedding of `xs` as the head makes it, in eval mode and without
+    /// test-time flip or normalisation: what the score read-out was
+    /// trained on.
+    pub fn forward_plain(&self, xs: &Tensor) -> Tensor {
+        self.forward_once(xs, false)
+    }
+
     fn forward_once(&self, xs: &Tensor, train: bool) -> Tensor {
         let f = match &self.body {
             Body::Seq(s) => s.forward_t(xs, train),

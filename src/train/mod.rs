@@ -26,7 +26,7 @@ pub mod output;
 mod resume;
 pub mod sampler;
 mod schedule;
-mod score;
+pub mod score;
 mod settings;
 mod split;
 mod steps;

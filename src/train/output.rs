@@ -154,6 +154,19 @@ pub struct ModelCard {
     /// the bins alone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score_weight: Option<f64>,
+    /// With a score read-out: the mean and standard deviation of the
+    /// training scores, which it predicts standardised (absent in cards
+    /// written before it was recorded; their read-out is not used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_norm: Option<ScoreNorm>,
+}
+
+/// The standardisation of the score read-out's target:
+/// `score = mean + std · read-out`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ScoreNorm {
+    pub mean: f32,
+    pub std: f32,
 }
 
 /// The derivation of a training's settings ([`super::defaults::derive`]).
@@ -293,6 +306,7 @@ impl ModelCard {
             baselines: None,
             score_bins: None,
             score_weight: None,
+            score_norm: None,
         }
     }
 

@@ -3,9 +3,12 @@
 //! the embedding (squared error, weighted by `--score-weight`) gives the
 //! embedding a direction ordered by grade. It is stored beside the weights as
 //! `score_head.*`; embedding ignores it.
-use tch::nn::Linear;
-use tch::Tensor;
+use std::path::Path;
 
+use tch::nn::Linear;
+use tch::{Device, Kind, Tensor};
+
+use super::output::{ModelCard, ScoreNorm};
 use super::split::Data;
 use super::TrainConfig;
 use crate::data::Dataset;
@@ -91,4 +94,109 @@ fn score_standardiser(ds: &Dataset, train: &[usize]) -> Result<(f32, f32)> {
     let mean = s.iter().sum::<f64>() / s.len() as f64;
     let var = s.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / s.len() as f64;
     Ok((mean as f32, var.sqrt().max(1e-6) as f32))
+}
+
+/// A trained model's score read-out, for prediction: `score_head.*` from
+/// the model's weights and the standardisation `model.json` records.
+pub struct Readout {
+    /// `[dim, 1]`: the linear layer's weight, transposed.
+    weight: Tensor,
+    /// `[1]`.
+    bias: Tensor,
+    norm: ScoreNorm,
+}
+
+/// Why a model has no usable read-out: what [`Readout::load`] says instead.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NoReadout {
+    /// Trained without `--score-bins`, or with `--score-weight 0`.
+    NotTrained,
+    /// Its `model.json` predates the recorded standardisation.
+    NoNorm,
+}
+
+impl Readout {
+    /// The read-out of the model folder `dir` whose card is `card`, on
+    /// `device`. A card that records one whose weights lack it is an error.
+    pub fn load(
+        dir: &Path,
+        card: &ModelCard,
+        device: Device,
+    ) -> Result<std::result::Result<Readout, NoReadout>> {
+        if card.score_weight.unwrap_or(0.0) <= 0.0 {
+            return Ok(Err(NoReadout::NotTrained));
+        }
+        let Some(norm) = card.score_norm else {
+            return Ok(Err(NoReadout::NoNorm));
+        };
+        let path = dir.join("weights.safetensors");
+        let tensors = Tensor::read_safetensors(&path)?;
+        let find = |name: &str| {
+            tensors
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t.to_kind(Kind::Float).to_device(device))
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "{}: model.json records a score read-out but the weights have no {name}; \
+                         the model folder is damaged, train it again",
+                        path.display()
+                    ))
+                })
+        };
+        let (weight, bias) = (find("score_head.weight")?, find("score_head.bias")?);
+        let dim = i64::from(card.spec.dim);
+        if weight.size() != [1, dim] || bias.size() != [1] {
+            return Err(Error::Invalid(format!(
+                "{}: score_head.weight is {:?} and score_head.bias {:?}, not [1, {dim}] and [1]; \
+                 the model folder is damaged, train it again",
+                path.display(),
+                weight.size(),
+                bias.size()
+            )));
+        }
+        if !(norm.std.is_finite() && norm.std > 0.0 && norm.mean.is_finite()) {
+            return Err(Error::Invalid(format!(
+                "{}: score_norm {norm:?} needs a finite mean and a standard deviation above 0",
+                dir.join(likeness_app::model_card::MODEL_CARD).display()
+            )));
+        }
+        Ok(Ok(Readout {
+            weight: weight.transpose(0, 1),
+            bias,
+            norm,
+        }))
+    }
+
+    /// Predicted scores of `count` preprocessed inputs (`input`, as
+    /// [`crate::transform::batch_input`] makes them): the read-out of the
+    /// plain embedding, averaged, where the model embeds with test-time
+    /// flip, with that of the mirror image (the model trained on both).
+    pub fn predict(&self, net: &Net, input: &[f32], count: usize) -> Result<Vec<f32>> {
+        let s = i64::from(net.spec.input_size);
+        let x = crate::embed::host_to_device(
+            input,
+            [count as i64, i64::from(net.spec.channels), s, s],
+            net.vs.device(),
+        )?;
+        let read = |x: &Tensor| {
+            net.forward_plain(x)
+                .to_kind(Kind::Float)
+                .matmul(&self.weight)
+                .squeeze_dim(1)
+                + &self.bias
+        };
+        let z = tch::no_grad(|| {
+            let z = read(&x);
+            if net.spec.flip_tta {
+                (z + read(&x.flip([3i64].as_slice()))) * 0.5
+            } else {
+                z
+            }
+        });
+        let scores = (z * f64::from(self.norm.std) + f64::from(self.norm.mean))
+            .to_device(Device::Cpu)
+            .contiguous();
+        Ok(Vec::<f32>::try_from(&scores)?)
+    }
 }

@@ -15,7 +15,9 @@ pub struct AsymmetryArgs {
     #[arg(long)]
     pub data: PathBuf,
     /// An index with scores (made by `likeness index` from a manifest with a
-    /// `score` column, with the same model): predict each side's score.
+    /// `score` column, with the same model): predict each side's score from
+    /// its neighbours too. (A model trained with `--score-bins` predicts it
+    /// with its score read-out without one.)
     #[arg(long)]
     pub index: Option<PathBuf>,
     /// Neighbours a predicted score is made of.
