@@ -290,31 +290,13 @@ fn asymmetry_ranks_unequal_swells_above_equal_ones() {
     // side; on symmetric faces the read-outs of equal sides are equal, so
     // every unequal pair ranks above every equal one, without an index.
     let graded = dir.path().join("graded");
-    let o = likeness(&[
-        "--threads",
-        "2",
-        "train",
-        "--data",
-        s(&set.join("regions.csv")),
-        "--out",
-        s(&graded),
-        "--arch",
-        "convnet",
-        "--input-size",
-        "32",
-        "--dim",
-        "16",
-        "--epochs",
-        "1",
-        "--steps-per-epoch",
-        "20",
-        "--val",
-        "none",
-        "--score-bins",
-        "3",
-    ]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{err}");
+    common::train_small(
+        &set.join("regions.csv"),
+        &graded,
+        1,
+        20,
+        &["--score-bins", "3"],
+    );
     let card_path = graded.join("model.json");
     let mut card: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&card_path).unwrap()).unwrap();
