@@ -34,6 +34,8 @@ pub struct Report {
     pub threads: usize,
     /// torch's and rayon's thread counts, and why.
     pub thread_plan: runtime::ThreadPlan,
+    /// How libtorch's OpenMP threads wait ([`likeness_app::openmp`]).
+    pub openmp_wait: String,
     pub cache_dir: PathBuf,
     pub datasets: Vec<DatasetStatus>,
     /// The face models `regions` uses: file, what, licence, package, state.
@@ -113,6 +115,7 @@ pub fn report(device: DeviceSpec, threads: &runtime::ThreadPlan) -> Result<Repor
         device: resolved,
         threads: threads.torch,
         thread_plan: threads.clone(),
+        openmp_wait: likeness_app::openmp::in_effect(),
         cache_dir: crate::cache::cache_dir(),
         datasets,
         face_models: likeness_app::face::models::report(&likeness_app::face::models::default_dir()),
@@ -158,6 +161,7 @@ impl Report {
             self.device.clone().unwrap_or_else(|| "unavailable".into())
         );
         let _ = writeln!(s, "threads    {}", self.thread_plan);
+        let _ = writeln!(s, "openmp     {}", self.openmp_wait);
         let _ = writeln!(s, "cache      {}", self.cache_dir.display());
         let _ = writeln!(s, "datasets");
         for d in &self.datasets {

@@ -48,7 +48,8 @@ fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
 }
 
 /// Replaces this process with `likeness-torch` found beside the running
-/// binary, passing the same arguments. Returns only on failure.
+/// binary, passing the same arguments (and how OpenMP should wait,
+/// [`likeness_app::openmp`]). Returns only on failure.
 fn exec_torch(args: &[OsString]) -> anyhow::Error {
     let me = match std::env::current_exe() {
         Ok(p) => p,
@@ -64,9 +65,11 @@ fn exec_torch(args: &[OsString]) -> anyhow::Error {
         );
     }
     let argv0 = args.first().cloned().unwrap_or_else(|| "likeness".into());
-    let err = std::process::Command::new(&torch)
-        .arg0(argv0)
-        .args(args.iter().skip(1))
-        .exec();
+    let mut cmd = std::process::Command::new(&torch);
+    cmd.arg0(argv0).args(args.iter().skip(1));
+    if let Some((var, value)) = likeness_app::openmp::wait_setting() {
+        cmd.env(var, value);
+    }
+    let err = cmd.exec();
     anyhow::anyhow!("cannot run {}: {err}", torch.display())
 }

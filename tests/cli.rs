@@ -52,6 +52,39 @@ fn doctor_reports_libtorch_threads_and_dataset_counts() {
 }
 
 #[test]
+fn torch_threads_spin_briefly_unless_the_user_chose() {
+    // Spinning OpenMP threads starve whatever else runs: two trainings at
+    // once took 9x as long as one (app/src/openmp.rs).
+    let wait = |bin: &str, env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(bin);
+        cmd.args(["doctor", "--json"])
+            .env_remove("GOMP_SPINCOUNT")
+            .env_remove("OMP_WAIT_POLICY");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&out), stderr(&out)));
+        v["openmp_wait"].as_str().unwrap().to_string()
+    };
+    let front = env!("CARGO_BIN_EXE_likeness");
+    let torch = env!("CARGO_BIN_EXE_likeness-torch");
+    assert_eq!(wait(front, &[]), "GOMP_SPINCOUNT=1000");
+    // Run directly, the torch binary sets it for itself.
+    assert_eq!(wait(torch, &[]), "GOMP_SPINCOUNT=1000");
+    // A choice of the user's stays.
+    assert_eq!(
+        wait(front, &[("OMP_WAIT_POLICY", "PASSIVE")]),
+        "OMP_WAIT_POLICY=PASSIVE"
+    );
+    assert_eq!(
+        wait(torch, &[("GOMP_SPINCOUNT", "50")]),
+        "GOMP_SPINCOUNT=50"
+    );
+}
+
+#[test]
 fn asking_for_a_missing_cuda_device_fails_with_a_hint() {
     // On a CPU machine cuda is absent; on a GPU machine cuda:99 is.
     let out = likeness(&["doctor", "--device", "cuda:99"]);

@@ -30,6 +30,7 @@ pub mod error;
 pub mod face;
 pub mod model_card;
 pub mod montage;
+pub mod openmp;
 pub mod plot;
 pub mod progress;
 pub mod query_output;

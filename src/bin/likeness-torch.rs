@@ -1,11 +1,13 @@
 //! `likeness-torch`: the half of the CLI that links libtorch (doctor, inspect,
 //! train, and everything else). `likeness` execs it with the same arguments;
 //! it accepts every command, so it can also be run directly.
+use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
+    wait_politely();
     keep_large_buffers_on_the_heap();
     let cli = likeness_app::args::Cli::parse();
     match likeness::cli::run(cli) {
@@ -31,4 +33,24 @@ fn keep_large_buffers_on_the_heap() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
+}
+
+/// Run directly (not through `likeness`, which sets it), this process
+/// loaded libtorch's OpenMP before the setting of [`likeness_app::openmp`]
+/// was in its environment: it runs itself again with it (about 0.3 s, the
+/// load of libtorch). If that fails it carries on as it is.
+fn wait_politely() {
+    let Some((var, value)) = likeness_app::openmp::wait_setting() else {
+        return;
+    };
+    let Ok(me) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_else(|| me.clone().into());
+    let _ = std::process::Command::new(&me)
+        .arg0(argv0)
+        .args(args)
+        .env(var, value)
+        .exec();
 }
