@@ -14,20 +14,20 @@
 
 /// The variable and value that cap the spinning.
 const SPIN: (&str, &str) = ("GOMP_SPINCOUNT", "1000");
+/// The variables by which a user says how OpenMP waits.
+const CHOICES: [&str; 2] = ["GOMP_SPINCOUNT", "OMP_WAIT_POLICY"];
 
 /// What to put in the environment of a process that loads libtorch; `None`
 /// where the user already chose how OpenMP waits.
 pub fn wait_setting() -> Option<(&'static str, &'static str)> {
-    let chosen = ["GOMP_SPINCOUNT", "OMP_WAIT_POLICY"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some());
+    let chosen = CHOICES.iter().any(|v| std::env::var_os(v).is_some());
     (!chosen).then_some(SPIN)
 }
 
 /// How this process's OpenMP threads wait, as its environment says (what
 /// `doctor` reports).
 pub fn in_effect() -> String {
-    let set: Vec<String> = ["GOMP_SPINCOUNT", "OMP_WAIT_POLICY"]
+    let set: Vec<String> = CHOICES
         .iter()
         .filter_map(|v| std::env::var(v).ok().map(|value| format!("{v}={value}")))
         .collect();
