@@ -189,55 +189,41 @@ fn asymmetry_of_a_symmetric_face_is_zero_and_one_sided_subjects_are_listed() {
             .count(),
         2
     );
+    // One cheek pair, the right box at `right_x`: asymmetry's error.
+    let fails = |right_x: u32| {
+        std::fs::write(
+            &csv,
+            format!(
+                "path,label,x,y,w,h,subject,side\n{p},cheek,16,70,36,30,a,left\n{p},cheek,{right_x},70,36,30,a,right\n",
+                p = img.display()
+            ),
+        )
+        .unwrap();
+        let o = likeness(&[
+            "asymmetry",
+            "--model",
+            s(&model),
+            "--data",
+            s(&csv),
+            "--out",
+            s(&out),
+        ]);
+        assert!(!o.status.success());
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
     // A box outside the image is an error naming it.
-    std::fs::write(
-        &csv,
-        format!(
-            "path,label,x,y,w,h,subject,side\n{p},cheek,16,70,36,30,a,left\n{p},cheek,140,70,36,30,a,right\n",
-            p = img.display()
-        ),
-    )
-    .unwrap();
-    let o = likeness(&[
-        "asymmetry",
-        "--model",
-        s(&model),
-        "--data",
-        s(&csv),
-        "--out",
-        s(&out),
-    ]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = fails(140);
     assert!(err.contains("140"), "{err}");
 
     // A card that records a score read-out the weights lack: an error
     // that names it, not a panic.
-    std::fs::write(
-        &csv,
-        format!(
-            "path,label,x,y,w,h,subject,side\n{p},cheek,16,70,36,30,a,left\n{p},cheek,98,70,36,30,a,right\n",
-            p = img.display()
-        ),
-    )
-    .unwrap();
     let card_path = model.join("model.json");
     let mut card: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&card_path).unwrap()).unwrap();
     card["score_weight"] = 1.0.into();
     card["score_norm"] = serde_json::json!({"mean": 0.5, "std": 0.25});
     std::fs::write(&card_path, serde_json::to_vec(&card).unwrap()).unwrap();
-    let o = likeness(&[
-        "asymmetry",
-        "--model",
-        s(&model),
-        "--data",
-        s(&csv),
-        "--out",
-        s(&out),
-    ]);
-    assert!(!o.status.success());
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = fails(98);
     assert!(err.contains("score_head.weight"), "{err}");
 }
 
