@@ -48,7 +48,7 @@ impl Loader {
         data: &Data,
         sampler: &Sampler,
         settings: &Settings,
-        score_norm: Option<(f32, f32)>,
+        score_norm: Option<super::output::ScoreNorm>,
         schedule: &Schedule,
         start: usize,
     ) -> Loader {

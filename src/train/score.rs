@@ -21,7 +21,7 @@ pub(super) struct ScoreHead {
     weight: f64,
     head: Option<Linear>,
     /// Mean and standard deviation of the training scores, with a read-out.
-    pub norm: Option<(f32, f32)>,
+    pub norm: Option<ScoreNorm>,
 }
 
 impl ScoreHead {
@@ -66,9 +66,9 @@ impl ScoreHead {
 
 /// The standardised scores of `items` (`norm`: [`ScoreHead::norm`]); an item
 /// without a score counts as the mean. Empty without a read-out.
-pub(super) fn standardised(norm: Option<(f32, f32)>, ds: &Dataset, items: &[usize]) -> Vec<f32> {
+pub(super) fn standardised(norm: Option<ScoreNorm>, ds: &Dataset, items: &[usize]) -> Vec<f32> {
     match norm {
-        Some((mean, std)) => items
+        Some(ScoreNorm { mean, std }) => items
             .iter()
             .map(|&i| (ds.items()[i].score.unwrap_or(mean) - mean) / std)
             .collect(),
@@ -79,7 +79,7 @@ pub(super) fn standardised(norm: Option<(f32, f32)>, ds: &Dataset, items: &[usiz
 /// Mean and standard deviation of the training items' scores, which the
 /// score read-out predicts standardised (so its weight means the same for
 /// grades in [0, 1] and in [0, 100]).
-fn score_standardiser(ds: &Dataset, train: &[usize]) -> Result<(f32, f32)> {
+fn score_standardiser(ds: &Dataset, train: &[usize]) -> Result<ScoreNorm> {
     let s: Vec<f64> = train
         .iter()
         .filter_map(|&i| ds.items()[i].score.map(f64::from))
@@ -93,7 +93,10 @@ fn score_standardiser(ds: &Dataset, train: &[usize]) -> Result<(f32, f32)> {
     }
     let mean = s.iter().sum::<f64>() / s.len() as f64;
     let var = s.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / s.len() as f64;
-    Ok((mean as f32, var.sqrt().max(1e-6) as f32))
+    Ok(ScoreNorm {
+        mean: mean as f32,
+        std: var.sqrt().max(1e-6) as f32,
+    })
 }
 
 /// A trained model's score read-out, for prediction: `score_head.*` from

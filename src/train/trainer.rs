@@ -76,9 +76,7 @@ impl<'a> Trainer<'a> {
         }
         let score = ScoreHead::new(cfg, &net, settings.spec.dim, data)?;
         let mut card = settings.card(cfg, data, device);
-        card.score_norm = score
-            .norm
-            .map(|(mean, std)| super::output::ScoreNorm { mean, std });
+        card.score_norm = score.norm;
         let mut opt = Adam::new(&net.vs, settings.plan.lr, cfg.weight_decay);
         if let Some(f) = opt_scale {
             opt.set_scale(Net::is_backbone, f);
