@@ -185,6 +185,14 @@ fn view_is(v: &str) -> String {
     VIEW_READY.replace("{v}", v)
 }
 
+/// Before a click, Back or link that changes the route: the view on screen
+/// stops counting as drawn, so the next `view_is` waits for the new one.
+/// (The page clears the mark itself when its route starts, but the
+/// `hashchange` that starts it may run after the click has returned.)
+async fn leaving(c: &Client) {
+    js(c, "delete document.getElementById('view').dataset.ready").await;
+}
+
 fn label_of(info: &Value, class: &str) -> usize {
     info["index"]["classes"]
         .as_array()
@@ -242,6 +250,7 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             shot(&c, "1-gallery").await;
 
             // 2. Upload a crop, drag a box over its left eye, search.
+            leaving(&c).await;
             c.find(Locator::Css("#nav-query")).await.unwrap().click().await.unwrap();
             wait(&c, &view_is("query"), "the query view").await;
             c.find(Locator::Css("#file"))
@@ -304,6 +313,7 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             // 3. A result: its own neighbours, then back to the region query.
             let before_url = c.current_url().await.unwrap();
             let second = &found[1].0;
+            leaving(&c).await;
             c.find(Locator::Css("#results .card:nth-child(2)")).await.unwrap().click().await.unwrap();
             wait(&c, &view_is("item"), "the item view").await;
             let after_url = c.current_url().await.unwrap();
@@ -314,6 +324,7 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             assert_eq!(item_cards.len(), 10);
             assert!(item_cards.iter().all(|x| &x.0 != second), "the item itself is left out");
             shot(&c, "3-more-like-this").await;
+            leaving(&c).await;
             c.back().await.unwrap();
             wait(&c, &format!("{} && document.getElementById('results').dataset.state === 'done'", view_is("query")), "the region query again").await;
             assert_eq!(c.current_url().await.unwrap(), before_url);
@@ -326,6 +337,7 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             shot(&c, "4-back").await;
 
             // 4. A class filter: on an item's neighbours, and on the gallery.
+            leaving(&c).await;
             c.find(Locator::Css("#results .card:nth-child(1)")).await.unwrap().click().await.unwrap();
             wait(&c, &view_is("item"), "the item view").await;
             let nose = label_of(&info, "nose");
@@ -335,6 +347,7 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             assert_eq!(filtered.len(), 10);
             assert!(filtered.iter().all(|x| x.1 == "nose"), "{filtered:?}");
             shot(&c, "5-filtered-neighbours").await;
+            leaving(&c).await;
             c.find(Locator::Css("nav a[data-nav=gallery]")).await.unwrap().click().await.unwrap();
             wait(&c, &view_is("gallery"), "the gallery").await;
             c.find(Locator::Css("#class-filter")).await.unwrap().select_by_value(&nose.to_string()).await.unwrap();
@@ -347,6 +360,7 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             // 4b. The query view again, with the same photo: the server found
             // its face (POST /faces); a click inside the subject's left eye
             // searches by the region `likeness regions` would write.
+            leaving(&c).await;
             c.find(Locator::Css("#nav-query")).await.unwrap().click().await.unwrap();
             wait(&c, &view_is("query"), "the query view").await;
             let finder = likeness_app::face::FaceFinder::open(
@@ -384,6 +398,7 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             shot(&c, "6b-clicked-region").await;
 
             // 5. A text file named .jpg: the server's own error on the page.
+            leaving(&c).await;
             c.find(Locator::Css("#nav-query")).await.unwrap().click().await.unwrap();
             wait(&c, &view_is("query"), "the query view").await;
             c.find(Locator::Css("#file")).await.unwrap().send_keys(s(&not_an_image)).await.unwrap();
@@ -395,6 +410,7 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
 
             // 6. An index without a model: no image search, item search works.
             let bare_url = format!("http://{}/", bare.addr);
+            leaving(&c).await;
             c.goto(&bare_url).await.unwrap();
             wait(&c, &view_is("gallery"), "the vector-only gallery").await;
             assert_eq!(js(&c, "document.getElementById('nav-query').hidden").await, json!(true));
@@ -402,12 +418,14 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             let note = js(&c, "document.getElementById('no-image-search').textContent").await;
             assert!(note.as_str().unwrap().contains("built from vectors"), "{note}");
             // A shared link to the image query says why there is none.
+            leaving(&c).await;
             c.goto(&format!("{bare_url}#/query")).await.unwrap();
             wait(&c, &view_is("query"), "the query view").await;
             assert_eq!(js(&c, "!!document.getElementById('no-model') && !document.getElementById('file')").await, json!(true));
             let why = js(&c, "document.getElementById('no-model').textContent").await;
             assert!(why.as_str().unwrap().contains("built from vectors"), "{why}");
             shot(&c, "8-no-model").await;
+            leaving(&c).await;
             c.goto(&format!("{bare_url}#/item/7?k=5")).await.unwrap();
             wait(&c, &view_is("item"), "item search on the vector-only index").await;
             let bare_cards = cards(&c, "#results").await;

@@ -27,6 +27,10 @@ function parse() {
 let seq = 0;
 async function route() {
   const mine = ++seq;
+  // Not drawn until this route's frame is: without this, a test waiting
+  // for the view it navigated to saw the previous one's mark and used
+  // elements about to be replaced (CI, stop 32).
+  delete view.dataset.ready;
   const { path, params } = parse();
   showError('');
   for (const a of document.querySelectorAll('nav a')) {
