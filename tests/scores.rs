@@ -288,13 +288,14 @@ fn asymmetry_ranks_unequal_swells_above_equal_ones() {
         serde_json::from_slice(&std::fs::read(&card_path).unwrap()).unwrap();
     assert!(card["score_norm"]["std"].as_f64().unwrap() > 0.0, "{card}");
     let out = dir.path().join("asym-readout");
-    let run = |out: &Path| {
+    let regions = set.join("regions.csv");
+    let run_on = |data: &Path, out: &Path| {
         let o = likeness(&[
             "asymmetry",
             "--model",
             s(&graded),
             "--data",
-            s(&set.join("regions.csv")),
+            s(data),
             "--out",
             s(out),
         ]);
@@ -303,6 +304,7 @@ fn asymmetry_ranks_unequal_swells_above_equal_ones() {
             serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
         (o, summary)
     };
+    let run = |out: &Path| run_on(&regions, out);
     let (o, v) = run(&out);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -318,6 +320,67 @@ fn asymmetry_ranks_unequal_swells_above_equal_ones() {
         let v: f32 = line.split(',').nth(col).unwrap().parse().unwrap();
         assert!(v.is_finite(), "{line}");
     }
+    // The card records what the read-out learnt from: on those regions
+    // nothing is unfamiliar, and a linear read-out stays near their scores.
+    assert_eq!(
+        card["score_domain"]["labels"],
+        serde_json::json!(["cheek", "under_eye"])
+    );
+    let (lo, hi) = (
+        card["score_domain"]["min"].as_f64().unwrap(),
+        card["score_domain"]["max"].as_f64().unwrap(),
+    );
+    assert!(
+        (0.0..0.2).contains(&lo) && (0.8..=1.0).contains(&hi),
+        "{card}"
+    );
+    assert_eq!(
+        v["readout_unfamiliar"]["labels"],
+        serde_json::json!([]),
+        "{v}"
+    );
+    assert_eq!(v["readout_unfamiliar"]["out_of_range"], 0, "{v}");
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("warning"));
+
+    // Asked about a label it never learnt (the under-eyes renamed `eye`),
+    // it says those read-outs are not grades.
+    let renamed = set.join("renamed.csv");
+    let text = std::fs::read_to_string(&regions).unwrap();
+    std::fs::write(&renamed, text.replace(",under_eye,", ",eye,")).unwrap();
+    let (o, v) = run_on(&renamed, &dir.path().join("asym-eye"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("learnt from cheek, under_eye; eye is not among them"),
+        "{err}"
+    );
+    assert_eq!(
+        v["readout_unfamiliar"]["labels"],
+        serde_json::json!(["eye"]),
+        "{v}"
+    );
+
+    // Read-outs far outside the training scores (here: a card that says
+    // it learnt from scores 5 to 6) are counted and named.
+    let mut moved = card.clone();
+    moved["score_domain"]["min"] = 5.0.into();
+    moved["score_domain"]["max"] = 6.0.into();
+    std::fs::write(&card_path, serde_json::to_vec_pretty(&moved).unwrap()).unwrap();
+    let (o, v) = run(&dir.path().join("asym-range"));
+    let u = &v["readout_unfamiliar"];
+    assert!(u["readouts"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(u["out_of_range"], u["readouts"], "{v}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("lie outside the training scores [5, 6]"),
+        "{err}"
+    );
+
+    // A card written before the domain was recorded: no such report.
+    card.as_object_mut().unwrap().remove("score_domain");
+    std::fs::write(&card_path, serde_json::to_vec_pretty(&card).unwrap()).unwrap();
+    let (_, v) = run(&dir.path().join("asym-nodomain"));
+    assert!(v.get("readout_unfamiliar").is_none(), "{v}");
+    assert!(v["auc_unequal_readout"].as_f64().is_some(), "{v}");
 
     // A model.json written before the read-out's standardisation was
     // recorded still loads: asymmetry says why it has no read-out.

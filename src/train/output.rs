@@ -159,6 +159,11 @@ pub struct ModelCard {
     /// written before it was recorded; their read-out is not used).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score_norm: Option<ScoreNorm>,
+    /// With a score read-out: what it learnt from (absent in cards written
+    /// before it was recorded; `asymmetry` then cannot say when it is asked
+    /// about something else).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_domain: Option<ScoreDomain>,
 }
 
 /// The standardisation of the score read-out's target:
@@ -167,6 +172,17 @@ pub struct ModelCard {
 pub struct ScoreNorm {
     pub mean: f32,
     pub std: f32,
+}
+
+/// What a score read-out learnt from: the labels of its training items
+/// and the range of their scores. Outside them its read-outs are not
+/// grades (the demo's read-out, trained on cheeks and under-eyes, read
+/// 1.54 on a 0-1 scale for a tiny face's under-eye), so `asymmetry` says so.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreDomain {
+    pub labels: Vec<String>,
+    pub min: f32,
+    pub max: f32,
 }
 
 /// The derivation of a training's settings ([`super::defaults::derive`]).
@@ -307,6 +323,7 @@ impl ModelCard {
             score_bins: None,
             score_weight: None,
             score_norm: None,
+            score_domain: None,
         }
     }
 

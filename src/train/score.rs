@@ -8,7 +8,7 @@ use std::path::Path;
 use tch::nn::Linear;
 use tch::{Device, Kind, Tensor};
 
-use super::output::{ModelCard, ScoreNorm};
+use super::output::{ModelCard, ScoreDomain, ScoreNorm};
 use super::split::Data;
 use super::TrainConfig;
 use crate::data::Dataset;
@@ -22,6 +22,8 @@ pub(super) struct ScoreHead {
     head: Option<Linear>,
     /// Mean and standard deviation of the training scores, with a read-out.
     pub norm: Option<ScoreNorm>,
+    /// What it learns from, with a read-out.
+    pub domain: Option<ScoreDomain>,
 }
 
 impl ScoreHead {
@@ -41,6 +43,7 @@ impl ScoreHead {
             .as_ref()
             .map(|_| score_standardiser(&data.ds, &data.train))
             .transpose()?;
+        let domain = head.as_ref().map(|_| score_domain(data));
         if norm.is_some() {
             eprintln!(
                 "  score read-out: weight {weight}; a linear layer predicts the standardised \
@@ -48,7 +51,12 @@ impl ScoreHead {
                  --score-weight (0 = bins only)"
             );
         }
-        Ok(ScoreHead { weight, head, norm })
+        Ok(ScoreHead {
+            weight,
+            head,
+            norm,
+            domain,
+        })
     }
 
     /// `loss` plus the read-out's weighted squared error on the embeddings
@@ -99,6 +107,20 @@ fn score_standardiser(ds: &Dataset, train: &[usize]) -> Result<ScoreNorm> {
     })
 }
 
+/// The labels and the score range of the training items (those with a
+/// score: the only ones the read-out learns from).
+fn score_domain(data: &Data) -> ScoreDomain {
+    let scores = data.train.iter().filter_map(|&i| data.ds.items()[i].score);
+    let (min, max) = scores.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| {
+        (lo.min(s), hi.max(s))
+    });
+    ScoreDomain {
+        labels: data.score_labels.clone(),
+        min,
+        max,
+    }
+}
+
 /// A trained model's score read-out, for prediction: `score_head.*` from
 /// the model's weights and the standardisation `model.json` records.
 pub struct Readout {
@@ -107,6 +129,8 @@ pub struct Readout {
     /// `[1]`.
     bias: Tensor,
     norm: ScoreNorm,
+    /// What it learnt from, where the card records it.
+    pub domain: Option<ScoreDomain>,
 }
 
 /// Why a model has no usable read-out: what [`Readout::load`] says instead.
@@ -168,6 +192,7 @@ impl Readout {
             weight: weight.transpose(0, 1),
             bias,
             norm,
+            domain: card.score_domain.clone(),
         }))
     }
 

@@ -18,6 +18,9 @@ pub(super) struct Data {
     pub ds: Dataset,
     /// With `--score-bins`: the bin edges, for `model.json`.
     pub score_edges: Option<Vec<f32>>,
+    /// With `--score-bins`: the labels of the `train` items before binning
+    /// (the regions the read-out learns to grade), sorted and distinct.
+    pub score_labels: Vec<String>,
     pub train: Vec<usize>,
     /// The labels of `train`, in its order (the sampler's input).
     pub train_labels: Vec<i64>,
@@ -35,13 +38,13 @@ pub(super) struct Data {
 impl Data {
     /// Opens `--data` (binned by score with `--score-bins`) and splits it.
     pub(super) fn load(cfg: &TrainConfig) -> Result<Data> {
-        let ds = Dataset::open(&cfg.data)?;
-        let (ds, score_edges) = match cfg.score_bins {
+        let source = Dataset::open(&cfg.data)?;
+        let (ds, score_edges, source) = match cfg.score_bins {
             Some(b) => {
-                let edges = ds.score_bin_edges(b)?;
-                (ds.binned_by_score(&edges)?, Some(edges))
+                let edges = source.score_bin_edges(b)?;
+                (source.binned_by_score(&edges)?, Some(edges), Some(source))
             }
-            None => (ds, None),
+            None => (source, None, None),
         };
         let Split {
             mut train,
@@ -58,6 +61,17 @@ impl Data {
             ));
         }
         check_classes(cfg, &ds, &mut train)?;
+        // Binning keeps the items in order, so `train` indexes `source` too.
+        let mut score_labels: Vec<String> = source
+            .iter()
+            .flat_map(|src| {
+                train
+                    .iter()
+                    .map(|&i| src.classes()[src.items()[i].label].clone())
+            })
+            .collect();
+        score_labels.sort_unstable();
+        score_labels.dedup();
         let train_labels: Vec<i64> = train.iter().map(|&i| ds.items()[i].label as i64).collect();
         let classes = {
             let mut l = train_labels.clone();
@@ -68,6 +82,7 @@ impl Data {
         Ok(Data {
             ds,
             score_edges,
+            score_labels,
             train,
             train_labels,
             classes,

@@ -77,6 +77,7 @@ impl<'a> Trainer<'a> {
         let score = ScoreHead::new(cfg, &net, settings.spec.dim, data)?;
         let mut card = settings.card(cfg, data, device);
         card.score_norm = score.norm;
+        card.score_domain = score.domain.clone();
         let mut opt = Adam::new(&net.vs, settings.plan.lr, cfg.weight_decay);
         if let Some(f) = opt_scale {
             opt.set_scale(Net::is_backbone, f);
