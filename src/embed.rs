@@ -63,7 +63,32 @@ pub fn embed_tensor(net: &Net, input: &[f32], count: usize, device: Device) -> R
         device,
     )?;
     let emb = tch::no_grad(|| net.forward_t(&x, false));
-    // Float whatever the forward ran in (bf16 under autocast).
+    to_host(emb)
+}
+
+/// What [`embed_tensor`] gives, and the score read-out's predictions from
+/// the same forward passes (`asymmetry`).
+pub fn embed_and_read_out(
+    net: &Net,
+    readout: &crate::train::score::Readout,
+    input: &[f32],
+    count: usize,
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let s = i64::from(net.spec.input_size);
+    let x = host_to_device(
+        input,
+        [count as i64, i64::from(net.spec.channels), s, s],
+        net.vs.device(),
+    )?;
+    let views = tch::no_grad(|| net.views(&x));
+    let scores = readout.predict(&views)?;
+    let emb = tch::no_grad(|| net.combine_views(views));
+    Ok((to_host(emb)?, scores))
+}
+
+/// A batch of embeddings as floats on the host, row after row (whatever
+/// the forward ran in: bf16 under autocast).
+fn to_host(emb: Tensor) -> Result<Vec<f32>> {
     let emb = emb
         .to_device(Device::Cpu)
         .to_kind(tch::Kind::Float)

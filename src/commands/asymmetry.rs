@@ -290,10 +290,14 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
             .collect();
         let refs: Vec<&DynamicImage> = images.iter().collect();
         let input = crate::transform::batch_input(&refs, &net.spec, None, &[]);
-        let emb = crate::embed::embed_tensor(&net, &input, refs.len(), net.vs.device())?;
-        if let Some(r) = &readout {
-            readouts.extend(r.predict(&net, &input, refs.len())?);
-        }
+        let emb = match &readout {
+            Some(r) => {
+                let (emb, scores) = crate::embed::embed_and_read_out(&net, r, &input, refs.len())?;
+                readouts.extend(scores);
+                emb
+            }
+            None => crate::embed::embed_tensor(&net, &input, refs.len(), net.vs.device())?,
+        };
         for (j, row) in emb.chunks_exact(dim).enumerate() {
             if j % 2 == 0 {
                 left_vecs.extend_from_slice(row);

@@ -240,25 +240,41 @@ impl Net {
 
     /// Embeddings `[B, dim]` of images `[B, C, H, W]` (normalised input).
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        if self.spec.flip_tta && !train {
-            let unit = |e: Tensor| {
-                let n = e
-                    .norm_scalaropt_dim(2, [1i64].as_slice(), true)
-                    .clamp_min(1e-12);
-                e / n
-            };
-            let a = unit(self.forward_once(xs, false));
-            let b = unit(self.forward_once(&xs.flip([3i64].as_slice()), false));
-            return a + b;
+        if train {
+            return self.forward_once(xs, true);
         }
-        self.forward_once(xs, train)
+        self.combine_views(self.views(xs))
     }
 
-    /// The embedding of `xs` as the head makes it, in eval mode and without
-    /// test-time flip or normalisation: what the score read-out was
-    /// trained on.
-    pub fn forward_plain(&self, xs: &Tensor) -> Tensor {
-        self.forward_once(xs, false)
+    /// In eval mode, the embedding of each view of `xs` the model embeds,
+    /// as the head makes it (without normalisation: what the score
+    /// read-out was trained on): `xs` itself, and with test-time flip its
+    /// mirror image too.
+    pub fn views(&self, xs: &Tensor) -> Vec<Tensor> {
+        let mut v = vec![self.forward_once(xs, false)];
+        if self.spec.flip_tta {
+            v.push(self.forward_once(&xs.flip([3i64].as_slice()), false));
+        }
+        v
+    }
+
+    /// The embedding [`Net::views`] make: with test-time flip the sum of
+    /// their unit vectors, else the one view as it is.
+    pub fn combine_views(&self, mut views: Vec<Tensor>) -> Tensor {
+        if views.len() == 1 {
+            return views.remove(0);
+        }
+        let unit = |e: &Tensor| {
+            let n = e
+                .norm_scalaropt_dim(2, [1i64].as_slice(), true)
+                .clamp_min(1e-12);
+            e / n
+        };
+        views
+            .iter()
+            .map(unit)
+            .reduce(|a, b| a + b)
+            .expect("at least one view")
     }
 
     fn forward_once(&self, xs: &Tensor, train: bool) -> Tensor {
@@ -289,19 +305,11 @@ impl Net {
     /// What `forward_t(xs, false)` gives, from the trunk's output on `xs`
     /// and, with test-time flip, on `xs` mirrored (`flipped`).
     pub fn embed_from_trunk(&self, h: &Tensor, flipped: Option<&Tensor>) -> Tensor {
-        let unit = |e: Tensor| {
-            let n = e
-                .norm_scalaropt_dim(2, [1i64].as_slice(), true)
-                .clamp_min(1e-12);
-            e / n
-        };
-        match (self.spec.flip_tta, flipped) {
-            (true, Some(f)) => {
-                unit(self.forward_from_trunk(h, false, false))
-                    + unit(self.forward_from_trunk(f, false, false))
-            }
-            _ => self.forward_from_trunk(h, false, false),
+        let mut views = vec![self.forward_from_trunk(h, false, false)];
+        if let (true, Some(f)) = (self.spec.flip_tta, flipped) {
+            views.push(self.forward_from_trunk(f, false, false));
         }
+        self.combine_views(views)
     }
 
     /// Embeddings from the output of [`Net::trunk`] (no test-time flip:

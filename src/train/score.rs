@@ -196,32 +196,18 @@ impl Readout {
         }))
     }
 
-    /// Predicted scores of `count` preprocessed inputs (`input`, as
-    /// [`crate::transform::batch_input`] makes them): the read-out of the
-    /// plain embedding, averaged, where the model embeds with test-time
-    /// flip, with that of the mirror image (the model trained on both).
-    pub fn predict(&self, net: &Net, input: &[f32], count: usize) -> Result<Vec<f32>> {
-        let s = i64::from(net.spec.input_size);
-        let x = crate::embed::host_to_device(
-            input,
-            [count as i64, i64::from(net.spec.channels), s, s],
-            net.vs.device(),
-        )?;
-        let read = |x: &Tensor| {
-            net.forward_plain(x)
-                .to_kind(Kind::Float)
-                .matmul(&self.weight)
-                .squeeze_dim(1)
-                + &self.bias
-        };
+    /// Predicted scores from the [`Net::views`] of a batch: the mean of
+    /// their read-outs (with test-time flip, the image's and its mirror
+    /// image's: the model trained on both).
+    pub fn predict(&self, views: &[Tensor]) -> Result<Vec<f32>> {
         let z = tch::no_grad(|| {
-            let z = read(&x);
-            if net.spec.flip_tta {
-                (z + read(&x.flip([3i64].as_slice()))) * 0.5
-            } else {
-                z
-            }
-        });
+            let sum = views
+                .iter()
+                .map(|v| v.to_kind(Kind::Float).matmul(&self.weight).squeeze_dim(1))
+                .reduce(|a, b| a + b);
+            sum.map(|s| s / views.len() as f64 + &self.bias)
+        })
+        .ok_or_else(|| Error::Invalid("a score read-out of no views".into()))?;
         let scores = (z * f64::from(self.norm.std) + f64::from(self.norm.mean))
             .to_device(Device::Cpu)
             .contiguous();
