@@ -1,7 +1,9 @@
-//! The pretrained backbone: EfficientNet-Lite0 in tch against the PyTorch
-//! model of the package it comes from, and a fine-tuning run through the
-//! CLI (what stays frozen, what moves, and that the model embeds and
-//! exports like any other). Needs `make pretrained` (run by `make test`).
+//! The pretrained backbones: EfficientNet-Lite0 in tch against the PyTorch
+//! model of the package it comes from, dlib's face ResNet against dlib's
+//! own descriptors, and fine-tuning runs through the CLI (what stays
+//! frozen, what moves, and that the model embeds and exports like any
+//! other). Needs `make pretrained` and `make face-models` (run by `make
+//! test`).
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +38,61 @@ fn fixed_image() -> Vec<u8> {
     img.resize_exact(224, 224, image::imageops::FilterType::Triangle)
         .to_rgb8()
         .into_raw()
+}
+
+/// dlib's face descriptor in tch against dlib's own 128 values
+/// (tests/fixtures/dlib-descriptors.json, made by
+/// scripts/descriptor-reference.py with PyPI dlib-bin) on a chip of each
+/// johns person (PNG, from `make data`'s swell set: the same pixels for
+/// both).
+#[test]
+fn dlib_resnet_matches_dlibs_own_face_descriptor() {
+    use likeness::model::dlib_resnet::{self, DlibResNet, MEAN, STD};
+    use sha2::Digest;
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/dlib-descriptors.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = DlibResNet::new(&(vs.root() / "backbone"));
+    dlib_resnet::load_dlib(&vs).expect("dlib's face descriptor: run `make face-models`");
+    let faces = fixture["faces"].as_array().unwrap();
+    assert_eq!(faces.len(), 5);
+    for face in faces {
+        let img = image::open(likeness::cache::swell_dir().join(face["image"].as_str().unwrap()))
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(img.dimensions(), (150, 150));
+        let raw = img.into_raw();
+        // The same pixels as dlib read: otherwise a difference below would
+        // not be the network's.
+        let sha = format!("{:x}", sha2::Sha256::digest(&raw));
+        assert_eq!(sha, face["rgb_sha256"].as_str().unwrap(), "{face}");
+        let x = Tensor::from_slice(&raw)
+            .view([1, 150, 150, 3])
+            .permute([0, 3, 1, 2])
+            .to_kind(Kind::Float)
+            / 255.0;
+        let x = (x - Tensor::from_slice(&MEAN).view([1, 3, 1, 1])) / f64::from(STD);
+        let got: Vec<f32> = Vec::try_from(tch::no_grad(|| net.forward(&x)).view([-1])).unwrap();
+        let want: Vec<f32> = face["descriptor"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(got.len(), 128);
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-4, "{}: off by {worst}", face["image"]);
+    }
 }
 
 #[test]
@@ -226,4 +283,105 @@ fn defaults_fine_tune_efficientnet_on_colour_faces() {
     let b = tch::no_grad(|| script.forward_ts(&[&x]).unwrap());
     let d = (a - b).abs().max().double_value(&[]);
     assert!(d < 1e-4, "TorchScript export differs by {d}");
+}
+
+/// `train --arch dlib-resnet` on johns chips: dlib's trunk stays as dlib
+/// made it, its last block, linear layer and the head move, and the model
+/// embeds through the CLI and exports as any other.
+#[test]
+fn dlib_resnet_fine_tunes_its_top_and_exports() {
+    use likeness::model::dlib_resnet;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut csv = String::from("path,label\n");
+    for person in ["John_Salley", "John_Simm", "John_Savage"] {
+        let d = common::johns().join(person);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files.iter().take(4) {
+            csv.push_str(&format!("{},{person}\n", f.display()));
+        }
+    }
+    let data = tmp.path().join("train.csv");
+    std::fs::write(&data, csv).unwrap();
+    let out = tmp.path().join("m");
+    let o = common::likeness(&[
+        "--device",
+        "cpu",
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--arch",
+        "dlib-resnet",
+        "--max-steps",
+        "40",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("input size: 150 px"), "{err}");
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("model.json")).unwrap()).unwrap();
+    assert_eq!(card["spec"]["arch"], "dlib-resnet");
+    assert_eq!(card["spec"]["input_size"], 150);
+
+    let (net, _) = likeness::train::output::load(&out, Device::Cpu).unwrap();
+    let dlib = nn::VarStore::new(Device::Cpu);
+    let _ = dlib_resnet::DlibResNet::new(&(dlib.root() / "backbone"));
+    dlib_resnet::load_dlib(&dlib).unwrap();
+    let vars = net.vs.variables();
+    let (mut same, mut moved) = (0, 0);
+    for (k, t) in dlib.variables() {
+        let diff = (&vars[&k] - t).abs().max().double_value(&[]);
+        if dlib_resnet::is_frozen(&k) {
+            assert!(diff == 0.0, "{k} changed by {diff}");
+            same += 1;
+        } else if diff > 0.0 {
+            moved += 1;
+        }
+    }
+    // 27 convolutions and 27 affine layers, two variables each, are frozen;
+    // the last block's 2 convolutions, 2 affine layers and the fc move.
+    assert_eq!((same, moved), (108, 9));
+
+    let idx = tmp.path().join("index");
+    let o = common::likeness(&[
+        "index",
+        "--model",
+        s(&out),
+        "--data",
+        s(&data),
+        "--out",
+        s(&idx),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let script = tch::CModule::load(out.join("model.pt")).unwrap();
+    let x = Tensor::randn([2, 3, 150, 150], (Kind::Float, Device::Cpu));
+    let a = tch::no_grad(|| net.forward_t(&x, false));
+    let b = tch::no_grad(|| script.forward_ts(&[&x]).unwrap());
+    let d = (a - b).abs().max().double_value(&[]);
+    assert!(d < 1e-4, "TorchScript export differs by {d}");
+
+    // Other sizes are refused with what to pass.
+    let o = common::likeness(&[
+        "--device",
+        "cpu",
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&tmp.path().join("m2")),
+        "--arch",
+        "dlib-resnet",
+        "--input-size",
+        "96",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("--input-size 150"),
+        "{err}"
+    );
 }

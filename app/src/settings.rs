@@ -77,6 +77,8 @@ pub enum Arch {
     Resnet18,
     /// EfficientNet-Lite0 from its ImageNet weights (fine-tuned).
     EfficientnetLite0,
+    /// dlib's face descriptor (a ResNet, 150 px face chips), fine-tuned.
+    DlibResnet,
     TorchScript(PathBuf),
 }
 
@@ -87,10 +89,11 @@ impl std::str::FromStr for Arch {
             "convnet" => Ok(Arch::Convnet),
             "resnet18" => Ok(Arch::Resnet18),
             "efficientnet-lite0" => Ok(Arch::EfficientnetLite0),
+            "dlib-resnet" => Ok(Arch::DlibResnet),
             _ => match s.strip_prefix("torchscript:") {
                 Some(p) if !p.is_empty() => Ok(Arch::TorchScript(PathBuf::from(p))),
                 _ => Err(format!(
-                    "`{s}`: expected convnet, resnet18, efficientnet-lite0 or torchscript:PATH"
+                    "`{s}`: expected convnet, resnet18, efficientnet-lite0, dlib-resnet or torchscript:PATH"
                 )),
             },
         }
@@ -103,15 +106,17 @@ impl std::fmt::Display for Arch {
             Arch::Convnet => f.write_str("convnet"),
             Arch::Resnet18 => f.write_str("resnet18"),
             Arch::EfficientnetLite0 => f.write_str("efficientnet-lite0"),
+            Arch::DlibResnet => f.write_str("dlib-resnet"),
             Arch::TorchScript(p) => write!(f, "torchscript:{}", p.display()),
         }
     }
 }
 
 impl Arch {
-    /// Whether the network starts from pretrained (ImageNet) weights.
+    /// Whether the network starts from pretrained weights (ImageNet's,
+    /// dlib's face descriptor).
     pub fn pretrained(&self) -> bool {
-        matches!(self, Arch::EfficientnetLite0)
+        matches!(self, Arch::EfficientnetLite0 | Arch::DlibResnet)
     }
 }
 

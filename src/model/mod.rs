@@ -5,6 +5,7 @@
 //! | `convnet` | small images (≤ 64 px), grey or RGB, fast on CPU | 5 conv3×3+BN+ReLU (32,32,pool,64,64,pool,128), global average pool |
 //! | `resnet18` | faces at 112–224 px, from scratch | tch's ResNet-18 without its classifier |
 //! | `efficientnet-lite0` | small colour sets: fine-tuned from ImageNet ([`efficientnet`]) | EfficientNet-Lite0 without its classifier, 1280 features |
+//! | `dlib-resnet` | aligned 150 px face chips: fine-tuned from dlib's face descriptor ([`dlib_resnet`]) | dlib's 29-convolution ResNet, 128 features |
 //! | `torchscript:PATH` | fine-tuning a user's PyTorch backbone | a TorchScript module whose output is `[B, F]` |
 
 use serde::{Deserialize, Serialize};
@@ -13,6 +14,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
 
+pub mod dlib_resnet;
 pub mod efficientnet;
 
 pub use likeness_app::settings::Arch;
@@ -50,6 +52,7 @@ enum Body {
     Func(nn::FuncT<'static>),
     Script(tch::TrainableCModule),
     Efficient(Box<efficientnet::EfficientNetLite0>),
+    Dlib(Box<dlib_resnet::DlibResNet>),
 }
 
 /// A backbone and its projection head, with their variables.
@@ -187,6 +190,20 @@ impl Net {
                     efficientnet::FEATURES,
                 )
             }
+            Arch::DlibResnet => {
+                if spec.channels != 3 || spec.input_size != dlib_resnet::NATIVE_SIZE {
+                    return Err(Error::Invalid(format!(
+                        "dlib-resnet takes RGB face chips of {0} px (channels = 3, --input-size {0})",
+                        dlib_resnet::NATIVE_SIZE
+                    )));
+                }
+                (
+                    Body::Dlib(Box::new(dlib_resnet::DlibResNet::new(
+                        &(&root / "backbone"),
+                    ))),
+                    dlib_resnet::FEATURES,
+                )
+            }
             Arch::TorchScript(path) => {
                 if !path.is_file() {
                     return Err(Error::not_found(path.clone()));
@@ -283,23 +300,25 @@ impl Net {
             Body::Func(f) => f.forward_t(xs, train),
             Body::Script(m) => m.forward_t(xs, train),
             Body::Efficient(e) => e.forward(xs, train && !self.bn_frozen),
+            Body::Dlib(d) => d.forward(xs),
         };
         f.apply(&self.head)
     }
 
-    /// The pretrained backbone's frozen layers ([`efficientnet::FROZEN_BLOCKS`])
-    /// on `xs`, if it has them: the same for every step, so the trainer
-    /// caches them.
+    /// The pretrained backbone's frozen layers ([`efficientnet::FROZEN_BLOCKS`],
+    /// [`dlib_resnet::trunk_end`]) on `xs`, if it has them: the same for
+    /// every step, so the trainer caches them.
     pub fn trunk(&self, xs: &Tensor) -> Option<Tensor> {
         match &self.body {
             Body::Efficient(e) => Some(tch::no_grad(|| e.trunk(xs))),
+            Body::Dlib(d) => Some(tch::no_grad(|| d.trunk(xs))),
             _ => None,
         }
     }
 
     /// Whether the backbone has frozen layers ([`Net::trunk`]).
     pub fn has_trunk(&self) -> bool {
-        matches!(self.body, Body::Efficient(_))
+        matches!(self.body, Body::Efficient(_) | Body::Dlib(_))
     }
 
     /// What `forward_t(xs, false)` gives, from the trunk's output on `xs`
@@ -326,20 +345,37 @@ impl Net {
                 };
                 f.apply(&self.head)
             }
+            Body::Dlib(d) => {
+                let f = if backbone_grad {
+                    d.top(h)
+                } else {
+                    tch::no_grad(|| d.top(h))
+                };
+                f.apply(&self.head)
+            }
             // No trunk: `h` is the input itself.
             _ => self.forward_once(h, train),
         }
     }
 
-    /// Starts a pretrained backbone from its ImageNet weights and stops
-    /// gradients at its frozen layers; other backbones are left alone.
+    /// Starts a pretrained backbone from its weights (ImageNet's, dlib's)
+    /// and stops gradients at its frozen layers; other backbones are left
+    /// alone.
     pub fn load_pretrained(&mut self) -> Result<()> {
-        if let Body::Efficient(_) = &self.body {
-            efficientnet::load_imagenet(&self.vs, "backbone")?;
-            for (name, mut var) in self.vs.variables() {
-                if efficientnet::is_frozen(&name) {
-                    let _ = var.requires_grad_(false);
-                }
+        let frozen: fn(&str) -> bool = match &self.body {
+            Body::Efficient(_) => {
+                efficientnet::load_imagenet(&self.vs, "backbone")?;
+                efficientnet::is_frozen
+            }
+            Body::Dlib(_) => {
+                dlib_resnet::load_dlib(&self.vs)?;
+                dlib_resnet::is_frozen
+            }
+            _ => return Ok(()),
+        };
+        for (name, mut var) in self.vs.variables() {
+            if frozen(&name) {
+                let _ = var.requires_grad_(false);
             }
         }
         Ok(())

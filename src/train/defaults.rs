@@ -380,6 +380,15 @@ pub fn derive(arch: Option<&Arch>, shape: &Shape, asked: &Asked, machine: &Machi
                 );
                 s
             }
+            Arch::DlibResnet => {
+                let s = crate::model::dlib_resnet::NATIVE_SIZE;
+                decide(
+                    "input size",
+                    format!("{s} px"),
+                    "dlib's face descriptor takes its own 150 px face chips".into(),
+                );
+                s
+            }
             _ => {
                 decide(
                     "input size",
@@ -433,6 +442,16 @@ pub fn derive(arch: Option<&Arch>, shape: &Shape, asked: &Asked, machine: &Machi
         }
         None if matches!(arch, Arch::EfficientnetLite0) => {
             decide("precision", "fp32".into(), FINETUNE_FP32_WHY.into());
+            Precision::Fp32
+        }
+        None if matches!(arch, Arch::DlibResnet) => {
+            decide(
+                "precision",
+                "fp32".into(),
+                "dlib's descriptor is fine-tuned above its cached trunk: a step is a few \
+                 milliseconds, with nothing for bf16 to win"
+                    .into(),
+            );
             Precision::Fp32
         }
         None => match &machine.fast_bf16 {
@@ -502,7 +521,7 @@ pub fn derive(arch: Option<&Arch>, shape: &Shape, asked: &Asked, machine: &Machi
                 PRETRAINED_LR.to_string(),
                 format!(
                     "the head's over a pretrained backbone; the backbone's is {BACKBONE_LR_FACTOR}x \
-                     that, so fine-tuning keeps what ImageNet taught it"
+                     that, so fine-tuning keeps what pretraining taught it"
                 ),
             );
             PRETRAINED_LR
@@ -599,23 +618,38 @@ pub fn derive(arch: Option<&Arch>, shape: &Shape, asked: &Asked, machine: &Machi
         };
         let head_warmup_steps = (total / 10).max(1);
         let bn_frozen = images_per_step < BN_FROZEN_BELOW;
+        let (trained, norm, norm_why) = match arch {
+            Arch::DlibResnet => (
+                "last down-sampling block and linear layer".to_string(),
+                "none (dlib folded it into fixed affine layers)".to_string(),
+                String::new(),
+            ),
+            _ => (
+                format!(
+                    "last {} blocks",
+                    16 - crate::model::efficientnet::FROZEN_BLOCKS
+                ),
+                if bn_frozen { "frozen" } else { "training" }.to_string(),
+                format!(
+                    "; {images_per_step} images a step {} {BN_FROZEN_BELOW}{}",
+                    if bn_frozen { "<" } else { ">=" },
+                    if bn_frozen {
+                        ": batch statistics too noisy, ImageNet's kept"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+        };
         decide(
             "fine-tuning",
             format!(
-                "head alone for {head_warmup_steps} steps, then the backbone's last {} blocks \
-                 and head at {BACKBONE_LR_FACTOR}x the lr; batch norm {}",
-                16 - crate::model::efficientnet::FROZEN_BLOCKS,
-                if bn_frozen { "frozen" } else { "training" }
+                "head alone for {head_warmup_steps} steps, then the backbone's {trained} \
+                 at {BACKBONE_LR_FACTOR}x the lr; batch norm {norm}"
             ),
             format!(
                 "a tenth of the steps warms the new head up before its gradients reach the \
-                 backbone; {images_per_step} images a step {} {BN_FROZEN_BELOW}{}",
-                if bn_frozen { "<" } else { ">=" },
-                if bn_frozen {
-                    ": batch statistics too noisy, ImageNet's kept"
-                } else {
-                    ""
-                }
+                 backbone{norm_why}"
             ),
         );
         Finetune {

@@ -139,9 +139,16 @@ fn normalisation(
     grey: bool,
     images: &[image::DynamicImage],
 ) -> (u32, Vec<f32>, Vec<f32>) {
-    if arch.pretrained() {
-        use crate::model::efficientnet::{MEAN, STD};
-        return (3, vec![MEAN; 3], vec![STD; 3]);
+    match arch {
+        Arch::EfficientnetLite0 => {
+            use crate::model::efficientnet::{MEAN, STD};
+            return (3, vec![MEAN; 3], vec![STD; 3]);
+        }
+        Arch::DlibResnet => {
+            use crate::model::dlib_resnet::{MEAN, STD};
+            return (3, MEAN.to_vec(), vec![STD; 3]);
+        }
+        _ => {}
     }
     let channels = match arch {
         Arch::Resnet18 => 3,

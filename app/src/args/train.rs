@@ -14,7 +14,9 @@ pub struct TrainArgs {
     pub out: PathBuf,
     /// Backbone: convnet (small images, CPU), resnet18 (from scratch, 112-224
     /// px), efficientnet-lite0 (fine-tuned from ImageNet; `make pretrained`
-    /// fetches its weights) or torchscript:PATH (fine-tune a TorchScript
+    /// fetches its weights), dlib-resnet (dlib's face descriptor fine-tuned,
+    /// for aligned 150 px face chips; `make face-models` fetches it) or
+    /// torchscript:PATH (fine-tune a TorchScript
     /// backbone with a projection head) [default: efficientnet-lite0 for up
     /// to 20,000 colour images of 24 px or more, else convnet].
     #[arg(long)]

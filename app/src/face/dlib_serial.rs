@@ -1,6 +1,7 @@
 //! dlib's serialization primitives (dlib/serialize.h, dlib 19.24–20.0), as
-//! far as a shape predictor needs them. The `.dat` files that Debian's
-//! `libdlib-data` and PyPI's `face_recognition_models` ship use them.
+//! far as a shape predictor and a DNN (the face descriptor) need them. The
+//! `.dat` files that Debian's `libdlib-data` and PyPI's
+//! `face_recognition_models` ship use them.
 //!
 //! - An integer is a control byte (low 4 bits: how many magnitude bytes
 //!   follow, bit 0x80: negative) and then that many little-endian bytes, for
@@ -12,6 +13,10 @@
 //! - `std::vector<T>`: its length (an integer), then the items.
 //! - `matrix<float,0,1>`: rows and columns (negated in the current format),
 //!   then rows·columns floats.
+//! - `std::string`: its length, then the bytes; `bool`: the byte `'1'` or `'0'`.
+//! - A DNN tensor (dlib/cuda/tensor.h): version 2, four sizes (samples, k,
+//!   rows, columns), then the values as raw little-endian f32; an alias
+//!   tensor (a view into a layer's parameters): version 1 and four sizes.
 use std::fmt;
 
 /// What went wrong where, in bytes from the start of the file.
@@ -88,6 +93,14 @@ impl<'a> Reader<'a> {
         u64::try_from(v).or_else(|_| self.fail(format!("expected a non-negative integer, got {v}")))
     }
 
+    /// The next `long`, without moving past it.
+    pub fn peek_long(&mut self) -> Result<i64> {
+        let at = self.at;
+        let v = self.long();
+        self.at = at;
+        v
+    }
+
     /// A `long` (8 bytes).
     pub fn long(&mut self) -> Result<i64> {
         let v = self.int(8)?;
@@ -121,6 +134,71 @@ impl<'a> Reader<'a> {
             32002 => f32::NAN,
             e => (mantissa as f64 * 2f64.powi(e as i32)) as f32,
         })
+    }
+
+    /// A `std::string` (dlib names its layers' format versions with them).
+    pub fn string(&mut self) -> Result<String> {
+        let n = self.length()?;
+        let bytes = &self.bytes[self.at..self.at + n];
+        let s = std::str::from_utf8(bytes)
+            .map(str::to_owned)
+            .or_else(|_| self.fail("a string that is not UTF-8"))?;
+        self.at += n;
+        Ok(s)
+    }
+
+    /// A `bool`.
+    pub fn boolean(&mut self) -> Result<bool> {
+        match self.byte()? {
+            b'1' => Ok(true),
+            b'0' => Ok(false),
+            b => {
+                self.at -= 1;
+                self.fail(format!("byte {b:#04x} is not a bool ('0' or '1')"))
+            }
+        }
+    }
+
+    /// The four sizes of a tensor, each at least 0.
+    fn sizes(&mut self) -> Result<[usize; 4]> {
+        let mut s = [0usize; 4];
+        for v in &mut s {
+            let n = self.long()?;
+            *v = usize::try_from(n).or_else(|_| self.fail(format!("a tensor size of {n}")))?;
+        }
+        Ok(s)
+    }
+
+    /// A DNN tensor: its sizes and values.
+    pub fn tensor(&mut self) -> Result<([usize; 4], Vec<f32>)> {
+        let version = self.long()?;
+        if version != 2 {
+            return self.fail(format!("tensor format version {version}, expected 2"));
+        }
+        let sizes = self.sizes()?;
+        let n = sizes.iter().try_fold(1usize, |a, &b| a.checked_mul(b));
+        let bytes = n.and_then(|n| n.checked_mul(4));
+        let left = self.bytes.len() - self.at;
+        let Some(bytes) = bytes.filter(|&b| b <= left) else {
+            return self.fail(format!(
+                "a tensor of {sizes:?} does not fit in the {left} bytes left"
+            ));
+        };
+        let values = self.bytes[self.at..self.at + bytes]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        self.at += bytes;
+        Ok((sizes, values))
+    }
+
+    /// An alias tensor's sizes.
+    pub fn alias(&mut self) -> Result<[usize; 4]> {
+        let version = self.long()?;
+        if version != 1 {
+            return self.fail(format!("alias tensor format version {version}, expected 1"));
+        }
+        self.sizes()
     }
 
     /// A `matrix<float,0,1>` (a column) or `matrix<float,0,0>`, flattened.
@@ -162,6 +240,31 @@ mod tests {
         let mut r = Reader::new(&bytes);
         assert_eq!(r.float().unwrap(), 0.75);
         assert_eq!(r.float_matrix().unwrap(), vec![1.0]);
+    }
+
+    #[test]
+    fn strings_bools_and_tensors_read_as_dlib_writes_them() {
+        let mut bytes = vec![0x01, 0x04, b'c', b'o', b'n', b'_', b'1', b'0'];
+        // A tensor of 1x2x1x1: version 2, sizes, two raw floats.
+        bytes.extend([0x01, 0x02, 0x01, 0x01, 0x01, 0x02, 0x01, 0x01, 0x01, 0x01]);
+        bytes.extend(1.5f32.to_le_bytes());
+        bytes.extend((-2.0f32).to_le_bytes());
+        bytes.extend([0x01, 0x01, 0x01, 0x03, 0x00, 0x01, 0x01, 0x01, 0x01]);
+        let mut r = Reader::new(&bytes);
+        assert_eq!(r.string().unwrap(), "con_");
+        assert!(r.boolean().unwrap());
+        assert!(!r.boolean().unwrap());
+        assert_eq!(r.tensor().unwrap(), ([1, 2, 1, 1], vec![1.5, -2.0]));
+        assert_eq!(r.alias().unwrap(), [3, 0, 1, 1]);
+        assert!(r.at_end());
+        // A tensor larger than the file, and a bool that is not one.
+        let mut r = Reader::new(&[0x01, 0x02, 0x01, 0x10, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01]);
+        assert!(r.tensor().unwrap_err().to_string().contains("does not fit"));
+        assert!(Reader::new(b"x")
+            .boolean()
+            .unwrap_err()
+            .to_string()
+            .contains("not a bool"));
     }
 
     #[test]

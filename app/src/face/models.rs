@@ -49,7 +49,15 @@ pub const DLIB68_NOTICE: &str =
     "note: the 68-point model was trained on iBUG 300-W, whose licence \
      excludes commercial use; the default 5-point model has no such restriction";
 
-pub const ALL: [ModelFile; 3] = [DETECTOR, LANDMARKS_5, LANDMARKS_68];
+pub const DESCRIPTOR: ModelFile = ModelFile {
+    file: "dlib_face_recognition_resnet_model_v1.dat",
+    what: "128-d face descriptor, a 29-layer ResNet (dlib; `train --arch dlib-resnet`)",
+    package: "PyPI face_recognition_models 0.3.0",
+    licence: "CC0-1.0 (Davis King; trained on Creative Commons face sets)",
+    commercial: true,
+};
+
+pub const ALL: [ModelFile; 4] = [DETECTOR, LANDMARKS_5, LANDMARKS_68, DESCRIPTOR];
 
 /// Where the face models live: `$LIKENESS_CACHE/models/faces`.
 pub fn default_dir() -> PathBuf {
