@@ -193,7 +193,8 @@ fn a_corrupt_weights_file_is_refused_with_the_fix() {
     );
 }
 
-/// `train` with no --arch on johns crops picks the pretrained backbone,
+/// `train` with no --arch on johns crops at `--input-size 96` (which rules
+/// out dlib's 150 px face descriptor) picks EfficientNet-Lite0,
 /// fine-tunes its top only, with batch norm frozen, and the model embeds
 /// and exports as any other.
 #[test]

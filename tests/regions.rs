@@ -540,3 +540,50 @@ fn photos_to_regions_to_an_index_and_a_region_query() {
         assert!(pairs.contains(label), "no {label} pair in\n{pairs}");
     }
 }
+
+/// dlib's aligned face chips are told from other square face images:
+/// every johns crop but the one whose face the detector misses is a chip;
+/// the same faces off-centre in a larger canvas, and squares of dlib's
+/// examples' photos, are not.
+#[test]
+fn aligned_face_chips_are_told_from_other_face_images() {
+    use likeness_app::face::chip;
+    let f = finder(Landmarks::Dlib5);
+    let (mut chips, mut photos, mut off_found) = (0, 0, 0);
+    for person in std::fs::read_dir(common::johns()).unwrap() {
+        let person = person.unwrap().path();
+        if !person.is_dir() {
+            continue;
+        }
+        for p in std::fs::read_dir(&person).unwrap() {
+            let img = image::open(p.unwrap().path()).unwrap();
+            photos += 1;
+            if chip::is_chip(&f, &img) {
+                chips += 1;
+                let mut canvas = RgbImage::new(300, 300);
+                image::imageops::overlay(&mut canvas, &img.to_rgb8(), 140, 20);
+                let off = DynamicImage::ImageRgb8(canvas);
+                if !f.find(&off).is_empty() {
+                    off_found += 1;
+                    assert!(!chip::is_chip(&f, &off), "an off-centre face is no chip");
+                }
+            }
+        }
+    }
+    assert_eq!((chips, photos), (54, 55));
+    assert!(off_found > 40, "{off_found} off-centre faces found");
+    let photos: Vec<PathBuf> = std::fs::read_dir(faces_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+        .collect();
+    let mut faces = 0;
+    for p in photos {
+        let img = image::open(&p).unwrap();
+        let side = img.width().min(img.height());
+        let square = img.crop_imm(0, 0, side, side);
+        faces += f.find(&square).len();
+        assert!(!chip::is_chip(&f, &square), "{}", p.display());
+    }
+    assert!(faces > 10, "{faces} faces in the photos");
+}

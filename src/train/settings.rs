@@ -127,8 +127,31 @@ fn measure(cfg: &TrainConfig, data: &Data) -> Result<(Shape, Vec<image::DynamicI
         grey,
         sided: defaults::sided_pair(ds.classes()),
         held_out: data.val.len(),
+        face_chips: face_chips(grey, &stats_imgs),
     };
     Ok((shape, stats_imgs))
+}
+
+/// How many of (up to [`defaults::FACE_CHIP_SAMPLE`] of) `images` are
+/// dlib's aligned face chips; colour square images only, and only with the
+/// face models at hand.
+fn face_chips(grey: bool, images: &[image::DynamicImage]) -> defaults::FaceChips {
+    use defaults::FaceChips;
+    use likeness_app::face::{chip, models, FaceFinder, Landmarks, DEFAULT_MIN_FACE};
+    if grey {
+        return FaceChips::NotChecked("grey images".into());
+    }
+    let sample = &images[..images.len().min(defaults::FACE_CHIP_SAMPLE)];
+    if sample.iter().any(|i| i.width() != i.height()) {
+        return FaceChips::NotChecked("not square".into());
+    }
+    match FaceFinder::open(&models::default_dir(), Landmarks::Dlib5, DEFAULT_MIN_FACE) {
+        Ok(finder) => FaceChips::Counted {
+            chips: sample.iter().filter(|i| chip::is_chip(&finder, i)).count(),
+            sampled: sample.len(),
+        },
+        Err(e) => FaceChips::NotChecked(format!("no face models to look for face chips ({e})")),
+    }
 }
 
 /// Channels and per-channel normalisation of `arch`'s input: a pretrained

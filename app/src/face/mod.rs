@@ -4,12 +4,14 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`chip`] | whether an image is one of dlib's aligned face chips |
 //! | [`detect`] | SeetaFace's detector (crate `rustface`), boxes calibrated to dlib's |
 //! | [`shape_predictor`] | dlib's landmark cascade, read from its `.dat` and run in Rust |
 //! | [`dlib_serial`] | dlib's serialization primitives |
 //! | [`geometry`] | the face frame and the regions in it |
 //! | [`models`] | which model file does what, its package and licence |
 //! | [`overlay`] | the faces, points and regions drawn on the photo |
+pub mod chip;
 pub mod detect;
 pub mod dlib_serial;
 pub mod geometry;
