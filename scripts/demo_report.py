@@ -155,6 +155,7 @@ def main():
     f_card = load(os.path.join(out, "fashion/model/model.json"))
     f_eval = load(os.path.join(out, "fashion/eval/eval.json"))
     d_card = load(os.path.join(out, "faces/model/model.json"))
+    r_card = load(os.path.join(out, "faces/regions-model/model.json"))
     d_eval = load(os.path.join(out, "faces/eval/eval.json"))
     r_eval = load(os.path.join(out, "faces/regions-eval/eval.json"))
     found = regions_found(out)
@@ -216,9 +217,10 @@ def main():
         f"`likeness regions` found {found['faces']} faces in {found['with_faces']} of the {found['photos']} photos "
         f"(no face in {found['photos'] - found['with_faces']}) and placed "
         f"{found['rows']} regions in `faces/regions.csv` (eye, under_eye, cheek and brow on the subject's "
-        "left and right; nose; mouth; label = region name, `side` the subject's own), embedded with the "
-        "face model and indexed. What it placed on one photo (solid: the subject's left, dashed: right; "
-        "green dots: the five landmarks):",
+        "left and right; nose; mouth; label = region name, `side` the subject's own), embedded and "
+        f"indexed with a second model, {training(r_card)}: the faces' own model is a face descriptor, "
+        "which tells people apart rather than regions. What `regions` placed on one photo (solid: the "
+        "subject's left, dashed: right; green dots: the five landmarks):",
         "",
         f"![regions placed](faces/regions-overlay/{found['overlay']})",
         "",
