@@ -32,6 +32,25 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// A manifest of 4 johns crops of each of 3 people, in `dir`.
+fn johns_train_csv(dir: &Path) -> PathBuf {
+    let mut csv = String::from("path,label\n");
+    for person in ["John_Salley", "John_Simm", "John_Savage"] {
+        let d = common::johns().join(person);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        for f in files.iter().take(4) {
+            csv.push_str(&format!("{},{person}\n", f.display()));
+        }
+    }
+    let data = dir.join("train.csv");
+    std::fs::write(&data, csv).unwrap();
+    data
+}
+
 /// A johns crop resized to 224 px, as raw RGB bytes.
 fn fixed_image() -> Vec<u8> {
     let img = image::open(common::johns_image("John_Salley")).unwrap();
@@ -201,20 +220,7 @@ fn a_corrupt_weights_file_is_refused_with_the_fix() {
 fn defaults_fine_tune_efficientnet_on_colour_faces() {
     weights_dir();
     let tmp = tempfile::tempdir().unwrap();
-    let mut csv = String::from("path,label\n");
-    for person in ["John_Salley", "John_Simm", "John_Savage"] {
-        let d = common::johns().join(person);
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&d)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        for f in files.iter().take(4) {
-            csv.push_str(&format!("{},{person}\n", f.display()));
-        }
-    }
-    let data = tmp.path().join("train.csv");
-    std::fs::write(&data, csv).unwrap();
+    let data = johns_train_csv(tmp.path());
     let out = tmp.path().join("m");
     let o = common::likeness(&[
         "--device",
@@ -293,20 +299,7 @@ fn defaults_fine_tune_efficientnet_on_colour_faces() {
 fn dlib_resnet_fine_tunes_its_top_and_exports() {
     use likeness::model::dlib_resnet;
     let tmp = tempfile::tempdir().unwrap();
-    let mut csv = String::from("path,label\n");
-    for person in ["John_Salley", "John_Simm", "John_Savage"] {
-        let d = common::johns().join(person);
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&d)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        files.sort();
-        for f in files.iter().take(4) {
-            csv.push_str(&format!("{},{person}\n", f.display()));
-        }
-    }
-    let data = tmp.path().join("train.csv");
-    std::fs::write(&data, csv).unwrap();
+    let data = johns_train_csv(tmp.path());
     let out = tmp.path().join("m");
     let o = common::likeness(&[
         "--device",

@@ -99,6 +99,23 @@ pub fn steps() -> Vec<Step> {
         Step::Relu,
         Step::MaxPool,
     ];
+    // A residual block of `ch` channels; stride 2 down-samples, its
+    // shortcut average-pooled.
+    let block = |cin, ch, stride| {
+        let mut b = vec![
+            Step::Tag,
+            conv(cin, ch, stride),
+            Step::Affine(ch),
+            Step::Relu,
+            conv(ch, ch, 1),
+            Step::Affine(ch),
+        ];
+        if stride == 2 {
+            b.extend([Step::TagSkip, Step::AvgPool]);
+        }
+        b.extend([Step::AddPrev, Step::Relu]);
+        b
+    };
     let mut prev = 32;
     // (channels, down-sampling block first, residual blocks after it)
     for (ch, down, blocks) in [
@@ -109,30 +126,10 @@ pub fn steps() -> Vec<Step> {
         (256, true, 0),
     ] {
         if down {
-            s.extend([
-                Step::Tag,
-                conv(prev, ch, 2),
-                Step::Affine(ch),
-                Step::Relu,
-                conv(ch, ch, 1),
-                Step::Affine(ch),
-                Step::TagSkip,
-                Step::AvgPool,
-                Step::AddPrev,
-                Step::Relu,
-            ]);
+            s.extend(block(prev, ch, 2));
         }
         for _ in 0..blocks {
-            s.extend([
-                Step::Tag,
-                conv(ch, ch, 1),
-                Step::Affine(ch),
-                Step::Relu,
-                conv(ch, ch, 1),
-                Step::Affine(ch),
-                Step::AddPrev,
-                Step::Relu,
-            ]);
+            s.extend(block(ch, ch, 1));
         }
         prev = ch;
     }

@@ -238,6 +238,11 @@ impl Baselines {
         };
         let word = if gain >= 0.02 {
             "training helped"
+        } else if best >= 1.0 && gain > -0.005 {
+            // A pretrained backbone can find every held-out image's class
+            // before it trains (dlib's face descriptor on the johns faces).
+            "already perfect before training: the held-out images cannot show a gain; \
+             hold out more, or harder ones, to measure one"
         } else if gain > -0.005 {
             "training bought little; try more steps (--max-steps) or another --arch"
         } else {
@@ -778,5 +783,41 @@ impl OutDir {
             &self.path("curves.png"),
             &panels,
         )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(recall_1: f64) -> Validation {
+        Validation {
+            queries: 15,
+            recall_1,
+            recall_2: recall_1,
+            recall_4: recall_1,
+            recall_8: recall_1,
+            r_precision: recall_1,
+            map_at_r: recall_1,
+        }
+    }
+
+    #[test]
+    fn the_verdict_compares_with_the_better_baseline() {
+        let b = |untrained, pixels| Baselines {
+            untrained: v(untrained),
+            pixels: v(pixels),
+        };
+        assert!(b(0.5, 0.6).verdict(&v(0.9)).contains("training helped"));
+        assert!(b(0.5, 0.6).verdict(&v(0.6)).contains("bought little"));
+        assert!(b(0.5, 0.6).verdict(&v(0.4)).contains("made it worse"));
+        // Perfect before training: nothing to gain, and no advice to train
+        // longer; worse after it is still said.
+        let perfect = b(1.0, 0.27).verdict(&v(1.0));
+        assert!(
+            perfect.contains("already perfect") && !perfect.contains("--max-steps"),
+            "{perfect}"
+        );
+        assert!(b(1.0, 0.27).verdict(&v(0.9)).contains("made it worse"));
     }
 }
