@@ -183,7 +183,7 @@ impl Report {
                 );
             }
         }
-        let _ = writeln!(s, "face models (likeness regions)");
+        let _ = writeln!(s, "face models (likeness regions; train --arch dlib-resnet)");
         for m in &self.face_models {
             let _ = writeln!(s, "  {m}");
         }
