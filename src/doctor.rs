@@ -183,7 +183,10 @@ impl Report {
                 );
             }
         }
-        let _ = writeln!(s, "face models (likeness regions; train --arch dlib-resnet)");
+        let _ = writeln!(
+            s,
+            "face models (likeness regions; train --arch dlib-resnet)"
+        );
         for m in &self.face_models {
             let _ = writeln!(s, "  {m}");
         }
