@@ -174,7 +174,7 @@ fn manifest_of(args: &AsymmetryArgs) -> Result<PathBuf> {
         Default::default(),
         likeness_app::face::DEFAULT_MIN_FACE,
     )?;
-    let found = regions::regions_of(&finder, &args.data, &[], None, false)?;
+    let found = regions::regions_of(&finder, &args.data, &[], None, None, false)?;
     regions::write_manifest(&csv, &found)?;
     Ok(csv)
 }

@@ -34,6 +34,8 @@ pub struct Found {
     pub photo: Photo,
     pub faces: Vec<Face>,
     pub boxes: Vec<Vec<RegionBox>>,
+    /// With `--chips`: each face's chip file, in the faces' order.
+    pub chips: Vec<PathBuf>,
 }
 
 /// The photos of a source: one image, a manifest's distinct images (the
@@ -124,6 +126,7 @@ pub fn find_all(
     photos: &[Photo],
     wanted: &[String],
     overlay: Option<&Path>,
+    chips: Option<&Path>,
 ) -> Vec<std::result::Result<Found, Box<(Photo, Error)>>> {
     let bar = likeness_app::progress::bar(photos.len() as u64, "photos");
     let limits = DecodeLimits::default();
@@ -134,13 +137,28 @@ pub fn find_all(
             let run = || -> Result<Found> {
                 let image = decode_file(&photo.path, &limits)?;
                 let (faces, boxes) = find(finder, &image, wanted);
+                let stem = photo.path.file_stem().unwrap_or_default().to_string_lossy();
+                let mut chip_files = Vec::new();
+                if let Some(dir) = chips {
+                    let rgb = image.to_rgb8();
+                    for (k, f) in faces.iter().enumerate() {
+                        let Some(chip) = face::chip::cut(&rgb, f) else {
+                            continue;
+                        };
+                        let path = dir.join(format!("{i:05}-{stem}-{}.png", k + 1));
+                        likeness_app::plot::write_png(
+                            &path,
+                            chip.as_raw(),
+                            chip.width(),
+                            chip.height(),
+                        )?;
+                        chip_files.push(path);
+                    }
+                }
                 if let Some(dir) = overlay {
                     let mut rgb = image.to_rgb8();
                     face::overlay::draw(&mut rgb, &faces, &boxes);
-                    let name = format!(
-                        "{i:05}-{}.png",
-                        photo.path.file_stem().unwrap_or_default().to_string_lossy()
-                    );
+                    let name = format!("{i:05}-{stem}.png");
                     likeness_app::plot::write_png(
                         &dir.join(name),
                         rgb.as_raw(),
@@ -152,6 +170,7 @@ pub fn find_all(
                     photo: photo.clone(),
                     faces,
                     boxes,
+                    chips: chip_files,
                 })
             };
             let r = run().map_err(|e| Box::new((photo.clone(), e)));
@@ -211,6 +230,31 @@ pub fn write_manifest(path: &Path, found: &[Found]) -> Result<usize> {
     Ok(rows)
 }
 
+/// Writes `dir/chips.csv`: each chip and its label, the photo's person for
+/// its largest face (the faces come largest first) and person#k for the
+/// others, who are someone else. Returns how many chips it lists.
+fn write_chips(dir: &Path, found: &[Found]) -> Result<usize> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["path", "label"])
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let mut n = 0;
+    for f in found {
+        for (k, path) in f.chips.iter().enumerate() {
+            let abs = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            let label = match k {
+                0 => f.photo.subject.clone(),
+                k => format!("{}#{}", f.photo.subject, k + 1),
+            };
+            w.write_record([abs.to_string_lossy().as_ref(), &label])
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            n += 1;
+        }
+    }
+    let bytes = w.into_inner().map_err(|e| Error::Invalid(e.to_string()))?;
+    likeness_index::atomic_write(&dir.join("chips.csv"), |file| file.write_all(&bytes))?;
+    Ok(n)
+}
+
 /// Writes `path,face,point,x,y` for every landmark.
 fn write_landmarks(path: &Path, found: &[Found]) -> Result<()> {
     let mut text = String::from("path,face,point,x,y\n");
@@ -247,12 +291,13 @@ pub fn regions_of(
     src: &Path,
     wanted: &[String],
     overlay: Option<&Path>,
+    chips: Option<&Path>,
     skip_bad: bool,
 ) -> Result<Vec<Found>> {
     let photos = list_photos(src)?;
     let mut found = Vec::with_capacity(photos.len());
     let mut bad = Vec::new();
-    for r in find_all(finder, &photos, wanted, overlay) {
+    for r in find_all(finder, &photos, wanted, overlay, chips) {
         match r {
             Ok(f) => found.push(f),
             Err(b) if skip_bad => bad.push(*b),
@@ -309,7 +354,7 @@ pub fn run(args: RegionsArgs) -> Result<ExitCode> {
             args.out.display()
         )));
     }
-    if let Some(dir) = &args.overlay {
+    for dir in args.overlay.iter().chain(&args.chips) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     // The files' folders are made before the photos are read, as other
@@ -327,9 +372,14 @@ pub fn run(args: RegionsArgs) -> Result<ExitCode> {
         &args.data,
         &wanted,
         args.overlay.as_deref(),
+        args.chips.as_deref(),
         args.skip_bad,
     )?;
     let rows = write_manifest(&args.out, &found)?;
+    let chips = match &args.chips {
+        Some(dir) => Some((dir, write_chips(dir, &found)?)),
+        None => None,
+    };
     if let Some(path) = &args.landmarks_out {
         write_landmarks(path, &found)?;
     }
@@ -343,6 +393,13 @@ pub fn run(args: RegionsArgs) -> Result<ExitCode> {
     );
     if let Some(dir) = &args.overlay {
         println!("overlays: {}", dir.display());
+    }
+    if let Some((dir, n)) = chips {
+        println!(
+            "{n} aligned face chips in {}, listed in {} (`likeness train --data` it)",
+            dir.display(),
+            dir.join("chips.csv").display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

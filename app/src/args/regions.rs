@@ -27,6 +27,12 @@ pub struct RegionsArgs {
     /// subject's left solid, right dashed) into this folder.
     #[arg(long)]
     pub overlay: Option<PathBuf>,
+    /// Also cut every face as dlib's aligned 150 px chip (PNG) into this
+    /// folder and list them in its chips.csv (path,label: the photo's person
+    /// for its largest face, person#k for the others). `train` takes that
+    /// manifest, and on aligned chips it fine-tunes dlib's face descriptor.
+    #[arg(long)]
+    pub chips: Option<PathBuf>,
     /// Write the landmarks as CSV (path,face,point,x,y) for your own geometry.
     #[arg(long)]
     pub landmarks_out: Option<PathBuf>,
