@@ -272,20 +272,25 @@ fn defaults_fine_tune_efficientnet_on_colour_faces() {
     }
     assert!(same > 100 && moved > 20, "{same} frozen, {moved} moved");
 
-    // The model embeds through the CLI and its TorchScript export agrees.
-    let idx = tmp.path().join("index");
+    indexes_and_exports(&net, &out, &data, 96);
+}
+
+/// The model in `out` (loaded as `net`) indexes `data` through the CLI, and
+/// its TorchScript export agrees with it on `side` px input.
+fn indexes_and_exports(net: &likeness::model::Net, out: &Path, data: &Path, side: i64) {
+    let idx = out.with_extension("index");
     let o = common::likeness(&[
         "index",
         "--model",
-        s(&out),
+        s(out),
         "--data",
-        s(&data),
+        s(data),
         "--out",
         s(&idx),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let script = tch::CModule::load(out.join("model.pt")).unwrap();
-    let x = Tensor::randn([2, 3, 96, 96], (Kind::Float, Device::Cpu));
+    let x = Tensor::randn([2, 3, side, side], (Kind::Float, Device::Cpu));
     let a = tch::no_grad(|| net.forward_t(&x, false));
     let b = tch::no_grad(|| script.forward_ts(&[&x]).unwrap());
     let d = (a - b).abs().max().double_value(&[]);
@@ -341,23 +346,7 @@ fn dlib_resnet_fine_tunes_its_top_and_exports() {
     // the last block's 2 convolutions, 2 affine layers and the fc move.
     assert_eq!((same, moved), (108, 9));
 
-    let idx = tmp.path().join("index");
-    let o = common::likeness(&[
-        "index",
-        "--model",
-        s(&out),
-        "--data",
-        s(&data),
-        "--out",
-        s(&idx),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let script = tch::CModule::load(out.join("model.pt")).unwrap();
-    let x = Tensor::randn([2, 3, 150, 150], (Kind::Float, Device::Cpu));
-    let a = tch::no_grad(|| net.forward_t(&x, false));
-    let b = tch::no_grad(|| script.forward_ts(&[&x]).unwrap());
-    let d = (a - b).abs().max().double_value(&[]);
-    assert!(d < 1e-4, "TorchScript export differs by {d}");
+    indexes_and_exports(&net, &out, &data, 150);
 
     // Other sizes are refused with what to pass.
     let o = common::likeness(&[
