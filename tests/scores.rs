@@ -162,15 +162,20 @@ fn asymmetry_of_a_symmetric_face_is_zero_and_one_sided_subjects_are_listed() {
     )
     .unwrap();
     let out = dir.path().join("asym");
-    let text = ok(&[
-        "asymmetry",
-        "--model",
-        s(&model),
-        "--data",
-        s(&csv),
-        "--out",
-        s(&out),
-    ]);
+    let asymmetry = || {
+        likeness(&[
+            "asymmetry",
+            "--model",
+            s(&model),
+            "--data",
+            s(&csv),
+            "--out",
+            s(&out),
+        ])
+    };
+    let o = asymmetry();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("3 left/right pairs"), "{text}");
     assert!(text.contains("1 one-sided region"), "{text}");
     let rows = std::fs::read_to_string(out.join("asymmetry.csv")).unwrap();
@@ -199,15 +204,7 @@ fn asymmetry_of_a_symmetric_face_is_zero_and_one_sided_subjects_are_listed() {
             ),
         )
         .unwrap();
-        let o = likeness(&[
-            "asymmetry",
-            "--model",
-            s(&model),
-            "--data",
-            s(&csv),
-            "--out",
-            s(&out),
-        ]);
+        let o = asymmetry();
         assert!(!o.status.success());
         String::from_utf8_lossy(&o.stderr).into_owned()
     };
