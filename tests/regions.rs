@@ -682,6 +682,23 @@ fn regions_cut_aligned_face_chips_and_list_them() {
             ok += usize::from(chip::is_chip(&f, &image::open(&p).unwrap()));
         }
     }
+    // The chip's geometry is the 5-point model's: the 68-point one is refused.
+    let o = common::likeness(&[
+        "regions",
+        "--data",
+        johns.to_str().unwrap(),
+        "--out",
+        tmp.path().join("r68.csv").to_str().unwrap(),
+        "--chips",
+        tmp.path().join("chips68").to_str().unwrap(),
+        "--landmarks",
+        "dlib68",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("drop --landmarks dlib68"),
+        "{err}"
+    );
     // 61 of 66: the share `train` needs to choose dlib's descriptor.
     assert!(
         all >= 60 && ok as f64 >= likeness::train::defaults::FACE_CHIP_SHARE * all as f64,

@@ -34,8 +34,8 @@ pub struct Found {
     pub photo: Photo,
     pub faces: Vec<Face>,
     pub boxes: Vec<Vec<RegionBox>>,
-    /// With `--chips`: each face's chip file, in the faces' order.
-    pub chips: Vec<PathBuf>,
+    /// With `--chips`: each face's index and chip file.
+    pub chips: Vec<(usize, PathBuf)>,
 }
 
 /// The photos of a source: one image, a manifest's distinct images (the
@@ -152,7 +152,7 @@ pub fn find_all(
                             chip.width(),
                             chip.height(),
                         )?;
-                        chip_files.push(path);
+                        chip_files.push((k, path));
                     }
                 }
                 if let Some(dir) = overlay {
@@ -239,9 +239,9 @@ fn write_chips(dir: &Path, found: &[Found]) -> Result<usize> {
         .map_err(|e| Error::Invalid(e.to_string()))?;
     let mut n = 0;
     for f in found {
-        for (k, path) in f.chips.iter().enumerate() {
+        for (k, path) in &f.chips {
             let abs = std::path::absolute(path).unwrap_or_else(|_| path.clone());
-            let label = match k {
+            let label = match *k {
                 0 => f.photo.subject.clone(),
                 k => format!("{}#{}", f.photo.subject, k + 1),
             };
@@ -353,6 +353,11 @@ pub fn run(args: RegionsArgs) -> Result<ExitCode> {
             "{} exists; pass --force to replace it",
             args.out.display()
         )));
+    }
+    if args.chips.is_some() && args.landmarks != Landmarks::Dlib5 {
+        return Err(Error::Invalid(
+            "--chips aligns faces by the 5-point model's landmarks; drop --landmarks dlib68".into(),
+        ));
     }
     for dir in args.overlay.iter().chain(&args.chips) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
