@@ -138,11 +138,12 @@ pub fn find_all(
                 let image = decode_file(&photo.path, &limits)?;
                 let (faces, boxes) = find(finder, &image, wanted);
                 let stem = photo.path.file_stem().unwrap_or_default().to_string_lossy();
+                // The RGB copy that chips are cut from and overlays drawn on.
+                let rgb = (chips.is_some() || overlay.is_some()).then(|| image.to_rgb8());
                 let mut chip_files = Vec::new();
-                if let Some(dir) = chips {
-                    let rgb = image.to_rgb8();
+                if let (Some(dir), Some(rgb)) = (chips, &rgb) {
                     for (k, f) in faces.iter().enumerate() {
-                        let Some(chip) = face::chip::cut(&rgb, f) else {
+                        let Some(chip) = face::chip::cut(rgb, f) else {
                             continue;
                         };
                         let path = dir.join(format!("{i:05}-{stem}-{}.png", k + 1));
@@ -155,8 +156,7 @@ pub fn find_all(
                         chip_files.push((k, path));
                     }
                 }
-                if let Some(dir) = overlay {
-                    let mut rgb = image.to_rgb8();
+                if let (Some(dir), Some(mut rgb)) = (overlay, rgb) {
                     face::overlay::draw(&mut rgb, &faces, &boxes);
                     let name = format!("{i:05}-{stem}.png");
                     likeness_app::plot::write_png(

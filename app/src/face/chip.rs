@@ -52,9 +52,11 @@ pub fn cut(image: &image::RgbImage, face: &super::Face) -> Option<image::RgbImag
     }
     // Least squares for x' = a·x − b·y + tx, y' = b·x + a·y + ty, from the
     // photo's points (x, y) to the chip's (x', y'), both centred.
-    let n = POINTS.len() as f64;
-    let mean = |pts: &mut dyn Iterator<Item = [f64; 2]>| {
-        let (sx, sy) = pts.fold((0.0, 0.0), |(sx, sy), p| (sx + p[0], sy + p[1]));
+    let mean = |pts: &[[f64; 2]]| {
+        let n = pts.len() as f64;
+        let (sx, sy) = pts
+            .iter()
+            .fold((0.0, 0.0), |(sx, sy), p| (sx + p[0], sy + p[1]));
         [sx / n, sy / n]
     };
     let src: Vec<[f64; 2]> = face
@@ -66,10 +68,7 @@ pub fn cut(image: &image::RgbImage, face: &super::Face) -> Option<image::RgbImag
         .iter()
         .map(|p| [f64::from(p[0]), f64::from(p[1])])
         .collect();
-    let (ms, md) = (
-        mean(&mut src.iter().copied()),
-        mean(&mut dst.iter().copied()),
-    );
+    let (ms, md) = (mean(&src), mean(&dst));
     let (mut num_a, mut num_b, mut den) = (0.0, 0.0, 0.0);
     for (s, d) in src.iter().zip(&dst) {
         let (x, y) = (s[0] - ms[0], s[1] - ms[1]);
