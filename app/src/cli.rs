@@ -43,10 +43,3 @@ pub fn run(
         other => return Err(Box::new(other)),
     })
 }
-
-/// A line on stdout; a closed pipe (`| head`) is not an error.
-pub fn print_line(s: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{s}");
-}

@@ -13,7 +13,7 @@ pub fn run(device: DeviceSpec, plan: &runtime::ThreadPlan, args: DoctorArgs) -> 
     } else {
         report.render()
     };
-    likeness_app::cli::print_line(&out);
+    likeness_app::commands::print_line(&out);
     Ok(if report.ok {
         ExitCode::SUCCESS
     } else {

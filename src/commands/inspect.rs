@@ -36,7 +36,7 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
         checked: args.check,
     };
     if args.json {
-        likeness_app::cli::print_line(
+        likeness_app::commands::print_line(
             &serde_json::to_string(&report).map_err(|e| Error::Invalid(e.to_string()))?,
         );
     } else {
@@ -54,7 +54,7 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
         if args.check {
             s.push_str("\nall images decoded");
         }
-        likeness_app::cli::print_line(&s);
+        likeness_app::commands::print_line(&s);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -87,7 +87,7 @@ pub fn finish(
             likeness_index::FOLD_AT
         )
     };
-    crate::cli::print_line(&format!(
+    super::print_line(&format!(
         "added {} items to {}: ids {}..={} ({how}) in {:.2}s",
         ids.end - ids.start,
         dir.display(),

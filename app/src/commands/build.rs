@@ -43,7 +43,7 @@ pub fn run(threads: usize, args: BuildArgs) -> Result<ExitCode> {
     );
     bar.finish_and_clear();
     let report = res?;
-    crate::cli::print_line(&format!(
+    super::print_line(&format!(
         "indexed {} vectors of dimension {} ({}, {} threads, {} levels) \
          in {:.2}s (read {:.2}s, graph {:.2}s); {:.1} MB in {}",
         report.count,

@@ -10,7 +10,7 @@ pub fn run(threads: usize, args: CompactArgs) -> Result<ExitCode> {
     let mut writer = Writer::open(&args.index)?;
     writer.threads(threads);
     let r = writer.compact()?;
-    crate::cli::print_line(&format!(
+    super::print_line(&format!(
         "compacted {}: {} live items in one graph (generation {}; {} deleted ids stay retired) in {:.2}s",
         args.index.display(),
         r.live,

@@ -19,7 +19,7 @@ pub fn run(args: DeleteArgs) -> Result<ExitCode> {
     let asked = ids.len();
     let deleted = writer.delete(&ids)?;
     let index = writer.index();
-    crate::cli::print_line(&format!(
+    super::print_line(&format!(
         "deleted {deleted} items from {} ({} already deleted); {} live of {} ids, {} deleted",
         args.index.display(),
         asked - deleted,

@@ -11,7 +11,7 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
     let start = Instant::now();
     let index = Index::open(&args.index)?;
     let report = index.verify()?;
-    crate::cli::print_line(&format!(
+    super::print_line(&format!(
         "{}: ok ({} items, dimension {}, {}; {} checked, {:.1} MB, {} graph links) in {:.2}s",
         args.index.display(),
         index.len(),
@@ -23,7 +23,7 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode> {
         start.elapsed().as_secs_f64()
     ));
     if report.deleted + report.log_records > 0 {
-        crate::cli::print_line(&format!(
+        super::print_line(&format!(
             "  changes: generation {}, {} deleted items, {} log records adding {} items",
             index.generation(),
             report.deleted,
