@@ -31,7 +31,7 @@ export LIKENESS_PYTHON ?= $(VENV)/bin/python
 .PHONY: swell-data face-models bench-regions
 .PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache bench-train bench-losses bench-ann bench-embed bench-serve bench-latency bench-cuda bench-budget bench-defaults bench-ab bench-grow
 .PHONY: python wheel pytest pyvenv
-.PHONY: pretrained bench-faces
+.PHONY: pretrained bench-faces bench-asymmetry
 
 all: build
 
@@ -184,6 +184,11 @@ bench-defaults: build data
 # descriptor (its own venv, scripts/dlib-venv.sh) on the same johns split.
 bench-faces: build data
 	benches/faces.sh
+
+# The swell set's left/right ROC AUC with each of its five people held out
+# in turn (`train --score-bins 5`, then `asymmetry`; about 10 minutes).
+bench-asymmetry: build data
+	benches/asymmetry.sh
 
 # The Fashion-MNIST recipe, evaluation and throughput on a GPU (needs one).
 bench-cuda: build data
