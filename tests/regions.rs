@@ -614,7 +614,10 @@ fn regions_cut_aligned_face_chips_and_list_them() {
         "--chips",
         chips.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    // A folder a person: labels `train` can learn from, so no note.
+    assert!(!err.contains("a folder of their own"), "{err}");
     let listed = std::fs::read_to_string(chips.join("chips.csv")).unwrap();
     let rows: Vec<(String, String)> = listed
         .lines()
@@ -673,7 +676,14 @@ fn regions_cut_aligned_face_chips_and_list_them() {
         "--chips",
         tmp.path().join("fchips").to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    // A flat folder: one label a photo, which `train` cannot learn from;
+    // the run says so and how to label them.
+    assert!(
+        err.contains("put each person's photos in a folder of their own"),
+        "{err}"
+    );
     let (mut ok, mut all) = (0, 0);
     for e in std::fs::read_dir(tmp.path().join("fchips")).unwrap() {
         let p = e.unwrap().path();

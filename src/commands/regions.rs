@@ -232,12 +232,14 @@ pub fn write_manifest(path: &Path, found: &[Found]) -> Result<usize> {
 
 /// Writes `dir/chips.csv`: each chip and its label, the photo's person for
 /// its largest face (the faces come largest first) and person#k for the
-/// others, who are someone else. Returns how many chips it lists.
-fn write_chips(dir: &Path, found: &[Found]) -> Result<usize> {
+/// others, who are someone else. Returns how many chips it lists, and how
+/// many labels hold two or more (what `train` can learn from).
+fn write_chips(dir: &Path, found: &[Found]) -> Result<(usize, usize)> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(["path", "label"])
         .map_err(|e| Error::Invalid(e.to_string()))?;
     let mut n = 0;
+    let mut per_label = std::collections::HashMap::<String, usize>::new();
     for f in found {
         for (k, path) in &f.chips {
             let abs = std::path::absolute(path).unwrap_or_else(|_| path.clone());
@@ -247,12 +249,13 @@ fn write_chips(dir: &Path, found: &[Found]) -> Result<usize> {
             };
             w.write_record([abs.to_string_lossy().as_ref(), &label])
                 .map_err(|e| Error::Invalid(e.to_string()))?;
+            *per_label.entry(label).or_default() += 1;
             n += 1;
         }
     }
     let bytes = w.into_inner().map_err(|e| Error::Invalid(e.to_string()))?;
     likeness_index::atomic_write(&dir.join("chips.csv"), |file| file.write_all(&bytes))?;
-    Ok(n)
+    Ok((n, per_label.values().filter(|&&c| c >= 2).count()))
 }
 
 /// Writes `path,face,point,x,y` for every landmark.
@@ -399,12 +402,22 @@ pub fn run(args: RegionsArgs) -> Result<ExitCode> {
     if let Some(dir) = &args.overlay {
         println!("overlays: {}", dir.display());
     }
-    if let Some((dir, n)) = chips {
+    if let Some((dir, (n, people))) = chips {
         println!(
             "{n} aligned face chips in {}, listed in {} (`likeness train --data` it)",
             dir.display(),
             dir.join("chips.csv").display()
         );
+        if people < 2 && n > 0 {
+            // A flat folder names each photo after itself: one chip a label.
+            eprintln!(
+                "note: {people} label(s) in {} hold two chips or more, and `train` needs at least \
+                 two people with two each; the label is the photo's folder (its file name when \
+                 the photos are not in one folder a person): put each person's photos in a \
+                 folder of their own, or write the label column of chips.csv yourself",
+                dir.join("chips.csv").display()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
