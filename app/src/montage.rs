@@ -16,6 +16,8 @@ const THUMB: u32 = 96;
 const BORDER: u32 = 4;
 const GAP: u32 = 10;
 const TEXT: u32 = 36;
+/// A caption line's height at the 13 px font.
+const LINE: u32 = 15;
 
 const BLUE: [u8; 3] = [40, 90, 200];
 const GREEN: [u8; 3] = [30, 160, 60];
@@ -136,8 +138,9 @@ pub fn draw(
 }
 
 /// `asymmetry.png`: pairs of tiles (a left crop beside its mirrored right
-/// crop), one pair per row, with a line of text under each pair; the most
-/// asymmetric pairs (`true`) in a red column, the least in a green one.
+/// crop), one pair per row, with a caption of one or two lines (`\n`)
+/// under each pair; the most asymmetric pairs (`true`) in a red column, the
+/// least in a green one.
 pub fn pair_rows(out: &Path, rows: &[(RgbImage, RgbImage, String, bool)]) -> Result<()> {
     let cell = THUMB + 2 * BORDER;
     let pair_w = 2 * cell + 2 * GAP + 120;
@@ -164,7 +167,11 @@ pub fn pair_rows(out: &Path, rows: &[(RgbImage, RgbImage, String, bool)]) -> Res
         let y = GAP + 24 + k * row_h;
         paste(&mut canvas, l, x, y, colour);
         paste(&mut canvas, r, x + cell + 2, y, colour);
-        texts.push((text.clone(), x as i32, (y + cell + 3) as i32, GREY));
+        // A caption of up to two lines (TEXT leaves room for them).
+        for (i, line) in text.lines().take(2).enumerate() {
+            let y = y + cell + 3 + i as u32 * LINE;
+            texts.push((line.to_string(), x as i32, y as i32, GREY));
+        }
     }
     let mut buf = canvas.into_raw();
     if crate::plot::fonts_available() {

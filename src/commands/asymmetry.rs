@@ -537,7 +537,7 @@ fn write_unpaired(path: &std::path::Path, ds: &Dataset, items: &[usize]) -> Resu
 }
 
 /// The most and the least asymmetric pairs: the left crop beside the
-/// mirrored right crop, the numbers under them.
+/// mirrored right crop, the subject and the numbers under them.
 fn draw_montage(path: &std::path::Path, ds: &Dataset, pairs: &[Pair], show: usize) -> Result<()> {
     let show = show.max(1);
     let mut picked: Vec<(&Pair, bool)> = pairs.iter().take(show).map(|p| (p, true)).collect();
@@ -548,7 +548,8 @@ fn draw_montage(path: &std::path::Path, ds: &Dataset, pairs: &[Pair], show: usiz
         .map(|&(p, most)| {
             let l = ds.load(p.left)?.image;
             let r = ds.load(p.right)?.image.fliph();
-            let mut text = format!("{} {:.3}", p.label, p.asymmetry);
+            // Which face it is on the first line, the numbers on the second.
+            let mut text = format!("{}\n{} {:.3}", p.subject, p.label, p.asymmetry);
             if let (Some(a), Some(b)) = (p.left_score, p.right_score) {
                 text.push_str(&format!(" true {a:.2}/{b:.2}"));
             }
