@@ -238,7 +238,6 @@ fn write_chips(dir: &Path, found: &[Found]) -> Result<(usize, usize)> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(["path", "label"])
         .map_err(|e| Error::Invalid(e.to_string()))?;
-    let mut n = 0;
     let mut per_label = std::collections::HashMap::<String, usize>::new();
     for f in found {
         for (k, path) in &f.chips {
@@ -250,12 +249,12 @@ fn write_chips(dir: &Path, found: &[Found]) -> Result<(usize, usize)> {
             w.write_record([abs.to_string_lossy().as_ref(), &label])
                 .map_err(|e| Error::Invalid(e.to_string()))?;
             *per_label.entry(label).or_default() += 1;
-            n += 1;
         }
     }
     let bytes = w.into_inner().map_err(|e| Error::Invalid(e.to_string()))?;
     likeness_index::atomic_write(&dir.join("chips.csv"), |file| file.write_all(&bytes))?;
-    Ok((n, per_label.values().filter(|&&c| c >= 2).count()))
+    let chips = per_label.values().sum();
+    Ok((chips, per_label.values().filter(|&&c| c >= 2).count()))
 }
 
 /// Writes `path,face,point,x,y` for every landmark.
