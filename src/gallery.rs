@@ -26,6 +26,9 @@
 //!   row, region box, score, subject and side when there are any);
 //! - `scores.npy`: float32 `(n,)`, each row's score, NaN where it has none
 //!   (only when the source has a `score` column);
+//! - `predicted_scores.npy`: float32 `(n,)`, each row's grade as the
+//!   model's score read-out predicts it (only for a model trained with
+//!   `--score-bins`; from the same forward passes as the vectors);
 //! - `embed.json`: model directory and fingerprint, classes, counts, timings;
 //! - `skipped.csv` (with `--skip-bad`): `path,row,line,reason` of each image
 //!   that could not be used.
@@ -45,6 +48,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Net;
 use crate::train::output::ModelCard;
+use crate::train::score::{NoReadout, Readout, Unfamiliar};
 use crate::transform;
 
 /// Format name of `embed.json`.
@@ -179,6 +183,22 @@ pub fn embed_stream(
     bar: Option<&indicatif::ProgressBar>,
     mut sink: impl FnMut(&[f32], &[usize]) -> Result<()>,
 ) -> Result<EmbedStats> {
+    embed_stream_reading_out(net, None, ds, indices, opts, bar, |emb, _, kept| {
+        sink(emb, kept)
+    })
+}
+
+/// [`embed_stream`], and with `readout` each row's predicted score from
+/// the same forward passes, handed to `sink` beside the rows.
+pub fn embed_stream_reading_out(
+    net: &Net,
+    readout: Option<&Readout>,
+    ds: &Dataset,
+    indices: &[usize],
+    opts: &EmbedOptions,
+    bar: Option<&indicatif::ProgressBar>,
+    mut sink: impl FnMut(&[f32], Option<&[f32]>, &[usize]) -> Result<()>,
+) -> Result<EmbedStats> {
     let start = Instant::now();
     let batch = opts.batch.max(1);
     let device = net.vs.device();
@@ -193,8 +213,18 @@ pub fn embed_stream(
         stats.skipped.extend(p.skipped);
         stats.converted += p.converted;
         if !p.kept.is_empty() {
-            let emb = crate::embed::embed_tensor(net, &p.input, p.kept.len(), device)?;
-            sink(&emb, &p.kept)?;
+            let n = p.kept.len();
+            match readout {
+                Some(r) => {
+                    let (emb, scores) = crate::embed::embed_and_read_out(net, r, &p.input, n)?;
+                    sink(&emb, Some(&scores), &p.kept)?;
+                }
+                None => sink(
+                    &crate::embed::embed_tensor(net, &p.input, n, device)?,
+                    None,
+                    &p.kept,
+                )?,
+            }
             stats.embedded += p.kept.len();
         }
         if let Some(b) = bar {
@@ -258,6 +288,14 @@ pub struct EmbedCard {
     /// Set by `embed --shard i/N`: the part of the source this folder holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<crate::data::shard::ShardInfo>,
+    /// Whether the folder holds `predicted_scores.npy` (the model has a
+    /// score read-out). Absent in older folders: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub predicted_scores: bool,
+    /// Where the model records what its read-out learnt from: the rows'
+    /// labels and predictions beyond it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readout_unfamiliar: Option<Unfamiliar>,
 }
 
 /// The index record of a dataset item: its source (`path`, or `path#row`
@@ -343,34 +381,56 @@ pub fn embed_to_dir(
         .map_err(|e| csv_err(&items_path, e))?;
     let mut labels: Vec<i64> = Vec::with_capacity(ds.len());
     let mut scores: Vec<f32> = Vec::with_capacity(ds.len());
-    let all: Vec<usize> = range.clone().collect();
-    let stats = embed_stream(net, ds, &all, opts, bar, |emb, kept| {
-        vectors.push(emb)?;
-        for &i in kept {
-            let it = &ds.items()[i];
-            let opt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_default();
-            let id = range.start + labels.len();
-            items
-                .write_record([
-                    id.to_string(),
-                    it.label.to_string(),
-                    ds.classes()[it.label].clone(),
-                    it.path.display().to_string(),
-                    it.row.map(|r| r.to_string()).unwrap_or_default(),
-                    opt(it.region.map(|r| r.x)),
-                    opt(it.region.map(|r| r.y)),
-                    opt(it.region.map(|r| r.w)),
-                    opt(it.region.map(|r| r.h)),
-                    it.score.map(|s| s.to_string()).unwrap_or_default(),
-                    it.subject.clone().unwrap_or_default(),
-                    it.side.map(|s| s.to_string()).unwrap_or_default(),
-                ])
-                .map_err(|e| csv_err(&items_path, e))?;
-            labels.push(it.label as i64);
-            scores.push(it.score.unwrap_or(f32::NAN));
+    let readout = match Readout::load(model_dir, card, net.vs.device())? {
+        Ok(r) => Some(r),
+        Err(NoReadout::NotTrained) => None,
+        Err(NoReadout::NoNorm) => {
+            eprintln!(
+                "likeness: {} has a score read-out but its model.json predates the recorded \
+                 standardisation, so no predicted_scores.npy; train it again to get one",
+                model_dir.display()
+            );
+            None
         }
-        Ok(())
-    })?;
+    };
+    let mut predicted: Vec<f32> = Vec::new();
+    let all: Vec<usize> = range.clone().collect();
+    let stats = embed_stream_reading_out(
+        net,
+        readout.as_ref(),
+        ds,
+        &all,
+        opts,
+        bar,
+        |emb, read, kept| {
+            vectors.push(emb)?;
+            predicted.extend_from_slice(read.unwrap_or_default());
+            for &i in kept {
+                let it = &ds.items()[i];
+                let opt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_default();
+                let id = range.start + labels.len();
+                items
+                    .write_record([
+                        id.to_string(),
+                        it.label.to_string(),
+                        ds.classes()[it.label].clone(),
+                        it.path.display().to_string(),
+                        it.row.map(|r| r.to_string()).unwrap_or_default(),
+                        opt(it.region.map(|r| r.x)),
+                        opt(it.region.map(|r| r.y)),
+                        opt(it.region.map(|r| r.w)),
+                        opt(it.region.map(|r| r.h)),
+                        it.score.map(|s| s.to_string()).unwrap_or_default(),
+                        it.subject.clone().unwrap_or_default(),
+                        it.side.map(|s| s.to_string()).unwrap_or_default(),
+                    ])
+                    .map_err(|e| csv_err(&items_path, e))?;
+                labels.push(it.label as i64);
+                scores.push(it.score.unwrap_or(f32::NAN));
+            }
+            Ok(())
+        },
+    )?;
     if stats.embedded == 0 {
         return Err(Error::Invalid(format!(
             "none of the {} images of {} could be used (first: {})",
@@ -386,6 +446,14 @@ pub fn embed_to_dir(
     if ds.items().iter().any(|i| i.score.is_some()) {
         likeness_index::npy::write(tmp.path().join("scores.npy"), &scores, &[scores.len()])?;
     }
+    if readout.is_some() {
+        let p = tmp.path().join("predicted_scores.npy");
+        likeness_index::npy::write(p, &predicted, &[predicted.len()])?;
+    }
+    let readout_unfamiliar = readout.as_ref().and_then(|r| r.domain.as_ref()).map(|d| {
+        let rows = labels.iter().map(|&l| ds.classes()[l as usize].as_str());
+        Unfamiliar::of(d, rows.zip(predicted.iter().map(|&v| Some(v))))
+    });
     if !stats.skipped.is_empty() {
         write_skipped(&tmp.path().join("skipped.csv"), &stats.skipped)?;
     }
@@ -404,6 +472,8 @@ pub fn embed_to_dir(
         images_per_second: stats.images_per_second(),
         likeness_version: env!("CARGO_PKG_VERSION").into(),
         shard: shard.map(|s| s.info(ds.len())),
+        predicted_scores: readout.is_some(),
+        readout_unfamiliar,
     };
     let json = serde_json::to_vec_pretty(&card).map_err(|e| Error::Invalid(e.to_string()))?;
     let p = tmp.path().join("embed.json");

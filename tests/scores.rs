@@ -448,6 +448,8 @@ fn scores_flow_through_embed_index_and_query() {
     assert_eq!(all.len(), 4);
     assert_eq!((all[0], all[1], all[3]), (0.1, 0.6, 0.9));
     assert!(all[2].is_nan());
+    // A model without a score read-out predicts no grades.
+    assert!(!emb.join("predicted_scores.npy").exists());
 
     let idx = dir.path().join("index");
     ok(&[
@@ -549,6 +551,52 @@ fn training_from_grades_predicts_grades_of_new_images() {
     assert!(
         rho > 0.8,
         "Spearman rho {rho} of predicted against true grades"
+    );
+    // `embed` writes each new image's grade as the read-out predicts it,
+    // in the rows' order, beside the true scores of the manifest.
+    let emb = dir.path().join("emb");
+    let said = ok(&[
+        "embed",
+        "--model",
+        s(&model),
+        "--data",
+        s(&test),
+        "--out",
+        s(&emb),
+    ]);
+    assert!(said.contains("predicted_scores.npy"), "{said}");
+    let predicted = likeness_index::npy::read_floats(emb.join("predicted_scores.npy")).unwrap();
+    let truth = likeness_index::npy::read_floats(emb.join("scores.npy")).unwrap();
+    assert_eq!(predicted.len(), 60);
+    let f64s = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
+    let (rp, rt) = (
+        likeness_index::score::ranks(&f64s(&predicted)),
+        likeness_index::score::ranks(&f64s(&truth)),
+    );
+    let rho = likeness_index::score::pearson(&rp, &rt);
+    assert!(rho > 0.8, "Spearman rho {rho} of the read-out's grades");
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(emb.join("embed.json")).unwrap()).unwrap();
+    assert_eq!(card["predicted_scores"], true, "{card}");
+    assert_eq!(card["readout_unfamiliar"]["labels"], serde_json::json!([]));
+    // Regions of a label it never learnt from get numbers, not grades: said.
+    let other = dir.path().join("other.csv");
+    let text = std::fs::read_to_string(&test).unwrap();
+    std::fs::write(&other, text.replace(",grade,", ",other,")).unwrap();
+    let o = likeness(&[
+        "embed",
+        "--model",
+        s(&model),
+        "--data",
+        s(&other),
+        "--out",
+        s(&dir.path().join("emb-other")),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("learnt from grade; other is not among them"),
+        "{err}"
     );
 
     for (args, says) in [

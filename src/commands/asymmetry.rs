@@ -19,8 +19,7 @@ use tch::Device;
 use crate::commands::regions;
 use crate::data::{Dataset, Side};
 use crate::error::{Error, Result};
-use crate::train::output::ScoreDomain;
-use crate::train::score::{NoReadout, Readout};
+use crate::train::score::{NoReadout, Readout, Unfamiliar};
 
 /// One left/right pair and what was measured.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -62,78 +61,6 @@ pub struct Summary {
     /// in these pairs it did not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub readout_unfamiliar: Option<Unfamiliar>,
-}
-
-/// What a score read-out is asked about beyond what it learnt from.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Unfamiliar {
-    /// Labels of pairs that no training item had.
-    pub labels: Vec<String>,
-    /// Read-outs of the other pairs outside the training scores by more
-    /// than [`RANGE_SLACK`] of their range, and the lowest and highest.
-    pub out_of_range: usize,
-    pub readouts: usize,
-    pub lowest: Option<f32>,
-    pub highest: Option<f32>,
-}
-
-/// How far (a fraction of the training scores' range) a read-out may lie
-/// outside that range before `asymmetry` says so: a linear read-out
-/// overshoots a little at the ends even on its own training regions.
-const RANGE_SLACK: f32 = 0.1;
-
-/// What in `pairs` the read-out that learnt from `domain` did not.
-fn unfamiliar(domain: &ScoreDomain, pairs: &[Pair]) -> Unfamiliar {
-    let mut u = Unfamiliar::default();
-    let slack = RANGE_SLACK * (domain.max - domain.min);
-    for p in pairs {
-        if !domain.labels.contains(&p.label) {
-            if !u.labels.contains(&p.label) {
-                u.labels.push(p.label.clone());
-            }
-            continue;
-        }
-        for v in [p.readout_left, p.readout_right].into_iter().flatten() {
-            u.readouts += 1;
-            u.lowest = Some(u.lowest.map_or(v, |l| l.min(v)));
-            u.highest = Some(u.highest.map_or(v, |h| h.max(v)));
-            if v < domain.min - slack || v > domain.max + slack {
-                u.out_of_range += 1;
-            }
-        }
-    }
-    u.labels.sort_unstable();
-    u
-}
-
-/// Says what `unfamiliar` found, on stderr.
-fn warn_unfamiliar(domain: &ScoreDomain, u: &Unfamiliar) {
-    if !u.labels.is_empty() {
-        eprintln!(
-            "warning: the score read-out learnt from {}; {} {} not among them, so the read-outs \
-             of {} (readout_left/right in asymmetry.csv) are not grades",
-            domain.labels.join(", "),
-            u.labels.join(", "),
-            if u.labels.len() == 1 { "is" } else { "are" },
-            if u.labels.len() == 1 {
-                "that label"
-            } else {
-                "those labels"
-            },
-        );
-    }
-    if let (true, Some(lo), Some(hi)) = (u.out_of_range > 0, u.lowest, u.highest) {
-        eprintln!(
-            "warning: {} of {} read-outs lie outside the training scores [{}, {}] by more than \
-             {:.0}% of that range (lowest {lo:.3}, highest {hi:.3}): those crops are unlike the \
-             regions it learnt from; look at them in asymmetry.png",
-            u.out_of_range,
-            u.readouts,
-            domain.min,
-            domain.max,
-            RANGE_SLACK * 100.0
-        );
-    }
 }
 
 /// ROC AUC of `values` ranking the `true` items above the `false` ones
@@ -356,8 +283,15 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
 
     let mut summary = summarise(&pairs, unpaired.len());
     if let Some(domain) = readout.as_ref().and_then(|r| r.domain.as_ref()) {
-        let u = unfamiliar(domain, &pairs);
-        warn_unfamiliar(domain, &u);
+        let sides = pairs
+            .iter()
+            .flat_map(|p| [p.readout_left, p.readout_right].map(|v| (p.label.as_str(), v)));
+        let u = Unfamiliar::of(domain, sides);
+        u.warn(
+            domain,
+            "readout_left/right in asymmetry.csv",
+            "look at them in asymmetry.png",
+        );
         summary.readout_unfamiliar = Some(u);
     }
     write_csv(&args.out.join("asymmetry.csv"), &ds, &pairs)?;

@@ -32,13 +32,13 @@ pub(crate) fn options(run: &EmbedRunArgs, device: Device) -> Result<EmbedOptions
 pub fn run(device: Device, args: EmbedArgs) -> Result<ExitCode> {
     let opts = options(&args.run, device)?;
     gallery::check_output(&args.out, args.run.force, "embed.json")?;
-    let (net, card) = crate::train::output::load(&args.model, device)?;
+    let (net, model) = crate::train::output::load(&args.model, device)?;
     let ds = Dataset::open(&args.data)?;
     let todo = args.shard.map_or(ds.len(), |s| s.range(ds.len()).len());
     let bar = likeness_app::progress::bar(todo as u64, "embedding");
     let res = gallery::embed_to_dir(
         &net,
-        &card,
+        &model,
         &args.model,
         &ds,
         &args.out,
@@ -50,6 +50,19 @@ pub fn run(device: Device, args: EmbedArgs) -> Result<ExitCode> {
     bar.finish_and_clear();
     let (card, stats) = res?;
     report_embed(&stats, &net, card.count, &args.out);
+    if card.predicted_scores {
+        println!(
+            "each image's grade, as the model's score read-out predicts it: {}",
+            args.out.join("predicted_scores.npy").display()
+        );
+    }
+    if let (Some(u), Some(domain)) = (&card.readout_unfamiliar, &model.score_domain) {
+        u.warn(
+            domain,
+            "their rows of predicted_scores.npy",
+            "items.csv names each row's image and box",
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

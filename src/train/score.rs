@@ -214,3 +214,78 @@ impl Readout {
         Ok(Vec::<f32>::try_from(&scores)?)
     }
 }
+
+/// What a score read-out is asked about beyond what it learnt from.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Unfamiliar {
+    /// Labels that no training item had.
+    pub labels: Vec<String>,
+    /// Read-outs of the other items outside the training scores by more
+    /// than [`RANGE_SLACK`] of their range, and the lowest and highest.
+    pub out_of_range: usize,
+    pub readouts: usize,
+    pub lowest: Option<f32>,
+    pub highest: Option<f32>,
+}
+
+/// How far (a fraction of the training scores' range) a read-out may lie
+/// outside that range before it is reported: a linear read-out overshoots
+/// a little at the ends even on its own training regions.
+pub const RANGE_SLACK: f32 = 0.1;
+
+impl Unfamiliar {
+    /// What in `readouts` (each item's label and read-out) the read-out
+    /// that learnt from `domain` did not.
+    pub fn of<'a>(
+        domain: &ScoreDomain,
+        readouts: impl IntoIterator<Item = (&'a str, Option<f32>)>,
+    ) -> Unfamiliar {
+        let mut u = Unfamiliar::default();
+        let slack = RANGE_SLACK * (domain.max - domain.min);
+        for (label, v) in readouts {
+            if !domain.labels.iter().any(|l| l == label) {
+                if !u.labels.iter().any(|l| l == label) {
+                    u.labels.push(label.to_string());
+                }
+                continue;
+            }
+            let Some(v) = v else { continue };
+            u.readouts += 1;
+            u.lowest = Some(u.lowest.map_or(v, |l| l.min(v)));
+            u.highest = Some(u.highest.map_or(v, |h| h.max(v)));
+            if v < domain.min - slack || v > domain.max + slack {
+                u.out_of_range += 1;
+            }
+        }
+        u.labels.sort_unstable();
+        u
+    }
+
+    /// Says what it found, on stderr: `held_in` names where the read-outs
+    /// are written, `look` where the user can see the crops.
+    pub fn warn(&self, domain: &ScoreDomain, held_in: &str, look: &str) {
+        if !self.labels.is_empty() {
+            let one = self.labels.len() == 1;
+            eprintln!(
+                "warning: the score read-out learnt from {}; {} {} not among them, so the \
+                 read-outs of {} ({held_in}) are not grades",
+                domain.labels.join(", "),
+                self.labels.join(", "),
+                if one { "is" } else { "are" },
+                if one { "that label" } else { "those labels" },
+            );
+        }
+        if let (true, Some(lo), Some(hi)) = (self.out_of_range > 0, self.lowest, self.highest) {
+            eprintln!(
+                "warning: {} of {} read-outs lie outside the training scores [{}, {}] by more \
+                 than {:.0}% of that range (lowest {lo:.3}, highest {hi:.3}): those crops are \
+                 unlike the regions it learnt from; {look}",
+                self.out_of_range,
+                self.readouts,
+                domain.min,
+                domain.max,
+                RANGE_SLACK * 100.0
+            );
+        }
+    }
+}

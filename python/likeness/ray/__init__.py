@@ -75,9 +75,10 @@ __all__ = [
 ]
 
 # Every file `likeness embed` writes into a shard folder (scores.npy when the
-# manifest has a score column): each is checked and carried to the build.
-EMBED_FILES = ("vectors.npy", "labels.npy", "scores.npy", "items.csv", "embed.json",
-               "skipped.csv")
+# manifest has a score column, predicted_scores.npy when the model has a
+# score read-out): each is checked and carried to the build.
+EMBED_FILES = ("vectors.npy", "labels.npy", "scores.npy", "predicted_scores.npy", "items.csv",
+               "embed.json", "skipped.csv")
 
 
 class ShardTaskError(ShardError):
