@@ -355,6 +355,25 @@ fn asymmetry_ranks_unequal_swells_above_equal_ones() {
         serde_json::json!(["eye"]),
         "{v}"
     );
+    // Given photographs, it places only the regions the read-out learnt
+    // from, so every read-out is a grade.
+    let photos_out = dir.path().join("asym-photos");
+    let (o, v) = run_on(&johns, &photos_out);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("placing cheek, under_eye only"), "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    let placed = std::fs::read_to_string(photos_out.join("regions.csv")).unwrap();
+    let labels: std::collections::BTreeSet<&str> = placed
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        labels.into_iter().collect::<Vec<_>>(),
+        ["cheek", "under_eye"],
+        "{placed}"
+    );
+    assert_eq!(v["pairs"], 4, "{v}");
 
     // Read-outs far outside the training scores (here: a card that says
     // it learnt from scores 5 to 6) are counted and named.

@@ -82,7 +82,8 @@ pub fn roc_auc(values: &[f64], positive: &[bool]) -> Option<f64> {
 }
 
 /// The manifest to read: `--data` itself, or for photos (a folder or an
-/// image file) the regions `likeness regions` finds in them, written to
+/// image file) the regions `likeness regions` finds in them (those the
+/// model's score read-out learnt from, where it has one), written to
 /// `OUT/regions.csv` first.
 fn manifest_of(args: &AsymmetryArgs) -> Result<PathBuf> {
     let photos = args.data.is_dir() || crate::data::folder::is_image_file(&args.data);
@@ -96,12 +97,30 @@ fn manifest_of(args: &AsymmetryArgs) -> Result<PathBuf> {
         args.data.display(),
         csv.display()
     );
+    // A read-out grades the regions it learnt from: place only those (all
+    // when it names none that `regions` places).
+    let card = crate::train::output::read_card(&args.model)?;
+    let known = likeness_app::face::region_names();
+    let wanted: Vec<String> = card
+        .score_domain
+        .map(|d| d.labels)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|l| known.contains(&l.as_str()))
+        .collect();
+    if !wanted.is_empty() {
+        eprintln!(
+            "placing {} only: the regions the model's score read-out learnt from (for others, \
+             pass a manifest that `likeness regions` wrote)",
+            wanted.join(", ")
+        );
+    }
     let finder = regions::open_finder(
         None,
         Default::default(),
         likeness_app::face::DEFAULT_MIN_FACE,
     )?;
-    let found = regions::regions_of(&finder, &args.data, &[], None, None, false)?;
+    let found = regions::regions_of(&finder, &args.data, &wanted, None, None, false)?;
     regions::write_manifest(&csv, &found)?;
     Ok(csv)
 }

@@ -443,6 +443,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Opens a trained model folder (what [`OutDir`] wrote): `model.json` for the architecture and
 /// transform, `weights.safetensors` for the variables.
 pub fn load(dir: &Path, device: tch::Device) -> Result<(Net, ModelCard)> {
+    let card = read_card(dir)?;
+    let mut net = Net::new(&card.spec, device)?;
+    let weights = dir.join("weights.safetensors");
+    if !weights.is_file() {
+        return Err(Error::not_found(weights));
+    }
+    net.vs.load(&weights)?;
+    net.set_train(false);
+    Ok((net, card))
+}
+
+/// The `model.json` of a trained model folder, checked, without its weights.
+pub fn read_card(dir: &Path) -> Result<ModelCard> {
     let card_path = dir.join(MODEL_CARD);
     if !card_path.exists() {
         let what = if dir.join("checkpoint.json").is_file() {
@@ -472,14 +485,7 @@ pub fn load(dir: &Path, device: tch::Device) -> Result<(Net, ModelCard)> {
             MODEL_VERSION
         )));
     }
-    let mut net = Net::new(&card.spec, device)?;
-    let weights = dir.join("weights.safetensors");
-    if !weights.is_file() {
-        return Err(Error::not_found(weights));
-    }
-    net.vs.load(&weights)?;
-    net.set_train(false);
-    Ok((net, card))
+    Ok(card)
 }
 
 /// `dir/.name.tmp.ext`: same folder (so rename is atomic), same extension

@@ -11,7 +11,9 @@ pub struct AsymmetryArgs {
     /// A manifest with a header naming `subject` and `side` columns (and
     /// the region boxes `x,y,w,h`), such as `likeness regions` writes; or
     /// photographs (a folder or one image), whose regions are then found
-    /// first, as `likeness regions` would, into OUT/regions.csv.
+    /// first, as `likeness regions` would, into OUT/regions.csv (with a
+    /// model trained from grades, only the regions its score read-out
+    /// learnt from).
     #[arg(long)]
     pub data: PathBuf,
     /// An index with scores (made by `likeness index` from a manifest with a
