@@ -66,9 +66,26 @@ pub fn embed_tensor(net: &Net, input: &[f32], count: usize, device: Device) -> R
     to_host(emb)
 }
 
+/// [`embed_tensor`], and with `readout` its predictions from the same
+/// forward passes ([`embed_and_read_out`]).
+pub fn embed_reading_out(
+    net: &Net,
+    readout: Option<&crate::train::score::Readout>,
+    input: &[f32],
+    count: usize,
+) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+    Ok(match readout {
+        Some(r) => {
+            let (emb, scores) = embed_and_read_out(net, r, input, count)?;
+            (emb, Some(scores))
+        }
+        None => (embed_tensor(net, input, count, net.vs.device())?, None),
+    })
+}
+
 /// What [`embed_tensor`] gives, and the score read-out's predictions from
-/// the same forward passes (`asymmetry`).
-pub fn embed_and_read_out(
+/// the same forward passes.
+fn embed_and_read_out(
     net: &Net,
     readout: &crate::train::score::Readout,
     input: &[f32],

@@ -201,7 +201,6 @@ pub fn embed_stream_reading_out(
 ) -> Result<EmbedStats> {
     let start = Instant::now();
     let batch = opts.batch.max(1);
-    let device = net.vs.device();
     let mut stats = EmbedStats {
         embedded: 0,
         skipped: Vec::new(),
@@ -213,18 +212,9 @@ pub fn embed_stream_reading_out(
         stats.skipped.extend(p.skipped);
         stats.converted += p.converted;
         if !p.kept.is_empty() {
-            let n = p.kept.len();
-            match readout {
-                Some(r) => {
-                    let (emb, scores) = crate::embed::embed_and_read_out(net, r, &p.input, n)?;
-                    sink(&emb, Some(&scores), &p.kept)?;
-                }
-                None => sink(
-                    &crate::embed::embed_tensor(net, &p.input, n, device)?,
-                    None,
-                    &p.kept,
-                )?,
-            }
+            let (emb, scores) =
+                crate::embed::embed_reading_out(net, readout, &p.input, p.kept.len())?;
+            sink(&emb, scores.as_deref(), &p.kept)?;
             stats.embedded += p.kept.len();
         }
         if let Some(b) = bar {

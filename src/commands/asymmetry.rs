@@ -236,14 +236,9 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
             .collect();
         let refs: Vec<&DynamicImage> = images.iter().collect();
         let input = crate::transform::batch_input(&refs, &net.spec, None, &[]);
-        let emb = match &readout {
-            Some(r) => {
-                let (emb, scores) = crate::embed::embed_and_read_out(&net, r, &input, refs.len())?;
-                readouts.extend(scores);
-                emb
-            }
-            None => crate::embed::embed_tensor(&net, &input, refs.len(), net.vs.device())?,
-        };
+        let (emb, scores) =
+            crate::embed::embed_reading_out(&net, readout.as_ref(), &input, refs.len())?;
+        readouts.extend(scores.unwrap_or_default());
         for (j, row) in emb.chunks_exact(dim).enumerate() {
             if j % 2 == 0 {
                 left_vecs.extend_from_slice(row);
