@@ -5,13 +5,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use image::DynamicImage;
-use likeness_app::embedder::{ImageEmbedder, LoadedModel, ModelLoader};
+use likeness_app::embedder::{Graded, ImageEmbedder, LoadedModel, ModelLoader};
 use likeness_index::Index;
 use tch::Device;
 
 use crate::error::{Error, Result};
 use crate::model::Net;
 use crate::train::output::ModelCard;
+use crate::train::score::Readout;
 
 /// Loads models onto `device`.
 pub struct TorchModels {
@@ -25,9 +26,14 @@ impl ModelLoader for TorchModels {
                 Error::App(e) => e,
                 e => likeness_app::Error::Invalid(e.to_string()),
             })?;
+        // A model trained from grades also grades what it embeds.
+        let readout = match Readout::load(&dir, &card, self.device) {
+            Ok(r) => r.ok(),
+            Err(e) => return Err(likeness_app::Error::Invalid(e.to_string())),
+        };
         Ok(LoadedModel {
             embedder: Arc::new(TorchEmbedder {
-                net: Mutex::new(net),
+                net: Mutex::new((net, readout)),
                 fingerprint: card.weights_crc32,
             }),
             dir,
@@ -35,28 +41,51 @@ impl ModelLoader for TorchModels {
     }
 }
 
-/// A trained network behind a lock (one forward pass at a time; the
-/// server's batcher gathers concurrent images into one).
+/// A trained network and its score read-out, if it has one, behind a lock
+/// (one forward pass at a time; the server's batcher gathers concurrent
+/// images into one).
 struct TorchEmbedder {
-    net: Mutex<Net>,
+    net: Mutex<(Net, Option<Readout>)>,
     fingerprint: String,
 }
 
 impl ImageEmbedder for TorchEmbedder {
     fn embed_images(&self, images: &[&DynamicImage]) -> std::result::Result<Vec<Vec<f32>>, String> {
-        let net = self
-            .net
-            .lock()
-            .map_err(|_| "the model is unavailable after an earlier failure".to_string())?;
+        let guard = self.lock()?;
+        let net = &guard.0;
         let input = crate::transform::batch_input(images, &net.spec, None, &[]);
         let dim = net.spec.dim as usize;
-        crate::embed::embed_tensor(&net, &input, images.len(), net.vs.device())
+        crate::embed::embed_tensor(net, &input, images.len(), net.vs.device())
             .map(|v| v.chunks(dim).map(<[f32]>::to_vec).collect())
             .map_err(|e| e.to_string())
     }
 
+    fn embed_and_grade(&self, images: &[&DynamicImage]) -> std::result::Result<Graded, String> {
+        let guard = self.lock()?;
+        let (net, readout) = &*guard;
+        let input = crate::transform::batch_input(images, &net.spec, None, &[]);
+        let dim = net.spec.dim as usize;
+        let (emb, grades) =
+            crate::embed::embed_reading_out(net, readout.as_ref(), &input, images.len())
+                .map_err(|e| e.to_string())?;
+        Ok(Graded {
+            vectors: emb.chunks(dim).map(<[f32]>::to_vec).collect(),
+            grades,
+        })
+    }
+
     fn fingerprint(&self) -> String {
         self.fingerprint.clone()
+    }
+}
+
+impl TorchEmbedder {
+    fn lock(
+        &self,
+    ) -> std::result::Result<std::sync::MutexGuard<'_, (Net, Option<Readout>)>, String> {
+        self.net
+            .lock()
+            .map_err(|_| "the model is unavailable after an earlier failure".to_string())
     }
 }
 

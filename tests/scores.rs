@@ -503,6 +503,19 @@ fn scores_flow_through_embed_index_and_query() {
     let q: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
     let p = q["predicted_score"].as_f64().unwrap();
     assert!((0.6..=0.9).contains(&p), "{q}");
+    // Without a score read-out, an image query has no grade of its own.
+    let by_image = ok(&[
+        "query",
+        "--index",
+        s(&idx),
+        "--image",
+        s(&a),
+        "-k",
+        "3",
+        "--json",
+    ]);
+    let q: serde_json::Value = serde_json::from_str(by_image.lines().next().unwrap()).unwrap();
+    assert!(q.get("readout_score").is_none(), "{q}");
     assert!(q["hits"]
         .as_array()
         .unwrap()
@@ -594,6 +607,35 @@ fn training_from_grades_predicts_grades_of_new_images() {
     );
     let rho = likeness_index::score::pearson(&rp, &rt);
     assert!(rho > 0.8, "Spearman rho {rho} of the read-out's grades");
+    // A query by image grades the query image the same way.
+    let first = dir.path().join("img").join("test0.png");
+    let answer = ok(&[
+        "query",
+        "--index",
+        s(&index),
+        "--image",
+        s(&first),
+        "-k",
+        "3",
+        "--json",
+    ]);
+    let q: serde_json::Value = serde_json::from_str(answer.lines().next().unwrap()).unwrap();
+    let grade = q["readout_score"].as_f64().unwrap();
+    assert!(
+        (grade - f64::from(predicted[0])).abs() < 1e-4,
+        "query's grade {grade}, embed's {}",
+        predicted[0]
+    );
+    let table = ok(&[
+        "query",
+        "--index",
+        s(&index),
+        "--image",
+        s(&first),
+        "-k",
+        "3",
+    ]);
+    assert!(table.contains("grade: "), "{table}");
     let card: serde_json::Value =
         serde_json::from_slice(&std::fs::read(emb.join("embed.json")).unwrap()).unwrap();
     assert_eq!(card["predicted_scores"], true, "{card}");

@@ -17,8 +17,22 @@ pub trait ImageEmbedder: Send + Sync {
     /// One vector per image, in order, from one forward pass. An `Err` fails
     /// every image of the call (the network itself failed).
     fn embed_images(&self, images: &[&DynamicImage]) -> std::result::Result<Vec<Vec<f32>>, String>;
+    /// [`ImageEmbedder::embed_images`], and each image's grade by the
+    /// model's score read-out where it has one (from the same forward pass).
+    fn embed_and_grade(&self, images: &[&DynamicImage]) -> std::result::Result<Graded, String> {
+        Ok(Graded {
+            vectors: self.embed_images(images)?,
+            grades: None,
+        })
+    }
     /// Fingerprint of the model (compared with the index's).
     fn fingerprint(&self) -> String;
+}
+
+/// Vectors of images, and their grades where the model has a score read-out.
+pub struct Graded {
+    pub vectors: Vec<Vec<f32>>,
+    pub grades: Option<Vec<f32>>,
 }
 
 /// Loads the model an index records (or `explicit`), refusing one whose

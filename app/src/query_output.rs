@@ -27,6 +27,10 @@ enum QueryRecord<'a> {
         /// hits' scores.
         #[serde(skip_serializing_if = "Option::is_none")]
         predicted_score: Option<f32>,
+        /// An image query with a model trained from grades: the query's
+        /// grade by the model's score read-out.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        readout_score: Option<f32>,
     },
     /// Once, after the last query.
     Summary(&'a QueryStats),
@@ -74,6 +78,7 @@ pub fn emit(
     stats: &QueryStats,
     args: &QueryArgs,
     query_names: Option<&[String]>,
+    grades: Option<&[f32]>,
 ) -> Result<()> {
     if let Some(out) = &args.out {
         npy::write(out, found.all_ids(), &[found.queries(), found.k()])?;
@@ -90,9 +95,9 @@ pub fn emit(
         None
     };
     if args.json {
-        print_json_lines(index, items.as_deref(), found, stats)?;
+        print_json_lines(index, items.as_deref(), found, stats, grades)?;
     } else if detailed {
-        print_table(index, items.as_deref(), found, args, query_names)?;
+        print_table(index, items.as_deref(), found, args, query_names, grades)?;
     } else if args.out.is_none() {
         print_ids(found)?;
     }
@@ -106,6 +111,7 @@ fn print_table(
     found: &Neighbours,
     args: &QueryArgs,
     query_names: Option<&[String]>,
+    grades: Option<&[f32]>,
 ) -> Result<()> {
     let stdout = std::io::stdout().lock();
     let mut w = BufWriter::new(stdout);
@@ -117,6 +123,9 @@ fn print_table(
                 (None, None) => format!("query {q}"),
             };
             writeln!(w, "query: {name}")?;
+            if let Some(g) = grades.and_then(|g| g.get(q)) {
+                writeln!(w, "grade: {g:.4} (the model's score read-out)")?;
+            }
             let hits = index.hits(items, found, q);
             let scored = index.scores().is_some();
             if let Some(p) = likeness_index::score::predict_from_hits(&hits).filter(|_| scored) {
@@ -285,6 +294,7 @@ fn print_json_lines(
     items: Option<&[ItemInfo]>,
     found: &Neighbours,
     stats: &QueryStats,
+    grades: Option<&[f32]>,
 ) -> Result<()> {
     let labels = index.labels();
     let stdout = std::io::stdout().lock();
@@ -307,6 +317,7 @@ fn print_json_lines(
                         .collect()
                 }),
                 predicted_score: likeness_index::score::predict_from_hits(&hits),
+                readout_score: grades.and_then(|g| g.get(q).copied()),
                 hits,
             };
             line(&mut w, &rec)?;

@@ -20,6 +20,9 @@ struct Queries {
     exclude: Option<Vec<usize>>,
     /// Names of the queries in the table (image queries).
     names: Option<Vec<String>>,
+    /// Each query's grade by the model's score read-out (image queries
+    /// with a model trained from grades).
+    grades: Option<Vec<f32>>,
     /// The query images and their labels, for the montage.
     images: Vec<(image::DynamicImage, Option<i64>)>,
 }
@@ -72,7 +75,14 @@ pub fn run(threads: usize, args: QueryArgs, models: Option<&dyn ModelLoader>) ->
         peak_rss_bytes: proc_status_bytes("VmHWM"),
         index_bytes: index.manifest().files.values().map(|f| f.size).sum(),
     };
-    emit(&index, &found, &stats, &args, q.names.as_deref())?;
+    emit(
+        &index,
+        &found,
+        &stats,
+        &args,
+        q.names.as_deref(),
+        q.grades.as_deref(),
+    )?;
     if let Some(out) = &args.montage {
         montage(&index, &found, &args, &mut q.images, out)?;
     }
@@ -109,6 +119,7 @@ fn vector_query(index: &Index, args: &QueryArgs) -> Result<Queries> {
         data,
         exclude,
         names: None,
+        grades: None,
         images: Vec::new(),
     })
 }
@@ -143,11 +154,15 @@ fn image_query(
         }
         None => (image, path.display().to_string()),
     };
-    let data = model
+    let graded = model
         .embedder
-        .embed_images(&[&image])
-        .map_err(Error::Invalid)?
-        .pop()
+        .embed_and_grade(&[&image])
+        .map_err(Error::Invalid)?;
+    let grades = graded.grades;
+    let data = graded
+        .vectors
+        .into_iter()
+        .next()
         .ok_or_else(|| Error::Invalid("the model returned no vector".into()))?;
     if std::env::var_os("LIKENESS_TIMING").is_some() {
         eprintln!(
@@ -170,6 +185,7 @@ fn image_query(
         data,
         exclude: None,
         names: Some(vec![name]),
+        grades,
         images: vec![(image, label)],
     })
 }
