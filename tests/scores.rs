@@ -636,6 +636,27 @@ fn training_from_grades_predicts_grades_of_new_images() {
         "3",
     ]);
     assert!(table.contains("grade: "), "{table}");
+    // So does the server's `/search/image`, batched (the default) or not.
+    let bytes = std::fs::read(&first).unwrap();
+    for max_batch in ["8", "1"] {
+        let server =
+            common::server::Server::start(&["--index", s(&index), "--max-batch", max_batch], &[]);
+        let a = common::server::request(
+            server.addr,
+            "POST",
+            "/search/image?k=3",
+            &["Content-Type: image/png"],
+            &bytes,
+        );
+        assert_eq!(a.status, 200, "{}", a.text());
+        let g = a.json()["readout_score"].as_f64().unwrap();
+        assert!(
+            (g - f64::from(predicted[0])).abs() < 1e-4,
+            "--max-batch {max_batch}: the server's grade {g}, embed's {}",
+            predicted[0]
+        );
+        server.stop();
+    }
     let card: serde_json::Value =
         serde_json::from_slice(&std::fs::read(emb.join("embed.json")).unwrap()).unwrap();
     assert_eq!(card["predicted_scores"], true, "{card}");

@@ -47,6 +47,13 @@ pub struct LoadedModel {
     pub dir: PathBuf,
 }
 
+/// One image's vector, and its grade where the model has a score read-out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedded {
+    pub vector: Vec<f32>,
+    pub grade: Option<f32>,
+}
+
 /// Encoded images (request bodies), each cropped to its `x, y, w, h` box
 /// when one is given: decoded in parallel with the decoder's limits, then
 /// one forward pass over those that decoded. One answer per image, in order,
@@ -54,7 +61,7 @@ pub struct LoadedModel {
 pub fn embed_encoded(
     embedder: &dyn ImageEmbedder,
     images: &[(&[u8], Option<[u32; 4]>)],
-) -> Vec<std::result::Result<Vec<f32>, String>> {
+) -> Vec<std::result::Result<Embedded, String>> {
     let limits = DecodeLimits::default();
     let path = Path::new("<request body>");
     let decoded: Vec<Result<DynamicImage>> = images
@@ -77,21 +84,28 @@ pub fn embed_encoded(
         })
         .collect();
     let good: Vec<&DynamicImage> = decoded.iter().filter_map(|d| d.as_ref().ok()).collect();
-    let rows = if good.is_empty() {
-        Ok(Vec::new())
+    let graded = if good.is_empty() {
+        Ok(Graded {
+            vectors: Vec::new(),
+            grades: None,
+        })
     } else {
-        embedder.embed_images(&good)
+        embedder.embed_and_grade(&good)
     };
-    let mut rows = match rows {
-        Ok(r) => r.into_iter(),
+    let (mut rows, mut grades) = match graded {
+        Ok(g) => (g.vectors.into_iter(), g.grades.map(Vec::into_iter)),
         Err(e) => return images.iter().map(|_| Err(e.clone())).collect(),
     };
     decoded
         .into_iter()
         .map(|d| match d {
-            Ok(_) => rows
-                .next()
-                .ok_or_else(|| "the forward pass returned too few rows".to_string()),
+            Ok(_) => {
+                let vector = rows
+                    .next()
+                    .ok_or_else(|| "the forward pass returned too few rows".to_string())?;
+                let grade = grades.as_mut().and_then(Iterator::next);
+                Ok(Embedded { vector, grade })
+            }
             Err(e) => Err(e.to_string()),
         })
         .collect()

@@ -530,17 +530,21 @@ async fn search_image(
     let out = st
         .on_pool(
             move |st| -> std::result::Result<serde_json::Value, ApiError> {
-                let v = match batched {
-                    Some(v) => v,
+                let e = match batched {
+                    Some(e) => e,
                     None => embed_encoded(embedder.as_ref(), &[(&body, region)])
                         .remove(0)
                         .map_err(ApiError::bad)?,
                 };
                 let l = st.current();
-                let q = KnnQuery::new(&v).k(p.k).ef(p.ef).filter(f.as_ref());
+                let q = KnnQuery::new(&e.vector).k(p.k).ef(p.ef).filter(f.as_ref());
                 let (found, plan) = run_query(st, &l, &q)?;
                 let mut body = hits_body(&l.index, &l.items, &found, 0);
                 body["plan"] = json!(plan);
+                // A model trained from grades grades the query image itself.
+                if let Some(g) = e.grade {
+                    body["readout_score"] = json!(g);
+                }
                 Ok(body)
             },
         )

@@ -218,7 +218,9 @@ pub(super) async fn add(
         }
         let region = p.region.as_deref().map(parse_region).transpose()?;
         let v = tokio::task::spawn_blocking(move || {
-            embed_encoded(embedder.as_ref(), &[(&body, region)]).remove(0)
+            embed_encoded(embedder.as_ref(), &[(&body, region)])
+                .remove(0)
+                .map(|e| e.vector)
         })
         .await
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "embedding failed"))?

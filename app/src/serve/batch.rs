@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use serde_json::json;
 
-use crate::embedder::{embed_encoded, ImageEmbedder};
+use crate::embedder::{embed_encoded, Embedded, ImageEmbedder};
 
-/// What one request gets back: its vector, or its own error text.
-pub type Answer = std::result::Result<Vec<f32>, String>;
+/// What one request gets back: its vector (and grade), or its own error text.
+pub type Answer = std::result::Result<Embedded, String>;
 
 struct Job {
     bytes: Bytes,
@@ -246,7 +246,7 @@ mod tests {
         // Image 0 fails alone; every other gets its own pixel back.
         assert!(answers[0].as_ref().unwrap_err().contains("decode"));
         for (i, a) in answers.iter().enumerate().skip(1) {
-            let v = a.as_ref().unwrap();
+            let v = &a.as_ref().unwrap().vector;
             assert_eq!(v[0], i as f32);
             assert_eq!(
                 v[1], 5.0,
@@ -273,8 +273,8 @@ mod tests {
             vec![x, y]
         });
         assert!(start.elapsed() < Duration::from_secs(10));
-        assert_eq!(answers[0].as_ref().unwrap(), &vec![7.0, 2.0]);
-        assert_eq!(answers[1].as_ref().unwrap(), &vec![9.0, 2.0]);
+        assert_eq!(answers[0].as_ref().unwrap().vector, vec![7.0, 2.0]);
+        assert_eq!(answers[1].as_ref().unwrap().vector, vec![9.0, 2.0]);
     }
 
     #[test]
