@@ -609,16 +609,20 @@ fn training_from_grades_predicts_grades_of_new_images() {
     assert!(rho > 0.8, "Spearman rho {rho} of the read-out's grades");
     // A query by image grades the query image the same way.
     let first = dir.path().join("img").join("test0.png");
-    let answer = ok(&[
-        "query",
-        "--index",
-        s(&index),
-        "--image",
-        s(&first),
-        "-k",
-        "3",
-        "--json",
-    ]);
+    let by_image = |json: bool| {
+        let mut a = vec![
+            "query",
+            "--index",
+            s(&index),
+            "--image",
+            s(&first),
+            "-k",
+            "3",
+        ];
+        a.extend(json.then_some("--json"));
+        ok(&a)
+    };
+    let answer = by_image(true);
     let q: serde_json::Value = serde_json::from_str(answer.lines().next().unwrap()).unwrap();
     let grade = q["readout_score"].as_f64().unwrap();
     assert!(
@@ -626,15 +630,7 @@ fn training_from_grades_predicts_grades_of_new_images() {
         "query's grade {grade}, embed's {}",
         predicted[0]
     );
-    let table = ok(&[
-        "query",
-        "--index",
-        s(&index),
-        "--image",
-        s(&first),
-        "-k",
-        "3",
-    ]);
+    let table = by_image(false);
     assert!(table.contains("grade: "), "{table}");
     // So does the server's `/search/image`, batched (the default) or not.
     let bytes = std::fs::read(&first).unwrap();
