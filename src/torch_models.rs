@@ -51,13 +51,8 @@ struct TorchEmbedder {
 
 impl ImageEmbedder for TorchEmbedder {
     fn embed_images(&self, images: &[&DynamicImage]) -> std::result::Result<Vec<Vec<f32>>, String> {
-        let guard = self.lock()?;
-        let net = &guard.0;
-        let input = crate::transform::batch_input(images, &net.spec, None, &[]);
-        let dim = net.spec.dim as usize;
-        crate::embed::embed_tensor(net, &input, images.len(), net.vs.device())
-            .map(|v| v.chunks(dim).map(<[f32]>::to_vec).collect())
-            .map_err(|e| e.to_string())
+        // The same forward pass; a read-out's grades cost one small matmul.
+        self.embed_and_grade(images).map(|g| g.vectors)
     }
 
     fn embed_and_grade(&self, images: &[&DynamicImage]) -> std::result::Result<Graded, String> {
