@@ -298,6 +298,8 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             assert_eq!(found.len(), 10, "k = 10 cards");
             assert!(found.windows(2).all(|p| p[0].2 <= p[1].2), "distances ascend: {found:?}");
             assert_eq!(found[0].1, "left_eye", "{found:?}");
+            // This index has no scores and its model no read-out: no grade line.
+            assert_eq!(js(&c, "document.getElementById('grades') === null && !document.querySelector('#results .score')").await, json!(true));
             // Judge them: "my query is a left eye".
             c.find(Locator::Css("#truth"))
                 .await
@@ -432,6 +434,125 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             assert_eq!(bare_cards.len(), 5);
             assert!(bare_cards.iter().all(|x| x.0 != "7"));
             shot(&c, "9-no-model-item").await;
+            c.close().await.unwrap();
+        })
+        .await
+        .expect("the browser session took longer than its limit");
+    });
+}
+
+/// A graded gallery on the page: each card shows its recorded score; a
+/// query image gets the model's grade (its score read-out) and its
+/// neighbours' score, the numbers `POST /search/image` answers; an item's
+/// page shows its score and what its neighbours predict, as
+/// `GET /search/item/{id}` answers.
+#[test]
+fn the_page_shows_recorded_scores_and_the_grade_of_a_query_image() {
+    use rand::SeedableRng;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-grades");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let train = common::brightness_grades(&dir, "train", 120, &mut rng);
+    let gallery = common::brightness_grades(&dir, "gallery", 40, &mut rng);
+    let new = common::brightness_grades(&dir, "new", 1, &mut rng);
+    let query_image = dir.join("img").join("new0.png");
+    let model = dir.join("model");
+    common::train_small(&train, &model, 1, 60, &["--score-bins", "3"]);
+    let index = dir.join("index");
+    ok(likeness(&[
+        "--threads",
+        "2",
+        "index",
+        "--model",
+        s(&model),
+        "--data",
+        s(&gallery),
+        "--out",
+        s(&index),
+    ]));
+    let srv = Server::start(&["--index", s(&index)], &[]);
+    let api = request(
+        srv.addr,
+        "POST",
+        "/search/image",
+        &["Content-Type: image/png"],
+        &std::fs::read(&query_image).unwrap(),
+    )
+    .json();
+    let readout = api["readout_score"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no readout_score: {api}"));
+    let predicted = api["predicted_score"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no predicted_score: {api}"));
+    let truth: f64 = std::fs::read_to_string(&new)
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(2)
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        tokio::time::timeout(SESSION_LIMIT, async {
+            let c = driver.browser(profile.path()).await;
+            let url = format!("http://{}/", srv.addr);
+
+            // 1. The gallery: every card's score is the one the index records.
+            c.goto(&url).await.unwrap();
+            wait(&c, &view_is("gallery"), "the gallery").await;
+            let shown = js(&c, "[...document.querySelectorAll('#gallery .card')].map(e => [e.dataset.id, e.dataset.score, e.querySelector('.score').textContent])").await;
+            let shown = shown.as_array().unwrap();
+            assert_eq!(shown.len(), 40);
+            for row in shown {
+                let id = row[0].as_str().unwrap();
+                let item = common::server::get(srv.addr, &format!("/items/{id}")).json();
+                let want = item["score"].as_f64().unwrap_or_else(|| panic!("GET /items/{id} has no score: {item}"));
+                let got: f64 = row[1].as_str().unwrap().parse().unwrap();
+                assert!((got - want).abs() < 1e-6, "card {id}: {got} against {want}");
+                assert_eq!(row[2], json!(format!("score {got:.2}")));
+            }
+
+            // 2. A new image: its grade and its neighbours' score, as the API says.
+            leaving(&c).await;
+            c.find(Locator::Css("#nav-query")).await.unwrap().click().await.unwrap();
+            wait(&c, &view_is("query"), "the query view").await;
+            c.find(Locator::Css("#file")).await.unwrap().send_keys(s(&query_image)).await.unwrap();
+            wait(&c, "document.getElementById('results').dataset.state === 'done' && document.getElementById('readout-score')", "the grade of the query image").await;
+            let got = js(&c, "[+document.getElementById('readout-score').dataset.value, +document.getElementById('predicted-score').dataset.value, document.getElementById('grades').textContent]").await;
+            assert!((got[0].as_f64().unwrap() - readout).abs() < 1e-4, "page {got} against API {readout}");
+            assert!((got[1].as_f64().unwrap() - predicted).abs() < 1e-4, "page {got} against API {predicted}");
+            let line = got[2].as_str().unwrap();
+            assert!(line.contains(&format!("grade {readout:.2}")) && line.contains(&format!("neighbours' score {predicted:.2}")), "{line}");
+            // The model learnt brightness: the grade is near the truth.
+            assert!((readout - truth).abs() < 0.3, "grade {readout} of an image of true grade {truth}");
+            assert_eq!(js(&c, "document.querySelectorAll('#results .card .score').length").await, json!(10));
+            shot(&c, "10-graded-query").await;
+
+            // 3. An item's page: its own score and its neighbours'.
+            leaving(&c).await;
+            c.find(Locator::Css("#results .card:nth-child(1)")).await.unwrap().click().await.unwrap();
+            wait(&c, &view_is("item"), "the item view").await;
+            let id = js(&c, "document.getElementById('query-item').dataset.id").await;
+            let id = id.as_str().unwrap();
+            let res = common::server::get(srv.addr, &format!("/search/item/{id}")).json();
+            let own = res["query"]["score"].as_f64().unwrap_or_else(|| panic!("{res}"));
+            let theirs = res["predicted_score"].as_f64().unwrap_or_else(|| panic!("{res}"));
+            let got = js(&c, "[+document.getElementById('own-score').dataset.value, +document.getElementById('predicted-score').dataset.value, !!document.getElementById('readout-score')]").await;
+            assert!((got[0].as_f64().unwrap() - own).abs() < 1e-6, "{got} against {own}");
+            assert!((got[1].as_f64().unwrap() - theirs).abs() < 1e-4, "{got} against {theirs}");
+            assert_eq!(got[2], json!(false), "an item's page has no read-out");
+            shot(&c, "11-graded-item").await;
             c.close().await.unwrap();
         })
         .await

@@ -530,29 +530,11 @@ fn scores_flow_through_embed_index_and_query() {
 /// `--score-bins`, or with a negative weight, is an error.
 #[test]
 fn training_from_grades_predicts_grades_of_new_images() {
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     let dir = tempfile::tempdir().unwrap();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-    let img_dir = dir.path().join("img");
-    std::fs::create_dir_all(&img_dir).unwrap();
-    let mut write_set = |name: &str, n: usize| {
-        let mut csv = String::from("path,label,score,subject\n");
-        for i in 0..n {
-            let g: f32 = rng.random();
-            let img = image::RgbImage::from_fn(24, 24, |_, _| {
-                let v = (40.0 + 170.0 * g + rng.random_range(-25.0..25.0)).clamp(0.0, 255.0);
-                image::Rgb([v as u8; 3])
-            });
-            let p = img_dir.join(format!("{name}{i}.png"));
-            img.save(&p).unwrap();
-            csv.push_str(&format!("{},grade,{g:.3},{name}{i}\n", p.display()));
-        }
-        let m = dir.path().join(format!("{name}.csv"));
-        std::fs::write(&m, csv).unwrap();
-        m
-    };
-    let train = write_set("train", 120);
-    let test = write_set("test", 60);
+    let train = common::brightness_grades(dir.path(), "train", 120, &mut rng);
+    let test = common::brightness_grades(dir.path(), "test", 60, &mut rng);
     let model = dir.path().join("model");
     common::train_small(&train, &model, 1, 60, &["--score-bins", "3"]);
     let card: serde_json::Value =

@@ -13,7 +13,7 @@
 //! | `POST /search` | `{"vector": [...], "k": 10, "ef": 64, "labels": [..], "exclude_labels": [..]}` | `{"hits": [...], "took_ms": ..}` |
 //! | `POST /search/batch` | `{"vectors": [[...], ...], "k", "ef", "labels"}` | `{"results": [{"hits": [...]}, ...]}` |
 //! | `POST /search/image?k=10&ef=64&region=x,y,w,h&labels=1,4` | raw image bytes | as `/search` (needs a model); concurrent requests share a forward pass (`serve/batch.rs`) |
-//! | `GET /items/{id}` | | `{"id", "label", "class", "path", "region"}` |
+//! | `GET /items/{id}` | | `{"id", "label", "class", "path", "region"}`, and `"score"` when the index has scores |
 //! | `GET /healthz` | | `{"status": "ok"}` |
 //! | `GET /stats` | | count, dim, metric, store, model, uptime, queries, latency quantiles, searches per filter plan (`plans`) |
 //! | `POST /admin/reload` | | `{"reloaded": true, "count": ..}` (needs the admin token when one is set) |
@@ -290,22 +290,32 @@ fn parse_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("malformed JSON body: {e}")))
 }
 
-fn item_json(
-    l: &Loaded,
+/// One item as `GET /items/{id}`, the page's `/items` and the query of
+/// `/search/item/{id}` show it; `score` only when the index has one for it.
+#[derive(Debug, serde::Serialize)]
+struct ItemView {
     id: usize,
-) -> (
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    Option<[f32; 4]>,
-) {
+    label: Option<i64>,
+    class: Option<String>,
+    path: Option<String>,
+    region: Option<[f32; 4]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    score: Option<f32>,
+}
+
+fn item_view(l: &Loaded, id: usize) -> ItemView {
     let label = l.index.label_of(id);
-    let class = label
-        .and_then(|x| l.index.manifest().class_name(x))
-        .map(str::to_owned);
     let info = l.items.get(id);
-    let path = info.map(|i| i.source.clone()).filter(|s| !s.is_empty());
-    (label, class, path, info.and_then(|i| i.region))
+    ItemView {
+        id,
+        label,
+        class: label
+            .and_then(|x| l.index.manifest().class_name(x))
+            .map(str::to_owned),
+        path: info.map(|i| i.source.clone()).filter(|s| !s.is_empty()),
+        region: info.and_then(|i| i.region),
+        score: l.index.score_of(id),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -570,11 +580,7 @@ async fn item(State(st): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> 
             format!("item {id} was deleted"),
         ));
     }
-    let (label, class, path, region) = item_json(&l, id);
-    Ok(
-        Json(json!({ "id": id, "label": label, "class": class, "path": path, "region": region }))
-            .into_response(),
-    )
+    Ok(Json(item_view(&l, id)).into_response())
 }
 
 async fn healthz() -> Response {

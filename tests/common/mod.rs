@@ -15,6 +15,35 @@ pub fn likeness(args: &[&str]) -> Output {
         .expect("run likeness")
 }
 
+/// Writes `n` grey 24 × 24 images whose grade is their brightness (plus
+/// noise) under `dir/img`, and their manifest `dir/{name}.csv`
+/// (`path,label,score,subject`, one subject an image, all of label
+/// `grade`): a set a small model learns grades from in a few seconds.
+pub fn brightness_grades(
+    dir: &Path,
+    name: &str,
+    n: usize,
+    rng: &mut rand_chacha::ChaCha8Rng,
+) -> PathBuf {
+    use rand::Rng;
+    let img_dir = dir.join("img");
+    std::fs::create_dir_all(&img_dir).unwrap();
+    let mut csv = String::from("path,label,score,subject\n");
+    for i in 0..n {
+        let g: f32 = rng.random();
+        let img = image::RgbImage::from_fn(24, 24, |_, _| {
+            let v = (40.0 + 170.0 * g + rng.random_range(-25.0..25.0)).clamp(0.0, 255.0);
+            image::Rgb([v as u8; 3])
+        });
+        let p = img_dir.join(format!("{name}{i}.png"));
+        img.save(&p).unwrap();
+        csv.push_str(&format!("{},grade,{g:.3},{name}{i}\n", p.display()));
+    }
+    let m = dir.join(format!("{name}.csv"));
+    std::fs::write(&m, csv).unwrap();
+    m
+}
+
 /// Trains the small convnet the serving and pipeline tests index with
 /// (32 px, dim 16, no held-out set, 2 threads): `epochs` × `steps`, plus
 /// `extra` flags. Fails the test with the trainer's output if it fails.

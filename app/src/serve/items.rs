@@ -2,8 +2,8 @@
 //!
 //! | method and path | answer |
 //! |---|---|
-//! | `GET /items?offset=0&limit=60&label=L` | `{"total", "offset", "limit", "items": [{"id", "label", "class", "path", "region"}]}` |
-//! | `GET /search/item/{id}?k=10&ef=64&labels=1,2` | `{"query": {item}, "hits": [...], "took_ms"}`: the search of `likeness query --id` (the item itself left out) |
+//! | `GET /items?offset=0&limit=60&label=L` | `{"total", "offset", "limit", "items": [{"id", "label", "class", "path", "region"}]}` (and each item's `"score"` when the index has scores) |
+//! | `GET /search/item/{id}?k=10&ef=64&labels=1,2` | `{"query": {item}, "hits": [...], "took_ms"}`: the search of `likeness query --id` (the item itself left out), with `predicted_score` as every search when the index has scores |
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,7 +15,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{default_ef, default_k, item_json, ApiError, ApiResult, AppState, Loaded};
+use super::{default_ef, default_k, hits_body, item_view, ApiError, ApiResult, AppState, Loaded};
 use likeness_index::KnnQuery;
 
 /// Most items in one `/items` page.
@@ -70,11 +70,6 @@ pub(super) fn item_id(l: &Loaded, id: &str) -> Result<usize, ApiError> {
     Ok(i)
 }
 
-fn item_value(l: &Loaded, id: usize) -> Value {
-    let (label, class, path, region) = item_json(l, id);
-    json!({ "id": id, "label": label, "class": class, "path": path, "region": region })
-}
-
 pub(super) async fn list(
     State(st): State<Arc<AppState>>,
     params: Result<Query<ListParams>, QueryRejection>,
@@ -114,7 +109,7 @@ pub(super) async fn list(
             (total, ids)
         }
     };
-    let items: Vec<Value> = ids.iter().map(|&i| item_value(&l, i)).collect();
+    let items: Vec<Value> = ids.iter().map(|&i| json!(item_view(&l, i))).collect();
     Ok(
         Json(json!({ "total": total, "offset": p.offset, "limit": p.limit, "items": items }))
             .into_response(),
@@ -159,10 +154,9 @@ pub(super) async fn search_item(
                 .filter(filter.as_ref())
                 .exclude(Some(&exclude));
             let (found, _plan) = super::run_query(st, &l, &q)?;
-            Ok(json!({
-                "query": item_value(&l, id),
-                "hits": l.index.hits(Some(&l.items), &found, 0),
-            }))
+            let mut body = hits_body(&l.index, &l.items, &found, 0);
+            body["query"] = json!(item_view(&l, id));
+            Ok(body)
         })
         .await??;
     Ok(super::finish(&st, start, out, 1))

@@ -3,7 +3,7 @@
 // scale), or click one of the facial regions the server found (POST /faces);
 // results as cards, judged green/red against "my query is class X".
 import { findFaces, searchImage } from './api.js';
-import { card, classOptions, el, hashFor } from './views.js';
+import { card, classOptions, el, gradeLine, hashFor } from './views.js';
 
 // The chosen image and its last answer survive navigation (back button).
 const current = { file: null, bitmap: null, region: null, result: null, key: null, error: null, faces: [] };
@@ -109,6 +109,8 @@ export async function renderQuery(view, info, params, go) {
   const status = el('span#status.muted', { id: 'status' });
   const qerr = el('p#query-error.error', { id: 'query-error', role: 'alert', hidden: true });
   const results = el('div#results.grid', { id: 'results' });
+  // The query's grade (read-out) and its neighbours' score, when there are any.
+  const grades = el('div#grade-slot', { id: 'grade-slot' });
 
   const showBox = () => {
     const named = current.region && facialRegions().find((r) => regionText(r.region) === regionText(current.region));
@@ -135,9 +137,12 @@ export async function renderQuery(view, info, params, go) {
     qerr.hidden = !current.error;
     qerr.textContent = current.error || '';
     results.replaceChildren();
+    grades.replaceChildren();
     results.dataset.state = current.error ? 'error' : current.result ? 'done' : '';
     if (!current.result) return;
     const r = current.result;
+    const line = gradeLine({ readout: r.readout_score, predicted: r.predicted_score });
+    if (line) grades.append(line);
     results.dataset.region = regionText(r.region);
     results.dataset.query = `image:${r.name}:${regionText(r.region)}`;
     results.append(...r.hits.map((h) => card(info, h, { rank: h.rank, distance: h.distance, truth: truthSel ? truthSel.value : '', k: kIn.value })));
@@ -276,6 +281,7 @@ export async function renderQuery(view, info, params, go) {
         el('div', {}, searchBtn, ' ', clearBtn),
         boxText,
         status,
+        grades,
         qerr,
       ),
     ),

@@ -46,6 +46,23 @@ export function className(info, label) {
   return info.index.classes[label] ?? String(label);
 }
 
+const hasScore = (v) => v !== undefined && v !== null && Number.isFinite(Number(v));
+
+/**
+ * What a scored index says of one query, as a line above its results:
+ * `own` (the item's recorded score), `readout` (the query image's grade by
+ * the model's score read-out) and `predicted` (the hits' scores weighted by
+ * 1/distance). Null when the answer has none of them.
+ */
+export function gradeLine({ own, readout, predicted }) {
+  const parts = [];
+  if (hasScore(own)) parts.push(el('span#own-score', { id: 'own-score', dataset: { value: own } }, el('b', {}, `score ${Number(own).toFixed(2)}`), ' (recorded)'));
+  if (hasScore(readout)) parts.push(el('span#readout-score', { id: 'readout-score', dataset: { value: readout } }, el('b', {}, `grade ${Number(readout).toFixed(2)}`), " (the model's score read-out)"));
+  if (hasScore(predicted)) parts.push(el('span#predicted-score', { id: 'predicted-score', dataset: { value: predicted } }, el('b', {}, `neighbours' score ${Number(predicted).toFixed(2)}`), ' (the hits\' scores weighted by 1/distance)'));
+  if (!parts.length) return null;
+  return el('p#grades.grades', { id: 'grades' }, parts.flatMap((p, i) => (i ? [' · ', p] : [p])));
+}
+
 /** One item or hit as a card; clicking it asks for more like it. */
 export function card(info, x, { rank, distance, truth, region, k } = {}) {
   const cls = x.class ?? className(info, x.label);
@@ -76,6 +93,7 @@ export function card(info, x, { rank, distance, truth, region, k } = {}) {
         class: cls,
         rank: rank ?? '',
         distance: distance ?? '',
+        score: hasScore(x.score) ? x.score : '',
       },
     },
     el('div.thumb', {}, img),
@@ -85,6 +103,7 @@ export function card(info, x, { rank, distance, truth, region, k } = {}) {
       rank !== undefined ? el('span.rank', {}, `#${rank}`) : null,
       distance !== undefined ? el('span.distance', {}, Number(distance).toFixed(4)) : null,
       el('span.class', {}, cls || '—', x.label !== null && x.label !== undefined && cls !== String(x.label) ? el('span.label', { title: 'label' }, ` ${x.label}`) : null),
+      hasScore(x.score) ? el('span.score', { title: 'the recorded score' }, `score ${Number(x.score).toFixed(2)}`) : null,
       el('span.file', {}, fileName(x.path) || `item ${x.id}`),
     ),
   );
@@ -262,6 +281,7 @@ export async function renderItem(view, info, id, params, go) {
       el('p', {}, `class ${qcls || '—'}`, q.label !== null ? ` (label ${q.label})` : ''),
       el('p.muted', {}, q.path || ''),
       q.region ? el('p.muted', {}, `region ${q.region.map((v) => Math.round(v)).join(', ')} (x0, y0, x1, y1)`) : null,
+      gradeLine({ own: q.score, predicted: res.predicted_score }),
     ),
   );
   const grid = el(
