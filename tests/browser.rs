@@ -559,3 +559,150 @@ fn the_page_shows_recorded_scores_and_the_grade_of_a_query_image() {
         .expect("the browser session took longer than its limit");
     });
 }
+
+/// A photo's faces, graded: with a model trained from grades of cheeks and
+/// under-eyes, `POST /faces` gives each of those regions the grade
+/// `POST /search/image?region=` gives the same box, and other labels none;
+/// the page shows them left against right, and a click on a grade searches
+/// by its region.
+#[test]
+fn the_page_sets_a_faces_left_grades_against_its_right() {
+    // Cheeks and under-eyes of the johns crops (the swell set's boxes),
+    // graded by their mean brightness: something a small model learns.
+    const BOXES: [(&str, [u32; 4]); 4] = [
+        ("cheek", [16, 70, 36, 30]),
+        ("cheek", [98, 70, 36, 30]),
+        ("under_eye", [24, 50, 36, 18]),
+        ("under_eye", [90, 50, 36, 18]),
+    ];
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-face-grades");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut csv = String::from("path,label,x,y,w,h,score\n");
+    for f in images() {
+        let img = image::open(&f).unwrap().to_luma8();
+        for (label, [x, y, w, h]) in BOXES {
+            let sum: u64 = (y..y + h)
+                .flat_map(|j| (x..x + w).map(move |i| (i, j)))
+                .map(|(i, j)| u64::from(img.get_pixel(i, j)[0]))
+                .sum();
+            let score = sum as f64 / f64::from(w * h) / 255.0;
+            csv.push_str(&format!(
+                "{},{label},{x},{y},{w},{h},{score:.3}\n",
+                f.display()
+            ));
+        }
+    }
+    let manifest = dir.join("regions.csv");
+    std::fs::write(&manifest, csv).unwrap();
+    let model = dir.join("model");
+    common::train_small(&manifest, &model, 1, 60, &["--score-bins", "3"]);
+    let index = dir.join("index");
+    ok(likeness(&[
+        "--threads",
+        "2",
+        "index",
+        "--model",
+        s(&model),
+        "--data",
+        s(&manifest),
+        "--out",
+        s(&index),
+    ]));
+    let srv = Server::start(&["--index", s(&index)], &[]);
+    let photo = images()[0].clone();
+    let bytes = std::fs::read(&photo).unwrap();
+
+    // The API: graded regions are those the read-out learnt from, each as
+    // an image query of its box grades it.
+    let faces = request(
+        srv.addr,
+        "POST",
+        "/faces",
+        &["Content-Type: image/jpeg"],
+        &bytes,
+    )
+    .json();
+    let regions = faces["faces"][0]["regions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no face: {faces}"))
+        .clone();
+    let mut grades = std::collections::BTreeMap::new();
+    for r in &regions {
+        let (label, side) = (r["label"].as_str().unwrap(), r["side"].as_str().unwrap());
+        let b: Vec<String> = r["region"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        if label == "cheek" || label == "under_eye" {
+            let g = r["grade"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{label} {side} has no grade: {r}"));
+            let q = request(
+                srv.addr,
+                "POST",
+                &format!("/search/image?k=1&region={}", b.join(",")),
+                &["Content-Type: image/jpeg"],
+                &bytes,
+            )
+            .json();
+            let want = q["readout_score"].as_f64().unwrap();
+            assert!(
+                (g - want).abs() < 1e-4,
+                "{label} {side}: /faces {g}, /search/image {want}"
+            );
+            grades.insert((label.to_string(), side.to_string()), (g, b.join(",")));
+        } else {
+            assert_eq!(
+                r["grade"],
+                Value::Null,
+                "{label} is not a label the read-out learnt: {r}"
+            );
+        }
+    }
+    assert_eq!(grades.len(), 4, "{grades:?}");
+
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        tokio::time::timeout(SESSION_LIMIT, async {
+            let c = driver.browser(profile.path()).await;
+            c.goto(&format!("http://{}/#/query", srv.addr)).await.unwrap();
+            wait(&c, &view_is("query"), "the query view").await;
+            c.find(Locator::Css("#file")).await.unwrap().send_keys(s(&photo)).await.unwrap();
+            wait(&c, "document.querySelector('#face-grades table')", "the face's grades").await;
+            for label in ["cheek", "under_eye"] {
+                let row = js(&c, &format!("[...document.querySelectorAll('#face-grades tr[data-label={label}] td')].map(t => [t.dataset.grade || t.dataset.value || '', t.textContent])")).await;
+                let (l, r) = (&grades[&(label.to_string(), "left".to_string())], &grades[&(label.to_string(), "right".to_string())]);
+                let num = |i: usize| row[i][0].as_str().unwrap().parse::<f64>().unwrap();
+                assert!((num(0) - l.0).abs() < 1e-4 && (num(1) - r.0).abs() < 1e-4, "{label}: {row} against {l:?} {r:?}");
+                assert!((num(2) - (l.0 - r.0)).abs() < 1e-4, "{label}: left − right {row}");
+                assert_eq!(row[0][1], json!(format!("{:.2}", num(0))));
+            }
+            let eye = js(&c, "[...document.querySelectorAll('#face-grades tr[data-label=eye] td')].map(t => t.textContent)").await;
+            assert_eq!(eye[0], json!("—"), "{eye}");
+            shot(&c, "12-face-grades").await;
+            // A click on the right cheek's grade searches by its box.
+            let right_cheek = &grades[&("cheek".to_string(), "right".to_string())].1;
+            c.find(Locator::Css("#face-grades tr[data-label=cheek] td:nth-of-type(2)")).await.unwrap().click().await.unwrap();
+            wait(
+                &c,
+                &format!("document.getElementById('results').dataset.state === 'done' && document.getElementById('results').dataset.region === '{right_cheek}'"),
+                "the results of the right cheek",
+            )
+            .await;
+            let shown: f64 = js(&c, "document.getElementById('readout-score').dataset.value").await.as_str().unwrap().parse().unwrap();
+            assert!((shown - grades[&("cheek".to_string(), "right".to_string())].0).abs() < 1e-4, "{shown}");
+            shot(&c, "13-face-grade-clicked").await;
+            c.close().await.unwrap();
+        })
+        .await
+        .expect("the browser session took longer than its limit");
+    });
+}

@@ -70,7 +70,7 @@ pub fn embed_encoded(
             let image = decode::decode_bytes(bytes, path, &limits)?;
             match region {
                 Some([x, y, w, h]) => decode::crop(
-                    image,
+                    &image,
                     Region {
                         x: *x,
                         y: *y,

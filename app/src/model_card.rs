@@ -30,6 +30,21 @@ pub struct ModelSummary {
     pub device: String,
     /// CRC32 of `weights.safetensors`: the model's fingerprint.
     pub weights_crc32: String,
+    /// Present when the model has a score read-out (trained with
+    /// `--score-bins`): how its scores were standardised.
+    #[serde(default)]
+    score_norm: Option<serde::de::IgnoredAny>,
+    /// The labels of the regions its read-out learnt from (cards since
+    /// 2026-12-05; older read-outs do not say).
+    #[serde(default)]
+    pub score_domain: Option<ScoreDomainSummary>,
+}
+
+/// The part of `model.json`'s `score_domain` that says what a read-out
+/// grades.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ScoreDomainSummary {
+    pub labels: Vec<String>,
 }
 
 impl ModelSummary {
@@ -37,6 +52,21 @@ impl ModelSummary {
     pub fn read(dir: &Path) -> Option<ModelSummary> {
         let bytes = std::fs::read(dir.join(MODEL_CARD)).ok()?;
         serde_json::from_slice(&bytes).ok()
+    }
+
+    /// The model grades what it embeds (a score read-out).
+    pub fn grades(&self) -> bool {
+        self.score_norm.is_some()
+    }
+
+    /// Whether the read-out grades regions of `label`: those it learnt
+    /// from, or any label where the card does not record them.
+    pub fn grades_label(&self, label: &str) -> bool {
+        self.grades()
+            && self
+                .score_domain
+                .as_ref()
+                .is_none_or(|d| d.labels.iter().any(|l| l == label))
     }
 
     /// Epochs the training ran.
@@ -68,5 +98,30 @@ mod tests {
         assert_eq!(s.weights_crc32, "0badcafe");
         std::fs::write(dir.path().join(MODEL_CARD), "{}").unwrap();
         assert!(ModelSummary::read(dir.path()).is_none());
+    }
+
+    #[test]
+    fn a_read_out_grades_the_labels_it_learnt_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let card = |extra: &str| {
+            std::fs::write(
+                dir.path().join(MODEL_CARD),
+                format!(
+                    r#"{{"spec": {{"arch": "convnet", "dim": 8, "input_size": 32}},
+                        "weights_crc32": "0badcafe"{extra}}}"#
+                ),
+            )
+            .unwrap();
+            ModelSummary::read(dir.path()).unwrap()
+        };
+        let none = card(r#", "score_norm": null"#);
+        assert!(!none.grades() && !none.grades_label("cheek"));
+        let old = card(r#", "score_norm": {"mean": 0.5, "std": 0.3}"#);
+        assert!(old.grades_label("cheek") && old.grades_label("eye"));
+        let new = card(
+            r#", "score_norm": {"mean": 0.5, "std": 0.3},
+               "score_domain": {"labels": ["cheek", "under_eye"], "min": 0, "max": 1}"#,
+        );
+        assert!(new.grades_label("under_eye") && !new.grades_label("eye"));
     }
 }

@@ -293,7 +293,7 @@ impl Dataset {
             _ => decode::decode_file(&item.path, &self.limits)?,
         };
         let image = match item.region {
-            Some(r) => decode::crop(image, r, &item.path)?,
+            Some(r) => decode::crop(&image, r, &item.path)?,
             None => image,
         };
         Ok(Sample {

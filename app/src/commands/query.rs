@@ -148,7 +148,7 @@ fn image_query(
                 Error::Usage(format!("--region {r}: {e} (expected x,y,w,h in pixels)"))
             })?;
             (
-                decode::crop(image, region, path)?,
+                decode::crop(&image, region, path)?,
                 format!("{} [{}]", path.display(), r),
             )
         }

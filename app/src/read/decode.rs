@@ -81,7 +81,7 @@ pub fn decode_bytes(bytes: &[u8], path: &Path, limits: &DecodeLimits) -> Result<
 }
 
 /// Cuts `region` out of `image`, or says why it can't.
-pub fn crop(image: DynamicImage, region: Region, path: &Path) -> Result<DynamicImage> {
+pub fn crop(image: &DynamicImage, region: Region, path: &Path) -> Result<DynamicImage> {
     let (width, height) = (image.width(), image.height());
     let fits = u64::from(region.x) + u64::from(region.w) <= u64::from(width)
         && u64::from(region.y) + u64::from(region.h) <= u64::from(height)

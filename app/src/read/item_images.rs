@@ -37,7 +37,7 @@ impl ItemImages {
             None => decode::decode_file(&path, &decode::DecodeLimits::default())?,
         };
         match info_region(info) {
-            Some(r) => decode::crop(image, r, &path),
+            Some(r) => decode::crop(&image, r, &path),
             None => Ok(image),
         }
     }

@@ -1,7 +1,10 @@
 //! `POST /faces`: the faces in an uploaded photo and their regions, so the
 //! page can draw them and search with a click on one. The finder loads at
 //! start with the default models (`make face-models`); without them the
-//! route says how to get them.
+//! route says how to get them. With a model trained from grades, each
+//! region also has its `grade` by the model's score read-out (`null` for
+//! labels the read-out did not learn from), so the page can set a face's
+//! left side against its right.
 use std::path::Path;
 use std::sync::Arc;
 
@@ -12,8 +15,10 @@ use axum::http::StatusCode;
 use serde_json::json;
 
 use super::{body_error, ApiError, ApiResult, AppState};
-use crate::face::{self, models, FaceFinder, Landmarks};
-use crate::read::decode::{decode_bytes, DecodeLimits};
+use crate::embedder::ImageEmbedder;
+use crate::face::{self, models, FaceFinder, Landmarks, RegionBox};
+use crate::model_card::ModelSummary;
+use crate::read::decode::{crop, decode_bytes, DecodeLimits};
 
 /// The default finder, or why there is none (printed once at start).
 pub(super) fn load() -> std::result::Result<Arc<FaceFinder>, String> {
@@ -38,6 +43,13 @@ pub(super) async fn find(
     if body.is_empty() {
         return Err(ApiError::bad("empty body: send the photo's bytes"));
     }
+    // Grades only from a model with a score read-out, and only for the
+    // labels it learnt from.
+    let grader = st.embedder.clone().zip(
+        st.page_model_dir()
+            .and_then(|d| ModelSummary::read(&d))
+            .filter(ModelSummary::grades),
+    );
     let out = st
         .on_pool(
             move |_| -> std::result::Result<serde_json::Value, ApiError> {
@@ -45,6 +57,11 @@ pub(super) async fn find(
                     .map_err(|e| ApiError::bad(e.to_string()))?;
                 let faces = finder.find(&image);
                 let boxes = face::region_boxes(&faces, &[], image.width(), image.height());
+                let grades = match &grader {
+                    Some((embedder, card)) => Some(grade(embedder.as_ref(), card, &image, &boxes)?),
+                    None => None,
+                };
+                let mut graded = grades.iter().flatten();
                 let faces: Vec<_> = faces
                     .iter()
                     .zip(&boxes)
@@ -53,12 +70,18 @@ pub(super) async fn find(
                             "box": [f.bbox.x, f.bbox.y, f.bbox.w, f.bbox.h],
                             "score": f.bbox.score,
                             "points": f.points,
-                            "regions": regions.iter().map(|r| json!({
-                                "label": r.placed.name,
-                                "side": r.placed.side.as_str(),
-                                "region": [r.region.x, r.region.y, r.region.w, r.region.h],
-                                "corners": r.placed.corners,
-                            })).collect::<Vec<_>>(),
+                            "regions": regions.iter().map(|r| {
+                                let mut v = json!({
+                                    "label": r.placed.name,
+                                    "side": r.placed.side.as_str(),
+                                    "region": [r.region.x, r.region.y, r.region.w, r.region.h],
+                                    "corners": r.placed.corners,
+                                });
+                                if grades.is_some() {
+                                    v["grade"] = json!(graded.next().copied().flatten());
+                                }
+                                v
+                            }).collect::<Vec<_>>(),
                         })
                     })
                     .collect();
@@ -67,6 +90,46 @@ pub(super) async fn find(
         )
         .await??;
     Ok(axum::Json(out).into_response())
+}
+
+/// Every region's grade, in the order of `boxes` (face by face), from one
+/// forward pass over the crops `/search/image?region=` would embed; `None`
+/// where the read-out did not learn the region's label.
+fn grade(
+    embedder: &dyn ImageEmbedder,
+    card: &ModelSummary,
+    image: &image::DynamicImage,
+    boxes: &[Vec<RegionBox>],
+) -> std::result::Result<Vec<Option<f32>>, ApiError> {
+    let regions: Vec<&RegionBox> = boxes.iter().flatten().collect();
+    let wanted: Vec<&RegionBox> = regions
+        .iter()
+        .copied()
+        .filter(|r| card.grades_label(r.placed.name))
+        .collect();
+    let crops = wanted
+        .iter()
+        .map(|r| crop(image, r.region, Path::new("upload")))
+        .collect::<crate::error::Result<Vec<_>>>()
+        .map_err(|e| ApiError::bad(e.to_string()))?;
+    let grades = if crops.is_empty() {
+        Vec::new()
+    } else {
+        let refs: Vec<&image::DynamicImage> = crops.iter().collect();
+        let graded = embedder
+            .embed_and_grade(&refs)
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+        graded.grades.unwrap_or_default()
+    };
+    let mut grades = grades.into_iter();
+    Ok(regions
+        .iter()
+        .map(|r| {
+            card.grades_label(r.placed.name)
+                .then(|| grades.next())
+                .flatten()
+        })
+        .collect())
 }
 
 use axum::response::IntoResponse;

@@ -214,7 +214,7 @@ fn utc_date(secs: u64) -> String {
 
 impl AppState {
     /// The model folder the page describes.
-    fn page_model_dir(&self) -> Option<PathBuf> {
+    pub(super) fn page_model_dir(&self) -> Option<PathBuf> {
         self.page.opts.model_dir.clone().or_else(|| {
             self.current()
                 .index

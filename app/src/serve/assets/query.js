@@ -23,6 +23,40 @@ function regionAt([x, y]) {
 
 const regionText = (r) => (r ? r.join(',') : '');
 
+/**
+ * The faces' grades by the model's score read-out, left against right: a
+ * table a face, a row a label (subject's left, right, left − right), or
+ * null when the server gave no grades. A click on a grade searches by its
+ * region.
+ */
+function gradeTables(pick) {
+  if (!current.faces.some((f) => f.regions.some((r) => 'grade' in r))) return null;
+  const fmt = (r) => (r && typeof r.grade === 'number' ? r.grade.toFixed(2) : '—');
+  const cell = (r) => el('td', r && typeof r.grade === 'number'
+    ? { class: 'pick', dataset: { region: regionText(r.region), grade: r.grade }, onclick: () => pick(r.region), title: 'search by this region' }
+    : {}, fmt(r));
+  const tables = current.faces.map((f, i) => {
+    const labels = [...new Set(f.regions.map((r) => r.label))];
+    const rows = labels.map((label) => {
+      const of = (side) => f.regions.find((r) => r.label === label && r.side === side);
+      const [l, r, one] = [of('left'), of('right'), of('')];
+      const both = l && r && typeof l.grade === 'number' && typeof r.grade === 'number';
+      const diff = both ? l.grade - r.grade : null;
+      return el('tr', { dataset: { label } },
+        el('th', {}, label),
+        ...(one ? [el('td', { colspan: 2, ...(typeof one.grade === 'number' ? { class: 'pick', dataset: { region: regionText(one.region), grade: one.grade }, onclick: () => pick(one.region) } : {}) }, fmt(one))] : [cell(l), cell(r)]),
+        el('td.diff', diff === null ? {} : { dataset: { value: diff } }, diff === null ? '' : `${diff >= 0 ? '+' : '−'}${Math.abs(diff).toFixed(2)}`));
+    });
+    return el('table.grades-table', { dataset: { face: i } },
+      el('caption', {}, current.faces.length > 1 ? `face ${i + 1}` : 'the face'),
+      el('tr', {}, ['', "subject's left", 'right', 'left − right'].map((h) => el('th', {}, h))),
+      rows);
+  });
+  return el('div#face-grades', { id: 'face-grades' },
+    el('p.muted', {}, "Grades by the model's score read-out (— : a label it did not learn from)"),
+    tables);
+}
+
 function parseRegion(s) {
   if (!s) return null;
   const v = s.split(',').map((x) => parseInt(x, 10));
@@ -44,6 +78,18 @@ function draw(canvas, box) {
     ctx.stroke();
   }
   ctx.setLineDash([]);
+  // Each graded region's grade at its top-left corner, on a dark backing.
+  const size = Math.max(9, Math.round(canvas.width / 32));
+  ctx.font = `${size}px system-ui, sans-serif`;
+  ctx.textBaseline = 'top';
+  for (const r of facialRegions().filter((x) => typeof x.grade === 'number')) {
+    const [px, py] = r.corners[0];
+    const text = r.grade.toFixed(2);
+    ctx.fillStyle = 'rgba(0, 0, 0, 0.6)';
+    ctx.fillRect(px, py, ctx.measureText(text).width + 4, size + 2);
+    ctx.fillStyle = COLOURS[r.label] || '#ffffff';
+    ctx.fillText(text, px + 2, py + 1);
+  }
   if (box) {
     const [x, y, w, h] = box;
     const line = Math.max(1, Math.round(canvas.width / 150));
@@ -108,6 +154,7 @@ export async function renderQuery(view, info, params, go) {
   const boxText = el('span#box.muted', { id: 'box' });
   const status = el('span#status.muted', { id: 'status' });
   const qerr = el('p#query-error.error', { id: 'query-error', role: 'alert', hidden: true });
+  const faceGrades = el('div#face-grades-slot', { id: 'face-grades-slot' });
   const results = el('div#results.grid', { id: 'results' });
   // The query's grade (read-out) and its neighbours' score, when there are any.
   const grades = el('div#grade-slot', { id: 'grade-slot' });
@@ -132,6 +179,12 @@ export async function renderQuery(view, info, params, go) {
       placeholder.textContent = `${current.file.name || 'pasted file'}: the browser cannot show this file as an image.`;
     }
     showBox();
+    const table = gradeTables((region) => {
+      current.region = region;
+      paint();
+      run();
+    });
+    faceGrades.replaceChildren(...(table ? [table] : []));
   };
   const showResult = () => {
     qerr.hidden = !current.error;
@@ -282,6 +335,7 @@ export async function renderQuery(view, info, params, go) {
         boxText,
         status,
         grades,
+        faceGrades,
         qerr,
       ),
     ),
