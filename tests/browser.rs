@@ -154,6 +154,39 @@ async fn shot(c: &Client, name: &str) {
     std::fs::write(shots().join(format!("{name}.png")), png).unwrap();
 }
 
+/// Clicks the element `css` finds.
+async fn click(c: &Client, css: &str) {
+    let e = c
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    e.click().await.unwrap();
+}
+
+/// Picks `value` in the `<select>` `css` finds.
+async fn select(c: &Client, css: &str, value: &str) {
+    let e = c
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    e.select_by_value(value).await.unwrap();
+}
+
+/// Goes to the query view and chooses the image at `path` there.
+async fn upload(c: &Client, path: &str) {
+    leaving(c).await;
+    click(c, "#nav-query").await;
+    wait(c, &view_is("query"), "the query view").await;
+    let file = c.find(Locator::Css("#file")).await.unwrap();
+    file.send_keys(path).await.unwrap();
+}
+
+/// The query canvas on screen: left, top, width, height (CSS pixels).
+async fn canvas_rect(c: &Client) -> [f64; 4] {
+    let r = js(c, "(() => { const r = document.getElementById('query-canvas').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()").await;
+    [0, 1, 2, 3].map(|i| r[i].as_f64().unwrap())
+}
+
 /// Evaluates a JavaScript expression.
 async fn js(c: &Client, expr: &str) -> Value {
     c.execute(&format!("return ({expr});"), vec![])
@@ -247,10 +280,10 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
 
         // 1. The gallery: its count and thumbnails that really loaded.
         c.goto(&url).await.unwrap();
-        wait(&c, &view_is("gallery"), "the gallery").await;
-        let total = js(&c, "document.getElementById('gallery-count').dataset.total").await;
+        wait(c, &view_is("gallery"), "the gallery").await;
+        let total = js(c, "document.getElementById('gallery-count').dataset.total").await;
         assert_eq!(total, json!(images().len() * 6).to_string());
-        let facts = js(&c, "document.getElementById('facts').textContent").await;
+        let facts = js(c, "document.getElementById('facts').textContent").await;
         assert!(
             facts
                 .as_str()
@@ -259,41 +292,23 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             "{facts}"
         );
         wait(
-            &c,
+            c,
             "(() => { const i = [...document.querySelectorAll('#gallery img')].slice(0, 12); \
                  return i.length === 12 && i.every(x => x.complete && x.naturalWidth > 0); })()",
             "the first 12 thumbnails to load",
         )
         .await;
-        shot(&c, "1-gallery").await;
+        shot(c, "1-gallery").await;
 
         // 2. Upload a crop, drag a box over its left eye, search.
-        leaving(&c).await;
-        c.find(Locator::Css("#nav-query"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        wait(&c, &view_is("query"), "the query view").await;
-        c.find(Locator::Css("#file"))
-            .await
-            .unwrap()
-            .send_keys(s(&query_face))
-            .await
-            .unwrap();
+        upload(c, s(&query_face)).await;
         wait(
-                &c,
+                c,
                 "document.getElementById('results').dataset.state === 'done' && document.querySelectorAll('#results .card').length > 0",
                 "the whole-image results",
             )
             .await;
-        let r = js(
-                &c,
-                "(() => { const r = document.getElementById('query-canvas').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()",
-            )
-            .await;
-        let [left, top, w, h] = [0, 1, 2, 3].map(|i| r[i].as_f64().unwrap());
+        let [left, top, w, h] = canvas_rect(c).await;
         let at = |x: f64, y: f64| {
             (
                 (left + x * w / 150.0).round(),
@@ -327,12 +342,12 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             });
         c.perform_actions(drag).await.unwrap();
         wait(
-                &c,
+                c,
                 "document.getElementById('results').dataset.state === 'done' && document.getElementById('results').dataset.region",
                 "the region results",
             )
             .await;
-        let region = js(&c, "document.getElementById('results').dataset.region").await;
+        let region = js(c, "document.getElementById('results').dataset.region").await;
         let region: Vec<i64> = region
             .as_str()
             .unwrap()
@@ -354,7 +369,7 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
                 .collect::<Vec<_>>()
                 .join("%2C")
         )));
-        let found = cards(&c, "#results").await;
+        let found = cards(c, "#results").await;
         assert_eq!(found.len(), 10, "k = 10 cards");
         assert!(
             found.windows(2).all(|p| p[0].2 <= p[1].2),
@@ -362,38 +377,28 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
         );
         assert_eq!(found[0].1, "left_eye", "{found:?}");
         // This index has no scores and its model no read-out: no grade line.
-        assert_eq!(js(&c, "document.getElementById('grades') === null && !document.querySelector('#results .score')").await, json!(true));
+        assert_eq!(js(c, "document.getElementById('grades') === null && !document.querySelector('#results .score')").await, json!(true));
         // Judge them: "my query is a left eye".
-        c.find(Locator::Css("#truth"))
-            .await
-            .unwrap()
-            .select_by_value(&label_of(&info, "left_eye").to_string())
-            .await
-            .unwrap();
+        select(c, "#truth", &label_of(&info, "left_eye").to_string()).await;
         wait(
-            &c,
+            c,
             "document.querySelectorAll('#results .card.ok, #results .card.bad').length === 10",
             "green and red borders",
         )
         .await;
-        let judged = js(&c, "[...document.querySelectorAll('#results .card')].map(e => e.classList.contains('ok') === (e.dataset.class === 'left_eye'))").await;
+        let judged = js(c, "[...document.querySelectorAll('#results .card')].map(e => e.classList.contains('ok') === (e.dataset.class === 'left_eye'))").await;
         assert!(
             judged.as_array().unwrap().iter().all(|v| v == true),
             "{judged}"
         );
-        shot(&c, "2-region-query").await;
+        shot(c, "2-region-query").await;
 
         // 3. A result: its own neighbours, then back to the region query.
         let before_url = c.current_url().await.unwrap();
         let second = &found[1].0;
-        leaving(&c).await;
-        c.find(Locator::Css("#results .card:nth-child(2)"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        wait(&c, &view_is("item"), "the item view").await;
+        leaving(c).await;
+        click(c, "#results .card:nth-child(2)").await;
+        wait(c, &view_is("item"), "the item view").await;
         let after_url = c.current_url().await.unwrap();
         assert_ne!(before_url, after_url);
         assert!(
@@ -403,9 +408,9 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
                 .starts_with(&format!("/item/{second}")),
             "{after_url}"
         );
-        let item_cards = cards(&c, "#results").await;
+        let item_cards = cards(c, "#results").await;
         assert_eq!(
-            js(&c, "document.getElementById('results').dataset.query").await,
+            js(c, "document.getElementById('results').dataset.query").await,
             json!(format!("item:{second}"))
         );
         assert_eq!(item_cards.len(), 10);
@@ -413,11 +418,11 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             item_cards.iter().all(|x| &x.0 != second),
             "the item itself is left out"
         );
-        shot(&c, "3-more-like-this").await;
-        leaving(&c).await;
+        shot(c, "3-more-like-this").await;
+        leaving(c).await;
         c.back().await.unwrap();
         wait(
-            &c,
+            c,
             &format!(
                 "{} && document.getElementById('results').dataset.state === 'done'",
                 view_is("query")
@@ -426,32 +431,22 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
         )
         .await;
         assert_eq!(c.current_url().await.unwrap(), before_url);
-        let again = cards(&c, "#results").await;
+        let again = cards(c, "#results").await;
         assert_eq!(
             again.iter().map(|x| &x.0).collect::<Vec<_>>(),
             found.iter().map(|x| &x.0).collect::<Vec<_>>(),
             "the previous results are back"
         );
-        shot(&c, "4-back").await;
+        shot(c, "4-back").await;
 
         // 4. A class filter: on an item's neighbours, and on the gallery.
-        leaving(&c).await;
-        c.find(Locator::Css("#results .card:nth-child(1)"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        wait(&c, &view_is("item"), "the item view").await;
+        leaving(c).await;
+        click(c, "#results .card:nth-child(1)").await;
+        wait(c, &view_is("item"), "the item view").await;
         let nose = label_of(&info, "nose");
-        c.find(Locator::Css("#result-filter"))
-            .await
-            .unwrap()
-            .select_by_value(&nose.to_string())
-            .await
-            .unwrap();
+        select(c, "#result-filter", &nose.to_string()).await;
         wait(
-            &c,
+            c,
             &format!(
                 "{} && document.getElementById('view').dataset.route.includes('label={nose}')",
                 view_is("item")
@@ -459,26 +454,16 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             "filtered neighbours",
         )
         .await;
-        let filtered = cards(&c, "#results").await;
+        let filtered = cards(c, "#results").await;
         assert_eq!(filtered.len(), 10);
         assert!(filtered.iter().all(|x| x.1 == "nose"), "{filtered:?}");
-        shot(&c, "5-filtered-neighbours").await;
-        leaving(&c).await;
-        c.find(Locator::Css("nav a[data-nav=gallery]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        wait(&c, &view_is("gallery"), "the gallery").await;
-        c.find(Locator::Css("#class-filter"))
-            .await
-            .unwrap()
-            .select_by_value(&nose.to_string())
-            .await
-            .unwrap();
+        shot(c, "5-filtered-neighbours").await;
+        leaving(c).await;
+        click(c, "nav a[data-nav=gallery]").await;
+        wait(c, &view_is("gallery"), "the gallery").await;
+        select(c, "#class-filter", &nose.to_string()).await;
         wait(
-            &c,
+            c,
             &format!(
                 "{} && document.getElementById('view').dataset.route.includes('label={nose}')",
                 view_is("gallery")
@@ -486,28 +471,23 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             "the filtered gallery",
         )
         .await;
-        let shown = cards(&c, "#gallery").await;
+        let shown = cards(c, "#gallery").await;
         assert_eq!(
-            js(&c, "document.getElementById('gallery-count').dataset.total").await,
+            js(c, "document.getElementById('gallery-count').dataset.total").await,
             json!(images().len().to_string())
         );
         assert!(
             !shown.is_empty() && shown.iter().all(|x| x.1 == "nose"),
             "{shown:?}"
         );
-        shot(&c, "6-filtered-gallery").await;
+        shot(c, "6-filtered-gallery").await;
 
         // 4b. The query view again, with the same photo: the server found
         // its face (POST /faces); a click inside the subject's left eye
         // searches by the region `likeness regions` would write.
-        leaving(&c).await;
-        c.find(Locator::Css("#nav-query"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        wait(&c, &view_is("query"), "the query view").await;
+        leaving(c).await;
+        click(c, "#nav-query").await;
+        wait(c, &view_is("query"), "the query view").await;
         let finder = likeness_app::face::FaceFinder::open(
             &likeness_app::face::models::default_dir(),
             likeness_app::face::Landmarks::Dlib5,
@@ -527,8 +507,7 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             .find(|b| b.placed.side == likeness_app::face::Side::Left)
             .unwrap()
             .region;
-        let r = js(&c, "(() => { const r = document.getElementById('query-canvas').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()").await;
-        let [left, top, w, h] = [0, 1, 2, 3].map(|i| r[i].as_f64().unwrap());
+        let [left, top, w, h] = canvas_rect(c).await;
         let (cx, cy) = (
             eye.x as f64 + eye.w as f64 / 2.0,
             eye.y as f64 + eye.h as f64 / 2.0,
@@ -537,7 +516,7 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             (left + cx * w / 150.0).round(),
             (top + cy * h / 150.0).round(),
         );
-        let click = MouseActions::new("mouse".into())
+        let press = MouseActions::new("mouse".into())
             .then(PointerAction::MoveTo {
                 duration: None,
                 x,
@@ -549,98 +528,85 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             .then(PointerAction::Up {
                 button: MOUSE_BUTTON_LEFT,
             });
-        c.perform_actions(click).await.unwrap();
+        c.perform_actions(press).await.unwrap();
         let want = format!("{},{},{},{}", eye.x, eye.y, eye.w, eye.h);
         wait(
-                &c,
+                c,
                 &format!("document.getElementById('results').dataset.state === 'done' && document.getElementById('results').dataset.region === '{want}'"),
                 "the results of the clicked eye",
             )
             .await;
-        let said = js(&c, "document.getElementById('box').textContent").await;
+        let said = js(c, "document.getElementById('box').textContent").await;
         assert!(said.as_str().unwrap().starts_with("eye (left): "), "{said}");
         // The small model tells eyes from other regions (which side is
         // beyond it: this index names sides as seen in the image anyway).
-        let top = cards(&c, "#results").await;
+        let top = cards(c, "#results").await;
         assert!(top[0].1.ends_with("_eye"), "{top:?}");
-        shot(&c, "6b-clicked-region").await;
+        shot(c, "6b-clicked-region").await;
 
         // 5. A text file named .jpg: the server's own error on the page.
-        leaving(&c).await;
-        c.find(Locator::Css("#nav-query"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        wait(&c, &view_is("query"), "the query view").await;
-        c.find(Locator::Css("#file"))
-            .await
-            .unwrap()
-            .send_keys(s(&not_an_image))
-            .await
-            .unwrap();
+        upload(c, s(&not_an_image)).await;
         wait(
-            &c,
+            c,
             "document.getElementById('results').dataset.state === 'error'",
             "the error",
         )
         .await;
-        let shown = js(&c, "document.getElementById('query-error').textContent").await;
+        let shown = js(c, "document.getElementById('query-error').textContent").await;
         assert_eq!(shown, json!(server_says));
         assert_eq!(
-            js(&c, "document.getElementById('query-error').hidden").await,
+            js(c, "document.getElementById('query-error').hidden").await,
             json!(false)
         );
-        shot(&c, "7-not-an-image").await;
+        shot(c, "7-not-an-image").await;
 
         // 6. An index without a model: no image search, item search works.
         let bare_url = format!("http://{}/", bare.addr);
-        leaving(&c).await;
+        leaving(c).await;
         c.goto(&bare_url).await.unwrap();
-        wait(&c, &view_is("gallery"), "the vector-only gallery").await;
+        wait(c, &view_is("gallery"), "the vector-only gallery").await;
         assert_eq!(
-            js(&c, "document.getElementById('nav-query').hidden").await,
+            js(c, "document.getElementById('nav-query').hidden").await,
             json!(true)
         );
         assert_eq!(
             js(
-                &c,
+                c,
                 "document.getElementById('nav-query').getBoundingClientRect().width"
             )
             .await,
             json!(0)
         );
-        let note = js(&c, "document.getElementById('no-image-search').textContent").await;
+        let note = js(c, "document.getElementById('no-image-search').textContent").await;
         assert!(
             note.as_str().unwrap().contains("built from vectors"),
             "{note}"
         );
         // A shared link to the image query says why there is none.
-        leaving(&c).await;
+        leaving(c).await;
         c.goto(&format!("{bare_url}#/query")).await.unwrap();
-        wait(&c, &view_is("query"), "the query view").await;
+        wait(c, &view_is("query"), "the query view").await;
         assert_eq!(
             js(
-                &c,
+                c,
                 "!!document.getElementById('no-model') && !document.getElementById('file')"
             )
             .await,
             json!(true)
         );
-        let why = js(&c, "document.getElementById('no-model').textContent").await;
+        let why = js(c, "document.getElementById('no-model').textContent").await;
         assert!(
             why.as_str().unwrap().contains("built from vectors"),
             "{why}"
         );
-        shot(&c, "8-no-model").await;
-        leaving(&c).await;
+        shot(c, "8-no-model").await;
+        leaving(c).await;
         c.goto(&format!("{bare_url}#/item/7?k=5")).await.unwrap();
-        wait(&c, &view_is("item"), "item search on the vector-only index").await;
-        let bare_cards = cards(&c, "#results").await;
+        wait(c, &view_is("item"), "item search on the vector-only index").await;
+        let bare_cards = cards(c, "#results").await;
         assert_eq!(bare_cards.len(), 5);
         assert!(bare_cards.iter().all(|x| x.0 != "7"));
-        shot(&c, "9-no-model-item").await;
+        shot(c, "9-no-model-item").await;
     });
 }
 
@@ -705,8 +671,8 @@ fn the_page_shows_recorded_scores_and_the_grade_of_a_query_image() {
 
         // 1. The gallery: every card's score is the one the index records.
         c.goto(&url).await.unwrap();
-        wait(&c, &view_is("gallery"), "the gallery").await;
-        let shown = js(&c, "[...document.querySelectorAll('#gallery .card')].map(e => [e.dataset.id, e.dataset.score, e.querySelector('.score').textContent])").await;
+        wait(c, &view_is("gallery"), "the gallery").await;
+        let shown = js(c, "[...document.querySelectorAll('#gallery .card')].map(e => [e.dataset.id, e.dataset.score, e.querySelector('.score').textContent])").await;
         let shown = shown.as_array().unwrap();
         assert_eq!(shown.len(), 40);
         for row in shown {
@@ -721,22 +687,9 @@ fn the_page_shows_recorded_scores_and_the_grade_of_a_query_image() {
         }
 
         // 2. A new image: its grade and its neighbours' score, as the API says.
-        leaving(&c).await;
-        c.find(Locator::Css("#nav-query"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        wait(&c, &view_is("query"), "the query view").await;
-        c.find(Locator::Css("#file"))
-            .await
-            .unwrap()
-            .send_keys(s(&query_image))
-            .await
-            .unwrap();
-        wait(&c, "document.getElementById('results').dataset.state === 'done' && document.getElementById('readout-score')", "the grade of the query image").await;
-        let got = js(&c, "[+document.getElementById('readout-score').dataset.value, +document.getElementById('predicted-score').dataset.value, document.getElementById('grades').textContent]").await;
+        upload(c, s(&query_image)).await;
+        wait(c, "document.getElementById('results').dataset.state === 'done' && document.getElementById('readout-score')", "the grade of the query image").await;
+        let got = js(c, "[+document.getElementById('readout-score').dataset.value, +document.getElementById('predicted-score').dataset.value, document.getElementById('grades').textContent]").await;
         assert!(
             (got[0].as_f64().unwrap() - readout).abs() < 1e-4,
             "page {got} against API {readout}"
@@ -758,24 +711,19 @@ fn the_page_shows_recorded_scores_and_the_grade_of_a_query_image() {
         );
         assert_eq!(
             js(
-                &c,
+                c,
                 "document.querySelectorAll('#results .card .score').length"
             )
             .await,
             json!(10)
         );
-        shot(&c, "10-graded-query").await;
+        shot(c, "10-graded-query").await;
 
         // 3. An item's page: its own score and its neighbours'.
-        leaving(&c).await;
-        c.find(Locator::Css("#results .card:nth-child(1)"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        wait(&c, &view_is("item"), "the item view").await;
-        let id = js(&c, "document.getElementById('query-item').dataset.id").await;
+        leaving(c).await;
+        click(c, "#results .card:nth-child(1)").await;
+        wait(c, &view_is("item"), "the item view").await;
+        let id = js(c, "document.getElementById('query-item').dataset.id").await;
         let id = id.as_str().unwrap();
         let res = common::server::get(srv.addr, &format!("/search/item/{id}")).json();
         let own = res["query"]["score"]
@@ -784,7 +732,7 @@ fn the_page_shows_recorded_scores_and_the_grade_of_a_query_image() {
         let theirs = res["predicted_score"]
             .as_f64()
             .unwrap_or_else(|| panic!("{res}"));
-        let got = js(&c, "[+document.getElementById('own-score').dataset.value, +document.getElementById('predicted-score').dataset.value, !!document.getElementById('readout-score')]").await;
+        let got = js(c, "[+document.getElementById('own-score').dataset.value, +document.getElementById('predicted-score').dataset.value, !!document.getElementById('readout-score')]").await;
         assert!(
             (got[0].as_f64().unwrap() - own).abs() < 1e-6,
             "{got} against {own}"
@@ -794,7 +742,7 @@ fn the_page_shows_recorded_scores_and_the_grade_of_a_query_image() {
             "{got} against {theirs}"
         );
         assert_eq!(got[2], json!(false), "an item's page has no read-out");
-        shot(&c, "11-graded-item").await;
+        shot(c, "11-graded-item").await;
     });
 }
 
@@ -903,24 +851,17 @@ fn the_page_sets_a_faces_left_grades_against_its_right() {
     assert_eq!(grades.len(), 4, "{grades:?}");
 
     in_browser(async |c: &Client| {
-        c.goto(&format!("http://{}/#/query", srv.addr))
-            .await
-            .unwrap();
-        wait(&c, &view_is("query"), "the query view").await;
-        c.find(Locator::Css("#file"))
-            .await
-            .unwrap()
-            .send_keys(s(&photo))
-            .await
-            .unwrap();
+        c.goto(&format!("http://{}/", srv.addr)).await.unwrap();
+        wait(c, &view_is("gallery"), "the gallery").await;
+        upload(c, s(&photo)).await;
         wait(
-            &c,
+            c,
             "document.querySelector('#face-grades table')",
             "the face's grades",
         )
         .await;
         for label in ["cheek", "under_eye"] {
-            let row = js(&c, &format!("[...document.querySelectorAll('#face-grades tr[data-label={label}] td')].map(t => [t.dataset.grade || t.dataset.value || '', t.textContent])")).await;
+            let row = js(c, &format!("[...document.querySelectorAll('#face-grades tr[data-label={label}] td')].map(t => [t.dataset.grade || t.dataset.value || '', t.textContent])")).await;
             let (l, r) = (
                 &grades[&(label.to_string(), "left".to_string())],
                 &grades[&(label.to_string(), "right".to_string())],
@@ -936,26 +877,19 @@ fn the_page_sets_a_faces_left_grades_against_its_right() {
             );
             assert_eq!(row[0][1], json!(format!("{:.2}", num(0))));
         }
-        let eye = js(&c, "[...document.querySelectorAll('#face-grades tr[data-label=eye] td')].map(t => t.textContent)").await;
+        let eye = js(c, "[...document.querySelectorAll('#face-grades tr[data-label=eye] td')].map(t => t.textContent)").await;
         assert_eq!(eye[0], json!("—"), "{eye}");
-        shot(&c, "12-face-grades").await;
+        shot(c, "12-face-grades").await;
         // A click on the right cheek's grade searches by its box.
         let right_cheek = &grades[&("cheek".to_string(), "right".to_string())].1;
-        c.find(Locator::Css(
-            "#face-grades tr[data-label=cheek] td:nth-of-type(2)",
-        ))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+        click(c, "#face-grades tr[data-label=cheek] td:nth-of-type(2)").await;
         wait(
-                &c,
+                c,
                 &format!("document.getElementById('results').dataset.state === 'done' && document.getElementById('results').dataset.region === '{right_cheek}'"),
                 "the results of the right cheek",
             )
             .await;
-        let shown: f64 = js(&c, "document.getElementById('readout-score').dataset.value")
+        let shown: f64 = js(c, "document.getElementById('readout-score').dataset.value")
             .await
             .as_str()
             .unwrap()
@@ -965,6 +899,6 @@ fn the_page_sets_a_faces_left_grades_against_its_right() {
             (shown - grades[&("cheek".to_string(), "right".to_string())].0).abs() < 1e-4,
             "{shown}"
         );
-        shot(&c, "13-face-grade-clicked").await;
+        shot(c, "13-face-grade-clicked").await;
     });
 }
