@@ -899,6 +899,14 @@ fn the_page_sets_a_faces_left_grades_against_its_right() {
             (shown - grades[&("cheek".to_string(), "right".to_string())].0).abs() < 1e-4,
             "{shown}"
         );
+        // The line says what the read-out learnt from (the card's labels).
+        let line = js(c, "document.getElementById('readout-score').textContent").await;
+        assert!(
+            line.as_str()
+                .unwrap()
+                .ends_with("which learnt from cheek, under_eye)"),
+            "{line}"
+        );
         shot(c, "13-face-grade-clicked").await;
     });
 }

@@ -265,6 +265,9 @@ fn model_summary(dir: &Path) -> Value {
         "device": card.as_ref().map(|c| &c.device),
         "fingerprint": card.as_ref().map(|c| &c.weights_crc32),
         "curves_png": dir.join("curves.png").is_file(),
+        // The labels its score read-out learnt from (null: it does not
+        // grade, or its card does not say).
+        "graded_labels": card.as_ref().filter(|c| c.grades()).and_then(|c| c.score_domain.as_ref()).map(|d| &d.labels),
     })
 }
 

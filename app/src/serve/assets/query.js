@@ -194,7 +194,7 @@ export async function renderQuery(view, info, params, go) {
     results.dataset.state = current.error ? 'error' : current.result ? 'done' : '';
     if (!current.result) return;
     const r = current.result;
-    const line = gradeLine({ readout: r.readout_score, predicted: r.predicted_score });
+    const line = gradeLine({ readout: r.readout_score, predicted: r.predicted_score, learnt: info.model && info.model.graded_labels });
     if (line) grades.append(line);
     results.dataset.region = regionText(r.region);
     results.dataset.query = `image:${r.name}:${regionText(r.region)}`;

@@ -51,13 +51,14 @@ const hasScore = (v) => v !== undefined && v !== null && Number.isFinite(Number(
 /**
  * What a scored index says of one query, as a line above its results:
  * `own` (the item's recorded score), `readout` (the query image's grade by
- * the model's score read-out) and `predicted` (the hits' scores weighted by
- * 1/distance). Null when the answer has none of them.
+ * the model's score read-out, which learnt from the labels `learnt`) and
+ * `predicted` (the hits' scores weighted by 1/distance). Null when the
+ * answer has none of them.
  */
-export function gradeLine({ own, readout, predicted }) {
+export function gradeLine({ own, readout, predicted, learnt }) {
   const parts = [];
   if (hasScore(own)) parts.push(el('span#own-score', { id: 'own-score', dataset: { value: own } }, el('b', {}, `score ${Number(own).toFixed(2)}`), ' (recorded)'));
-  if (hasScore(readout)) parts.push(el('span#readout-score', { id: 'readout-score', dataset: { value: readout } }, el('b', {}, `grade ${Number(readout).toFixed(2)}`), " (the model's score read-out)"));
+  if (hasScore(readout)) parts.push(el('span#readout-score', { id: 'readout-score', dataset: { value: readout } }, el('b', {}, `grade ${Number(readout).toFixed(2)}`), ` (the model's score read-out${learnt && learnt.length ? `, which learnt from ${learnt.join(', ')}` : ''})`));
   if (hasScore(predicted)) parts.push(el('span#predicted-score', { id: 'predicted-score', dataset: { value: predicted } }, el('b', {}, `neighbours' score ${Number(predicted).toFixed(2)}`), ' (the hits\' scores weighted by 1/distance)'));
   if (!parts.length) return null;
   return el('p#grades.grades', { id: 'grades' }, parts.flatMap((p, i) => (i ? [' · ', p] : [p])));
