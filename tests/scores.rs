@@ -673,3 +673,109 @@ fn training_from_grades_predicts_grades_of_new_images() {
         assert!(err.contains(says), "{err}");
     }
 }
+
+/// Few annotations: a manifest where only some rows are graded (here one
+/// label's) trains with `--score-bins` on those rows, says how many it left
+/// out, records only their label as what the read-out grades, and `embed`
+/// still writes every row with the others flagged; a manifest with no
+/// score at all is refused with what to do.
+#[test]
+fn score_bins_train_on_the_graded_rows_and_leave_the_rest() {
+    use rand::SeedableRng;
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let graded = common::brightness_grades(dir.path(), "graded", 60, &mut rng);
+    let other = common::brightness_grades(dir.path(), "other", 40, &mut rng);
+    // One manifest: the graded rows as they are, the others relabelled and
+    // with their score cells emptied.
+    let mut text = std::fs::read_to_string(&graded).unwrap();
+    for line in std::fs::read_to_string(&other).unwrap().lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        text.push_str(&format!("{},patch,,{}\n", cells[0], cells[3]));
+    }
+    let mixed = dir.path().join("mixed.csv");
+    std::fs::write(&mixed, text).unwrap();
+    let model = dir.path().join("model");
+    let o = likeness(&[
+        "--threads",
+        "2",
+        "train",
+        "--data",
+        s(&mixed),
+        "--out",
+        s(&model),
+        "--arch",
+        "convnet",
+        "--input-size",
+        "32",
+        "--dim",
+        "16",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "20",
+        "--val",
+        "none",
+        "--score-bins",
+        "3",
+    ]);
+    // The settings it derived, with their reasons, go to stderr.
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{said}");
+    assert!(said.contains("graded rows: 60 of 100"), "{said}");
+    assert!(said.contains("the 40 without one are left out"), "{said}");
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model.join("model.json")).unwrap()).unwrap();
+    assert_eq!(
+        card["score_domain"]["labels"],
+        serde_json::json!(["grade"]),
+        "{card}"
+    );
+    let emb = dir.path().join("emb");
+    let o = likeness(&[
+        "embed",
+        "--model",
+        s(&model),
+        "--data",
+        s(&mixed),
+        "--out",
+        s(&emb),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let predicted = likeness_index::npy::read_floats(emb.join("predicted_scores.npy")).unwrap();
+    assert_eq!(predicted.len(), 100);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("learnt from grade; patch is not among them"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // No grade anywhere: refused, saying what to add.
+    let none = dir.path().join("none.csv");
+    let text = std::fs::read_to_string(&mixed).unwrap();
+    let cleared: String = text
+        .lines()
+        .map(|l| {
+            let mut c: Vec<&str> = l.split(',').collect();
+            if c[2] != "score" {
+                c[2] = "";
+            }
+            c.join(",") + "\n"
+        })
+        .collect();
+    std::fs::write(&none, cleared).unwrap();
+    let o = likeness(&[
+        "train",
+        "--data",
+        s(&none),
+        "--out",
+        s(&dir.path().join("m2")),
+        "--score-bins",
+        "3",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("no row has a score") && err.contains("add a `score` column"),
+        "{err}"
+    );
+}

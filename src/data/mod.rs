@@ -262,6 +262,27 @@ impl Dataset {
         self.items.iter().filter(|i| i.region.is_some()).count()
     }
 
+    /// The items that have a score (all the classes kept), and how many were
+    /// left out for having none: what `train --score-bins` learns from, so
+    /// that a person may grade a few rows of a manifest and leave the rest.
+    pub fn scored(self) -> Result<(Self, usize)> {
+        let keep: Vec<usize> = (0..self.len())
+            .filter(|&i| self.items[i].score.is_some())
+            .collect();
+        let left_out = self.len() - keep.len();
+        if keep.is_empty() {
+            return Err(Error::Invalid(format!(
+                "{}: no row has a score; --score-bins learns from graded rows: \
+                 add a `score` column (a header row path,label,...,score) and grade some rows",
+                self.root.display()
+            )));
+        }
+        if left_out == 0 {
+            return Ok((self, 0));
+        }
+        Ok((self.subset(&keep)?, left_out))
+    }
+
     /// Keeps only the items at `indices` (in that order); classes are kept.
     pub fn subset(&self, indices: &[usize]) -> Result<Self> {
         let mut items = Vec::with_capacity(indices.len());

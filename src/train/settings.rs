@@ -48,6 +48,18 @@ impl Settings {
                 },
             );
         }
+        if let Some((left_out, kept)) = data.unscored.filter(|&(l, _)| l > 0) {
+            plan.decisions.insert(
+                0,
+                defaults::Decision {
+                    setting: "graded rows".into(),
+                    value: format!("{kept} of {}", kept + left_out),
+                    why: format!(
+                        "--score-bins learns from rows with a score; the {left_out} without one are left out (embed grades them afterwards)"
+                    ),
+                },
+            );
+        }
         print(&shape, data.val.len(), &plan);
         let (channels, mean, std) = normalisation(&plan.arch, shape.grey, &images);
         let n = plan.classes_per_tuple;

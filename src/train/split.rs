@@ -21,6 +21,9 @@ pub(super) struct Data {
     /// With `--score-bins`: the labels of the `train` items before binning
     /// (the regions the read-out learns to grade), sorted and distinct.
     pub score_labels: Vec<String>,
+    /// With `--score-bins`: the rows of `--data` left out for having no
+    /// score, and how many were kept.
+    pub unscored: Option<(usize, usize)>,
     pub train: Vec<usize>,
     /// The labels of `train`, in its order (the sampler's input).
     pub train_labels: Vec<i64>,
@@ -39,12 +42,19 @@ impl Data {
     /// Opens `--data` (binned by score with `--score-bins`) and splits it.
     pub(super) fn load(cfg: &TrainConfig) -> Result<Data> {
         let source = Dataset::open(&cfg.data)?;
-        let (ds, score_edges, source) = match cfg.score_bins {
+        let (ds, score_edges, source, unscored) = match cfg.score_bins {
             Some(b) => {
+                let (source, left_out) = source.scored()?;
                 let edges = source.score_bin_edges(b)?;
-                (source.binned_by_score(&edges)?, Some(edges), Some(source))
+                let kept = source.len();
+                (
+                    source.binned_by_score(&edges)?,
+                    Some(edges),
+                    Some(source),
+                    Some((left_out, kept)),
+                )
             }
-            None => (source, None, None),
+            None => (source, None, None, None),
         };
         let Split {
             mut train,
@@ -83,6 +93,7 @@ impl Data {
             ds,
             score_edges,
             score_labels,
+            unscored,
             train,
             train_labels,
             classes,
@@ -120,8 +131,8 @@ fn split(cfg: &TrainConfig, ds: &Dataset) -> Result<Split> {
     // set's edges.
     let val_ds = match (val_ds, cfg.score_bins) {
         (Some(v), Some(b)) => {
-            let edges = Dataset::open(&cfg.data)?.score_bin_edges(b)?;
-            Some(v.binned_by_score(&edges)?)
+            let edges = Dataset::open(&cfg.data)?.scored()?.0.score_bin_edges(b)?;
+            Some(v.scored()?.0.binned_by_score(&edges)?)
         }
         (v, _) => v,
     };
