@@ -102,17 +102,18 @@ fn grade(
     boxes: &[Vec<RegionBox>],
 ) -> std::result::Result<Vec<Option<f32>>, ApiError> {
     let regions: Vec<&RegionBox> = boxes.iter().flatten().collect();
-    let wanted: Vec<&RegionBox> = regions
+    let wanted: Vec<bool> = regions
         .iter()
-        .copied()
-        .filter(|r| card.grades_label(r.placed.name))
+        .map(|r| card.grades_label(r.placed.name))
         .collect();
-    let crops = wanted
+    let crops = regions
         .iter()
-        .map(|r| crop(image, r.region, Path::new("upload")))
+        .zip(&wanted)
+        .filter(|(_, &w)| w)
+        .map(|(r, _)| crop(image, r.region, Path::new("upload")))
         .collect::<crate::error::Result<Vec<_>>>()
         .map_err(|e| ApiError::bad(e.to_string()))?;
-    let grades = if crops.is_empty() {
+    let mut grades = if crops.is_empty() {
         Vec::new()
     } else {
         let refs: Vec<&image::DynamicImage> = crops.iter().collect();
@@ -120,15 +121,11 @@ fn grade(
             .embed_and_grade(&refs)
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
         graded.grades.unwrap_or_default()
-    };
-    let mut grades = grades.into_iter();
-    Ok(regions
+    }
+    .into_iter();
+    Ok(wanted
         .iter()
-        .map(|r| {
-            card.grades_label(r.placed.name)
-                .then(|| grades.next())
-                .flatten()
-        })
+        .map(|&w| if w { grades.next() } else { None })
         .collect())
 }
 
