@@ -32,9 +32,9 @@ const regionText = (r) => (r ? r.join(',') : '');
 function gradeTables(pick) {
   if (!current.faces.some((f) => f.regions.some((r) => 'grade' in r))) return null;
   const fmt = (r) => (r && typeof r.grade === 'number' ? r.grade.toFixed(2) : '—');
-  const cell = (r) => el('td', r && typeof r.grade === 'number'
-    ? { class: 'pick', dataset: { region: regionText(r.region), grade: r.grade }, onclick: () => pick(r.region), title: 'search by this region' }
-    : {}, fmt(r));
+  const cell = (r, attrs = {}) => el('td', r && typeof r.grade === 'number'
+    ? { ...attrs, class: 'pick', dataset: { region: regionText(r.region), grade: r.grade }, onclick: () => pick(r.region), title: 'search by this region' }
+    : attrs, fmt(r));
   const tables = current.faces.map((f, i) => {
     const labels = [...new Set(f.regions.map((r) => r.label))];
     const rows = labels.map((label) => {
@@ -44,7 +44,7 @@ function gradeTables(pick) {
       const diff = both ? l.grade - r.grade : null;
       return el('tr', { dataset: { label } },
         el('th', {}, label),
-        ...(one ? [el('td', { colspan: 2, ...(typeof one.grade === 'number' ? { class: 'pick', dataset: { region: regionText(one.region), grade: one.grade }, onclick: () => pick(one.region) } : {}) }, fmt(one))] : [cell(l), cell(r)]),
+        ...(one ? [cell(one, { colspan: 2 })] : [cell(l), cell(r)]),
         el('td.diff', diff === null ? {} : { dataset: { value: diff } }, diff === null ? '' : `${diff >= 0 ? '+' : '−'}${Math.abs(diff).toFixed(2)}`));
     });
     return el('table.grades-table', { dataset: { face: i } },
