@@ -503,6 +503,16 @@ fn scores_flow_through_embed_index_and_query() {
     let q: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
     let p = q["predicted_score"].as_f64().unwrap();
     assert!((0.6..=0.9).contains(&p), "{q}");
+    // ... and the item's own score, beside it.
+    assert!(
+        (q["query_score"].as_f64().unwrap() - 0.1).abs() < 1e-6,
+        "{q}"
+    );
+    let table = ok(&["query", "--index", s(&idx), "--id", "0", "-k", "3"]);
+    assert!(
+        table.starts_with("query: item 0 (score 0.1000)\npredicted score: "),
+        "{table}"
+    );
     // Without a score read-out, an image query has no grade of its own.
     let by_image = ok(&[
         "query",

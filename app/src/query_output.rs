@@ -31,6 +31,9 @@ enum QueryRecord<'a> {
         /// grade by the model's score read-out.
         #[serde(skip_serializing_if = "Option::is_none")]
         readout_score: Option<f32>,
+        /// A query by item (`--id`) of a scored index: the item's own score.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        query_score: Option<f32>,
     },
     /// Once, after the last query.
     Summary(&'a QueryStats),
@@ -95,7 +98,7 @@ pub fn emit(
         None
     };
     if args.json {
-        print_json_lines(index, items.as_deref(), found, stats, grades)?;
+        print_json_lines(index, items.as_deref(), found, stats, grades, &args.id)?;
     } else if detailed {
         print_table(index, items.as_deref(), found, args, query_names, grades)?;
     } else if args.out.is_none() {
@@ -119,7 +122,12 @@ fn print_table(
         for q in 0..found.queries() {
             let name = match (query_names.and_then(|n| n.get(q)), args.id.get(q)) {
                 (Some(n), _) => n.clone(),
-                (None, Some(id)) => format!("item {id}"),
+                // An item of a scored index: its own score beside what
+                // its neighbours predict.
+                (None, Some(&id)) => match index.score_of(id) {
+                    Some(s) => format!("item {id} (score {s:.4})"),
+                    None => format!("item {id}"),
+                },
                 (None, None) => format!("query {q}"),
             };
             writeln!(w, "query: {name}")?;
@@ -295,6 +303,7 @@ fn print_json_lines(
     found: &Neighbours,
     stats: &QueryStats,
     grades: Option<&[f32]>,
+    query_ids: &[usize],
 ) -> Result<()> {
     let labels = index.labels();
     let stdout = std::io::stdout().lock();
@@ -318,6 +327,7 @@ fn print_json_lines(
                 }),
                 predicted_score: likeness_index::score::predict_from_hits(&hits),
                 readout_score: grades.and_then(|g| g.get(q).copied()),
+                query_score: query_ids.get(q).and_then(|&i| index.score_of(i)),
                 hits,
             };
             line(&mut w, &rec)?;
