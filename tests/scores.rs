@@ -706,32 +706,8 @@ fn score_bins_train_on_the_graded_rows_and_leave_the_rest() {
     let mixed = dir.path().join("mixed.csv");
     std::fs::write(&mixed, text).unwrap();
     let model = dir.path().join("model");
-    let o = likeness(&[
-        "--threads",
-        "2",
-        "train",
-        "--data",
-        s(&mixed),
-        "--out",
-        s(&model),
-        "--arch",
-        "convnet",
-        "--input-size",
-        "32",
-        "--dim",
-        "16",
-        "--epochs",
-        "1",
-        "--steps-per-epoch",
-        "20",
-        "--val",
-        "none",
-        "--score-bins",
-        "3",
-    ]);
-    // The settings it derived, with their reasons, go to stderr.
-    let said = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{said}");
+    // The settings it derived, with their reasons.
+    let said = common::train_small(&mixed, &model, 1, 20, &["--score-bins", "3"]);
     assert!(said.contains("graded rows: 60 of 100"), "{said}");
     assert!(said.contains("the 40 without one are left out"), "{said}");
     let card: serde_json::Value =

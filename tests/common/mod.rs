@@ -46,8 +46,9 @@ pub fn brightness_grades(
 
 /// Trains the small convnet the serving and pipeline tests index with
 /// (32 px, dim 16, no held-out set, 2 threads): `epochs` × `steps`, plus
-/// `extra` flags. Fails the test with the trainer's output if it fails.
-pub fn train_small(data: &Path, out: &Path, epochs: u32, steps: u32, extra: &[&str]) {
+/// `extra` flags. Fails the test with the trainer's output if it fails;
+/// else returns what it said on stderr (the settings it derived, and why).
+pub fn train_small(data: &Path, out: &Path, epochs: u32, steps: u32, extra: &[&str]) -> String {
     let (epochs, steps) = (epochs.to_string(), steps.to_string());
     let mut args = vec![
         "--threads",
@@ -78,6 +79,7 @@ pub fn train_small(data: &Path, out: &Path, epochs: u32, steps: u32, extra: &[&s
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// A dataset fetched by `make data`; fails with the fix when it is missing.
