@@ -542,6 +542,11 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
         // beyond it: this index names sides as seen in the image anyway).
         let top = cards(c, "#results").await;
         assert!(top[0].1.ends_with("_eye"), "{top:?}");
+        // A model without a score read-out grades nothing: no table.
+        assert_eq!(
+            js(c, "document.getElementById('face-grades')").await,
+            Value::Null
+        );
         shot(c, "6b-clicked-region").await;
 
         // 5. A text file named .jpg: the server's own error on the page.
