@@ -79,8 +79,9 @@ pub struct TrainArgs {
     #[arg(long)]
     pub val_steps: Option<usize>,
     /// Train from grades: B quantile bins of the manifest's `score` column
-    /// become the classes of N-pair sampling (every row needs a score); the
-    /// bin edges go into model.json.
+    /// become the classes of N-pair sampling; rows with an empty score are
+    /// left out (grade a few, train on those). The bin edges go into
+    /// model.json.
     #[arg(long)]
     pub score_bins: Option<usize>,
     /// With --score-bins: weight of a linear read-out of the (standardised)
