@@ -347,6 +347,39 @@ fn info_reports_the_index_its_eval_and_why_image_search_is_off() {
     assert_eq!(get(srv.addr, "/info/passwd").status, 404);
 }
 
+/// Without a token, a server on loopback is still reachable from the
+/// pages its user opens: those may neither change it nor read it under
+/// another name, while the page it serves and non-browser clients may.
+#[test]
+fn other_sites_pages_can_neither_change_nor_read_a_loopback_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (index, _) = fixture(dir.path());
+    let srv = Server::start(&["--index", s(&index)], &[]);
+    let a = srv.addr;
+    let delete = |headers: &[&str]| {
+        request(a, "POST", "/admin/items/delete", headers, br#"{"ids":[3]}"#)
+    };
+    let r = delete(&["Origin: http://evil.example", "Content-Type: text/plain"]);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("evil.example"));
+    let r = delete(&["Sec-Fetch-Site: cross-site"]);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(get(a, "/items/3").status, 200, "item 3 must still be there");
+    // DNS rebinding: the same server under a name that is not loopback.
+    let r = request(a, "GET", "/info", &["Host: evil.example:7878"], b"");
+    assert_eq!(r.status, 403);
+    assert!(r.json()["error"].as_str().unwrap().contains("127.0.0.1"));
+    // Its own page (same origin) and clients that are not browsers.
+    let own = format!("Origin: http://localhost:{}", a.port());
+    let host = format!("Host: localhost:{}", a.port());
+    let r = delete(&[&own, &host]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["deleted"], 1);
+    assert_eq!(get(a, "/items/3").status, 404);
+    let r = request(a, "POST", "/admin/items/delete", &[], br#"{"ids":[4]}"#);
+    assert_eq!(r.json()["deleted"], 1, "{}", r.text());
+}
+
 #[test]
 fn admin_needs_the_token_when_one_is_set_and_off_loopback_one_is_required() {
     let dir = tempfile::tempdir().unwrap();

@@ -170,6 +170,9 @@ struct AppState {
     writer: std::sync::Mutex<Option<likeness_index::Writer>>,
     /// A background compaction is running.
     compacting: std::sync::atomic::AtomicBool,
+    /// The server listens on loopback, so it answers loopback names only
+    /// (`serve/guard.rs`).
+    loopback: bool,
 }
 
 impl AppState {
@@ -737,6 +740,7 @@ pub fn run(
         faces: faces_for(image_search),
         writer: std::sync::Mutex::new(None),
         compacting: std::sync::atomic::AtomicBool::new(false),
+        loopback: opts.addr.ip().is_loopback(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -86,7 +86,8 @@ impl Answer {
     }
 }
 
-/// One request with extra header lines (`"Name: value"`).
+/// One request with extra header lines (`"Name: value"`); `Host:
+/// localhost` unless they name a Host.
 pub fn request(
     addr: SocketAddr,
     method: &str,
@@ -97,9 +98,12 @@ pub fn request(
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n",
+        "{method} {path} HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
     );
+    if !headers.iter().any(|h| h.to_ascii_lowercase().starts_with("host:")) {
+        head.push_str("Host: localhost\r\n");
+    }
     for h in headers {
         head.push_str(h);
         head.push_str("\r\n");
