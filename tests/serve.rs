@@ -241,9 +241,23 @@ fn vector_endpoints_answer_and_bad_requests_get_json_4xx() {
         400,
         "vectors[1]",
     );
-    bad("/search", &vec![b' '; 2 << 20], 413, "too large");
+    bad(
+        "/search/batch",
+        json!({"vectors": vec![rows[0].clone(); 100], "k": 1000})
+            .to_string()
+            .as_bytes(),
+        400,
+        "100000 hits",
+    );
+    bad("/search", &vec![b' '; 2 << 20], 413, "at most 1 MB");
     bad("/search/image", b"\x89PNG", 501, "no model");
     bad("/nowhere", b"", 404, "no such endpoint");
+    let (code, text) = http(a, "GET", "/search", b"", "text/plain");
+    assert_eq!(code, 405);
+    assert!(text.contains("takes no GET"), "{text}");
+    let (code, text) = http(a, "GET", "/items?label=cheek", b"", "text/plain");
+    assert_eq!(code, 400);
+    assert!(text.contains("bad query string: label"), "{text}");
 
     assert!(srv.stop().success());
 }
@@ -546,4 +560,37 @@ fn image_queries_in_one_batch_get_the_answers_they_get_alone() {
         }
     }
     assert!(srv.stop().success());
+}
+
+/// A client that sends part of a request and stops: its request is
+/// answered 408 once a body's time is up, and a stop does not wait on it
+/// for more than the grace period.
+#[test]
+fn a_stalled_client_neither_holds_its_request_nor_the_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let (v, l, _) = vectors(dir.path(), "base", 50, 3);
+    let index = dir.path().join("index");
+    build(&v, &l, &index, false);
+    let srv = start(&["--index", s(&index)]);
+    let stall = || {
+        let mut c = TcpStream::connect(srv.addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        c.write_all(b"POST /search HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{")
+            .unwrap();
+        c
+    };
+    let mut first = stall();
+    let t = std::time::Instant::now();
+    let mut answer = String::new();
+    let _ = first.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive within 30 s"), "{answer}");
+    assert!(t.elapsed() < Duration::from_secs(45), "{:?}", t.elapsed());
+
+    let _second = stall();
+    std::thread::sleep(Duration::from_millis(200));
+    let t = std::time::Instant::now();
+    let status = srv.stop();
+    assert!(status.success(), "{status:?}");
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
 }

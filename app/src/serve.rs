@@ -34,6 +34,7 @@
 //! and `serve/thumbs.rs`; the admin token and the security headers in
 //! `serve/guard.rs`.
 mod admin;
+mod body;
 mod faces;
 mod guard;
 mod items;
@@ -69,6 +70,11 @@ mod batch;
 
 /// Most vectors in one `/search/batch`.
 pub const MAX_BATCH: usize = 1024;
+
+/// Most hits (vectors × k) in one `/search/batch`: 1,024 vectors of k =
+/// 1,000 made a 230 MB answer and left the server 3 GB larger; 65,536 hits
+/// are about 15 MB of JSON.
+pub const MAX_BATCH_HITS: usize = 65_536;
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -173,6 +179,8 @@ struct AppState {
     /// The server listens on loopback, so it answers loopback names only
     /// (`serve/guard.rs`).
     loopback: bool,
+    /// Largest request body, bytes (`serve/body.rs`).
+    max_body: usize,
 }
 
 impl AppState {
@@ -284,6 +292,18 @@ fn body_error(r: BytesRejection) -> ApiError {
         r.body_text()
     };
     ApiError::new(status, msg)
+}
+
+/// A query string the route's parameters do not take (`?k=abc`), said
+/// without the parser's framing.
+fn query_error(r: axum::extract::rejection::QueryRejection) -> ApiError {
+    let text = r.body_text();
+    let detail = text
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(&text);
+    ApiError::bad(format!(
+        "bad query string: {detail}; each route's parameters are in docs/http-api.md"
+    ))
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(
@@ -450,6 +470,15 @@ async fn search_batch(
             req.vectors.len()
         )));
     }
+    let hits = req.vectors.len().saturating_mul(req.k);
+    if hits > MAX_BATCH_HITS {
+        return Err(ApiError::bad(format!(
+            "{} vectors × k = {} is {hits} hits, over {MAX_BATCH_HITS} for one batch: \
+             send fewer vectors at a time, or a smaller k",
+            req.vectors.len(),
+            req.k
+        )));
+    }
     let n = req.vectors.len() as u64;
     let out = st
         .on_pool(
@@ -507,7 +536,7 @@ async fn search_image(
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let start = Instant::now();
-    let Query(p) = params.map_err(|e| ApiError::bad(e.body_text()))?;
+    let Query(p) = params.map_err(query_error)?;
     let body = body.map_err(body_error)?;
     let region = p.region.as_deref().map(parse_region).transpose()?;
     let only = p.labels.as_deref().map(items::parse_labels).transpose()?;
@@ -646,6 +675,16 @@ async fn not_found() -> ApiError {
     )
 }
 
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} takes no {method}: see docs/http-api.md for its method",
+            uri.path()
+        ),
+    )
+}
+
 fn router(state: Arc<AppState>, max_body: usize) -> Router {
     Router::new()
         .route("/search", post(search))
@@ -671,7 +710,12 @@ fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/items/{id}/image", get(thumbs::image))
         .route("/search/item/{id}", get(items::search_item))
         .fallback(not_found)
+        .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            body::read_whole,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             guard::guard,
@@ -741,6 +785,7 @@ pub fn run(
         writer: std::sync::Mutex::new(None),
         compacting: std::sync::atomic::AtomicBool::new(false),
         loopback: opts.addr.ip().is_loopback(),
+        max_body: opts.max_body,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -778,14 +823,36 @@ pub fn run(
             }
         });
         let app = router(state, opts.max_body);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown())
-            .await
-            .map_err(|e| Error::io("<server>", e))
+        let stopping = Arc::new(tokio::sync::Notify::new());
+        let signalled = Arc::clone(&stopping);
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown().await;
+            signalled.notify_one();
+        });
+        // Answers under way get a grace period; a connection still open
+        // after it (a client that stopped sending) does not hold the stop.
+        tokio::select! {
+            r = std::future::IntoFuture::into_future(server) => r.map_err(|e| Error::io("<server>", e)),
+            () = async {
+                stopping.notified().await;
+                tokio::time::sleep(STOP_GRACE).await;
+            } => {
+                eprintln!(
+                    "likeness serve: connections still open {} s after the signal; stopping anyway",
+                    STOP_GRACE.as_secs()
+                );
+                Ok(())
+            }
+        }
     })?;
     eprintln!("likeness serve: stopped");
     Ok(())
 }
+
+/// How long a stopping server waits for the answers under way (a search
+/// answers in milliseconds, an image query in tens of them; a client still
+/// sending after this is not waited for).
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 async fn shutdown() {
     let term = async {

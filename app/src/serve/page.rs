@@ -358,6 +358,8 @@ pub(super) async fn info(State(st): State<Arc<AppState>>) -> ApiResult {
                 "max_ef": likeness_index::MAX_EF,
                 "default_k": likeness_index::DEFAULT_K,
                 "default_ef": likeness_index::DEFAULT_EF,
+                "max_batch": super::MAX_BATCH,
+                "max_batch_hits": super::MAX_BATCH_HITS,
             },
         })
     })

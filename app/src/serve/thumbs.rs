@@ -336,7 +336,7 @@ pub(super) async fn image(
     params: Result<Query<ImageParams>, QueryRejection>,
 ) -> ApiResult {
     let start = Instant::now();
-    let Query(p) = params.map_err(|e| ApiError::bad(e.body_text()))?;
+    let Query(p) = params.map_err(super::query_error)?;
     if !(MIN_SIZE..=MAX_SIZE).contains(&p.size) {
         return Err(ApiError::bad(format!(
             "size = {} is out of range {MIN_SIZE}..={MAX_SIZE}",
