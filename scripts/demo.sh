@@ -119,5 +119,5 @@ echo "  $BIN serve --index $D/regions-index --eval $D/regions-eval"
 echo "  then open http://127.0.0.1:7878/"
 if [[ -f $S/index/manifest.json ]]; then
     echo "or grade a photo's cheeks and under-eyes, left against right (drop a photo on 'Query by image'):"
-    echo "  $BIN serve --index $S/index"
+    echo "  $BIN serve --index $S/index --eval $S/eval"
 fi
