@@ -102,13 +102,15 @@ fn bad_global_options_are_usage_errors() {
         "{}",
         stderr(&out)
     );
-    let out = likeness(&["doctor", "--threads", "0"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("--threads must be at least 1"),
-        "{}",
-        stderr(&out)
-    );
+    for n in ["0", "100000"] {
+        let out = likeness(&["doctor", "--threads", n]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            stderr(&out).contains(&format!("{n} threads: give 1..=1024")),
+            "{}",
+            stderr(&out)
+        );
+    }
 }
 
 #[test]

@@ -356,9 +356,8 @@ fn other_sites_pages_can_neither_change_nor_read_a_loopback_server() {
     let (index, _) = fixture(dir.path());
     let srv = Server::start(&["--index", s(&index)], &[]);
     let a = srv.addr;
-    let delete = |headers: &[&str]| {
-        request(a, "POST", "/admin/items/delete", headers, br#"{"ids":[3]}"#)
-    };
+    let delete =
+        |headers: &[&str]| request(a, "POST", "/admin/items/delete", headers, br#"{"ids":[3]}"#);
     let r = delete(&["Origin: http://evil.example", "Content-Type: text/plain"]);
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(r.json()["error"].as_str().unwrap().contains("evil.example"));

@@ -465,3 +465,43 @@ fn bad_galleries_get_specific_errors_and_a_failed_rebuild_keeps_the_old_index() 
     let err = fails(index(s(&f.gallery_csv), s(&copy), &[]));
     assert!(err.contains("already exists"), "{err}");
 }
+
+/// A `model.json` edited or damaged by hand: an error that names the field,
+/// never a panic or an abort on a huge allocation.
+#[test]
+fn a_damaged_model_card_is_refused_with_the_field_named() {
+    let f = fixture();
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(f.model.join("model.json")).unwrap()).unwrap();
+    let cases: [(&str, serde_json::Value, &str); 3] = [
+        ("channels", serde_json::json!(1), "1 channels but 3 means"),
+        (
+            "std",
+            serde_json::json!([0.5, 0.0, 0.5]),
+            "standard deviation of 0",
+        ),
+        ("input_size", serde_json::json!(100000), "over the 1024 px"),
+    ];
+    for (field, value, says) in cases {
+        let dir = f.root.join(format!("damaged-{field}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for e in std::fs::read_dir(&f.model).unwrap() {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+        }
+        let mut c = card.clone();
+        c["spec"][field] = value;
+        std::fs::write(dir.join("model.json"), c.to_string()).unwrap();
+        let err = fails(likeness(&[
+            "embed",
+            "--model",
+            s(&dir),
+            "--data",
+            s(&f.gallery_csv),
+            "--out",
+            s(&f.root.join(format!("damaged-{field}-out"))),
+        ]));
+        assert!(err.contains(says), "{field}: {err}");
+    }
+}

@@ -4,12 +4,12 @@ use std::process::ExitCode;
 
 use crate::args::{Command, GlobalArgs};
 use crate::embedder::ModelLoader;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Sizes rayon's global pool from `--loader-threads`/`--threads`, or all cores.
 pub fn init_threads(global: &GlobalArgs) -> Result<usize> {
+    // The flags' parser keeps them in 1..=MAX_THREADS.
     let n = match global.loader_threads.or(global.threads) {
-        Some(0) => return Err(Error::Usage("--threads must be at least 1".into())),
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };

@@ -47,6 +47,55 @@ fn one() -> f32 {
     1.0
 }
 
+/// Largest input side. Backbones are run at 600 px at most in practice
+/// (EfficientNet-B7); one 3-channel image of 1,024 px is 12 MB as floats,
+/// a batch of 20 a quarter of a GB. A larger side in a flag or a damaged
+/// `model.json` would otherwise abort on a failed allocation.
+pub const MAX_INPUT_SIZE: u32 = 1024;
+
+impl ModelSpec {
+    /// What any network needs of the spec, whether it came from flags or
+    /// from a `model.json` (which may have been edited or damaged).
+    pub fn check(&self) -> Result<()> {
+        let c = self.channels;
+        if c != 1 && c != 3 {
+            return Err(Error::Invalid(format!(
+                "{c} channels: use 1 (grey) or 3 (RGB)"
+            )));
+        }
+        if self.mean.len() != c as usize || self.std.len() != c as usize {
+            return Err(Error::Invalid(format!(
+                "the model has {c} channels but {} means and {} standard deviations: \
+                 give one of each per channel (model.json `spec.mean`, `spec.std`)",
+                self.mean.len(),
+                self.std.len()
+            )));
+        }
+        if let Some(s) = self.std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(Error::Invalid(format!(
+                "a standard deviation of {s} would divide pixels by it: each of \
+                 model.json's `spec.std` must be a positive number"
+            )));
+        }
+        if self.mean.iter().any(|m| !m.is_finite()) {
+            return Err(Error::Invalid(
+                "model.json's `spec.mean` holds a value that is not a number".into(),
+            ));
+        }
+        if self.input_size > MAX_INPUT_SIZE {
+            return Err(Error::Invalid(format!(
+                "an input of {0} × {0} px is over the {MAX_INPUT_SIZE} px this takes \
+                 (--input-size, or model.json's `spec.input_size`)",
+                self.input_size
+            )));
+        }
+        if self.dim == 0 {
+            return Err(Error::Invalid("--dim must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
 enum Body {
     Seq(nn::SequentialT),
     Func(nn::FuncT<'static>),
@@ -126,15 +175,7 @@ impl Net {
     /// Builds the network with freshly initialised weights (seed torch first
     /// with `tch::manual_seed` for reproducible weights).
     pub fn new(spec: &ModelSpec, device: Device) -> Result<Net> {
-        if spec.channels != 1 && spec.channels != 3 {
-            return Err(Error::Invalid(format!(
-                "{} channels: use 1 (grey) or 3 (RGB)",
-                spec.channels
-            )));
-        }
-        if spec.dim == 0 {
-            return Err(Error::Invalid("--dim must be at least 1".into()));
-        }
+        spec.check()?;
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let (body, features) = match &spec.arch {

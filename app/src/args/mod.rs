@@ -63,14 +63,33 @@ pub struct GlobalArgs {
     pub device: DeviceSpec,
     /// Threads for torch's intra-op pool and rayon [default: all cores; on
     /// CUDA torch gets 2, the loader all cores].
-    #[arg(long, global = true, env = "LIKENESS_THREADS")]
+    #[arg(long, global = true, env = "LIKENESS_THREADS", value_parser = thread_count)]
     pub threads: Option<usize>,
     /// torch's intra-op threads only (overrides --threads).
-    #[arg(long, global = true, env = "LIKENESS_TORCH_THREADS")]
+    #[arg(long, global = true, env = "LIKENESS_TORCH_THREADS", value_parser = thread_count)]
     pub torch_threads: Option<usize>,
     /// rayon's threads only: decoding, augmentation, search (overrides --threads).
-    #[arg(long, global = true, env = "LIKENESS_LOADER_THREADS")]
+    #[arg(long, global = true, env = "LIKENESS_LOADER_THREADS", value_parser = thread_count)]
     pub loader_threads: Option<usize>,
+}
+
+/// Most threads a pool may have. Starting 100,000 threads took longer than
+/// two minutes (it looked like a hang) and 1,000 took a second; no machine
+/// this runs on has 1,024 cores a process could use.
+pub const MAX_THREADS: usize = 1024;
+
+fn thread_count(s: &str) -> std::result::Result<usize, String> {
+    let n: usize = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number of threads"))?;
+    if (1..=MAX_THREADS).contains(&n) {
+        Ok(n)
+    } else {
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        Err(format!(
+            "{n} threads: give 1..={MAX_THREADS} (this machine has {cores} cores)"
+        ))
+    }
 }
 
 #[derive(Debug, Subcommand)]

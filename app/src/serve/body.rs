@@ -40,7 +40,8 @@ pub(super) async fn read_whole(
             .into_response()
         }
     };
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 fn refused(e: &axum::Error, max_body: usize) -> ApiError {

@@ -61,7 +61,11 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 /// server listens on a loopback address.
 fn cross_site(req: &Request, loopback: bool) -> Option<String> {
     let headers = req.headers();
-    let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     let host = text(header::HOST).or_else(|| req.uri().authority().map(|a| a.as_str()));
     if loopback {
         match host {
@@ -196,10 +200,22 @@ mod tests {
 
     #[test]
     fn loopback_answers_loopback_names_only() {
-        for h in ["127.0.0.1:7878", "localhost", "LOCALHOST:1", "[::1]:80", "app.localhost", "127.0.0.2"] {
+        for h in [
+            "127.0.0.1:7878",
+            "localhost",
+            "LOCALHOST:1",
+            "[::1]:80",
+            "app.localhost",
+            "127.0.0.2",
+        ] {
             assert_eq!(cross_site(&req("GET", &[("host", h)]), true), None, "{h}");
         }
-        for h in ["evil.example", "evil.example:7878", "192.168.1.4:7878", "localhost.evil.example"] {
+        for h in [
+            "evil.example",
+            "evil.example:7878",
+            "192.168.1.4:7878",
+            "localhost.evil.example",
+        ] {
             let why = cross_site(&req("GET", &[("host", h)]), true).unwrap();
             assert!(why.contains(h) && why.contains("127.0.0.1"), "{why}");
             // Off loopback any name may reach the server (the token guards it).
@@ -218,10 +234,19 @@ mod tests {
         }
         // Not a browser: no Origin, no Sec-Fetch-Site.
         assert_eq!(cross_site(&req("POST", &[host]), true), None);
-        let marked = cross_site(&req("DELETE", &[host, ("sec-fetch-site", "cross-site")]), true);
+        let marked = cross_site(
+            &req("DELETE", &[host, ("sec-fetch-site", "cross-site")]),
+            true,
+        );
         assert!(marked.unwrap().contains("cross-site"));
         // Reads stay open to every origin's links and images.
-        assert_eq!(cross_site(&req("GET", &[host, ("origin", "http://evil.example")]), true), None);
+        assert_eq!(
+            cross_site(
+                &req("GET", &[host, ("origin", "http://evil.example")]),
+                true
+            ),
+            None
+        );
     }
 
     #[test]

@@ -47,8 +47,7 @@ pub(super) struct ItemSearchParams {
 }
 
 fn query_params<T>(p: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    p.map(|Query(p)| p)
-        .map_err(super::query_error)
+    p.map(|Query(p)| p).map_err(super::query_error)
 }
 
 /// `id` as a live item of `l`, or 404 naming the range (or saying it was
