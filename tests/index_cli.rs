@@ -341,6 +341,52 @@ fn verify_passes_then_names_the_corrupted_file() {
     }
 }
 
+/// What `query` would write is checked before it searches: never over its
+/// own input, never into a folder that does not exist, and no montage of
+/// vectors; the input stays as it was.
+#[test]
+fn query_outputs_are_checked_before_the_search() {
+    let f = fixture();
+    let ix = f.build("ix", &[]);
+    let before = std::fs::read(&f.queries).unwrap();
+    let q = s(&f.queries);
+    let same = f.root.join(".").join("queries.npy");
+    let err = fails(&[
+        "query",
+        "--index",
+        s(&ix),
+        "--vectors",
+        q,
+        "--out",
+        s(&same),
+    ]);
+    assert!(err.contains("the query's own input"), "{err}");
+    assert_eq!(std::fs::read(&f.queries).unwrap(), before);
+    let nowhere = f.root.join("no-such-folder").join("ids.npy");
+    let err = fails(&[
+        "query",
+        "--index",
+        s(&ix),
+        "--vectors",
+        q,
+        "--out",
+        s(&nowhere),
+    ]);
+    assert!(err.contains("does not exist"), "{err}");
+    let o = likeness(&[
+        "query",
+        "--index",
+        s(&ix),
+        "--vectors",
+        q,
+        "--montage",
+        "m.png",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not --vectors"), "{}", stderr(&o));
+    assert!(o.stdout.is_empty(), "it must not search first");
+}
+
 #[test]
 fn queries_of_another_dimension_are_refused() {
     let f = fixture();

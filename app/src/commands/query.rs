@@ -30,6 +30,7 @@ struct Queries {
 /// `likeness query`; `models` embeds `--image` (absent in the front binary,
 /// which hands image queries to the torch half).
 pub fn run(threads: usize, args: QueryArgs, models: Option<&dyn ModelLoader>) -> Result<ExitCode> {
+    check_outputs(&args)?;
     let start = Instant::now();
     let index = Index::open(&args.index)?;
     let open_seconds = start.elapsed().as_secs_f64();
@@ -227,6 +228,47 @@ fn label_filter(index: &Index, args: &QueryArgs) -> Result<Option<LabelFilter>> 
         )));
     }
     Ok(Some(f))
+}
+
+/// What `--out` and `--montage` would write, checked before any work: a
+/// folder that exists, never a query's own input file (`--out q.npy` over
+/// `--vectors q.npy` once replaced the queries with their answers), and a
+/// montage only of queries it can draw.
+fn check_outputs(args: &QueryArgs) -> Result<()> {
+    if args.montage.is_some() && args.vectors.is_some() {
+        return Err(Error::Usage(
+            "--montage draws queries by --image or --id, not --vectors: drop one".into(),
+        ));
+    }
+    let inputs: Vec<&std::path::Path> = args
+        .vectors
+        .iter()
+        .chain(&args.image)
+        .map(|p| p.as_path())
+        .collect();
+    for (flag, out) in [("--out", &args.out), ("--montage", &args.montage)] {
+        let Some(out) = out else { continue };
+        let real = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+        if let Some(input) = inputs
+            .iter()
+            .find(|i| real(out).is_some() && real(i) == real(out))
+        {
+            return Err(Error::Usage(format!(
+                "{flag} {} is the query's own input {}: write the results elsewhere",
+                out.display(),
+                input.display()
+            )));
+        }
+        let parent = out.parent().filter(|p| !p.as_os_str().is_empty());
+        if let Some(dir) = parent.filter(|d| !d.is_dir()) {
+            return Err(Error::Usage(format!(
+                "{flag} {}: the folder {} does not exist; create it first",
+                out.display(),
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Each query beside its results (`--montage`): queries by `--image` or `--id`.
