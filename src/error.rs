@@ -33,14 +33,31 @@ pub enum Error {
     #[error("device: {0}")]
     Device(String),
 
-    #[error(transparent)]
-    Torch(#[from] tch::TchError),
+    // Not marked as the source: anyhow's `{:#}` would print the stack again.
+    #[error("{}", torch_message(.0))]
+    Torch(tch::TchError),
 
     #[error(transparent)]
     Index(#[from] likeness_index::Error),
     /// Files, images and arguments (the torch-free app crate's errors).
     #[error(transparent)]
     App(#[from] likeness_app::Error),
+}
+
+impl From<tch::TchError> for Error {
+    fn from(e: tch::TchError) -> Self {
+        Error::Torch(e)
+    }
+}
+
+/// libtorch's message without the C++ stack it appends (some twenty
+/// `frame #N` lines that say nothing to a user).
+fn torch_message(e: &tch::TchError) -> String {
+    let text = e.to_string();
+    match text.find("\nException raised from") {
+        Some(at) => text[..at].trim_end().to_string(),
+        None => text,
+    }
 }
 
 impl Error {
@@ -52,5 +69,23 @@ impl Error {
     /// A missing file.
     pub fn not_found(path: impl Into<PathBuf>) -> Self {
         Error::App(likeness_app::Error::NotFound { path: path.into() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn torch_errors_lose_their_cpp_stack() {
+        let e = Error::Torch(tch::TchError::Torch(
+            "The size of tensor a (32) must match the size of tensor b (64)\n\
+             Exception raised from infer_size_impl at aten/src/ATen/ExpandUtils.cpp:31 \
+             (most recent call first):\nframe #0: c10::Error::Error(...)\nframe #1: ..."
+                .into(),
+        ));
+        let text = e.to_string();
+        assert!(text.ends_with("the size of tensor b (64)"), "{text}");
+        assert!(!text.contains("frame #"), "{text}");
     }
 }

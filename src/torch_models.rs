@@ -24,12 +24,13 @@ impl ModelLoader for TorchModels {
         let (net, card, dir) =
             model_for_index(index, explicit, self.device).map_err(|e| match e {
                 Error::App(e) => e,
-                e => likeness_app::Error::Invalid(e.to_string()),
+                // Already worded (`invalid setting: ...`): said once.
+                e => likeness_app::Error::Usage(e.to_string()),
             })?;
         // A model trained from grades also grades what it embeds.
         let readout = match Readout::load(&dir, &card, self.device) {
             Ok(r) => r.ok(),
-            Err(e) => return Err(likeness_app::Error::Invalid(e.to_string())),
+            Err(e) => return Err(likeness_app::Error::Usage(e.to_string())),
         };
         Ok(LoadedModel {
             embedder: Arc::new(TorchEmbedder {

@@ -158,7 +158,7 @@ fn image_query(
     let graded = model
         .embedder
         .embed_and_grade(&[&image])
-        .map_err(Error::Invalid)?;
+        .map_err(Error::Usage)?;
     let grades = graded.grades;
     let data = graded
         .vectors
