@@ -383,6 +383,25 @@ fn bad_query_inputs_get_specific_errors() {
     // at once rather than searched for.
     let err = fails(likeness(&["eval", "--index", idx, "--ks", "1,25"]));
     assert!(err.contains("Recall@25") && err.contains("24"), "{err}");
+    // Queries whose classes the index does not have: nothing to measure.
+    let strangers = f.root.join("strangers.csv");
+    let face = images("John_Simm").remove(0);
+    std::fs::write(
+        &strangers,
+        format!("path,label\n{},nobody\n", face.display()),
+    )
+    .unwrap();
+    let err = fails(likeness(&[
+        "eval",
+        "--index",
+        idx,
+        "--queries",
+        s(&strangers),
+    ]));
+    assert!(
+        err.contains("nobody") && err.contains("John_Simm") && err.contains("class names"),
+        "{err}"
+    );
     let err = fails(likeness(&["eval", "--index", idx, "--batch", "0"]));
     assert!(err.contains("--batch must be at least 1"), "{err}");
     // Another model than the one that built the index is refused.

@@ -59,18 +59,57 @@ pub fn run(device: Device, args: EvalArgs) -> Result<ExitCode> {
                 });
             }
             // Map the query classes onto the index's labels by name; a class
-            // the index lacks gets a label no item has.
+            // the index lacks gets a label no item has (its queries count
+            // as having nothing to find), and none in common is a mistake.
+            let manifest = index.manifest();
             let map: Vec<i64> = ds
                 .classes()
                 .iter()
-                .map(|c| index.manifest().class_label(c).unwrap_or(-1 - 1_000_000))
+                .map(|c| manifest.class_label(c).unwrap_or(-1 - 1_000_000))
                 .collect();
+            let unknown: Vec<&str> = ds
+                .classes()
+                .iter()
+                .filter(|c| manifest.class_label(c).is_none())
+                .map(String::as_str)
+                .collect();
+            if !unknown.is_empty() {
+                let theirs = manifest
+                    .classes
+                    .iter()
+                    .take(20)
+                    .cloned()
+                    .collect::<Vec<_>>();
+                let what = format!(
+                    "the query classes {} are not among the index's ({}{})",
+                    unknown
+                        .iter()
+                        .take(20)
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    theirs.join(", "),
+                    if manifest.classes.len() > 20 {
+                        ", ..."
+                    } else {
+                        ""
+                    }
+                );
+                if unknown.len() == ds.classes().len() {
+                    return Err(Error::Invalid(format!(
+                        "{what}: no query could find its class; label the queries with the \
+                         index's class names"
+                    )));
+                }
+                eprintln!("warning: {what}; their queries have nothing to find");
+            }
             let all: Vec<usize> = (0..ds.len()).collect();
             let mut q = Vec::new();
             let mut ql = Vec::new();
             let bar = likeness_app::progress::bar(ds.len() as u64, "embedding");
             let opts = EmbedOptions {
                 batch: args.batch,
+                skip_bad: args.skip_bad,
                 ..EmbedOptions::default()
             };
             let res = gallery::embed_stream(&net, &ds, &all, &opts, Some(&bar), |emb, kept| {
@@ -79,7 +118,13 @@ pub fn run(device: Device, args: EvalArgs) -> Result<ExitCode> {
                 Ok(())
             });
             bar.finish_and_clear();
-            res?;
+            let stats = res?;
+            if !stats.skipped.is_empty() {
+                eprintln!("{} query images skipped as unusable:", stats.skipped.len());
+                for k in &stats.skipped {
+                    eprintln!("  {}: {}", k.path.display(), k.reason);
+                }
+            }
             likeness_index::eval::evaluate_index(&index, Some((&q, &ql)), &args.ks, args.ef)?
         }
     };

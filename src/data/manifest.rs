@@ -208,10 +208,19 @@ pub fn open(path: &Path) -> Result<Dataset> {
         };
         let full = base.join(file);
         if !full.is_file() {
-            return Err(bad(
-                line,
-                format!("image file {} not found", full.display()),
-            ));
+            let why = if full.is_dir() {
+                format!(
+                    "{} is a folder, not an image file: name the image in it",
+                    full.display()
+                )
+            } else {
+                format!(
+                    "image file {} not found: fix the path (relative paths are read from the \
+                     manifest's folder) or remove the row",
+                    full.display()
+                )
+            };
+            return Err(bad(line, why));
         }
         rows.push((
             label.to_string(),

@@ -44,4 +44,8 @@ pub struct EvalArgs {
     /// Images per forward pass when embedding --queries.
     #[arg(long, default_value_t = 256)]
     pub batch: usize,
+    /// Skip --queries images that cannot be decoded (each is listed)
+    /// instead of stopping at the first.
+    #[arg(long, requires = "queries")]
+    pub skip_bad: bool,
 }
