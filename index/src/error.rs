@@ -156,7 +156,7 @@ pub enum Error {
     /// more bytes than one append writes, follow it. Nothing is cut off:
     /// writers refuse the index, since cutting the log there would erase
     /// acknowledged changes.
-    #[error("{path}: the change log is damaged at byte {offset}: {reason}. A crash can only cut the last record short, so this is damage to the file, not an unfinished write; nothing was changed and no change will be written until it is repaired. Restore the index directory (or this file) from a backup; the {before} records before byte {offset} are intact")]
+    #[error("{path}: the change log is damaged at byte {offset}: {reason}. A crash can only cut the last record short, so this is damage to the file, not an unfinished write; nothing was changed and no change will be written until it is repaired. Restore the index directory (or this file) from a backup; the records before byte {offset} ({before}) are intact")]
     DamagedLog {
         /// The log file.
         path: PathBuf,

@@ -271,7 +271,7 @@ fn check_torn(path: &Path, bytes: &[u8], at: usize, dim: usize, before: usize) -
         .find(|&p| framed(bytes, p, dim) == Some(true) && intact(bytes, p, dim).is_some())
     {
         return Err(damaged(format!(
-            "yet a whole record with a valid checksum starts at byte {next} ({} bytes to the end of the file)",
+            "the record there is short or fails its checksum, but a whole record with a valid checksum starts at byte {next} ({} bytes before the end of the file)",
             bytes.len() - next
         )));
     }
@@ -281,7 +281,7 @@ fn check_torn(path: &Path, bytes: &[u8], at: usize, dim: usize, before: usize) -
         let end = next_record(bytes, at);
         if end < bytes.len() {
             return Err(damaged(format!(
-                "its checksum fails and {} bytes follow it, more than an unfinished append leaves",
+                "the record there fails its checksum and {} bytes follow it, more than an unfinished append leaves",
                 bytes.len() - end
             )));
         }
