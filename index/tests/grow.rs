@@ -329,6 +329,47 @@ fn a_damaged_log_record_before_intact_ones_is_refused_not_cut() {
     assert_eq!((index.len(), index.log_state()), (220, (4, 0)));
 }
 
+/// What the server compacts on: deleted items still in the graph (or
+/// the log), not all deleted ids ever, which compaction cannot lower (ids
+/// stay deleted), so one compaction made every later delete compact again.
+#[test]
+fn deleted_in_graph_counts_what_compaction_removes() {
+    let t = tmp();
+    let dir = t.path().join("ix");
+    let dim = 8;
+    build(&dir, 100, dim, Store::F32);
+    let mut w = Writer::open(&dir).unwrap();
+    w.delete(&(0..10).collect::<Vec<_>>()).unwrap();
+    let logged = w
+        .add(&NewItems {
+            vectors: &random(3, dim, 4),
+            labels: Some(&[0; 3]),
+            ..NewItems::default()
+        })
+        .unwrap();
+    // A logged row deleted before any fold counts too: the fold inserts it.
+    w.delete(&[logged.start]).unwrap();
+    let ix = w.index();
+    assert_eq!((ix.deleted_count(), ix.deleted_in_graph()), (11, 11));
+    w.compact().unwrap();
+    let ix = w.index();
+    assert_eq!((ix.deleted_count(), ix.deleted_in_graph()), (11, 0));
+    // Deletes after it count from zero, through a fold and a reopening.
+    w.delete(&[20, 101]).unwrap();
+    assert_eq!(w.index().deleted_in_graph(), 2);
+    w.add(&NewItems {
+        vectors: &random(1, dim, 5),
+        labels: Some(&[0]),
+        ..NewItems::default()
+    })
+    .unwrap();
+    w.fold().unwrap();
+    drop(w);
+    let ix = Index::open(&dir).unwrap();
+    assert_eq!((ix.len(), ix.base_len()), (104, 104));
+    assert_eq!((ix.deleted_count(), ix.deleted_in_graph()), (13, 2));
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
