@@ -366,6 +366,66 @@ fn a_background_compaction_is_not_repeated_by_every_later_delete() {
     server.stop();
 }
 
+/// Regression: `add --ids-out` into a place that cannot be written added
+/// the items, then failed without their ids; a retry added them twice.
+#[test]
+fn add_checks_ids_out_before_adding_and_names_the_ids_if_it_fails_after() {
+    let t = tempfile::tempdir().unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+    let (ix, _) = built(t.path(), 200, &mut rng);
+    let ixs = ix.to_str().unwrap();
+    write_npy_f32(&t.path().join("new.npy"), &random(&mut rng, 5), DIM);
+    write_npy_i64(&t.path().join("new-labels.npy"), &[1; 5]);
+    let add = |ids_out: &Path| {
+        common::likeness(&[
+            "add",
+            "--index",
+            ixs,
+            "--vectors",
+            t.path().join("new.npy").to_str().unwrap(),
+            "--labels",
+            t.path().join("new-labels.npy").to_str().unwrap(),
+            "--ids-out",
+            ids_out.to_str().unwrap(),
+        ])
+    };
+    let folder = t.path().join("a-folder");
+    std::fs::create_dir(&folder).unwrap();
+    for bad in [
+        t.path().join("missing").join("ids.npy"),
+        folder.clone(),
+        PathBuf::from("/proc/ids.npy"),
+    ] {
+        let out = add(&bad);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad:?}");
+        assert!(
+            err.contains("--ids-out") && err.contains("nothing was added"),
+            "{bad:?}: {err}"
+        );
+        assert_eq!(
+            Index::open(&ix).unwrap().len(),
+            200,
+            "{bad:?}: items were added"
+        );
+    }
+    // Nothing left behind in the folder that was refused.
+    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 0);
+    let good = t.path().join("ids.npy");
+    let out = ok(&add(&good));
+    assert!(out.contains("ids 200..=204"), "{out}");
+    assert_eq!(
+        npy::read_labels(&good).unwrap(),
+        (200..205).collect::<Vec<i64>>()
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".ids.npy"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
 /// What one writer process was asked to do.
 #[derive(Debug, Clone)]
 enum Op {
