@@ -294,6 +294,138 @@ fn http_adds_and_deletes_are_searchable_on_the_next_request() {
     server.stop();
 }
 
+/// Regression: the server compacted on deleted ids over all ids, which
+/// compaction cannot lower (deleted ids stay deleted), so after one
+/// background compaction every later delete, even of nothing, rebuilt the
+/// whole graph again.
+#[test]
+fn a_background_compaction_is_not_repeated_by_every_later_delete() {
+    let t = tempfile::tempdir().unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let (ix, _) = built(t.path(), 200, &mut rng);
+    let server = Server::start(&["--index", ix.to_str().unwrap()], &[]);
+    let json = ["Content-Type: application/json"];
+    let changes = || common::server::get(server.addr, "/stats").json()["changes"].clone();
+    let delete = |ids: &str| {
+        let body = format!(r#"{{"ids": [{ids}]}}"#);
+        let a = request(
+            server.addr,
+            "POST",
+            "/admin/items/delete",
+            &json,
+            body.as_bytes(),
+        );
+        assert_eq!(a.status, 200, "{}", a.text());
+    };
+    // 39 of 200 deleted: under a fifth, no compaction.
+    delete(&(0..39).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+    let c = changes();
+    assert_eq!(
+        (c["generation"].as_u64(), c["deleted_in_graph"].as_u64()),
+        (Some(0), Some(39)),
+        "{c}"
+    );
+    // The 40th: a fifth, compacted in the background.
+    delete("39");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while changes()["generation"] == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no background compaction: {}",
+            changes()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let c = changes();
+    assert_eq!(
+        (
+            c["generation"].as_u64(),
+            c["deleted"].as_u64(),
+            c["deleted_in_graph"].as_u64()
+        ),
+        (Some(1), Some(40), Some(0)),
+        "{c}"
+    );
+    assert_eq!(c["deleted_fraction"].as_f64(), Some(0.0), "{c}");
+    // One more delete, and one of an id already deleted: 1 of 161 searched
+    // items is deleted, so nothing compacts (a compaction of 160 items takes
+    // milliseconds: a second is ample to see one start and finish).
+    delete("40");
+    delete("3");
+    std::thread::sleep(Duration::from_secs(1));
+    let c = changes();
+    assert_eq!(
+        (
+            c["generation"].as_u64(),
+            c["deleted"].as_u64(),
+            c["deleted_in_graph"].as_u64()
+        ),
+        (Some(1), Some(41), Some(1)),
+        "{c}"
+    );
+    server.stop();
+}
+
+/// Regression: `add --ids-out` into a place that cannot be written added
+/// the items, then failed without their ids; a retry added them twice.
+#[test]
+fn add_checks_ids_out_before_adding_and_names_the_ids_if_it_fails_after() {
+    let t = tempfile::tempdir().unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+    let (ix, _) = built(t.path(), 200, &mut rng);
+    let ixs = ix.to_str().unwrap();
+    write_npy_f32(&t.path().join("new.npy"), &random(&mut rng, 5), DIM);
+    write_npy_i64(&t.path().join("new-labels.npy"), &[1; 5]);
+    let add = |ids_out: &Path| {
+        common::likeness(&[
+            "add",
+            "--index",
+            ixs,
+            "--vectors",
+            t.path().join("new.npy").to_str().unwrap(),
+            "--labels",
+            t.path().join("new-labels.npy").to_str().unwrap(),
+            "--ids-out",
+            ids_out.to_str().unwrap(),
+        ])
+    };
+    let folder = t.path().join("a-folder");
+    std::fs::create_dir(&folder).unwrap();
+    for bad in [
+        t.path().join("missing").join("ids.npy"),
+        folder.clone(),
+        PathBuf::from("/proc/ids.npy"),
+    ] {
+        let out = add(&bad);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad:?}");
+        assert!(
+            err.contains("--ids-out") && err.contains("nothing was added"),
+            "{bad:?}: {err}"
+        );
+        assert_eq!(
+            Index::open(&ix).unwrap().len(),
+            200,
+            "{bad:?}: items were added"
+        );
+    }
+    // Nothing left behind in the folder that was refused.
+    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 0);
+    let good = t.path().join("ids.npy");
+    let out = ok(&add(&good));
+    assert!(out.contains("ids 200..=204"), "{out}");
+    assert_eq!(
+        npy::read_labels(&good).unwrap(),
+        (200..205).collect::<Vec<i64>>()
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".ids.npy"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
 /// What one writer process was asked to do.
 #[derive(Debug, Clone)]
 enum Op {

@@ -267,6 +267,7 @@ impl From<likeness_index::Error> for ApiError {
             | E::SizeMismatch { .. }
             | E::ChecksumMismatch { .. }
             | E::Corrupt { .. }
+            | E::DamagedLog { .. }
             | E::MissingFile { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };

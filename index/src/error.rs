@@ -151,6 +151,23 @@ pub enum Error {
         reason: String,
     },
 
+    /// The change log has a damaged record that is not a crash's torn
+    /// tail (a crash only ever cuts the last record short): records, or
+    /// more bytes than one append writes, follow it. Nothing is cut off:
+    /// writers refuse the index, since cutting the log there would erase
+    /// acknowledged changes.
+    #[error("{path}: the change log is damaged at byte {offset}: {reason}. A crash can only cut the last record short, so this is damage to the file, not an unfinished write; nothing was changed and no change will be written until it is repaired. Restore the index directory (or this file) from a backup; the records before byte {offset} ({before}) are intact")]
+    DamagedLog {
+        /// The log file.
+        path: PathBuf,
+        /// Where the damaged record starts.
+        offset: u64,
+        /// Whole records before it.
+        before: usize,
+        /// What follows the damaged record.
+        reason: String,
+    },
+
     /// An index's vectors are stored in a form this build does not know
     /// (a `store` in `manifest.json` or a store code in the compact file).
     #[error("{path}: vector store {found} is not supported (this build reads {known}); upgrade likeness or rebuild the index with --store f32")]

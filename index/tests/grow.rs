@@ -258,6 +258,8 @@ fn a_torn_log_record_is_dropped_and_cut_off() {
         (index.deleted_count(), index.log_state()),
         (1, (1, rec.len() as u64))
     );
+    // verify passes (a crash leaves this) but reports the bytes.
+    assert_eq!(index.verify().unwrap().log_torn, rec.len() as u64);
     let mut w = Writer::open(&dir).unwrap();
     assert_eq!(
         std::fs::metadata(&log).unwrap().len(),
@@ -267,6 +269,105 @@ fn a_torn_log_record_is_dropped_and_cut_off() {
     w.delete(&[4]).unwrap();
     drop(w);
     assert_eq!(Index::open(&dir).unwrap().deleted_ids(), vec![3, 4]);
+}
+
+/// The reviewer's repro (issue: a damaged record in the middle of the log
+/// silently dropped every later one, and the next writer cut them off for
+/// good): 200 items, four adds of 5, four bytes overwritten inside the
+/// second record.
+#[test]
+fn a_damaged_log_record_before_intact_ones_is_refused_not_cut() {
+    let t = tmp();
+    let dir = t.path().join("ix");
+    let dim = 16;
+    build(&dir, 200, dim, Store::F32);
+    let mut w = Writer::open(&dir).unwrap();
+    for k in 0..4 {
+        w.add(&NewItems {
+            vectors: &random(5, dim, 10 + k),
+            labels: Some(&[1; 5]),
+            ..NewItems::default()
+        })
+        .unwrap();
+    }
+    let log = dir.join(w.index().manifest().log.clone().unwrap());
+    drop(w);
+    let good = std::fs::read(&log).unwrap();
+    // Header 128, then records of 8 + 20 + 5 × (16 × 4 + 8) = 388 bytes.
+    assert_eq!(good.len(), 128 + 4 * 388);
+    let mut bad = good.clone();
+    bad[840..844].copy_from_slice(&[0xff, 0xff, 0xff, 0x7f]);
+    std::fs::write(&log, &bad).unwrap();
+
+    let e = Index::open(&dir).unwrap_err();
+    let text = e.to_string();
+    assert!(
+        matches!(
+            e,
+            Error::DamagedLog {
+                offset: 516,
+                before: 1,
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(text.contains(&log.display().to_string()), "{text}");
+    assert!(text.contains("byte 904"), "{text}");
+    assert!(text.contains("backup"), "{text}");
+    // A writer refuses too, and the file keeps every byte: the intact
+    // records after the damage are still there to restore or salvage.
+    assert!(matches!(
+        Writer::open(&dir).unwrap_err(),
+        Error::DamagedLog { .. }
+    ));
+    assert_eq!(std::fs::read(&log).unwrap(), bad);
+    // Restored, all 20 added items are back.
+    std::fs::write(&log, &good).unwrap();
+    let index = Index::open(&dir).unwrap();
+    index.verify().unwrap();
+    assert_eq!((index.len(), index.log_state()), (220, (4, 0)));
+}
+
+/// What the server compacts on: deleted items still in the graph (or
+/// the log), not all deleted ids ever, which compaction cannot lower (ids
+/// stay deleted), so one compaction made every later delete compact again.
+#[test]
+fn deleted_in_graph_counts_what_compaction_removes() {
+    let t = tmp();
+    let dir = t.path().join("ix");
+    let dim = 8;
+    build(&dir, 100, dim, Store::F32);
+    let mut w = Writer::open(&dir).unwrap();
+    w.delete(&(0..10).collect::<Vec<_>>()).unwrap();
+    let logged = w
+        .add(&NewItems {
+            vectors: &random(3, dim, 4),
+            labels: Some(&[0; 3]),
+            ..NewItems::default()
+        })
+        .unwrap();
+    // A logged row deleted before any fold counts too: the fold inserts it.
+    w.delete(&[logged.start]).unwrap();
+    let ix = w.index();
+    assert_eq!((ix.deleted_count(), ix.deleted_in_graph()), (11, 11));
+    w.compact().unwrap();
+    let ix = w.index();
+    assert_eq!((ix.deleted_count(), ix.deleted_in_graph()), (11, 0));
+    // Deletes after it count from zero, through a fold and a reopening.
+    w.delete(&[20, 101]).unwrap();
+    assert_eq!(w.index().deleted_in_graph(), 2);
+    w.add(&NewItems {
+        vectors: &random(1, dim, 5),
+        labels: Some(&[0]),
+        ..NewItems::default()
+    })
+    .unwrap();
+    w.fold().unwrap();
+    drop(w);
+    let ix = Index::open(&dir).unwrap();
+    assert_eq!((ix.len(), ix.base_len()), (104, 104));
+    assert_eq!((ix.deleted_count(), ix.deleted_in_graph()), (13, 2));
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -77,6 +77,7 @@ fn py_err(e: Error) -> PyErr {
         | Error::SizeMismatch { .. }
         | Error::ChecksumMismatch { .. }
         | Error::Corrupt { .. }
+        | Error::DamagedLog { .. }
         // The only .npy this module reads is an index's vectors.npy.
         | Error::Npy { .. } => CorruptIndexError::new_err(msg),
         Error::InvalidParameter { .. }

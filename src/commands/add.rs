@@ -24,7 +24,13 @@ pub fn run(device: Device, threads: usize, args: AddArgs) -> Result<ExitCode> {
         prefetch: None,
     };
     let opts = options(&run, device)?;
-    // The lock first: a busy index fails before the (long) embedding.
+    // --ids-out, then the lock: a path that cannot be written or a busy
+    // index fails before the (long) embedding and before anything is added.
+    let ids_out = args
+        .ids_out
+        .as_deref()
+        .map(likeness_app::commands::add::IdsOut::prepare)
+        .transpose()?;
     let mut writer = Writer::open(&args.index)?;
     writer.threads(threads);
     let manifest = writer.index().manifest().clone();
@@ -105,7 +111,7 @@ pub fn run(device: Device, threads: usize, args: AddArgs) -> Result<ExitCode> {
         &writer,
         &args.index,
         ids,
-        args.ids_out.as_deref(),
+        ids_out,
         start,
     )?)
 }

@@ -13,8 +13,8 @@
 //! before it began.
 //!
 //! Compaction runs in the background, on one thread (the other cores keep
-//! searching), when deletes reach [`COMPACT_DELETED`] of the ids, or on
-//! request.
+//! searching), when deleted items reach [`COMPACT_DELETED`] of the items
+//! the graph (and the log) holds, or on request.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
@@ -33,7 +33,8 @@ use likeness_index::{Error as IndexError, NewItems, Writer};
 use super::{body_error, parse_json, parse_region, ApiError, ApiResult, AppState, Loaded};
 use crate::embedder::embed_encoded;
 
-/// Deleted fraction of the ids at which the server compacts on its own.
+/// Fraction of the searched items (the graph's and the log's) that are
+/// deleted at which the server compacts on its own ([`deleted_fraction`]).
 /// Deleted items still sit in the graph, which searches walk: with 20%
 /// deleted, searches ran at 0.79–0.85× the speed of a fresh build of the
 /// live items, after `compact` at 1.0× (fashion-mnist-784, one thread;
@@ -106,8 +107,7 @@ impl AppState {
     /// none is running.
     fn maybe_compact(self: &Arc<Self>) {
         let l = self.current();
-        let ids = l.index.len().max(1);
-        if (l.index.deleted_count() as f64) < COMPACT_DELETED * ids as f64
+        if deleted_fraction(&l.index) < COMPACT_DELETED
             || self.compacting.swap(true, Ordering::AcqRel)
         {
             return;
@@ -300,6 +300,16 @@ pub(super) async fn compact(State(st): State<Arc<AppState>>) -> ApiResult {
     Ok(Json(json!(r)).into_response())
 }
 
+/// Deleted items still searched past, as a fraction of all the items
+/// searches pass over (live ones and those). Not deleted ids over all
+/// ids: compaction takes deleted items out of the graph but their ids stay
+/// deleted, so that fraction never drops and, once past the threshold,
+/// made every later delete compact the whole index again.
+fn deleted_fraction(ix: &likeness_index::Index) -> f64 {
+    let dead = ix.deleted_in_graph();
+    dead as f64 / (ix.live_count() + dead).max(1) as f64
+}
+
 /// What `/stats` says of the changes.
 pub(super) fn stats(l: &Loaded) -> Value {
     let ix = &l.index;
@@ -313,7 +323,8 @@ pub(super) fn stats(l: &Loaded) -> Value {
         "log_records": ix.log_state().0,
         "fold_at": likeness_index::FOLD_AT,
         "deleted": ix.deleted_count(),
-        "deleted_fraction": ix.deleted_count() as f64 / ids.max(1) as f64,
+        "deleted_in_graph": ix.deleted_in_graph(),
+        "deleted_fraction": deleted_fraction(ix),
         "compact_at_deleted_fraction": COMPACT_DELETED,
     })
 }

@@ -19,9 +19,17 @@
 //! Why a log and not a new generation per change: a generation rewrites
 //! the graph and the vectors, O(items); one HTTP add appends one record,
 //! O(dim), and one fsync. A record is acknowledged only once it is whole on
-//! disk, so a crash can leave at most one partial record, at the end; the
-//! reader stops at the first record that is short or fails its CRC
-//! ([`Replay::torn`]) and the next writer cuts it off before appending.
+//! disk, so a crash can leave at most one partial record, at the end
+//! ([`Replay::torn`]): the next writer cuts it off before appending.
+//!
+//! A damaged record anywhere else is not a crash's doing, and cutting the
+//! log there would erase the acknowledged records after it. So the reader
+//! tells the two apart and refuses the second ([`Error::DamagedLog`]): a
+//! short or failing record is a torn tail only when no intact record
+//! follows it (the bytes after it are scanned for one, at every offset:
+//! the length field itself may be what was damaged) and, when its framing
+//! is readable, the bytes after it are no more than that one record (one
+//! append writes one record).
 
 use std::path::Path;
 
@@ -147,8 +155,9 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
 }
 
 /// Reads the log of a generation `generation` of `base_count` items of
-/// dimension `dim`: its header must say so. Whole records are decoded; the
-/// first short or damaged record ends the log (see [`Replay::torn`]).
+/// dimension `dim`: its header must say so. Whole records are decoded; a
+/// short or damaged last record is a torn tail ([`Replay::torn`]); a
+/// damaged record with more after it is [`Error::DamagedLog`].
 pub(crate) fn read(
     path: &Path,
     bytes: &[u8],
@@ -175,31 +184,109 @@ pub(crate) fn read(
     }
     let mut at = HEADER_SIZE;
     let mut changes = Vec::new();
-    while let (Some(len), Some(crc)) = (u32_at(bytes, at), u32_at(bytes, at + 4)) {
-        let len = len as usize;
-        let Some(payload) = bytes
-            .get(at + 8..at + 8 + len)
-            .filter(|_| len <= MAX_RECORD)
-        else {
+    while at < bytes.len() {
+        let Some(change) = intact(bytes, at, dim) else {
+            check_torn(path, bytes, at, dim, changes.len())?;
             break;
         };
-        if crc32fast::hash(payload) != crc {
-            break;
-        }
-        let change = decode(payload, dim).ok_or_else(|| {
+        let change = change.ok_or_else(|| {
             Error::corrupt(
                 path,
                 format!("record at byte {at} has a valid checksum but does not decode"),
             )
         })?;
         changes.push(change);
-        at += 8 + len;
+        at = next_record(bytes, at);
     }
     Ok(Replay {
         changes,
         good_len: at as u64,
         torn: (bytes.len() - at) as u64,
     })
+}
+
+/// Where the record after the one at `at` starts (its length read as is).
+fn next_record(bytes: &[u8], at: usize) -> usize {
+    at + 8 + u32_at(bytes, at).unwrap_or(0) as usize
+}
+
+/// The record at `at` when it is whole and its CRC matches: `Some(None)`
+/// when its payload then does not decode (a writer's bug, not damage).
+/// An empty payload is never intact: zeroed blocks (what a lost write can
+/// read as) have length 0 and CRC 0, and the CRC32 of nothing is 0.
+fn intact(bytes: &[u8], at: usize, dim: usize) -> Option<Option<Change>> {
+    let len = u32_at(bytes, at)? as usize;
+    let crc = u32_at(bytes, at + 4)?;
+    let payload = bytes
+        .get(at + 8..at + 8 + len)
+        .filter(|_| (1..=MAX_RECORD).contains(&len))?;
+    (crc32fast::hash(payload) == crc).then(|| decode(payload, dim))
+}
+
+/// Whether the bytes at `at` start the framing of a record this log's
+/// writer could have appended: its length agrees with the kind and counts
+/// in its payload's first bytes (whether all of it is in `bytes` or not).
+/// `None` when too few bytes are left to tell.
+fn framed(bytes: &[u8], at: usize, dim: usize) -> Option<bool> {
+    let len = u32_at(bytes, at)? as usize;
+    let p = at + 8;
+    let kind = u32_at(bytes, p)?;
+    Some(
+        match kind {
+            k if k == u32::from(KIND_ADD) => {
+                let (n, flags) = (u32_at(bytes, p + 12)? as usize, u32_at(bytes, p + 16)?);
+                let per_item = 4 * dim
+                    + 8 * usize::from(flags & FLAG_LABELS != 0)
+                    + 4 * usize::from(flags & FLAG_SCORES != 0);
+                n > 0
+                    && flags & !(FLAG_LABELS | FLAG_SCORES) == 0
+                    && n.checked_mul(per_item).and_then(|b| b.checked_add(20)) == Some(len)
+            }
+            k if k == u32::from(KIND_DELETE) => {
+                let n = u32_at(bytes, p + 4)? as usize;
+                n > 0 && u32_at(bytes, p + 8)? == 0 && 12 + 8 * n == len
+            }
+            _ => false,
+        } && len <= MAX_RECORD,
+    )
+}
+
+/// Called when the record at `at` is short or fails its CRC: returns `Ok`
+/// when that is what a crash mid-append leaves (a prefix of one last
+/// record), else [`Error::DamagedLog`]. `before`: the whole records
+/// before it.
+fn check_torn(path: &Path, bytes: &[u8], at: usize, dim: usize, before: usize) -> Result<()> {
+    let damaged = |reason: String| Error::DamagedLog {
+        path: path.to_path_buf(),
+        offset: at as u64,
+        before,
+        reason,
+    };
+    // An intact record further on (tried at every byte: the damage may be
+    // in a length field, so the framing cannot be followed). Only framed
+    // candidates have their CRC computed, which keeps this linear in
+    // practice; a false match needs a framing and a CRC32 to agree by
+    // chance.
+    if let Some(next) = (at + 1..bytes.len().saturating_sub(8))
+        .find(|&p| framed(bytes, p, dim) == Some(true) && intact(bytes, p, dim).is_some())
+    {
+        return Err(damaged(format!(
+            "the record there is short or fails its checksum, but a whole record with a valid checksum starts at byte {next} ({} bytes before the end of the file)",
+            bytes.len() - next
+        )));
+    }
+    // One append writes one record: when this one's framing is readable
+    // and it is whole, nothing can follow it.
+    if framed(bytes, at, dim) == Some(true) {
+        let end = next_record(bytes, at);
+        if end < bytes.len() {
+            return Err(damaged(format!(
+                "the record there fails its checksum and {} bytes follow it, more than an unfinished append leaves",
+                bytes.len() - end
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn decode(p: &[u8], dim: usize) -> Option<Change> {
@@ -288,12 +375,103 @@ mod tests {
             assert_eq!(r.changes.len(), 2, "cut {cut}");
             assert_eq!(r.good_len, whole - last as u64);
         }
-        // A flipped payload byte ends the log there.
+        // A flipped payload byte in the last record: what a crash can
+        // leave, cut like a torn tail.
         let mut bad = b.clone();
-        bad[HEADER_SIZE + 12] ^= 0x40;
-        assert_eq!(read(p, &bad, 2, 5, 1).unwrap().changes.len(), 0);
+        let n = bad.len();
+        bad[n - 3] ^= 0x40;
+        let r = read(p, &bad, 2, 5, 1).unwrap();
+        assert_eq!((r.changes.len(), r.torn), (2, last as u64));
         // The wrong generation or dimension is refused.
         assert!(read(p, &b, 2, 5, 2).is_err());
         assert!(read(p, &b, 3, 5, 1).is_err());
+    }
+
+    /// Four adds of 2 items and a delete, as `likeness add` × 4 and
+    /// `likeness delete` write them; returns the bytes and where each
+    /// record starts.
+    fn five_records() -> (Vec<u8>, Vec<usize>) {
+        let mut b = header(2, 5, 1).to_vec();
+        let mut starts = Vec::new();
+        for k in 0..4u64 {
+            starts.push(b.len());
+            b.extend(record(
+                &Change::Add {
+                    first: 5 + 2 * k,
+                    labels: Some(vec![1, 2]),
+                    scores: None,
+                    vectors: vec![0.6, 0.8, 1.0, 0.0],
+                },
+                2,
+            ));
+        }
+        starts.push(b.len());
+        b.extend(record(&Change::Delete { ids: vec![6] }, 2));
+        (b, starts)
+    }
+
+    fn damaged_at(e: Error) -> (u64, usize, String) {
+        let text = e.to_string();
+        match e {
+            Error::DamagedLog { offset, before, .. } => (offset, before, text),
+            e => panic!("expected DamagedLog, got {e}"),
+        }
+    }
+
+    /// The reviewer's repro: bytes overwritten in the middle of the second
+    /// record used to end the log there (verify said ok, later items
+    /// vanished, and the next writer cut them off for good).
+    #[test]
+    fn damage_before_intact_records_is_an_error_not_a_torn_tail() {
+        let p = Path::new("log.1.wal");
+        let (b, starts) = five_records();
+        for (what, at) in [
+            ("payload", starts[1] + 20),
+            ("crc", starts[1] + 5),
+            // A length field: the framing cannot be followed past it.
+            ("length", starts[1] + 1),
+        ] {
+            let mut bad = b.clone();
+            bad[at..at + 4].copy_from_slice(&[0xff, 0xff, 0xff, 0x7f]);
+            let (offset, before, text) = damaged_at(read(p, &bad, 2, 5, 1).unwrap_err());
+            assert_eq!((offset, before), (starts[1] as u64, 1), "{what}");
+            assert!(text.contains("log.1.wal"), "{text}");
+            assert!(text.contains(&format!("byte {}", starts[2])), "{text}");
+            assert!(text.contains("backup"), "{text}");
+        }
+        // The last record damaged, with the rest of an append after it:
+        // more than one append leaves.
+        let mut bad = b.clone();
+        bad[starts[4] + 22] ^= 1;
+        bad.extend(&record(&Change::Delete { ids: vec![7] }, 2)[..9]);
+        let (offset, before, _) = damaged_at(read(p, &bad, 2, 5, 1).unwrap_err());
+        assert_eq!((offset, before), (starts[4] as u64, 4));
+        // Zeroed blocks in the middle (a lost write): the records after
+        // them are still found.
+        let mut bad = b.clone();
+        bad[starts[2]..starts[3]].fill(0);
+        let (offset, _, _) = damaged_at(read(p, &bad, 2, 5, 1).unwrap_err());
+        assert_eq!(offset, starts[2] as u64);
+    }
+
+    /// What a crash mid-append can leave after the last whole record:
+    /// a prefix of one record, or its length in zeroed blocks.
+    #[test]
+    fn a_torn_final_append_is_still_cut() {
+        let p = Path::new("log.1.wal");
+        let (b, _) = five_records();
+        let next = record(&Change::Delete { ids: vec![8, 9] }, 2);
+        for cut in 0..next.len() {
+            let mut t = b.clone();
+            t.extend(&next[..cut]);
+            let r = read(p, &t, 2, 5, 1).unwrap();
+            assert_eq!(
+                (r.changes.len(), r.good_len, r.torn),
+                (5, b.len() as u64, cut as u64)
+            );
+        }
+        let mut t = b.clone();
+        t.extend(vec![0; next.len()]);
+        assert_eq!(read(p, &t, 2, 5, 1).unwrap().torn, next.len() as u64);
     }
 }

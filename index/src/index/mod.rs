@@ -301,6 +301,32 @@ impl Index {
         self.snapshot().deleted.len()
     }
 
+    /// Deleted items that searches still pass over: nodes of the graph
+    /// (routed through, never returned) and the log's rows (scanned,
+    /// skipped), which the next fold inserts into the graph. This is what
+    /// a compaction removes, and what to compact on: the deleted ids stay
+    /// deleted after it ([`Index::deleted_count`] never drops, ids are not
+    /// reused), but it leaves them no links and no upper layers, so no
+    /// search reaches them. A node with no links on layer 0 is such an
+    /// item unless it is the entry point (an index of one item).
+    pub fn deleted_in_graph(&self) -> usize {
+        let live = self.snapshot();
+        let Ok(view) = self.graph_view() else {
+            // Opening checked the graph's sections; should that fail here,
+            // counting every deleted item errs towards compacting.
+            return live.deleted.len();
+        };
+        live.deleted
+            .ids()
+            .into_iter()
+            .filter(|&id| {
+                id as usize >= self.count
+                    || id == view.entry
+                    || view.neighbours(0, id).map_or(true, |n| !n.is_empty())
+            })
+            .count()
+    }
+
     /// Whether item `id` was deleted.
     pub fn is_deleted(&self, id: usize) -> bool {
         self.snapshot().deleted.contains(id)

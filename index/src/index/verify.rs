@@ -22,6 +22,10 @@ pub struct VerifyReport {
     /// they added.
     pub log_records: usize,
     pub logged_items: usize,
+    /// Bytes after the log's last whole record: an append a crash cut
+    /// short (never acknowledged; the next writer cuts them off). Not an
+    /// error, but worth saying: a damaged last record reads the same.
+    pub log_torn: u64,
 }
 
 impl Index {
@@ -37,6 +41,7 @@ impl Index {
             deleted: live.deleted.len(),
             log_records: live.records,
             logged_items: live.tail_len(),
+            log_torn: self.log_torn,
         };
         let compact_name = self.manifest.store.file_name().unwrap_or_default();
         for (name, map) in [

@@ -89,6 +89,9 @@ pub struct Writer {
     index: Arc<Index>,
     /// The change log, open for appending once the generation has one.
     log: Option<File>,
+    /// An append failed and its bytes could not be cut off: no more
+    /// appends until the log is reopened.
+    log_broken: bool,
     threads: usize,
 }
 
@@ -122,6 +125,7 @@ impl Writer {
             _lock: lock,
             index,
             log: None,
+            log_broken: false,
             threads: 0,
         };
         w.open_log()?;
@@ -143,6 +147,7 @@ impl Writer {
     /// Opens the generation's log for appending, cutting off a torn tail.
     fn open_log(&mut self) -> Result<()> {
         self.log = None;
+        self.log_broken = false;
         let Some(name) = &self.index.manifest().log else {
             return Ok(());
         };
@@ -191,13 +196,30 @@ impl Writer {
         live.check(&change).map_err(Error::InvalidInput)?;
         let record = log::record(&change, self.index.dim());
         let path = self.log_path();
+        if self.log_broken {
+            return Err(Error::InvalidInput(format!(
+                "{}: an earlier append failed and its partial record could not be cut off; reopen the index (restart the server) before changing it again",
+                path.display()
+            )));
+        }
         let f = self
             .log
             .as_mut()
             .ok_or_else(|| Error::InvalidInput("no log".into()))?;
-        f.write_all(&record)
-            .and_then(|()| f.sync_data())
-            .map_err(|e| Error::io(&path, e))?;
+        let start = f.stream_position().map_err(|e| Error::io(&path, e))?;
+        if let Err(e) = f.write_all(&record).and_then(|()| f.sync_data()) {
+            // The caller is told this change failed, so none of it may stay:
+            // a partial record followed by the next append would read as a
+            // damaged log (not a torn tail), and a whole one unsynced could
+            // be replayed after a crash. Cut it off; if even that fails,
+            // append nothing more (reopening cuts it as a torn tail).
+            let undone = f
+                .set_len(start)
+                .and_then(|()| f.seek(SeekFrom::Start(start)))
+                .and_then(|_| f.sync_all());
+            self.log_broken = undone.is_err();
+            return Err(Error::io(&path, e));
+        }
         live.apply(&change);
         self.index.set_live(live);
         Ok(())
@@ -344,6 +366,7 @@ impl Writer {
         let report = fold::run(&self.dir, &self.index, f, self.threads)?;
         self.index = Arc::new(Index::open(&self.dir)?);
         self.log = None;
+        self.log_broken = false;
         fold::remove_unnamed(&self.dir, self.index.manifest())?;
         Ok(report)
     }
