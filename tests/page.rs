@@ -379,6 +379,49 @@ fn other_sites_pages_can_neither_change_nor_read_a_loopback_server() {
     assert_eq!(r.json()["deleted"], 1, "{}", r.text());
 }
 
+/// On an index with class names, a number is a class number: one that is
+/// no class is refused (it once gave items a label no class has), and an
+/// empty name makes no class.
+#[test]
+fn added_items_get_labels_the_index_has_or_new_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (index, _) = fixture(dir.path());
+    let srv = Server::start(&["--index", s(&index)], &[]);
+    let json = ["Content-Type: application/json"];
+    let add = |labels: serde_json::Value| {
+        let body = serde_json::json!({"vectors": [vec![0.5f32; 8]], "labels": labels});
+        request(
+            srv.addr,
+            "POST",
+            "/admin/items",
+            &json,
+            body.to_string().as_bytes(),
+        )
+    };
+    for bad in [
+        serde_json::json!([99]),
+        serde_json::json!([-5]),
+        serde_json::json!([""]),
+    ] {
+        let r = add(bad.clone());
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+    }
+    assert!(add(serde_json::json!([99]))
+        .text()
+        .contains("0 a, 1 b, 2 c"));
+    let r = add(serde_json::json!([2]));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let id = r.json()["ids"][0].as_u64().unwrap();
+    assert_eq!(get(srv.addr, &format!("/items/{id}")).json()["class"], "c");
+    let r = add(serde_json::json!(["d"]));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let info = get(srv.addr, "/info").json();
+    assert_eq!(
+        info["index"]["classes"],
+        serde_json::json!(["a", "b", "c", "d"])
+    );
+}
+
 #[test]
 fn admin_needs_the_token_when_one_is_set_and_off_loopback_one_is_required() {
     let dir = tempfile::tempdir().unwrap();

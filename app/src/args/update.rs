@@ -13,7 +13,8 @@ pub struct UpdateArgs {
     #[arg(long, value_delimiter = ',', required = true)]
     pub ids: Vec<u64>,
     /// New labels, comma-separated: one per id, or one for all. Class names
-    /// (a new name becomes a new class) or integer labels.
+    /// (a new name becomes a new class) or class numbers (any integer on an
+    /// index without class names).
     #[arg(long, value_delimiter = ',')]
     pub labels: Vec<String>,
     /// New scores, comma-separated: one per id, or one for all (`nan` = none).

@@ -51,6 +51,9 @@ const MAX_ADD: usize = 100_000;
 enum LabelValue {
     Int(i64),
     Name(String),
+    /// `?label=` of an image add (not from JSON).
+    #[serde(skip)]
+    Typed(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,10 +154,11 @@ fn resolve_labels(
     labels
         .into_iter()
         .map(|l| match l {
-            LabelValue::Int(i) => Ok(i),
-            LabelValue::Name(n) => crate::commands::update::label_for(classes, &n)
-                .map_err(|e| ApiError::bad(e.to_string())),
+            LabelValue::Int(i) => crate::commands::update::class_number(classes, i),
+            LabelValue::Name(n) => crate::commands::update::label_for(classes, &n),
+            LabelValue::Typed(t) => crate::commands::update::typed_label(classes, &t),
         })
+        .map(|r| r.map_err(|e| ApiError::bad(e.to_string())))
         .collect()
 }
 
@@ -203,7 +207,7 @@ pub(super) async fn add(
         });
         (req.vectors.concat(), req.labels, scores, dim)
     } else {
-        let Query(p) = params.map_err(|e| ApiError::bad(e.body_text()))?;
+        let Query(p) = params.map_err(super::query_error)?;
         let body = body.map_err(body_error)?;
         let Some(embedder) = st.embedder.clone() else {
             return Err(ApiError::new(
@@ -226,12 +230,9 @@ pub(super) async fn add(
         .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "embedding failed"))?
         .map_err(ApiError::bad)?;
         let dim = v.len();
-        let labels = p.label.map(|l| {
-            vec![match l.parse::<i64>() {
-                Ok(i) if st.current().index.manifest().classes.is_empty() => LabelValue::Int(i),
-                _ => LabelValue::Name(l),
-            }]
-        });
+        // What a person types: a name, else a class number (as JSON's
+        // integers), else a new name.
+        let labels = p.label.map(|l| vec![LabelValue::Typed(l)]);
         (v, labels, p.score.map(|s| vec![s]), dim)
     };
     let n = vectors.len() / dim.max(1);
