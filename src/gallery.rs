@@ -214,6 +214,7 @@ pub fn embed_stream_reading_out(
         if !p.kept.is_empty() {
             let (emb, scores) =
                 crate::embed::embed_reading_out(net, readout, &p.input, p.kept.len())?;
+            check_finite(ds, &emb, &p.kept)?;
             sink(&emb, scores.as_deref(), &p.kept)?;
             stats.embedded += p.kept.len();
         }
@@ -257,6 +258,23 @@ pub fn embed_stream_reading_out(
     }
     stats.seconds = start.elapsed().as_secs_f64();
     Ok(stats)
+}
+
+/// A network that gives NaN or infinity for an image is broken (damaged
+/// weights, a `model.json` edited by hand), not the image: say so here,
+/// rather than let `index` later blame "row 0" of the vectors.
+fn check_finite(ds: &Dataset, emb: &[f32], kept: &[usize]) -> Result<()> {
+    let dim = emb.len() / kept.len().max(1);
+    let Some(at) = emb.iter().position(|x| !x.is_finite()) else {
+        return Ok(());
+    };
+    let item = &ds.items()[kept[at / dim.max(1)]];
+    Err(Error::Invalid(format!(
+        "the model gave a vector with {} for {}: its weights or model.json are damaged \
+         (retrain, or restore the model folder)",
+        emb[at],
+        item.path.display()
+    )))
 }
 
 /// `embed.json`.

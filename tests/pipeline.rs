@@ -523,4 +523,37 @@ fn a_damaged_model_card_is_refused_with_the_field_named() {
         ]));
         assert!(err.contains(says), "{field}: {err}");
     }
+    // Damaged weights: NaN in the last tensor of the file.
+    let dir = f.root.join("damaged-weights");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(&f.model).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+    }
+    let w = dir.join("weights.safetensors");
+    let mut bytes = std::fs::read(&w).unwrap();
+    let n = bytes.len();
+    bytes[n - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&w, &bytes).unwrap();
+    let embed = || {
+        fails(likeness(&[
+            "embed",
+            "--model",
+            s(&dir),
+            "--data",
+            s(&f.gallery_csv),
+            "--out",
+            s(&f.root.join("damaged-weights-out")),
+        ]))
+    };
+    let err = embed();
+    assert!(err.contains("weights.safetensors: checksum"), "{err}");
+    // The same weights with a card that vouches for them (a training that
+    // diverged, a card rewritten by hand): the NaN vectors are refused.
+    let mut c = card.clone();
+    c["weights_crc32"] = format!("{:08x}", crc32fast::hash(&bytes)).into();
+    std::fs::write(dir.join("model.json"), c.to_string()).unwrap();
+    let err = embed();
+    assert!(err.contains("weights or model.json are damaged"), "{err}");
 }
