@@ -72,6 +72,20 @@ impl Error {
     }
 }
 
+/// Creates the output folder `dir` (and its parents). Where a file stands
+/// in the way, says so, rather than the OS's "File exists (os error 17)".
+pub fn create_dir(dir: &std::path::Path) -> Result<()> {
+    let blocker = dir.ancestors().find(|a| a.is_file());
+    if let Some(file) = blocker {
+        return Err(Error::Invalid(format!(
+            "{}: {} is a file, where a folder is needed; give another path (or move the file)",
+            dir.display(),
+            file.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

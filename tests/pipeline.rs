@@ -402,6 +402,12 @@ fn bad_query_inputs_get_specific_errors() {
         err.contains("nobody") && err.contains("John_Simm") && err.contains("class names"),
         "{err}"
     );
+    // An output folder where a file stands.
+    let file = f.root.join("a-file");
+    std::fs::write(&file, b"keep me").unwrap();
+    let err = fails(likeness(&["eval", "--index", idx, "--out", s(&file)]));
+    assert!(err.contains("is a file, where a folder is needed"), "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
     let err = fails(likeness(&["eval", "--index", idx, "--batch", "0"]));
     assert!(err.contains("--batch must be at least 1"), "{err}");
     // Another model than the one that built the index is refused.

@@ -90,7 +90,7 @@ fn manifest_of(args: &AsymmetryArgs) -> Result<PathBuf> {
     if !photos {
         return Ok(args.data.clone());
     }
-    std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
+    crate::error::create_dir(&args.out)?;
     let csv = args.out.join("regions.csv");
     eprintln!(
         "{}: photos, not a manifest: finding their faces and regions first ({})",
@@ -218,7 +218,7 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
             )));
         }
     }
-    std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
+    crate::error::create_dir(&args.out)?;
 
     // Embed left crops and mirrored right crops, a batch of pairs at a time.
     let dim = net.spec.dim as usize;

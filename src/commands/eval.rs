@@ -145,7 +145,7 @@ pub fn run(device: Device, args: EvalArgs) -> Result<ExitCode> {
         name.push("-eval");
         args.index.with_file_name(name)
     });
-    std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
+    crate::error::create_dir(&out)?;
     let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Invalid(e.to_string()))?;
     likeness_index::atomic_write(&out.join("eval.json"), |f| {
         use std::io::Write;

@@ -362,14 +362,14 @@ pub fn run(args: RegionsArgs) -> Result<ExitCode> {
         ));
     }
     for dir in args.overlay.iter().chain(&args.chips) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        crate::error::create_dir(dir)?;
     }
     // The files' folders are made before the photos are read, as other
     // commands make their --out, so that a new folder works and a bad one
     // fails before the detection rather than after it.
     for file in std::iter::once(&args.out).chain(args.landmarks_out.as_ref()) {
         if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            crate::error::create_dir(dir)?;
         }
     }
     let finder = open_finder(args.models.as_deref(), args.landmarks, args.min_face)?;

@@ -167,7 +167,7 @@ pub fn generate(johns: &Path, out: &Path, seed: u64, variants: usize) -> Result<
         files.sort();
         crops.extend(files.into_iter().map(|f| (name.clone(), f)));
     }
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    crate::error::create_dir(out)?;
     // One row per region: path,label,x,y,w,h,score,subject,side.
     let rows: Vec<Result<(String, String)>> = crops
         .par_iter()

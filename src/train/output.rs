@@ -549,7 +549,7 @@ impl OutDir {
                 )));
             }
         }
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        crate::error::create_dir(dir)?;
         Ok(OutDir {
             dir: dir.to_path_buf(),
         })
