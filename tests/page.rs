@@ -272,7 +272,7 @@ fn thumbnails_are_drawn_from_the_items_own_source_and_nothing_else() {
     assert!(r.json()["error"]
         .as_str()
         .unwrap()
-        .contains("no source image"));
+        .contains("no recorded image"));
 }
 
 #[test]
@@ -377,6 +377,16 @@ fn other_sites_pages_can_neither_change_nor_read_a_loopback_server() {
     assert_eq!(get(a, "/items/3").status, 404);
     let r = request(a, "POST", "/admin/items/delete", &[], br#"{"ids":[4]}"#);
     assert_eq!(r.json()["deleted"], 1, "{}", r.text());
+    // Ids the index never gave are 404 on every route, deletes included.
+    for (method, path) in [("DELETE", "/admin/items/99999"), ("GET", "/items/abc")] {
+        let r = request(a, method, path, &[], b"");
+        assert_eq!(r.status, 404, "{method} {path}: {}", r.text());
+        assert!(
+            r.text().contains("the index holds items 0..16"),
+            "{}",
+            r.text()
+        );
+    }
 }
 
 /// On an index with class names, a number is a class number: one that is

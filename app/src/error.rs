@@ -20,7 +20,7 @@ pub enum Error {
     Decode { path: PathBuf, reason: String },
     #[error(
         "{path}: image is {width}x{height} = {pixels} pixels, over the limit of {limit} pixels \
-         (a decompression bomb or a huge scan?); shrink it or raise the limit"
+         (a decompression bomb or a huge scan?); shrink it below that"
     )]
     ImageTooLarge {
         path: PathBuf,

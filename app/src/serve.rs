@@ -597,22 +597,7 @@ async fn search_image(
 
 async fn item(State(st): State<Arc<AppState>>, UrlPath(id): UrlPath<String>) -> ApiResult {
     let l = st.current();
-    let n = l.index.len();
-    let id: usize = id
-        .parse()
-        .map_err(|_| ApiError::bad(format!("item id `{id}` is not a non-negative integer")))?;
-    if id >= n {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no item {id}: the index holds items 0..{n}"),
-        ));
-    }
-    if l.index.is_deleted(id) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("item {id} was deleted"),
-        ));
-    }
+    let id = items::item_id(&l, &id)?;
     Ok(Json(item_view(&l, id)).into_response())
 }
 

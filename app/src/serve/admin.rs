@@ -270,9 +270,19 @@ pub(super) async fn delete_one(
     State(st): State<Arc<AppState>>,
     UrlPath(id): UrlPath<String>,
 ) -> ApiResult {
-    let id: u64 = id
-        .parse()
-        .map_err(|_| ApiError::bad(format!("item id `{id}` is not a non-negative integer")))?;
+    // An id the index never gave is 404, as on every other route; one
+    // deleted before counts as `already_deleted`.
+    let n = st.current().index.len();
+    let id = id
+        .parse::<u64>()
+        .ok()
+        .filter(|&i| i < n as u64)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no item `{id}`: the index holds items 0..{n}"),
+            )
+        })?;
     delete_ids(st, vec![id]).await
 }
 

@@ -354,8 +354,9 @@ pub(super) async fn image(
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 format!(
-                    "item {id} has no source image: the index was built from vectors \
-                     (`likeness index` records each item's image)"
+                    "item {id} has no recorded image: it was built or added from vectors, \
+                     or added by an image upload, whose bytes are not kept (`likeness index` \
+                     and `likeness add --data` record each item's image)"
                 ),
             )
         })?;
