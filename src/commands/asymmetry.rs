@@ -121,6 +121,16 @@ fn manifest_of(args: &AsymmetryArgs) -> Result<PathBuf> {
         likeness_app::face::DEFAULT_MIN_FACE,
     )?;
     let found = regions::regions_of(&finder, &args.data, &wanted, None, None, false)?;
+    if found.iter().all(|f| f.faces.is_empty()) {
+        return Err(Error::Invalid(format!(
+            "no face found in the {} photos of {}: asymmetry compares a face's two sides; for \
+             faces under {} px, run `likeness regions --min-face N` and pass the manifest it \
+             writes",
+            found.len(),
+            args.data.display(),
+            finder.min_face()
+        )));
+    }
     regions::write_manifest(&csv, &found)?;
     Ok(csv)
 }

@@ -331,7 +331,7 @@ pub fn regions_of(
             String::new()
         };
         eprintln!(
-            "{} photos with no face found (try a smaller --min-face): {}{more}",
+            "{} photos with no face found (`likeness regions --min-face` finds smaller faces): {}{more}",
             none.len(),
             names.join(", ")
         );
