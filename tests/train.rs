@@ -543,6 +543,10 @@ fn bad_training_input_gets_clear_errors() {
     assert!(run(&three, &["--classes-per-tuple", "4"]).contains("more than the 3 training classes"));
     assert!(run(&three, &["--val-every", "0"]).contains("--val-every must be at least 1"));
     assert!(run(&three, &["--eval-batch", "0"]).contains("--eval-batch must be at least 1"));
+    let e = run(&three, &["--loss", "triplet", "--margin=-1"]);
+    assert!(e.contains("--margin -1: give a positive number"), "{e}");
+    let e = run(&three, &["--input-size", "100000"]);
+    assert!(e.contains("over the 1024 px"), "{e}");
     // A TorchScript file that is not one.
     let junk = dir.path().join("junk.pt");
     std::fs::write(&junk, b"not a model").unwrap();

@@ -521,7 +521,7 @@ where
         let fix = if float {
             "expected floats; convert with arr.astype('float32')"
         } else {
-            "labels must be an integer type; convert with arr.astype('int64')"
+            "expected integers (labels or ids); convert with arr.astype('int64')"
         };
         return Err(npy_err(path, fix));
     }

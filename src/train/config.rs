@@ -178,6 +178,13 @@ impl TrainConfig {
         {
             return bad("--weight-decay and --l2-reg must be non-negative".into());
         }
+        let m = self.loss.margin;
+        if !(m.is_finite() && m > 0.0) {
+            // At 0 or below, batch-hard triplets are satisfied by collapse.
+            return bad(format!(
+                "--margin {m}: give a positive number (the default is 1)"
+            ));
+        }
         if !(0.05..=1.0).contains(&self.augment.min_crop) {
             return bad("--min-crop must be between 0.05 and 1".into());
         }
