@@ -3,7 +3,7 @@
 use std::io::Cursor;
 use std::path::Path;
 
-use image::{DynamicImage, ImageReader, Limits};
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 
 use super::Region;
 use crate::error::{Error, Result};
@@ -77,7 +77,18 @@ pub fn decode_bytes(bytes: &[u8], path: &Path, limits: &DecodeLimits) -> Result<
     decoder_limits.max_alloc = Some(limits.max_pixels.saturating_mul(8).max(1 << 20));
     let mut r = reader()?;
     r.limits(decoder_limits);
-    r.decode().map_err(|e| bad(e.to_string()))
+    let mut decoder = r.into_decoder().map_err(|e| bad(e.to_string()))?;
+    // A phone stores a portrait photo as landscape pixels and an EXIF
+    // orientation; viewers turn it upright, and so must we, or faces are
+    // found on their side (or not at all) and a mirrored one swaps the
+    // subject's left and right. Boxes are in the upright image's pixels,
+    // as a viewer shows it.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| bad(e.to_string()))?;
+    image.apply_orientation(orientation);
+    Ok(image)
 }
 
 /// Cuts `region` out of `image`, or says why it can't.
@@ -99,4 +110,49 @@ pub fn crop(image: &DynamicImage, region: Region, path: &Path) -> Result<Dynamic
         });
     }
     Ok(image.crop_imm(region.x, region.y, region.w, region.h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{ImageEncoder, Rgb, RgbImage};
+
+    /// A little-endian TIFF block holding only the Orientation tag.
+    fn exif_orientation(o: u16) -> Vec<u8> {
+        let mut v = b"II*\0".to_vec();
+        v.extend(8u32.to_le_bytes());
+        v.extend(1u16.to_le_bytes());
+        v.extend(0x0112u16.to_le_bytes()); // Orientation
+        v.extend(3u16.to_le_bytes()); // SHORT
+        v.extend(1u32.to_le_bytes());
+        v.extend(o.to_le_bytes());
+        v.extend([0, 0]);
+        v.extend(0u32.to_le_bytes());
+        v
+    }
+
+    /// A phone's portrait photo: landscape pixels, EXIF orientation 6
+    /// (turn 90° clockwise to view). Decoded upright, as viewers show it.
+    #[test]
+    fn exif_orientation_is_applied() {
+        let img = RgbImage::from_fn(40, 20, |x, _| {
+            if x < 20 {
+                Rgb([250, 0, 0])
+            } else {
+                Rgb([0, 0, 250])
+            }
+        });
+        let mut bytes = Vec::new();
+        let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95);
+        enc.set_exif_metadata(exif_orientation(6)).unwrap();
+        enc.write_image(img.as_raw(), 40, 20, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let up = decode_bytes(&bytes, Path::new("portrait.jpg"), &DecodeLimits::default())
+            .unwrap()
+            .to_rgb8();
+        assert_eq!(up.dimensions(), (20, 40));
+        // The stored left half (red) is now on top.
+        assert!(up.get_pixel(10, 5)[0] > 200 && up.get_pixel(10, 5)[2] < 50);
+        assert!(up.get_pixel(10, 35)[2] > 200 && up.get_pixel(10, 35)[0] < 50);
+    }
 }
