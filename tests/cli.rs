@@ -123,6 +123,36 @@ fn inspect_lists_classes_and_checks_images() {
     assert_eq!(v["items"], 55);
     assert_eq!(v["classes"].as_array().unwrap().len(), 5);
     assert_eq!(v["checked"], true);
+
+    // Every unusable image in one run, not just the first.
+    let dir = tempfile::tempdir().unwrap();
+    let good = johns
+        .join("John_Simm")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut csv = String::from("path,label\n");
+    for (i, bytes) in [&b"not an image"[..], &b"\x89PNG\r\n\x1a\n torn"[..]]
+        .iter()
+        .enumerate()
+    {
+        let p = dir.path().join(format!("bad{i}.png"));
+        std::fs::write(&p, bytes).unwrap();
+        csv.push_str(&format!("{},a\n{},b\n", p.display(), good.display()));
+    }
+    let m = dir.path().join("m.csv");
+    std::fs::write(&m, csv).unwrap();
+    let out = likeness(&["inspect", m.to_str().unwrap(), "--check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("2 of 4 images cannot be used"), "{err}");
+    assert!(
+        err.contains("bad0.png") && err.contains("bad1.png"),
+        "{err}"
+    );
 }
 
 #[test]

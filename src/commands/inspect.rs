@@ -59,14 +59,41 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Decodes every item in parallel chunks, with a progress bar on stderr.
+/// Most unusable images listed by name (the count says the rest).
+const LIST_BAD: usize = 20;
+
+/// Decodes every item in parallel, with a progress bar on stderr, and
+/// lists every one that fails, so that one run finds them all.
 fn check_all(ds: &Dataset) -> Result<()> {
+    use rayon::prelude::*;
     let bar = likeness_app::progress::bar(ds.len() as u64, "decoding");
+    let mut bad: Vec<(usize, String)> = Vec::new();
     let all: Vec<usize> = (0..ds.len()).collect();
     for chunk in all.chunks(512) {
-        ds.load_many(chunk)?;
+        let failed: Vec<(usize, String)> = chunk
+            .par_iter()
+            .filter_map(|&i| ds.load(i).err().map(|e| (i, e.to_string())))
+            .collect();
+        bad.extend(failed);
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
-    Ok(())
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let mut list: Vec<String> = bad
+        .iter()
+        .take(LIST_BAD)
+        .map(|(_, why)| format!("  {why}"))
+        .collect();
+    if bad.len() > LIST_BAD {
+        list.push(format!("  ... and {} more", bad.len() - LIST_BAD));
+    }
+    Err(Error::Invalid(format!(
+        "{} of {} images cannot be used:\n{}\n(fix or remove them; `embed` and `index` \
+         can skip them with --skip-bad)",
+        bad.len(),
+        ds.len(),
+        list.join("\n")
+    )))
 }
