@@ -1,27 +1,16 @@
 #!/usr/bin/env bash
-# Create (once) the Python virtualenv that provides libtorch for tch/torch-sys.
-# The venv lives in a cache outside the clone, keyed by the torch version, so
-# fresh clones and CI reruns reuse it. Prints the venv path on stdout.
+# The Python virtualenv that provides libtorch for tch/torch-sys (numpy:
+# tests check that numpy opens what likeness writes). Keyed by the torch
+# version (scripts/venv.sh), so fresh clones and CI reruns reuse it.
+# Prints the venv path on stdout.
 set -euo pipefail
 TORCH_VERSION="${TORCH_VERSION:-2.11.0}"
-CACHE="${LIKENESS_CACHE:-$HOME/.cache/likeness}"
-VENV="$CACHE/torch-$TORCH_VERSION"
-PY="${PYTHON:-python3}"
-
-if [ -x "$VENV/bin/python" ] && [ -f "$VENV/.complete" ]; then
-  echo "$VENV"
-  exit 0
+PINS="torch==$TORCH_VERSION numpy"
+VENV="${LIKENESS_CACHE:-$HOME/.cache/likeness}/torch-$TORCH_VERSION"
+# Venvs made before venv.sh marked completion with an empty file; theirs are
+# these pins, so keep them (a rebuild is 4.6 GB).
+if [ -x "$VENV/bin/python" ] && [ -f "$VENV/.complete" ] && [ ! -s "$VENV/.complete" ]; then
+  echo "$PINS" > "$VENV/.complete"
 fi
-
-echo "likeness: creating $VENV with torch==$TORCH_VERSION (one time, ~1 min, ~4.6 GB)" >&2
-mkdir -p "$CACHE"
-# A venv is not relocatable, so build it in place; the marker file written
-# last says it is complete (an interrupted install is redone).
-rm -rf "$VENV"
-"$PY" -m venv "$VENV" >&2
-"$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
-# numpy: tests check that numpy opens what likeness writes.
-"$VENV/bin/python" -m pip install --quiet "torch==$TORCH_VERSION" numpy >&2
-"$VENV/bin/python" -c "import torch; assert torch.__version__.startswith('$TORCH_VERSION'), torch.__version__" >&2
-touch "$VENV/.complete"
-echo "$VENV"
+exec "$(dirname "$0")/venv.sh" "torch-$TORCH_VERSION" "$PINS" "~1 min, ~4.6 GB" \
+  "import torch; assert torch.__version__.startswith('$TORCH_VERSION'), torch.__version__"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create (once) a virtualenv in the cache outside the clone and print its
-# path on stdout: the one home of what scripts/py-venv.sh, ray-venv.sh and
-# dlib-venv.sh share.
+# path on stdout: the one home of what scripts/torch-venv.sh, py-venv.sh,
+# ray-venv.sh and dlib-venv.sh share.
 #   scripts/venv.sh NAME PINS NOTE [CHECK]
 # NAME: the folder under $LIKENESS_CACHE, keyed by the caller's version;
 # PINS: what pip installs; NOTE: the one-time cost, for the message; CHECK:

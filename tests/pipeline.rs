@@ -507,59 +507,54 @@ fn a_damaged_model_card_is_refused_with_the_field_named() {
         ),
         ("input_size", serde_json::json!(100000), "over the 1024 px"),
     ];
-    for (field, value, says) in cases {
-        let dir = f.root.join(format!("damaged-{field}"));
+    // A copy of the fixture's model, and `embed` with it.
+    let copy = |name: &str| {
+        let dir = f.root.join(name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         for e in std::fs::read_dir(&f.model).unwrap() {
             let p = e.unwrap().path();
             std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
         }
-        let mut c = card.clone();
-        c["spec"][field] = value;
-        std::fs::write(dir.join("model.json"), c.to_string()).unwrap();
-        let err = fails(likeness(&[
+        dir
+    };
+    let embed = |dir: &Path| {
+        let out = f.root.join(format!(
+            "{}-out",
+            dir.file_name().unwrap().to_string_lossy()
+        ));
+        fails(likeness(&[
             "embed",
             "--model",
-            s(&dir),
+            s(dir),
             "--data",
             s(&f.gallery_csv),
             "--out",
-            s(&f.root.join(format!("damaged-{field}-out"))),
-        ]));
+            s(&out),
+        ]))
+    };
+    for (field, value, says) in cases {
+        let dir = copy(&format!("damaged-{field}"));
+        let mut c = card.clone();
+        c["spec"][field] = value;
+        std::fs::write(dir.join("model.json"), c.to_string()).unwrap();
+        let err = embed(&dir);
         assert!(err.contains(says), "{field}: {err}");
     }
     // Damaged weights: NaN in the last tensor of the file.
-    let dir = f.root.join("damaged-weights");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for e in std::fs::read_dir(&f.model).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
-    }
+    let dir = copy("damaged-weights");
     let w = dir.join("weights.safetensors");
     let mut bytes = std::fs::read(&w).unwrap();
     let n = bytes.len();
     bytes[n - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
     std::fs::write(&w, &bytes).unwrap();
-    let embed = || {
-        fails(likeness(&[
-            "embed",
-            "--model",
-            s(&dir),
-            "--data",
-            s(&f.gallery_csv),
-            "--out",
-            s(&f.root.join("damaged-weights-out")),
-        ]))
-    };
-    let err = embed();
+    let err = embed(&dir);
     assert!(err.contains("weights.safetensors: checksum"), "{err}");
     // The same weights with a card that vouches for them (a training that
     // diverged, a card rewritten by hand): the NaN vectors are refused.
     let mut c = card.clone();
     c["weights_crc32"] = format!("{:08x}", crc32fast::hash(&bytes)).into();
     std::fs::write(dir.join("model.json"), c.to_string()).unwrap();
-    let err = embed();
+    let err = embed(&dir);
     assert!(err.contains("weights or model.json are damaged"), "{err}");
 }
