@@ -27,7 +27,9 @@ pub enum Error {
     )]
     UnknownSource { path: PathBuf },
 
-    #[error("invalid setting: {0}")]
+    /// Input or settings that cannot be used; the message says which
+    /// and what to do (no prefix: it is not always a setting).
+    #[error("{0}")]
     Invalid(String),
 
     #[error("device: {0}")]

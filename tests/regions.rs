@@ -715,3 +715,58 @@ fn regions_cut_aligned_face_chips_and_list_them() {
         "{ok} of {all} chips"
     );
 }
+
+/// A user's folder of photos, as it comes: a cut JPEG is skipped as
+/// unreadable (it decoded to grey and was "faceless"), formats not read are
+/// named, and what `regions` wrote into the folder is not read back as
+/// photos on the next run.
+#[test]
+fn a_folder_of_photos_as_it_comes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    let john = common::johns().join("John_Simm");
+    let first = std::fs::read_dir(&john)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let bytes = std::fs::read(&first).unwrap();
+    std::fs::write(photos.join("whole.jpg"), &bytes).unwrap();
+    std::fs::write(photos.join("cut.jpg"), &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::write(photos.join("phone.heic"), b"not read").unwrap();
+    let out = tmp.path().join("r.csv");
+    let run = |force: bool| {
+        let overlay = photos.join("overlay");
+        let mut args = vec![
+            "regions",
+            "--data",
+            photos.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--overlay",
+            overlay.to_str().unwrap(),
+            "--skip-bad",
+        ];
+        if force {
+            args.push("--force");
+        }
+        let o = common::likeness(&args);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{err}");
+        err
+    };
+    for force in [false, true] {
+        let err = run(force);
+        assert!(err.contains("2 photos, 1 faces"), "{err}");
+        assert!(
+            err.contains("cut.jpg: cannot decode image: the JPEG is cut short"),
+            "{err}"
+        );
+        assert!(
+            err.contains("phone.heic; convert them to JPEG or PNG"),
+            "{err}"
+        );
+    }
+}

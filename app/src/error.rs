@@ -47,7 +47,9 @@ pub enum Error {
     /// A command line that cannot run as given.
     #[error("{0}")]
     Usage(String),
-    #[error("invalid setting: {0}")]
+    /// Input or settings that cannot be used; the message says which
+    /// and what to do (no prefix: it is not always a setting).
+    #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
     Index(#[from] likeness_index::Error),

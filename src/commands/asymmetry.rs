@@ -120,7 +120,7 @@ fn manifest_of(args: &AsymmetryArgs) -> Result<PathBuf> {
         Default::default(),
         likeness_app::face::DEFAULT_MIN_FACE,
     )?;
-    let found = regions::regions_of(&finder, &args.data, &wanted, None, None, false)?;
+    let found = regions::regions_of(&finder, &args.data, &wanted, None, None, args.skip_bad)?;
     if found.iter().all(|f| f.faces.is_empty()) {
         return Err(Error::Invalid(format!(
             "no face found in the {} photos of {}: asymmetry compares a face's two sides; for \

@@ -40,7 +40,7 @@ pub struct Found {
 
 /// The photos of a source: one image, a manifest's distinct images (the
 /// label is the subject), or a folder's images and its class folders' images.
-pub fn list_photos(src: &Path) -> Result<Vec<Photo>> {
+pub fn list_photos(src: &Path, exclude: &[&Path]) -> Result<Vec<Photo>> {
     let stem = |p: &Path| {
         p.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -52,6 +52,13 @@ pub fn list_photos(src: &Path) -> Result<Vec<Photo>> {
             path: src.to_path_buf(),
             subject: stem(src),
         }]);
+    }
+    if meta.is_file() && crate::data::folder::is_unread_photo(src) {
+        return Err(Error::Invalid(format!(
+            "{}: a photo format not read here (likeness reads jpeg, png, bmp and webp); \
+             convert it to JPEG or PNG",
+            src.display()
+        )));
     }
     let mut photos = Vec::new();
     if meta.is_file() {
@@ -79,25 +86,63 @@ pub fn list_photos(src: &Path) -> Result<Vec<Photo>> {
         v.sort();
         Ok(v)
     };
+    // What this command writes (overlays, chips) may lie inside the folder
+    // it reads: a second run would take those pictures for photos.
+    let real = |p: &Path| std::fs::canonicalize(p).ok();
+    let written: Vec<PathBuf> = exclude.iter().filter_map(|p| real(p)).collect();
+    let mut unread = Vec::new();
+    let mut deeper = Vec::new();
+    let mut take = |p: PathBuf, subject: String, photos: &mut Vec<Photo>| {
+        if is_image_file(&p) {
+            photos.push(Photo { path: p, subject });
+        } else if crate::data::folder::is_unread_photo(&p) {
+            unread.push(p);
+        }
+    };
     for p in sorted(src)? {
         if p.is_dir() {
+            if real(&p).is_some_and(|r| written.contains(&r)) {
+                continue;
+            }
             let subject = p
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            for q in sorted(&p)?
-                .into_iter()
-                .filter(|q| q.is_file() && is_image_file(q))
-            {
-                photos.push(Photo {
-                    path: q,
-                    subject: subject.clone(),
-                });
+            for q in sorted(&p)? {
+                if q.is_dir() {
+                    deeper.push(q);
+                } else if q.is_file() {
+                    take(q, subject.clone(), &mut photos);
+                }
             }
-        } else if is_image_file(&p) {
+        } else if p.is_file() {
             let subject = stem(&p);
-            photos.push(Photo { path: p, subject });
+            take(p, subject, &mut photos);
         }
+    }
+    let names = |v: &[PathBuf]| {
+        let mut s: Vec<String> = v.iter().take(5).map(|p| p.display().to_string()).collect();
+        if v.len() > 5 {
+            s.push(format!("and {} more", v.len() - 5));
+        }
+        s.join(", ")
+    };
+    if !unread.is_empty() {
+        eprintln!(
+            "note: {} files of a format not read here (tif, gif, heic, raw, ...) are left out: {}; \
+             convert them to JPEG or PNG to include them",
+            unread.len(),
+            names(&unread)
+        );
+    }
+    if !deeper.is_empty() {
+        eprintln!(
+            "note: photos are read from {} and one level of folders below it (a folder a \
+             person); {} deeper folders are left out: {}",
+            src.display(),
+            deeper.len(),
+            names(&deeper)
+        );
     }
     if photos.is_empty() {
         return Err(Error::EmptyDataset {
@@ -296,7 +341,8 @@ pub fn regions_of(
     chips: Option<&Path>,
     skip_bad: bool,
 ) -> Result<Vec<Found>> {
-    let photos = list_photos(src)?;
+    let written: Vec<&Path> = overlay.into_iter().chain(chips).collect();
+    let photos = list_photos(src, &written)?;
     let mut found = Vec::with_capacity(photos.len());
     let mut bad = Vec::new();
     for r in find_all(finder, &photos, wanted, overlay, chips) {
@@ -338,8 +384,9 @@ pub fn regions_of(
     }
     if !bad.is_empty() {
         eprintln!("{} photos skipped as unreadable:", bad.len());
-        for (photo, e) in &bad {
-            eprintln!("  {}: {e}", photo.path.display());
+        // Each error names its photo.
+        for (_, e) in &bad {
+            eprintln!("  {e}");
         }
     }
     Ok(found)

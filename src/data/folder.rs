@@ -4,8 +4,23 @@ use std::path::Path;
 use super::{Dataset, Item, SourceKind};
 use crate::error::{Error, Result};
 
-/// File extensions read as images (case-insensitive).
-pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "webp"];
+/// File extensions read as images (case-insensitive); `jpe` and `jfif`
+/// are JPEG's rarer names.
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "jpe", "jfif", "png", "bmp", "webp"];
+
+/// Photo formats that are not read (no decoder is built in), named when a
+/// folder holds them rather than passed over in silence.
+pub const UNREAD_PHOTO_EXTENSIONS: &[&str] = &[
+    "tif", "tiff", "gif", "heic", "heif", "avif", "jp2", "dng", "cr2", "cr3", "nef", "arw",
+];
+
+pub fn is_unread_photo(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        UNREAD_PHOTO_EXTENSIONS
+            .iter()
+            .any(|x| x.eq_ignore_ascii_case(e))
+    })
+}
 
 pub fn is_image_file(path: &Path) -> bool {
     path.extension()

@@ -55,11 +55,17 @@ pub fn decode_bytes(bytes: &[u8], path: &Path, limits: &DecodeLimits) -> Result<
             .with_guessed_format()
             .map_err(|e| bad(e.to_string()))
     };
+    if bytes.is_empty() {
+        return Err(bad("the file is empty".into()));
+    }
     let r = reader()?;
     if r.format().is_none() {
         return Err(bad(
             "unrecognised image format (expected jpeg, png, bmp or webp)".into(),
         ));
+    }
+    if r.format() == Some(image::ImageFormat::Jpeg) {
+        jpeg_complete(bytes).map_err(|why| bad(why.into()))?;
     }
     let (width, height) = r.into_dimensions().map_err(|e| bad(e.to_string()))?;
     let pixels = u64::from(width) * u64::from(height);
@@ -89,6 +95,64 @@ pub fn decode_bytes(bytes: &[u8], path: &Path, limits: &DecodeLimits) -> Result<
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| bad(e.to_string()))?;
     image.apply_orientation(orientation);
     Ok(image)
+}
+
+/// Whether a JPEG holds all its image data. The decoder fills what a cut
+/// file lacks with grey and says nothing, so half a photo would be found
+/// faceless or graded as grey (a 5 kB head of a 123 kB photo was). Walks
+/// the markers from SOI to EOI: segments by their lengths, each scan's
+/// entropy-coded data to its next marker (where 0xFF is followed only by
+/// 0x00 stuffing or a restart marker). Bytes after EOI (a phone's appended
+/// video) are not read.
+fn jpeg_complete(b: &[u8]) -> std::result::Result<(), &'static str> {
+    const CUT: &str = "the JPEG is cut short (no end-of-image marker): the file is \
+                       truncated or damaged; copy it again from its source";
+    if !b.starts_with(&[0xFF, 0xD8]) {
+        return Err("not a JPEG: no start-of-image marker");
+    }
+    let mut i = 2;
+    loop {
+        // The next marker: 0xFF, then a code (0xFF fill bytes may repeat).
+        while i < b.len() && b[i] != 0xFF {
+            i += 1;
+        }
+        while i < b.len() && b[i] == 0xFF {
+            i += 1;
+        }
+        let Some(&code) = b.get(i) else {
+            return Err(CUT);
+        };
+        i += 1;
+        match code {
+            0xD9 => return Ok(()),
+            // Markers without a length: TEM, restarts, a stray SOI.
+            0x01 | 0xD0..=0xD8 => continue,
+            _ => {}
+        }
+        let (Some(&hi), Some(&lo)) = (b.get(i), b.get(i + 1)) else {
+            return Err(CUT);
+        };
+        let len = usize::from(u16::from_be_bytes([hi, lo]));
+        if len < 2 || i + len > b.len() {
+            return Err(CUT);
+        }
+        i += len;
+        if code == 0xDA {
+            // Entropy-coded data up to the next marker that is neither
+            // stuffing (FF 00) nor a restart (FF D0..D7).
+            loop {
+                while i < b.len() && b[i] != 0xFF {
+                    i += 1;
+                }
+                match b.get(i + 1) {
+                    None => return Err(CUT),
+                    Some(0x00) | Some(0xD0..=0xD7) => i += 2,
+                    Some(0xFF) => i += 1,
+                    Some(_) => break,
+                }
+            }
+        }
+    }
 }
 
 /// Cuts `region` out of `image`, or says why it can't.
@@ -129,6 +193,34 @@ mod tests {
         v.extend([0, 0]);
         v.extend(0u32.to_le_bytes());
         v
+    }
+
+    fn jpeg(w: u32, h: u32) -> Vec<u8> {
+        let img = RgbImage::from_fn(w, h, |x, y| Rgb([(x * 7) as u8, (y * 5) as u8, 90]));
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
+            .write_image(img.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        bytes
+    }
+
+    /// A JPEG cut short decodes "fine" to grey; it must be refused, at any
+    /// cut, while a whole one, and one with bytes after its end (a phone's
+    /// appended video), decode.
+    #[test]
+    fn a_cut_jpeg_is_refused() {
+        let whole = jpeg(64, 48);
+        let limits = DecodeLimits::default();
+        assert!(decode_bytes(&whole, Path::new("a.jpg"), &limits).is_ok());
+        let mut tail = whole.clone();
+        tail.extend_from_slice(b"\x00\x00\x00\x18ftypmp42\xff\xda\x01\x02");
+        assert!(decode_bytes(&tail, Path::new("a.jpg"), &limits).is_ok());
+        for cut in [whole.len() - 2, whole.len() / 2, 200] {
+            let e = decode_bytes(&whole[..cut], Path::new("cut.jpg"), &limits).unwrap_err();
+            assert!(e.to_string().contains("cut short"), "{cut}: {e}");
+        }
+        let e = decode_bytes(b"", Path::new("zero.jpg"), &limits).unwrap_err();
+        assert!(e.to_string().contains("empty"), "{e}");
     }
 
     /// A phone's portrait photo: landscape pixels, EXIF orientation 6
