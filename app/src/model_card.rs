@@ -41,10 +41,33 @@ pub struct ModelSummary {
 }
 
 /// The part of `model.json`'s `score_domain` that says what a read-out
-/// grades.
+/// grades: the labels and the range of the scores it learnt from.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ScoreDomainSummary {
     pub labels: Vec<String>,
+    #[serde(default)]
+    pub min: Option<f32>,
+    #[serde(default)]
+    pub max: Option<f32>,
+}
+
+/// How far (a fraction of the training scores' range) a read-out may lie
+/// outside that range before it is reported: a linear read-out overshoots
+/// a little at the ends even on its own training regions.
+pub const RANGE_SLACK: f32 = 0.1;
+
+impl ScoreDomainSummary {
+    /// Whether read-out `v` lies outside the learnt range by more than
+    /// [`RANGE_SLACK`] of it (never, where the card records no range).
+    pub fn outside(&self, v: f32) -> bool {
+        match (self.min, self.max) {
+            (Some(lo), Some(hi)) => {
+                let slack = RANGE_SLACK * (hi - lo);
+                v < lo - slack || v > hi + slack
+            }
+            _ => false,
+        }
+    }
 }
 
 impl ModelSummary {
@@ -78,6 +101,17 @@ impl ModelSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_out_far_outside_its_scores_is_told() {
+        let d: ScoreDomainSummary =
+            serde_json::from_str(r#"{"labels": ["cheek"], "min": 0.0, "max": 1.0}"#).unwrap();
+        assert!(!d.outside(1.09) && !d.outside(-0.09) && !d.outside(0.5));
+        assert!(d.outside(1.85) && d.outside(-0.2));
+        // Cards without the range never warn.
+        let old: ScoreDomainSummary = serde_json::from_str(r#"{"labels": ["cheek"]}"#).unwrap();
+        assert!(!old.outside(100.0));
+    }
 
     #[test]
     fn reads_the_fields_it_shows_and_ignores_the_rest() {

@@ -228,10 +228,7 @@ pub struct Unfamiliar {
     pub highest: Option<f32>,
 }
 
-/// How far (a fraction of the training scores' range) a read-out may lie
-/// outside that range before it is reported: a linear read-out overshoots
-/// a little at the ends even on its own training regions.
-pub const RANGE_SLACK: f32 = 0.1;
+pub use likeness_app::model_card::RANGE_SLACK;
 
 impl Unfamiliar {
     /// What in `readouts` (each item's label and read-out) the read-out

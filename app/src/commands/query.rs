@@ -160,6 +160,7 @@ fn image_query(
         .embed_and_grade(&[&image])
         .map_err(Error::Usage)?;
     let grades = graded.grades;
+    warn_unlike(&model.dir, grades.as_deref());
     let data = graded
         .vectors
         .into_iter()
@@ -189,6 +190,27 @@ fn image_query(
         grades,
         images: vec![(image, label)],
     })
+}
+
+/// A grade far outside the scores the read-out learnt from is no grade
+/// (an eye box graded 1.85 on a 0-1 scale): said, as `embed` and
+/// `asymmetry` say it.
+fn warn_unlike(model_dir: &std::path::Path, grades: Option<&[f32]>) {
+    let domain = crate::model_card::ModelSummary::read(model_dir).and_then(|c| c.score_domain);
+    let (Some(d), Some(&g)) = (domain, grades.and_then(|g| g.first())) else {
+        return;
+    };
+    if d.outside(g) {
+        eprintln!(
+            "warning: the grade {g:.3} lies outside the scores the read-out learnt from \
+             [{}, {}] by more than {:.0}% of that range: this crop is unlike the regions it \
+             learnt from ({}); look at it",
+            d.min.unwrap_or(f32::NAN),
+            d.max.unwrap_or(f32::NAN),
+            crate::model_card::RANGE_SLACK * 100.0,
+            d.labels.join(", ")
+        );
+    }
 }
 
 /// The label filter of `--labels`/`--exclude-labels`: integers, or class
