@@ -29,6 +29,12 @@ pub const DEFAULT_EF: usize = 64;
 /// `likeness eval`'s graph-agreement check asks for at most `MAX_K` (see
 /// [`crate::eval`]).
 pub const MAX_K: usize = 1000;
+
+/// Most threads a search or build pool may have, wherever the count comes
+/// from (`--threads`, Python's `threads=`). Starting 100,000 threads took
+/// over two minutes and looked like a hang, 1,000 a second; no machine
+/// this runs on gives one process 1,024 cores.
+pub const MAX_THREADS: usize = 1024;
 /// Largest `ef` (and `rerank`) a request may ask for: ten times [`MAX_K`],
 /// far past where recall stops improving on any graph we build.
 pub const MAX_EF: usize = 10_000;

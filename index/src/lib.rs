@@ -68,7 +68,7 @@ pub use distance::Metric;
 pub use error::{Error, Result};
 pub use fsutil::{atomic_write, TempDir};
 pub use index::{Hit, Index, LabelFilter, VerifyReport};
-pub use knn::{KnnQuery, DEFAULT_EF, DEFAULT_K, MAX_EF, MAX_K};
+pub use knn::{KnnQuery, DEFAULT_EF, DEFAULT_K, MAX_EF, MAX_K, MAX_THREADS};
 pub use live::Deleted;
 pub use manifest::Manifest;
 pub use neighbours::Neighbours;

@@ -17,6 +17,19 @@ pub(crate) fn positive(name: &str, v: i64) -> PyResult<usize> {
         .ok_or_else(|| PyValueError::new_err(format!("{name} = {v}: must be at least 1")))
 }
 
+/// A thread count: 1..=MAX_THREADS.
+pub(crate) fn thread_count(v: i64) -> PyResult<usize> {
+    let n = positive("threads", v)?;
+    if n > likeness_index::MAX_THREADS {
+        return Err(PyValueError::new_err(format!(
+            "threads = {n}: give 1..={} (this machine has {} cores)",
+            likeness_index::MAX_THREADS,
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        )));
+    }
+    Ok(n)
+}
+
 /// Float rows as f32: borrowed from a C-contiguous float32 array, else
 /// converted once (float16, float64, non-contiguous).
 pub(crate) struct Rows<'py> {

@@ -7,7 +7,7 @@ use likeness_index::{eval, score, Hit, Index, IndexBuilder, Metric, DEFAULT_EF};
 use pyo3::exceptions::{PyFileExistsError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::convert::{float_rows, float_values, int_labels, positive};
+use crate::convert::{float_rows, float_values, int_labels, positive, thread_count};
 use crate::{py_err, PyIndex};
 
 /// Builds an HNSW index of `vectors` into the directory `out` and opens it:
@@ -60,7 +60,7 @@ pub(crate) fn build(
     let ef_construction = positive("ef_construction", ef_construction)?;
     // As the CLI: all cores unless told (the manifest records the count).
     let threads = match threads {
-        Some(t) => positive("threads", t)?,
+        Some(t) => thread_count(t)?,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let rows = float_rows(vectors, "vectors", false)?;
@@ -112,8 +112,10 @@ pub(crate) fn build(
     let (data, dim) = (rows.as_slice(), rows.dim);
     let index = py
         .detach(|| {
-            builder.build(data, dim, labels.as_deref(), None, &out, None)?;
-            Index::open(&out)
+            crate::pool(Some(threads))?.install(|| {
+                builder.build(data, dim, labels.as_deref(), None, &out, None)?;
+                Index::open(&out)
+            })
         })
         .map_err(py_err)?;
     Ok(PyIndex::wrap(index))
@@ -199,7 +201,7 @@ pub(crate) fn evaluate<'py>(
     };
     let q = queries.as_ref().map(|(r, l)| (r.as_slice(), l.as_slice()));
     let report = py
-        .detach(|| eval::evaluate_index(&ix, q, &ks, ef))
+        .detach(|| crate::pool(None)?.install(|| eval::evaluate_index(&ix, q, &ks, ef)))
         .map_err(py_err)?;
     let json =
         serde_json::to_string(&report).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;

@@ -39,6 +39,7 @@ mod functions;
 
 use convert::{
     float_rows, float_values, int_labels, item_ids, item_labels, label_set, positive, report_dict,
+    thread_count,
 };
 use functions::{build, evaluate, predict_score};
 
@@ -91,27 +92,56 @@ fn py_err(e: Error) -> PyErr {
 }
 
 /// Rayon pools of a given size, kept for reuse (making one costs a thread
-/// spawn per worker).
-type Pools = Mutex<Vec<(usize, Arc<rayon::ThreadPool>)>>;
-static POOLS: LazyLock<Pools> = LazyLock::new(|| Mutex::new(Vec::new()));
+/// spawn per worker), the most recently used first, and the process they
+/// were made in.
+struct Pools {
+    pid: u32,
+    pools: Vec<(usize, Arc<rayon::ThreadPool>)>,
+}
+static POOLS: LazyLock<Mutex<Pools>> = LazyLock::new(|| {
+    Mutex::new(Pools {
+        pid: std::process::id(),
+        pools: Vec::new(),
+    })
+});
 
-fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, Error> {
-    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, p)) = pools.iter().find(|(n, _)| *n == threads) {
-        return Ok(p.clone());
+/// Pools kept: a sweep of `threads=1..200` once left 19,901 threads alive.
+/// Older ones are dropped, and their threads end.
+const KEEP_POOLS: usize = 4;
+
+/// The search pool of `threads` (None: one thread a core). Searches never
+/// run on rayon's global pool: after `fork` (multiprocessing's default on
+/// Linux) a child inherits the parent's pools without their threads, and a
+/// search there waited for ever. A child makes its own.
+pub(crate) fn pool(threads: Option<usize>) -> Result<Arc<rayon::ThreadPool>, Error> {
+    let threads = threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
+    let mut cache = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.pid != std::process::id() {
+        // The parent's pools have no threads here; dropping them would
+        // signal threads that do not exist, so they are let go unused.
+        std::mem::forget(std::mem::take(&mut cache.pools));
+        cache.pid = std::process::id();
+    }
+    if let Some(at) = cache.pools.iter().position(|(n, _)| *n == threads) {
+        let hit = cache.pools.remove(at);
+        let p = hit.1.clone();
+        cache.pools.insert(0, hit);
+        return Ok(p);
     }
     let p = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .map_err(|e| Error::InvalidInput(format!("cannot start {threads} search threads: {e}")))?;
     let p = Arc::new(p);
-    pools.push((threads, p.clone()));
+    cache.pools.insert(0, (threads, p.clone()));
+    cache.pools.truncate(KEEP_POOLS);
     Ok(p)
 }
 
 /// Runs `req` (`rows` query rows) through the engine's one entry point:
-/// on the calling thread for one row or `threads = 1` (graph search), on a
-/// pool of `threads`, or on rayon's global pool (all cores).
+/// on the calling thread for one row or `threads = 1` (graph search), else
+/// on a pool of `threads` (None: all cores).
 fn run_search(
     index: &Index,
     req: &KnnQuery<'_>,
@@ -140,8 +170,7 @@ fn run_search(
             Neighbours::from_parts(rows, req.k, ids, dists)
                 .ok_or_else(|| Error::InvalidInput("result shape".into()))
         }
-        Some(n) => pool(n)?.install(|| query(req)),
-        None => query(req),
+        n => pool(n)?.install(|| query(req)),
     }
 }
 
@@ -237,7 +266,7 @@ impl PyIndex {
         threads: Option<i64>,
         change: impl FnOnce(&mut Writer) -> likeness_index::Result<T> + Send,
     ) -> PyResult<T> {
-        let threads = threads.map(|t| positive("threads", t)).transpose()?;
+        let threads = threads.map(thread_count).transpose()?;
         self.get()?;
         py.detach(|| {
             // The writer's mutex first, then the index's slot: `close` takes
@@ -256,9 +285,10 @@ impl PyIndex {
                 None => Writer::open(&self.path).map_err(py_err)?,
             };
             let w = slot.insert(w);
-            // 0: rayon's default (all cores), as `build`'s None.
+            // 0: all cores, as `build`'s None; on our pool, not rayon's
+            // global one (see `pool`).
             w.threads(threads.unwrap_or(0));
-            let out = change(w);
+            let out = pool(threads).and_then(|p| p.install(|| change(w)));
             *self.inner.write().unwrap_or_else(|e| e.into_inner()) = Some(w.index().clone());
             out.map_err(py_err)
         })
@@ -514,7 +544,7 @@ impl PyIndex {
         let index = self.get()?;
         let k = positive("k", k)?;
         let ef = positive("ef", ef)?;
-        let threads = threads.map(|t| positive("threads", t)).transpose()?;
+        let threads = threads.map(thread_count).transpose()?;
         let filter = match (labels, exclude_labels) {
             (Some(_), Some(_)) => {
                 return Err(PyValueError::new_err(

@@ -483,3 +483,44 @@ def test_corrupt_and_foreign_files_raise_corrupt_index_error(tmp_path, data):
     (p / "graph.bin").unlink()
     with pytest.raises(FileNotFoundError, match="graph.bin"):
         likeness.Index.open(p)
+
+
+# ---- threads: forked children, pool counts --------------------------------
+
+def _search_in_child(path_and_queries):
+    path, q = path_and_queries
+    ids, _ = likeness.Index.open(path).search(q, k=3)
+    return ids
+
+
+def test_a_forked_child_searches(tmp_path, data):
+    """multiprocessing forks on Linux: a child inherits the parent's search
+    pools without their threads, and its searches once waited for ever."""
+    import multiprocessing as mp
+    x, _, q, _ = data
+    ix = build_py(tmp_path, x)
+    want, _ = ix.search(q[:50], k=3)            # the parent's pools exist now
+    ix.search(q[:50], k=3, threads=2)
+    with mp.get_context("fork").Pool(2) as pool:
+        got = pool.map_async(_search_in_child, [(str(tmp_path / "py"), q[:50])] * 2).get(timeout=120)
+    for ids in got:
+        np.testing.assert_array_equal(ids, want)
+
+
+def _threads():
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_threads_are_bounded_and_pools_do_not_pile_up(tmp_path, data):
+    x, _, q, _ = data
+    ix = build_py(tmp_path, x)
+    with pytest.raises(ValueError, match=r"threads = 5000: give 1\.\.=1024"):
+        ix.search(q[:4], k=3, threads=5000)
+    before = _threads()
+    for n in range(1, 41):
+        ix.search(q[:4], k=3, threads=n)
+    # A pool a size once kept 820 threads here; 4 are kept now (37..40).
+    deadline = time.time() + 10
+    while _threads() - before > 4 * 40 and time.time() < deadline:
+        time.sleep(0.1)
+    assert _threads() - before <= 4 * 40, _threads() - before

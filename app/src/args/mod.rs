@@ -73,10 +73,7 @@ pub struct GlobalArgs {
     pub loader_threads: Option<usize>,
 }
 
-/// Most threads a pool may have. Starting 100,000 threads took longer than
-/// two minutes (it looked like a hang) and 1,000 took a second; no machine
-/// this runs on has 1,024 cores a process could use.
-pub const MAX_THREADS: usize = 1024;
+pub use likeness_index::MAX_THREADS;
 
 fn thread_count(s: &str) -> std::result::Result<usize, String> {
     let n: usize = s
