@@ -125,14 +125,19 @@ def test_a_bad_query_in_a_batch_fails_alone(gallery, scored):
     good = [("/search", {"vector": v.tolist(), "k": 10, "exact": True}) for v in q]
     bad = [("/search", {"vector": zero, "k": 10, "exact": True}),  # in a good group
            ("/search", {"vector": q[0].tolist(), "k": 5000}),
-           ("/search/batch", {"vectors": [q[1].tolist(), zero], "k": 10, "exact": True})]
+           ("/search/batch", {"vectors": [q[1].tolist(), zero], "k": 10, "exact": True}),
+           # Too large for a machine integer: once failed its whole batch.
+           ("/search", {"vector": q[2].tolist(), "k": 2 ** 63}),
+           ("/search", {"vector": [10 ** 400] + q[3].tolist()[1:]})]
     out, batches, sent = concurrently(http, good[:10] + bad + good[10:])
     assert batches < sent, (batches, sent)
-    answers = out[:10] + out[13:]
-    (s0, zero_one), (s1, big_k), (s2, zero_in_batch) = out[10:13]
+    answers = out[:10] + out[15:]
+    (s0, zero_one), (s1, big_k), (s2, zero_in_batch), (s3, huge_k), (s4, huge_x) = out[10:15]
     assert s0 == 400 and "zero length" in zero_one["error"], zero_one
     assert s1 == 400 and "k = 5000" in big_k["error"], big_k
     assert s2 == 400 and zero_in_batch["error"].startswith("vectors[1]: "), zero_in_batch
+    assert s3 == 400, huge_k
+    assert s4 == 400 and "vector[0] is not a finite float32" in huge_x["error"], huge_x
     truth, dist = scored["single"].search(q, k=10, exact=True)
     for r, (status, got) in enumerate(answers):
         assert status == 200, got

@@ -31,6 +31,13 @@ from starlette.responses import JSONResponse
 
 from likeness import DEFAULT_EF, DEFAULT_K
 
+# What the engine raises for a request it refuses; OverflowError: a k or ef
+# too large for a machine integer (one such request once failed every
+# request batched with it).
+_REFUSED = (ValueError, TypeError, OverflowError)
+# The largest finite float32: a larger number becomes inf in the rows.
+_F32_MAX = float(np.finfo(np.float32).max)
+
 # As `likeness serve` (app/src/serve.rs).
 MAX_BATCH = 1024
 SEARCH_KEYS = {"vector", "k", "ef", "labels", "exclude_labels", "exact"}
@@ -98,14 +105,14 @@ class Shard:
         try:
             ids, dists = run(queries, self.threads)
             return ids, dists, None
-        except (ValueError, TypeError) as e:
+        except _REFUSED as e:
             if len(queries) == 1:
                 return (np.empty((1, 0), np.int64), np.empty((1, 0), np.float32), [str(e)])
         rows, errors = [], [None] * len(queries)
         for r in range(len(queries)):
             try:
                 rows.append(run(queries[r:r + 1], 1))
-            except (ValueError, TypeError) as e:
+            except _REFUSED as e:
                 rows.append(None)
                 errors[r] = str(e)
         width = next((a[0].shape[1] for a in rows if a is not None), 0)
@@ -491,8 +498,9 @@ class Ingress:
                 raise _Bad(400, f"{name} has {len(v)} values but the index has dimension "
                                 f"{self.dim}")
             for i, x in enumerate(v):
-                if not isinstance(x, (int, float)) or isinstance(x, bool) or not math.isfinite(x):
-                    raise _Bad(400, f"{name}[{i}] is not a finite number")
+                if (not isinstance(x, (int, float)) or isinstance(x, bool)
+                        or not -_F32_MAX <= x <= _F32_MAX):  # also NaN; ints of any size
+                    raise _Bad(400, f"{name}[{i}] is not a finite float32 number")
         rows = np.asarray(vs, dtype=np.float32)
         # ef below k is raised to k, as the engine does.
         return _Query(rows, k, max(ef, k) if k > 0 else ef, only, excl, exact)
