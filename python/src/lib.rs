@@ -307,6 +307,12 @@ impl PyIndex {
     /// The Index holds every change acknowledged before it was opened (the
     /// change log is replayed) and those made through it; changes another
     /// process makes later are seen once the index is opened again.
+    ///
+    /// The files are memory-mapped: never rewrite them in place while an
+    /// Index is open (`np.save` over `vectors.npy`, a truncation), or the
+    /// process is killed by SIGBUS at its next search. Replacing the index
+    /// with `likeness.build(..., force=True)`, `likeness build --force` or
+    /// a compaction publishes new files and is safe.
     #[staticmethod]
     fn open(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let index = py.detach(|| Index::open(&path)).map_err(py_err)?;
