@@ -164,6 +164,20 @@ fn items_come_in_pages_with_their_total_and_class() {
         .unwrap()
         .iter()
         .all(|x| x["label"] == 2 && x["class"] == "c"));
+    // By its name too, as the CLI takes it; an unknown name says the names.
+    assert_eq!(get(a, "/items?label=c&limit=100").json(), r);
+    let bad = get(a, "/items?label=zzz");
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.text().contains("the index's classes are a, b, c"),
+        "{}",
+        bad.text()
+    );
+    let body = serde_json::json!({"vector": vec![0.5f32; 8], "k": 16, "labels": ["c"]});
+    let hits = request(a, "POST", "/search", &[], body.to_string().as_bytes()).json();
+    let hits = hits["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 5);
+    assert!(hits.iter().all(|h| h["label"] == 2));
     // Past the end: an empty page, same total.
     let r = get(a, "/items?offset=100").json();
     assert_eq!(

@@ -351,9 +351,9 @@ struct SearchRequest {
     #[serde(default = "default_ef")]
     ef: usize,
     #[serde(default)]
-    labels: Option<Vec<i64>>,
+    labels: Option<Vec<LabelRef>>,
     #[serde(default)]
-    exclude_labels: Option<Vec<i64>>,
+    exclude_labels: Option<Vec<LabelRef>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -365,9 +365,9 @@ struct BatchRequest {
     #[serde(default = "default_ef")]
     ef: usize,
     #[serde(default)]
-    labels: Option<Vec<i64>>,
+    labels: Option<Vec<LabelRef>>,
     #[serde(default)]
-    exclude_labels: Option<Vec<i64>>,
+    exclude_labels: Option<Vec<LabelRef>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -390,11 +390,57 @@ fn default_ef() -> usize {
     DEFAULT_EF
 }
 
+/// A label in a filter: an integer, or a class name of the index (as
+/// `likeness query --labels` takes them).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+enum LabelRef {
+    Int(i64),
+    Name(String),
+}
+
+impl LabelRef {
+    /// `1` or `eye`, as a query string gives it.
+    fn parse(token: &str) -> LabelRef {
+        let t = token.trim();
+        t.parse()
+            .map_or_else(|_| LabelRef::Name(t.to_string()), LabelRef::Int)
+    }
+
+    fn resolve(self, l: &Loaded) -> std::result::Result<i64, ApiError> {
+        match self {
+            LabelRef::Int(i) => Ok(i),
+            LabelRef::Name(name) => {
+                let m = l.index.manifest();
+                m.class_label(&name).ok_or_else(|| {
+                    ApiError::bad(format!(
+                        "no class `{name}`: the index's classes are {}",
+                        if m.classes.is_empty() {
+                            "unnamed (give integer labels)".to_string()
+                        } else {
+                            m.classes.join(", ")
+                        }
+                    ))
+                })
+            }
+        }
+    }
+}
+
 fn filter(
     l: &Loaded,
-    only: Option<Vec<i64>>,
-    except: Option<Vec<i64>>,
+    only: Option<Vec<LabelRef>>,
+    except: Option<Vec<LabelRef>>,
 ) -> std::result::Result<Option<LabelFilter>, ApiError> {
+    let resolve = |v: Option<Vec<LabelRef>>| {
+        v.map(|v| {
+            v.into_iter()
+                .map(|r| r.resolve(l))
+                .collect::<std::result::Result<Vec<_>, _>>()
+        })
+        .transpose()
+    };
+    let (only, except) = (resolve(only)?, resolve(except)?);
     let f = match (only, except) {
         (Some(_), Some(_)) => return Err(ApiError::bad("give labels or exclude_labels, not both")),
         (Some(o), None) => Some(LabelFilter::only(o)),

@@ -28,7 +28,8 @@ pub(super) struct ListParams {
     offset: usize,
     #[serde(default = "default_limit")]
     limit: usize,
-    label: Option<i64>,
+    /// An integer label or a class name.
+    label: Option<String>,
 }
 
 fn default_limit() -> usize {
@@ -85,8 +86,13 @@ pub(super) async fn list(
     if p.label.is_some() && l.index.labels().is_none() {
         return Err(ApiError::bad("this index has no labels to filter by"));
     }
+    let label = p
+        .label
+        .as_deref()
+        .map(|t| super::LabelRef::parse(t).resolve(&l))
+        .transpose()?;
     // Live items only (deleted ones are never shown), in id order.
-    let (total, ids): (usize, Vec<usize>) = match p.label {
+    let (total, ids): (usize, Vec<usize>) = match label {
         None if live.deleted.is_empty() => {
             let n = live.len();
             (
@@ -115,17 +121,13 @@ pub(super) async fn list(
     )
 }
 
-pub(super) fn parse_labels(s: &str) -> Result<Vec<i64>, ApiError> {
-    s.split(',')
+/// `labels=1,4` or `labels=eye,brow`: integers or class names, resolved
+/// against the index by `filter`.
+pub(super) fn parse_labels(s: &str) -> Result<Vec<super::LabelRef>, ApiError> {
+    Ok(s.split(',')
         .filter(|t| !t.trim().is_empty())
-        .map(|t| {
-            t.trim().parse::<i64>().map_err(|_| {
-                ApiError::bad(format!(
-                    "labels `{s}` must be comma-separated integers, e.g. labels=1,4"
-                ))
-            })
-        })
-        .collect()
+        .map(super::LabelRef::parse)
+        .collect())
 }
 
 pub(super) async fn search_item(
@@ -166,8 +168,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn label_lists_parse_or_are_refused() {
-        assert_eq!(parse_labels("1, 4,").unwrap(), vec![1, 4]);
-        assert!(parse_labels("1,x").is_err());
+    fn label_lists_are_integers_or_class_names() {
+        use super::super::LabelRef::{Int, Name};
+        assert_eq!(parse_labels("1, 4,").unwrap(), vec![Int(1), Int(4)]);
+        assert_eq!(
+            parse_labels("1,eye").unwrap(),
+            vec![Int(1), Name("eye".into())]
+        );
     }
 }
