@@ -385,6 +385,20 @@ fn query_outputs_are_checked_before_the_search() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("not --vectors"), "{}", stderr(&o));
     assert!(o.stdout.is_empty(), "it must not search first");
+    // What only an image query uses is not silently dropped.
+    let err = fails(&[
+        "query",
+        "--index",
+        s(&ix),
+        "--id",
+        "1",
+        "--region",
+        "1,1,5,5",
+    ]);
+    assert!(
+        err.contains("--region belongs to a query by --image"),
+        "{err}"
+    );
 }
 
 #[test]

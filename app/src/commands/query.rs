@@ -257,6 +257,21 @@ fn label_filter(index: &Index, args: &QueryArgs) -> Result<Option<LabelFilter>> 
 /// `--vectors q.npy` once replaced the queries with their answers), and a
 /// montage only of queries it can draw.
 fn check_outputs(args: &QueryArgs) -> Result<()> {
+    if args.image.is_none() {
+        // (clap's `requires` does not fire within the required group.)
+        for (flag, given) in [
+            ("--region", args.region.is_some()),
+            ("--label", args.label.is_some()),
+            ("--model", args.model.is_some()),
+        ] {
+            if given {
+                return Err(Error::Usage(format!(
+                    "{flag} belongs to a query by --image; drop it (--vectors and --id \
+                     search with stored vectors)"
+                )));
+            }
+        }
+    }
     if args.montage.is_some() && args.vectors.is_some() {
         return Err(Error::Usage(
             "--montage draws queries by --image or --id, not --vectors: drop one".into(),
