@@ -309,6 +309,11 @@ impl IndexBuilder {
     ) -> Result<BuildReport> {
         let start = Instant::now();
         let n = self.check_inputs(vectors, dim, labels, items, out_dir)?;
+        // Held from before the long work to the publication, so a writer
+        // cannot change the index while it is being replaced (its changes,
+        // acknowledged, would vanish with the old directory): it gets
+        // `Busy`, and so does this build while a writer has the index open.
+        let _replacing = self.lock_replaced(out_dir)?;
         let data = self.prepare_vectors(vectors, dim)?;
         let threads = if self.threads == 0 {
             rayon::current_num_threads()
@@ -387,6 +392,17 @@ impl IndexBuilder {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
         Ok(n)
+    }
+
+    /// The lock of the index that `out_dir` holds, when this build will
+    /// replace it (see [`crate::fsutil::DirLock`]); a directory that is
+    /// empty has no writer to exclude.
+    fn lock_replaced(&self, out_dir: &Path) -> Result<Option<crate::fsutil::DirLock>> {
+        if self.overwrite && out_dir.join(MANIFEST).is_file() {
+            crate::fsutil::DirLock::acquire(out_dir).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// Phase 2: the working copy of the vectors, checked (finite; no zero

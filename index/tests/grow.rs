@@ -558,3 +558,115 @@ fn golden_v3_changed_index_still_opens() {
     w.compact().unwrap();
     assert_eq!(w.index().live_count(), 600);
 }
+
+/// A rebuild with `overwrite` while a writer has the index open is refused
+/// (the writer's lock): before the fix it replaced the directory, and the
+/// writer's next changes were acknowledged into the old one and lost, or
+/// (a fold) written over the new index.
+#[test]
+fn a_rebuild_over_an_index_a_writer_has_open_is_refused() {
+    let t = tmp();
+    let dir = t.path().join("ix");
+    let dim = 4;
+    build(&dir, 100, dim, Store::F32);
+    let mut w = Writer::open(&dir).unwrap();
+    w.add(&NewItems {
+        vectors: &random(3, dim, 5),
+        labels: Some(&[1, 2, 3]),
+        ..NewItems::default()
+    })
+    .unwrap();
+    let manifest = std::fs::read(dir.join("manifest.json")).unwrap();
+    let other = random(50, dim, 6);
+    let rebuild = || {
+        IndexBuilder::new()
+            .metric(Metric::L2)
+            .m(8)
+            .overwrite(true)
+            .build(&other, dim, None, None, &dir, None)
+    };
+    let err = rebuild().unwrap_err();
+    assert!(matches!(err, Error::Busy { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("another process is changing this index"),
+        "{err}"
+    );
+    // Nothing replaced, nothing left beside it; the writer goes on.
+    assert_eq!(std::fs::read(dir.join("manifest.json")).unwrap(), manifest);
+    let siblings = std::fs::read_dir(t.path()).unwrap().count();
+    assert_eq!(siblings, 1, "only ix in its parent");
+    w.add(&NewItems {
+        vectors: &random(2, dim, 7),
+        labels: Some(&[4, 5]),
+        ..NewItems::default()
+    })
+    .unwrap();
+    assert_eq!(Index::open(&dir).unwrap().len(), 105);
+    // Once the writer is closed the rebuild goes ahead.
+    drop(w);
+    rebuild().unwrap();
+    assert_eq!(Index::open(&dir).unwrap().len(), 50);
+    Writer::open(&dir).unwrap();
+}
+
+/// A writer whose directory was replaced without its lock (moved aside by
+/// hand, a release before the lock was checked) fails its next change,
+/// whatever it is, and the new index stays as built.
+#[test]
+fn a_writer_of_a_replaced_directory_changes_nothing() {
+    let t = tmp();
+    let dir = t.path().join("ix");
+    let dim = 4;
+    build(&dir, 100, dim, Store::F32);
+    let mut w = Writer::open(&dir).unwrap();
+    w.add(&NewItems {
+        vectors: &random(3, dim, 5),
+        labels: Some(&[1, 2, 3]),
+        ..NewItems::default()
+    })
+    .unwrap();
+    std::fs::rename(&dir, t.path().join("ix-old")).unwrap();
+    let fresh = random(50, dim, 6);
+    IndexBuilder::new()
+        .metric(Metric::L2)
+        .m(8)
+        .build(&fresh, dim, None, None, &dir, None)
+        .unwrap();
+    let manifest = std::fs::read(dir.join("manifest.json")).unwrap();
+    let replaced = |e: Error| {
+        assert!(matches!(e, Error::Replaced { .. }), "{e:?}");
+        assert!(e.to_string().contains("open the index again"), "{e}");
+    };
+    // A logged add (would land in the old directory), a folding add and a
+    // compaction (would write into the new one), a delete, an update.
+    replaced(
+        w.add(&NewItems {
+            vectors: &random(1, dim, 8),
+            labels: Some(&[1]),
+            ..NewItems::default()
+        })
+        .unwrap_err(),
+    );
+    let labels = vec![1i64; FOLD_AT];
+    replaced(
+        w.add(&NewItems {
+            vectors: &random(FOLD_AT, dim, 9),
+            labels: Some(&labels),
+            ..NewItems::default()
+        })
+        .unwrap_err(),
+    );
+    replaced(w.compact().unwrap_err());
+    replaced(w.fold().unwrap_err());
+    replaced(w.delete(&[0]).unwrap_err());
+    replaced(w.update(&[0], Some(&[6]), None).unwrap_err());
+    assert_eq!(std::fs::read(dir.join("manifest.json")).unwrap(), manifest);
+    let index = Index::open(&dir).unwrap();
+    assert_eq!((index.len(), index.live_count()), (50, 50));
+    index.verify().unwrap();
+    // The new index takes its own writer.
+    drop(w);
+    let mut w2 = Writer::open(&dir).unwrap();
+    w2.delete(&[0]).unwrap();
+}
