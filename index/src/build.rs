@@ -196,7 +196,8 @@ impl IndexBuilder {
         self
     }
 
-    /// Records the names of the labels (`classes[label]`).
+    /// Records the names of the labels (`classes[label]`): one per label,
+    /// so `build` refuses a label outside `0..classes.len()`.
     #[must_use]
     pub fn classes(mut self, classes: Vec<String>) -> Self {
         self.classes = classes;
@@ -379,6 +380,7 @@ impl IndexBuilder {
             }
         }
         same_length("subject/side records", self.pairings.as_ref().map(Vec::len))?;
+        self.check_class_names(labels)?;
         if out_dir.exists() {
             if !self.overwrite {
                 return Err(Error::InvalidInput(format!(
@@ -392,6 +394,29 @@ impl IndexBuilder {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
         Ok(n)
+    }
+
+    /// With class names, every label must have one (`classes[label]`):
+    /// else a label past the list is nameless, and the first new class
+    /// name added later takes that label, which items already carry.
+    fn check_class_names(&self, labels: Option<&[i64]>) -> Result<()> {
+        let n = self.classes.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let named = 0..n as i64;
+        match labels
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .find(|(_, l)| !named.contains(l))
+        {
+            Some((i, l)) => Err(Error::InvalidInput(format!(
+                "label {l} (item {i}) has no class name: {n} class name{} given, for labels 0..{n}; give one class name per label, in label order (or none)",
+                if n == 1 { " was" } else { "s were" }
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// The lock of the index that `out_dir` holds, when this build will

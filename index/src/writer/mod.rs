@@ -268,6 +268,9 @@ impl Writer {
                 old_classes.len()
             )));
         }
+        if let Some(c) = classes {
+            self.check_new_classes(c, &[])?;
+        }
         if new.items.is_some() || classes.is_some() || live.tail_len() + n >= FOLD_AT {
             self.fold_with(fold::Fold {
                 add: Some((&change, new.items)),
@@ -333,6 +336,9 @@ impl Writer {
                 old.len()
             )));
         }
+        if let Some(c) = classes {
+            self.check_new_classes(c, ids)?;
+        }
         self.fold_with(fold::Fold {
             update: Some(fold::Update {
                 ids,
@@ -342,6 +348,39 @@ impl Writer {
             classes,
             ..fold::Fold::default()
         })
+    }
+
+    /// Refuses new class names (`classes` past the index's own) whose
+    /// labels an item not in `relabelled` already carries: the item would
+    /// silently change class. A build with class names gives every label
+    /// one, so this guards indexes built before it checked, and integer
+    /// labels added past the names.
+    fn check_new_classes(&self, classes: &[String], relabelled: &[u64]) -> Result<()> {
+        let known = self.index.manifest().classes.len();
+        if classes.len() <= known {
+            return Ok(());
+        }
+        let new = known as i64..classes.len() as i64;
+        let relabelled: std::collections::HashSet<u64> = relabelled.iter().copied().collect();
+        let live = self.index.snapshot();
+        let labels = self
+            .index
+            .labels()
+            .into_iter()
+            .flatten()
+            .chain(live.tail_labels.iter().flatten());
+        for (id, &l) in labels.enumerate() {
+            if new.contains(&l) && !live.deleted.contains(id) && !relabelled.contains(&(id as u64))
+            {
+                return Err(Error::InvalidInput(format!(
+                    "the new class name `{}` would take label {l}, which item {id} already carries: \
+                     this index names {known} labels (0..{known}) but its items use more; \
+                     nothing was changed. Rebuild the index with one class name per label",
+                    classes[l as usize]
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Writes every change into one clean generation: the graph rebuilt
