@@ -481,3 +481,36 @@ fn an_existing_out_is_refused_unless_forced_and_a_failed_build_keeps_it() {
     assert!(err.contains("not an index directory"), "{err}");
     assert!(other.join("precious.txt").exists());
 }
+
+/// `build --force` over an index that a writer has open (here this test's
+/// own, as a server with changes would hold it) is refused with the
+/// writer's busy error and replaces nothing: it used to replace the
+/// directory, and the writer's later changes went to the old one, lost.
+#[test]
+fn a_forced_build_over_an_index_being_changed_is_refused() {
+    let f = fixture();
+    let ix = f.build("ix", &[]);
+    let manifest = std::fs::read(ix.join("manifest.json")).unwrap();
+    let writer = likeness_index::Writer::open(&ix).unwrap();
+    let force = [
+        "build",
+        "--vectors",
+        s(&f.queries),
+        "--out",
+        s(&ix),
+        "--force",
+    ];
+    let o = likeness(&force);
+    assert!(!o.status.success(), "{}", text(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("another process is changing this index"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(ix.join("manifest.json")).unwrap(), manifest);
+    ok(&["verify", "--index", s(&ix)]);
+    drop(writer);
+    let o = ok(&force);
+    let msg = String::from_utf8_lossy(&o.stdout);
+    assert!(msg.contains(&format!("indexed {} vectors", f.nq)), "{msg}");
+}

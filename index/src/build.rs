@@ -196,7 +196,8 @@ impl IndexBuilder {
         self
     }
 
-    /// Records the names of the labels (`classes[label]`).
+    /// Records the names of the labels (`classes[label]`): one per label,
+    /// so `build` refuses a label outside `0..classes.len()`.
     #[must_use]
     pub fn classes(mut self, classes: Vec<String>) -> Self {
         self.classes = classes;
@@ -309,6 +310,11 @@ impl IndexBuilder {
     ) -> Result<BuildReport> {
         let start = Instant::now();
         let n = self.check_inputs(vectors, dim, labels, items, out_dir)?;
+        // Held from before the long work to the publication, so a writer
+        // cannot change the index while it is being replaced (its changes,
+        // acknowledged, would vanish with the old directory): it gets
+        // `Busy`, and so does this build while a writer has the index open.
+        let _replacing = self.lock_replaced(out_dir)?;
         let data = self.prepare_vectors(vectors, dim)?;
         let threads = if self.threads == 0 {
             rayon::current_num_threads()
@@ -374,6 +380,7 @@ impl IndexBuilder {
             }
         }
         same_length("subject/side records", self.pairings.as_ref().map(Vec::len))?;
+        self.check_class_names(labels)?;
         if out_dir.exists() {
             if !self.overwrite {
                 return Err(Error::InvalidInput(format!(
@@ -387,6 +394,40 @@ impl IndexBuilder {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
         Ok(n)
+    }
+
+    /// With class names, every label must have one (`classes[label]`):
+    /// else a label past the list is nameless, and the first new class
+    /// name added later takes that label, which items already carry.
+    fn check_class_names(&self, labels: Option<&[i64]>) -> Result<()> {
+        let n = self.classes.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let named = 0..n as i64;
+        match labels
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .find(|(_, l)| !named.contains(l))
+        {
+            Some((i, l)) => Err(Error::InvalidInput(format!(
+                "label {l} (item {i}) has no class name: {n} class name{} given, for labels 0..{n}; give one class name per label, in label order (or none)",
+                if n == 1 { " was" } else { "s were" }
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The lock of the index that `out_dir` holds, when this build will
+    /// replace it (see [`crate::fsutil::DirLock`]); a directory that is
+    /// empty has no writer to exclude.
+    fn lock_replaced(&self, out_dir: &Path) -> Result<Option<crate::fsutil::DirLock>> {
+        if self.overwrite && out_dir.join(MANIFEST).is_file() {
+            crate::fsutil::DirLock::acquire(out_dir).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// Phase 2: the working copy of the vectors, checked (finite; no zero

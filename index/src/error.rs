@@ -193,6 +193,15 @@ pub enum Error {
         /// The index directory.
         path: PathBuf,
     },
+
+    /// The index directory was replaced since this writer opened it: its
+    /// changes would land in a directory nobody reads, or in the new index
+    /// without its lock.
+    #[error("{path}: this index directory was replaced (rebuilt, or its .lock removed) since it was opened for changes, so this change was not made; open the index again and repeat the change")]
+    Replaced {
+        /// The index directory.
+        path: PathBuf,
+    },
 }
 
 /// What an I/O error means for the user, without the operating system's

@@ -5,7 +5,7 @@
 //! `rename` stays on one filesystem and is atomic), synced, renamed, and the
 //! parent directory synced so the rename itself is durable.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -154,6 +154,92 @@ pub fn check_replaceable(target: &Path, marker: &str) -> Result<()> {
         return Ok(());
     }
     refuse(&format!("is not an index directory (no {marker})"))
+}
+
+/// Name of the lock file in an index directory.
+pub const LOCK: &str = ".lock";
+
+/// An exclusive lock (`flock`) on a directory's [`LOCK`] file, held until
+/// dropped: whoever changes an index in place ([`crate::Writer`]) or
+/// replaces it ([`crate::IndexBuilder::overwrite`]) holds it, so the two
+/// never overlap. A lock is a property of the file, not of its path: a
+/// directory renamed aside keeps its lock with it, which is why
+/// [`DirLock::check`] compares the path's file with the one held.
+#[derive(Debug)]
+pub struct DirLock {
+    file: File,
+    dir: PathBuf,
+}
+
+impl DirLock {
+    /// Takes the lock of `dir` (creating its lock file), or fails with
+    /// [`Error::Busy`] while another holds it (another process, or another
+    /// open file of this one).
+    pub fn acquire(dir: &Path) -> Result<Self> {
+        let path = dir.join(LOCK);
+        // The file opened may be moved away (its directory replaced) before
+        // it is locked: the lock taken then guards the old directory, so
+        // look again at what the path names now.
+        for _ in 0..3 {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(Error::Busy {
+                        path: dir.to_path_buf(),
+                    })
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+            }
+            let lock = DirLock {
+                file,
+                dir: dir.to_path_buf(),
+            };
+            if lock.still_named()? {
+                return Ok(lock);
+            }
+        }
+        Err(Error::Busy {
+            path: dir.to_path_buf(),
+        })
+    }
+
+    /// Whether `dir/.lock` still names the file this lock holds.
+    fn still_named(&self) -> Result<bool> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let path = self.dir.join(LOCK);
+            let held = self.file.metadata().map_err(|e| Error::io(&path, e))?;
+            match fs::metadata(&path) {
+                Ok(now) => Ok(now.dev() == held.dev() && now.ino() == held.ino()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(Error::io(&path, e)),
+            }
+        }
+        // Elsewhere a directory with open files cannot be renamed.
+        #[cfg(not(unix))]
+        Ok(true)
+    }
+
+    /// Fails with [`Error::Replaced`] when the directory at the lock's path
+    /// is no longer the one locked (it was replaced, or its lock file
+    /// removed): writing through the path would then change a directory
+    /// this lock does not guard.
+    pub fn check(&self) -> Result<()> {
+        if self.still_named()? {
+            Ok(())
+        } else {
+            Err(Error::Replaced {
+                path: self.dir.clone(),
+            })
+        }
+    }
 }
 
 impl Drop for TempDir {

@@ -558,3 +558,226 @@ fn golden_v3_changed_index_still_opens() {
     w.compact().unwrap();
     assert_eq!(w.index().live_count(), 600);
 }
+
+/// How many items carry `label`, by an exact search filtered to it.
+fn carrying(index: &Index, label: i64) -> usize {
+    let filter = LabelFilter::only([label]);
+    let dim = index.dim();
+    let (found, _) = index
+        .query(
+            &KnnQuery::new(&vec![0.0; dim])
+                .k(index.len())
+                .ef(index.len())
+                .exact(true)
+                .filter(Some(&filter)),
+        )
+        .unwrap();
+    found.ids(0).iter().filter(|&&i| i >= 0).count()
+}
+
+/// A rebuild with `overwrite` while a writer has the index open is refused
+/// (the writer's lock): before the fix it replaced the directory, and the
+/// writer's next changes were acknowledged into the old one and lost, or
+/// (a fold) written over the new index.
+#[test]
+fn a_rebuild_over_an_index_a_writer_has_open_is_refused() {
+    let t = tmp();
+    let dir = t.path().join("ix");
+    let dim = 4;
+    build(&dir, 100, dim, Store::F32);
+    let mut w = Writer::open(&dir).unwrap();
+    w.add(&NewItems {
+        vectors: &random(3, dim, 5),
+        labels: Some(&[1, 2, 3]),
+        ..NewItems::default()
+    })
+    .unwrap();
+    let manifest = std::fs::read(dir.join("manifest.json")).unwrap();
+    let other = random(50, dim, 6);
+    let rebuild = || {
+        IndexBuilder::new()
+            .metric(Metric::L2)
+            .m(8)
+            .overwrite(true)
+            .build(&other, dim, None, None, &dir, None)
+    };
+    let err = rebuild().unwrap_err();
+    assert!(matches!(err, Error::Busy { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("another process is changing this index"),
+        "{err}"
+    );
+    // Nothing replaced, nothing left beside it; the writer goes on.
+    assert_eq!(std::fs::read(dir.join("manifest.json")).unwrap(), manifest);
+    let siblings = std::fs::read_dir(t.path()).unwrap().count();
+    assert_eq!(siblings, 1, "only ix in its parent");
+    w.add(&NewItems {
+        vectors: &random(2, dim, 7),
+        labels: Some(&[4, 5]),
+        ..NewItems::default()
+    })
+    .unwrap();
+    assert_eq!(Index::open(&dir).unwrap().len(), 105);
+    // Once the writer is closed the rebuild goes ahead.
+    drop(w);
+    rebuild().unwrap();
+    assert_eq!(Index::open(&dir).unwrap().len(), 50);
+    Writer::open(&dir).unwrap();
+}
+
+/// A writer whose directory was replaced without its lock (moved aside by
+/// hand, a release before the lock was checked) fails its next change,
+/// whatever it is, and the new index stays as built.
+#[test]
+fn a_writer_of_a_replaced_directory_changes_nothing() {
+    let t = tmp();
+    let dir = t.path().join("ix");
+    let dim = 4;
+    build(&dir, 100, dim, Store::F32);
+    let mut w = Writer::open(&dir).unwrap();
+    w.add(&NewItems {
+        vectors: &random(3, dim, 5),
+        labels: Some(&[1, 2, 3]),
+        ..NewItems::default()
+    })
+    .unwrap();
+    std::fs::rename(&dir, t.path().join("ix-old")).unwrap();
+    let fresh = random(50, dim, 6);
+    IndexBuilder::new()
+        .metric(Metric::L2)
+        .m(8)
+        .build(&fresh, dim, None, None, &dir, None)
+        .unwrap();
+    let manifest = std::fs::read(dir.join("manifest.json")).unwrap();
+    let replaced = |e: Error| {
+        assert!(matches!(e, Error::Replaced { .. }), "{e:?}");
+        assert!(e.to_string().contains("open the index again"), "{e}");
+    };
+    // A logged add (would land in the old directory), a folding add and a
+    // compaction (would write into the new one), a delete, an update.
+    replaced(
+        w.add(&NewItems {
+            vectors: &random(1, dim, 8),
+            labels: Some(&[1]),
+            ..NewItems::default()
+        })
+        .unwrap_err(),
+    );
+    let labels = vec![1i64; FOLD_AT];
+    replaced(
+        w.add(&NewItems {
+            vectors: &random(FOLD_AT, dim, 9),
+            labels: Some(&labels),
+            ..NewItems::default()
+        })
+        .unwrap_err(),
+    );
+    replaced(w.compact().unwrap_err());
+    replaced(w.fold().unwrap_err());
+    replaced(w.delete(&[0]).unwrap_err());
+    replaced(w.update(&[0], Some(&[6]), None).unwrap_err());
+    assert_eq!(std::fs::read(dir.join("manifest.json")).unwrap(), manifest);
+    let index = Index::open(&dir).unwrap();
+    assert_eq!((index.len(), index.live_count()), (50, 50));
+    index.verify().unwrap();
+    // The new index takes its own writer.
+    drop(w);
+    let mut w2 = Writer::open(&dir).unwrap();
+    w2.delete(&[0]).unwrap();
+}
+
+fn class_names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("c{i}")).collect()
+}
+
+fn named_builder(classes: Vec<String>) -> IndexBuilder {
+    IndexBuilder::new().metric(Metric::L2).m(8).classes(classes)
+}
+
+/// Class names must name every label at build: with one name for five
+/// labels, the first new class name added later took label 1, and the
+/// items carrying it silently became that class.
+#[test]
+fn class_names_must_cover_the_labels_at_build() {
+    let t = tmp();
+    let dir = t.path().join("ix");
+    let dim = 4;
+    let v = random(500, dim, 1);
+    let labels: Vec<i64> = (0..500).map(|i| i % 5).collect();
+    let err = named_builder(class_names(1))
+        .build(&v, dim, Some(&labels), None, &dir, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("label 1 (item 1) has no class name"), "{err}");
+    assert!(err.contains("one class name per label"), "{err}");
+    assert!(!dir.exists());
+    let negative = [vec![-1i64], labels[1..].to_vec()].concat();
+    let err = named_builder(class_names(5))
+        .build(&v, dim, Some(&negative), None, &dir, None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("label -1 (item 0)"), "{err}");
+    assert!(!dir.exists());
+}
+
+/// A new class name takes the next label; the writer refuses it when items
+/// already carry that label (integer labels added past the names, or an
+/// index built before the check above), rather than moving them into it.
+#[test]
+fn a_new_class_name_never_takes_a_label_items_carry() {
+    let t = tmp();
+    let dir = t.path().join("ix");
+    let dim = 4;
+    let v = random(500, dim, 1);
+    let labels: Vec<i64> = (0..500).map(|i| i % 5).collect();
+    named_builder(class_names(5))
+        .build(&v, dim, Some(&labels), None, &dir, None)
+        .unwrap();
+    // One name per label: a new name takes label 5, which no item carries.
+    let mut w = Writer::open(&dir).unwrap();
+    let grown = [class_names(5), vec!["new".into()]].concat();
+    w.add(&NewItems {
+        vectors: &random(1, dim, 2),
+        labels: Some(&[5]),
+        classes: Some(&grown),
+        ..NewItems::default()
+    })
+    .unwrap();
+    assert_eq!(w.index().manifest().class_label("new"), Some(5));
+    assert_eq!(carrying(w.index(), 5), 1);
+    assert_eq!(carrying(w.index(), 1), 100);
+
+    // Integer labels past the names, then a new name that would take one
+    // of them: refused, nothing changed (an add, and an update of others).
+    w.add(&NewItems {
+        vectors: &random(2, dim, 3),
+        labels: Some(&[6, 6]),
+        ..NewItems::default()
+    })
+    .unwrap();
+    let grown = [grown, vec!["newer".into()]].concat();
+    let err = w
+        .add(&NewItems {
+            vectors: &random(1, dim, 4),
+            labels: Some(&[6]),
+            classes: Some(&grown),
+            ..NewItems::default()
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`newer` would take label 6"), "{err}");
+    assert!(err.contains("item 501"), "{err}");
+    let err = w
+        .update_with(&[0], Some(&[6]), None, Some(&grown))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`newer` would take label 6"), "{err}");
+    assert_eq!(w.index().len(), 503);
+    assert_eq!(w.index().manifest().classes.len(), 6);
+    assert_eq!(carrying(w.index(), 6), 2);
+    // Relabelling every item that carries 6 frees it for the new name.
+    w.update_with(&[501, 502], Some(&[6, 6]), None, Some(&grown))
+        .unwrap();
+    assert_eq!(w.index().manifest().class_label("newer"), Some(6));
+}

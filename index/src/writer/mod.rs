@@ -31,8 +31,12 @@
 //! writers at random instants and checks).
 //!
 //! One writer at a time: [`Writer::open`] takes an exclusive lock on
-//! `.lock` in the directory (`flock`), held until the writer is dropped;
-//! a second writer gets [`Error::Busy`]. Readers take no lock.
+//! `.lock` in the directory (`flock`, [`crate::fsutil::DirLock`]), held
+//! until the writer is dropped; a second writer gets [`Error::Busy`], and
+//! so does a build that would replace the directory
+//! ([`crate::IndexBuilder::overwrite`]). A directory replaced without the
+//! lock (by hand, by an older release) is noticed before the next change,
+//! which fails with [`Error::Replaced`]. Readers take no lock.
 
 mod fold;
 
@@ -45,7 +49,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::format::log::{self, Change};
 use crate::format::meta::ItemInfo;
-use crate::fsutil::sync_dir;
+use crate::fsutil::{sync_dir, DirLock};
 use crate::index::Index;
 use crate::manifest::{Manifest, LIVE_VERSION, MANIFEST};
 
@@ -60,7 +64,7 @@ pub use fold::FoldReport;
 pub const FOLD_AT: usize = 256;
 
 /// Name of the lock file in an index directory.
-pub const LOCK: &str = ".lock";
+pub use crate::fsutil::LOCK;
 
 /// Items to add: prepared or not, with what the index records of each.
 #[derive(Debug, Clone, Default)]
@@ -85,7 +89,7 @@ pub struct NewItems<'a> {
 #[derive(Debug)]
 pub struct Writer {
     dir: PathBuf,
-    _lock: File,
+    lock: DirLock,
     index: Arc<Index>,
     /// The change log, open for appending once the generation has one.
     log: Option<File>,
@@ -105,24 +109,14 @@ impl Writer {
             // Let the reader's error say what is missing.
             Index::open(&dir)?;
         }
-        let lock_path = dir.join(LOCK);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io(&lock_path, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::Busy { path: dir });
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
-        }
+        // Taken before the index is opened, and checked before each change
+        // (`DirLock::check`): a writer holding it never writes into a directory
+        // that replaced the one it opened.
+        let lock = DirLock::acquire(&dir)?;
         let index = Arc::new(Index::open(&dir)?);
         let mut w = Writer {
             dir,
-            _lock: lock,
+            lock,
             index,
             log: None,
             log_broken: false,
@@ -189,6 +183,9 @@ impl Writer {
     /// Appends `change` to the log and fsyncs it: once this returns, the
     /// change survives a crash. Then the open index sees it.
     fn append(&mut self, change: Change) -> Result<()> {
+        // The log file is open in the directory this writer opened: were
+        // that replaced, the change would be acknowledged and lost.
+        self.lock.check()?;
         if self.log.is_none() {
             self.start_log()?;
         }
@@ -271,6 +268,9 @@ impl Writer {
                 old_classes.len()
             )));
         }
+        if let Some(c) = classes {
+            self.check_new_classes(c, &[])?;
+        }
         if new.items.is_some() || classes.is_some() || live.tail_len() + n >= FOLD_AT {
             self.fold_with(fold::Fold {
                 add: Some((&change, new.items)),
@@ -336,6 +336,9 @@ impl Writer {
                 old.len()
             )));
         }
+        if let Some(c) = classes {
+            self.check_new_classes(c, ids)?;
+        }
         self.fold_with(fold::Fold {
             update: Some(fold::Update {
                 ids,
@@ -345,6 +348,39 @@ impl Writer {
             classes,
             ..fold::Fold::default()
         })
+    }
+
+    /// Refuses new class names (`classes` past the index's own) whose
+    /// labels an item not in `relabelled` already carries: the item would
+    /// silently change class. A build with class names gives every label
+    /// one, so this guards indexes built before it checked, and integer
+    /// labels added past the names.
+    fn check_new_classes(&self, classes: &[String], relabelled: &[u64]) -> Result<()> {
+        let known = self.index.manifest().classes.len();
+        if classes.len() <= known {
+            return Ok(());
+        }
+        let new = known as i64..classes.len() as i64;
+        let relabelled: std::collections::HashSet<u64> = relabelled.iter().copied().collect();
+        let live = self.index.snapshot();
+        let labels = self
+            .index
+            .labels()
+            .into_iter()
+            .flatten()
+            .chain(live.tail_labels.iter().flatten());
+        for (id, &l) in labels.enumerate() {
+            if new.contains(&l) && !live.deleted.contains(id) && !relabelled.contains(&(id as u64))
+            {
+                return Err(Error::InvalidInput(format!(
+                    "the new class name `{}` would take label {l}, which item {id} already carries: \
+                     this index names {known} labels (0..{known}) but its items use more; \
+                     nothing was changed. Rebuild the index with one class name per label",
+                    classes[l as usize]
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Writes every change into one clean generation: the graph rebuilt
@@ -363,6 +399,9 @@ impl Writer {
     }
 
     fn fold_with(&mut self, f: fold::Fold<'_>) -> Result<FoldReport> {
+        // A fold writes by path: into a directory that replaced this
+        // writer's, it would overwrite an index it holds no lock on.
+        self.lock.check()?;
         let report = fold::run(&self.dir, &self.index, f, self.threads)?;
         self.index = Arc::new(Index::open(&self.dir)?);
         self.log = None;
