@@ -59,7 +59,7 @@ pub enum Error {
     },
 
     /// A vector contains NaN or an infinity.
-    #[error("row {row}, column {col} is {value} (not finite); remove or repair that vector before indexing")]
+    #[error("row {row}, column {col} is {value} (not finite): a vector must hold finite numbers; remove or repair that row")]
     NonFinite {
         /// Row (vector) number, 0-based.
         row: usize,
@@ -70,7 +70,7 @@ pub enum Error {
     },
 
     /// A vector of length zero cannot be normalised for the cosine metric.
-    #[error("row {row} has zero length, so its cosine similarity is undefined; remove it or use --metric l2")]
+    #[error("row {row} has zero length, so its cosine similarity is undefined: a cosine index cannot take it; remove that row (or use an l2 index)")]
     ZeroVector {
         /// Row (vector) number, 0-based.
         row: usize,
@@ -188,7 +188,7 @@ pub enum Error {
     },
 
     /// Another process is changing this index.
-    #[error("{path}: another process is changing this index (it holds {path}/.lock); wait for it, or send the change to the server that has it open (POST /admin/items)")]
+    #[error("{path}: another process is changing this index (it holds {path}/.lock): wait for it to finish and try again; a server with the index open holds it until it stops, so send changes to the server (POST /admin/items)")]
     Busy {
         /// The index directory.
         path: PathBuf,

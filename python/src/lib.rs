@@ -66,7 +66,7 @@ create_exception!(
 fn py_err(e: Error) -> PyErr {
     let msg = e.to_string();
     match e {
-        Error::Busy { .. } => IndexBusyError::new_err(msg),
+        Error::Busy { .. } | Error::Replaced { .. } => IndexBusyError::new_err(msg),
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             PyFileNotFoundError::new_err(msg)
         }

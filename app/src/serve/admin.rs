@@ -83,7 +83,9 @@ struct DeleteRequest {
 
 fn index_error(e: IndexError) -> ApiError {
     match e {
-        IndexError::Busy { .. } => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+        IndexError::Busy { .. } | IndexError::Replaced { .. } => {
+            ApiError::new(StatusCode::CONFLICT, e.to_string())
+        }
         e => e.into(),
     }
 }
