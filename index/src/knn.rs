@@ -207,7 +207,7 @@ impl<'a> KnnQuery<'a> {
         }
         if self.filter.is_some() && index.labels().is_none() {
             return Err(Error::InvalidInput(
-                "this index has no labels to filter by; build it with --labels".into(),
+                "this index has no labels to filter by; build it with labels (`likeness build --labels`, `likeness.build(labels=...)`, or `likeness index`)".into(),
             ));
         }
         Ok(())

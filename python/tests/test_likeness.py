@@ -300,7 +300,7 @@ def test_search_refuses_bad_queries(tmp_path, data):
     with pytest.raises(ValueError, match="2-D"):
         ix.search(q.reshape(4, 50, 32))
     for kw, msg in (({"k": 0}, "k = 0"), ({"ef": -1}, "ef = -1"), ({"threads": 0}, "threads"),
-                    ({"labels": [1]}, "no labels to filter by; build it with --labels"),
+                    ({"labels": [1]}, "no labels to filter by; build it with labels"),
                     ({"labels": [1], "exclude_labels": [2]}, "not both")):
         with pytest.raises(ValueError, match=msg):
             ix.search(q, **kw)
