@@ -880,7 +880,13 @@ fn the_page_sets_a_faces_left_grades_against_its_right() {
                 (num(2) - (l.0 - r.0)).abs() < 1e-4,
                 "{label}: left − right {row}"
             );
-            assert_eq!(row[0][1], json!(format!("{:.2}", num(0))));
+            // Negative grades with a true minus sign, as the differences.
+            let want = if num(0) < -0.005 {
+                format!("−{:.2}", -num(0))
+            } else {
+                format!("{:.2}", num(0).abs())
+            };
+            assert_eq!(row[0][1], json!(want));
         }
         let eye = js(c, "[...document.querySelectorAll('#face-grades tr[data-label=eye] td')].map(t => t.textContent)").await;
         assert_eq!(eye[0], json!("—"), "{eye}");
@@ -913,5 +919,24 @@ fn the_page_sets_a_faces_left_grades_against_its_right() {
             "{line}"
         );
         shot(c, "13-face-grade-clicked").await;
+        // Each region searched is a step back: to the left cheek's, then to
+        // the whole photo's.
+        let left_cheek = &grades[&("cheek".to_string(), "left".to_string())].1;
+        click(c, "#face-grades tr[data-label=cheek] td:nth-of-type(1)").await;
+        let results_of = |region: &str| {
+            format!("document.getElementById('results').dataset.state === 'done' && document.getElementById('results').dataset.region === '{region}'")
+        };
+        wait(c, &results_of(left_cheek), "the results of the left cheek").await;
+        leaving(c).await;
+        c.back().await.unwrap();
+        wait(c, &results_of(right_cheek), "back to the right cheek").await;
+        leaving(c).await;
+        c.back().await.unwrap();
+        wait(c, &results_of(""), "back to the whole photo").await;
+        assert_eq!(
+            js(c, "document.getElementById('faces-note').hidden").await,
+            json!(true),
+            "a face was found: no note"
+        );
     });
 }

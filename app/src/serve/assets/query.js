@@ -23,6 +23,11 @@ function regionAt([x, y]) {
 
 const regionText = (r) => (r ? r.join(',') : '');
 
+/** A grade with two decimals and a true minus sign (as the differences have). */
+const num = (v) => `${v < -0.005 ? '−' : ''}${Math.abs(v).toFixed(2)}`;
+/** A difference: signed, and 0.00 unsigned when it rounds to nothing. */
+const signed = (d) => (Math.abs(d) < 0.005 ? '0.00' : `${d > 0 ? '+' : '−'}${Math.abs(d).toFixed(2)}`);
+
 /**
  * The faces' grades by the model's score read-out, left against right: a
  * table a face, a row a label (subject's left, right, left − right), or
@@ -31,7 +36,7 @@ const regionText = (r) => (r ? r.join(',') : '');
  */
 function gradeTables(pick) {
   if (!current.faces.some((f) => f.regions.some((r) => 'grade' in r))) return null;
-  const fmt = (r) => (r && typeof r.grade === 'number' ? r.grade.toFixed(2) : '—');
+  const fmt = (r) => (r && typeof r.grade === 'number' ? num(r.grade) : '—');
   const cell = (r, attrs = {}) => el('td', r && typeof r.grade === 'number'
     ? { ...attrs, class: 'pick', dataset: { region: regionText(r.region), grade: r.grade }, onclick: () => pick(r.region), title: 'search by this region' }
     : attrs, fmt(r));
@@ -45,10 +50,10 @@ function gradeTables(pick) {
       return el('tr', { dataset: { label } },
         el('th', {}, label),
         ...(one ? [cell(one, { colspan: 2 })] : [cell(l), cell(r)]),
-        el('td.diff', diff === null ? {} : { dataset: { value: diff } }, diff === null ? '' : `${diff >= 0 ? '+' : '−'}${Math.abs(diff).toFixed(2)}`));
+        el('td.diff', diff === null ? {} : { dataset: { value: diff } }, diff === null ? '' : signed(diff)));
     });
     return el('table.grades-table', { dataset: { face: i } },
-      el('caption', {}, current.faces.length > 1 ? `face ${i + 1}` : 'the face'),
+      el('caption', {}, current.faces.length > 1 ? `face ${i + 1} (numbered on the photo)` : 'the face'),
       el('tr', {}, ['', "subject's left", 'right', 'left − right'].map((h) => el('th', {}, h))),
       rows);
   });
@@ -78,25 +83,35 @@ function draw(canvas, box) {
     ctx.stroke();
   }
   ctx.setLineDash([]);
-  // Each graded region's grade at its top-left corner, on a dark backing.
-  const size = Math.max(9, Math.round(canvas.width / 32));
-  ctx.font = `${size}px system-ui, sans-serif`;
-  ctx.textBaseline = 'top';
-  for (const r of facialRegions().filter((x) => typeof x.grade === 'number')) {
-    const [px, py] = r.corners[0];
-    const text = r.grade.toFixed(2);
-    ctx.fillStyle = 'rgba(0, 0, 0, 0.6)';
-    ctx.fillRect(px, py, ctx.measureText(text).width + 4, size + 2);
-    ctx.fillStyle = COLOURS[r.label] || '#ffffff';
-    ctx.fillText(text, px + 2, py + 1);
-  }
+  // The chosen box under the grades, so that its own grade stays readable;
+  // white on black, a colour no region has.
   if (box) {
     const [x, y, w, h] = box;
     const line = Math.max(1, Math.round(canvas.width / 150));
-    ctx.lineWidth = line;
-    ctx.strokeStyle = '#ffd400';
-    ctx.strokeRect(x + line / 2, y + line / 2, Math.max(1, w - line), Math.max(1, h - line));
+    for (const [colour, width] of [['#000000', line + 2], ['#ffffff', line]]) {
+      ctx.lineWidth = width;
+      ctx.strokeStyle = colour;
+      ctx.strokeRect(x + line / 2, y + line / 2, Math.max(1, w - line), Math.max(1, h - line));
+    }
   }
+  ctx.textBaseline = 'top';
+  const label = (text, x, y, size, colour) => {
+    ctx.font = `${size}px system-ui, sans-serif`;
+    ctx.fillStyle = 'rgba(0, 0, 0, 0.6)';
+    ctx.fillRect(x, y, ctx.measureText(text).width + 4, size + 2);
+    ctx.fillStyle = colour;
+    ctx.fillText(text, x + 2, y + 1);
+  };
+  // Sized to each face, not to the photo: a group photo's small faces
+  // once had their grades written over each other.
+  current.faces.forEach((f, i) => {
+    const size = Math.max(7, Math.round(f.box[2] / 9));
+    if (current.faces.length > 1) label(String(i + 1), f.box[0], Math.max(0, f.box[1] - size - 3), Math.round(size * 1.3), '#ffffff');
+    for (const r of f.regions.filter((x) => typeof x.grade === 'number')) {
+      const [px, py] = r.corners[0];
+      label(num(r.grade), px, py, size, COLOURS[r.label] || '#ffffff');
+    }
+  });
 }
 
 /** Pointer position in image pixels, whatever the canvas's display size. */
@@ -127,8 +142,14 @@ export async function renderQuery(view, info, params, go) {
   const urlRegion = parseRegion(params.get('region'));
   if (current.file && regionText(urlRegion) !== regionText(current.region)) current.region = urlRegion;
   const state = () => ({ k: kIn.value, ef: efIn.value, only: onlySel ? onlySel.value : '', truth: truthSel ? truthSel.value : '', region: regionText(current.region) });
-  // Settings go into the URL without a new history entry; results do.
-  const remember = () => history.replaceState(null, '', hashFor('/query', state()));
+  // Settings go into the URL without a new history entry; a new region or
+  // photo makes one, so the back button returns to the previous search.
+  const remember = () => {
+    const next = hashFor('/query', state());
+    const shown = new URLSearchParams(location.hash.split('?')[1] || '').get('region') || '';
+    if (next !== location.hash && shown !== regionText(current.region)) history.pushState(null, '', next);
+    else history.replaceState(null, '', next);
+  };
 
   const fileIn = el('input#file', { id: 'file', type: 'file', accept: 'image/*' });
   const kIn = el('input#k', { id: 'k', type: 'number', min: 1, max: info.limits.max_k, value: k });
@@ -155,6 +176,12 @@ export async function renderQuery(view, info, params, go) {
   const status = el('span#status.muted', { id: 'status' });
   const qerr = el('p#query-error.error', { id: 'query-error', role: 'alert', hidden: true });
   const faceGrades = el('div#face-grades-slot', { id: 'face-grades-slot' });
+  // What became of the face finding: none found, or why it failed.
+  const facesNote = el('p#faces-note.muted', { id: 'faces-note', hidden: true });
+  const noteFaces = (text) => {
+    facesNote.textContent = text || '';
+    facesNote.hidden = !text;
+  };
   const results = el('div#results.grid', { id: 'results' });
   // The query's grade (read-out) and its neighbours' score, when there are any.
   const grades = el('div#grade-slot', { id: 'grade-slot' });
@@ -246,16 +273,25 @@ export async function renderQuery(view, info, params, go) {
     current.error = null;
     current.bitmap = null;
     current.faces = [];
+    // The last photo's answers go at once: finding faces in a large photo
+    // takes seconds, and they must not pass for this one's.
+    showResult();
+    noteFaces('');
+    status.textContent = 'reading the photo…';
     try {
       current.bitmap = await createImageBitmap(file);
     } catch {
       // Not an image the browser can draw: the server still says why.
     }
+    paint();
     if (info.faces && current.bitmap) {
+      status.textContent = 'finding faces…';
       try {
         current.faces = (await findFaces(file)).faces;
-      } catch {
-        // No faces to offer; the search below reports a bad image itself.
+        if (!current.faces.length) noteFaces('No face found in this photo: drag a box to search by a region.');
+      } catch (e) {
+        // The search below reports a bad image itself.
+        noteFaces(`Faces: ${e.message}`);
       }
     }
     paint();
@@ -336,6 +372,7 @@ export async function renderQuery(view, info, params, go) {
         status,
         grades,
         faceGrades,
+        facesNote,
         qerr,
       ),
     ),

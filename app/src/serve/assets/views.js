@@ -224,8 +224,17 @@ export async function renderGallery(view, info, params, go) {
   const count = el(
     'span#gallery-count',
     { id: 'gallery-count', dataset: { total: page.total } },
-    page.total ? `items ${(offset + 1).toLocaleString('en')}–${last.toLocaleString('en')} of ${page.total.toLocaleString('en')}` : 'no items',
+    !page.total
+      ? 'no items'
+      : page.items.length
+        ? `items ${(offset + 1).toLocaleString('en')}–${last.toLocaleString('en')} of ${page.total.toLocaleString('en')}`
+        : `no items past ${page.total.toLocaleString('en')}: `,
   );
+  // A page past the end (an old link, after deletes): the way to the last one.
+  if (page.total && !page.items.length) {
+    const lastPage = Math.floor((page.total - 1) / PAGE) * PAGE;
+    count.append(el('a#last-page', { id: 'last-page', href: hashFor('/', { offset: lastPage || '', label, show: show === 'crop' ? '' : show }) }, 'the last page'));
+  }
   const pager = el(
     'span.pager',
     {},
