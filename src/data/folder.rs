@@ -37,6 +37,16 @@ fn sorted_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
     Ok(entries)
 }
 
+/// Files that mark a folder as one likeness wrote: a model, a training
+/// under way, an index, embeddings, an evaluation.
+const WRITTEN_MARKS: &[&str] = &[
+    "model.json",
+    "checkpoint.json",
+    "manifest.json",
+    "embed.json",
+    "eval.json",
+];
+
 fn is_hidden(entry: &std::fs::DirEntry) -> bool {
     entry.file_name().to_string_lossy().starts_with('.')
 }
@@ -54,6 +64,15 @@ pub fn open(root: &Path) -> Result<Dataset> {
             continue;
         }
         let class = entry.file_name().to_string_lossy().into_owned();
+        // What likeness wrote (`train --out` or `embed --out` inside the
+        // folder) is no class of photos: its curves once trained as one.
+        if let Some(mark) = WRITTEN_MARKS.iter().find(|m| class_dir.join(m).is_file()) {
+            eprintln!(
+                "note: {} holds {mark}: a likeness output, not a class; left out",
+                class_dir.display()
+            );
+            continue;
+        }
         let label = classes.len();
         let before = items.len();
         for f in sorted_entries(&class_dir)? {

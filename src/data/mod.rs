@@ -210,10 +210,20 @@ impl Dataset {
             }
         }
         v.sort_by(f32::total_cmp);
-        let mut edges: Vec<f32> = (1..bins).map(|i| v[i * v.len() / bins]).collect();
-        edges.dedup();
-        // An edge equal to the smallest score would leave its lower bin empty.
-        edges.retain(|&e| e > v[0]);
+        let mut distinct = v.clone();
+        distinct.dedup();
+        let edges: Vec<f32> = if distinct.len() <= bins {
+            // Few grades (1..5, a Likert scale): one bin a grade. Quantile
+            // edges fell on the last row of a grade and merged two (grades
+            // 1..5 in equal shares made 4 bins, 4 and 5 together).
+            distinct[1..].to_vec()
+        } else {
+            let mut edges: Vec<f32> = (1..bins).map(|i| v[i * v.len() / bins]).collect();
+            edges.dedup();
+            // An edge equal to the smallest score would leave its lower bin empty.
+            edges.retain(|&e| e > v[0]);
+            edges
+        };
         if edges.is_empty() {
             return Err(Error::Invalid(
                 "all scores are equal; there is nothing to bin".into(),

@@ -807,6 +807,19 @@ impl OutDir {
 mod tests {
     use super::*;
 
+    /// `--resume` compares the settings a checkpoint wrote with today's:
+    /// they must read back as written. EfficientNet-Lite0's mean (127/255
+    /// as f32, widened) came back as another f64 from serde_json's default
+    /// parser, and every such run was refused.
+    #[test]
+    fn settings_read_back_as_written() {
+        let mean = f64::from(127f32 / 255f32);
+        let v = serde_json::json!({"spec": {"mean": [mean, mean, mean], "std": [0.998_123_f64]}});
+        let back: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
+        assert_eq!(back, v);
+    }
+
     fn v(recall_1: f64) -> Validation {
         Validation {
             queries: 15,

@@ -48,6 +48,20 @@ impl Settings {
                 },
             );
         }
+        if let (Some(asked), Some(edges)) = (cfg.score_bins, &data.score_edges) {
+            if edges.len() + 1 < asked {
+                plan.decisions.insert(
+                    0,
+                    defaults::Decision {
+                        setting: "score bins".into(),
+                        value: format!("{} of the {asked} asked", edges.len() + 1),
+                        why: "the scores hold too few distinct values (or too many equal ones) \
+                              for more bins of rows"
+                            .into(),
+                    },
+                );
+            }
+        }
         if let Some((left_out, kept)) = data.unscored.filter(|&(l, _)| l > 0) {
             plan.decisions.insert(
                 0,
