@@ -92,8 +92,14 @@ fn vectors(dir: &Path, name: &str, n: usize, seed: u64) -> (PathBuf, PathBuf, Ve
     (v, l, rows)
 }
 
+/// One thread, seeded: the same graph every run. With several threads the
+/// graph depends on their timing, and under a loaded CI machine one such
+/// graph's search (approximate) did not return item 42 first for its own
+/// vector; what these tests check is the server, not the graph's recall.
 fn build(v: &Path, l: &Path, out: &Path, force: bool) {
     let mut args = vec![
+        "--threads",
+        "1",
         "build",
         "--vectors",
         s(v),
