@@ -36,6 +36,7 @@
 mod admin;
 mod body;
 mod faces;
+mod filter;
 mod guard;
 mod items;
 mod page;
@@ -59,12 +60,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use likeness_index::postings::PlanKind;
-use likeness_index::{
-    Index, ItemInfo, KnnQuery, LabelFilter, Neighbours, Plan, DEFAULT_EF, DEFAULT_K,
-};
+use likeness_index::{Index, ItemInfo, KnnQuery, Neighbours, Plan, DEFAULT_EF, DEFAULT_K};
 
 use crate::embedder::{embed_encoded, ImageEmbedder};
 use crate::error::{Error, Result};
+use filter::{filter, LabelRef};
 
 mod batch;
 
@@ -388,69 +388,6 @@ fn default_k() -> usize {
 }
 fn default_ef() -> usize {
     DEFAULT_EF
-}
-
-/// A label in a filter: an integer, or a class name of the index (as
-/// `likeness query --labels` takes them).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
-enum LabelRef {
-    Int(i64),
-    Name(String),
-}
-
-impl LabelRef {
-    /// `1` or `eye`, as a query string gives it.
-    fn parse(token: &str) -> LabelRef {
-        let t = token.trim();
-        t.parse()
-            .map_or_else(|_| LabelRef::Name(t.to_string()), LabelRef::Int)
-    }
-
-    fn resolve(self, l: &Loaded) -> std::result::Result<i64, ApiError> {
-        match self {
-            LabelRef::Int(i) => Ok(i),
-            LabelRef::Name(name) => {
-                let m = l.index.manifest();
-                m.class_label(&name).ok_or_else(|| {
-                    ApiError::bad(format!(
-                        "no class `{name}`: the index's classes are {}",
-                        if m.classes.is_empty() {
-                            "unnamed (give integer labels)".to_string()
-                        } else {
-                            m.classes.join(", ")
-                        }
-                    ))
-                })
-            }
-        }
-    }
-}
-
-fn filter(
-    l: &Loaded,
-    only: Option<Vec<LabelRef>>,
-    except: Option<Vec<LabelRef>>,
-) -> std::result::Result<Option<LabelFilter>, ApiError> {
-    let resolve = |v: Option<Vec<LabelRef>>| {
-        v.map(|v| {
-            v.into_iter()
-                .map(|r| r.resolve(l))
-                .collect::<std::result::Result<Vec<_>, _>>()
-        })
-        .transpose()
-    };
-    let (only, except) = (resolve(only)?, resolve(except)?);
-    let f = match (only, except) {
-        (Some(_), Some(_)) => return Err(ApiError::bad("give labels or exclude_labels, not both")),
-        (Some(o), None) => Some(LabelFilter::only(o)),
-        (None, Some(e)) => Some(LabelFilter::except(e)),
-        (None, None) => None,
-    };
-    if f.is_some() && l.index.labels().is_none() {
-        return Err(ApiError::bad("this index has no labels to filter by"));
-    }
-    Ok(f)
 }
 
 type ApiResult = std::result::Result<Response, ApiError>;
