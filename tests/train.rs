@@ -745,25 +745,48 @@ fn ctrl_c_leaves_a_checkpoint_that_resume_finishes() {
         msg.contains("interrupted training") && msg.contains("--resume"),
         "{msg}"
     );
-    // A checkpoint whose tensor file does not match its CRC32 (a save cut
-    // short) is refused on --resume; checked on a copy.
-    let copy = dir.path().join("copy");
-    std::fs::create_dir_all(&copy).unwrap();
-    for e in std::fs::read_dir(&out).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
-    }
-    let adam = copy.join("checkpoint-adam.safetensors");
-    let mut bytes = std::fs::read(&adam).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0xff;
-    std::fs::write(&adam, bytes).unwrap();
+    // Checked on copies: the checkpoint's tensor files come in two slots,
+    // written in turn; checkpoint.json names the one it belongs to.
+    let copy_of = |name: &str| {
+        let copy = dir.path().join(name);
+        std::fs::create_dir_all(&copy).unwrap();
+        for e in std::fs::read_dir(&out).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+        }
+        copy
+    };
+    let ck: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("checkpoint.json")).unwrap()).unwrap();
+    let slot = ck["slot"].as_u64().unwrap_or(0);
+    let adam_of = |slot: u64| {
+        if slot == 0 {
+            "checkpoint-adam.safetensors"
+        } else {
+            "checkpoint-adam.1.safetensors"
+        }
+    };
+    let damage = |path: &Path| {
+        let mut bytes = std::fs::read(path).unwrap_or_else(|_| vec![0; 64]);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(path, bytes).unwrap();
+    };
+    // Its own tensors damaged: refused on --resume, naming the file.
+    let copy = copy_of("copy");
+    damage(&copy.join(adam_of(slot)));
     let o = run(&two_epochs(&copy, &["--resume"]));
     let msg = String::from_utf8_lossy(&o.stderr);
     assert!(
-        !o.status.success() && msg.contains("checkpoint-adam.safetensors") && msg.contains("CRC32"),
+        !o.status.success() && msg.contains(adam_of(slot)) && msg.contains("CRC32"),
         "{msg}"
     );
+    // The other slot's damaged, as a save killed half-way leaves it: the
+    // checkpoint before it still resumes.
+    let killed = copy_of("killed");
+    damage(&killed.join(adam_of(1 - slot)));
+    let o = run(&two_epochs(&killed, &["--resume"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // --resume with other settings is refused, naming them.
     let o = run(&two_epochs(&out, &["--lr", "0.5", "--resume"]));
     let msg = String::from_utf8_lossy(&o.stderr);

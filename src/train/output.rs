@@ -5,7 +5,10 @@
 //!   hyper-parameters, classes, dataset fingerprint, per-epoch metrics, versions);
 //! - `train_log.csv`: one row per epoch;
 //! - `model.pt`: a traced TorchScript export (`torch.jit.load` opens it);
-//! - `checkpoint.safetensors` + `checkpoint.json` while training (for `--resume`).
+//! - `checkpoint.json` and its tensors while training (for `--resume`): two
+//!   slots of tensor files, written in turn, so that a process killed while
+//!   saving leaves the previous checkpoint whole (`checkpoint.json`, written
+//!   last and atomically, names the slot it belongs to).
 use likeness_app::model_card::MODEL_CARD;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -407,6 +410,10 @@ pub struct Checkpoint {
     /// of step with it, and `--resume` says so.
     #[serde(default)]
     pub crc32: Option<[String; 2]>,
+    /// The slot of the tensor files ([`checkpoint_files`]); 0 in checkpoints
+    /// of earlier versions, which had one.
+    #[serde(default)]
+    pub slot: u8,
     /// Without `--epochs`: what the run had measured (`step` is then the
     /// global step, `epoch` the intervals done).
     #[serde(default)]
@@ -427,7 +434,15 @@ pub struct EpochProgress {
     pub seconds: f64,
 }
 
-const CHECKPOINT_FILES: [&str; 2] = ["checkpoint.safetensors", "checkpoint-adam.safetensors"];
+/// The tensor files of checkpoint slot `slot`: the variables and Adam's
+/// moments. Slot 0 keeps the names of the one slot earlier versions had.
+fn checkpoint_files(slot: u8) -> [&'static str; 2] {
+    if slot == 0 {
+        ["checkpoint.safetensors", "checkpoint-adam.safetensors"]
+    } else {
+        ["checkpoint.1.safetensors", "checkpoint-adam.1.safetensors"]
+    }
+}
 
 /// The output folder of a training.
 pub struct OutDir {
@@ -611,9 +626,14 @@ impl OutDir {
         card: &ModelCard,
     ) -> Result<()> {
         let (moments, adam_step) = opt.state();
+        // The slot the last checkpoint does not use: a kill while these are
+        // written leaves that one as it was (one in 13 timed kills once left
+        // a checkpoint that could not be resumed).
+        let slot = self.read_checkpoint().map_or(0, |c| 1 - c.slot.min(1));
+        let files = checkpoint_files(slot);
         let crc32 = [
-            self.save_vars(vs, CHECKPOINT_FILES[0])?,
-            self.write_tensors(CHECKPOINT_FILES[1], &moments)?,
+            self.save_vars(vs, files[0])?,
+            self.write_tensors(files[1], &moments)?,
         ];
         let ck = Checkpoint {
             epoch,
@@ -624,6 +644,7 @@ impl OutDir {
             adam_step: Some(adam_step),
             partial,
             crc32: Some(crc32),
+            slot,
             run: card.run.clone(),
             baselines: card.baselines.clone(),
             spent_seconds: card.total_seconds,
@@ -647,8 +668,9 @@ impl OutDir {
         vs: &mut VarStore,
         opt: &mut super::adam::Adam,
     ) -> Result<()> {
+        let files = checkpoint_files(ck.slot);
         if let Some(expected) = &ck.crc32 {
-            for (name, want) in CHECKPOINT_FILES.iter().zip(expected) {
+            for (name, want) in files.iter().zip(expected) {
                 let got = crc32_of(&self.path(name))?;
                 if &got != want {
                     return Err(Error::Invalid(format!(
@@ -659,10 +681,10 @@ impl OutDir {
                 }
             }
         }
-        vs.load(self.path(CHECKPOINT_FILES[0]))?;
+        vs.load(self.path(files[0]))?;
         match ck.adam_step {
             Some(step) => {
-                let moments = tch::Tensor::read_safetensors(self.path(CHECKPOINT_FILES[1]))?;
+                let moments = tch::Tensor::read_safetensors(self.path(files[1]))?;
                 opt.load_state(&moments, step)?;
             }
             None => eprintln!(
@@ -674,7 +696,9 @@ impl OutDir {
     }
 
     pub fn remove_checkpoint(&self) -> Result<()> {
-        self.remove(&["checkpoint.json", CHECKPOINT_FILES[0], CHECKPOINT_FILES[1]])
+        let [a, b] = checkpoint_files(0);
+        let [c, d] = checkpoint_files(1);
+        self.remove(&["checkpoint.json", a, b, c, d])
     }
 
     /// Removes those of `names` that exist.
