@@ -575,23 +575,29 @@ fn carrying(index: &Index, label: i64) -> usize {
     found.ids(0).iter().filter(|&&i| i >= 0).count()
 }
 
+/// A 4-d index of 100 items, and a writer that has logged 3 more.
+fn index_with_a_writer() -> (tempfile::TempDir, std::path::PathBuf, Writer) {
+    let t = tmp();
+    let dir = t.path().join("ix");
+    build(&dir, 100, 4, Store::F32);
+    let mut w = Writer::open(&dir).unwrap();
+    w.add(&NewItems {
+        vectors: &random(3, 4, 5),
+        labels: Some(&[1, 2, 3]),
+        ..NewItems::default()
+    })
+    .unwrap();
+    (t, dir, w)
+}
+
 /// A rebuild with `overwrite` while a writer has the index open is refused
 /// (the writer's lock): before the fix it replaced the directory, and the
 /// writer's next changes were acknowledged into the old one and lost, or
 /// (a fold) written over the new index.
 #[test]
 fn a_rebuild_over_an_index_a_writer_has_open_is_refused() {
-    let t = tmp();
-    let dir = t.path().join("ix");
+    let (t, dir, mut w) = index_with_a_writer();
     let dim = 4;
-    build(&dir, 100, dim, Store::F32);
-    let mut w = Writer::open(&dir).unwrap();
-    w.add(&NewItems {
-        vectors: &random(3, dim, 5),
-        labels: Some(&[1, 2, 3]),
-        ..NewItems::default()
-    })
-    .unwrap();
     let manifest = std::fs::read(dir.join("manifest.json")).unwrap();
     let other = random(50, dim, 6);
     let rebuild = || {
@@ -631,17 +637,8 @@ fn a_rebuild_over_an_index_a_writer_has_open_is_refused() {
 /// whatever it is, and the new index stays as built.
 #[test]
 fn a_writer_of_a_replaced_directory_changes_nothing() {
-    let t = tmp();
-    let dir = t.path().join("ix");
+    let (t, dir, mut w) = index_with_a_writer();
     let dim = 4;
-    build(&dir, 100, dim, Store::F32);
-    let mut w = Writer::open(&dir).unwrap();
-    w.add(&NewItems {
-        vectors: &random(3, dim, 5),
-        labels: Some(&[1, 2, 3]),
-        ..NewItems::default()
-    })
-    .unwrap();
     std::fs::rename(&dir, t.path().join("ix-old")).unwrap();
     let fresh = random(50, dim, 6);
     IndexBuilder::new()

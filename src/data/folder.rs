@@ -15,17 +15,18 @@ pub const UNREAD_PHOTO_EXTENSIONS: &[&str] = &[
 ];
 
 pub fn is_unread_photo(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-        UNREAD_PHOTO_EXTENSIONS
-            .iter()
-            .any(|x| x.eq_ignore_ascii_case(e))
-    })
+    has_extension(path, UNREAD_PHOTO_EXTENSIONS)
 }
 
 pub fn is_image_file(path: &Path) -> bool {
+    has_extension(path, IMAGE_EXTENSIONS)
+}
+
+/// Whether `path`'s extension is one of `list` (case-insensitive).
+fn has_extension(path: &Path, list: &[&str]) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+        .is_some_and(|e| list.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
 fn sorted_entries(dir: &Path) -> Result<Vec<std::fs::DirEntry>> {
