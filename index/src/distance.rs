@@ -49,8 +49,18 @@ impl Metric {
     /// undefined).
     pub fn preprocess(self, data: &mut [f32], dim: usize) -> Result<()> {
         check_shape(data.len(), dim)?;
-        check_finite(data, dim)?;
+        self.check_values(data, dim)?;
         self.normalize_rows(data, dim)
+    }
+
+    /// Checks the values of `data` (whole rows of `dim`) for this metric:
+    /// all finite, and for l2 no row of [`MAX_L2_LENGTH`] or longer.
+    pub fn check_values(self, data: &[f32], dim: usize) -> Result<()> {
+        check_finite(data, dim)?;
+        if self == Metric::L2 {
+            check_l2_length(data, dim)?;
+        }
+        Ok(())
     }
 
     /// The normalisation step of [`Metric::preprocess`] alone, for rows
@@ -713,6 +723,28 @@ pub fn check_shape(len: usize, dim: usize) -> Result<()> {
     Ok(())
 }
 
+/// The length from which an l2 vector is refused. |a − b|² ≤ (|a| + |b|)²
+/// ≤ 4·max(|a|², |b|²), so with every squared length below `f32::MAX / 4`
+/// each distance, and each partial sum of one, stays finite in float32. A
+/// query of values near 1e30 used to get `inf` for every item, in no
+/// particular order. (Cosine normalises in f64, so it needs no bound.)
+pub const MAX_L2_LENGTH: f64 = 9.2e18;
+const _: () = assert!(MAX_L2_LENGTH * MAX_L2_LENGTH <= f32::MAX as f64 / 4.0);
+
+/// Returns an error naming the first row of [`MAX_L2_LENGTH`] or longer.
+fn check_l2_length(data: &[f32], dim: usize) -> Result<()> {
+    for (row, v) in data.chunks_exact(dim.max(1)).enumerate() {
+        let len_sq: f64 = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+        if len_sq >= MAX_L2_LENGTH * MAX_L2_LENGTH {
+            return Err(Error::TooLong {
+                row,
+                length: len_sq.sqrt(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Returns an error naming the first NaN or infinite value.
 pub fn check_finite(data: &[f32], dim: usize) -> Result<()> {
     if data.iter().all(|x| x.is_finite()) {
@@ -903,6 +935,28 @@ mod tests {
         Metric::L2.preprocess(&mut v, 2).unwrap();
         assert!(Metric::L2.preprocess(&mut v, 3).is_err());
         assert!(Metric::L2.preprocess(&mut v, 0).is_err());
+    }
+
+    #[test]
+    fn l2_refuses_rows_whose_distances_would_overflow() {
+        // The longest accepted rows, pointing opposite ways: the largest
+        // distance there is between accepted rows, and it stays finite.
+        let edge = (MAX_L2_LENGTH * 0.999999) as f32;
+        let (a, b) = ([edge, 0.0], [-edge, 0.0]);
+        Metric::L2.check_values(&[a, b].concat(), 2).unwrap();
+        assert!(Metric::L2.distance(&a, &b).is_finite());
+        assert!(Metric::L2.kernel()(&a, &b).is_finite());
+        // A query of 1e30s used to get inf for every item.
+        let mut v = vec![1.0, 2.0, 1e30, 1e30];
+        match Metric::L2.preprocess(&mut v, 2) {
+            Err(e @ Error::TooLong { row: 1, .. }) => {
+                assert!(e.to_string().contains("row 1 has length 1.414e30"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Cosine normalises such rows in f64.
+        Metric::Cosine.preprocess(&mut v, 2).unwrap();
+        assert!((v[2] - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
     }
 
     #[test]

@@ -69,6 +69,16 @@ pub enum Error {
         value: f32,
     },
 
+    /// A vector too long for the l2 metric: its distances would overflow
+    /// float32 (see [`crate::distance::MAX_L2_LENGTH`]).
+    #[error("row {row} has length {length:.3e}: with the l2 metric a vector must be shorter than {max:.1e}, or its distances overflow to infinity; scale the vectors down (or use a cosine index)", max = crate::distance::MAX_L2_LENGTH)]
+    TooLong {
+        /// Row (vector) number, 0-based.
+        row: usize,
+        /// Its Euclidean length.
+        length: f64,
+    },
+
     /// A vector of length zero cannot be normalised for the cosine metric.
     #[error("row {row} has zero length, so its cosine similarity is undefined: a cosine index cannot take it; remove that row (or use an l2 index)")]
     ZeroVector {
@@ -250,6 +260,15 @@ impl Error {
             name,
             value: value.to_string(),
             reason: reason.into(),
+        }
+    }
+
+    /// Queries of dimension `got` against an index of dimension `expected`.
+    pub fn query_dimension(expected: usize, got: usize) -> Self {
+        Error::DimensionMismatch {
+            expected,
+            got,
+            hint: "the queries must come from the model that built the index",
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use crate::distance::{check_finite, check_shape, Metric};
+use crate::distance::{check_shape, Metric};
 use crate::error::{Error, Result};
 use crate::neighbours::{Cand, Neighbours, TopK};
 
@@ -144,7 +144,7 @@ fn prepared(data: &[f32], dim: usize, metric: Metric) -> Result<std::borrow::Cow
     check_shape(data.len(), dim)?;
     match metric {
         Metric::L2 => {
-            check_finite(data, dim)?;
+            metric.check_values(data, dim)?;
             Ok(std::borrow::Cow::Borrowed(data))
         }
         Metric::Cosine => {

@@ -188,14 +188,10 @@ impl<'a> KnnQuery<'a> {
             dim
         };
         if got != index.dim() {
-            return Err(Error::DimensionMismatch {
-                expected: index.dim(),
-                got,
-                hint: "the queries must come from the model that built the index",
-            });
+            return Err(Error::query_dimension(index.dim(), got));
         }
         crate::distance::check_shape(self.vectors.len(), dim)?;
-        crate::distance::check_finite(self.vectors, dim)?;
+        index.metric().check_values(self.vectors, dim)?;
         if let Some(ex) = self.exclude {
             let nq = self.vectors.len() / dim;
             if ex.len() != nq {

@@ -183,6 +183,14 @@ pub(crate) fn evaluate<'py>(
         (None, None) => None,
         (Some(q), Some(l)) => {
             let rows = float_rows(q, "queries", false)?;
+            // Checked before the rows are read as flat values, which
+            // would be cut into rows of the index's dimension.
+            if rows.dim != ix.dim() {
+                return Err(py_err(likeness_index::Error::query_dimension(
+                    ix.dim(),
+                    rows.dim,
+                )));
+            }
             let l = int_labels(l, "labels")?;
             if l.len() != rows.rows {
                 return Err(PyValueError::new_err(format!(

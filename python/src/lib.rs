@@ -86,6 +86,7 @@ fn py_err(e: Error) -> PyErr {
         | Error::InvalidInput(_)
         | Error::DimensionMismatch { .. }
         | Error::NonFinite { .. }
+        | Error::TooLong { .. }
         | Error::ZeroVector { .. } => PyValueError::new_err(msg),
         _ => PyRuntimeError::new_err(msg),
     }

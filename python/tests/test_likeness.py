@@ -153,6 +153,10 @@ def test_evaluate_query_vs_gallery_counts_like_numpy(tmp_path, data):
     assert r["recall@5"] == pytest.approx(hits5.mean(), abs=1e-12)
     with pytest.raises(ValueError, match="together"):
         likeness.evaluate(ix, queries=q)
+    # Queries of another dimension: it used to speak of rows or labels.
+    for wrong in (q[:, :16], np.repeat(q, 2, axis=1)):
+        with pytest.raises(ValueError, match=f"expected vectors of dimension 32, got {wrong.shape[1]}"):
+            likeness.evaluate(ix, queries=wrong, labels=ql)
     with pytest.raises(ValueError, match="no labels"):
         likeness.evaluate(build_py(tmp_path, x, name="nolabels"))
 
@@ -293,6 +297,12 @@ def test_search_refuses_bad_queries(tmp_path, data):
     y[4, 0] = np.nan
     with pytest.raises(ValueError, match="row 4"):
         ix.search(y)
+    y = q.copy()
+    y[3] = 1e30  # l2: its distances used to come back as inf, in no order
+    with pytest.raises(ValueError, match="row 3 has length .*scale the vectors down"):
+        ix.search(y)
+    with pytest.raises(ValueError, match="row 2 has length"):
+        likeness.build(np.repeat(y[2:], 2, axis=0), tmp_path / "big", metric="l2")
     with pytest.raises(TypeError, match="numpy.ndarray"):
         ix.search(q[0].tolist())
     with pytest.raises(TypeError, match="int64"):
