@@ -197,15 +197,25 @@ class _Query:
         self.key = (k, ef, only, excl, exact)
 
 
-def _label_set(body, name):
+def _label_set(body, name, classes):
+    """The labels of filter `name` in `body`: integers, or class names of the
+    index (as `likeness serve` takes them), alone or in a list."""
     v = body.get(name)
     if v is None:
         return None
-    vs = [v] if isinstance(v, int) and not isinstance(v, bool) else v
-    if not isinstance(vs, list) or not all(isinstance(x, int) and not isinstance(x, bool)
-                                           for x in vs):
-        raise _Bad(400, f"malformed JSON body: {name} must be an integer or a list of integers")
-    return tuple(vs)
+    out = []
+    for x in v if isinstance(v, list) else [v]:
+        if isinstance(x, str):
+            if x not in classes:
+                known = ", ".join(classes) if classes else "unnamed (give integer labels)"
+                raise _Bad(400, f"no class `{x}`: the index's classes are {known}")
+            out.append(classes.index(x))
+        elif isinstance(x, int) and not isinstance(x, bool):
+            out.append(x)
+        else:
+            raise _Bad(400, f"malformed JSON body: {name} must be a label (an integer or a "
+                            f"class name) or a list of them")
+    return tuple(out)
 
 
 ROUTES = "POST /search, POST /search/batch, GET /items/{id}, GET /healthz, GET /stats"
@@ -473,7 +483,8 @@ class Ingress:
         for name, v in (("k", k), ("ef", ef)):
             if not isinstance(v, int) or isinstance(v, bool):
                 raise _Bad(400, f"malformed JSON body: {name} = {v!r} is not an integer")
-        only, excl = _label_set(body, "labels"), _label_set(body, "exclude_labels")
+        only = _label_set(body, "labels", self.classes)
+        excl = _label_set(body, "exclude_labels", self.classes)
         if only is not None and excl is not None:
             raise _Bad(400, "give labels or exclude_labels, not both")
         if (only is not None or excl is not None) and not self.cluster.get("has_labels"):
