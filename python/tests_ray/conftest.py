@@ -138,8 +138,8 @@ class Http:
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read() or b"null")
 
-    def get(self, path, timeout=30):
-        return self._do(urllib.request.Request(self.base + path), timeout)
+    def get(self, path, timeout=30, headers=None):
+        return self._do(urllib.request.Request(self.base + path, headers=headers or {}), timeout)
 
     def post(self, path, body, timeout=30):
         data = json.dumps(body).encode()

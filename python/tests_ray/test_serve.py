@@ -357,3 +357,15 @@ def test_label_filters_take_class_names_as_likeness_serve_does():
                      ([True], "an integer or a class name"), ({"a": 1}, "an integer")):
         with pytest.raises(_Bad, match=msg):
             _label_set({"labels": bad}, "labels", classes)
+
+
+def test_loopback_gallery_answers_only_loopback_names(served, scored):
+    from likeness.ray._serve import _is_loopback_name
+
+    # Both ways in: Serve's proxy (served) and the ingress's own (scored).
+    for http in (served, scored["http"]):
+        status, out = http.get("/healthz", headers={"Host": "rebound.example:8000"})
+        assert status == 403 and "`rebound.example:8000`" in out["error"], out
+        for name in ("localhost:1", "127.0.0.1", "[::1]:80", "a.localhost"):
+            assert http.get("/healthz", headers={"Host": name})[0] == 200, name
+    assert not any(map(_is_loopback_name, ("", "0.0.0.0:80", "127.0.0.1.evil", "[::2]:1")))

@@ -218,6 +218,26 @@ def _label_set(body, name, classes):
     return tuple(out)
 
 
+def _is_loopback_name(host):
+    """Whether a Host header names this machine's loopback (`localhost`,
+    `127.0.0.1:8000`, `[::1]:8000`), as `likeness serve` checks it."""
+    import ipaddress
+
+    if host.startswith("["):
+        name = host[1:].split("]", 1)[0]
+    else:
+        name, _, port = host.rpartition(":")
+        if not (name and port.isdigit()):
+            name = host
+    name = name.rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 ROUTES = "POST /search, POST /search/batch, GET /items/{id}, GET /healthz, GET /stats"
 
 
@@ -266,6 +286,11 @@ class Ingress:
             self._submit = serve.batch(**batching)(self._run_batch)
         else:
             self._submit = self._run_one
+        # Listening on loopback, it answers only requests addressed to a
+        # loopback name: a web page elsewhere could otherwise read its
+        # answers (the gallery's paths) under its own name, by DNS
+        # rebinding. (`likeness serve` does the same.)
+        self.loopback = _is_loopback_name(http["host"])
         self.prefix = http["route_prefix"].rstrip("/")
         self.server = self.thread = None
         self.http_mode = http["mode"]
@@ -327,6 +352,11 @@ class Ingress:
         return await self._dispatch(request)
 
     async def _dispatch(self, request):
+        host = request.headers.get("host", "")
+        if self.loopback and not _is_loopback_name(host):
+            return _error(403, f"this gallery listens on loopback and answers only requests "
+                               f"addressed to it as localhost or a loopback address, not "
+                               f"`{host}`; open http://127.0.0.1:PORT/")
         path = request.url.path
         if self.prefix and (path == self.prefix or path.startswith(self.prefix + "/")):
             path = path[len(self.prefix):] or "/"
