@@ -94,6 +94,25 @@ fn asking_for_a_missing_cuda_device_fails_with_a_hint() {
 }
 
 #[test]
+fn help_says_what_the_tool_is_for() {
+    // Both binaries once opened with the app crate's description for
+    // developers ("the torch-free application of likeness: every command's
+    // arguments, ...").
+    for exe in [
+        env!("CARGO_BIN_EXE_likeness"),
+        env!("CARGO_BIN_EXE_likeness-torch"),
+    ] {
+        let out = Command::new(exe).arg("--help").output().unwrap();
+        assert!(out.status.success());
+        let first = stdout(&out).lines().next().unwrap_or_default().to_string();
+        assert!(
+            first.starts_with("likeness: learn what looks alike from labelled images"),
+            "{exe}: {first}"
+        );
+    }
+}
+
+#[test]
 fn bad_global_options_are_usage_errors() {
     let out = likeness(&["doctor", "--device", "tpu"]);
     assert_eq!(out.status.code(), Some(2));

@@ -45,10 +45,10 @@ pub use train::TrainArgs;
 pub use update::UpdateArgs;
 pub use verify::VerifyArgs;
 
-/// likeness: learn what looks alike from labelled images, index a gallery,
-/// find the nearest matches fast.
+/// likeness: learn what looks alike from labelled images (faces, facial
+/// regions), index a gallery, find the nearest matches fast.
 #[derive(Debug, Parser)]
-#[command(name = "likeness", version, about, long_about = None)]
+#[command(name = "likeness", version, long_about = None)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
