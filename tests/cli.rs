@@ -110,6 +110,19 @@ fn help_says_what_the_tool_is_for() {
             "{exe}: {first}"
         );
     }
+    // A command's own options first, the machine's apart after them (they
+    // were interleaved: --data, --device, --out, --threads, ...).
+    let help = stdout(&likeness(&["regions", "--help"]));
+    let at = |s: &str| help.find(s).unwrap_or_else(|| panic!("{s} not in {help}"));
+    let heading = at("Machine options (every command):");
+    assert!(
+        at("--data") < heading && at("--skip-bad") < heading,
+        "{help}"
+    );
+    assert!(
+        at("--device") > heading && at("--loader-threads") > heading,
+        "{help}"
+    );
 }
 
 #[test]

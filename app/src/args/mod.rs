@@ -56,7 +56,10 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Options of every command, listed apart from each command's own (they
+/// were interleaved with them).
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Machine options (every command)")]
 pub struct GlobalArgs {
     /// Where torch runs: auto (CUDA when available), cpu, cuda or cuda:N.
     #[arg(long, global = true, default_value = "auto", env = "LIKENESS_DEVICE")]
