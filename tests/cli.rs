@@ -155,6 +155,14 @@ fn inspect_lists_classes_and_checks_images() {
     assert_eq!(v["items"], 55);
     assert_eq!(v["classes"].as_array().unwrap().len(), 5);
     assert_eq!(v["checked"], true);
+    // `--data`, as every other command takes its source, says the same.
+    let by_flag = likeness(&["inspect", "--data", johns.to_str().unwrap(), "--json"]);
+    assert!(by_flag.status.success(), "{}", stderr(&by_flag));
+    let w: serde_json::Value = serde_json::from_slice(&by_flag.stdout).unwrap();
+    assert_eq!((&w["kind"], &w["items"]), (&v["kind"], &v["items"]));
+    let both = likeness(&["inspect", "a", "--data", "b"]);
+    assert_eq!(both.status.code(), Some(2));
+    assert_eq!(likeness(&["inspect"]).status.code(), Some(2));
 
     // Every unusable image in one run, not just the first.
     let dir = tempfile::tempdir().unwrap();

@@ -345,6 +345,31 @@ fn verify_passes_then_names_the_corrupted_file() {
 /// own input, never into a folder that does not exist, and no montage of
 /// vectors; the input stays as it was.
 #[test]
+fn a_missing_index_folder_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vectors.npy");
+    std::fs::write(&file, b"not an index").unwrap();
+    let nowhere = dir.path().join("nowhere");
+    // It used to say "nowhere/manifest.json: missing" for a mistyped --index.
+    for (ix, want) in [(&nowhere, "no such directory"), (&file, "not a directory")] {
+        for cmd in [
+            &["query", "--index", s(ix), "--id", "0"][..],
+            &["verify", "--index", s(ix)],
+            &["eval", "--index", s(ix), "--leave-one-out"],
+        ] {
+            let err = fails(cmd);
+            assert!(
+                err.contains(&format!("{}: {want}; an index is the folder", ix.display())),
+                "{cmd:?}: {err}"
+            );
+        }
+    }
+    // A folder that is there but holds no index still names the file.
+    let err = fails(&["query", "--index", s(dir.path()), "--id", "0"]);
+    assert!(err.contains("manifest.json: missing"), "{err}");
+}
+
+#[test]
 fn query_outputs_are_checked_before_the_search() {
     let f = fixture();
     let ix = f.build("ix", &[]);

@@ -268,7 +268,8 @@ impl From<likeness_index::Error> for ApiError {
             | E::ChecksumMismatch { .. }
             | E::Corrupt { .. }
             | E::DamagedLog { .. }
-            | E::MissingFile { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            | E::MissingFile { .. }
+            | E::NoIndex { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
         ApiError::new(status, e.to_string())

@@ -190,6 +190,13 @@ pub enum Error {
         known: &'static str,
     },
 
+    /// The index directory itself is missing, or is not a directory.
+    #[error("{path}: {what}; an index is the folder that `likeness build` or `likeness index` writes (or likeness.build in Python)", what = if path.exists() { "not a directory" } else { "no such directory" })]
+    NoIndex {
+        /// The path given as the index.
+        path: PathBuf,
+    },
+
     /// An index file that the manifest requires is missing.
     #[error("{path}: missing; an index directory needs manifest.json, graph.bin and vectors.npy (meta.bin is optional)")]
     MissingFile {

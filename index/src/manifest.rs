@@ -135,6 +135,11 @@ impl Manifest {
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST);
         let file = std::fs::File::open(&path).map_err(|e| match e.kind() {
+            // "no such directory" rather than "manifest.json: missing" for
+            // a mistyped or absent --index.
+            _ if !dir.is_dir() => Error::NoIndex {
+                path: dir.to_path_buf(),
+            },
             std::io::ErrorKind::NotFound => Error::MissingFile { path: path.clone() },
             _ => Error::io(&path, e),
         })?;

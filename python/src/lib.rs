@@ -71,7 +71,7 @@ fn py_err(e: Error) -> PyErr {
             PyFileNotFoundError::new_err(msg)
         }
         Error::Io { .. } => PyOSError::new_err(msg),
-        Error::MissingFile { .. } => PyFileNotFoundError::new_err(msg),
+        Error::MissingFile { .. } | Error::NoIndex { .. } => PyFileNotFoundError::new_err(msg),
         Error::BadMagic { .. }
         | Error::UnsupportedVersion { .. }
         | Error::Truncated { .. }
