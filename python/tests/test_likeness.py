@@ -487,7 +487,7 @@ def test_corrupt_and_foreign_files_raise_corrupt_index_error(tmp_path, data):
     with pytest.raises(likeness.CorruptIndexError, match="not valid JSON"):
         likeness.Index.open(p)
     # Missing files.
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="nowhere: no such directory; an index is"):
         likeness.Index.open(tmp_path / "nowhere")
     p = fresh("missing")
     (p / "graph.bin").unlink()
