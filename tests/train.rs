@@ -787,11 +787,16 @@ fn ctrl_c_leaves_a_checkpoint_that_resume_finishes() {
     damage(&killed.join(adam_of(1 - slot)));
     let o = run(&two_epochs(&killed, &["--resume"]));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    // --resume with other settings is refused, naming them.
+    // --resume with other settings is refused, naming them, and only them
+    // (the settings that follow from --lr were once dumped with it: ~4 KB).
     let o = run(&two_epochs(&out, &["--lr", "0.5", "--resume"]));
     let msg = String::from_utf8_lossy(&o.stderr);
+    let refusal = &msg[msg.find("error:").expect(&msg)..];
     assert!(
-        !o.status.success() && msg.contains("lr: 0.004 (now 0.5)"),
+        !o.status.success()
+            && refusal.contains("\n  lr: 0.004 → 0.5\n")
+            && refusal.contains("new --out")
+            && refusal.lines().count() == 3,
         "{msg}"
     );
     assert!(out.join("checkpoint.json").is_file());
