@@ -782,11 +782,25 @@ fn ctrl_c_leaves_a_checkpoint_that_resume_finishes() {
         "{msg}"
     );
     // The other slot's damaged, as a save killed half-way leaves it: the
-    // checkpoint before it still resumes.
+    // checkpoint before it still resumes. Its checkpoint.json here is as
+    // earlier versions wrote it, without the seconds of the steps before:
+    // they are the sum of its intervals'.
     let killed = copy_of("killed");
     damage(&killed.join(adam_of(1 - slot)));
+    let mut old_ck = ck.clone();
+    old_ck
+        .as_object_mut()
+        .unwrap()
+        .remove("train_seconds")
+        .unwrap();
+    std::fs::write(
+        killed.join("checkpoint.json"),
+        serde_json::to_vec(&old_ck).unwrap(),
+    )
+    .unwrap();
     let o = run(&two_epochs(&killed, &["--resume"]));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_train_seconds_add_up(&read_card(&killed));
     // --resume with other settings is refused, naming them, and only them
     // (the settings that follow from --lr were once dumped with it: ~4 KB).
     let o = run(&two_epochs(&out, &["--lr", "0.5", "--resume"]));
@@ -810,6 +824,9 @@ fn ctrl_c_leaves_a_checkpoint_that_resume_finishes() {
     );
     let card = read_card(&out);
     assert_eq!(card["epochs"].as_array().unwrap().len(), 2);
+    // The seconds of steps count both runs (the resumed one's alone were
+    // reported).
+    assert_train_seconds_add_up(&card);
     // ... exactly as if it had never stopped: same weights, bit for bit (one
     // thread), and the interrupted epoch's mean loss over all its steps.
     let whole = dir.path().join("whole");
@@ -986,6 +1003,21 @@ fn our_adam_matches_libtorchs_bit_for_bit() {
             "the steps changed nothing"
         );
     }
+}
+
+/// A model card's `train_seconds` are those of all its intervals.
+fn assert_train_seconds_add_up(card: &serde_json::Value) {
+    let epochs: f64 = card["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seconds"].as_f64().unwrap())
+        .sum();
+    let train = card["train_seconds"].as_f64().unwrap();
+    assert!(
+        (train - epochs).abs() <= 1e-6 * epochs,
+        "train_seconds {train}, its intervals {epochs}"
+    );
 }
 
 /// Runs `likeness ARGS`, sends SIGINT when a stderr line satisfies `when`,

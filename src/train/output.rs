@@ -496,6 +496,22 @@ pub struct Checkpoint {
     /// Seconds spent before the interruption (for `--time-budget`).
     #[serde(default)]
     pub spent_seconds: f64,
+    /// The card's `train_seconds` at the interruption: the seconds of the
+    /// intervals done, which a resumed run adds its own to (absent in
+    /// checkpoints of earlier versions; see [`Checkpoint::train_seconds`]).
+    #[serde(default, rename = "train_seconds")]
+    pub recorded_train_seconds: Option<f64>,
+}
+
+impl Checkpoint {
+    /// The seconds of the intervals done before the interruption. A
+    /// checkpoint of an earlier version did not record them, but they are
+    /// the sum of its intervals' seconds (`train_seconds` only ever adds
+    /// those), so they are not lost.
+    pub fn train_seconds(&self) -> f64 {
+        self.recorded_train_seconds
+            .unwrap_or_else(|| self.epochs.iter().map(|e| e.seconds).sum())
+    }
 }
 
 /// How far an epoch had got: the sum of its step losses, its steps and
@@ -721,6 +737,7 @@ impl OutDir {
             run: card.run.clone(),
             baselines: card.baselines.clone(),
             spent_seconds: card.total_seconds,
+            recorded_train_seconds: Some(card.train_seconds),
         };
         let json = serde_json::to_vec_pretty(&ck).map_err(|e| Error::Invalid(e.to_string()))?;
         write_atomic(&self.path("checkpoint.json"), &json)

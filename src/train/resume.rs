@@ -34,6 +34,9 @@ impl Trainer<'_> {
         }
         self.out
             .restore_checkpoint(&ck, &mut self.net.vs, &mut self.opt)?;
+        // The steps' seconds go on from the earlier runs' (they counted only
+        // the resumed part of the training).
+        self.card.train_seconds = ck.train_seconds();
         self.card.epochs = ck.epochs;
         self.card.best_epoch = ck.best_epoch;
         self.card.baselines = ck.baselines;
