@@ -534,7 +534,22 @@ fn bad_training_input_gets_clear_errors() {
         .map(String::from),
     );
     let o = likeness(&ok.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    // ... naming it, and model.json records it as left out (its `classes`
+    // keep every label's name).
+    assert!(
+        err.contains(
+            "dropped classes: 1 (--min-per-class 2); fewer training images than that: c1 (1)"
+        ),
+        "{err}"
+    );
+    let card = read_card(&out);
+    assert_eq!(
+        card["dropped_classes"],
+        serde_json::json!([{"class": "c1", "images": 1}])
+    );
+    assert_eq!(card["classes"], serde_json::json!(["c0", "c1", "c2"]));
     // An output folder that holds a model is refused without --force.
     assert!(run(&small, &["--min-per-class", "2"]).contains("--force"));
     std::fs::remove_dir_all(&out).unwrap();

@@ -123,7 +123,14 @@ pub struct ModelCard {
     pub val_data: Option<PathBuf>,
     pub seed: u64,
     pub data: PathBuf,
+    /// The classes of `data`, indexed by its labels (with `--score-bins`,
+    /// bin `b`'s name is `classes[b]`); those that did not train are also
+    /// in `dropped_classes`. Kept whole so that the labels keep their names.
     pub classes: Vec<String>,
+    /// The classes `--min-per-class` left out of training for too few
+    /// images (absent when none were, and in cards of earlier versions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_classes: Vec<DroppedClass>,
     /// CRC32 over the dataset's item list (paths, labels, regions).
     pub dataset_fingerprint: String,
     pub dataset_items: usize,
@@ -167,6 +174,13 @@ pub struct ModelCard {
     /// about something else).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score_domain: Option<ScoreDomain>,
+}
+
+/// A class left out of training, and its training images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DroppedClass {
+    pub class: String,
+    pub images: usize,
 }
 
 /// The standardisation of the score read-out's target:
@@ -315,6 +329,7 @@ impl ModelCard {
             seed: cfg.seed,
             data: cfg.data.clone(),
             classes: ds.classes().to_vec(),
+            dropped_classes: Vec::new(),
             dataset_fingerprint: dataset_fingerprint(ds),
             dataset_items: ds.len(),
             epochs: Vec::new(),

@@ -29,6 +29,8 @@ pub(super) struct Data {
     pub train_labels: Vec<i64>,
     /// Distinct classes among `train`.
     pub classes: usize,
+    /// The classes `--min-per-class` left out, with their training images.
+    pub dropped: Vec<(String, usize)>,
     pub val: Vec<usize>,
     /// `--val-data`, when given; else `val` indexes `ds`.
     pub val_ds: Option<Dataset>,
@@ -70,7 +72,7 @@ impl Data {
                     .into(),
             ));
         }
-        check_classes(cfg, &ds, &mut train)?;
+        let dropped = check_classes(cfg, &ds, &mut train)?;
         // Binning keeps the items in order, so `train` indexes `source` too.
         let mut score_labels: Vec<String> = source
             .iter()
@@ -97,6 +99,7 @@ impl Data {
             train,
             train_labels,
             classes,
+            dropped,
             val,
             val_ds,
             val_split,
@@ -210,8 +213,31 @@ fn split(cfg: &TrainConfig, ds: &Dataset) -> Result<Split> {
     })
 }
 
-/// Drops or reports classes with fewer than two training images.
-fn check_classes(cfg: &TrainConfig, ds: &Dataset, train: &mut Vec<usize>) -> Result<()> {
+/// The most classes a message names; the others are counted.
+const LISTED_CLASSES: usize = 10;
+
+/// `name (images), …` for up to [`LISTED_CLASSES`] classes, then how many
+/// more.
+pub(super) fn class_list(classes: &[(String, usize)]) -> String {
+    let mut list: Vec<String> = classes
+        .iter()
+        .take(LISTED_CLASSES)
+        .map(|(name, n)| format!("{name} ({n})"))
+        .collect();
+    if classes.len() > LISTED_CLASSES {
+        list.push(format!("and {} more", classes.len() - LISTED_CLASSES));
+    }
+    list.join(", ")
+}
+
+/// Refuses classes with fewer than two training images, or with
+/// `--min-per-class` drops those with fewer than it asks from `train` and
+/// returns them with their counts.
+fn check_classes(
+    cfg: &TrainConfig,
+    ds: &Dataset,
+    train: &mut Vec<usize>,
+) -> Result<Vec<(String, usize)>> {
     let mut counts = vec![0usize; ds.classes().len()];
     for &i in train.iter() {
         counts[ds.items()[i].label] += 1;
@@ -220,19 +246,17 @@ fn check_classes(cfg: &TrainConfig, ds: &Dataset, train: &mut Vec<usize>) -> Res
     let small: Vec<usize> = (0..counts.len())
         .filter(|&c| counts[c] > 0 && counts[c] < need)
         .collect();
+    let named: Vec<(String, usize)> = small
+        .iter()
+        .map(|&c| (ds.classes()[c].clone(), counts[c]))
+        .collect();
     if !small.is_empty() {
         if cfg.min_per_class == 0 {
-            let list: Vec<String> = small
-                .iter()
-                .take(20)
-                .map(|&c| format!("{} ({})", ds.classes()[c], counts[c]))
-                .collect();
             return Err(Error::Invalid(format!(
-                "{} class(es) have fewer than 2 training images: {}{}; add images, or pass \
+                "{} class(es) have fewer than 2 training images: {}; add images, or pass \
                  --min-per-class 2 to drop them",
                 small.len(),
-                list.join(", "),
-                if small.len() > 20 { ", …" } else { "" }
+                class_list(&named),
             )));
         }
         train.retain(|&i| !small.contains(&ds.items()[i].label));
@@ -248,5 +272,21 @@ fn check_classes(cfg: &TrainConfig, ds: &Dataset, train: &mut Vec<usize>) -> Res
             ds.root().display()
         )));
     }
-    Ok(())
+    Ok(named)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_lists_name_ten_and_count_the_rest() {
+        let classes: Vec<(String, usize)> = (0..13).map(|i| (format!("c{i}"), i % 2 + 1)).collect();
+        assert_eq!(class_list(&classes[..2]), "c0 (1), c1 (2)");
+        let list = class_list(&classes);
+        assert!(
+            list.starts_with("c0 (1), c1 (2), c2 (1)") && list.ends_with("c9 (2), and 3 more"),
+            "{list}"
+        );
+    }
 }
