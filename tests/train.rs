@@ -571,8 +571,9 @@ fn bad_training_input_gets_clear_errors() {
     if !tch::Cuda::is_available() {
         assert!(run(&three, &["--device", "cuda"]).contains("CUDA is not available"));
     }
-    // Held-out sets: one image cannot be validated leave-one-out; three can,
-    // and Recall@4 and @8 are then Recall@2 (all the other images).
+    // Held-out sets: one image cannot be validated leave-one-out; three,
+    // two of one class, can, and Recall@4 and @8 are then Recall@2 (all the
+    // other images).
     let held_out = |data: &Path, val: &str| {
         let mut a = base(data);
         *a.last_mut().unwrap() = val.to_string();
@@ -583,7 +584,7 @@ fn bad_training_input_gets_clear_errors() {
     let e = train_err(&one_held.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(e.contains("held-out set has 1 image"), "{e}");
     let three_held = held_out(
-        &folder(&dir.path().join("small-val"), &[3, 3, 3]),
+        &folder(&dir.path().join("small-val"), &[4, 3]),
         "images:0.34",
     );
     let o = likeness(&three_held.iter().map(String::as_str).collect::<Vec<_>>());
@@ -596,6 +597,76 @@ fn bad_training_input_gets_clear_errors() {
         (&v["recall@2"], &v["recall@2"]),
         "{v}"
     );
+}
+
+/// A validation asked for (--val images:F|classes:F, --val-data) that
+/// leaves no held-out image with another of its class to find is refused,
+/// naming the flags: --val-data with --val classes:F validates on its
+/// images of the classes held out of --data, and trained without
+/// validating when it had none.
+#[test]
+fn validation_asked_for_that_holds_nothing_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = folder(&dir.path().join("data"), &[3, 3, 3]);
+    // Other classes than --data's: d0, d1.
+    let other = folder(&dir.path().join("other"), &[3, 3]);
+    for c in ["c0", "c1"] {
+        let to = other.join(c.replace('c', "d"));
+        std::fs::rename(other.join(c), to).unwrap();
+    }
+    let lone = folder(&dir.path().join("lone"), &[1, 1]);
+    let same = folder(&dir.path().join("same"), &[2, 2, 3]);
+    let out = dir.path().join("m");
+    let args = |more: &[&str]| {
+        let mut a: Vec<String> = [
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "train",
+            "--data",
+            s(&data),
+            "--out",
+            s(&out),
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "1",
+            "--input-size",
+            "16",
+            "--tuples",
+            "1",
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(more.iter().map(|m| m.to_string()));
+        a
+    };
+    let refused = |more: &[&str]| {
+        let a = args(more);
+        let e = train_err(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(!out.exists(), "{more:?} touched --out: {e}");
+        e
+    };
+    let e = refused(&["--val", "classes:0.34", "--val-data", s(&other)]);
+    assert!(
+        e.contains("--val classes:0.34 with --val-data")
+            && e.contains("none of its images are of those classes (c2 (0))")
+            && e.contains("pass --val none"),
+        "{e}"
+    );
+    let e = refused(&["--val", "images:0.1"]);
+    assert!(
+        e.contains("--val images:0.1 holds out 0 image(s)") && e.contains("raise F"),
+        "{e}"
+    );
+    let e = refused(&["--val-data", s(&lone)]);
+    assert!(e.contains("no two of its images are of one class"), "{e}");
+    // --val-data with images of the held-out class validates on them.
+    let a = args(&["--val", "classes:0.34", "--val-data", s(&same)]);
+    let o = run(&a);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(read_card(&out)["epochs"][0]["validation"]["queries"], 3);
 }
 
 /// Without --val, classes of 8 images (the demo's johns split) hold
