@@ -194,6 +194,49 @@ fn missing_file_in_manifest_names_the_line() {
     ));
 }
 
+/// A manifest's errors name the line the row is on, whatever ends its
+/// lines: a CRLF file's rows were each named one line too early, and rows
+/// after a blank or comment line too.
+#[test]
+fn manifest_errors_name_the_row_line_in_crlf_files_and_after_blank_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("m.csv");
+    let a = common::johns_image("John_Salley");
+    let a = a.display();
+    let cases = [
+        (format!("path,label\r\n{a},a\r\nnowhere.jpg,b\r\n"), 3),
+        (format!("{a},a\r\n{a},b\r\nnowhere.jpg,b\r\n"), 3),
+        (
+            format!("path,label\r\n{a},a\r\n\r\n# a note\r\nnowhere.jpg,b\r\n"),
+            5,
+        ),
+        (format!("path,label\n\n{a},a\n#\n\nnowhere.jpg,b\n"), 6),
+        // A quoted label over two lines: the next row is on line 4.
+        (
+            format!("path,label\r\n{a},\"a\r\nb\"\r\nnowhere.jpg,b\r\n"),
+            4,
+        ),
+    ];
+    for (text, line) in cases {
+        write(&csv, &text);
+        match Dataset::open(&csv) {
+            Err(e @ Error::Manifest { .. }) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains(&format!("m.csv:{line}:")) && msg.contains("nowhere.jpg"),
+                    "{text:?}: {msg}"
+                );
+            }
+            other => panic!("expected a manifest error for {text:?}, got {other:?}"),
+        }
+    }
+    // The rows that read record their own lines too.
+    write(&csv, &format!("path,label\r\n\r\n{a},a\r\n{a},b\r\n"));
+    let ds = Dataset::open(&csv).unwrap();
+    let lines: Vec<_> = ds.items().iter().map(|it| it.line).collect();
+    assert_eq!(lines, [Some(3), Some(4)]);
+}
+
 #[test]
 fn region_outside_the_image_is_refused_with_the_box_and_size() {
     let dir = tempfile::tempdir().unwrap();

@@ -534,7 +534,22 @@ fn bad_training_input_gets_clear_errors() {
         .map(String::from),
     );
     let o = likeness(&ok.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    // ... naming it, and model.json records it as left out (its `classes`
+    // keep every label's name).
+    assert!(
+        err.contains(
+            "dropped classes: 1 (--min-per-class 2); fewer training images than that: c1 (1)"
+        ),
+        "{err}"
+    );
+    let card = read_card(&out);
+    assert_eq!(
+        card["dropped_classes"],
+        serde_json::json!([{"class": "c1", "images": 1}])
+    );
+    assert_eq!(card["classes"], serde_json::json!(["c0", "c1", "c2"]));
     // An output folder that holds a model is refused without --force.
     assert!(run(&small, &["--min-per-class", "2"]).contains("--force"));
     std::fs::remove_dir_all(&out).unwrap();
@@ -556,8 +571,9 @@ fn bad_training_input_gets_clear_errors() {
     if !tch::Cuda::is_available() {
         assert!(run(&three, &["--device", "cuda"]).contains("CUDA is not available"));
     }
-    // Held-out sets: one image cannot be validated leave-one-out; three can,
-    // and Recall@4 and @8 are then Recall@2 (all the other images).
+    // Held-out sets: one image cannot be validated leave-one-out; three,
+    // two of one class, can, and Recall@4 and @8 are then Recall@2 (all the
+    // other images).
     let held_out = |data: &Path, val: &str| {
         let mut a = base(data);
         *a.last_mut().unwrap() = val.to_string();
@@ -568,7 +584,7 @@ fn bad_training_input_gets_clear_errors() {
     let e = train_err(&one_held.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(e.contains("held-out set has 1 image"), "{e}");
     let three_held = held_out(
-        &folder(&dir.path().join("small-val"), &[3, 3, 3]),
+        &folder(&dir.path().join("small-val"), &[4, 3]),
         "images:0.34",
     );
     let o = likeness(&three_held.iter().map(String::as_str).collect::<Vec<_>>());
@@ -581,6 +597,76 @@ fn bad_training_input_gets_clear_errors() {
         (&v["recall@2"], &v["recall@2"]),
         "{v}"
     );
+}
+
+/// A validation asked for (--val images:F|classes:F, --val-data) that
+/// leaves no held-out image with another of its class to find is refused,
+/// naming the flags: --val-data with --val classes:F validates on its
+/// images of the classes held out of --data, and trained without
+/// validating when it had none.
+#[test]
+fn validation_asked_for_that_holds_nothing_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = folder(&dir.path().join("data"), &[3, 3, 3]);
+    // Other classes than --data's: d0, d1.
+    let other = folder(&dir.path().join("other"), &[3, 3]);
+    for c in ["c0", "c1"] {
+        let to = other.join(c.replace('c', "d"));
+        std::fs::rename(other.join(c), to).unwrap();
+    }
+    let lone = folder(&dir.path().join("lone"), &[1, 1]);
+    let same = folder(&dir.path().join("same"), &[2, 2, 3]);
+    let out = dir.path().join("m");
+    let args = |more: &[&str]| {
+        let mut a: Vec<String> = [
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "train",
+            "--data",
+            s(&data),
+            "--out",
+            s(&out),
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "1",
+            "--input-size",
+            "16",
+            "--tuples",
+            "1",
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(more.iter().map(|m| m.to_string()));
+        a
+    };
+    let refused = |more: &[&str]| {
+        let a = args(more);
+        let e = train_err(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(!out.exists(), "{more:?} touched --out: {e}");
+        e
+    };
+    let e = refused(&["--val", "classes:0.34", "--val-data", s(&other)]);
+    assert!(
+        e.contains("--val classes:0.34 with --val-data")
+            && e.contains("none of its images are of those classes (c2 (0))")
+            && e.contains("pass --val none"),
+        "{e}"
+    );
+    let e = refused(&["--val", "images:0.1"]);
+    assert!(
+        e.contains("--val images:0.1 holds out 0 image(s)") && e.contains("raise F"),
+        "{e}"
+    );
+    let e = refused(&["--val-data", s(&lone)]);
+    assert!(e.contains("no two of its images are of one class"), "{e}");
+    // --val-data with images of the held-out class validates on them.
+    let a = args(&["--val", "classes:0.34", "--val-data", s(&same)]);
+    let o = run(&a);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(read_card(&out)["epochs"][0]["validation"]["queries"], 3);
 }
 
 /// Without --val, classes of 8 images (the demo's johns split) hold
@@ -782,16 +868,35 @@ fn ctrl_c_leaves_a_checkpoint_that_resume_finishes() {
         "{msg}"
     );
     // The other slot's damaged, as a save killed half-way leaves it: the
-    // checkpoint before it still resumes.
+    // checkpoint before it still resumes. Its checkpoint.json here is as
+    // earlier versions wrote it, without the seconds of the steps before:
+    // they are the sum of its intervals'.
     let killed = copy_of("killed");
     damage(&killed.join(adam_of(1 - slot)));
+    let mut old_ck = ck.clone();
+    old_ck
+        .as_object_mut()
+        .unwrap()
+        .remove("train_seconds")
+        .unwrap();
+    std::fs::write(
+        killed.join("checkpoint.json"),
+        serde_json::to_vec(&old_ck).unwrap(),
+    )
+    .unwrap();
     let o = run(&two_epochs(&killed, &["--resume"]));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    // --resume with other settings is refused, naming them.
+    assert_train_seconds_add_up(&read_card(&killed));
+    // --resume with other settings is refused, naming them, and only them
+    // (the settings that follow from --lr were once dumped with it: ~4 KB).
     let o = run(&two_epochs(&out, &["--lr", "0.5", "--resume"]));
     let msg = String::from_utf8_lossy(&o.stderr);
+    let refusal = &msg[msg.find("error:").expect(&msg)..];
     assert!(
-        !o.status.success() && msg.contains("lr: 0.004 (now 0.5)"),
+        !o.status.success()
+            && refusal.contains("\n  lr: 0.004 → 0.5\n")
+            && refusal.contains("new --out")
+            && refusal.lines().count() == 3,
         "{msg}"
     );
     assert!(out.join("checkpoint.json").is_file());
@@ -805,6 +910,9 @@ fn ctrl_c_leaves_a_checkpoint_that_resume_finishes() {
     );
     let card = read_card(&out);
     assert_eq!(card["epochs"].as_array().unwrap().len(), 2);
+    // The seconds of steps count both runs (the resumed one's alone were
+    // reported).
+    assert_train_seconds_add_up(&card);
     // ... exactly as if it had never stopped: same weights, bit for bit (one
     // thread), and the interrupted epoch's mean loss over all its steps.
     let whole = dir.path().join("whole");
@@ -981,6 +1089,21 @@ fn our_adam_matches_libtorchs_bit_for_bit() {
             "the steps changed nothing"
         );
     }
+}
+
+/// A model card's `train_seconds` are those of all its intervals.
+fn assert_train_seconds_add_up(card: &serde_json::Value) {
+    let epochs: f64 = card["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seconds"].as_f64().unwrap())
+        .sum();
+    let train = card["train_seconds"].as_f64().unwrap();
+    assert!(
+        (train - epochs).abs() <= 1e-6 * epochs,
+        "train_seconds {train}, its intervals {epochs}"
+    );
 }
 
 /// Runs `likeness ARGS`, sends SIGINT when a stderr line satisfies `when`,

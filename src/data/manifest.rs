@@ -110,6 +110,60 @@ impl Layout {
     }
 }
 
+/// A line starting with this byte is a comment.
+const COMMENT: u8 = b'#';
+
+/// The line a record starts on, from the byte offset the csv reader gives
+/// it. The reader's own line number counts from where it stopped after the
+/// previous record, before the `\n` of a CRLF, blank lines and comment
+/// lines: every row of a CRLF file was named one line too early (and rows
+/// after a blank or comment line too). So the offset is moved past those
+/// here and the `\n`s before it are counted.
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    /// An offset counted up to, and the line it is on.
+    at: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        LineCounter {
+            bytes,
+            at: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of the first byte of the record the reader started at
+    /// `offset`.
+    fn line_at(&mut self, offset: u64) -> u64 {
+        let b = self.bytes;
+        let mut i = (offset as usize).min(b.len());
+        loop {
+            while i < b.len() && (b[i] == b'\r' || b[i] == b'\n') {
+                i += 1;
+            }
+            if i < b.len() && b[i] == COMMENT {
+                // The reader skips a comment up to its `\n`.
+                i = b[i..]
+                    .iter()
+                    .position(|&c| c == b'\n')
+                    .map_or(b.len(), |p| i + p + 1);
+                continue;
+            }
+            break;
+        }
+        if i < self.at {
+            // Records come in order; start over should one not.
+            (self.at, self.line) = (0, 1);
+        }
+        self.line += b[self.at..i].iter().filter(|&&c| c == b'\n').count() as u64;
+        self.at = i;
+        self.line
+    }
+}
+
 /// A score cell: empty = none; otherwise a finite number.
 pub fn parse_score(text: &str) -> std::result::Result<Option<f32>, String> {
     if text.is_empty() {
@@ -126,13 +180,13 @@ pub fn parse_score(text: &str) -> std::result::Result<Option<f32>, String> {
 
 pub fn open(path: &Path) -> Result<Dataset> {
     let base = path.parent().unwrap_or(Path::new("."));
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
-        .comment(Some(b'#'))
-        .from_reader(file);
+        .comment(Some(COMMENT))
+        .from_reader(bytes.as_slice());
     let bad = |line: u64, reason: String| Error::Manifest {
         path: path.to_path_buf(),
         line,
@@ -141,12 +195,17 @@ pub fn open(path: &Path) -> Result<Dataset> {
 
     let mut rows: Vec<(String, Item)> = Vec::new();
     let mut layout: Option<Layout> = None;
+    let mut lines = LineCounter::new(&bytes);
     for (n, record) in reader.records().enumerate() {
         let record = record.map_err(|e| {
-            let line = e.position().map_or(n as u64 + 1, |p| p.line());
+            let line = e
+                .position()
+                .map_or(n as u64 + 1, |p| lines.line_at(p.byte()));
             bad(line, format!("cannot read row: {e}"))
         })?;
-        let line = record.position().map_or(n as u64 + 1, |p| p.line());
+        let line = record
+            .position()
+            .map_or(n as u64 + 1, |p| lines.line_at(p.byte()));
         if n == 0 && record.iter().any(|f| f.eq_ignore_ascii_case("path")) {
             layout = Some(Layout::from_header(&record).map_err(|e| bad(line, e))?);
             continue;

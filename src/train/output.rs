@@ -123,7 +123,14 @@ pub struct ModelCard {
     pub val_data: Option<PathBuf>,
     pub seed: u64,
     pub data: PathBuf,
+    /// The classes of `data`, indexed by its labels (with `--score-bins`,
+    /// bin `b`'s name is `classes[b]`); those that did not train are also
+    /// in `dropped_classes`. Kept whole so that the labels keep their names.
     pub classes: Vec<String>,
+    /// The classes `--min-per-class` left out of training for too few
+    /// images (absent when none were, and in cards of earlier versions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_classes: Vec<DroppedClass>,
     /// CRC32 over the dataset's item list (paths, labels, regions).
     pub dataset_fingerprint: String,
     pub dataset_items: usize,
@@ -167,6 +174,13 @@ pub struct ModelCard {
     /// about something else).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score_domain: Option<ScoreDomain>,
+}
+
+/// A class left out of training, and its training images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DroppedClass {
+    pub class: String,
+    pub images: usize,
 }
 
 /// The standardisation of the score read-out's target:
@@ -315,6 +329,7 @@ impl ModelCard {
             seed: cfg.seed,
             data: cfg.data.clone(),
             classes: ds.classes().to_vec(),
+            dropped_classes: Vec::new(),
             dataset_fingerprint: dataset_fingerprint(ds),
             dataset_items: ds.len(),
             epochs: Vec::new(),
@@ -359,30 +374,103 @@ impl ModelCard {
         v
     }
 
-    /// The settings of `self` that differ from `before`'s, as
-    /// `name: before (now now)`.
+    /// The settings of `self` that differ from `before`'s (a checkpoint's),
+    /// each as `name: before → now`, nested ones by their path
+    /// (`spec.input_size`). A whole differing section was once shown as its
+    /// JSON: one changed `--lr` named `derivation` with its ~4 KB of
+    /// decisions.
     pub fn settings_changed_since(
         &self,
         before: &serde_json::Map<String, serde_json::Value>,
     ) -> Vec<String> {
-        let now = self.settings();
-        let mut keys: Vec<&String> = now.keys().chain(before.keys()).collect();
-        keys.sort();
-        keys.dedup();
-        keys.into_iter()
-            .filter(|k| now.get(*k) != before.get(*k))
-            .map(|k| {
-                let show = |v: Option<&serde_json::Value>| {
-                    v.map_or("(none)".to_string(), |v| v.to_string())
-                };
-                format!("{k}: {} (now {})", show(before.get(k)), show(now.get(k)))
-            })
-            .collect()
+        changed_settings(before, self.settings())
     }
 
     /// The epoch whose weights were kept.
     pub fn best(&self) -> Option<&EpochRecord> {
         self.epochs.iter().find(|e| e.epoch == self.best_epoch)
+    }
+}
+
+/// [`ModelCard::settings_changed_since`] on the settings themselves.
+fn changed_settings(
+    before: &serde_json::Map<String, serde_json::Value>,
+    now: serde_json::Map<String, serde_json::Value>,
+) -> Vec<String> {
+    let mut changed = Vec::new();
+    differences(
+        "",
+        Some(&serde_json::Value::Object(before.clone())),
+        Some(&serde_json::Value::Object(now)),
+        &mut changed,
+    );
+    // `derivation` says why each setting was chosen: a changed flag changes
+    // its decision line too, so it is named only when nothing else differs.
+    let derived = |path: &str| path.starts_with("derivation");
+    if changed.iter().any(|(path, _)| !derived(path)) {
+        changed.retain(|(path, _)| !derived(path));
+    }
+    changed
+        .into_iter()
+        .map(|(path, change)| format!("{path}: {change}"))
+        .collect()
+}
+
+/// The longest value [`differences`] shows (a decision's `why` is a
+/// sentence or two).
+const SHOWN_VALUE_CHARS: usize = 80;
+
+/// Appends to `out` each leaf at which `before` and `now` differ, as
+/// (`path`, `before → now`). Objects are compared key by key and lists of
+/// the same length item by item (a list of decisions by their `setting`).
+fn differences(
+    path: &str,
+    before: Option<&serde_json::Value>,
+    now: Option<&serde_json::Value>,
+    out: &mut Vec<(String, String)>,
+) {
+    use serde_json::Value;
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match (before, now) {
+        (Some(Value::Object(b)), Some(Value::Object(n))) => {
+            let mut keys: Vec<&String> = b.keys().chain(n.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                differences(&join(k), b.get(k), n.get(k), out);
+            }
+        }
+        (Some(Value::Array(b)), Some(Value::Array(n))) if b.len() == n.len() && b != n => {
+            for (i, (x, y)) in b.iter().zip(n).enumerate() {
+                let name = match (x.get("setting"), y.get("setting")) {
+                    (Some(Value::String(s)), Some(Value::String(t))) if s == t => s.clone(),
+                    _ => i.to_string(),
+                };
+                differences(&format!("{path}[{name}]"), Some(x), Some(y), out);
+            }
+        }
+        (b, n) if b != n => out.push((path.to_string(), format!("{} → {}", shown(b), shown(n)))),
+        _ => {}
+    }
+}
+
+/// A setting's value in a message: a string as itself, anything else as
+/// JSON, at most [`SHOWN_VALUE_CHARS`] characters.
+fn shown(v: Option<&serde_json::Value>) -> String {
+    let text = match v {
+        None => return "(none)".into(),
+        Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(v) => v.to_string(),
+    };
+    match text.char_indices().nth(SHOWN_VALUE_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
     }
 }
 
@@ -423,6 +511,22 @@ pub struct Checkpoint {
     /// Seconds spent before the interruption (for `--time-budget`).
     #[serde(default)]
     pub spent_seconds: f64,
+    /// The card's `train_seconds` at the interruption: the seconds of the
+    /// intervals done, which a resumed run adds its own to (absent in
+    /// checkpoints of earlier versions; see [`Checkpoint::train_seconds`]).
+    #[serde(default, rename = "train_seconds")]
+    pub recorded_train_seconds: Option<f64>,
+}
+
+impl Checkpoint {
+    /// The seconds of the intervals done before the interruption. A
+    /// checkpoint of an earlier version did not record them, but they are
+    /// the sum of its intervals' seconds (`train_seconds` only ever adds
+    /// those), so they are not lost.
+    pub fn train_seconds(&self) -> f64 {
+        self.recorded_train_seconds
+            .unwrap_or_else(|| self.epochs.iter().map(|e| e.seconds).sum())
+    }
 }
 
 /// How far an epoch had got: the sum of its step losses, its steps and
@@ -648,6 +752,7 @@ impl OutDir {
             run: card.run.clone(),
             baselines: card.baselines.clone(),
             spent_seconds: card.total_seconds,
+            recorded_train_seconds: Some(card.train_seconds),
         };
         let json = serde_json::to_vec_pretty(&ck).map_err(|e| Error::Invalid(e.to_string()))?;
         write_atomic(&self.path("checkpoint.json"), &json)
@@ -842,6 +947,48 @@ mod tests {
         let back: serde_json::Value =
             serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
         assert_eq!(back, v);
+    }
+
+    /// A refused `--resume` names each changed setting by its path, not
+    /// the whole section it is in (one changed --lr once dumped ~4 KB of
+    /// `derivation`).
+    #[test]
+    fn changed_settings_are_named_one_by_one() {
+        let card = |lr: f64, size: u32, why: &str| {
+            let decisions: Vec<serde_json::Value> = (0..30)
+                .map(|i| serde_json::json!({"setting": format!("s{i}"), "value": "x", "why": why}))
+                .chain([serde_json::json!({"setting": "learning rate", "value": lr, "why": why})])
+                .collect();
+            match serde_json::json!({
+                "lr": lr,
+                "data": "/d",
+                "spec": {"arch": "convnet", "input_size": size},
+                "derivation": {"decisions": decisions},
+            }) {
+                serde_json::Value::Object(m) => m,
+                _ => unreachable!(),
+            }
+        };
+        let long = "a sentence of why ".repeat(10);
+        let before = card(0.004, 28, &long);
+        assert!(changed_settings(&before, before.clone()).is_empty());
+        assert_eq!(
+            changed_settings(&before, card(0.5, 32, &long)),
+            ["lr: 0.004 → 0.5", "spec.input_size: 28 → 32"]
+        );
+        // Only the derivation differs: its lines are named, each cut short.
+        let changed = changed_settings(&before, card(0.004, 28, "another reason"));
+        assert_eq!(changed.len(), 31, "{changed:?}");
+        assert!(
+            changed[0].starts_with("derivation.decisions[s0].why: a sentence")
+                && changed[0].contains("… → another reason")
+                && changed[0].chars().count() < 200,
+            "{changed:?}"
+        );
+        // A setting only one side has.
+        let mut older = before.clone();
+        older.remove("data");
+        assert_eq!(changed_settings(&older, before), ["data: (none) → /d"]);
     }
 
     fn v(recall_1: f64) -> Validation {

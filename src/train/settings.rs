@@ -74,6 +74,24 @@ impl Settings {
                 },
             );
         }
+        if !data.dropped.is_empty() {
+            plan.decisions.insert(
+                0,
+                defaults::Decision {
+                    setting: "dropped classes".into(),
+                    value: format!(
+                        "{} (--min-per-class {})",
+                        data.dropped.len(),
+                        cfg.min_per_class
+                    ),
+                    why: format!(
+                        "fewer training images than that: {}; model.json lists them under \
+                         dropped_classes",
+                        super::split::class_list(&data.dropped)
+                    ),
+                },
+            );
+        }
         print(&shape, data.val.len(), &plan);
         let (channels, mean, std) = normalisation(&plan.arch, shape.grey, &images);
         let n = plan.classes_per_tuple;
@@ -118,6 +136,14 @@ impl Settings {
         let mut card = ModelCard::new(cfg, &self.plan, &self.spec, &data.ds, self.c);
         card.val = data.val_split;
         card.score_bins = data.score_edges.clone();
+        card.dropped_classes = data
+            .dropped
+            .iter()
+            .map(|(class, images)| output::DroppedClass {
+                class: class.clone(),
+                images: *images,
+            })
+            .collect();
         card.score_weight = cfg.score_bins.map(|_| cfg.score_weight());
         card.device = crate::runtime::describe_device(device);
         card.derivation = Some(output::Derivation {

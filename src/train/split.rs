@@ -29,6 +29,8 @@ pub(super) struct Data {
     pub train_labels: Vec<i64>,
     /// Distinct classes among `train`.
     pub classes: usize,
+    /// The classes `--min-per-class` left out, with their training images.
+    pub dropped: Vec<(String, usize)>,
     pub val: Vec<usize>,
     /// `--val-data`, when given; else `val` indexes `ds`.
     pub val_ds: Option<Dataset>,
@@ -62,6 +64,7 @@ impl Data {
             val_ds,
             val_split,
             val_why,
+            held_classes,
         } = split(cfg, &ds)?;
         if val.len() == 1 {
             return Err(Error::Invalid(
@@ -70,7 +73,8 @@ impl Data {
                     .into(),
             ));
         }
-        check_classes(cfg, &ds, &mut train)?;
+        check_held_out(cfg, val_ds.as_ref().unwrap_or(&ds), &val, &held_classes)?;
+        let dropped = check_classes(cfg, &ds, &mut train)?;
         // Binning keeps the items in order, so `train` indexes `source` too.
         let mut score_labels: Vec<String> = source
             .iter()
@@ -97,6 +101,7 @@ impl Data {
             train,
             train_labels,
             classes,
+            dropped,
             val,
             val_ds,
             val_split,
@@ -118,6 +123,8 @@ struct Split {
     val_ds: Option<Dataset>,
     val_split: ValSplit,
     val_why: Option<String>,
+    /// With `--val classes:F`: the classes held out of training.
+    held_classes: Vec<String>,
 }
 
 fn split(cfg: &TrainConfig, ds: &Dataset) -> Result<Split> {
@@ -150,6 +157,7 @@ fn split(cfg: &TrainConfig, ds: &Dataset) -> Result<Split> {
     };
     let mut train = Vec::new();
     let mut val = Vec::new();
+    let mut held_classes = Vec::new();
     match (val_split, &val_ds) {
         (ValSplit::None, None) => train = (0..ds.len()).collect(),
         (ValSplit::None, Some(v)) => {
@@ -180,7 +188,8 @@ fn split(cfg: &TrainConfig, ds: &Dataset) -> Result<Split> {
         }
         (ValSplit::Classes(f), v) => {
             let hold = ((ncls as f64 * f).ceil() as usize).clamp(1, ncls.saturating_sub(2).max(1));
-            let held: Vec<&String> = ds.classes()[ncls - hold..].iter().collect();
+            held_classes = ds.classes()[ncls - hold..].to_vec();
+            let held = &held_classes;
             for (c, items) in by_class.iter().enumerate() {
                 if c < ncls - hold {
                     train.extend_from_slice(items);
@@ -193,7 +202,7 @@ fn split(cfg: &TrainConfig, ds: &Dataset) -> Result<Split> {
                     .items()
                     .iter()
                     .enumerate()
-                    .filter(|(_, it)| held.contains(&&v.classes()[it.label]))
+                    .filter(|(_, it)| held.contains(&v.classes()[it.label]))
                     .map(|(i, _)| i)
                     .collect();
             }
@@ -207,11 +216,107 @@ fn split(cfg: &TrainConfig, ds: &Dataset) -> Result<Split> {
         val_ds,
         val_split,
         val_why,
+        held_classes,
     })
 }
 
-/// Drops or reports classes with fewer than two training images.
-fn check_classes(cfg: &TrainConfig, ds: &Dataset, train: &mut Vec<usize>) -> Result<()> {
+/// Refuses a validation that was asked for (`--val images:F|classes:F`, or
+/// `--val-data`) but has nothing to measure: no held-out image with another
+/// of its class held out, which leave-one-out needs to find. `--val-data`
+/// with `--val classes:F` validates on the `--val-data` images of the
+/// classes held out of `--data`, and trained without validating (and
+/// without those classes) when it had none of them.
+fn check_held_out(
+    cfg: &TrainConfig,
+    vds: &Dataset,
+    val: &[usize],
+    held_classes: &[String],
+) -> Result<()> {
+    let asked = matches!(cfg.val, Some(ValSplit::Images(_) | ValSplit::Classes(_)));
+    if !asked && cfg.val_data.is_none() {
+        return Ok(());
+    }
+    let mut counts = vec![0usize; vds.classes().len()];
+    for &i in val {
+        counts[vds.items()[i].label] += 1;
+    }
+    if counts.iter().any(|&n| n >= 2) {
+        return Ok(());
+    }
+    // The classes held out and their images there, for the message.
+    let images_of = |name: &String| {
+        vds.classes()
+            .iter()
+            .position(|c| c == name)
+            .map_or(0, |c| counts[c])
+    };
+    let held: Vec<(String, usize)> = held_classes
+        .iter()
+        .map(|c| (c.clone(), images_of(c)))
+        .collect();
+    let none = "so nothing would be validated (each held-out image needs another of its class \
+                to find)";
+    let message = match (cfg.val, &cfg.val_data) {
+        (Some(ValSplit::Classes(f)), Some(d)) => format!(
+            "--val classes:{f} with --val-data {}: validation takes the --val-data images of \
+             the {} class(es) held out of --data's training, and {} ({}), {none}; pass --val \
+             none to validate on all of --val-data (and train on every class), or drop \
+             --val-data to validate on --data's own images of the held-out classes",
+            d.display(),
+            held.len(),
+            if val.is_empty() {
+                "none of its images are of those classes"
+            } else {
+                "no two of its images are of one of them"
+            },
+            class_list(&held),
+        ),
+        (Some(ValSplit::Classes(f)), None) => format!(
+            "--val classes:{f} holds out {} class(es), none with 2+ images ({}), {none}; hold \
+             out more classes (a larger F), or pass --val none",
+            held.len(),
+            class_list(&held),
+        ),
+        (Some(ValSplit::Images(f)), _) => format!(
+            "--val images:{f} holds out {} image(s), no two of one class (each class holds out \
+             F of its images, rounded, and keeps 2 to train), {none}; raise F, or pass --val none",
+            val.len(),
+        ),
+        (_, Some(d)) => format!(
+            "--val-data {}: no two of its images are of one class, {none}; give it 2+ images \
+             of a class, or drop --val-data",
+            d.display()
+        ),
+        (_, None) => return Ok(()),
+    };
+    Err(Error::Invalid(message))
+}
+
+/// The most classes a message names; the others are counted.
+const LISTED_CLASSES: usize = 10;
+
+/// `name (images), …` for up to [`LISTED_CLASSES`] classes, then how many
+/// more.
+pub(super) fn class_list(classes: &[(String, usize)]) -> String {
+    let mut list: Vec<String> = classes
+        .iter()
+        .take(LISTED_CLASSES)
+        .map(|(name, n)| format!("{name} ({n})"))
+        .collect();
+    if classes.len() > LISTED_CLASSES {
+        list.push(format!("and {} more", classes.len() - LISTED_CLASSES));
+    }
+    list.join(", ")
+}
+
+/// Refuses classes with fewer than two training images, or with
+/// `--min-per-class` drops those with fewer than it asks from `train` and
+/// returns them with their counts.
+fn check_classes(
+    cfg: &TrainConfig,
+    ds: &Dataset,
+    train: &mut Vec<usize>,
+) -> Result<Vec<(String, usize)>> {
     let mut counts = vec![0usize; ds.classes().len()];
     for &i in train.iter() {
         counts[ds.items()[i].label] += 1;
@@ -220,19 +325,17 @@ fn check_classes(cfg: &TrainConfig, ds: &Dataset, train: &mut Vec<usize>) -> Res
     let small: Vec<usize> = (0..counts.len())
         .filter(|&c| counts[c] > 0 && counts[c] < need)
         .collect();
+    let named: Vec<(String, usize)> = small
+        .iter()
+        .map(|&c| (ds.classes()[c].clone(), counts[c]))
+        .collect();
     if !small.is_empty() {
         if cfg.min_per_class == 0 {
-            let list: Vec<String> = small
-                .iter()
-                .take(20)
-                .map(|&c| format!("{} ({})", ds.classes()[c], counts[c]))
-                .collect();
             return Err(Error::Invalid(format!(
-                "{} class(es) have fewer than 2 training images: {}{}; add images, or pass \
+                "{} class(es) have fewer than 2 training images: {}; add images, or pass \
                  --min-per-class 2 to drop them",
                 small.len(),
-                list.join(", "),
-                if small.len() > 20 { ", …" } else { "" }
+                class_list(&named),
             )));
         }
         train.retain(|&i| !small.contains(&ds.items()[i].label));
@@ -248,5 +351,21 @@ fn check_classes(cfg: &TrainConfig, ds: &Dataset, train: &mut Vec<usize>) -> Res
             ds.root().display()
         )));
     }
-    Ok(())
+    Ok(named)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_lists_name_ten_and_count_the_rest() {
+        let classes: Vec<(String, usize)> = (0..13).map(|i| (format!("c{i}"), i % 2 + 1)).collect();
+        assert_eq!(class_list(&classes[..2]), "c0 (1), c1 (2)");
+        let list = class_list(&classes);
+        assert!(
+            list.starts_with("c0 (1), c1 (2), c2 (1)") && list.ends_with("c9 (2), and 3 more"),
+            "{list}"
+        );
+    }
 }

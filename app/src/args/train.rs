@@ -114,7 +114,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub val: Option<crate::settings::ValSplit>,
     /// Validate on another source (e.g. the test split); with --val
-    /// classes:F, only its images of the held-out classes.
+    /// classes:F, only its images of the classes held out of --data (a
+    /// validation left with no two images of a class is refused).
     #[arg(long)]
     pub val_data: Option<PathBuf>,
     /// Mirror images at random in training [default: on, unless two class
