@@ -1,13 +1,15 @@
 //! The page's endpoints over HTTP, on an index built here from image files
 //! (some with regions) and IDX rows: the page and its assets (ETag, CSP),
 //! `/items` pages, thumbnails (drawn from the item's own source and nothing
-//! else), `/search/item/{id}`, `/info`, and the admin token.
+//! else), `/search/item/{id}`, `/info`, and the admin token; and in
+//! headless chromium, what the page keeps across clicks.
 mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use common::server::{get, request, Server};
+use common::tab::{cards, click, in_browser, js, leaving, select, view_is, wait};
 use image::{GrayImage, Luma, Rgb, RgbImage};
 use likeness_index::{IndexBuilder, ItemInfo, Metric};
 
@@ -509,4 +511,69 @@ fn admin_needs_the_token_when_one_is_set_and_off_loopback_one_is_required() {
         String::from_utf8_lossy(&o.stdout).is_empty(),
         "it must not listen"
     );
+}
+
+/// The page's class filter, read from its URL.
+const URL_LABEL: &str = "new URLSearchParams(location.hash.split('?')[1] || '').get('label')";
+
+/// A card's link once carried k alone: a click on an item of the filtered
+/// gallery, or on a hit of a filtered item view, dropped the class the
+/// user had chosen. Both keep it now, in the URL and in the form.
+#[test]
+fn the_class_filter_survives_a_click_on_an_item_or_a_hit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (index, _) = fixture(dir.path());
+    let srv = Server::start(&["--index", s(&index)], &[]);
+    let url = format!("{}/", srv.url());
+    in_browser(async |c| {
+        c.goto(&format!("{url}#/?label=1")).await.unwrap();
+        wait(c, &view_is("gallery"), "the gallery of class b").await;
+        let items = cards(c, "#gallery").await;
+        assert!(
+            !items.is_empty() && items.iter().all(|x| x.1 == "b"),
+            "{items:?}"
+        );
+
+        // An item of the filtered gallery: its neighbours of class b only.
+        leaving(c).await;
+        click(c, "#gallery .card:first-child").await;
+        wait(c, &view_is("item"), "the item view").await;
+        assert_eq!(js(c, URL_LABEL).await, serde_json::json!("1"));
+        assert_eq!(
+            js(c, "document.getElementById('result-filter').value").await,
+            serde_json::json!("1")
+        );
+        let hits = cards(c, "#results").await;
+        assert!(
+            !hits.is_empty() && hits.iter().all(|x| x.1 == "b"),
+            "{hits:?}"
+        );
+
+        // Another class chosen on the item view, then a hit clicked.
+        leaving(c).await;
+        select(c, "#result-filter", "2").await;
+        wait(c, &view_is("item"), "the item view of class c").await;
+        let first = js(c, "document.getElementById('query-item').dataset.id").await;
+        let hits = cards(c, "#results").await;
+        assert!(
+            !hits.is_empty() && hits.iter().all(|x| x.1 == "c"),
+            "{hits:?}"
+        );
+        leaving(c).await;
+        click(c, "#results .card:first-child").await;
+        wait(c, &view_is("item"), "the hit's item view").await;
+        let second = js(c, "document.getElementById('query-item').dataset.id").await;
+        assert_ne!(first, second);
+        assert_eq!(second, serde_json::json!(hits[0].0));
+        assert_eq!(js(c, URL_LABEL).await, serde_json::json!("2"));
+        assert_eq!(
+            js(c, "document.getElementById('result-filter').value").await,
+            serde_json::json!("2")
+        );
+        let hits = cards(c, "#results").await;
+        assert!(
+            !hits.is_empty() && hits.iter().all(|x| x.1 == "c"),
+            "{hits:?}"
+        );
+    });
 }

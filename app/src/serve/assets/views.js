@@ -64,8 +64,12 @@ export function gradeLine({ own, readout, predicted, learnt }) {
   return el('p#grades.grades', { id: 'grades' }, parts.flatMap((p, i) => (i ? [' · ', p] : [p])));
 }
 
-/** One item or hit as a card; clicking it asks for more like it. */
-export function card(info, x, { rank, distance, truth, region, k } = {}) {
+/**
+ * One item or hit as a card; clicking it asks for more like it, with the
+ * view's k, ef and class filter (`label`): links once carried k alone, so
+ * a click dropped the filter the user had chosen.
+ */
+export function card(info, x, { rank, distance, truth, region, k, ef, label } = {}) {
   const cls = x.class ?? className(info, x.label);
   const judged = truth !== undefined && truth !== null && truth !== '' && x.label !== undefined;
   const ok = judged && String(x.label) === String(truth);
@@ -81,7 +85,7 @@ export function card(info, x, { rank, distance, truth, region, k } = {}) {
     width: THUMB,
     height: THUMB,
   });
-  const href = hashFor(`/item/${x.id}`, { k });
+  const href = hashFor(`/item/${x.id}`, { k, ef, label });
   return el(
     'a.card',
     {
@@ -244,7 +248,7 @@ export async function renderGallery(view, info, params, go) {
   const grid = el(
     'div#gallery.grid',
     { id: 'gallery' },
-    page.items.map((x) => card(info, x, { region: show })),
+    page.items.map((x) => card(info, x, { region: show, label })),
   );
   view.replaceChildren(
     el('section.toolbar', {}, filter, showSel, count, pager),
@@ -297,7 +301,7 @@ export async function renderItem(view, info, id, params, go) {
   const grid = el(
     'div#results.grid',
     { id: 'results', dataset: { query: `item:${q.id}`, state: 'done' } },
-    res.hits.map((h) => card(info, h, { rank: h.rank, distance: h.distance, truth: q.label, k })),
+    res.hits.map((h) => card(info, h, { rank: h.rank, distance: h.distance, truth: q.label, k, ef, label })),
   );
   view.replaceChildren(head, controls, grid);
   return grid;
