@@ -2,7 +2,8 @@
 //! (some with regions) and IDX rows: the page and its assets (ETag, CSP),
 //! `/items` pages, thumbnails (drawn from the item's own source and nothing
 //! else), `/search/item/{id}`, `/info`, and the admin token; and in
-//! headless chromium, what the page keeps across clicks.
+//! headless chromium, what the page keeps across clicks and says of a
+//! server without its model.
 mod common;
 
 use std::io::Write;
@@ -574,6 +575,63 @@ fn the_class_filter_survives_a_click_on_an_item_or_a_hit() {
         assert!(
             !hits.is_empty() && hits.iter().all(|x| x.1 == "c"),
             "{hits:?}"
+        );
+    });
+}
+
+/// `serve --no-model` on an index that records a model: the header named
+/// that model beside "No image search". It names none now, and says why.
+#[test]
+fn a_server_started_without_its_model_names_no_model_in_the_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("face-model-v1");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(
+        model.join("model.json"),
+        r#"{"spec": {"arch": "convnet", "dim": 8, "input_size": 32}, "weights_crc32": "0badcafe"}"#,
+    )
+    .unwrap();
+    let index = dir.path().join("index");
+    let vectors: Vec<f32> = (0..64).map(|i| (i % 7) as f32).collect();
+    IndexBuilder::new()
+        .metric(Metric::L2)
+        .seed(1)
+        .model_dir(model.display().to_string())
+        .build(&vectors, 8, None, None, &index, None)
+        .unwrap();
+    let srv = Server::start(&["--index", s(&index), "--no-model"], &[]);
+    let info = get(srv.addr, "/info").json();
+    assert_eq!(info["image_search"], false);
+    let why = info["image_search_unavailable"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(why.contains("--no-model"), "{why}");
+    // The card is still described (what built the index), as not loaded.
+    assert_eq!(info["model"]["name"], "face-model-v1");
+    let url = format!("{}/", srv.url());
+    in_browser(async |c| {
+        c.goto(&url).await.unwrap();
+        wait(c, &view_is("gallery"), "the gallery").await;
+        let facts = js(c, "document.getElementById('facts').textContent").await;
+        let facts = facts.as_str().unwrap();
+        assert!(
+            facts.contains("no model") && !facts.contains("face-model-v1"),
+            "{facts}"
+        );
+        assert_eq!(
+            js(c, "document.getElementById('nav-query').hidden").await,
+            serde_json::json!(true)
+        );
+        let note = js(c, "document.getElementById('no-image-search').textContent").await;
+        assert!(note.as_str().unwrap().contains("--no-model"), "{note}");
+        let panel = js(c, "document.getElementById('info').textContent").await;
+        assert!(
+            panel
+                .as_str()
+                .unwrap()
+                .contains("model (recorded, not loaded)"),
+            "{panel}"
         );
     });
 }

@@ -92,6 +92,8 @@ pub struct ServeOptions {
     /// Image queries: most images in one forward pass (1: no batching, each
     /// request embeds its own image on the search threads).
     pub max_batch: usize,
+    /// Started with `--no-model`: the page says so, and names no model.
+    pub no_model: bool,
 }
 
 /// The index and its decoded item records, swapped as one on reload.
@@ -181,6 +183,8 @@ struct AppState {
     loopback: bool,
     /// Largest request body, bytes (`serve/body.rs`).
     max_body: usize,
+    /// Started with `--no-model` (`/info` says why there is no image search).
+    no_model: bool,
 }
 
 impl AppState {
@@ -755,6 +759,7 @@ pub fn run(
         compacting: std::sync::atomic::AtomicBool::new(false),
         loopback: opts.addr.ip().is_loopback(),
         max_body: opts.max_body,
+        no_model: opts.no_model,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -63,5 +63,6 @@ fn options(args: &ServeArgs, threads: usize) -> Result<ServeOptions> {
         max_body: args.max_body_mb << 20,
         batch_wait: std::time::Duration::from_secs_f64(args.batch_wait_ms / 1e3),
         max_batch: args.max_batch,
+        no_model: args.no_model,
     })
 }

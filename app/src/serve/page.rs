@@ -313,10 +313,15 @@ pub(super) async fn info(State(st): State<Arc<AppState>>) -> ApiResult {
                 "this index was built from vectors, so the server has no model to turn an \
                  image into a vector; query by item (click any card in the gallery) instead",
             )
+        } else if st.no_model {
+            Some(
+                "this server was started with --no-model; query by item (click any card in the \
+                 gallery) instead",
+            )
         } else {
             Some(
-                "this server runs without its model (started with --no-model, or the model did \
-                 not load); query by item (click any card in the gallery) instead",
+                "the index's model did not load (the server's log says why); query by item \
+                 (click any card in the gallery) instead",
             )
         };
         // Live items only: deleted ones are not in the gallery.

@@ -118,7 +118,10 @@ export function facts(info) {
   const i = info.index;
   const m = info.model;
   const parts = [`${i.count.toLocaleString('en')} items`, `dim ${i.dim}`, i.metric];
-  if (m && m.found) parts.push(`model: ${m.name} (${m.arch}, dim ${m.dim}${m.trained ? `, trained ${m.trained}` : ''})`);
+  // Only a model the server runs is named: with --no-model the index still
+  // records one, and the header named it beside "No image search".
+  if (!info.image_search) parts.push('no model');
+  else if (m && m.found) parts.push(`model: ${m.name} (${m.arch}, dim ${m.dim}${m.trained ? `, trained ${m.trained}` : ''})`);
   return parts.join(' · ');
 }
 
@@ -146,7 +149,8 @@ export function infoPanel(info, open) {
   ];
   const m = info.model;
   if (m) {
-    rows.push(['model', m.found ? `${m.name}: ${m.arch}, dim ${m.dim}, input ${m.input_size} px` : `${m.dir} (no model.json)`]);
+    const what = m.found ? `${m.name}: ${m.arch}, dim ${m.dim}, input ${m.input_size} px` : `${m.dir} (no model.json)`;
+    rows.push([info.image_search ? 'model' : 'model (recorded, not loaded)', what]);
     if (m.trained) rows.push(['trained', `${m.trained}${m.epochs ? `, ${m.epochs} epochs (best ${m.best_epoch})` : ''}${m.device ? ` on ${m.device}` : ''}`]);
   }
   rows.push(['image search', info.image_search ? 'yes' : `no: ${info.image_search_unavailable}`]);
