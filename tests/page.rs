@@ -635,3 +635,56 @@ fn a_server_started_without_its_model_names_no_model_in_the_header() {
         );
     });
 }
+
+/// A photo over 64 megapixels was refused with no way to read it: the
+/// limit is `--max-megapixels` now, on every command that reads photos,
+/// and the refusal names it. Here a 1100×1000 photo against a limit of 1
+/// (1024×1024 pixels), then 2; and the flag's bounds.
+#[test]
+fn max_megapixels_raises_the_photo_limit_and_the_refusal_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("wide.png");
+    RgbImage::from_pixel(1100, 1000, Rgb([90, 120, 200]))
+        .save(&photo)
+        .unwrap();
+    let index = dir.path().join("index");
+    IndexBuilder::new()
+        .metric(Metric::L2)
+        .seed(1)
+        .build(
+            &[1.0, 0.0, 0.0, 1.0],
+            2,
+            None,
+            Some(&[
+                ItemInfo {
+                    source: photo.display().to_string(),
+                    region: None,
+                },
+                ItemInfo {
+                    source: photo.display().to_string(),
+                    region: Some([0.0, 0.0, 10.0, 10.0]),
+                },
+            ]),
+            &index,
+            None,
+        )
+        .unwrap();
+    let small = Server::start(&["--index", s(&index), "--max-megapixels", "1"], &[]);
+    let a = get(small.addr, "/items/0/image?size=64");
+    let text = String::from_utf8_lossy(&a.body).to_string();
+    assert!(a.status >= 400, "{}: {text}", a.status);
+    assert!(
+        text.contains("1100x1000") && text.contains("--max-megapixels"),
+        "{text}"
+    );
+    drop(small);
+    let raised = Server::start(&["--index", s(&index), "--max-megapixels", "2"], &[]);
+    assert_eq!(get(raised.addr, "/items/0/image?size=64").status, 200);
+    drop(raised);
+    for bad in ["0", "1025", "lots"] {
+        let o = common::likeness(&["serve", "--index", s(&index), "--max-megapixels", bad]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains("from 1 to 1024"), "{bad}: {err}");
+    }
+}

@@ -94,6 +94,8 @@ pub struct ServeOptions {
     pub max_batch: usize,
     /// Started with `--no-model`: the page says so, and names no model.
     pub no_model: bool,
+    /// The largest photo decoded (uploads, thumbnails): `--max-megapixels`.
+    pub limits: crate::read::DecodeLimits,
 }
 
 /// The index and its decoded item records, swapped as one on reload.
@@ -185,6 +187,8 @@ struct AppState {
     max_body: usize,
     /// Started with `--no-model` (`/info` says why there is no image search).
     no_model: bool,
+    /// The largest photo decoded (`--max-megapixels`).
+    limits: crate::read::DecodeLimits,
 }
 
 impl AppState {
@@ -562,7 +566,7 @@ async fn search_image(
             move |st| -> std::result::Result<serde_json::Value, ApiError> {
                 let e = match batched {
                     Some(e) => e,
-                    None => embed_encoded(embedder.as_ref(), &[(&body, region)])
+                    None => embed_encoded(embedder.as_ref(), &[(&body, region)], &st.limits)
                         .remove(0)
                         .map_err(ApiError::bad)?,
                 };
@@ -738,6 +742,7 @@ pub fn run(
             Arc::clone(e),
             opts.batch_wait,
             opts.max_batch,
+            opts.limits,
         )),
         _ => None,
     };
@@ -760,6 +765,7 @@ pub fn run(
         loopback: opts.addr.ip().is_loopback(),
         max_body: opts.max_body,
         no_model: opts.no_model,
+        limits: opts.limits,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -50,6 +50,8 @@ pub struct RegionsArgs {
     /// the first bad photo stops the run with its path.
     #[arg(long)]
     pub skip_bad: bool,
+    #[command(flatten)]
+    pub photos: super::PhotoArgs,
     /// Replace an existing --out file.
     #[arg(long)]
     pub force: bool,

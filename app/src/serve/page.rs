@@ -37,6 +37,8 @@ pub struct PageOptions {
     pub model_dir: Option<PathBuf>,
     /// Memory for encoded thumbnails, bytes.
     pub thumb_cache_bytes: usize,
+    /// The largest source photo a thumbnail is drawn from.
+    pub limits: crate::read::DecodeLimits,
 }
 
 /// The token is a secret: `{:?}` shows only whether there is one.
@@ -47,6 +49,7 @@ impl std::fmt::Debug for PageOptions {
             .field("eval_dir", &self.eval_dir)
             .field("model_dir", &self.model_dir)
             .field("thumb_cache_bytes", &self.thumb_cache_bytes)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -58,6 +61,7 @@ impl Default for PageOptions {
             eval_dir: None,
             model_dir: None,
             thumb_cache_bytes: 64 << 20,
+            limits: crate::read::DecodeLimits::default(),
         }
     }
 }
@@ -72,7 +76,7 @@ impl PageState {
     pub(super) fn new(opts: &PageOptions) -> Self {
         PageState {
             opts: opts.clone(),
-            thumbs: Thumbs::new(opts.thumb_cache_bytes),
+            thumbs: Thumbs::new(opts.thumb_cache_bytes, opts.limits),
         }
     }
 
