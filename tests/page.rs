@@ -1,13 +1,16 @@
 //! The page's endpoints over HTTP, on an index built here from image files
 //! (some with regions) and IDX rows: the page and its assets (ETag, CSP),
 //! `/items` pages, thumbnails (drawn from the item's own source and nothing
-//! else), `/search/item/{id}`, `/info`, and the admin token.
+//! else), `/search/item/{id}`, `/info`, and the admin token; and in
+//! headless chromium, what the page keeps across clicks and says of a
+//! server without its model.
 mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use common::server::{get, request, Server};
+use common::tab::{cards, click, in_browser, js, leaving, select, view_is, wait};
 use image::{GrayImage, Luma, Rgb, RgbImage};
 use likeness_index::{IndexBuilder, ItemInfo, Metric};
 
@@ -509,4 +512,179 @@ fn admin_needs_the_token_when_one_is_set_and_off_loopback_one_is_required() {
         String::from_utf8_lossy(&o.stdout).is_empty(),
         "it must not listen"
     );
+}
+
+/// The page's class filter, read from its URL.
+const URL_LABEL: &str = "new URLSearchParams(location.hash.split('?')[1] || '').get('label')";
+
+/// A card's link once carried k alone: a click on an item of the filtered
+/// gallery, or on a hit of a filtered item view, dropped the class the
+/// user had chosen. Both keep it now, in the URL and in the form.
+#[test]
+fn the_class_filter_survives_a_click_on_an_item_or_a_hit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (index, _) = fixture(dir.path());
+    let srv = Server::start(&["--index", s(&index)], &[]);
+    let url = format!("{}/", srv.url());
+    in_browser(async |c| {
+        c.goto(&format!("{url}#/?label=1")).await.unwrap();
+        wait(c, &view_is("gallery"), "the gallery of class b").await;
+        let items = cards(c, "#gallery").await;
+        assert!(
+            !items.is_empty() && items.iter().all(|x| x.1 == "b"),
+            "{items:?}"
+        );
+
+        // An item of the filtered gallery: its neighbours of class b only.
+        leaving(c).await;
+        click(c, "#gallery .card:first-child").await;
+        wait(c, &view_is("item"), "the item view").await;
+        assert_eq!(js(c, URL_LABEL).await, serde_json::json!("1"));
+        assert_eq!(
+            js(c, "document.getElementById('result-filter').value").await,
+            serde_json::json!("1")
+        );
+        let hits = cards(c, "#results").await;
+        assert!(
+            !hits.is_empty() && hits.iter().all(|x| x.1 == "b"),
+            "{hits:?}"
+        );
+
+        // Another class chosen on the item view, then a hit clicked.
+        leaving(c).await;
+        select(c, "#result-filter", "2").await;
+        wait(c, &view_is("item"), "the item view of class c").await;
+        let first = js(c, "document.getElementById('query-item').dataset.id").await;
+        let hits = cards(c, "#results").await;
+        assert!(
+            !hits.is_empty() && hits.iter().all(|x| x.1 == "c"),
+            "{hits:?}"
+        );
+        leaving(c).await;
+        click(c, "#results .card:first-child").await;
+        wait(c, &view_is("item"), "the hit's item view").await;
+        let second = js(c, "document.getElementById('query-item').dataset.id").await;
+        assert_ne!(first, second);
+        assert_eq!(second, serde_json::json!(hits[0].0));
+        assert_eq!(js(c, URL_LABEL).await, serde_json::json!("2"));
+        assert_eq!(
+            js(c, "document.getElementById('result-filter').value").await,
+            serde_json::json!("2")
+        );
+        let hits = cards(c, "#results").await;
+        assert!(
+            !hits.is_empty() && hits.iter().all(|x| x.1 == "c"),
+            "{hits:?}"
+        );
+    });
+}
+
+/// `serve --no-model` on an index that records a model: the header named
+/// that model beside "No image search". It names none now, and says why.
+#[test]
+fn a_server_started_without_its_model_names_no_model_in_the_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("face-model-v1");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(
+        model.join("model.json"),
+        r#"{"spec": {"arch": "convnet", "dim": 8, "input_size": 32}, "weights_crc32": "0badcafe"}"#,
+    )
+    .unwrap();
+    let index = dir.path().join("index");
+    let vectors: Vec<f32> = (0..64).map(|i| (i % 7) as f32).collect();
+    IndexBuilder::new()
+        .metric(Metric::L2)
+        .seed(1)
+        .model_dir(model.display().to_string())
+        .build(&vectors, 8, None, None, &index, None)
+        .unwrap();
+    let srv = Server::start(&["--index", s(&index), "--no-model"], &[]);
+    let info = get(srv.addr, "/info").json();
+    assert_eq!(info["image_search"], false);
+    let why = info["image_search_unavailable"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(why.contains("--no-model"), "{why}");
+    // The card is still described (what built the index), as not loaded.
+    assert_eq!(info["model"]["name"], "face-model-v1");
+    let url = format!("{}/", srv.url());
+    in_browser(async |c| {
+        c.goto(&url).await.unwrap();
+        wait(c, &view_is("gallery"), "the gallery").await;
+        let facts = js(c, "document.getElementById('facts').textContent").await;
+        let facts = facts.as_str().unwrap();
+        assert!(
+            facts.contains("no model") && !facts.contains("face-model-v1"),
+            "{facts}"
+        );
+        assert_eq!(
+            js(c, "document.getElementById('nav-query').hidden").await,
+            serde_json::json!(true)
+        );
+        let note = js(c, "document.getElementById('no-image-search').textContent").await;
+        assert!(note.as_str().unwrap().contains("--no-model"), "{note}");
+        let panel = js(c, "document.getElementById('info').textContent").await;
+        assert!(
+            panel
+                .as_str()
+                .unwrap()
+                .contains("model (recorded, not loaded)"),
+            "{panel}"
+        );
+    });
+}
+
+/// A photo over 64 megapixels was refused with no way to read it: the
+/// limit is `--max-megapixels` now, on every command that reads photos,
+/// and the refusal names it. Here a 1100×1000 photo against a limit of 1
+/// (1024×1024 pixels), then 2; and the flag's bounds.
+#[test]
+fn max_megapixels_raises_the_photo_limit_and_the_refusal_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("wide.png");
+    RgbImage::from_pixel(1100, 1000, Rgb([90, 120, 200]))
+        .save(&photo)
+        .unwrap();
+    let index = dir.path().join("index");
+    IndexBuilder::new()
+        .metric(Metric::L2)
+        .seed(1)
+        .build(
+            &[1.0, 0.0, 0.0, 1.0],
+            2,
+            None,
+            Some(&[
+                ItemInfo {
+                    source: photo.display().to_string(),
+                    region: None,
+                },
+                ItemInfo {
+                    source: photo.display().to_string(),
+                    region: Some([0.0, 0.0, 10.0, 10.0]),
+                },
+            ]),
+            &index,
+            None,
+        )
+        .unwrap();
+    let small = Server::start(&["--index", s(&index), "--max-megapixels", "1"], &[]);
+    let a = get(small.addr, "/items/0/image?size=64");
+    let text = String::from_utf8_lossy(&a.body).to_string();
+    assert!(a.status >= 400, "{}: {text}", a.status);
+    assert!(
+        text.contains("1100x1000") && text.contains("--max-megapixels"),
+        "{text}"
+    );
+    drop(small);
+    let raised = Server::start(&["--index", s(&index), "--max-megapixels", "2"], &[]);
+    assert_eq!(get(raised.addr, "/items/0/image?size=64").status, 200);
+    drop(raised);
+    for bad in ["0", "1025", "lots"] {
+        let o = common::likeness(&["serve", "--index", s(&index), "--max-megapixels", bad]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains("from 1 to 1024"), "{bad}: {err}");
+    }
 }

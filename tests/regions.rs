@@ -541,6 +541,57 @@ fn photos_to_regions_to_an_index_and_a_region_query() {
     }
 }
 
+/// A large upload (`POST /faces`) is scanned at [`face::DETECT_SIDE`] on
+/// its long side: dlib's bald_guys.jpg at exactly that size, and the same
+/// pixels 4 times larger (8192 px, 52 MP), give the same faces, boxes and
+/// landmarks, 4 times larger, to within a pixel or two of the small photo.
+/// (Scanned whole, the large one took 7.1 s and found a 25th face.)
+#[test]
+fn a_large_photo_gives_the_faces_of_the_small_one_scaled() {
+    let f = finder(Landmarks::Dlib5);
+    let photo = image::open(faces_dir().join("bald_guys.jpg"))
+        .unwrap()
+        .to_rgb8();
+    let (w, h) = photo.dimensions();
+    let side = face::DETECT_SIDE;
+    let (sw, sh) = (side, (h as f32 * side as f32 / w as f32).round() as u32);
+    assert!(w >= h, "the photo is landscape");
+    let small = image::imageops::resize(&photo, sw, sh, image::imageops::FilterType::Triangle);
+    const TIMES: u32 = 4;
+    let large = image::imageops::resize(
+        &small,
+        sw * TIMES,
+        sh * TIMES,
+        image::imageops::FilterType::Nearest,
+    );
+    let a = f.find(&DynamicImage::ImageRgb8(small));
+    let b = f.find(&DynamicImage::ImageRgb8(large));
+    assert!(a.len() >= 20, "{} faces in bald_guys.jpg", a.len());
+    assert_eq!(a.len(), b.len(), "as many faces in the large photo");
+    let t = TIMES as f32;
+    for (x, y) in a.iter().zip(&b) {
+        let (p, q) = (x.bbox, y.bbox);
+        for (u, v) in [
+            (p.x, q.x / t),
+            (p.y, q.y / t),
+            (p.w, q.w / t),
+            (p.h, q.h / t),
+        ] {
+            assert!((u - v).abs() <= 1.0, "box {p:?} against {q:?} / {TIMES}");
+        }
+        for (u, v) in x.points.iter().zip(&y.points) {
+            let d = (u[0] - v[0] / t).hypot(u[1] - v[1] / t);
+            // 2.6 px (1.2%) at most on these faces; sampled pixels differ
+            // where the enlarged photo's 4×4 blocks meet.
+            assert!(
+                d <= 0.015 * p.w,
+                "landmark {u:?} against {v:?} / {TIMES}: {d} px on a {} px face",
+                p.w
+            );
+        }
+    }
+}
+
 /// dlib's aligned face chips are told from other square face images:
 /// every johns crop but the one whose face the detector misses is a chip;
 /// the same faces off-centre in a larger canvas, and squares of dlib's

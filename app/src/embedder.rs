@@ -61,13 +61,13 @@ pub struct Embedded {
 pub fn embed_encoded(
     embedder: &dyn ImageEmbedder,
     images: &[(&[u8], Option<[u32; 4]>)],
+    limits: &DecodeLimits,
 ) -> Vec<std::result::Result<Embedded, String>> {
-    let limits = DecodeLimits::default();
     let path = Path::new("<request body>");
     let decoded: Vec<Result<DynamicImage>> = images
         .par_iter()
         .map(|(bytes, region)| {
-            let image = decode::decode_bytes(bytes, path, &limits)?;
+            let image = decode::decode_bytes(bytes, path, limits)?;
             match region {
                 Some([x, y, w, h]) => decode::crop(
                     &image,

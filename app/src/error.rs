@@ -20,7 +20,10 @@ pub enum Error {
     Decode { path: PathBuf, reason: String },
     #[error(
         "{path}: image is {width}x{height} = {pixels} pixels, over the limit of {limit} pixels \
-         (a decompression bomb or a huge scan?); shrink it below that"
+         ({} MP of 1024x1024; a decompression bomb or a huge scan?); shrink it, or raise the \
+         limit with --max-megapixels (at most {})",
+        limit / crate::read::decode::MEGAPIXEL,
+        crate::read::decode::MAX_MEGAPIXELS
     )]
     ImageTooLarge {
         path: PathBuf,

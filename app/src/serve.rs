@@ -92,6 +92,10 @@ pub struct ServeOptions {
     /// Image queries: most images in one forward pass (1: no batching, each
     /// request embeds its own image on the search threads).
     pub max_batch: usize,
+    /// Started with `--no-model`: the page says so, and names no model.
+    pub no_model: bool,
+    /// The largest photo decoded (uploads, thumbnails): `--max-megapixels`.
+    pub limits: crate::read::DecodeLimits,
 }
 
 /// The index and its decoded item records, swapped as one on reload.
@@ -181,6 +185,10 @@ struct AppState {
     loopback: bool,
     /// Largest request body, bytes (`serve/body.rs`).
     max_body: usize,
+    /// Started with `--no-model` (`/info` says why there is no image search).
+    no_model: bool,
+    /// The largest photo decoded (`--max-megapixels`).
+    limits: crate::read::DecodeLimits,
 }
 
 impl AppState {
@@ -559,7 +567,7 @@ async fn search_image(
             move |st| -> std::result::Result<serde_json::Value, ApiError> {
                 let e = match batched {
                     Some(e) => e,
-                    None => embed_encoded(embedder.as_ref(), &[(&body, region)])
+                    None => embed_encoded(embedder.as_ref(), &[(&body, region)], &st.limits)
                         .remove(0)
                         .map_err(ApiError::bad)?,
                 };
@@ -735,6 +743,7 @@ pub fn run(
             Arc::clone(e),
             opts.batch_wait,
             opts.max_batch,
+            opts.limits,
         )),
         _ => None,
     };
@@ -756,6 +765,8 @@ pub fn run(
         compacting: std::sync::atomic::AtomicBool::new(false),
         loopback: opts.addr.ip().is_loopback(),
         max_body: opts.max_body,
+        no_model: opts.no_model,
+        limits: opts.limits,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -22,6 +22,7 @@ pub fn run(device: Device, threads: usize, args: AddArgs) -> Result<ExitCode> {
         skip_bad: args.skip_bad,
         force: false,
         prefetch: None,
+        photos: args.photos,
     };
     let opts = options(&run, device)?;
     // --ids-out, then the lock: a path that cannot be written or a busy
@@ -55,7 +56,7 @@ pub fn run(device: Device, threads: usize, args: AddArgs) -> Result<ExitCode> {
             )));
         }
     }
-    let ds = Dataset::open(data)?;
+    let ds = Dataset::open(data)?.with_limits(args.photos.limits());
     if ds.is_empty() {
         return Err(Error::EmptyDataset {
             path: ds.root().to_path_buf(),

@@ -120,7 +120,15 @@ fn manifest_of(args: &AsymmetryArgs) -> Result<PathBuf> {
         Default::default(),
         likeness_app::face::DEFAULT_MIN_FACE,
     )?;
-    let found = regions::regions_of(&finder, &args.data, &wanted, None, None, args.skip_bad)?;
+    let found = regions::regions_of(
+        &finder,
+        &args.data,
+        &wanted,
+        None,
+        None,
+        args.skip_bad,
+        &args.photos.limits(),
+    )?;
     if found.iter().all(|f| f.faces.is_empty()) {
         return Err(Error::Invalid(format!(
             "no face found in the {} photos of {}: asymmetry compares a face's two sides; for \
@@ -141,7 +149,7 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
         return Err(Error::Invalid("--batch must be at least 1".into()));
     }
     let data = manifest_of(&args)?;
-    let ds = Dataset::open(&data)?;
+    let ds = Dataset::open(&data)?.with_limits(args.photos.limits());
     // Subject, label and image -> (left item, right item).
     let mut sides: BTreeMap<(String, usize, PathBuf), [Option<usize>; 2]> = BTreeMap::new();
     for (i, it) in ds.items().iter().enumerate() {

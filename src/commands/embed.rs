@@ -33,7 +33,7 @@ pub fn run(device: Device, args: EmbedArgs) -> Result<ExitCode> {
     let opts = options(&args.run, device)?;
     gallery::check_output(&args.out, args.run.force, "embed.json")?;
     let (net, model) = crate::train::output::load(&args.model, device)?;
-    let ds = Dataset::open(&args.data)?;
+    let ds = Dataset::open(&args.data)?.with_limits(args.run.photos.limits());
     let todo = args.shard.map_or(ds.len(), |s| s.range(ds.len()).len());
     let bar = likeness_app::progress::bar(todo as u64, "embedding");
     let res = gallery::embed_to_dir(

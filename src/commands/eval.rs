@@ -51,7 +51,7 @@ pub fn run(device: Device, args: EvalArgs) -> Result<ExitCode> {
         None => likeness_index::eval::evaluate_index(&index, None, &args.ks, args.ef)?,
         Some(src) => {
             let (net, _card, _dir) = model_for_index(&index, args.model.as_deref(), device)?;
-            let ds = Dataset::open(src)?;
+            let ds = Dataset::open(src)?.with_limits(args.photos.limits());
             if ds.is_empty() {
                 return Err(Error::EmptyDataset {
                     path: ds.root().to_path_buf(),

@@ -20,7 +20,7 @@ pub fn run(device: Device, threads: usize, args: IndexArgs) -> Result<ExitCode> 
         likeness_index::manifest::MANIFEST,
     )?;
     let (net, card) = crate::train::output::load(&args.model, device)?;
-    let ds = Dataset::open(&args.data)?;
+    let ds = Dataset::open(&args.data)?.with_limits(args.run.photos.limits());
     if ds.is_empty() {
         return Err(Error::EmptyDataset {
             path: ds.root().to_path_buf(),

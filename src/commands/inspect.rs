@@ -17,7 +17,7 @@ struct InspectReport<'a> {
 }
 
 pub fn run(args: InspectArgs) -> Result<ExitCode> {
-    let ds = Dataset::open(args.source())?;
+    let ds = Dataset::open(args.source())?.with_limits(args.photos.limits());
     if args.check {
         check_all(&ds)?;
     }

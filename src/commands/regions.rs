@@ -172,15 +172,15 @@ pub fn find_all(
     wanted: &[String],
     overlay: Option<&Path>,
     chips: Option<&Path>,
+    limits: &DecodeLimits,
 ) -> Vec<std::result::Result<Found, Box<(Photo, Error)>>> {
     let bar = likeness_app::progress::bar(photos.len() as u64, "photos");
-    let limits = DecodeLimits::default();
     let out = photos
         .par_iter()
         .enumerate()
         .map(|(i, photo)| {
             let run = || -> Result<Found> {
-                let image = decode_file(&photo.path, &limits)?;
+                let image = decode_file(&photo.path, limits)?;
                 let (faces, boxes) = find(finder, &image, wanted);
                 let stem = photo.path.file_stem().unwrap_or_default().to_string_lossy();
                 // The RGB copy that chips are cut from and overlays drawn on.
@@ -340,12 +340,13 @@ pub fn regions_of(
     overlay: Option<&Path>,
     chips: Option<&Path>,
     skip_bad: bool,
+    limits: &DecodeLimits,
 ) -> Result<Vec<Found>> {
     let written: Vec<&Path> = overlay.into_iter().chain(chips).collect();
     let photos = list_photos(src, &written)?;
     let mut found = Vec::with_capacity(photos.len());
     let mut bad = Vec::new();
-    for r in find_all(finder, &photos, wanted, overlay, chips) {
+    for r in find_all(finder, &photos, wanted, overlay, chips, limits) {
         match r {
             Ok(f) => found.push(f),
             Err(b) if skip_bad => bad.push(*b),
@@ -428,6 +429,7 @@ pub fn run(args: RegionsArgs) -> Result<ExitCode> {
         args.overlay.as_deref(),
         args.chips.as_deref(),
         args.skip_bad,
+        &args.photos.limits(),
     )?;
     let rows = write_manifest(&args.out, &found)?;
     let chips = match &args.chips {

@@ -115,3 +115,4 @@ pub fn johns_image(person: &str) -> PathBuf {
 }
 pub mod chromium;
 pub mod server;
+pub mod tab;

@@ -25,6 +25,8 @@ pub struct AddArgs {
     /// another model is refused).
     #[arg(long, requires = "data")]
     pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub photos: super::PhotoArgs,
     /// Write the new items' ids here (.npy of int64).
     #[arg(long)]
     pub ids_out: Option<PathBuf>,

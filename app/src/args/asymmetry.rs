@@ -34,6 +34,8 @@ pub struct AsymmetryArgs {
     /// Images per forward pass.
     #[arg(long, default_value_t = 128)]
     pub batch: usize,
+    #[command(flatten)]
+    pub photos: super::PhotoArgs,
     /// Given photos: skip those that cannot be read (each is listed)
     /// instead of stopping at the first.
     #[arg(long)]

@@ -35,6 +35,8 @@ pub struct EmbedRunArgs {
     /// it the first bad image stops the run with its path.
     #[arg(long)]
     pub skip_bad: bool,
+    #[command(flatten)]
+    pub photos: super::PhotoArgs,
     /// Replace an existing output directory (only one this command made).
     #[arg(long)]
     pub force: bool,

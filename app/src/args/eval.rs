@@ -41,6 +41,8 @@ pub struct EvalArgs {
     /// Neighbours a predicted score is made of.
     #[arg(long, default_value_t = likeness_index::score::DEFAULT_K)]
     pub score_k: usize,
+    #[command(flatten)]
+    pub photos: super::PhotoArgs,
     /// Images per forward pass when embedding --queries.
     #[arg(long, default_value_t = 256)]
     pub batch: usize,

@@ -16,6 +16,8 @@ pub struct InspectArgs {
     /// Decode every image (and crop every region) to find bad ones.
     #[arg(long)]
     pub check: bool,
+    #[command(flatten)]
+    pub photos: super::PhotoArgs,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,

@@ -30,6 +30,8 @@ pub struct QueryArgs {
     /// its fingerprint must match the index's.
     #[arg(long, requires = "image")]
     pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub photos: super::PhotoArgs,
     /// Neighbours per query.
     #[arg(short = 'k', long = "k", default_value_t = likeness_index::knn::DEFAULT_K)]
     pub k: usize,

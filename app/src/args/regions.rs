@@ -20,7 +20,9 @@ pub struct RegionsArgs {
     /// brow (each left and right), nose, mouth].
     #[arg(long)]
     pub regions: Option<String>,
-    /// The smallest face to find, pixels across (at least 20).
+    /// The smallest face to find, pixels across (at least 20). A photo over
+    /// 2048 px on its long side is scanned shrunk to 2048, so there the
+    /// smallest is 40/2048 of that side (160 px of an 8192 px photo).
     #[arg(long, default_value_t = DEFAULT_MIN_FACE)]
     pub min_face: u32,
     /// Write a PNG per photo with the faces, landmarks and boxes drawn (the
@@ -48,6 +50,8 @@ pub struct RegionsArgs {
     /// the first bad photo stops the run with its path.
     #[arg(long)]
     pub skip_bad: bool,
+    #[command(flatten)]
+    pub photos: super::PhotoArgs,
     /// Replace an existing --out file.
     #[arg(long)]
     pub force: bool,

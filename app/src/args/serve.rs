@@ -38,6 +38,8 @@ pub struct ServeArgs {
     /// index folder, else INDEX-eval beside it, where `likeness eval` writes].
     #[arg(long = "eval", value_name = "DIR")]
     pub eval_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub photos: super::PhotoArgs,
     /// Memory for the page's thumbnails, MB.
     #[arg(long, default_value_t = 64)]
     pub thumb_cache_mb: usize,

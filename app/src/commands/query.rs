@@ -11,7 +11,7 @@ use crate::args::QueryArgs;
 use crate::embedder::ModelLoader;
 use crate::error::{Error, Result};
 use crate::query_output::{emit, proc_status_bytes, resident_bytes, QueryStats};
-use crate::read::{decode, DecodeLimits, ItemImages, Region};
+use crate::read::{decode, ItemImages, Region};
 
 /// The rows to search and what goes with them.
 struct Queries {
@@ -142,7 +142,7 @@ fn image_query(
     let t_open = start.elapsed().as_secs_f64();
     let model = models.load(index, args.model.as_deref())?;
     let t_model = start.elapsed().as_secs_f64();
-    let image = decode::decode_file(path, &DecodeLimits::default())?;
+    let image = decode::decode_file(path, &args.photos.limits())?;
     let (image, name) = match &args.region {
         Some(r) => {
             let region: Region = r.parse().map_err(|e| {
@@ -318,7 +318,7 @@ fn montage(
 ) -> Result<()> {
     let items = index.items()?;
     let labels = index.labels();
-    let mut loader = ItemImages::default();
+    let mut loader = ItemImages::new(args.photos.limits());
     if images.is_empty() {
         for &id in args.id.iter().take(found.queries()) {
             let img = loader.load(items.get(id))?;

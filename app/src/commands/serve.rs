@@ -58,10 +58,13 @@ fn options(args: &ServeArgs, threads: usize) -> Result<ServeOptions> {
             eval_dir: args.eval_dir.clone(),
             model_dir: args.model.clone(),
             thumb_cache_bytes: args.thumb_cache_mb << 20,
+            limits: args.photos.limits(),
         },
         workers: args.workers.unwrap_or(threads).max(1),
         max_body: args.max_body_mb << 20,
         batch_wait: std::time::Duration::from_secs_f64(args.batch_wait_ms / 1e3),
         max_batch: args.max_batch,
+        no_model: args.no_model,
+        limits: args.photos.limits(),
     })
 }

@@ -25,7 +25,7 @@ use std::str::FromStr;
 use image::DynamicImage;
 
 use crate::error::{Error, Result};
-pub use detect::{FaceBox, DEFAULT_MIN_FACE, MIN_FACE_FLOOR};
+pub use detect::{FaceBox, DEFAULT_MIN_FACE, DETECT_SIDE, MIN_FACE_FLOOR};
 pub use geometry::{region_names, Anchors, Frame, Placed, Side};
 use shape_predictor::{BoxPx, Gray, ShapePredictor};
 
@@ -142,7 +142,16 @@ impl FaceFinder {
 
     /// Every face in `image`, largest first, with its landmarks.
     pub fn find(&self, image: &DynamicImage) -> Vec<Face> {
-        let rgb = image.to_rgb8();
+        // A decoded photo is RGB already: read it in place (a copy of an
+        // 8192×8192 one is 200 MB).
+        let owned;
+        let rgb = match image.as_rgb8() {
+            Some(rgb) => rgb,
+            None => {
+                owned = image.to_rgb8();
+                &owned
+            }
+        };
         let (width, height) = rgb.dimensions();
         // dlib reads an RGB pixel's intensity as (r+g+b)/3, rounded down.
         let intensity: Vec<u8> = rgb

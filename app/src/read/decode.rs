@@ -8,10 +8,23 @@ use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
 use super::Region;
 use crate::error::{Error, Result};
 
+/// Pixels in a megapixel as `--max-megapixels` counts them: 1024 × 1024,
+/// so that the default takes 8192×8192 (and a 100 MP camera's 11648×8736
+/// fits under 100).
+pub const MEGAPIXEL: u64 = 1 << 20;
+
+/// The default of `--max-megapixels`: 8192×8192, over any phone's photo,
+/// and 512 MiB decoded as RGBA8, within a small machine's memory.
+pub const DEFAULT_MAX_MEGAPIXELS: u32 = 64;
+
+/// The most `--max-megapixels` takes: 32768×32768, 4 GiB decoded as RGBA8
+/// (the decoder may hold twice that); past it a file is a bomb, not a photo.
+pub const MAX_MEGAPIXELS: u32 = 1024;
+
 /// Caps applied before and during decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeLimits {
-    /// Largest width × height accepted (default 64 megapixels).
+    /// Largest width × height accepted (default [`DEFAULT_MAX_MEGAPIXELS`]).
     pub max_pixels: u64,
     /// Largest file accepted, in bytes (default 256 MiB).
     pub max_file_bytes: u64,
@@ -19,8 +32,16 @@ pub struct DecodeLimits {
 
 impl Default for DecodeLimits {
     fn default() -> Self {
+        DecodeLimits::megapixels(DEFAULT_MAX_MEGAPIXELS)
+    }
+}
+
+impl DecodeLimits {
+    /// Photos up to `mp` megapixels ([`MEGAPIXEL`]s), as `--max-megapixels`
+    /// asks; the callers' arguments keep `mp` within [`MAX_MEGAPIXELS`].
+    pub fn megapixels(mp: u32) -> Self {
         DecodeLimits {
-            max_pixels: 64 * 1024 * 1024,
+            max_pixels: u64::from(mp) * MEGAPIXEL,
             max_file_bytes: 256 * 1024 * 1024,
         }
     }
@@ -246,5 +267,26 @@ mod tests {
         // The stored left half (red) is now on top.
         assert!(up.get_pixel(10, 5)[0] > 200 && up.get_pixel(10, 5)[2] < 50);
         assert!(up.get_pixel(10, 35)[2] > 200 && up.get_pixel(10, 35)[0] < 50);
+    }
+
+    /// A photo over the limit was refused with no way round it: the
+    /// message now names the flag that raises it, and raising it works.
+    #[test]
+    fn a_photo_over_the_limit_names_the_flag_that_raises_it() {
+        let bytes = jpeg(1100, 1000);
+        let e = decode_bytes(&bytes, Path::new("big.jpg"), &DecodeLimits::megapixels(1))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("1100x1000") && e.contains("--max-megapixels") && e.contains("1 MP"),
+            "{e}"
+        );
+        let ok = decode_bytes(&bytes, Path::new("big.jpg"), &DecodeLimits::megapixels(2));
+        assert_eq!(ok.unwrap().width(), 1100);
+        assert_eq!(
+            DecodeLimits::default().max_pixels,
+            8192 * 8192,
+            "the default takes 8192×8192"
+        );
     }
 }

@@ -9,12 +9,20 @@ use crate::error::{Error, Result};
 
 /// Decodes indexed items' images (IDX rows for `path#row` sources, with
 /// each IDX file read once) and crops their regions.
-#[derive(Default)]
 pub struct ItemImages {
     idx: std::collections::HashMap<PathBuf, super::idx::IdxImages>,
+    /// The largest photo decoded (`--max-megapixels`).
+    limits: decode::DecodeLimits,
 }
 
 impl ItemImages {
+    pub fn new(limits: decode::DecodeLimits) -> Self {
+        ItemImages {
+            idx: Default::default(),
+            limits,
+        }
+    }
+
     pub fn load(&mut self, info: Option<&ItemInfo>) -> Result<image::DynamicImage> {
         let info = info.ok_or_else(|| Error::Invalid("item out of range".into()))?;
         if info.source.is_empty() {
@@ -34,7 +42,7 @@ impl ItemImages {
                 }
                 self.idx[&path].image(row)?
             }
-            None => decode::decode_file(&path, &decode::DecodeLimits::default())?,
+            None => decode::decode_file(&path, &self.limits)?,
         };
         match info_region(info) {
             Some(r) => decode::crop(&image, r, &path),

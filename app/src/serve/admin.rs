@@ -223,8 +223,9 @@ pub(super) async fn add(
             ));
         }
         let region = p.region.as_deref().map(parse_region).transpose()?;
+        let limits = st.limits;
         let v = tokio::task::spawn_blocking(move || {
-            embed_encoded(embedder.as_ref(), &[(&body, region)])
+            embed_encoded(embedder.as_ref(), &[(&body, region)], &limits)
                 .remove(0)
                 .map(|e| e.vector)
         })

@@ -16,6 +16,7 @@ use axum::body::Bytes;
 use serde_json::json;
 
 use crate::embedder::{embed_encoded, Embedded, ImageEmbedder};
+use crate::read::DecodeLimits;
 
 /// What one request gets back: its vector (and grade), or its own error text.
 pub type Answer = std::result::Result<Embedded, String>;
@@ -94,7 +95,12 @@ pub struct Batcher {
 
 impl Batcher {
     /// Starts the batching thread. It ends when the `Batcher` is dropped.
-    pub fn start(embedder: Arc<dyn ImageEmbedder>, wait: Duration, max: usize) -> Self {
+    pub fn start(
+        embedder: Arc<dyn ImageEmbedder>,
+        wait: Duration,
+        max: usize,
+        limits: DecodeLimits,
+    ) -> Self {
         let max = max.max(1);
         // Room for a few batches; beyond that, requests wait in `submit`
         // (async, holding no thread) rather than piling up in memory.
@@ -103,7 +109,7 @@ impl Batcher {
         let st = Arc::clone(&stats);
         std::thread::Builder::new()
             .name("image-batcher".into())
-            .spawn(move || run(rx, embedder.as_ref(), wait, max, &st))
+            .spawn(move || run(rx, embedder.as_ref(), wait, max, &limits, &st))
             .expect("spawning the image batching thread");
         Batcher {
             tx,
@@ -144,6 +150,7 @@ fn run(
     embedder: &dyn ImageEmbedder,
     wait: Duration,
     max: usize,
+    limits: &DecodeLimits,
     stats: &BatchStats,
 ) {
     while let Ok(first) = rx.recv() {
@@ -167,7 +174,7 @@ fn run(
         }
         let inputs: Vec<(&[u8], Option<[u32; 4]>)> =
             jobs.iter().map(|j| (&j.bytes[..], j.region)).collect();
-        let mut answers = embed_encoded(embedder, &inputs);
+        let mut answers = embed_encoded(embedder, &inputs, limits);
         stats.record(jobs.len());
         // An embedder that answers the wrong number of images fails them all
         // rather than giving one request another's vector.
@@ -229,6 +236,7 @@ mod tests {
             Arc::new(Echo),
             Duration::from_millis(300),
             8,
+            DecodeLimits::default(),
         ));
         let answers: Vec<Answer> = rt.block_on(async {
             let tasks: Vec<_> = (0u8..6)
@@ -264,7 +272,12 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let b = Arc::new(Batcher::start(Arc::new(Echo), Duration::from_secs(30), 2));
+        let b = Arc::new(Batcher::start(
+            Arc::new(Echo),
+            Duration::from_secs(30),
+            2,
+            DecodeLimits::default(),
+        ));
         let start = Instant::now();
         let answers: Vec<Answer> = rt.block_on(async {
             let x = b.submit(png(7), None);

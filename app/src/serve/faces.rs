@@ -18,7 +18,7 @@ use super::{body_error, ApiError, ApiResult, AppState};
 use crate::embedder::ImageEmbedder;
 use crate::face::{self, models, FaceFinder, Landmarks, RegionBox};
 use crate::model_card::ModelSummary;
-use crate::read::decode::{crop, decode_bytes, DecodeLimits};
+use crate::read::decode::{crop, decode_bytes};
 
 /// The default finder, or why there is none (printed once at start).
 pub(super) fn load() -> std::result::Result<Arc<FaceFinder>, String> {
@@ -52,8 +52,8 @@ pub(super) async fn find(
     );
     let out = st
         .on_pool(
-            move |_| -> std::result::Result<serde_json::Value, ApiError> {
-                let image = decode_bytes(&body, Path::new("upload"), &DecodeLimits::default())
+            move |st| -> std::result::Result<serde_json::Value, ApiError> {
+                let image = decode_bytes(&body, Path::new("upload"), &st.limits)
                     .map_err(|e| ApiError::bad(e.to_string()))?;
                 let faces = finder.find(&image);
                 let boxes = face::region_boxes(&faces, &[], image.width(), image.height());

@@ -37,6 +37,8 @@ pub struct PageOptions {
     pub model_dir: Option<PathBuf>,
     /// Memory for encoded thumbnails, bytes.
     pub thumb_cache_bytes: usize,
+    /// The largest source photo a thumbnail is drawn from.
+    pub limits: crate::read::DecodeLimits,
 }
 
 /// The token is a secret: `{:?}` shows only whether there is one.
@@ -47,6 +49,7 @@ impl std::fmt::Debug for PageOptions {
             .field("eval_dir", &self.eval_dir)
             .field("model_dir", &self.model_dir)
             .field("thumb_cache_bytes", &self.thumb_cache_bytes)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -58,6 +61,7 @@ impl Default for PageOptions {
             eval_dir: None,
             model_dir: None,
             thumb_cache_bytes: 64 << 20,
+            limits: crate::read::DecodeLimits::default(),
         }
     }
 }
@@ -72,7 +76,7 @@ impl PageState {
     pub(super) fn new(opts: &PageOptions) -> Self {
         PageState {
             opts: opts.clone(),
-            thumbs: Thumbs::new(opts.thumb_cache_bytes),
+            thumbs: Thumbs::new(opts.thumb_cache_bytes, opts.limits),
         }
     }
 
@@ -313,10 +317,15 @@ pub(super) async fn info(State(st): State<Arc<AppState>>) -> ApiResult {
                 "this index was built from vectors, so the server has no model to turn an \
                  image into a vector; query by item (click any card in the gallery) instead",
             )
+        } else if st.no_model {
+            Some(
+                "this server was started with --no-model; query by item (click any card in the \
+                 gallery) instead",
+            )
         } else {
             Some(
-                "this server runs without its model (started with --no-model, or the model did \
-                 not load); query by item (click any card in the gallery) instead",
+                "the index's model did not load (the server's log says why); query by item \
+                 (click any card in the gallery) instead",
             )
         };
         // Live items only: deleted ones are not in the gallery.

@@ -132,6 +132,8 @@ impl Lru {
 /// The thumbnail cache and the decoded IDX files.
 pub(super) struct Thumbs {
     cap: usize,
+    /// The largest source photo decoded (`--max-megapixels`).
+    limits: DecodeLimits,
     cache: Mutex<Lru>,
     idx: Mutex<HashMap<PathBuf, Arc<IdxImages>>>,
     /// Thumbnails drawn at once: a gallery asks for 60 together, and a
@@ -145,9 +147,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Thumbs {
-    pub(super) fn new(cap: usize) -> Self {
+    pub(super) fn new(cap: usize, limits: DecodeLimits) -> Self {
         Thumbs {
             cap,
+            limits,
             cache: Mutex::new(Lru::default()),
             idx: Mutex::new(HashMap::new()),
             drawing: tokio::sync::Semaphore::new(
@@ -182,7 +185,7 @@ impl Thumbs {
                     format!("{} has {} images, not row {row}", path.display(), f.len())
                 })
             }
-            None => decode::decode_file(path, &DecodeLimits::default()).map_err(|e| e.to_string()),
+            None => decode::decode_file(path, &self.limits).map_err(|e| e.to_string()),
         }
     }
 }

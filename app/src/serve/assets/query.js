@@ -225,7 +225,7 @@ export async function renderQuery(view, info, params, go) {
     if (line) grades.append(line);
     results.dataset.region = regionText(r.region);
     results.dataset.query = `image:${r.name}:${regionText(r.region)}`;
-    results.append(...r.hits.map((h) => card(info, h, { rank: h.rank, distance: h.distance, truth: truthSel ? truthSel.value : '', k: kIn.value })));
+    results.append(...r.hits.map((h) => card(info, h, { rank: h.rank, distance: h.distance, truth: truthSel ? truthSel.value : '', k: kIn.value, ef: efIn.value, label: onlySel ? onlySel.value : '' })));
     showTimes();
   };
   const showTimes = () => {

@@ -64,8 +64,12 @@ export function gradeLine({ own, readout, predicted, learnt }) {
   return el('p#grades.grades', { id: 'grades' }, parts.flatMap((p, i) => (i ? [' · ', p] : [p])));
 }
 
-/** One item or hit as a card; clicking it asks for more like it. */
-export function card(info, x, { rank, distance, truth, region, k } = {}) {
+/**
+ * One item or hit as a card; clicking it asks for more like it, with the
+ * view's k, ef and class filter (`label`): links once carried k alone, so
+ * a click dropped the filter the user had chosen.
+ */
+export function card(info, x, { rank, distance, truth, region, k, ef, label } = {}) {
   const cls = x.class ?? className(info, x.label);
   const judged = truth !== undefined && truth !== null && truth !== '' && x.label !== undefined;
   const ok = judged && String(x.label) === String(truth);
@@ -81,7 +85,7 @@ export function card(info, x, { rank, distance, truth, region, k } = {}) {
     width: THUMB,
     height: THUMB,
   });
-  const href = hashFor(`/item/${x.id}`, { k });
+  const href = hashFor(`/item/${x.id}`, { k, ef, label });
   return el(
     'a.card',
     {
@@ -114,7 +118,10 @@ export function facts(info) {
   const i = info.index;
   const m = info.model;
   const parts = [`${i.count.toLocaleString('en')} items`, `dim ${i.dim}`, i.metric];
-  if (m && m.found) parts.push(`model: ${m.name} (${m.arch}, dim ${m.dim}${m.trained ? `, trained ${m.trained}` : ''})`);
+  // Only a model the server runs is named: with --no-model the index still
+  // records one, and the header named it beside "No image search".
+  if (!info.image_search) parts.push('no model');
+  else if (m && m.found) parts.push(`model: ${m.name} (${m.arch}, dim ${m.dim}${m.trained ? `, trained ${m.trained}` : ''})`);
   return parts.join(' · ');
 }
 
@@ -142,7 +149,8 @@ export function infoPanel(info, open) {
   ];
   const m = info.model;
   if (m) {
-    rows.push(['model', m.found ? `${m.name}: ${m.arch}, dim ${m.dim}, input ${m.input_size} px` : `${m.dir} (no model.json)`]);
+    const what = m.found ? `${m.name}: ${m.arch}, dim ${m.dim}, input ${m.input_size} px` : `${m.dir} (no model.json)`;
+    rows.push([info.image_search ? 'model' : 'model (recorded, not loaded)', what]);
     if (m.trained) rows.push(['trained', `${m.trained}${m.epochs ? `, ${m.epochs} epochs (best ${m.best_epoch})` : ''}${m.device ? ` on ${m.device}` : ''}`]);
   }
   rows.push(['image search', info.image_search ? 'yes' : `no: ${info.image_search_unavailable}`]);
@@ -244,7 +252,7 @@ export async function renderGallery(view, info, params, go) {
   const grid = el(
     'div#gallery.grid',
     { id: 'gallery' },
-    page.items.map((x) => card(info, x, { region: show })),
+    page.items.map((x) => card(info, x, { region: show, label })),
   );
   view.replaceChildren(
     el('section.toolbar', {}, filter, showSel, count, pager),
@@ -297,7 +305,7 @@ export async function renderItem(view, info, id, params, go) {
   const grid = el(
     'div#results.grid',
     { id: 'results', dataset: { query: `item:${q.id}`, state: 'done' } },
-    res.hits.map((h) => card(info, h, { rank: h.rank, distance: h.distance, truth: q.label, k })),
+    res.hits.map((h) => card(info, h, { rank: h.rank, distance: h.distance, truth: q.label, k, ef, label })),
   );
   view.replaceChildren(head, controls, grid);
   return grid;
