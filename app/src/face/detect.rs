@@ -19,11 +19,9 @@ pub const MIN_FACE_FLOOR: u32 = 20;
 pub const DEFAULT_MIN_FACE: u32 = 40;
 /// The longest side the detector scans: a larger photo is shrunk to it
 /// first and the boxes mapped back; the landmarks are still placed on the
-/// photo's own pixels. SeetaFace's cost grows with the pixels it scans:
-/// dlib's bald_guys.jpg enlarged to 8192×8192 took 7.1 s to find its 24
-/// faces, and 0.97 s scanned at 2048 (0.79 s at 1536, 0.46 s at 1024; the
-/// same 24 faces each time; 2 loaded cores, `app/examples/find_faces.rs`).
-/// 2048 keeps faces down to 40/2048 of the long side (79 px of a 12 MP
+/// photo's own pixels. SeetaFace's cost grows with the pixels it scans: an
+/// 8192×8192 photo took 7.1 s, and under 1 s at 2048 with the same faces
+/// (docs/benchmarks.md, "Regions"). 2048 keeps faces down to 40/2048 of the long side (79 px of a 12 MP
 /// phone photo), where 1024 would lose those under 158 px.
 pub const DETECT_SIDE: u32 = 2048;
 /// SeetaFace's score threshold; 2.0 is its authors' example value, and
