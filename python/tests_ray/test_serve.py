@@ -321,6 +321,10 @@ def test_bad_shards_raise_named_errors_before_serving(cluster, gallery, built, t
     with pytest.raises(lr.MissingShardError, match="shard-0000"):
         lr.build_sharded(tmp_path / "gone" / "shards.json", tmp_path / "gone-idx")
     assert not (tmp_path / "gone-idx" / "cluster.json").exists()
+    # Labels that are not integers (0.5 was written as 0).
+    with pytest.raises(TypeError, match="labels must be integers, got dtype float64"):
+        lr.write_shards(x, tmp_path / "floats", 2, labels=labels + 0.5)
+    assert not (tmp_path / "floats").exists()
 
     # The same at serving time: indexes of different metrics, a changed or
     # a missing index folder. Nothing is deployed.

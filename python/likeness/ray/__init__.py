@@ -277,7 +277,12 @@ def write_shards(vectors, out_dir, shards, *, labels=None, scores=None, classes=
     if not 1 <= shards <= n:
         raise ValueError(f"shards = {shards}: give 1..={n} (one item at least per shard)")
     if labels is not None:
-        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        labels = np.asarray(labels)
+        # As likeness.build: float labels were cut to integers in silence.
+        if labels.dtype.kind not in "iu":
+            raise TypeError(f"labels must be integers, got dtype {labels.dtype}; convert with "
+                            f"labels.astype(numpy.int64)")
+        labels = labels.astype(np.int64).reshape(-1)
         if len(labels) != n:
             raise ValueError(f"vectors holds {n} rows but labels holds {len(labels)}")
     if scores is not None:
