@@ -31,7 +31,7 @@ export LIKENESS_PYTHON ?= $(VENV)/bin/python
 .PHONY: swell-data face-models bench-regions
 .PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache bench-train bench-losses bench-ann bench-embed bench-serve bench-latency bench-cuda bench-budget bench-defaults bench-ab bench-grow
 .PHONY: python wheel pytest pyvenv
-.PHONY: pretrained bench-faces bench-asymmetry
+.PHONY: pretrained bench-faces bench-asymmetry test-scripts
 
 all: build
 
@@ -88,11 +88,16 @@ clippy: system-deps $(TORCH_DEP)
 # --all-features adds likeness-index's `hnsw-rs`: the second graph builder
 # that the index tests cross-check ours against.
 test: system-deps $(VENV)/.complete data
+	scripts/tests/run.sh
 	$(CARGO) fmt --all --check
 	$(TORCH_ENV) $(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 	$(TORCH_ENV) $(CARGO) test --workspace --release --all-features
 	$(MAKE) pytest
 	$(MAKE) pytest-ray
+
+# The setup scripts' own tests (scripts/tests: temporary caches, offline, seconds).
+test-scripts:
+	scripts/tests/run.sh
 
 # ---- The Python package `likeness` (python/: PyO3 + maturin, abi3 wheel) ----
 # Its venv (maturin, numpy, pytest) lives in the cache, keyed by maturin's version.
