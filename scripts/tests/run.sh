@@ -6,7 +6,8 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 failed=0
-for t in "${@:-$(ls test-*.sh)}"; do
+tests=("$@"); [[ $# -gt 0 ]] || tests=(test-*.sh)
+for t in "${tests[@]}"; do
     if out=$(bash "$t" 2>&1); then
         echo "ok   $t"
     else
