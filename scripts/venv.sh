@@ -20,7 +20,10 @@ if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.complete" 2>/dev/null)" = "$PIN
   exit 0
 fi
 
-echo "likeness: creating $VENV with $PINS (one time, $NOTE)" >&2
+if [ ! -e "$VENV" ]; then why=""
+elif [ ! -x "$VENV/bin/python" ]; then why=" (its python is missing: rebuilding)"
+else why=" (unfinished, or made with other pins: rebuilding)"; fi
+echo "likeness: creating $VENV with $PINS (one time, $NOTE)$why" >&2
 mkdir -p "$CACHE"
 rm -rf "$VENV"
 "$PY" -m venv "$VENV" >&2
