@@ -178,6 +178,18 @@ fn asymmetry_of_a_symmetric_face_is_zero_and_one_sided_subjects_are_listed() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("3 left/right pairs"), "{text}");
     assert!(text.contains("1 one-sided region"), "{text}");
+    // Each most asymmetric pair names its photograph (subject a has two)
+    // and the number is said to be a distance.
+    assert!(
+        text.contains("the cosine distance of the left crop"),
+        "{text}"
+    );
+    let named = text
+        .lines()
+        .filter(|l| l.contains("most asymmetric:"))
+        .filter(|l| l.ends_with(s(&img)) || l.ends_with(s(&img2)))
+        .count();
+    assert_eq!(named, 3, "{text}");
     let rows = std::fs::read_to_string(out.join("asymmetry.csv")).unwrap();
     for line in rows.lines().skip(1) {
         let d: f32 = line.split(',').nth(3).unwrap().parse().unwrap();
