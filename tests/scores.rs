@@ -558,7 +558,16 @@ fn training_from_grades_predicts_grades_of_new_images() {
     let train = common::brightness_grades(dir.path(), "train", 120, &mut rng);
     let test = common::brightness_grades(dir.path(), "test", 60, &mut rng);
     let model = dir.path().join("model");
-    common::train_small(&train, &model, 1, 60, &["--score-bins", "3"]);
+    // Named relatively (as a user types `--data grades.csv`): the card
+    // must still say where the rows were once `eval` runs elsewhere.
+    common::train_small_in(
+        dir.path(),
+        Path::new("train.csv"),
+        &model,
+        1,
+        60,
+        &["--score-bins", "3"],
+    );
     let card: serde_json::Value =
         serde_json::from_slice(&std::fs::read(model.join("model.json")).unwrap()).unwrap();
     assert_eq!(card["score_weight"], 1.0);
@@ -587,6 +596,30 @@ fn training_from_grades_predicts_grades_of_new_images() {
     assert!(
         rho > 0.8,
         "Spearman rho {rho} of predicted against true grades"
+    );
+    // `eval --score` of an index of the rows the model trained on says its
+    // figures measure memory; of rows it did not train on, it does not.
+    let eval_of = |data: &Path, name: &str| {
+        let ix = dir.path().join(name);
+        ok(&[
+            "index",
+            "--model",
+            s(&model),
+            "--data",
+            s(data),
+            "--out",
+            s(&ix),
+        ]);
+        let o = likeness(&["eval", "--index", s(&ix), "--score"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let said = eval_of(&test, "index-test");
+    assert!(!said.contains("trained on"), "{said}");
+    let said = eval_of(&train, "index-train");
+    assert!(
+        said.contains("warning: 120 of the 120 scored items") && said.contains("trained on"),
+        "{said}"
     );
     // `embed` writes each new image's grade as the read-out predicts it,
     // in the rows' order, beside the true scores of the manifest.
