@@ -810,3 +810,103 @@ fn score_bins_train_on_the_graded_rows_and_leave_the_rest() {
         "{err}"
     );
 }
+
+/// `query --image PHOTO` with no `--region`, from a model whose read-out
+/// learnt cheeks: the photo's faces are found and their cheeks graded, each
+/// with the `--region` that queries it, and the whole photo gets no grade
+/// (it once printed `grade: 0.3896` for a whole johns photo). A crop with
+/// no face in it is graded as it is.
+#[test]
+fn a_whole_photo_query_grades_its_faces_regions_not_the_photo() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("path,label,x,y,w,h,score,subject,side\n");
+    for (k, person) in ["John_Salley", "John_Savage", "John_Simm", "John_Shimkus"]
+        .iter()
+        .enumerate()
+    {
+        let p = common::johns_image(person);
+        let g = k as f32 / 4.0;
+        csv.push_str(&format!(
+            "{p},cheek,16,70,36,30,{g},{person},right\n{p},cheek,98,70,36,30,{h},{person},left\n",
+            p = p.display(),
+            h = 1.0 - g
+        ));
+    }
+    let manifest = dir.path().join("cheeks.csv");
+    std::fs::write(&manifest, csv).unwrap();
+    let model = dir.path().join("model");
+    common::train_small(&manifest, &model, 1, 4, &["--score-bins", "2"]);
+    let index = dir.path().join("index");
+    ok(&[
+        "index",
+        "--model",
+        s(&model),
+        "--data",
+        s(&manifest),
+        "--out",
+        s(&index),
+    ]);
+    let photo = common::johns_image("John_Schneider");
+    let query = |image: &Path, json: bool| {
+        let mut a = vec![
+            "query",
+            "--index",
+            s(&index),
+            "--image",
+            s(image),
+            "-k",
+            "2",
+        ];
+        a.extend(json.then_some("--json"));
+        ok(&a)
+    };
+    let table = query(&photo, false);
+    assert!(!table.contains("grade: "), "{table}");
+    assert!(table.contains("faces: 1 found"), "{table}");
+    assert!(!table.contains("predicted score"), "{table}");
+    let cheeks: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("  face 1  cheek "))
+        .collect();
+    assert_eq!(cheeks.len(), 2, "{table}");
+    // Each line's --region, queried, gives the grade the line shows.
+    for line in cheeks {
+        let grade = line
+            .split("grade ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        let region = line.split("--region ").nth(1).unwrap().trim();
+        let one = ok(&[
+            "query",
+            "--index",
+            s(&index),
+            "--image",
+            s(&photo),
+            "--region",
+            region,
+            "-k",
+            "1",
+        ]);
+        assert!(one.contains(&format!("grade: {grade} ")), "{line}\n{one}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(query(&photo, true).lines().next().unwrap()).unwrap();
+    assert!(json.get("readout_score").is_none(), "{json}");
+    assert!(json.get("predicted_score").is_none(), "{json}");
+    assert_eq!(json["faces"].as_array().unwrap().len(), 2, "{json}");
+    // A cheek's crop holds no face: graded whole, as before.
+    let crop = dir.path().join("crop.png");
+    image::open(&photo)
+        .unwrap()
+        .crop_imm(98, 70, 36, 30)
+        .save(&crop)
+        .unwrap();
+    let table = query(&crop, false);
+    assert!(
+        table.contains("grade: ") && !table.contains("faces:"),
+        "{table}"
+    );
+}
