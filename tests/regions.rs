@@ -821,3 +821,38 @@ fn a_folder_of_photos_as_it_comes() {
         );
     }
 }
+
+/// Photos with no face: the run says that none was found and what to try,
+/// and does not offer the empty chips.csv to `train` (it once ended on "0
+/// aligned face chips in chips, listed in chips/chips.csv (`likeness train
+/// --data` it)").
+#[test]
+fn photos_with_no_face_say_so_and_offer_no_chips_to_train() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photo = tmp.path().join("wall.png");
+    RgbImage::from_pixel(200, 200, image::Rgb([128, 130, 140]))
+        .save(&photo)
+        .unwrap();
+    let (out, chips) = (tmp.path().join("r.csv"), tmp.path().join("chips"));
+    let o = common::likeness(&[
+        "regions",
+        "--data",
+        photo.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--chips",
+        chips.to_str().unwrap(),
+    ]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{said}");
+    assert!(
+        said.contains("no face found in any of the 1 photos"),
+        "{said}"
+    );
+    assert!(!said.contains("train --data"), "{said}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 1);
+}

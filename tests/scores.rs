@@ -178,6 +178,18 @@ fn asymmetry_of_a_symmetric_face_is_zero_and_one_sided_subjects_are_listed() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("3 left/right pairs"), "{text}");
     assert!(text.contains("1 one-sided region"), "{text}");
+    // Each most asymmetric pair names its photograph (subject a has two)
+    // and the number is said to be a distance.
+    assert!(
+        text.contains("the cosine distance of the left crop"),
+        "{text}"
+    );
+    let named = text
+        .lines()
+        .filter(|l| l.contains("most asymmetric:"))
+        .filter(|l| l.ends_with(s(&img)) || l.ends_with(s(&img2)))
+        .count();
+    assert_eq!(named, 3, "{text}");
     let rows = std::fs::read_to_string(out.join("asymmetry.csv")).unwrap();
     for line in rows.lines().skip(1) {
         let d: f32 = line.split(',').nth(3).unwrap().parse().unwrap();
@@ -546,7 +558,16 @@ fn training_from_grades_predicts_grades_of_new_images() {
     let train = common::brightness_grades(dir.path(), "train", 120, &mut rng);
     let test = common::brightness_grades(dir.path(), "test", 60, &mut rng);
     let model = dir.path().join("model");
-    common::train_small(&train, &model, 1, 60, &["--score-bins", "3"]);
+    // Named relatively (as a user types `--data grades.csv`): the card
+    // must still say where the rows were once `eval` runs elsewhere.
+    common::train_small_in(
+        dir.path(),
+        Path::new("train.csv"),
+        &model,
+        1,
+        60,
+        &["--score-bins", "3"],
+    );
     let card: serde_json::Value =
         serde_json::from_slice(&std::fs::read(model.join("model.json")).unwrap()).unwrap();
     assert_eq!(card["score_weight"], 1.0);
@@ -575,6 +596,30 @@ fn training_from_grades_predicts_grades_of_new_images() {
     assert!(
         rho > 0.8,
         "Spearman rho {rho} of predicted against true grades"
+    );
+    // `eval --score` of an index of the rows the model trained on says its
+    // figures measure memory; of rows it did not train on, it does not.
+    let eval_of = |data: &Path, name: &str| {
+        let ix = dir.path().join(name);
+        ok(&[
+            "index",
+            "--model",
+            s(&model),
+            "--data",
+            s(data),
+            "--out",
+            s(&ix),
+        ]);
+        let o = likeness(&["eval", "--index", s(&ix), "--score"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let said = eval_of(&test, "index-test");
+    assert!(!said.contains("trained on"), "{said}");
+    let said = eval_of(&train, "index-train");
+    assert!(
+        said.contains("warning: 120 of the 120 scored items") && said.contains("trained on"),
+        "{said}"
     );
     // `embed` writes each new image's grade as the read-out predicts it,
     // in the rows' order, beside the true scores of the manifest.
@@ -763,5 +808,105 @@ fn score_bins_train_on_the_graded_rows_and_leave_the_rest() {
     assert!(
         err.contains("no row has a score") && err.contains("add a `score` column"),
         "{err}"
+    );
+}
+
+/// `query --image PHOTO` with no `--region`, from a model whose read-out
+/// learnt cheeks: the photo's faces are found and their cheeks graded, each
+/// with the `--region` that queries it, and the whole photo gets no grade
+/// (it once printed `grade: 0.3896` for a whole johns photo). A crop with
+/// no face in it is graded as it is.
+#[test]
+fn a_whole_photo_query_grades_its_faces_regions_not_the_photo() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("path,label,x,y,w,h,score,subject,side\n");
+    for (k, person) in ["John_Salley", "John_Savage", "John_Simm", "John_Shimkus"]
+        .iter()
+        .enumerate()
+    {
+        let p = common::johns_image(person);
+        let g = k as f32 / 4.0;
+        csv.push_str(&format!(
+            "{p},cheek,16,70,36,30,{g},{person},right\n{p},cheek,98,70,36,30,{h},{person},left\n",
+            p = p.display(),
+            h = 1.0 - g
+        ));
+    }
+    let manifest = dir.path().join("cheeks.csv");
+    std::fs::write(&manifest, csv).unwrap();
+    let model = dir.path().join("model");
+    common::train_small(&manifest, &model, 1, 4, &["--score-bins", "2"]);
+    let index = dir.path().join("index");
+    ok(&[
+        "index",
+        "--model",
+        s(&model),
+        "--data",
+        s(&manifest),
+        "--out",
+        s(&index),
+    ]);
+    let photo = common::johns_image("John_Schneider");
+    let query = |image: &Path, json: bool| {
+        let mut a = vec![
+            "query",
+            "--index",
+            s(&index),
+            "--image",
+            s(image),
+            "-k",
+            "2",
+        ];
+        a.extend(json.then_some("--json"));
+        ok(&a)
+    };
+    let table = query(&photo, false);
+    assert!(!table.contains("grade: "), "{table}");
+    assert!(table.contains("faces: 1 found"), "{table}");
+    assert!(!table.contains("predicted score"), "{table}");
+    let cheeks: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("  face 1  cheek "))
+        .collect();
+    assert_eq!(cheeks.len(), 2, "{table}");
+    // Each line's --region, queried, gives the grade the line shows.
+    for line in cheeks {
+        let grade = line
+            .split("grade ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        let region = line.split("--region ").nth(1).unwrap().trim();
+        let one = ok(&[
+            "query",
+            "--index",
+            s(&index),
+            "--image",
+            s(&photo),
+            "--region",
+            region,
+            "-k",
+            "1",
+        ]);
+        assert!(one.contains(&format!("grade: {grade} ")), "{line}\n{one}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(query(&photo, true).lines().next().unwrap()).unwrap();
+    assert!(json.get("readout_score").is_none(), "{json}");
+    assert!(json.get("predicted_score").is_none(), "{json}");
+    assert_eq!(json["faces"].as_array().unwrap().len(), 2, "{json}");
+    // A cheek's crop holds no face: graded whole, as before.
+    let crop = dir.path().join("crop.png");
+    image::open(&photo)
+        .unwrap()
+        .crop_imm(98, 70, 36, 30)
+        .save(&crop)
+        .unwrap();
+    let table = query(&crop, false);
+    assert!(
+        table.contains("grade: ") && !table.contains("faces:"),
+        "{table}"
     );
 }

@@ -34,9 +34,29 @@ enum QueryRecord<'a> {
         /// A query by item (`--id`) of a scored index: the item's own score.
         #[serde(skip_serializing_if = "Option::is_none")]
         query_score: Option<f32>,
+        /// A whole photo holding faces, with a read-out of facial regions:
+        /// each face's regions and grades (then no `readout_score` nor
+        /// `predicted_score`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        faces: Option<&'a [FaceRegionGrade]>,
     },
     /// Once, after the last query.
     Summary(&'a QueryStats),
+}
+
+/// A region of a face found on a whole photo (`query --image PHOTO` with
+/// no `--region`, and a model whose read-out learnt facial regions): its
+/// grade, and the box `--region` takes to query it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaceRegionGrade {
+    /// 1 for the largest face, as `likeness regions` numbers them.
+    pub face: usize,
+    pub label: String,
+    /// The subject's own side (`null` for nose and mouth).
+    pub side: Option<&'static str>,
+    /// `x, y, w, h` in the photo's pixels.
+    pub region: [u32; 4],
+    pub grade: Option<f32>,
 }
 
 /// What `likeness query` measured.
@@ -82,6 +102,7 @@ pub fn emit(
     args: &QueryArgs,
     query_names: Option<&[String]>,
     grades: Option<&[f32]>,
+    faces: Option<&[FaceRegionGrade]>,
 ) -> Result<()> {
     if let Some(out) = &args.out {
         npy::write(out, found.all_ids(), &[found.queries(), found.k()])?;
@@ -98,9 +119,25 @@ pub fn emit(
         None
     };
     if args.json {
-        print_json_lines(index, items.as_deref(), found, stats, grades, &args.id)?;
+        print_json_lines(
+            index,
+            items.as_deref(),
+            found,
+            stats,
+            grades,
+            faces,
+            &args.id,
+        )?;
     } else if detailed {
-        print_table(index, items.as_deref(), found, args, query_names, grades)?;
+        print_table(
+            index,
+            items.as_deref(),
+            found,
+            args,
+            query_names,
+            grades,
+            faces,
+        )?;
     } else if args.out.is_none() {
         print_ids(found)?;
     }
@@ -115,6 +152,7 @@ fn print_table(
     args: &QueryArgs,
     query_names: Option<&[String]>,
     grades: Option<&[f32]>,
+    faces: Option<&[FaceRegionGrade]>,
 ) -> Result<()> {
     let stdout = std::io::stdout().lock();
     let mut w = BufWriter::new(stdout);
@@ -134,9 +172,16 @@ fn print_table(
             if let Some(g) = grades.and_then(|g| g.get(q)) {
                 writeln!(w, "grade: {g:.4} (the model's score read-out)")?;
             }
+            if let Some(faces) = faces.filter(|_| q == 0) {
+                write_faces(&mut w, faces)?;
+            }
             let hits = index.hits(items, found, q);
             let scored = index.scores().is_some();
-            if let Some(p) = likeness_index::score::predict_from_hits(&hits).filter(|_| scored) {
+            // Nor is a whole photo's neighbours' score a grade (see `faces`).
+            let whole_photo = faces.is_some() && q == 0;
+            if let Some(p) =
+                likeness_index::score::predict_from_hits(&hits).filter(|_| scored && !whole_photo)
+            {
                 writeln!(
                     w,
                     "predicted score: {p:.4} (the hits' scores weighted by 1/distance)"
@@ -297,12 +342,36 @@ fn print_ids(found: &Neighbours) -> Result<()> {
     stdout_result(res)
 }
 
+/// The faces' graded regions, one a line, each with the `--region` that
+/// queries it.
+fn write_faces(w: &mut impl Write, faces: &[FaceRegionGrade]) -> std::io::Result<()> {
+    let n = faces.iter().map(|f| f.face).max().unwrap_or(0);
+    writeln!(
+        w,
+        "faces: {n} found; the read-out grades their regions, not the whole photo \
+         (query a region with its --region):"
+    )?;
+    for f in faces {
+        let [x, y, rw, rh] = f.region;
+        writeln!(
+            w,
+            "  face {}  {:<10} {:<5}  grade {}  --region {x},{y},{rw},{rh}",
+            f.face,
+            f.label,
+            f.side.unwrap_or("-"),
+            f.grade.map_or("-".into(), |g| format!("{g:.4}")),
+        )?;
+    }
+    Ok(())
+}
+
 fn print_json_lines(
     index: &Index,
     items: Option<&[ItemInfo]>,
     found: &Neighbours,
     stats: &QueryStats,
     grades: Option<&[f32]>,
+    faces: Option<&[FaceRegionGrade]>,
     query_ids: &[usize],
 ) -> Result<()> {
     let labels = index.labels();
@@ -325,9 +394,11 @@ fn print_json_lines(
                         .map(|&i| usize::try_from(i).ok().and_then(|i| index.label_of(i)))
                         .collect()
                 }),
-                predicted_score: likeness_index::score::predict_from_hits(&hits),
+                predicted_score: likeness_index::score::predict_from_hits(&hits)
+                    .filter(|_| faces.is_none() || q > 0),
                 readout_score: grades.and_then(|g| g.get(q).copied()),
                 query_score: query_ids.get(q).and_then(|&i| index.score_of(i)),
+                faces: faces.filter(|_| q == 0),
                 hits,
             };
             line(&mut w, &rec)?;

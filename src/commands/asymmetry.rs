@@ -343,9 +343,16 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
         if summary.unpaired == 1 { "" } else { "s" },
         args.out.join("unpaired.csv").display()
     );
+    // The number alone said nothing of what it measures, and the subject
+    // alone did not say which photograph: a person's folder of 11 photos
+    // gives 11 pairs of one subject and label.
+    println!(
+        "  asymmetry: the {metric} distance of the left crop's embedding and the mirrored \
+         right crop's (0: alike); the most asymmetric pairs, by it:"
+    );
     for p in pairs.iter().take(3) {
         println!(
-            "  most asymmetric: {} {} {:.4}{}",
+            "  most asymmetric: {} {} {:.4}{} in {}",
             p.subject,
             p.label,
             p.asymmetry,
@@ -364,7 +371,8 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
                     l - r
                 ),
                 _ => String::new(),
-            }
+            },
+            ds.items()[p.left].path.display()
         );
     }
     if let Some(auc) = summary.auc_unequal {

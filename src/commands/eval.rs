@@ -129,6 +129,7 @@ pub fn run(device: Device, args: EvalArgs) -> Result<ExitCode> {
         }
     };
     if args.score {
+        warn_if_trained_on(&index, args.model.as_deref());
         report = report.with_score(likeness_index::score::evaluate_index_scores(
             &index,
             args.score_k,
@@ -180,6 +181,64 @@ pub fn run(device: Device, args: EvalArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `eval --score` on an index of the graded rows its model trained on
+/// measures what the model remembers: 40 made-up grades of johns regions,
+/// trained on and indexed, gave Spearman 0.93 and MAE 0.05 (global mean
+/// 0.25). Said, with how many such rows there are, when the model's
+/// recorded training data can be read.
+fn warn_if_trained_on(index: &Index, explicit: Option<&std::path::Path>) {
+    let Some(dir) = explicit
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| index.manifest().model_dir.as_ref().map(Into::into))
+    else {
+        return;
+    };
+    let Ok(card) = crate::train::output::read_card(&dir) else {
+        return;
+    };
+    if card.score_norm.is_none() {
+        return;
+    }
+    let Ok(ds) = Dataset::open(&card.data) else {
+        return;
+    };
+    let key = |path: &std::path::Path, region: Option<[f32; 4]>| {
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        (path, region.map(|r| r.map(|v| v.round() as i64)))
+    };
+    let trained: std::collections::HashSet<_> = (0..ds.len())
+        .filter(|&i| ds.items()[i].score.is_some())
+        .map(|i| {
+            let info = gallery::item_info(&ds, i);
+            key(std::path::Path::new(&info.source), info.region)
+        })
+        .collect();
+    let (Some(scores), Ok(items)) = (index.scores(), index.items()) else {
+        return;
+    };
+    let scored: Vec<_> = items
+        .iter()
+        .zip(scores)
+        .filter(|(_, s)| s.is_finite())
+        .collect();
+    let seen = scored
+        .iter()
+        .filter(|(it, _)| trained.contains(&key(std::path::Path::new(&it.source), it.region)))
+        .count();
+    if seen > 0 {
+        eprintln!(
+            "warning: {seen} of the {} scored items of {} are graded rows that {} trained on \
+             ({}): their neighbours' grades were learnt, so the score figures below measure \
+             what the model remembers, not how it grades new regions; index graded rows it did \
+             not train on (e.g. train on some photographs' grades, index the others')",
+            scored.len(),
+            index.dir().display(),
+            dir.display(),
+            card.data.display()
+        );
+    }
 }
 
 fn render_eval(r: &EvalReport) -> String {

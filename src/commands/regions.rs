@@ -450,7 +450,17 @@ pub fn run(args: RegionsArgs) -> Result<ExitCode> {
     if let Some(dir) = &args.overlay {
         println!("overlays: {}", dir.display());
     }
-    if let Some((dir, (n, people))) = chips {
+    if faces == 0 {
+        // A folder with no face once ended on "0 aligned face chips in
+        // chips, listed in chips/chips.csv (`likeness train --data` it)".
+        eprintln!(
+            "no face found in any of the {} photos: {} holds only its header; try --min-face \
+             (smaller faces), or photos where the face is upright and unobstructed",
+            found.len(),
+            args.out.display()
+        );
+    }
+    if let Some((dir, (n, people))) = chips.filter(|_| faces > 0) {
         println!(
             "{n} aligned face chips in {}, listed in {} (`likeness train --data` it)",
             dir.display(),

@@ -325,9 +325,12 @@ impl ModelCard {
             },
             // The split in effect is set by the settings (`--val` or derived).
             val: cfg.val.unwrap_or(super::ValSplit::None),
-            val_data: cfg.val_data.clone(),
+            // Absolute: `eval --score` opens it to tell the rows the model
+            // trained on, from wherever it runs (a card once read
+            // `"data": "grades.csv"`, relative to a directory it did not name).
+            val_data: cfg.val_data.as_deref().map(absolute),
             seed: cfg.seed,
-            data: cfg.data.clone(),
+            data: absolute(&cfg.data),
             classes: ds.classes().to_vec(),
             dropped_classes: Vec::new(),
             dataset_fingerprint: dataset_fingerprint(ds),
@@ -582,6 +585,11 @@ pub fn load(dir: &Path, device: tch::Device) -> Result<(Net, ModelCard)> {
     net.vs.load(&weights)?;
     net.set_train(false);
     Ok((net, card))
+}
+
+/// `path` made absolute where it exists (else as given).
+fn absolute(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// The `model.json` of a trained model folder, checked, without its weights.

@@ -49,6 +49,18 @@ pub fn brightness_grades(
 /// `extra` flags. Fails the test with the trainer's output if it fails;
 /// else returns what it said on stderr (the settings it derived, and why).
 pub fn train_small(data: &Path, out: &Path, epochs: u32, steps: u32, extra: &[&str]) -> String {
+    train_small_in(Path::new("."), data, out, epochs, steps, extra)
+}
+
+/// [`train_small`] run from `cwd`, where a relative `data` is named.
+pub fn train_small_in(
+    cwd: &Path,
+    data: &Path,
+    out: &Path,
+    epochs: u32,
+    steps: u32,
+    extra: &[&str],
+) -> String {
     let (epochs, steps) = (epochs.to_string(), steps.to_string());
     let mut args = vec![
         "--threads",
@@ -72,7 +84,14 @@ pub fn train_small(data: &Path, out: &Path, epochs: u32, steps: u32, extra: &[&s
         "none",
     ];
     args.extend_from_slice(extra);
-    let o = likeness(&args);
+    let o = Command::new(env!("CARGO_BIN_EXE_likeness"))
+        .current_dir(cwd)
+        .args(&args)
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("LIKENESS_DEVICE")
+        .env_remove("LIKENESS_THREADS")
+        .output()
+        .expect("run likeness");
     assert!(
         o.status.success(),
         "{}\n{}",

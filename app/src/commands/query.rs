@@ -10,7 +10,7 @@ use likeness_index::{npy, Index, KnnQuery, LabelFilter, Neighbours};
 use crate::args::QueryArgs;
 use crate::embedder::ModelLoader;
 use crate::error::{Error, Result};
-use crate::query_output::{emit, proc_status_bytes, resident_bytes, QueryStats};
+use crate::query_output::{emit, proc_status_bytes, resident_bytes, FaceRegionGrade, QueryStats};
 use crate::read::{decode, ItemImages, Region};
 
 /// The rows to search and what goes with them.
@@ -25,6 +25,8 @@ struct Queries {
     grades: Option<Vec<f32>>,
     /// The query images and their labels, for the montage.
     images: Vec<(image::DynamicImage, Option<i64>)>,
+    /// A whole photo's faces, their regions graded (see [`face_grades`]).
+    faces: Option<Vec<FaceRegionGrade>>,
 }
 
 /// `likeness query`; `models` embeds `--image` (absent in the front binary,
@@ -83,6 +85,7 @@ pub fn run(threads: usize, args: QueryArgs, models: Option<&dyn ModelLoader>) ->
         &args,
         q.names.as_deref(),
         q.grades.as_deref(),
+        q.faces.as_deref(),
     )?;
     if let Some(out) = &args.montage {
         montage(&index, &found, &args, &mut q.images, out)?;
@@ -122,6 +125,7 @@ fn vector_query(index: &Index, args: &QueryArgs) -> Result<Queries> {
         names: None,
         grades: None,
         images: Vec::new(),
+        faces: None,
     })
 }
 
@@ -159,7 +163,13 @@ fn image_query(
         .embedder
         .embed_and_grade(&[&image])
         .map_err(Error::Usage)?;
-    let grades = graded.grades;
+    let faces = match &args.region {
+        None => face_grades(&model, &image, path)?,
+        Some(_) => None,
+    };
+    // A photo's own read-out is no grade where the read-out learnt its
+    // faces' regions: its faces' regions are graded instead.
+    let grades = graded.grades.filter(|_| faces.is_none());
     warn_unlike(&model.dir, grades.as_deref());
     let data = graded
         .vectors
@@ -189,7 +199,79 @@ fn image_query(
         names: Some(vec![name]),
         grades,
         images: vec![(image, label)],
+        faces,
     })
+}
+
+/// The faces of a whole photo queried with no `--region`, each region the
+/// model's read-out learnt graded, when that read-out learnt facial regions
+/// only (labels that `likeness regions` writes). A johns photo queried
+/// whole once printed `grade: 0.3896` from a model that learnt cheeks and
+/// under-eyes: no grade of anything it learnt. `None` when the model has
+/// no such read-out, or no face is found (the image may be a region's crop,
+/// which the read-out grades as it is).
+fn face_grades(
+    model: &crate::embedder::LoadedModel,
+    image: &image::DynamicImage,
+    path: &std::path::Path,
+) -> Result<Option<Vec<FaceRegionGrade>>> {
+    use crate::face::{self, FaceFinder, Landmarks};
+    let Some(card) = crate::model_card::ModelSummary::read(&model.dir)
+        .filter(crate::model_card::ModelSummary::grades)
+    else {
+        return Ok(None);
+    };
+    let labels = card
+        .score_domain
+        .as_ref()
+        .map(|d| d.labels.clone())
+        .unwrap_or_default();
+    let known = face::region_names();
+    if labels.is_empty() || !labels.iter().all(|l| known.contains(&l.as_str())) {
+        return Ok(None);
+    }
+    let finder = match FaceFinder::open(
+        &face::models::default_dir(),
+        Landmarks::default(),
+        face::DEFAULT_MIN_FACE,
+    ) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!(
+                "note: the read-out learnt {} regions, but faces cannot be found to grade them \
+                 ({e}); query a region with --region x,y,w,h",
+                labels.join(", ")
+            );
+            return Ok(None);
+        }
+    };
+    let faces = finder.find(image);
+    if faces.is_empty() {
+        return Ok(None);
+    }
+    let boxes = face::region_boxes(&faces, &labels, image.width(), image.height());
+    let grades =
+        face::grade_regions(model.embedder.as_ref(), &card, image, &boxes, path).map_err(|e| {
+            match e {
+                face::GradeError::Crop(e) => e,
+                face::GradeError::Embed(e) => Error::Usage(e),
+            }
+        })?;
+    Ok(Some(
+        boxes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, regions)| regions.iter().map(move |r| (i + 1, r)))
+            .zip(grades)
+            .map(|((face, r), grade)| FaceRegionGrade {
+                face,
+                label: r.placed.name.to_string(),
+                side: Some(r.placed.side.as_str()).filter(|s| !s.is_empty()),
+                region: [r.region.x, r.region.y, r.region.w, r.region.h],
+                grade,
+            })
+            .collect(),
+    ))
 }
 
 /// A grade far outside the scores the read-out learnt from is no grade

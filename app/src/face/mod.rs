@@ -231,6 +231,56 @@ impl RegionBox {
     }
 }
 
+/// Why [`grade_regions`] gave no grades.
+#[derive(Debug)]
+pub enum GradeError {
+    /// A region could not be cut from the image.
+    Crop(Error),
+    /// The network failed.
+    Embed(String),
+}
+
+/// Every region's grade by the model's score read-out, in the order of
+/// `boxes` (face by face), from one forward pass over the crops that
+/// `--region`/`region=` would embed; `None` where the read-out did not
+/// learn the region's label (`card`). `/faces` and `query --image PHOTO`
+/// grade with it.
+pub fn grade_regions(
+    embedder: &dyn crate::embedder::ImageEmbedder,
+    card: &crate::model_card::ModelSummary,
+    image: &DynamicImage,
+    boxes: &[Vec<RegionBox>],
+    source: &Path,
+) -> std::result::Result<Vec<Option<f32>>, GradeError> {
+    let regions: Vec<&RegionBox> = boxes.iter().flatten().collect();
+    let wanted: Vec<bool> = regions
+        .iter()
+        .map(|r| card.grades_label(r.placed.name))
+        .collect();
+    let crops = regions
+        .iter()
+        .zip(&wanted)
+        .filter(|(_, &w)| w)
+        .map(|(r, _)| crate::read::decode::crop(image, r.region, source))
+        .collect::<Result<Vec<_>>>()
+        .map_err(GradeError::Crop)?;
+    let mut grades = if crops.is_empty() {
+        Vec::new()
+    } else {
+        let refs: Vec<&DynamicImage> = crops.iter().collect();
+        embedder
+            .embed_and_grade(&refs)
+            .map_err(GradeError::Embed)?
+            .grades
+            .unwrap_or_default()
+    }
+    .into_iter();
+    Ok(wanted
+        .iter()
+        .map(|&w| if w { grades.next() } else { None })
+        .collect())
+}
+
 /// Every region of every face, cut to the image.
 pub fn region_boxes(
     faces: &[Face],

@@ -18,7 +18,7 @@ use super::{body_error, ApiError, ApiResult, AppState};
 use crate::embedder::ImageEmbedder;
 use crate::face::{self, models, FaceFinder, Landmarks, RegionBox};
 use crate::model_card::ModelSummary;
-use crate::read::decode::{crop, decode_bytes};
+use crate::read::decode::decode_bytes;
 
 /// The default finder, or why there is none (printed once at start).
 pub(super) fn load() -> std::result::Result<Arc<FaceFinder>, String> {
@@ -92,41 +92,18 @@ pub(super) async fn find(
     Ok(axum::Json(out).into_response())
 }
 
-/// Every region's grade, in the order of `boxes` (face by face), from one
-/// forward pass over the crops `/search/image?region=` would embed; `None`
-/// where the read-out did not learn the region's label.
+/// Every region's grade ([`face::grade_regions`]), its failures as the
+/// client's (a crop) or the server's (the network).
 fn grade(
     embedder: &dyn ImageEmbedder,
     card: &ModelSummary,
     image: &image::DynamicImage,
     boxes: &[Vec<RegionBox>],
 ) -> std::result::Result<Vec<Option<f32>>, ApiError> {
-    let regions: Vec<&RegionBox> = boxes.iter().flatten().collect();
-    let wanted: Vec<bool> = regions
-        .iter()
-        .map(|r| card.grades_label(r.placed.name))
-        .collect();
-    let crops = regions
-        .iter()
-        .zip(&wanted)
-        .filter(|(_, &w)| w)
-        .map(|(r, _)| crop(image, r.region, Path::new("upload")))
-        .collect::<crate::error::Result<Vec<_>>>()
-        .map_err(|e| ApiError::bad(e.to_string()))?;
-    let mut grades = if crops.is_empty() {
-        Vec::new()
-    } else {
-        let refs: Vec<&image::DynamicImage> = crops.iter().collect();
-        let graded = embedder
-            .embed_and_grade(&refs)
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-        graded.grades.unwrap_or_default()
-    }
-    .into_iter();
-    Ok(wanted
-        .iter()
-        .map(|&w| if w { grades.next() } else { None })
-        .collect())
+    face::grade_regions(embedder, card, image, boxes, Path::new("upload")).map_err(|e| match e {
+        face::GradeError::Crop(e) => ApiError::bad(e.to_string()),
+        face::GradeError::Embed(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e),
+    })
 }
 
 use axum::response::IntoResponse;
