@@ -386,13 +386,32 @@ impl ModelCard {
         &self,
         before: &serde_json::Map<String, serde_json::Value>,
     ) -> Vec<String> {
-        changed_settings(before, self.settings())
+        changed_settings(&absolute_paths(before.clone()), self.settings())
     }
 
     /// The epoch whose weights were kept.
     pub fn best(&self) -> Option<&EpochRecord> {
         self.epochs.iter().find(|e| e.epoch == self.best_epoch)
     }
+}
+
+/// A checkpoint's settings with `data` and `val_data` made absolute.
+/// Checkpoints written before the card's paths were made absolute hold them
+/// as given; a resume runs from where the training did, so they are read
+/// from here (else every such resume was refused, its `data` named as
+/// changed).
+fn absolute_paths(
+    mut before: serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    for key in ["data", "val_data"] {
+        if let Some(serde_json::Value::String(p)) = before.get(key) {
+            if Path::new(p).is_relative() {
+                let now = absolute(Path::new(p)).to_string_lossy().into_owned();
+                before.insert(key.to_string(), now.into());
+            }
+        }
+    }
+    before
 }
 
 /// [`ModelCard::settings_changed_since`] on the settings themselves.
@@ -997,6 +1016,26 @@ mod tests {
         let mut older = before.clone();
         older.remove("data");
         assert_eq!(changed_settings(&older, before), ["data: (none) → /d"]);
+    }
+
+    /// A checkpoint from before model.json's paths were absolute resumes
+    /// from where it was trained.
+    #[test]
+    fn a_checkpoint_with_relative_paths_resumes_from_here() {
+        let obj = |data: &str| match serde_json::json!({"data": data, "val_data": null}) {
+            serde_json::Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        let here = absolute(Path::new("Cargo.toml"));
+        assert!(here.is_absolute());
+        let (old, now) = (obj("Cargo.toml"), obj(&here.to_string_lossy()));
+        assert_eq!(changed_settings(&old, now.clone()).len(), 1);
+        assert!(changed_settings(&absolute_paths(old), now.clone()).is_empty());
+        // Another file is still another file.
+        assert_eq!(
+            changed_settings(&absolute_paths(obj("README.md")), now).len(),
+            1
+        );
     }
 
     fn v(recall_1: f64) -> Validation {
