@@ -277,7 +277,8 @@ impl From<likeness_index::Error> for ApiError {
             | E::Corrupt { .. }
             | E::DamagedLog { .. }
             | E::MissingFile { .. }
-            | E::NoIndex { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            | E::NoIndex { .. }
+            | E::Committed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };
         ApiError::new(status, e.to_string())

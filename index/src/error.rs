@@ -219,6 +219,37 @@ pub enum Error {
         /// The index directory.
         path: PathBuf,
     },
+
+    /// A change was committed (the manifest naming its new generation
+    /// replaced the old), then a later step failed: syncing the
+    /// directory, or opening the new generation. The change is in the
+    /// index, so the caller must not repeat it (an add would add its
+    /// items twice).
+    #[error("{path}: {change} was committed (generation {generation}) and is in the index, do not repeat it; but a step after the commit failed: {reason}")]
+    Committed {
+        /// The index directory.
+        path: PathBuf,
+        /// What was committed ("the change", "the add of items 10..=12").
+        change: String,
+        /// The generation committed.
+        generation: u64,
+        /// What failed, with its causes.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// This error's message followed by each of its sources' (what a chain
+    /// printer shows), for an error kept as text inside another.
+    pub fn chain_text(&self) -> String {
+        let mut text = self.to_string();
+        let mut src = std::error::Error::source(self);
+        while let Some(s) = src {
+            text.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        text
+    }
 }
 
 /// What an I/O error means for the user, without the operating system's

@@ -427,6 +427,50 @@ fn golden_indexes_upgrade_only_when_written() {
     }
 }
 
+/// A fold that leaves the records alone (deletes only, then
+/// `Index.fold()`) on an index built before posting lists (golden v1 and
+/// v2 have labels but none) committed a manifest that claimed posting
+/// lists without their file: the index no longer opened ("no entry for
+/// postings.bin; rebuild the index").
+#[test]
+fn a_fold_of_deletes_keeps_an_old_index_without_posting_lists_open() {
+    for v in [1, 2] {
+        let t = tmp();
+        let dir = t.path().join("ix");
+        copy_dir(&golden(v), &dir);
+        let n = Index::open(&dir).unwrap().len();
+        let mut w = Writer::open(&dir).unwrap();
+        w.delete(&[1, 2]).unwrap();
+        w.fold().unwrap();
+        w.fold().unwrap();
+        drop(w);
+        let index = Index::open(&dir).unwrap_or_else(|e| panic!("golden v{v}: {e}"));
+        index.verify().unwrap();
+        assert_eq!((index.len(), index.deleted_ids()), (n, vec![1, 2]));
+        // The label filters still work, without posting lists.
+        let label = index.label_of(0).unwrap();
+        let q = index.item_vector(0).unwrap();
+        let hits = nearest(&index, &q, 5, false, Some(&LabelFilter::only([label])));
+        assert_eq!(hits[0], 0);
+        assert!(hits
+            .iter()
+            .all(|&h| h < 0 || index.label_of(h as usize) == Some(label)));
+        drop(index);
+        // What that fold wrote opens: the claim without a file is dropped.
+        let path = dir.join("manifest.json");
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        m["postings"] = serde_json::Value::Bool(true);
+        std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+        let index = Index::open(&dir).unwrap();
+        index.verify().unwrap();
+        assert!(!index.manifest().postings);
+        let mut w = Writer::open(&dir).unwrap();
+        w.delete(&[3]).unwrap();
+        w.fold().unwrap();
+    }
+}
+
 #[test]
 fn damaged_change_files_give_errors_never_panics() {
     let t = tmp();

@@ -93,9 +93,14 @@ impl IdsOut {
         tmp_name.push(name);
         tmp_name.push(format!(".tmp-{}", std::process::id()));
         let tmp = path.with_file_name(tmp_name);
+        // The name holds our process id, so a file already there was left
+        // by a process that is gone (killed before its rename): ours to
+        // replace. Refusing it (`create_new`) failed every later add that
+        // drew the same id, as a container's commands do.
         let file = OpenOptions::new()
             .write(true)
-            .create_new(true)
+            .create(true)
+            .truncate(true)
             .open(&tmp)
             .map_err(|e| refuse(format!("cannot create a file there ({e})")))?;
         Ok(IdsOut {
@@ -186,6 +191,24 @@ pub fn finish(
 mod tests {
     use super::*;
     use likeness_index::{IndexBuilder, Metric};
+
+    /// A temporary file left by a killed add whose process id this one
+    /// drew again (containers number their commands alike) made every
+    /// later `add --ids-out` fail before adding: "cannot create a file
+    /// there (File exists)".
+    #[test]
+    fn a_temporary_file_a_killed_add_left_is_replaced() {
+        let t = tempfile::tempdir().unwrap();
+        let out_path = t.path().join("ids.npy");
+        let stale = t
+            .path()
+            .join(format!(".ids.npy.tmp-{}", std::process::id()));
+        std::fs::write(&stale, b"left by a killed add").unwrap();
+        let mut out = IdsOut::prepare(&out_path).unwrap();
+        out.write(&[7, 8]).unwrap();
+        assert_eq!(npy::read_labels(&out_path).unwrap(), vec![7, 8]);
+        assert!(!stale.exists());
+    }
 
     /// When `--ids-out` cannot be written after all (here its path became a
     /// folder after the check), the error names the items that were added,

@@ -92,20 +92,21 @@ fn index_error(e: IndexError) -> ApiError {
 
 impl AppState {
     /// Runs `f` with the writer (opened on first use), then publishes what
-    /// it changed: a fold's new generation is swapped in whole.
+    /// it changed: a fold's new generation is swapped in whole, also when
+    /// the change failed after its commit ([`IndexError::Committed`]).
     fn write<T>(&self, f: impl FnOnce(&mut Writer) -> Result<T, ApiError>) -> Result<T, ApiError> {
         let mut guard = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         if guard.is_none() {
             *guard = Some(Writer::open(&self.dir).map_err(index_error)?);
         }
         let w = guard.as_mut().ok_or_else(|| ApiError::bad("no writer"))?;
-        let out = f(w)?;
+        let out = f(w);
         let current = self.current();
         if !Arc::ptr_eq(&current.index, w.index()) {
             let fresh = Loaded::of(Arc::clone(w.index())).map_err(ApiError::from)?;
             self.swap(fresh);
         }
-        Ok(out)
+        out
     }
 
     /// Starts a background compaction when deletes passed the threshold and

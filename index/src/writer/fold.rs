@@ -245,7 +245,10 @@ pub(crate) fn run(dir: &Path, index: &Index, f: Fold<'_>, threads: usize) -> Res
     m.log = None;
     m.count = n;
     m.levels = levels;
-    m.postings = m.has_labels;
+    // Posting lists are written with the records; a fold that leaves the
+    // records alone keeps what the index had (an index built before them
+    // has none, and a manifest claiming them would not open).
+    m.postings = m.has_labels && files.contains_key(POSTINGS);
     if let Some(c) = f.classes {
         m.classes = c.to_vec();
     }

@@ -28,7 +28,10 @@
 //! A process killed at any instant leaves either the old manifest (and
 //! the log as far as its last whole record, all acknowledged records
 //! included) or the new one: nothing half-applied (`tests/grow.rs` kills
-//! writers at random instants and checks).
+//! writers at random instants and checks). A step that fails after the
+//! commit (syncing the directory, opening the new generation) is reported
+//! as [`Error::Committed`], so the change is not repeated, and the writer
+//! opens the directory again before its next change.
 //!
 //! One writer at a time: [`Writer::open`] takes an exclusive lock on
 //! `.lock` in the directory (`flock`, [`crate::fsutil::DirLock`]), held
@@ -96,6 +99,12 @@ pub struct Writer {
     /// An append failed and its bytes could not be cut off: no more
     /// appends until the log is reopened.
     log_broken: bool,
+    /// A change failed where `index` and `log` may no longer be what the
+    /// manifest names (a fold or a new log committed, then a later step
+    /// failed): the next change opens the directory again first. Appending
+    /// to the old log then would acknowledge a change into a file no
+    /// manifest names, and the ids given would be taken already.
+    stale: bool,
     threads: usize,
 }
 
@@ -120,6 +129,7 @@ impl Writer {
             index,
             log: None,
             log_broken: false,
+            stale: false,
             threads: 0,
         };
         w.open_log()?;
@@ -136,6 +146,27 @@ impl Writer {
     /// The index as of the last change (a new `Arc` after a fold).
     pub fn index(&self) -> &Arc<Index> {
         &self.index
+    }
+
+    /// Opens the index again as the manifest now names it, with its log.
+    fn reopen(&mut self) -> Result<()> {
+        self.stale = true;
+        self.log = None;
+        self.log_broken = false;
+        self.index = Arc::new(open_index(&self.dir)?);
+        self.open_log()?;
+        self.stale = false;
+        Ok(())
+    }
+
+    /// Before a change: the lock still guards the directory, and this
+    /// writer sees what its manifest names (see `stale`).
+    fn ready(&mut self) -> Result<()> {
+        self.lock.check()?;
+        if self.stale {
+            self.reopen()?;
+        }
+        Ok(())
     }
 
     /// Opens the generation's log for appending, cutting off a torn tail.
@@ -175,9 +206,11 @@ impl Writer {
         let mut next = m.clone();
         next.log = Some(name);
         next.format_version = LIVE_VERSION;
+        // Whether or not the manifest is replaced, `index` may not be what
+        // it names from here on.
+        self.stale = true;
         write_manifest(&self.dir, &next)?;
-        self.index = Arc::new(Index::open(&self.dir)?);
-        self.open_log()
+        self.reopen()
     }
 
     /// Appends `change` to the log and fsyncs it: once this returns, the
@@ -185,7 +218,7 @@ impl Writer {
     fn append(&mut self, change: Change) -> Result<()> {
         // The log file is open in the directory this writer opened: were
         // that replaced, the change would be acknowledged and lost.
-        self.lock.check()?;
+        self.ready()?;
         if self.log.is_none() {
             self.start_log()?;
         }
@@ -230,6 +263,7 @@ impl Writer {
     /// Adds items; returns their ids. Fewer than [`FOLD_AT`] (with those
     /// logged before) are logged; more fold into a new generation.
     pub fn add(&mut self, new: &NewItems<'_>) -> Result<Range<u64>> {
+        self.ready()?;
         let dim = self.index.dim();
         crate::distance::check_shape(new.vectors.len(), dim)?;
         if new.vectors.is_empty() {
@@ -276,6 +310,21 @@ impl Writer {
                 add: Some((&change, new.items)),
                 classes,
                 ..fold::Fold::default()
+            })
+            .map_err(|e| match e {
+                // Its ids, which the caller would otherwise never learn.
+                Error::Committed {
+                    path,
+                    generation,
+                    reason,
+                    ..
+                } => Error::Committed {
+                    path,
+                    change: format!("the add of items {first}..={}", first + n as u64 - 1),
+                    generation,
+                    reason,
+                },
+                e => e,
             })?;
         } else {
             self.append(change)?;
@@ -286,6 +335,7 @@ impl Writer {
     /// Deletes items; returns how many were not deleted before. An id out
     /// of range is an error and nothing is deleted.
     pub fn delete(&mut self, ids: &[u64]) -> Result<usize> {
+        self.ready()?;
         let live = self.index.snapshot();
         let fresh: Vec<u64> = {
             let mut v: Vec<u64> = ids
@@ -328,6 +378,7 @@ impl Writer {
         scores: Option<&[f32]>,
         classes: Option<&[String]>,
     ) -> Result<FoldReport> {
+        self.ready()?;
         let old = &self.index.manifest().classes;
         if let Some(c) = classes.filter(|c| !c.starts_with(old)) {
             return Err(Error::InvalidInput(format!(
@@ -401,14 +452,55 @@ impl Writer {
     fn fold_with(&mut self, f: fold::Fold<'_>) -> Result<FoldReport> {
         // A fold writes by path: into a directory that replaced this
         // writer's, it would overwrite an index it holds no lock on.
-        self.lock.check()?;
-        let report = fold::run(&self.dir, &self.index, f, self.threads)?;
-        self.index = Arc::new(Index::open(&self.dir)?);
-        self.log = None;
-        self.log_broken = false;
-        fold::remove_unnamed(&self.dir, self.index.manifest())?;
-        Ok(report)
+        self.ready()?;
+        let before = self.index.generation();
+        // Once the fold starts, the manifest may name a new generation
+        // whatever happens next: this writer's index and log are the old
+        // one's until it is open.
+        self.stale = true;
+        let res = fold::run(&self.dir, &self.index, f, self.threads);
+        let reopened = self.reopen();
+        if reopened.is_ok() {
+            // Only tidying: a failure leaves files the next writer removes.
+            let _ = fold::remove_unnamed(&self.dir, self.index.manifest());
+        }
+        let now = Manifest::read(&self.dir).map(|m| m.generation);
+        // The manifest names the new generation: the change is made,
+        // whatever failed after the commit (syncing the directory, opening
+        // the new files). Saying it failed would have the caller repeat it.
+        let committed = res.is_ok() || now.as_ref().is_ok_and(|&g| g != before);
+        match (res, reopened) {
+            (Ok(report), Ok(())) => Ok(report),
+            (res, reopened) if committed => {
+                let generation = match (&res, &now) {
+                    (Ok(r), _) => r.generation,
+                    (_, Ok(g)) => *g,
+                    _ => before + 1,
+                };
+                let failed = res.err().or(reopened.err());
+                Err(Error::Committed {
+                    path: self.dir.clone(),
+                    change: "the change".into(),
+                    generation,
+                    reason: failed.map_or_else(String::new, |e| e.chain_text()),
+                })
+            }
+            (res, _) => res,
+        }
     }
+}
+
+/// Opens the index of a writer (in tests, failing once when asked to: how
+/// a fold's commit followed by a failure is made).
+fn open_index(dir: &Path) -> Result<Index> {
+    #[cfg(test)]
+    if tests::FAIL_OPEN.with(|f| f.take()) {
+        return Err(Error::io(
+            dir,
+            std::io::Error::from_raw_os_error(24), // EMFILE
+        ));
+    }
+    Index::open(dir)
 }
 
 /// Replaces `manifest.json` atomically (the commit of a change).
@@ -416,4 +508,106 @@ fn write_manifest(dir: &Path, m: &Manifest) -> Result<()> {
     let json = serde_json::to_vec_pretty(m)
         .map_err(|e| Error::InvalidInput(format!("cannot encode manifest: {e}")))?;
     crate::fsutil::atomic_write(&dir.join(MANIFEST), |f| f.write_all(&json))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::{IndexBuilder, Metric};
+
+    thread_local! {
+        /// Makes the writer's next opening of the index fail (once).
+        pub(super) static FAIL_OPEN: Cell<bool> = const { Cell::new(false) };
+    }
+
+    const DIM: usize = 8;
+
+    fn rows(n: usize, seed: f32) -> Vec<f32> {
+        (0..n * DIM)
+            .map(|i| (i as f32 * 0.37 + seed).sin())
+            .collect()
+    }
+
+    /// A fold that committed, then failed to open its new generation (out
+    /// of file descriptors, say, in a server), used to leave the writer on
+    /// the old generation with the old log open: it said the add failed
+    /// (a retry adds the items twice), and the next small add was appended
+    /// to the old log, which no manifest names, and acknowledged with ids
+    /// the fold had given: lost at the next open.
+    #[test]
+    fn a_failure_after_a_fold_commits_says_so_and_loses_nothing_after() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("ix");
+        IndexBuilder::new()
+            .metric(Metric::L2)
+            .build(&rows(300, 0.0), DIM, None, None, &dir, None)
+            .unwrap();
+        let mut w = Writer::open(&dir).unwrap();
+        w.add(&NewItems {
+            vectors: &rows(2, 1.0),
+            ..NewItems::default()
+        })
+        .unwrap();
+        FAIL_OPEN.with(|f| f.set(true));
+        let err = w
+            .add(&NewItems {
+                vectors: &rows(FOLD_AT, 2.0),
+                ..NewItems::default()
+            })
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Committed { generation: 1, .. }),
+            "{err}"
+        );
+        let next = 300 + 2 + FOLD_AT as u64;
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!(
+                "the add of items 302..={} was committed",
+                next - 1
+            )) && text.contains("do not repeat it"),
+            "{text}"
+        );
+        let ids = w
+            .add(&NewItems {
+                vectors: &rows(3, 3.0),
+                ..NewItems::default()
+            })
+            .unwrap();
+        assert_eq!(ids, next..next + 3);
+        w.delete(&[5]).unwrap();
+        drop(w);
+        let ix = Index::open(&dir).unwrap();
+        assert_eq!(ix.len(), next as usize + 3);
+        assert!(ix.is_deleted(5));
+        let want = rows(3, 3.0);
+        assert_eq!(ix.item_vector(next as usize + 2).unwrap(), &want[2 * DIM..]);
+        ix.verify().unwrap();
+    }
+
+    /// A fold that failed before its commit changes nothing, and the
+    /// writer goes on from the generation it had.
+    #[test]
+    fn a_fold_that_fails_before_its_commit_changes_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("ix");
+        IndexBuilder::new()
+            .metric(Metric::L2)
+            .build(&rows(300, 0.0), DIM, None, None, &dir, None)
+            .unwrap();
+        let mut w = Writer::open(&dir).unwrap();
+        // No labels to update: refused before anything is written.
+        let err = w.update(&[1], Some(&[1]), None).unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+        let ids = w
+            .add(&NewItems {
+                vectors: &rows(2, 1.0),
+                ..NewItems::default()
+            })
+            .unwrap();
+        assert_eq!(ids, 300..302);
+        assert_eq!(w.index().generation(), 0);
+    }
 }
