@@ -24,6 +24,11 @@ import math
 import time
 
 import numpy as np
+# np.percentile imports numpy.ma on first use, which parses signatures with
+# `ast`; in the ingress's HTTP thread that once raced another thread and
+# failed (CPython 3.11.7: "SystemError: AST constructor recursion depth
+# mismatch"), and /stats answered 500. Imported here, before any thread.
+import numpy.ma  # noqa: F401
 import ray
 from ray import serve
 from starlette.requests import Request
