@@ -25,6 +25,11 @@ FMNIST_SHA="train-images-idx3-ubyte:c59f468a2f672dc815687fe0f83887768d799fd8a3f3
 train-labels-idx1-ubyte:bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9
 t10k-images-idx3-ubyte:5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b
 t10k-labels-idx1-ubyte:0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"
+# sha256 of each dlib folder's file list (dlib_listing below: every file's
+# sha256, as in the tarball). The list is kept as the folder's SHA256SUMS,
+# which every later run checks (0.01 s) and which names a file gone bad.
+JOHNS_LIST_SHA="ea221fae70b97ac38757eba2dc53ff8ef720b9e4a5fc93a090fcbe288a5afdc1"
+FACES_LIST_SHA="1fb5daa0a6b541178de9c4282f9e6174ccc603ecb90b80adf08a7db7f784e85b"
 
 log() { echo "likeness data: $*" >&2; }
 # Scratch folders of an unfinished step, removed however the script ends.
@@ -133,22 +138,68 @@ dlib_tarball() {
   fi
 }
 
-# One folder of the tarball's examples/ into $DATA/<name>.
-fetch_dlib_example() { # example name
-  local dest="$DATA/$2"
-  if [ -f "$dest/.complete" ]; then log "$2 present"; return; fi
+# The sha256 of every file of folder $1 (its records aside), by path.
+dlib_listing() {
+  (cd "$1" && find . -type f ! -name SHA256SUMS ! -name SHA256SUMS.part ! -name .complete -print0 \
+    | LC_ALL=C sort -z | xargs -0 -r sha256sum)
+}
+# The files of folder $1 that list $2 (a SHA256SUMS) says are missing or
+# damaged, as "a missing, b damaged" (none: all good).
+sums_bad() { # dir sums
+  (cd "$1" && sha256sum -c --quiet "$2" 2>/dev/null || true) \
+    | sed -E 's/^\.\///; s/: FAILED open or read$/ missing/; s/: FAILED$/ damaged/' | paste -sd, - | sed 's/,/, /g'
+}
+# Whether folder $1's SHA256SUMS is the pinned list $2.
+dlib_recorded() { [ -f "$1/SHA256SUMS" ] && [ "$(sha256sum < "$1/SHA256SUMS" | cut -c1-64)" = "$2" ]; }
+# Whether folder $1 holds the files whose list has sha256 $2 (recording the
+# list in its SHA256SUMS if not there yet); if not, names what is wrong.
+dlib_ok() { # dir list-sha name
+  local sums="$1/SHA256SUMS" bad
+  if dlib_recorded "$1" "$2"; then
+    bad=$(sums_bad "$1" SHA256SUMS)
+    [ -z "$bad" ] && return 0
+    log "$3: $bad (in $1); fetching again"; return 1
+  fi
+  [ -d "$1" ] || return 1
+  # Unrecorded (an older cache) or its record changed: check the contents.
+  if [ "$(dlib_listing "$1" | sha256sum | cut -c1-64)" = "$2" ]; then
+    dlib_listing "$1" > "$sums.part" && mv "$sums.part" "$sums"
+    log "$3 present (checked)"; return 2
+  fi
+  log "$3: the files in $1 are not the pinned ones (missing, damaged or extra); fetching again"
+  return 1
+}
+
+# One folder of the tarball's examples/ into $DATA/<name>, checked against
+# its pinned file list; a folder gone bad is named and extracted again.
+fetch_dlib_example() { # example name list-sha
+  local dest="$DATA/$2" rc=0 bad
+  dlib_ok "$dest" "$3" "$2" || rc=$?
+  if [ $rc = 0 ]; then log "$2 present"; return; fi
+  if [ $rc = 2 ]; then return; fi
   dlib_tarball
   local tarball="$CACHE/downloads/$DLIB_TARBALL"
   local tmp; tmp="$(mktemp -d "$CACHE/$2.XXXXXX")"; scratch+=("$tmp")
   tar -xjf "$tarball" -C "$tmp" --wildcards "dlib-19.24+dfsg/examples/$1/*"
+  local new="$tmp/dlib-19.24+dfsg/examples/$1"
+  dlib_listing "$new" > "$tmp/SHA256SUMS"
+  if [ "$(sha256sum < "$tmp/SHA256SUMS" | cut -c1-64)" != "$3" ]; then
+    log "$2: examples/$1 of $tarball is not the pinned file list; not installed"; exit 1
+  fi
+  mv "$tmp/SHA256SUMS" "$new/SHA256SUMS"
+  touch "$new/.complete"
+  # A folder whose record was not the pinned one: name what was wrong in it.
+  if [ -d "$dest" ] && ! dlib_recorded "$dest" "$3"; then
+    bad=$(sums_bad "$dest" "$new/SHA256SUMS")
+    [ -z "$bad" ] || log "$2: it had $bad"
+  fi
   rm -rf "$dest"
-  mv "$tmp/dlib-19.24+dfsg/examples/$1" "$dest"
+  mv "$new" "$dest"
   rm -rf "$tmp"
-  touch "$dest/.complete"
   log "$2: $(find "$dest" -name '*.jpg' | wc -l) images"
 }
 
 mkdir -p "$DATA"
 fetch_fmnist
-fetch_dlib_example johns johns
-fetch_dlib_example faces dlib-faces
+fetch_dlib_example johns johns "$JOHNS_LIST_SHA"
+fetch_dlib_example faces dlib-faces "$FACES_LIST_SHA"

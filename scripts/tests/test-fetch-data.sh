@@ -3,14 +3,15 @@
 # not empty; an intact folder is recorded and then checked in 0.1 s.
 source "$(dirname "$0")/lib.sh"
 C="$T/cache"; F="$C/data/fashion-mnist"
-mkdir -p "$F" "$C/data/johns" "$C/data/dlib-faces"
-touch "$C/data/johns/.complete" "$C/data/dlib-faces/.complete"
+mkdir -p "$F"
 # apt-get stands for the network: it fails, so a repair stops there.
 stub "$T/bin" apt-get 'echo "apt-get: no network in this test" >&2; exit 100'
 export PATH="$T/bin:$PATH"
 REAL="${LIKENESS_CACHE:-$HOME/.cache/likeness}/data/fashion-mnist"
 if [[ -f $REAL/t10k-labels-idx1-ubyte.gz ]]; then
     cp "$REAL"/*.gz "$F/"
+    # The dlib folders it checks next (test-dlib-data.sh tests those).
+    cp -a "$REAL/../johns" "$REAL/../dlib-faces" "$C/data/"
     run env LIKENESS_CACHE="$C" "$ROOT/scripts/fetch-data.sh"
     [[ $rc == 0 ]] && grep -q 'fashion-mnist present' "$T/err" || fail "intact: exit $rc, $(cat "$T/err")"
     [[ -f $F/SHA256SUMS ]] || fail "intact folder not recorded"
