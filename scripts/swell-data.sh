@@ -3,16 +3,91 @@
 # derives them, seeded, from the johns crops that scripts/fetch-data.sh
 # fetched. Cached under $LIKENESS_CACHE/data/swell-v<VERSION>; VERSION must
 # match `VERSION` in src/data/swell.rs (bumped whenever the output changes).
+#
+# The derivation's own file list (README.txt, the CSVs, strengths.png and
+# every image regions.csv names) is recorded with each file's sha256 in the
+# folder's SHA256SUMS when it is published, and checked at each run (0.1 s):
+# a file missing or damaged is named and the set derived again. An older
+# folder (no record) is checked once against a fresh derivation (seeded, so
+# the same bytes; a few seconds) and recorded, its files left as they are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VERSION=2
 CACHE="${LIKENESS_CACHE:-$HOME/.cache/likeness}"
 DEST="$CACHE/data/swell-v$VERSION"
+JOHNS="$CACHE/data/johns"
 BIN_DIR=${LIKENESS_BIN_DIR:-$(scripts/target-dir.sh)/release}  # where cargo put the binaries
 BIN=${LIKENESS_BIN:-$BIN_DIR/likeness}
-if [[ -f $DEST/.complete ]]; then echo "likeness data: swell-v$VERSION present"; exit 0; fi
+log() { echo "likeness data: $*" >&2; }
+# The scratch folder of an unfinished derivation, removed however this ends.
+tmp=
+trap '[[ -z $tmp ]] || rm -rf "$tmp"' EXIT
+
+# The files that SHA256SUMS file $2 says are missing or damaged in folder
+# $1, as "a missing, b damaged" (none: all good).
+sums_bad() { # dir sums
+    (cd "$1" && sha256sum -c --quiet "$2" 2>/dev/null || true) \
+        | sed -E 's/^\.\///; s/: FAILED open or read$/ missing/; s/: FAILED$/ damaged/' \
+        | paste -sd, - | sed 's/,/, /g'
+}
+# The derivation's own file list (see generate in src/data/swell.rs).
+swell_files() { # dir
+    printf '%s\n' README.txt regions.csv train.csv test.csv strengths.png
+    tail -n +2 "$1/regions.csv" | cut -d, -f1 | LC_ALL=C sort -u
+}
+# Whether folder $1's SHA256SUMS lists exactly its derivation's files.
+recorded() { # dir
+    [[ -f $1/SHA256SUMS && -f $1/regions.csv ]] &&
+        cmp -s <(swell_files "$1") <(cut -c67- "$1/SHA256SUMS")
+}
+
+if recorded "$DEST"; then
+    bad=$(sums_bad "$DEST" SHA256SUMS)
+    if [[ -z $bad ]]; then log "swell-v$VERSION present"; exit 0; fi
+    log "swell-v$VERSION: $bad (in $DEST); deriving it again"
+elif [[ -d $DEST ]]; then
+    log "swell-v$VERSION: no record of its files (an older cache); checking it against a fresh derivation"
+fi
+
+# The johns crops it derives from, checked (scripts/fetch-data.sh records them).
+if [[ -f $JOHNS/SHA256SUMS ]]; then
+    bad=$(sums_bad "$JOHNS" SHA256SUMS)
+    if [[ -n $bad ]]; then
+        log "swell-v$VERSION: its input johns has $bad (in $JOHNS); run scripts/fetch-data.sh (make data) to repair it"
+        exit 1
+    fi
+fi
+if [[ ! -x $BIN ]]; then
+    log "swell-v$VERSION: $BIN not found; build it first (make build, or cargo build --release --bin likeness)"
+    exit 1
+fi
+mkdir -p "$CACHE/data"
 tmp=$(mktemp -d "$CACHE/data/swell.XXXXXX")
-"$BIN" synth-swell --johns "$CACHE/data/johns" --out "$tmp" --seed 0
+if ! "$BIN" synth-swell --johns "$JOHNS" --out "$tmp" --seed 0; then
+    log "swell-v$VERSION: likeness synth-swell failed; nothing published"
+    exit 1
+fi
+for f in README.txt regions.csv; do
+    [[ -s $tmp/$f ]] || { log "swell-v$VERSION: synth-swell wrote no $f; nothing published"; exit 1; }
+done
+if ! (cd "$tmp" && swell_files . | xargs -d '\n' sha256sum > SHA256SUMS.part); then
+    log "swell-v$VERSION: synth-swell did not write every file regions.csv names; nothing published"
+    exit 1
+fi
+mv "$tmp/SHA256SUMS.part" "$tmp/SHA256SUMS"
+if [[ -d $DEST ]] && ! recorded "$DEST"; then
+    bad=$(sums_bad "$DEST" "$tmp/SHA256SUMS")
+    if [[ -z $bad ]]; then
+        # The same files: keep them, add the record.
+        cp "$tmp/SHA256SUMS" "$DEST/SHA256SUMS.part" && mv "$DEST/SHA256SUMS.part" "$DEST/SHA256SUMS"
+        log "swell-v$VERSION present (checked, recorded)"
+        exit 0
+    fi
+    log "swell-v$VERSION: $bad (in $DEST); replacing it"
+fi
+touch "$tmp/.complete"
+chmod 755 "$tmp"
 rm -rf "$DEST"
 mv "$tmp" "$DEST"
-touch "$DEST/.complete"
+tmp=
+log "swell-v$VERSION: derived into $DEST"

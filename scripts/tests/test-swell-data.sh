@@ -1,0 +1,66 @@
+# scripts/swell-data.sh: a swell-v2 image deleted or cut short was trusted
+# (the folder's .complete marker was all it checked), and a failed
+# synth-swell left its swell.XXXXXX scratch folder in the cache. The set's
+# own file list is now recorded with sha256s when it is published and checked
+# at each run; what is missing or damaged is named and the set derived again;
+# an older folder is checked once against a fresh derivation and recorded.
+source "$(dirname "$0")/lib.sh"
+C="$T/cache"; D="$C/data/swell-v2"
+mkdir -p "$C/data/johns/A" "$C/data/johns/B"
+echo a > "$C/data/johns/A/1.jpg"; echo b > "$C/data/johns/B/1.jpg"
+(cd "$C/data/johns" && sha256sum A/1.jpg B/1.jpg > SHA256SUMS)
+# A stub likeness: synth-swell writes a small, fixed set (as the real one
+# does, seeded), or fails half-way when STUB_FAIL is set; calls are counted.
+stub "$T/bin" likeness '
+echo call >> "$STUB_CALLS"
+while [ $# -gt 0 ]; do [ "$1" = --out ] && out=$2; shift; done
+mkdir -p "$out/images/A" "$out/images/B"
+echo png-a > "$out/images/A/1_v0.png"
+[ -z "$STUB_FAIL" ] || { echo "synth-swell: failing on purpose" >&2; exit 1; }
+echo png-b > "$out/images/B/1_v0.png"
+printf "path,label\nimages/A/1_v0.png,cheek\nimages/A/1_v0.png,eye\nimages/B/1_v0.png,cheek\n" > "$out/regions.csv"
+head -n 3 "$out/regions.csv" > "$out/train.csv"; sed -n "1p;4p" "$out/regions.csv" > "$out/test.csv"
+echo strip > "$out/strengths.png"; echo SYNTHETIC > "$out/README.txt"'
+export LIKENESS_CACHE="$C" LIKENESS_BIN="$T/bin/likeness" STUB_CALLS="$T/calls" STUB_FAIL=
+S="$ROOT/scripts/swell-data.sh"
+calls() { cat "$T/calls" 2>/dev/null | wc -l; }
+no_scratch() { [[ -z $(ls -d "$C"/data/swell.* 2>/dev/null) ]] || fail "scratch folder left: $(ls -d "$C"/data/swell.*)"; }
+
+run "$S"
+[[ $rc == 0 && -f $D/SHA256SUMS && -f $D/images/B/1_v0.png ]] || fail "first derivation: exit $rc, $(cat "$T/err")"
+[[ $(wc -l < "$D/SHA256SUMS") == 7 ]] || fail "record is not the set's file list: $(cat "$D/SHA256SUMS")"
+run "$S"
+[[ $rc == 0 && $(calls) == 1 ]] && grep -q 'swell-v2 present$' "$T/err" || fail "intact set not trusted: $(cat "$T/err")"
+
+# An image deleted, another cut short: named, derived again.
+rm "$D/images/A/1_v0.png"; truncate -s 2 "$D/images/B/1_v0.png"
+run "$S"
+[[ $rc == 0 ]] || fail "repair: exit $rc, $(cat "$T/err")"
+grep -q 'swell-v2: images/A/1_v0.png missing, images/B/1_v0.png damaged .*deriving it again' "$T/err" \
+    || fail "damage not named: $(cat "$T/err")"
+(cd "$D" && sha256sum -c --quiet SHA256SUMS) || fail "not repaired"
+
+# An older folder (a .complete marker, no record): intact, it is kept as it
+# is and recorded; with an image cut short, that is named and it is replaced.
+rm "$D/SHA256SUMS"; touch -d 2001-01-01 "$D/regions.csv"
+run "$S"
+[[ $rc == 0 ]] && grep -q 'swell-v2 present (checked, recorded)' "$T/err" || fail "older intact set: exit $rc, $(cat "$T/err")"
+[[ -f $D/SHA256SUMS && $(stat -c %Y "$D/regions.csv") == $(date -d 2001-01-01 +%s) ]] || fail "older intact set changed or not recorded"
+rm "$D/SHA256SUMS"; truncate -s 0 "$D/images/A/1_v0.png"
+run "$S"
+[[ $rc == 0 ]] && grep -q 'swell-v2: images/A/1_v0.png damaged .*replacing it' "$T/err" || fail "older damaged set: exit $rc, $(cat "$T/err")"
+(cd "$D" && sha256sum -c --quiet SHA256SUMS) || fail "older damaged set not repaired"
+no_scratch
+
+# synth-swell failing: said, no scratch folder left, nothing published.
+rm "$D/images/B/1_v0.png"
+run env STUB_FAIL=1 "$S"
+[[ $rc != 0 ]] && grep -q 'synth-swell failed' "$T/err" || fail "failed derivation: exit $rc, $(cat "$T/err")"
+no_scratch
+[[ ! -e $D/images/B/1_v0.png ]] || fail "half a derivation published"
+
+# Its input damaged: named, with where to repair it; nothing derived.
+n=$(calls); echo x > "$C/data/johns/B/1.jpg"
+run "$S"
+[[ $rc != 0 && $(calls) == "$n" ]] && grep -q 'johns has B/1.jpg damaged .*fetch-data.sh' "$T/err" \
+    || fail "damaged johns used: exit $rc, $(cat "$T/err")"
