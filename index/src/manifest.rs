@@ -195,6 +195,19 @@ impl Manifest {
         Ok(m)
     }
 
+    /// CRC32 of `dir/manifest.json`'s bytes; `None` when it cannot be
+    /// read. Tells one manifest from the next where the generation cannot:
+    /// a rebuild (`build --force`) publishes a new directory whose
+    /// generation starts again at 0.
+    pub fn fingerprint(dir: &Path) -> Option<u32> {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        std::fs::File::open(dir.join(MANIFEST))
+            .and_then(|f| f.take(MAX_MANIFEST + 1).read_to_end(&mut bytes))
+            .ok()?;
+        Some(crc32fast::hash(&bytes))
+    }
+
     /// The name of `label` (`classes[label]`), when the index records
     /// class names and has one for it (`None` for a negative label or one
     /// past the list).

@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
 
 use likeness_index::build::{DEFAULT_EF_CONSTRUCTION, DEFAULT_M};
+use likeness_index::manifest::{FileEntry, META};
 use likeness_index::quant::DEFAULT_QUANTILE;
 use likeness_index::{
     Error, Index, ItemInfo, KnnQuery, LabelFilter, Neighbours, NewItems, Writer, DEFAULT_EF,
@@ -203,6 +204,10 @@ fn mapped_array1<'py, T: numpy::Element>(
     Ok(arr)
 }
 
+/// Item records decoded from the `meta.bin` whose manifest entry is the
+/// first (see `PyIndex::items`).
+type CachedItems = (Option<FileEntry>, Arc<Vec<ItemInfo>>);
+
 /// An open index: memory-mapped files, searched in place.
 ///
 /// Open one with `Index.open(path)` or get one from `likeness.build(...)`.
@@ -214,9 +219,13 @@ struct PyIndex {
     /// after each change (a fold makes a new one).
     inner: RwLock<Option<Arc<Index>>>,
     path: PathBuf,
-    /// Decoded item records (`meta.bin`) of one generation, on first use
-    /// (a fold may change them: compaction wipes the deleted items').
-    items: Mutex<Option<(u64, Arc<Vec<ItemInfo>>)>>,
+    /// Decoded item records (`meta.bin`), on first use, with the
+    /// manifest's entry of the file they came from (its name, size and
+    /// CRC32; none without the file). A fold may change them (compaction
+    /// wipes the deleted items'), and so may a rebuild (`build --force`),
+    /// whose generation starts again at 0: the generation alone would hand
+    /// the old gallery's records to the new one.
+    items: Mutex<Option<CachedItems>>,
     /// The writer, opened on the first change and kept (with the index's
     /// lock) until `close()` or the object is dropped: changes then cost
     /// no reopening, and no other writer changes the index under this one.
@@ -249,12 +258,13 @@ impl PyIndex {
     }
 
     fn item_records(&self, index: &Index) -> PyResult<Arc<Vec<ItemInfo>>> {
+        let source = index.manifest().files.get(META).cloned();
         let mut cached = self.items.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, v)) = cached.as_ref().filter(|(g, _)| *g == index.generation()) {
+        if let Some((_, v)) = cached.as_ref().filter(|(f, _)| *f == source) {
             return Ok(v.clone());
         }
         let v = Arc::new(index.items().map_err(py_err)?);
-        *cached = Some((index.generation(), v.clone()));
+        *cached = Some((source, v.clone()));
         Ok(v)
     }
 

@@ -1,6 +1,7 @@
 """A gallery that grows, from Python: Index.add, delete, update, compact.
 Each change is seen by the next search of the same object, survives
 reopening, and a deleted item is never returned by any search path."""
+import shutil
 import subprocess
 import sys
 import threading
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 import likeness
-from conftest import clustered
+from conftest import ROOT, clustered
 
 DIM = 32
 CLASSES = [f"class-{c}" for c in range(10)]
@@ -185,6 +186,22 @@ def test_reopening_keeps_every_change(tmp_path):
     assert again.items([6, int(tail[1])])[0]["label"] == 9
     assert again.items([int(tail[1])])[0]["label"] == vl[1]
     assert again.verify()["edges"] > 0
+
+
+def test_items_after_a_rebuild_describe_the_new_gallery(tmp_path):
+    """`items` kept the records it decoded by generation: once the folder was
+    rebuilt (`force=True`: the generation starts again at 0) and the object's
+    next change opened the new index, it gave the old gallery's paths."""
+    path = tmp_path / "ix"
+    # 300 items of dimension 8 with their sources (as `likeness index`).
+    shutil.copytree(ROOT / "index" / "tests" / "data" / "golden-v2", path)
+    ix = likeness.Index.open(path)
+    assert ix.items([0])[0]["path"] == "gallery/000.png"
+    x = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
+    likeness.build(x, path, metric="l2", threads=2, force=True)
+    assert ix.add(x[:1]).tolist() == [300]
+    assert ix.generation == 0
+    assert ix.items([0, 300]) == [{"id": 0}, {"id": 300}]
 
 
 def test_update_changes_a_label_for_every_filter(tmp_path):

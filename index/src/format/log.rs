@@ -40,8 +40,21 @@ use crate::error::{Error, Result};
 
 /// Magic of the change log.
 pub const LOG_MAGIC: [u8; 8] = *b"LKNSLOG\0";
-/// Largest record accepted (an add of ~330,000 vectors of 784 floats).
+/// Largest record payload the reader accepts (an add of ~330,000 vectors
+/// of 784 floats), and so the largest the writer may append: a longer one
+/// would read as a torn tail and be dropped, acknowledged. The writer folds
+/// a change whose record would not fit ([`fits`]).
 pub const MAX_RECORD: usize = 1 << 30;
+
+/// [`MAX_RECORD`], or in tests the limit a test set (a record over the
+/// real one takes a GiB to build).
+fn max_record() -> usize {
+    #[cfg(test)]
+    if let Some(limit) = tests::MAX_RECORD_FOR_TEST.with(std::cell::Cell::get) {
+        return limit;
+    }
+    MAX_RECORD
+}
 
 const KIND_ADD: u8 = 1;
 const KIND_DELETE: u8 = 2;
@@ -97,7 +110,48 @@ pub(crate) fn header(dim: usize, base_count: usize, generation: u64) -> [u8; HEA
     *bytemuck::cast_ref(&h)
 }
 
-/// The framed record of `change` (length, CRC32, payload).
+/// Payload bytes of an add of `n` items of dimension `dim`, with labels
+/// and/or scores: what [`record`] writes. `None` past `usize`.
+pub(crate) fn add_payload_len(n: usize, dim: usize, labels: bool, scores: bool) -> Option<usize> {
+    let per_item = dim
+        .checked_mul(4)?
+        .checked_add(8 * usize::from(labels) + 4 * usize::from(scores))?;
+    n.checked_mul(per_item)?.checked_add(20)
+}
+
+/// Payload bytes of a delete of `n` ids: what [`record`] writes.
+pub(crate) fn delete_payload_len(n: usize) -> Option<usize> {
+    n.checked_mul(8)?.checked_add(12)
+}
+
+/// Payload bytes of `change`'s record, computed from its counts (nothing
+/// is encoded).
+pub(crate) fn payload_len(change: &Change, dim: usize) -> Option<usize> {
+    match change {
+        Change::Add {
+            labels,
+            scores,
+            vectors,
+            ..
+        } => add_payload_len(
+            vectors.len() / dim.max(1),
+            dim,
+            labels.is_some(),
+            scores.is_some(),
+        ),
+        Change::Delete { ids } => delete_payload_len(ids.len()),
+    }
+}
+
+/// Whether a record whose payload is `len` bytes may be appended: the
+/// reader accepts it. (Its counts are then below `u32::MAX` too: a payload
+/// of at most [`MAX_RECORD`] holds fewer than 2^28 items or ids.)
+pub(crate) fn fits(len: Option<usize>) -> bool {
+    len.is_some_and(|l| l <= max_record())
+}
+
+/// The framed record of `change` (length, CRC32, payload). The caller
+/// checks first that it [`fits`].
 pub(crate) fn record(change: &Change, dim: usize) -> Vec<u8> {
     let mut p = Vec::new();
     match change {
@@ -129,6 +183,7 @@ pub(crate) fn record(change: &Change, dim: usize) -> Vec<u8> {
             p.extend_from_slice(bytemuck::cast_slice(ids));
         }
     }
+    debug_assert_eq!(Some(p.len()), payload_len(change, dim));
     let mut out = Vec::with_capacity(8 + p.len());
     out.extend_from_slice(&(p.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(&p).to_le_bytes());
@@ -219,7 +274,7 @@ fn intact(bytes: &[u8], at: usize, dim: usize) -> Option<Option<Change>> {
     let crc = u32_at(bytes, at + 4)?;
     let payload = bytes
         .get(at + 8..at + 8 + len)
-        .filter(|_| (1..=MAX_RECORD).contains(&len))?;
+        .filter(|_| (1..=max_record()).contains(&len))?;
     (crc32fast::hash(payload) == crc).then(|| decode(payload, dim))
 }
 
@@ -235,19 +290,17 @@ fn framed(bytes: &[u8], at: usize, dim: usize) -> Option<bool> {
         match kind {
             k if k == u32::from(KIND_ADD) => {
                 let (n, flags) = (u32_at(bytes, p + 12)? as usize, u32_at(bytes, p + 16)?);
-                let per_item = 4 * dim
-                    + 8 * usize::from(flags & FLAG_LABELS != 0)
-                    + 4 * usize::from(flags & FLAG_SCORES != 0);
+                let (labels, scores) = (flags & FLAG_LABELS != 0, flags & FLAG_SCORES != 0);
                 n > 0
                     && flags & !(FLAG_LABELS | FLAG_SCORES) == 0
-                    && n.checked_mul(per_item).and_then(|b| b.checked_add(20)) == Some(len)
+                    && add_payload_len(n, dim, labels, scores) == Some(len)
             }
             k if k == u32::from(KIND_DELETE) => {
                 let n = u32_at(bytes, p + 4)? as usize;
-                n > 0 && u32_at(bytes, p + 8)? == 0 && 12 + 8 * n == len
+                n > 0 && u32_at(bytes, p + 8)? == 0 && delete_payload_len(n) == Some(len)
             }
             _ => false,
-        } && len <= MAX_RECORD,
+        } && len <= max_record(),
     )
 }
 
@@ -341,8 +394,40 @@ fn decode(p: &[u8], dim: usize) -> Option<Change> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    thread_local! {
+        /// The record limit of this thread's reader and writer, when set
+        /// (see `max_record`).
+        pub(crate) static MAX_RECORD_FOR_TEST: std::cell::Cell<Option<usize>> =
+            const { std::cell::Cell::new(None) };
+    }
+
+    /// The limit is reached by a delete of 134 million ids, or an add of
+    /// fewer than `FOLD_AT` items of a dimension near a million: counted,
+    /// not built (that would take the GiB).
+    #[test]
+    fn the_record_size_is_known_before_the_record_is_built() {
+        for c in [
+            Change::Delete { ids: vec![4, 9] },
+            Change::Add {
+                first: 5,
+                labels: Some(vec![1, 2]),
+                scores: Some(vec![0.5, f32::NAN]),
+                vectors: vec![0.0; 6],
+            },
+        ] {
+            assert_eq!(payload_len(&c, 3), Some(record(&c, 3).len() - 8));
+        }
+        let most_ids = (MAX_RECORD - 12) / 8;
+        assert!(fits(delete_payload_len(most_ids)));
+        assert!(!fits(delete_payload_len(most_ids + 1)));
+        assert!(fits(add_payload_len(255, 1000, true, true)));
+        assert!(!fits(add_payload_len(255, 1_100_000, false, false)));
+        assert!(!fits(add_payload_len(usize::MAX / 2, 8, true, false)));
+        assert!((MAX_RECORD - 12) / 8 < u32::MAX as usize);
+    }
 
     #[test]
     fn records_round_trip_and_a_torn_tail_is_cut() {

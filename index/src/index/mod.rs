@@ -72,6 +72,9 @@ pub struct Index {
     log_len: u64,
 }
 
+/// Opens [`Index::open`] tries when the manifest keeps changing under it.
+pub const OPEN_TRIES: usize = 4;
+
 /// Maps `path` read-only after checking its size against the manifest.
 fn map_file(dir: &Path, manifest: &Manifest, name: &str) -> Result<Mmap> {
     let path = manifest.path(dir, name);
@@ -102,32 +105,40 @@ fn map_file(dir: &Path, manifest: &Manifest, name: &str) -> Result<Mmap> {
 impl Index {
     /// Opens the index directory `dir`.
     ///
-    /// A writer may commit a new generation and remove the old one's files
-    /// between our reading the manifest and mapping them: then the files
-    /// are missing or of another size and the manifest has changed, and we
-    /// open again (up to three times).
+    /// The manifest may be replaced while we read the files it names: a
+    /// writer commits a new generation and removes the old one's files, or
+    /// a rebuild (`build --force`) publishes a new directory in place of
+    /// this one, its generation starting again at 0. Then the files are
+    /// missing, of another size, or (a rebuild of the same shape) the new
+    /// directory's, opened under the old manifest. So when the manifest's
+    /// bytes differ after the open from before it, whatever the outcome,
+    /// we open again, up to [`OPEN_TRIES`] times in all.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
-        let mut tries = 0;
+        let mut tries = 1;
         loop {
-            let before = Manifest::read(dir).map(|m| m.generation);
-            match Self::open_once(dir) {
-                Err(Error::MissingFile { .. } | Error::SizeMismatch { .. })
-                    if tries < 3
-                        && before.is_ok()
-                        && Manifest::read(dir).map(|m| m.generation).ok()
-                            != before.as_ref().ok().copied() =>
-                {
-                    tries += 1;
-                }
-                other => return other,
+            let before = Manifest::fingerprint(dir);
+            let res = Self::open_once(dir);
+            let after = Manifest::fingerprint(dir);
+            if before == after || tries == OPEN_TRIES {
+                return res;
             }
+            if after.is_none() {
+                // Between a rebuild's two renames there is no directory:
+                // give the second one a moment.
+                std::thread::sleep(std::time::Duration::from_millis(10 * tries as u64));
+            }
+            tries += 1;
         }
     }
 
     fn open_once(dir: &Path) -> Result<Self> {
         let dir = dir.to_path_buf();
         let manifest = Manifest::read(&dir)?;
+        #[cfg(test)]
+        if let Some(race) = tests::AFTER_MANIFEST.with(std::cell::Cell::take) {
+            race();
+        }
         let graph = map_file(&dir, &manifest, GRAPH)?;
         let vectors = map_file(&dir, &manifest, VECTORS)?;
         let meta = if manifest.files.contains_key(META) {
@@ -552,4 +563,50 @@ fn check_vectors(path: &Path, bytes: &[u8], count: usize, dim: usize) -> Result<
         ));
     }
     Ok(h.data_offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::IndexBuilder;
+
+    thread_local! {
+        /// Run once by this thread's next `open_once`, between reading the
+        /// manifest and mapping the files: how a race is made.
+        pub(super) static AFTER_MANIFEST: Cell<Option<Box<dyn FnOnce()>>> =
+            const { Cell::new(None) };
+    }
+
+    fn build(dir: &Path, n: usize, seed: f32) {
+        let rows: Vec<f32> = (0..n * 8).map(|i| (i as f32 * 0.37 + seed).sin()).collect();
+        IndexBuilder::new()
+            .metric(Metric::L2)
+            .build(&rows, 8, None, None, dir, None)
+            .unwrap();
+    }
+
+    /// A rebuild published while a reader opened the index (its manifest
+    /// read, its files not yet mapped) used to fail the open: the retry
+    /// looked for a new generation, and a rebuild starts again at 0.
+    #[test]
+    fn an_open_racing_a_rebuild_opens_the_new_index() {
+        let t = tempfile::tempdir().unwrap();
+        let (dir, new) = (t.path().join("ix"), t.path().join("new"));
+        build(&dir, 300, 0.0);
+        build(&new, 200, 1.0);
+        let (d, aside) = (dir.clone(), t.path().join("old"));
+        AFTER_MANIFEST.with(|h| {
+            h.set(Some(Box::new(move || {
+                // As `build --force` publishes (`TempDir::publish_replacing`).
+                std::fs::rename(&d, &aside).unwrap();
+                std::fs::rename(&new, &d).unwrap();
+            })))
+        });
+        let ix = Index::open(&dir).unwrap();
+        assert_eq!((ix.len(), ix.generation()), (200, 0));
+        assert_eq!(ix.manifest(), &Manifest::read(&dir).unwrap());
+        assert!(AFTER_MANIFEST.with(Cell::take).is_none(), "the race ran");
+    }
 }

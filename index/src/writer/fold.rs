@@ -31,8 +31,9 @@ pub(crate) struct Update<'a> {
 /// What a fold writes besides the logged changes.
 #[derive(Debug, Default)]
 pub(crate) struct Fold<'a> {
-    /// An add not logged, and its item records.
-    pub add: Option<(&'a Change, Option<&'a [ItemInfo]>)>,
+    /// A change not logged (an add, with its item records; or a delete
+    /// whose record would not fit the log).
+    pub change: Option<(&'a Change, Option<&'a [ItemInfo]>)>,
     pub update: Option<Update<'a>>,
     /// Class names, when they grew (the old list is a prefix).
     pub classes: Option<&'a [String]>,
@@ -73,7 +74,7 @@ pub(crate) fn run(dir: &Path, index: &Index, f: Fold<'_>, threads: usize) -> Res
     let dim = index.dim();
     let base = index.base_len();
     let mut live: Live = (*index.snapshot()).clone();
-    if let Some((change, _)) = f.add {
+    if let Some((change, _)) = f.change {
         live.check(change).map_err(Error::InvalidInput)?;
         live.apply(change);
     }
@@ -165,7 +166,7 @@ pub(crate) fn run(dir: &Path, index: &Index, f: Fold<'_>, threads: usize) -> Res
     }
 
     // Records: labels, scores, sources, subjects and sides.
-    let add_items = f.add.and_then(|(_, i)| i);
+    let add_items = f.change.and_then(|(_, i)| i);
     let has_meta = old.files.contains_key(META);
     if has_meta || add_items.is_some() {
         let meta_changes = rewrite || f.update.is_some() || add_items.is_some();

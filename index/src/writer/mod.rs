@@ -8,7 +8,11 @@
 //! never modified once written: searches map them. A change is either
 //! - **logged**: appended to the generation's change log
 //!   ([`crate::format::log`]) and fsync'd before the call returns (an add
-//!   of fewer than [`FOLD_AT`] items, a delete). Readers replay the log
+//!   of fewer than [`FOLD_AT`] items, a delete), when its record fits the
+//!   log ([`crate::format::log::MAX_RECORD`], 1 GiB: a delete of 134
+//!   million ids, or an add of a dimension near a million); a larger one
+//!   folds, as a record the reader would refuse must never be
+//!   acknowledged. Readers replay the log
 //!   when they open the index; an open [`Index`] sees the change at once
 //!   ([`crate::live`]): added items are searched exactly beside the graph,
 //!   deleted ones route the beam but are never results; or
@@ -224,6 +228,15 @@ impl Writer {
         }
         let mut live = (*self.index.snapshot()).clone();
         live.check(&change).map_err(Error::InvalidInput)?;
+        // `add` and `delete` fold such a change instead; appended, the
+        // reader would cut it off as a torn tail, acknowledged.
+        if !log::fits(log::payload_len(&change, self.index.dim())) {
+            return Err(Error::InvalidInput(format!(
+                "a change of {} bytes is more than the change log takes ({} bytes); nothing was changed",
+                log::payload_len(&change, self.index.dim()).unwrap_or(usize::MAX),
+                log::MAX_RECORD
+            )));
+        }
         let record = log::record(&change, self.index.dim());
         let path = self.log_path();
         if self.log_broken {
@@ -305,9 +318,12 @@ impl Writer {
         if let Some(c) = classes {
             self.check_new_classes(c, &[])?;
         }
-        if new.items.is_some() || classes.is_some() || live.tail_len() + n >= FOLD_AT {
+        // A record too large for the log is folded: only a fold keeps it
+        // (see `append`).
+        let too_large = !log::fits(log::payload_len(&change, dim));
+        if new.items.is_some() || classes.is_some() || live.tail_len() + n >= FOLD_AT || too_large {
             self.fold_with(fold::Fold {
-                add: Some((&change, new.items)),
+                change: Some((&change, new.items)),
                 classes,
                 ..fold::Fold::default()
             })
@@ -353,8 +369,32 @@ impl Writer {
             unreachable!()
         };
         let n = fresh.len();
-        if n > 0 {
+        if n == 0 {
+            return Ok(0);
+        }
+        if log::fits(log::payload_len(&change, self.index.dim())) {
             self.append(change)?;
+        } else {
+            // Too many ids for one record (134 million): folded in one
+            // piece, so the delete stays all or nothing, as a logged one.
+            self.fold_with(fold::Fold {
+                change: Some((&change, None)),
+                ..fold::Fold::default()
+            })
+            .map_err(|e| match e {
+                Error::Committed {
+                    path,
+                    generation,
+                    reason,
+                    ..
+                } => Error::Committed {
+                    path,
+                    change: format!("the delete of {n} items"),
+                    generation,
+                    reason,
+                },
+                e => e,
+            })?;
         }
         Ok(n)
     }
@@ -585,6 +625,48 @@ mod tests {
         let want = rows(3, 3.0);
         assert_eq!(ix.item_vector(next as usize + 2).unwrap(), &want[2 * DIM..]);
         ix.verify().unwrap();
+    }
+
+    /// A change whose record was over the log's limit used to be appended
+    /// and acknowledged, then cut off at the next open as a torn tail: the
+    /// deleted items came back, the added ones were gone. It folds now.
+    /// (The limit is lowered for this thread: the real one takes a GiB.)
+    #[test]
+    fn a_change_too_large_for_the_log_is_folded_not_lost() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("ix");
+        IndexBuilder::new()
+            .metric(Metric::L2)
+            .build(&rows(300, 0.0), DIM, None, None, &dir, None)
+            .unwrap();
+        // A delete of 2 ids takes 28 bytes, of 30 ids 252; an add of 10
+        // rows of 8 floats 340.
+        log::tests::MAX_RECORD_FOR_TEST.with(|l| l.set(Some(200)));
+        let mut w = Writer::open(&dir).unwrap();
+        assert_eq!(w.delete(&[1, 2]).unwrap(), 2);
+        let mut generations = vec![w.index().generation()];
+        let many: Vec<u64> = (10..40).collect();
+        assert_eq!(w.delete(&many).unwrap(), 30);
+        generations.push(w.index().generation());
+        let ids = w
+            .add(&NewItems {
+                vectors: &rows(10, 1.0),
+                ..NewItems::default()
+            })
+            .unwrap();
+        assert_eq!(ids, 300..310);
+        generations.push(w.index().generation());
+        drop(w);
+        let ix = Index::open(&dir).unwrap();
+        assert_eq!((ix.len(), ix.live_count()), (310, 310 - 32));
+        for id in [1, 2, 10, 39] {
+            assert!(ix.is_deleted(id), "{id}");
+        }
+        assert_eq!(ix.item_vector(309).unwrap(), &rows(10, 1.0)[9 * DIM..]);
+        ix.verify().unwrap();
+        // The small delete was logged; the two large changes folded.
+        assert_eq!(generations, [0, 1, 2]);
+        log::tests::MAX_RECORD_FOR_TEST.with(|l| l.set(None));
     }
 
     /// A fold that failed before its commit changes nothing, and the
