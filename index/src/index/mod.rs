@@ -496,8 +496,6 @@ impl Index {
 
     /// The posting lists (mapped, or built from the labels on first use);
     /// `None` without labels.
-    /// The posting lists (mapped, or built from the labels on first use);
-    /// `None` without labels.
     fn postings_view(&self) -> Result<Option<PostingsView<'_>>> {
         if let Some((map, h)) = &self.postings_file {
             return crate::postings::view_of(&self.file_path(POSTINGS), map, h).map(Some);
