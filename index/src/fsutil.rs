@@ -85,52 +85,138 @@ impl TempDir {
     /// Syncs every file in the directory and the directory, then renames it
     /// to `target` (which must not exist) and syncs the parent.
     pub fn publish(mut self, target: &Path) -> Result<()> {
-        for entry in fs::read_dir(&self.path).map_err(|e| Error::io(&self.path, e))? {
-            let p = entry.map_err(|e| Error::io(&self.path, e))?.path();
-            File::open(&p)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| Error::io(&p, e))?;
-        }
-        sync_dir(&self.path)?;
+        self.sync_contents()?;
         if target.exists() {
             return Err(Error::InvalidInput(format!(
                 "{} already exists; remove it or choose another output directory",
                 target.display()
             )));
         }
+        step(Step::Rename);
         fs::rename(&self.path, target).map_err(|e| Error::io(target, e))?;
         self.keep = true;
         sync_dir(target.parent().unwrap_or(Path::new(".")))
     }
-}
 
-impl TempDir {
+    /// Syncs every file in the directory, then the directory itself, so the
+    /// contents are durable before any rename makes them visible.
+    fn sync_contents(&self) -> Result<()> {
+        for entry in fs::read_dir(&self.path).map_err(|e| Error::io(&self.path, e))? {
+            let p = entry.map_err(|e| Error::io(&self.path, e))?.path();
+            step(Step::Sync);
+            File::open(&p)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io(&p, e))?;
+        }
+        step(Step::Sync);
+        sync_dir(&self.path)
+    }
+
     /// As [`TempDir::publish`], but an existing `target` (which must pass
-    /// [`check_replaceable`]) is moved aside, replaced and then removed. The
-    /// new directory is complete and synced before the old one moves, so a
-    /// reader sees either the old index or the new one (or, for the instant
-    /// between the two renames, none).
-    pub fn publish_replacing(self, target: &Path, marker: &str) -> Result<()> {
+    /// [`check_replaceable`]) is replaced and then removed.
+    ///
+    /// Every file of the new directory, and the directory, is synced first,
+    /// while the old index still serves: the syncs of a large index take
+    /// seconds, and they used to run after the old directory had moved
+    /// aside, so for all that time no index was at `target` and readers
+    /// (`Index::open`, a server's reload) failed with "no such directory".
+    ///
+    /// Then, on Linux, the two directories are swapped in one
+    /// `renameat2(RENAME_EXCHANGE)`: the path names the old index, then the
+    /// new one, with no instant in between, and a crash leaves one of the
+    /// two whole at `target`. Filesystems (or kernels, or other systems)
+    /// that refuse the exchange get two plain renames, old aside and new in,
+    /// with nothing but the second rename between them; a crash in that gap
+    /// leaves the old index whole under its hidden `.replaced-` name.
+    pub fn publish_replacing(mut self, target: &Path, marker: &str) -> Result<()> {
         if !target.exists() {
             return self.publish(target);
         }
         check_replaceable(target, marker)?;
+        self.sync_contents()?;
+        let parent = target.parent().unwrap_or(Path::new("."));
+        step(Step::Rename);
+        if exchange(&self.path, target).map_err(|e| Error::io(target, e))? {
+            // `self.path` now names the old index, which drop removes;
+            // failing to remove it only leaves a hidden sibling behind.
+            sync_dir(parent)?;
+            return Ok(());
+        }
         let old = temp_sibling(target, "replaced")?;
         fs::rename(target, &old).map_err(|e| Error::io(target, e))?;
-        match self.publish(target) {
-            Ok(()) => {
-                // The new index is in place; failing to delete the old copy
-                // only leaves a hidden sibling behind.
-                let _ = fs::remove_dir_all(&old);
-                Ok(())
-            }
-            Err(e) => {
-                let _ = fs::rename(&old, target);
-                Err(e)
-            }
+        step(Step::Rename);
+        if let Err(e) = fs::rename(&self.path, target) {
+            let _ = fs::rename(&old, target);
+            return Err(Error::io(target, e));
         }
+        self.keep = true;
+        sync_dir(parent)?;
+        // The new index is in place and durable; failing to delete the old
+        // copy only leaves a hidden sibling behind.
+        let _ = fs::remove_dir_all(&old);
+        Ok(())
     }
 }
+
+/// Swaps the directories `a` and `b` atomically. `Ok(false)` when this
+/// system or filesystem cannot (the caller then renames twice).
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> std::io::Result<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    #[cfg(test)]
+    if tests::NO_EXCHANGE.with(std::cell::Cell::get) {
+        return Ok(false);
+    }
+    let cstr = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+    };
+    let (a, b) = (cstr(a)?, cstr(b)?);
+    // The raw system call rather than glibc's wrapper, which only glibc
+    // 2.28 and later have; the kernel has had it since 3.15.
+    // SAFETY: both paths are NUL-terminated strings that outlive the call,
+    // and renameat2 only reads them.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        // No such system call (old kernel, a sandbox's filter), or a
+        // filesystem without exchange (EINVAL; some report EOPNOTSUPP).
+        Some(libc::ENOSYS | libc::EINVAL | libc::EOPNOTSUPP | libc::EPERM) => Ok(false),
+        _ => Err(e),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_a: &Path, _b: &Path) -> std::io::Result<bool> {
+    Ok(false)
+}
+
+/// A step of a publication, recorded in tests to check their order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Sync,
+    Rename,
+}
+
+#[cfg(test)]
+fn step(s: Step) {
+    tests::STEPS.with(|v| v.borrow_mut().push(s));
+}
+
+#[cfg(not(test))]
+fn step(_: Step) {}
 
 /// Whether `target` may be replaced by a new index: a directory that is
 /// empty or holds `marker` (the manifest). Anything else is refused so a
@@ -247,5 +333,104 @@ impl Drop for TempDir {
         if !self.keep {
             let _ = fs::remove_dir_all(&self.path);
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::cell::{Cell, RefCell};
+
+    thread_local! {
+        /// The steps of this thread's publications, in order.
+        pub(crate) static STEPS: RefCell<Vec<Step>> = const { RefCell::new(Vec::new()) };
+        /// Makes `exchange` report no support, as some filesystems do.
+        pub(crate) static NO_EXCHANGE: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// An index-like directory at `dir` holding `marker` = `text`.
+    fn fill(dir: &Path, text: &str) {
+        fs::write(dir.join("manifest.json"), text).unwrap();
+        fs::write(dir.join("vectors.npy"), vec![7u8; 1 << 16]).unwrap();
+    }
+
+    fn replace(target: &Path, text: &str) -> Vec<Step> {
+        let tmp = TempDir::sibling_of(target).unwrap();
+        fill(tmp.path(), text);
+        STEPS.with(|s| s.borrow_mut().clear());
+        tmp.publish_replacing(target, "manifest.json").unwrap();
+        assert_eq!(
+            fs::read_to_string(target.join("manifest.json")).unwrap(),
+            text
+        );
+        STEPS.with(|s| s.take())
+    }
+
+    /// The old index moved aside before the new one's files were synced,
+    /// so for all those syncs no index was at the path.
+    #[test]
+    fn replacing_syncs_the_new_index_before_the_old_one_moves() {
+        for no_exchange in [false, true] {
+            NO_EXCHANGE.with(|c| c.set(no_exchange));
+            let t = tempfile::tempdir().unwrap();
+            let target = t.path().join("ix");
+            fs::create_dir(&target).unwrap();
+            fill(&target, "old");
+            let steps = replace(&target, "new");
+            let first_rename = steps.iter().position(|s| *s == Step::Rename).unwrap();
+            // Two files and the directory.
+            assert_eq!(steps[..first_rename], [Step::Sync; 3], "{steps:?}");
+            assert!(!steps[first_rename..].contains(&Step::Sync), "{steps:?}");
+            // Nothing left behind: no old copy, no temporary directory.
+            let names: Vec<_> = fs::read_dir(t.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, ["ix"], "no_exchange={no_exchange}");
+        }
+        NO_EXCHANGE.with(|c| c.set(false));
+    }
+
+    /// Where the filesystem swaps directories atomically, a reader never
+    /// finds the path missing while the index is replaced again and again.
+    #[test]
+    fn replacing_leaves_no_instant_without_a_directory() {
+        let t = tempfile::tempdir().unwrap();
+        let target = t.path().join("ix");
+        fs::create_dir(&target).unwrap();
+        fill(&target, "0");
+        let probe = TempDir::sibling_of(&target).unwrap();
+        let supported = exchange(probe.path(), &target).unwrap();
+        if supported {
+            exchange(probe.path(), &target).unwrap();
+        } else {
+            eprintln!("skipped: this filesystem does not exchange directories");
+            return;
+        }
+        drop(probe);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (stop, target) = (stop.clone(), target.clone());
+            std::thread::spawn(move || {
+                let (mut looks, mut missing) = (0u64, 0u64);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    looks += 1;
+                    if fs::metadata(target.join("manifest.json")).is_err() {
+                        missing += 1;
+                    }
+                }
+                (looks, missing)
+            })
+        };
+        for i in 1..=50 {
+            replace(&target, &i.to_string());
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (looks, missing) = reader.join().unwrap();
+        assert!(looks > 0);
+        assert_eq!(
+            missing, 0,
+            "the index was missing in {missing} of {looks} looks"
+        );
     }
 }

@@ -124,8 +124,9 @@ impl Index {
                 return res;
             }
             if after.is_none() {
-                // Between a rebuild's two renames there is no directory:
-                // give the second one a moment.
+                // Between a rebuild's two renames (where the filesystem
+                // cannot swap the directories in one) there is no
+                // directory: give the second one a moment.
                 std::thread::sleep(std::time::Duration::from_millis(10 * tries as u64));
             }
             tries += 1;
@@ -597,7 +598,8 @@ mod tests {
         let (d, aside) = (dir.clone(), t.path().join("old"));
         AFTER_MANIFEST.with(|h| {
             h.set(Some(Box::new(move || {
-                // As `build --force` publishes (`TempDir::publish_replacing`).
+                // As `build --force` publishes where the filesystem cannot
+                // swap directories (`TempDir::publish_replacing`).
                 std::fs::rename(&d, &aside).unwrap();
                 std::fs::rename(&new, &d).unwrap();
             })))
