@@ -856,3 +856,139 @@ fn photos_with_no_face_say_so_and_offer_no_chips_to_train() {
     assert!(!said.contains("train --data"), "{said}");
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 1);
 }
+
+/// The gray image `FaceFinder::find` gives the detector: (r+g+b)/3.
+fn detector_gray(image: &DynamicImage) -> image::GrayImage {
+    let rgb = image.to_rgb8();
+    let (w, h) = rgb.dimensions();
+    let level =
+        |p: &image::Rgb<u8>| ((u16::from(p[0]) + u16::from(p[1]) + u16::from(p[2])) / 3) as u8;
+    image::GrayImage::from_fn(w, h, |x, y| image::Luma([level(rgb.get_pixel(x, y))]))
+}
+
+/// The face ids (`face` column) and subjects of a regions manifest, and
+/// chips.csv's labels by chip file name (`NNNNN-STEM-K.png`).
+fn subjects_and_labels(
+    manifest: &Path,
+    chips: &Path,
+) -> (
+    std::collections::BTreeSet<(String, String)>,
+    std::collections::BTreeMap<String, String>,
+) {
+    let text = std::fs::read_to_string(manifest).unwrap();
+    let faces = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let r: Vec<&str> = l.split(',').collect();
+            (r[8].to_string(), r[6].to_string())
+        })
+        .collect();
+    let listed = std::fs::read_to_string(chips.join("chips.csv")).unwrap();
+    let labels = listed
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (p, label) = l.rsplit_once(',').unwrap();
+            let name = Path::new(p).file_name().unwrap().to_string_lossy();
+            (name.into_owned(), label.to_string())
+        })
+        .collect();
+    (faces, labels)
+}
+
+/// johns' John_Savage/000289 held a second "face" on an eye inside the real
+/// one: `regions` counted 2 faces, named the real one `John_Savage#1` in
+/// regions.csv (another person to `eval` and `asymmetry`) while chips.csv
+/// called it `John_Savage`. A face inside a face is now dropped, and both
+/// files name a photo's largest face by its person, the others `person#k`.
+#[test]
+fn a_face_inside_a_face_is_dropped_and_both_files_name_faces_alike() {
+    use face::detect::{drop_nested, inside_share, NESTED_SHARE};
+    let f = finder(Landmarks::Dlib5);
+    let savage = std::fs::read_dir(common::johns().join("John_Savage"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("000289")
+        })
+        .unwrap();
+    let image = image::open(&savage).unwrap();
+    let all = f.detector().detect_all(&detector_gray(&image));
+    let share = inside_share(&all[1], &all[0]);
+    eprintln!(
+        "{}: boxes {:?}, the second {share:.3} inside the first",
+        savage.display(),
+        all.iter().map(|b| (b.x, b.y, b.w)).collect::<Vec<_>>()
+    );
+    assert_eq!(all.len(), 2);
+    assert!(share >= NESTED_SHARE);
+    assert_eq!(f.find(&image).len(), 1);
+
+    // dlib's group photos: faces side by side, none dropped.
+    let mut most = 0f32;
+    for e in std::fs::read_dir(faces_dir()).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "jpg") {
+            continue;
+        }
+        let all = f
+            .detector()
+            .detect_all(&detector_gray(&image::open(&p).unwrap()));
+        for (i, small) in all.iter().enumerate() {
+            for big in &all[..i] {
+                most = most.max(inside_share(small, big));
+            }
+        }
+        assert_eq!(drop_nested(all.clone()).len(), all.len(), "{}", p.display());
+    }
+    eprintln!("dlib's examples: at most {most:.3} of a face inside another");
+
+    // End to end: that photo, and a photo of two people in a folder "pair".
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    for (person, from) in [
+        ("John_Savage", savage.clone()),
+        ("pair", faces_dir().join("2008_001009.jpg")),
+    ] {
+        std::fs::create_dir_all(photos.join(person)).unwrap();
+        std::fs::copy(&from, photos.join(person).join(from.file_name().unwrap())).unwrap();
+    }
+    let (out, chips) = (tmp.path().join("r.csv"), tmp.path().join("chips"));
+    let o = common::likeness(&[
+        "regions",
+        "--data",
+        photos.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--chips",
+        chips.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("2 photos, 3 faces"), "{err}");
+    let (faces, labels) = subjects_and_labels(&out, &chips);
+    let want = |v: &[(&str, &str)]| -> std::collections::BTreeSet<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    // Photos are listed folder by folder: John_Savage's is photo 0.
+    assert_eq!(
+        faces,
+        want(&[("0#1", "John_Savage"), ("1#1", "pair"), ("1#2", "pair#2")])
+    );
+    let labels: Vec<(String, String)> = labels.into_iter().collect();
+    let stem = savage.file_stem().unwrap().to_string_lossy();
+    assert_eq!(
+        labels,
+        vec![
+            (format!("00000-{stem}-1.png"), "John_Savage".to_string()),
+            ("00001-2008_001009-1.png".to_string(), "pair".to_string()),
+            ("00001-2008_001009-2.png".to_string(), "pair#2".to_string()),
+        ]
+    );
+}

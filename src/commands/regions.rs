@@ -227,12 +227,14 @@ pub fn find_all(
     out
 }
 
-/// The face's id: the photo's subject, with `#k` when the photo holds several.
+/// Whose the photo's `k`-th face is (largest first, from 0): the photo's
+/// person for its largest face, `person#k` (k from 2) for the others, who
+/// are someone else. The manifest's `subject` and chips.csv's `label` both
+/// come from here, so a face is one person in both.
 pub fn face_subject(found: &Found, k: usize) -> String {
-    if found.faces.len() > 1 {
-        format!("{}#{}", found.photo.subject, k + 1)
-    } else {
-        found.photo.subject.clone()
+    match k {
+        0 => found.photo.subject.clone(),
+        k => format!("{}#{}", found.photo.subject, k + 1),
     }
 }
 
@@ -287,10 +289,7 @@ fn write_chips(dir: &Path, found: &[Found]) -> Result<(usize, usize)> {
     for f in found {
         for (k, path) in &f.chips {
             let abs = std::path::absolute(path).unwrap_or_else(|_| path.clone());
-            let label = match *k {
-                0 => f.photo.subject.clone(),
-                k => format!("{}#{}", f.photo.subject, k + 1),
-            };
+            let label = face_subject(f, *k);
             w.write_record([abs.to_string_lossy().as_ref(), &label])
                 .map_err(|e| Error::Invalid(e.to_string()))?;
             *per_label.entry(label).or_default() += 1;

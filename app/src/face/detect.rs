@@ -27,6 +27,13 @@ pub const DETECT_SIDE: u32 = 2048;
 /// SeetaFace's score threshold; 2.0 is its authors' example value, and
 /// dlib's examples/faces gave no false faces with it.
 const SCORE_THRESH: f64 = 2.0;
+/// A face whose box lies this share of its area or more inside a larger
+/// face's box is a false detection (a face inside a face), and is dropped.
+/// Measured: johns' John_Savage/000289_01099139.jpg gave a second "face",
+/// a 37 px box on an eye wholly inside the 117 px real one (share 1.0),
+/// which then counted as another person; in dlib's examples/faces (66 faces
+/// side by side) no box lies more than 0.126 inside another.
+pub const NESTED_SHARE: f32 = 0.8;
 
 /// A face's box in image pixels, as dlib's shape predictors expect it.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -57,8 +64,14 @@ impl Detector {
         self.min_face
     }
 
-    /// Every face in the image, largest first, in its own pixels.
+    /// Every face in the image, largest first, in its own pixels; a box
+    /// inside a larger one is dropped ([`drop_nested`]).
     pub fn detect(&self, gray: &GrayImage) -> Vec<FaceBox> {
+        drop_nested(self.detect_all(gray))
+    }
+
+    /// Every box the cascade gives, largest first, nested ones included.
+    pub fn detect_all(&self, gray: &GrayImage) -> Vec<FaceBox> {
         let (w, h) = gray.dimensions();
         let scale = detect_scale(w, h, self.min_face);
         let (sw, sh) = (
@@ -109,6 +122,30 @@ impl Detector {
     }
 }
 
+/// `faces` (largest first) without those whose box lies [`NESTED_SHARE`]
+/// or more inside a larger face's box that is kept.
+pub fn drop_nested(faces: Vec<FaceBox>) -> Vec<FaceBox> {
+    let mut kept: Vec<FaceBox> = Vec::with_capacity(faces.len());
+    for f in faces {
+        if !kept.iter().any(|big| inside_share(&f, big) >= NESTED_SHARE) {
+            kept.push(f);
+        }
+    }
+    kept
+}
+
+/// The share of `small`'s area that lies inside `big`'s box.
+pub fn inside_share(small: &FaceBox, big: &FaceBox) -> f32 {
+    let w = ((small.x + small.w).min(big.x + big.w) - small.x.max(big.x)).max(0.0);
+    let h = ((small.y + small.h).min(big.y + big.h) - small.y.max(big.y)).max(0.0);
+    let area = small.w * small.h;
+    if area > 0.0 {
+        w * h / area
+    } else {
+        0.0
+    }
+}
+
 /// The factor a `w`×`h` image is resized by before detection: enlarged so
 /// that a face of `min_face` px fills the window, then shrunk if need be to
 /// [`DETECT_SIDE`] on its long side.
@@ -152,5 +189,36 @@ mod tests {
         assert_eq!(side(1986, 1545, DEFAULT_MIN_FACE), (1986, 1545));
         assert_eq!(side(500, 375, MIN_FACE_FLOOR), (1000, 750));
         assert_eq!(side(1986, 1545, MIN_FACE_FLOOR), (2048, 1593));
+    }
+
+    /// johns' John_Savage/000289 gave a second "face" on an eye inside the
+    /// real one, which then counted as another person. A box mostly inside
+    /// a larger one goes; faces side by side, or only partly overlapping, stay.
+    #[test]
+    fn a_face_inside_a_face_is_dropped() {
+        let b = |x: f32, y: f32, w: f32| FaceBox {
+            x,
+            y,
+            w,
+            h: w,
+            score: 1.0,
+        };
+        let face = b(10.0, 10.0, 120.0);
+        let eye = b(90.0, 40.0, 25.0);
+        assert_eq!(inside_share(&eye, &face), 1.0);
+        assert_eq!(drop_nested(vec![face, eye]), vec![face]);
+        // 20% of it outside the face: at the threshold, still dropped.
+        let edge = b(110.0, 40.0, 25.0);
+        assert!((inside_share(&edge, &face) - 0.8).abs() < 1e-6);
+        assert_eq!(drop_nested(vec![face, edge]), vec![face]);
+        // Beyond it, and faces side by side, are kept.
+        let out = b(111.0, 40.0, 25.0);
+        let beside = b(120.0, 10.0, 100.0);
+        assert_eq!(drop_nested(vec![face, out]), vec![face, out]);
+        assert_eq!(drop_nested(vec![face, beside]), vec![face, beside]);
+        // A box inside one that was itself dropped is judged by the kept ones.
+        let inner = b(95.0, 45.0, 10.0);
+        assert_eq!(drop_nested(vec![face, eye, inner]), vec![face]);
+        assert_eq!(inside_share(&b(0.0, 0.0, 0.0), &face), 0.0);
     }
 }

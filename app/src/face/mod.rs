@@ -140,6 +140,11 @@ impl FaceFinder {
         self.detector.min_face()
     }
 
+    /// The face detector.
+    pub fn detector(&self) -> &detect::Detector {
+        &self.detector
+    }
+
     /// Every face in `image`, largest first, with its landmarks.
     pub fn find(&self, image: &DynamicImage) -> Vec<Face> {
         // A decoded photo is RGB already: read it in place (a copy of an
