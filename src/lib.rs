@@ -27,3 +27,11 @@ pub mod train;
 pub mod transform;
 
 pub use error::{Error, Result};
+
+/// `path` made absolute where it exists (else as given), for the paths that
+/// model.json, embed.json and an index's manifest record: they are read
+/// from other directories than the one the command ran in (embed.json once
+/// said `"model_dir": "M"`).
+pub fn absolute(path: &std::path::Path) -> std::path::PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}

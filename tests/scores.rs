@@ -623,16 +623,15 @@ fn training_from_grades_predicts_grades_of_new_images() {
     );
     // `embed` writes each new image's grade as the read-out predicts it,
     // in the rows' order, beside the true scores of the manifest.
+    // Named relatively, from the test's folder: embed.json must still say
+    // where the model and the rows are (it once said `"model_dir": "M"`).
     let emb = dir.path().join("emb");
-    let said = ok(&[
-        "embed",
-        "--model",
-        s(&model),
-        "--data",
-        s(&test),
-        "--out",
-        s(&emb),
-    ]);
+    let said = common::likeness_in(
+        dir.path(),
+        &[
+            "embed", "--model", "model", "--data", "test.csv", "--out", "emb",
+        ],
+    );
     assert!(said.contains("predicted_scores.npy"), "{said}");
     let predicted = likeness_index::npy::read_floats(emb.join("predicted_scores.npy")).unwrap();
     let truth = likeness_index::npy::read_floats(emb.join("scores.npy")).unwrap();
@@ -693,6 +692,9 @@ fn training_from_grades_predicts_grades_of_new_images() {
     let card: serde_json::Value =
         serde_json::from_slice(&std::fs::read(emb.join("embed.json")).unwrap()).unwrap();
     assert_eq!(card["predicted_scores"], true, "{card}");
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap().display().to_string();
+    assert_eq!(card["model_dir"], canon(&model), "{card}");
+    assert_eq!(card["source"], canon(&test), "{card}");
     assert_eq!(card["readout_unfamiliar"]["labels"], serde_json::json!([]));
     // Regions of a label it never learnt from get numbers, not grades: said.
     let other = dir.path().join("other.csv");

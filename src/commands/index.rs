@@ -28,7 +28,7 @@ pub fn run(device: Device, threads: usize, args: IndexArgs) -> Result<ExitCode> 
         });
     }
     // The graph's parameters are checked before the (long) embedding.
-    let model_dir = std::fs::canonicalize(&args.model).unwrap_or_else(|_| args.model.clone());
+    let model_dir = crate::absolute(&args.model);
     let builder = args
         .graph
         .builder(threads)

@@ -18,6 +18,7 @@ use tch::nn::VarStore;
 
 use super::loss::LossConfig;
 use super::TrainConfig;
+use crate::absolute;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::{ModelSpec, Net};
@@ -604,11 +605,6 @@ pub fn load(dir: &Path, device: tch::Device) -> Result<(Net, ModelCard)> {
     net.vs.load(&weights)?;
     net.set_train(false);
     Ok((net, card))
-}
-
-/// `path` made absolute where it exists (else as given).
-fn absolute(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// The `model.json` of a trained model folder, checked, without its weights.

@@ -84,9 +84,24 @@ pub fn train_small_in(
         "none",
     ];
     args.extend_from_slice(extra);
+    String::from_utf8_lossy(&succeeds_in(cwd, &args).stderr).into_owned()
+}
+
+/// Runs `likeness` in `cwd` (paths in `args` may be relative to it) and
+/// returns what it said (stdout, then stderr); fails the test if it fails.
+pub fn likeness_in(cwd: &Path, args: &[&str]) -> String {
+    let o = succeeds_in(cwd, args);
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn succeeds_in(cwd: &Path, args: &[&str]) -> Output {
     let o = Command::new(env!("CARGO_BIN_EXE_likeness"))
         .current_dir(cwd)
-        .args(&args)
+        .args(args)
         .env_remove("LD_LIBRARY_PATH")
         .env_remove("LIKENESS_DEVICE")
         .env_remove("LIKENESS_THREADS")
@@ -94,11 +109,12 @@ pub fn train_small_in(
         .expect("run likeness");
     assert!(
         o.status.success(),
-        "{}\n{}",
+        "likeness {args:?} in {}\n{}\n{}",
+        cwd.display(),
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    o
 }
 
 /// A dataset fetched by `make data`; fails with the fix when it is missing.
