@@ -279,6 +279,24 @@ fn http_adds_and_deletes_are_searchable_on_the_next_request() {
     let body = serde_json::json!({ "vectors": [random(&mut rng, 1)], "labels": [1] }).to_string();
     let no = request(server.addr, "POST", "/admin/items", &json, body.as_bytes());
     assert_eq!(no.status, 401, "{}", no.text());
+    // JSON sent as curl -d sends it (a form): named, not "cannot decode image".
+    let form = request(
+        server.addr,
+        "POST",
+        "/admin/items",
+        &[
+            "Content-Type: application/x-www-form-urlencoded",
+            "Authorization: Bearer s3cret",
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(form.status, 415, "{}", form.text());
+    assert!(
+        form.text()
+            .contains("Content-Type is application/x-www-form-urlencoded: send it as Content-Type: application/json"),
+        "{}",
+        form.text()
+    );
     assert_eq!(
         request(server.addr, "DELETE", "/admin/items/9", &[], b"").status,
         401

@@ -212,6 +212,21 @@ pub(super) async fn add(
     } else {
         let Query(p) = params.map_err(super::query_error)?;
         let body = body.map_err(body_error)?;
+        // No image begins with `{`: `curl -d '{"vectors": ...}'` sends
+        // JSON as a form, and was answered "cannot decode image".
+        if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+            let sent = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("none");
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "the body is JSON but its Content-Type is {sent}: send it as \
+                     Content-Type: application/json (curl: -H 'Content-Type: application/json')"
+                ),
+            ));
+        }
         let Some(embedder) = st.embedder.clone() else {
             return Err(ApiError::new(
                 StatusCode::NOT_IMPLEMENTED,
