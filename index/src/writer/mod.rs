@@ -327,20 +327,11 @@ impl Writer {
                 classes,
                 ..fold::Fold::default()
             })
-            .map_err(|e| match e {
-                // Its ids, which the caller would otherwise never learn.
-                Error::Committed {
-                    path,
-                    generation,
-                    reason,
-                    ..
-                } => Error::Committed {
-                    path,
-                    change: format!("the add of items {first}..={}", first + n as u64 - 1),
-                    generation,
-                    reason,
-                },
-                e => e,
+            // Its ids, which the caller would otherwise never learn.
+            .map_err(|e| {
+                committed_as(e, || {
+                    format!("the add of items {first}..={}", first + n as u64 - 1)
+                })
             })?;
         } else {
             self.append(change)?;
@@ -381,20 +372,7 @@ impl Writer {
                 change: Some((&change, None)),
                 ..fold::Fold::default()
             })
-            .map_err(|e| match e {
-                Error::Committed {
-                    path,
-                    generation,
-                    reason,
-                    ..
-                } => Error::Committed {
-                    path,
-                    change: format!("the delete of {n} items"),
-                    generation,
-                    reason,
-                },
-                e => e,
-            })?;
+            .map_err(|e| committed_as(e, || format!("the delete of {n} items")))?;
         }
         Ok(n)
     }
@@ -527,6 +505,25 @@ impl Writer {
             }
             (res, _) => res,
         }
+    }
+}
+
+/// An [`Error::Committed`] said of `change` ("the add of items 3..=9");
+/// any other error as it is.
+fn committed_as(e: Error, change: impl FnOnce() -> String) -> Error {
+    match e {
+        Error::Committed {
+            path,
+            generation,
+            reason,
+            ..
+        } => Error::Committed {
+            path,
+            change: change(),
+            generation,
+            reason,
+        },
+        e => e,
     }
 }
 
