@@ -567,6 +567,18 @@ mod tests {
             .collect()
     }
 
+    /// An l2 index of 300 `rows` in a temporary folder (kept alive by the
+    /// returned guard), at `ix` inside it.
+    fn three_hundred() -> (tempfile::TempDir, std::path::PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("ix");
+        IndexBuilder::new()
+            .metric(Metric::L2)
+            .build(&rows(300, 0.0), DIM, None, None, &dir, None)
+            .unwrap();
+        (t, dir)
+    }
+
     /// A fold that committed, then failed to open its new generation (out
     /// of file descriptors, say, in a server), used to leave the writer on
     /// the old generation with the old log open: it said the add failed
@@ -575,12 +587,7 @@ mod tests {
     /// the fold had given: lost at the next open.
     #[test]
     fn a_failure_after_a_fold_commits_says_so_and_loses_nothing_after() {
-        let t = tempfile::tempdir().unwrap();
-        let dir = t.path().join("ix");
-        IndexBuilder::new()
-            .metric(Metric::L2)
-            .build(&rows(300, 0.0), DIM, None, None, &dir, None)
-            .unwrap();
+        let (_keep, dir) = three_hundred();
         let mut w = Writer::open(&dir).unwrap();
         w.add(&NewItems {
             vectors: &rows(2, 1.0),
@@ -630,12 +637,7 @@ mod tests {
     /// (The limit is lowered for this thread: the real one takes a GiB.)
     #[test]
     fn a_change_too_large_for_the_log_is_folded_not_lost() {
-        let t = tempfile::tempdir().unwrap();
-        let dir = t.path().join("ix");
-        IndexBuilder::new()
-            .metric(Metric::L2)
-            .build(&rows(300, 0.0), DIM, None, None, &dir, None)
-            .unwrap();
+        let (_keep, dir) = three_hundred();
         // A delete of 2 ids takes 28 bytes, of 30 ids 252; an add of 10
         // rows of 8 floats 340.
         log::tests::MAX_RECORD_FOR_TEST.with(|l| l.set(Some(200)));
@@ -670,12 +672,7 @@ mod tests {
     /// writer goes on from the generation it had.
     #[test]
     fn a_fold_that_fails_before_its_commit_changes_nothing() {
-        let t = tempfile::tempdir().unwrap();
-        let dir = t.path().join("ix");
-        IndexBuilder::new()
-            .metric(Metric::L2)
-            .build(&rows(300, 0.0), DIM, None, None, &dir, None)
-            .unwrap();
+        let (_keep, dir) = three_hundred();
         let mut w = Writer::open(&dir).unwrap();
         // No labels to update: refused before anything is written.
         let err = w.update(&[1], Some(&[1]), None).unwrap_err();
