@@ -473,16 +473,7 @@ fn a_fold_of_deletes_keeps_an_old_index_without_posting_lists_open() {
 
 #[test]
 fn damaged_change_files_give_errors_never_panics() {
-    let t = tmp();
-    let dir = t.path().join("ix");
-    build(&dir, 80, 4, Store::F32);
-    let mut w = Writer::open(&dir).unwrap();
-    w.add(&NewItems {
-        vectors: &random(3, 4, 5),
-        labels: Some(&[1, 2, 3]),
-        ..NewItems::default()
-    })
-    .unwrap();
+    let (_keep, dir, mut w) = index_with_a_writer(80);
     w.delete(&[2, 81]).unwrap();
     let log = dir.join(w.index().manifest().log.clone().unwrap());
     drop(w);
@@ -619,11 +610,11 @@ fn carrying(index: &Index, label: i64) -> usize {
     found.ids(0).iter().filter(|&&i| i >= 0).count()
 }
 
-/// A 4-d index of 100 items, and a writer that has logged 3 more.
-fn index_with_a_writer() -> (tempfile::TempDir, std::path::PathBuf, Writer) {
+/// A 4-d index of `items` items, and a writer that has logged 3 more.
+fn index_with_a_writer(items: usize) -> (tempfile::TempDir, std::path::PathBuf, Writer) {
     let t = tmp();
     let dir = t.path().join("ix");
-    build(&dir, 100, 4, Store::F32);
+    build(&dir, items, 4, Store::F32);
     let mut w = Writer::open(&dir).unwrap();
     w.add(&NewItems {
         vectors: &random(3, 4, 5),
@@ -640,7 +631,7 @@ fn index_with_a_writer() -> (tempfile::TempDir, std::path::PathBuf, Writer) {
 /// (a fold) written over the new index.
 #[test]
 fn a_rebuild_over_an_index_a_writer_has_open_is_refused() {
-    let (t, dir, mut w) = index_with_a_writer();
+    let (t, dir, mut w) = index_with_a_writer(100);
     let dim = 4;
     let manifest = std::fs::read(dir.join("manifest.json")).unwrap();
     let other = random(50, dim, 6);
@@ -681,7 +672,7 @@ fn a_rebuild_over_an_index_a_writer_has_open_is_refused() {
 /// whatever it is, and the new index stays as built.
 #[test]
 fn a_writer_of_a_replaced_directory_changes_nothing() {
-    let (t, dir, mut w) = index_with_a_writer();
+    let (t, dir, mut w) = index_with_a_writer(100);
     let dim = 4;
     std::fs::rename(&dir, t.path().join("ix-old")).unwrap();
     let fresh = random(50, dim, 6);
