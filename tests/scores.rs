@@ -813,14 +813,10 @@ fn score_bins_train_on_the_graded_rows_and_leave_the_rest() {
     );
 }
 
-/// `query --image PHOTO` with no `--region`, from a model whose read-out
-/// learnt cheeks: the photo's faces are found and their cheeks graded, each
-/// with the `--region` that queries it, and the whole photo gets no grade
-/// (it once printed `grade: 0.3896` for a whole johns photo). A crop with
-/// no face in it is graded as it is.
-#[test]
-fn a_whole_photo_query_grades_its_faces_regions_not_the_photo() {
-    let dir = tempfile::tempdir().unwrap();
+/// An index of the cheeks of four johns (the swell set's boxes), made by
+/// a small model whose read-out learnt their grades (0 to 1, one side of
+/// a face against the other): a read-out of facial regions only.
+fn cheek_index(dir: &Path) -> std::path::PathBuf {
     let mut csv = String::from("path,label,x,y,w,h,score,subject,side\n");
     for (k, person) in ["John_Salley", "John_Savage", "John_Simm", "John_Shimkus"]
         .iter()
@@ -834,11 +830,11 @@ fn a_whole_photo_query_grades_its_faces_regions_not_the_photo() {
             h = 1.0 - g
         ));
     }
-    let manifest = dir.path().join("cheeks.csv");
+    let manifest = dir.join("cheeks.csv");
     std::fs::write(&manifest, csv).unwrap();
-    let model = dir.path().join("model");
+    let model = dir.join("model");
     common::train_small(&manifest, &model, 1, 4, &["--score-bins", "2"]);
-    let index = dir.path().join("index");
+    let index = dir.join("index");
     ok(&[
         "index",
         "--model",
@@ -848,6 +844,18 @@ fn a_whole_photo_query_grades_its_faces_regions_not_the_photo() {
         "--out",
         s(&index),
     ]);
+    index
+}
+
+/// `query --image PHOTO` with no `--region`, from a model whose read-out
+/// learnt cheeks: the photo's faces are found and their cheeks graded, each
+/// with the `--region` that queries it, and the whole photo gets no grade
+/// (it once printed `grade: 0.3896` for a whole johns photo). A crop with
+/// no face in it is graded as it is.
+#[test]
+fn a_whole_photo_query_grades_its_faces_regions_not_the_photo() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = cheek_index(dir.path());
     let photo = common::johns_image("John_Schneider");
     let query = |image: &Path, json: bool| {
         let mut a = vec![
@@ -911,4 +919,107 @@ fn a_whole_photo_query_grades_its_faces_regions_not_the_photo() {
         table.contains("grade: ") && !table.contains("faces:"),
         "{table}"
     );
+}
+
+/// `POST /search/image` of a whole photo follows `query --image`, batched
+/// (the default) or not: from a model whose read-out learnt cheeks, the
+/// answer holds the photo's `faces` in `/faces`' shape, their cheeks graded
+/// as `region=` of each box grades it and as the CLI lists them, and
+/// neither `readout_score` nor `predicted_score` (it once graded the whole
+/// photo). A `region=` query, and a crop holding no face, keep their
+/// `readout_score`.
+#[test]
+fn the_server_grades_a_whole_photos_faces_regions_not_the_photo() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = cheek_index(dir.path());
+    let photo = common::johns_image("John_Schneider");
+    let bytes = std::fs::read(&photo).unwrap();
+    let crop = {
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::open(&photo)
+            .unwrap()
+            .crop_imm(98, 70, 36, 30)
+            .write_to(&mut out, image::ImageFormat::Png)
+            .unwrap();
+        out.into_inner()
+    };
+    let cli: serde_json::Value = serde_json::from_str(
+        ok(&[
+            "query",
+            "--index",
+            s(&index),
+            "--image",
+            s(&photo),
+            "-k",
+            "2",
+            "--json",
+        ])
+        .lines()
+        .next()
+        .unwrap(),
+    )
+    .unwrap();
+    let listed = cli["faces"].as_array().unwrap_or_else(|| panic!("{cli}"));
+    for max_batch in ["8", "1"] {
+        let server =
+            common::server::Server::start(&["--index", s(&index), "--max-batch", max_batch], &[]);
+        let post = |path: &str, body: &[u8]| {
+            let a = common::server::request(
+                server.addr,
+                "POST",
+                path,
+                &["Content-Type: image/jpeg"],
+                body,
+            );
+            assert_eq!(a.status, 200, "{path}: {}", a.text());
+            a.json()
+        };
+        let whole = post("/search/image?k=2", &bytes);
+        let said = format!("--max-batch {max_batch}: {whole}");
+        assert!(whole.get("readout_score").is_none(), "{said}");
+        assert!(whole.get("predicted_score").is_none(), "{said}");
+        assert_eq!(whole["hits"].as_array().unwrap().len(), 2, "{said}");
+        let faces = whole["faces"].as_array().expect(&said);
+        assert_eq!(faces.len(), 1, "{said}");
+        assert_eq!(faces[0]["box"].as_array().unwrap().len(), 4, "{said}");
+        let regions = faces[0]["regions"].as_array().unwrap();
+        let mut sides: Vec<&str> = regions
+            .iter()
+            .map(|r| r["side"].as_str().unwrap())
+            .collect();
+        sides.sort_unstable();
+        assert_eq!(sides, ["left", "right"], "{said}");
+        for r in regions {
+            assert_eq!(r["label"], "cheek", "{said}");
+            let grade = r["grade"].as_f64().expect(&said);
+            let b: Vec<String> = r["region"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_string())
+                .collect();
+            assert_eq!(b.len(), 4, "{said}");
+            // The box queried as a region: its grade, as the page's click.
+            let one = post(&format!("/search/image?k=1&region={}", b.join(",")), &bytes);
+            assert!(one.get("faces").is_none(), "{one}");
+            assert!(one.get("predicted_score").is_some(), "{one}");
+            let want = one["readout_score"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no readout_score: {one}"));
+            assert!((grade - want).abs() < 1e-4, "{said}: region= gave {want}");
+            // The CLI lists the same box with the same grade.
+            let same = listed
+                .iter()
+                .find(|f| f["region"] == r["region"])
+                .unwrap_or_else(|| panic!("query --image lists no {r}: {cli}"));
+            assert_eq!(same["side"], r["side"], "{cli}");
+            let theirs = same["grade"].as_f64().unwrap();
+            assert!((grade - theirs).abs() < 1e-4, "{said}: the CLI's {theirs}");
+        }
+        // A cheek's crop holds no face: graded whole, as before.
+        let cropped = post("/search/image?k=2", &crop);
+        assert!(cropped.get("faces").is_none(), "{cropped}");
+        assert!(cropped["readout_score"].as_f64().is_some(), "{cropped}");
+        server.stop();
+    }
 }

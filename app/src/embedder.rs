@@ -52,6 +52,10 @@ pub struct LoadedModel {
 pub struct Embedded {
     pub vector: Vec<f32>,
     pub grade: Option<f32>,
+    /// The image embedded (decoded, cropped to its box where one was
+    /// given), handed on rather than decoded twice: `/search/image` looks
+    /// for faces in a whole photo.
+    pub image: DynamicImage,
 }
 
 /// Encoded images (request bodies), each cropped to its `x, y, w, h` box
@@ -99,12 +103,16 @@ pub fn embed_encoded(
     decoded
         .into_iter()
         .map(|d| match d {
-            Ok(_) => {
+            Ok(image) => {
                 let vector = rows
                     .next()
                     .ok_or_else(|| "the forward pass returned too few rows".to_string())?;
                 let grade = grades.as_mut().and_then(Iterator::next);
-                Ok(Embedded { vector, grade })
+                Ok(Embedded {
+                    vector,
+                    grade,
+                    image,
+                })
             }
             Err(e) => Err(e.to_string()),
         })

@@ -12,7 +12,7 @@
 //! |---|---|---|
 //! | `POST /search` | `{"vector": [...], "k": 10, "ef": 64, "labels": [..], "exclude_labels": [..]}` | `{"hits": [...], "took_ms": ..}` |
 //! | `POST /search/batch` | `{"vectors": [[...], ...], "k", "ef", "labels"}` | `{"results": [{"hits": [...]}, ...]}` |
-//! | `POST /search/image?k=10&ef=64&region=x,y,w,h&labels=1,4` | raw image bytes | as `/search` (needs a model); concurrent requests share a forward pass (`serve/batch.rs`) |
+//! | `POST /search/image?k=10&ef=64&region=x,y,w,h&labels=1,4` | raw image bytes | as `/search` (needs a model), and `readout_score` with a score read-out; a whole photo of faces whose regions the read-out learnt: `faces` (`/faces`' shape, those regions graded) instead of `readout_score` and `predicted_score` (`serve/faces.rs`); concurrent requests share a forward pass (`serve/batch.rs`) |
 //! | `GET /items/{id}` | | `{"id", "label", "class", "path", "region"}`, and `"score"` when the index has scores |
 //! | `GET /healthz` | | `{"status": "ok"}` |
 //! | `GET /stats` | | count, dim, metric, store, model, uptime, queries, latency quantiles, searches per filter plan (`plans`) |
@@ -22,9 +22,9 @@
 //! | `POST /admin/compact` | | the fold's report |
 //!
 //! When the index has scores, each hit has its `score` and every search
-//! answer (`/search`, each `/search/batch` result, `/search/image`) a
-//! `predicted_score`: the hits' scores weighted by 1/distance
-//! ([`likeness_index::score::predict_from_hits`]).
+//! answer (`/search`, each `/search/batch` result, `/search/image` but a
+//! whole photo's of graded faces) a `predicted_score`: the hits' scores
+//! weighted by 1/distance ([`likeness_index::score::predict_from_hits`]).
 //!
 //! Every error is JSON `{"error": "..."}` with a 4xx status (5xx only for a
 //! failed reload); the server never panics on input.
@@ -555,6 +555,12 @@ async fn search_image(
             .validate(&l.index)?;
         f
     };
+    // A whole photo's faces, where the read-out learnt facial regions, are
+    // graded instead of the photo (`face::grade_photo`, as `query --image`).
+    let faces = match (&region, &st.faces) {
+        (None, Ok(finder)) => faces::grader(&st).map(|(_, card)| (Arc::clone(finder), card)),
+        _ => None,
+    };
     // Batched: the batcher embeds it; otherwise the search thread does.
     let (batched, body) = match &st.batcher {
         Some(b) => (
@@ -577,9 +583,28 @@ async fn search_image(
                 let (found, plan) = run_query(st, &l, &q)?;
                 let mut body = hits_body(&l.index, &l.items, &found, 0);
                 body["plan"] = json!(plan);
-                // A model trained from grades grades the query image itself.
-                if let Some(g) = e.grade {
-                    body["readout_score"] = json!(g);
+                let faces = match &faces {
+                    Some((finder, card)) => {
+                        faces::grade_photo(finder, embedder.as_ref(), card, &e.image)?
+                    }
+                    None => None,
+                };
+                match faces {
+                    // Neither the photo's read-out nor its neighbours'
+                    // score grades anything the read-out learnt.
+                    Some(faces) => {
+                        body["faces"] = faces;
+                        if let Some(b) = body.as_object_mut() {
+                            b.remove("predicted_score");
+                        }
+                    }
+                    // A model trained from grades grades the query image
+                    // itself (a region, or a crop holding no face).
+                    None => {
+                        if let Some(g) = e.grade {
+                            body["readout_score"] = json!(g);
+                        }
+                    }
                 }
                 Ok(body)
             },

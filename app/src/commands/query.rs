@@ -204,11 +204,9 @@ fn image_query(
 }
 
 /// The faces of a whole photo queried with no `--region`, each region the
-/// model's read-out learnt graded, when that read-out learnt facial regions
-/// only (labels that `likeness regions` writes). A johns photo queried
-/// whole once printed `grade: 0.3896` from a model that learnt cheeks and
-/// under-eyes: no grade of anything it learnt. `None` when the model has
-/// no such read-out, or no face is found (the image may be a region's crop,
+/// model's read-out learnt graded ([`crate::face::grade_photo`], the rule
+/// `/search/image` follows too). `None` when the model has no read-out of
+/// facial regions, or no face is found (the image may be a region's crop,
 /// which the read-out grades as it is).
 fn face_grades(
     model: &crate::embedder::LoadedModel,
@@ -216,20 +214,13 @@ fn face_grades(
     path: &std::path::Path,
 ) -> Result<Option<Vec<FaceRegionGrade>>> {
     use crate::face::{self, FaceFinder, Landmarks};
-    let Some(card) = crate::model_card::ModelSummary::read(&model.dir)
-        .filter(crate::model_card::ModelSummary::grades)
-    else {
+    let Some(card) = crate::model_card::ModelSummary::read(&model.dir) else {
         return Ok(None);
     };
-    let labels = card
-        .score_domain
-        .as_ref()
-        .map(|d| d.labels.clone())
-        .unwrap_or_default();
-    let known = face::region_names();
-    if labels.is_empty() || !labels.iter().all(|l| known.contains(&l.as_str())) {
+    // Asked first, so that a query of any other model loads no face models.
+    let Some(labels) = face::graded_face_labels(&card) else {
         return Ok(None);
-    }
+    };
     let finder = match FaceFinder::open(
         &face::models::default_dir(),
         Landmarks::default(),
@@ -245,33 +236,30 @@ fn face_grades(
             return Ok(None);
         }
     };
-    let faces = finder.find(image);
-    if faces.is_empty() {
-        return Ok(None);
-    }
-    let boxes = face::region_boxes(&faces, &labels, image.width(), image.height());
-    let grades =
-        face::grade_regions(model.embedder.as_ref(), &card, image, &boxes, path).map_err(|e| {
-            match e {
-                face::GradeError::Crop(e) => e,
-                face::GradeError::Embed(e) => Error::Usage(e),
-            }
-        })?;
-    Ok(Some(
-        boxes
+    let faces = face::grade_photo(&finder, model.embedder.as_ref(), &card, image, path).map_err(
+        |e| match e {
+            face::GradeError::Crop(e) => e,
+            face::GradeError::Embed(e) => Error::Usage(e),
+        },
+    )?;
+    Ok(faces.map(|faces| {
+        faces
             .iter()
             .enumerate()
-            .flat_map(|(i, regions)| regions.iter().map(move |r| (i + 1, r)))
-            .zip(grades)
-            .map(|((face, r), grade)| FaceRegionGrade {
-                face,
-                label: r.placed.name.to_string(),
-                side: Some(r.placed.side.as_str()).filter(|s| !s.is_empty()),
-                region: [r.region.x, r.region.y, r.region.w, r.region.h],
-                grade,
+            .flat_map(|(i, f)| {
+                f.regions
+                    .iter()
+                    .zip(&f.grades)
+                    .map(move |(r, &grade)| FaceRegionGrade {
+                        face: i + 1,
+                        label: r.placed.name.to_string(),
+                        side: Some(r.placed.side.as_str()).filter(|s| !s.is_empty()),
+                        region: [r.region.x, r.region.y, r.region.w, r.region.h],
+                        grade,
+                    })
             })
-            .collect(),
-    ))
+            .collect()
+    }))
 }
 
 /// A grade far outside the scores the read-out learnt from is no grade

@@ -1,6 +1,8 @@
 //! Faces in photographs: a detector, landmarks, and regions placed from
 //! them. `likeness regions`, `asymmetry --data PHOTOS` and the server's
-//! `/faces` all go through [`FaceFinder`].
+//! `/faces` all go through [`FaceFinder`]; a whole photo queried by
+//! `query --image` or `/search/image` has its faces' regions graded by
+//! [`grade_photo`].
 //!
 //! | module | what |
 //! |---|---|
@@ -248,8 +250,8 @@ pub enum GradeError {
 /// Every region's grade by the model's score read-out, in the order of
 /// `boxes` (face by face), from one forward pass over the crops that
 /// `--region`/`region=` would embed; `None` where the read-out did not
-/// learn the region's label (`card`). `/faces` and `query --image PHOTO`
-/// grade with it.
+/// learn the region's label (`card`). `/faces` grades with it, and
+/// [`grade_photo`] (`query --image PHOTO`, `/search/image`).
 pub fn grade_regions(
     embedder: &dyn crate::embedder::ImageEmbedder,
     card: &crate::model_card::ModelSummary,
@@ -284,6 +286,70 @@ pub fn grade_regions(
         .iter()
         .map(|&w| if w { grades.next() } else { None })
         .collect())
+}
+
+/// The labels a model's score read-out learnt, where every one is a
+/// facial region (a name `likeness regions` writes): a whole photo is then
+/// no crop of anything it learnt, and [`grade_photo`] grades its faces'
+/// regions of these labels instead. `None` without a read-out, or where
+/// the card names no labels or any other label (the photo may be what the
+/// read-out grades).
+pub fn graded_face_labels(card: &crate::model_card::ModelSummary) -> Option<Vec<String>> {
+    if !card.grades() {
+        return None;
+    }
+    let labels = &card.score_domain.as_ref()?.labels;
+    let known = region_names();
+    (!labels.is_empty() && labels.iter().all(|l| known.contains(&l.as_str())))
+        .then(|| labels.clone())
+}
+
+/// A face of a whole photo, and its regions of the labels the read-out
+/// learnt, graded ([`grade_photo`]).
+#[derive(Debug, Clone)]
+pub struct GradedFace {
+    pub face: Face,
+    /// Its regions of those labels, cut to the photo.
+    pub regions: Vec<RegionBox>,
+    /// Each region's grade, in the order of `regions`.
+    pub grades: Vec<Option<f32>>,
+}
+
+/// A whole photo queried with no region (`query --image`, `POST
+/// /search/image`): when the read-out learnt facial regions only
+/// ([`graded_face_labels`]) and `finder` finds faces, each face's regions of
+/// those labels with their grades ([`grade_regions`]), largest face first.
+/// A johns photo queried whole once got `grade: 0.3896` from a model that
+/// learnt cheeks and under-eyes: no grade of anything it learnt. `None` for
+/// any other model, or where no face is found (the image may be a region's
+/// crop, which the read-out grades as it is).
+pub fn grade_photo(
+    finder: &FaceFinder,
+    embedder: &dyn crate::embedder::ImageEmbedder,
+    card: &crate::model_card::ModelSummary,
+    image: &DynamicImage,
+    source: &Path,
+) -> std::result::Result<Option<Vec<GradedFace>>, GradeError> {
+    let Some(labels) = graded_face_labels(card) else {
+        return Ok(None);
+    };
+    let faces = finder.find(image);
+    if faces.is_empty() {
+        return Ok(None);
+    }
+    let boxes = region_boxes(&faces, &labels, image.width(), image.height());
+    let mut grades = grade_regions(embedder, card, image, &boxes, source)?.into_iter();
+    Ok(Some(
+        faces
+            .into_iter()
+            .zip(boxes)
+            .map(|(face, regions)| GradedFace {
+                grades: grades.by_ref().take(regions.len()).collect(),
+                face,
+                regions,
+            })
+            .collect(),
+    ))
 }
 
 /// Every region of every face, cut to the image.

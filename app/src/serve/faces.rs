@@ -4,7 +4,8 @@
 //! route says how to get them. With a model trained from grades, each
 //! region also has its `grade` by the model's score read-out (`null` for
 //! labels the read-out did not learn from), so the page can set a face's
-//! left side against its right.
+//! left side against its right. `POST /search/image` of a whole photo
+//! answers its faces in the same shape ([`grade_photo`]).
 use std::path::Path;
 use std::sync::Arc;
 
@@ -43,13 +44,7 @@ pub(super) async fn find(
     if body.is_empty() {
         return Err(ApiError::bad("empty body: send the photo's bytes"));
     }
-    // Grades only from a model with a score read-out, and only for the
-    // labels it learnt from.
-    let grader = st.embedder.clone().zip(
-        st.page_model_dir()
-            .and_then(|d| ModelSummary::read(&d))
-            .filter(ModelSummary::grades),
-    );
+    let grader = grader(&st);
     let out = st
         .on_pool(
             move |st| -> std::result::Result<serde_json::Value, ApiError> {
@@ -61,28 +56,15 @@ pub(super) async fn find(
                     Some((embedder, card)) => Some(grade(embedder.as_ref(), card, &image, &boxes)?),
                     None => None,
                 };
-                let mut graded = grades.iter().flatten();
+                let mut graded = grades.iter().flatten().copied();
                 let faces: Vec<_> = faces
                     .iter()
                     .zip(&boxes)
                     .map(|(f, regions)| {
-                        json!({
-                            "box": [f.bbox.x, f.bbox.y, f.bbox.w, f.bbox.h],
-                            "score": f.bbox.score,
-                            "points": f.points,
-                            "regions": regions.iter().map(|r| {
-                                let mut v = json!({
-                                    "label": r.placed.name,
-                                    "side": r.placed.side.as_str(),
-                                    "region": [r.region.x, r.region.y, r.region.w, r.region.h],
-                                    "corners": r.placed.corners,
-                                });
-                                if grades.is_some() {
-                                    v["grade"] = json!(graded.next().copied().flatten());
-                                }
-                                v
-                            }).collect::<Vec<_>>(),
-                        })
+                        let grades: Option<Vec<_>> = grades
+                            .as_ref()
+                            .map(|_| graded.by_ref().take(regions.len()).collect());
+                        face_json(f, regions, grades.as_deref())
                     })
                     .collect();
                 Ok(json!({"width": image.width(), "height": image.height(), "faces": faces}))
@@ -90,6 +72,64 @@ pub(super) async fn find(
         )
         .await??;
     Ok(axum::Json(out).into_response())
+}
+
+/// The model that grades, and its card: only a model with a score
+/// read-out, which grades only the labels it learnt from.
+pub(super) fn grader(st: &AppState) -> Option<(Arc<dyn ImageEmbedder>, ModelSummary)> {
+    st.embedder.clone().zip(
+        st.page_model_dir()
+            .and_then(|d| ModelSummary::read(&d))
+            .filter(ModelSummary::grades),
+    )
+}
+
+/// One face as `/faces` answers it, and `/search/image` for a whole photo
+/// of faces: its box, the detector's score, the landmarks and its regions
+/// (`label`, `side`, `region` as x,y,w,h, `corners`), each with its
+/// `grade` where `grades` is given (in the order of `regions`).
+pub(super) fn face_json(
+    f: &face::Face,
+    regions: &[RegionBox],
+    grades: Option<&[Option<f32>]>,
+) -> serde_json::Value {
+    json!({
+        "box": [f.bbox.x, f.bbox.y, f.bbox.w, f.bbox.h],
+        "score": f.bbox.score,
+        "points": f.points,
+        "regions": regions.iter().enumerate().map(|(i, r)| {
+            let mut v = json!({
+                "label": r.placed.name,
+                "side": r.placed.side.as_str(),
+                "region": [r.region.x, r.region.y, r.region.w, r.region.h],
+                "corners": r.placed.corners,
+            });
+            if let Some(g) = grades {
+                v["grade"] = json!(g.get(i).copied().flatten());
+            }
+            v
+        }).collect::<Vec<_>>(),
+    })
+}
+
+/// A whole photo's faces, graded ([`face::grade_photo`]): `faces` as
+/// `/faces` shows them, each with only the regions the read-out learnt.
+/// `None` where the model has no read-out of facial regions or no face is
+/// found.
+pub(super) fn grade_photo(
+    finder: &FaceFinder,
+    embedder: &dyn ImageEmbedder,
+    card: &ModelSummary,
+    image: &image::DynamicImage,
+) -> std::result::Result<Option<serde_json::Value>, ApiError> {
+    let faces = face::grade_photo(finder, embedder, card, image, Path::new("upload"))
+        .map_err(grade_error)?;
+    Ok(faces.map(|faces| {
+        faces
+            .iter()
+            .map(|f| face_json(&f.face, &f.regions, Some(&f.grades)))
+            .collect()
+    }))
 }
 
 /// Every region's grade ([`face::grade_regions`]), its failures as the
@@ -100,10 +140,16 @@ fn grade(
     image: &image::DynamicImage,
     boxes: &[Vec<RegionBox>],
 ) -> std::result::Result<Vec<Option<f32>>, ApiError> {
-    face::grade_regions(embedder, card, image, boxes, Path::new("upload")).map_err(|e| match e {
+    face::grade_regions(embedder, card, image, boxes, Path::new("upload")).map_err(grade_error)
+}
+
+/// A crop that cannot be cut is the client's fault; a failed network, the
+/// server's.
+fn grade_error(e: face::GradeError) -> ApiError {
+    match e {
         face::GradeError::Crop(e) => ApiError::bad(e.to_string()),
         face::GradeError::Embed(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e),
-    })
+    }
 }
 
 use axum::response::IntoResponse;
