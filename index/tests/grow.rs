@@ -190,6 +190,74 @@ fn add_delete_update_compact_and_reopen() {
     }
 }
 
+/// A fold kept the quantizer fitted at build: added vectors outside its
+/// range were clipped to codes 0 or 255, so the i8 pass could not tell
+/// them apart (only the float32 re-ranking of the beam found them). Now a
+/// fold refits over the live items: the grown index's quantizer is a
+/// fresh build's over the same vectors, and compaction leaves the deleted
+/// (zeroed) rows out of the fit.
+#[test]
+fn a_fold_refits_the_i8_quantizer_over_the_live_items() {
+    let t = tmp();
+    let dir = t.path().join("ix");
+    let dim = 16;
+    let (v, labels) = build(&dir, 300, dim, Store::I8);
+    // Values in 2..4, where the build's fit saw -1..1.
+    let added: Vec<f32> = random(300, dim, 31).iter().map(|x| x + 3.0).collect();
+    let added_labels = vec![2i64; 300];
+    let mut w = Writer::open(&dir).unwrap();
+    w.add(&NewItems {
+        vectors: &added,
+        labels: Some(&added_labels),
+        ..NewItems::default()
+    })
+    .unwrap();
+    let grown = w.index().clone();
+    assert_eq!(grown.generation(), 1, "an add of 300 folds");
+    let fresh_of = |name: &str, vectors: &[f32], labels: &[i64]| {
+        let d = t.path().join(name);
+        IndexBuilder::new()
+            .metric(Metric::L2)
+            .store(Store::I8)
+            .build(vectors, dim, Some(labels), None, &d, None)
+            .unwrap();
+        Index::open(&d)
+            .unwrap()
+            .manifest()
+            .quantizer
+            .clone()
+            .unwrap()
+    };
+    let all: Vec<f32> = v.iter().chain(&added).copied().collect();
+    let all_labels: Vec<i64> = labels.iter().chain(&added_labels).copied().collect();
+    let qz = grown.manifest().quantizer.clone().unwrap();
+    assert_eq!(qz, fresh_of("fresh", &all, &all_labels));
+    // The i8 pass alone (re-ranking no more than the one it ranked first)
+    // finds each added item.
+    let options = likeness_index::postings::SearchOptions {
+        rerank: Some(1),
+        ..Default::default()
+    };
+    for (r, row) in added.chunks(dim).enumerate().step_by(10) {
+        let (found, _) = grown
+            .query(&KnnQuery::new(row).k(1).ef(64).options(options))
+            .unwrap();
+        assert_eq!(found.ids(0), [300 + r as i64], "added row {r}");
+    }
+    // Compaction refits over the live items only: with the built ones
+    // deleted, over the added ones, not the zeros that replace the rest.
+    let built: Vec<u64> = (0..300).collect();
+    w.delete(&built).unwrap();
+    w.compact().unwrap();
+    drop(w);
+    let compacted = Index::open(&dir).unwrap();
+    compacted.verify().unwrap();
+    assert_eq!(
+        compacted.manifest().quantizer.clone().unwrap(),
+        fresh_of("fresh-added", &added, &added_labels)
+    );
+}
+
 fn index_vector_or(base: &[f32], new: &[f32], id: usize, dim: usize) -> Vec<f32> {
     let n = base.len() / dim;
     if id < n {
