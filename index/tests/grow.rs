@@ -787,6 +787,61 @@ fn a_writer_of_a_replaced_directory_changes_nothing() {
     w2.delete(&[0]).unwrap();
 }
 
+/// `build --force`, where the filesystem cannot swap two directories,
+/// renames the old index aside (`.ix.replaced-<pid>-<n>`) and then the
+/// new one in (from `.ix.building-<pid>-<n>`). A crash between the two
+/// renames left no index at the path and the old one hidden, and nothing
+/// put it back: every open failed with "no such directory".
+#[test]
+fn an_index_an_interrupted_rebuild_left_aside_is_put_back_at_open() {
+    let t = tmp();
+    let dir = t.path().join("ix");
+    let (v, _) = build(&dir, 300, 8, Store::F32);
+    let new = t.path().join("new");
+    build(&new, 200, 8, Store::F32);
+    // The two folders as the fallback leaves them.
+    let hidden = t.path().join(".ix.replaced-4242-0badcafe");
+    let building = t.path().join(".ix.building-4242-0badcafe");
+    std::fs::rename(&dir, &hidden).unwrap();
+    std::fs::rename(&new, &building).unwrap();
+    // A publisher still between its renames holds the old index's lock:
+    // nothing moves, and the error names the copy and what to do.
+    {
+        let _publisher = likeness_index::fsutil::DirLock::acquire(&hidden).unwrap();
+        let e = Index::open(&dir).unwrap_err();
+        assert!(matches!(e, Error::UnfinishedReplace { .. }), "{e}");
+        let text = e.to_string();
+        assert!(text.contains(&hidden.display().to_string()), "{text}");
+        assert!(text.contains("mv "), "{text}");
+        assert!(hidden.is_dir() && !dir.exists());
+    }
+    // With no publisher alive, opening (a writer's too) puts it back.
+    let w = Writer::open(&dir).unwrap();
+    assert_eq!(w.index().len(), 300);
+    assert_eq!(w.index().vector(0).unwrap(), &v[..8]);
+    drop(w);
+    assert!(!hidden.exists());
+    assert!(
+        building.join("manifest.json").is_file(),
+        "the new copy stays"
+    );
+    // Two hidden copies: which is the index is not known, so none moves.
+    let other = t.path().join(".ix.replaced-4243-0badcafe");
+    std::fs::rename(&dir, &hidden).unwrap();
+    copy_dir(&hidden, &other);
+    let e = Index::open(&dir).unwrap_err();
+    let text = e.to_string();
+    for h in [&hidden, &other] {
+        assert!(text.contains(&h.display().to_string()), "{text}");
+    }
+    assert!(!dir.exists());
+    // A hidden folder that holds no index is not one.
+    std::fs::remove_dir_all(&other).unwrap();
+    std::fs::remove_file(hidden.join("manifest.json")).unwrap();
+    assert!(matches!(Index::open(&dir), Err(Error::NoIndex { .. })));
+    assert!(!dir.exists());
+}
+
 fn class_names(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("c{i}")).collect()
 }
