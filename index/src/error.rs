@@ -202,7 +202,7 @@ pub enum Error {
     /// stopped between its two renames, and the previous index it left
     /// under a hidden name could not be put back
     /// ([`crate::fsutil::restore_replaced`]).
-    #[error("{path}: no such directory, but a rebuild that replaced it stopped between its two renames and left the previous index at {}: {reason}", list(hidden))]
+    #[error("{path}: no such directory, but a rebuild that replaced it stopped between its two renames, and the index it replaced is hidden as {}: {reason}", list(hidden))]
     UnfinishedReplace {
         /// The path given as the index.
         path: PathBuf,
