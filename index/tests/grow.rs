@@ -662,6 +662,76 @@ fn golden_v3_changed_index_still_opens() {
     assert_eq!(w.index().live_count(), 600);
 }
 
+/// The vectors of `tests/data/golden-i8`: 300 distinct rows of 8 in
+/// -1..=1, from a formula (no generator whose stream could change).
+fn golden_i8_vectors() -> Vec<f32> {
+    (0..300 * 8usize)
+        .map(|i| ((i * i * 31 + i * 7919) % 10_007) as f32 / 5003.0 - 1.0)
+        .collect()
+}
+
+/// Regenerates `tests/data/golden-i8` (only when asked, after a deliberate
+/// format change).
+#[test]
+#[ignore = "writes tests/data/golden-i8; run with --ignored after a deliberate format change"]
+fn regenerate_golden_i8() {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden-i8");
+    let _ = std::fs::remove_dir_all(&d);
+    IndexBuilder::new()
+        .metric(Metric::L2)
+        .m(8)
+        .ef_construction(64)
+        .store(Store::I8)
+        .threads(1)
+        .build(&golden_i8_vectors(), 8, None, None, &d, None)
+        .unwrap();
+}
+
+/// An i8 index as `build --store i8` wrote it before folds refitted the
+/// quantizer (`vectors.i8` version 1, the quantizer in the manifest)
+/// keeps opening, and its first fold that rewrites the codes refits them
+/// over all its items.
+#[test]
+fn golden_i8_index_opens_and_refits_at_its_first_fold() {
+    let t = tmp();
+    let dir = t.path().join("ix");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden-i8"),
+        &dir,
+    );
+    let index = Index::open(&dir).expect("the committed i8 index must keep opening");
+    index.verify().unwrap();
+    let built = index.manifest().quantizer.clone().unwrap();
+    assert_eq!((index.len(), index.manifest().store), (300, Store::I8));
+    let v = golden_i8_vectors();
+    assert_eq!(
+        built,
+        likeness_index::Quantizer::fit(&v, 8, built.quantile).unwrap()
+    );
+    for r in [0, 150, 299] {
+        assert_eq!(
+            nearest(&index, &v[r * 8..(r + 1) * 8], 1, false, None),
+            [r as i64]
+        );
+    }
+    drop(index);
+    let added: Vec<f32> = random(FOLD_AT, 8, 41).iter().map(|x| x * 4.0).collect();
+    let mut w = Writer::open(&dir).unwrap();
+    w.add(&NewItems {
+        vectors: &added,
+        ..NewItems::default()
+    })
+    .unwrap();
+    drop(w);
+    let grown = Index::open(&dir).unwrap();
+    grown.verify().unwrap();
+    let all: Vec<f32> = v.iter().chain(&added).copied().collect();
+    assert_eq!(
+        grown.manifest().quantizer.clone().unwrap(),
+        likeness_index::Quantizer::fit(&all, 8, built.quantile).unwrap()
+    );
+}
+
 /// How many items carry `label`, by an exact search filtered to it.
 fn carrying(index: &Index, label: i64) -> usize {
     let filter = LabelFilter::only([label]);
