@@ -278,6 +278,7 @@ impl From<likeness_index::Error> for ApiError {
             | E::DamagedLog { .. }
             | E::MissingFile { .. }
             | E::NoIndex { .. }
+            | E::UnfinishedReplace { .. }
             | E::Committed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         };

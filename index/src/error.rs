@@ -197,6 +197,21 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The index directory is missing because a rebuild replacing it
+    /// (`build --force` on a filesystem that cannot swap directories)
+    /// stopped between its two renames, and the previous index it left
+    /// under a hidden name could not be put back
+    /// ([`crate::fsutil::restore_replaced`]).
+    #[error("{path}: no such directory, but a rebuild that replaced it stopped between its two renames, and the index it replaced is hidden as {}: {reason}", list(hidden))]
+    UnfinishedReplace {
+        /// The path given as the index.
+        path: PathBuf,
+        /// The hidden copies found.
+        hidden: Vec<PathBuf>,
+        /// Why it was not put back, and what to do.
+        reason: String,
+    },
+
     /// An index file that the manifest requires is missing.
     #[error("{path}: missing; an index directory needs manifest.json, graph.bin and vectors.npy (meta.bin is optional)")]
     MissingFile {
@@ -250,6 +265,12 @@ impl Error {
         }
         text
     }
+}
+
+/// Paths, comma-separated.
+fn list(paths: &[PathBuf]) -> String {
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    names.join(", ")
 }
 
 /// What an I/O error means for the user, without the operating system's

@@ -10,19 +10,32 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// A temporary sibling name of `path` that no other process will pick.
+/// A temporary sibling name of `path` that no other process will pick:
+/// `.<name>.<tag>-<pid>-<nanoseconds>`.
 pub(crate) fn temp_sibling(path: &Path, tag: &str) -> Result<PathBuf> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::InvalidInput(format!("{} has no file name", path.display())))?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    let mut tmp = std::ffi::OsString::from(".");
-    tmp.push(name);
-    tmp.push(format!(".{tag}-{}-{nanos:08x}", std::process::id()));
+    let mut tmp = sibling_prefix(path, tag)?;
+    tmp.push(format!("{}-{nanos:08x}", std::process::id()));
     Ok(path.with_file_name(tmp))
 }
+
+/// What every [`temp_sibling`] name of `path` with `tag` starts with:
+/// `.<name>.<tag>-`.
+fn sibling_prefix(path: &Path, tag: &str) -> Result<std::ffi::OsString> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::InvalidInput(format!("{} has no file name", path.display())))?;
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(name);
+    prefix.push(format!(".{tag}-"));
+    Ok(prefix)
+}
+
+/// Tag of the name under which [`TempDir::publish_replacing`]'s two-rename
+/// fallback keeps the old index between its renames.
+const REPLACED: &str = "replaced";
 
 /// Syncs a directory so a rename into it is durable. Errors are ignored on
 /// platforms where directories cannot be opened for syncing.
@@ -142,7 +155,7 @@ impl TempDir {
             sync_dir(parent)?;
             return Ok(());
         }
-        let old = temp_sibling(target, "replaced")?;
+        let old = temp_sibling(target, REPLACED)?;
         fs::rename(target, &old).map_err(|e| Error::io(target, e))?;
         step(Step::Rename);
         if let Err(e) = fs::rename(&self.path, target) {
@@ -156,6 +169,184 @@ impl TempDir {
         let _ = fs::remove_dir_all(&old);
         Ok(())
     }
+}
+
+/// Looks of [`restore_replaced`] while another process holds the hidden
+/// copy's lock, 10 ms more apart each time (0.55 s in all): a live
+/// publisher holds it only until its second rename, 16–17 µs after the
+/// first on this machine (docs/benchmarks.md, "Replacing an index").
+const RESTORE_TRIES: u64 = 10;
+
+/// Puts back the index that [`TempDir::publish_replacing`]'s fallback left
+/// under a hidden name when it stopped between its two renames; called
+/// when `target` is missing. `Ok(true)`: restored; `Ok(false)`: nothing to
+/// restore (no hidden copy holding `marker`), or `target` is there again.
+///
+/// On a filesystem that cannot swap directories the fallback renames the
+/// old index to `.<name>.replaced-<pid>-<n>`, then the new one (synced
+/// whole) from `.<name>.building-<pid>-<n>` to `target`. A crash between
+/// the two leaves no index at `target` and both whole beside it. The old
+/// one is put back, not the new: the build never returned, so its index
+/// was never acknowledged, while the old one holds every change that was
+/// (and the publisher itself renames it back when its second rename
+/// fails). The `.building-` copy is left alone: a build still running
+/// has one too, and nothing tells the two apart.
+///
+/// A live publisher must not be raced. It holds the old index's lock
+/// (`.lock`, `flock`, which moves with the directory) from before its
+/// build until after its second rename, and a lock dies with its
+/// process. So the lock is taken first, never waited for: while another
+/// holds it this looks again, and gives up with an error naming the copy
+/// if `target` does not appear; once held, no publisher or writer is
+/// using the copy, and it is renamed back without replacing anything at
+/// `target` (`RENAME_NOREPLACE`): a build that published there meanwhile
+/// (it took no lock, as the path held no index) wins, and the copy stays.
+/// Two openers restoring at once: one renames, the other then finds
+/// `target`. Then the parent directory is synced. A copy of an empty
+/// directory (replaced without a lock) holds no `marker` and is ignored;
+/// two copies holding it (an earlier publication failed to remove its
+/// old one) are refused, as nothing says which is the index.
+pub fn restore_replaced(target: &Path, marker: &str) -> Result<bool> {
+    let parent = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    // A path without a name ("..") has no hidden copies.
+    let Ok(prefix) = sibling_prefix(target, REPLACED) else {
+        return Ok(false);
+    };
+    let unfinished = |hidden: Vec<PathBuf>, reason: String| Error::UnfinishedReplace {
+        path: target.to_path_buf(),
+        hidden,
+        reason,
+    };
+    for attempt in 0..RESTORE_TRIES {
+        if fs::symlink_metadata(target).is_ok() {
+            return Ok(false);
+        }
+        let mut copies = hidden_copies(parent, &prefix, marker);
+        let hidden = match copies.len() {
+            0 => return Ok(false),
+            1 => copies.remove(0),
+            n => {
+                return Err(unfinished(
+                    copies,
+                    format!(
+                        "there are {n} such copies and nothing says which is the index: rename the one to keep to {} (its {marker} records when it was built)",
+                        target.display()
+                    ),
+                ))
+            }
+        };
+        let lock = match DirLock::acquire(&hidden) {
+            Ok(lock) => lock,
+            // Its publisher is alive, between its renames: look again.
+            Err(Error::Busy { .. }) => {
+                std::thread::sleep(std::time::Duration::from_millis(10 * (attempt + 1)));
+                continue;
+            }
+            // Another opener put it back first.
+            Err(_) if fs::symlink_metadata(&hidden).is_err() => continue,
+            Err(e) => {
+                return Err(unfinished(
+                    vec![hidden.clone()],
+                    format!(
+                        "its lock could not be taken ({}); rename it back by hand: mv {} {}",
+                        e.chain_text(),
+                        hidden.display(),
+                        target.display()
+                    ),
+                ))
+            }
+        };
+        match rename_noreplace(&hidden, target) {
+            Ok(()) => {}
+            Err(_) if fs::symlink_metadata(target).is_ok() => return Ok(false),
+            Err(e) => {
+                return Err(unfinished(
+                    vec![hidden.clone()],
+                    format!(
+                        "renaming it back failed ({e}); rename it back by hand: mv {} {}",
+                        hidden.display(),
+                        target.display()
+                    ),
+                ))
+            }
+        }
+        drop(lock);
+        sync_dir(parent)?;
+        return Ok(true);
+    }
+    let hidden = hidden_copies(parent, &prefix, marker);
+    Err(unfinished(
+        hidden.clone(),
+        format!(
+            "another process holds its lock (a `build --force` replacing the index, or a writer) and has not put an index at the path in 0.55 s; open it again when that process ends, or, if none runs, rename it back: mv {} {}",
+            hidden.first().map_or(String::new(), |h| h.display().to_string()),
+            target.display()
+        ),
+    ))
+}
+
+/// The hidden copies in `parent` whose names start with `prefix` and
+/// that hold `marker` (none where `parent` cannot be read).
+fn hidden_copies(parent: &Path, prefix: &std::ffi::OsStr, marker: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(parent)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .as_encoded_bytes()
+                .starts_with(prefix.as_encoded_bytes())
+        })
+        .map(|e| e.path())
+        .filter(|p| p.join(marker).is_file())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Renames `from` to `to` unless `to` exists (then `AlreadyExists`):
+/// `renameat2(RENAME_NOREPLACE)` on Linux; where it is refused, a look
+/// then a plain rename (which still cannot replace a directory that holds
+/// anything).
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let cstr = |p: &Path| {
+            std::ffi::CString::new(p.as_os_str().as_bytes())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+        };
+        let (a, b) = (cstr(from)?, cstr(to)?);
+        // SAFETY: both paths are NUL-terminated strings that outlive the
+        // call, and renameat2 only reads them.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_renameat2,
+                libc::AT_FDCWD,
+                a.as_ptr(),
+                libc::AT_FDCWD,
+                b.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if !matches!(
+            e.raw_os_error(),
+            Some(libc::ENOSYS | libc::EINVAL | libc::EOPNOTSUPP | libc::EPERM)
+        ) {
+            return Err(e);
+        }
+    }
+    if fs::symlink_metadata(to).is_ok() {
+        return Err(std::io::ErrorKind::AlreadyExists.into());
+    }
+    fs::rename(from, to)
 }
 
 /// Swaps the directories `a` and `b` atomically. `Ok(false)` when this
@@ -389,6 +580,28 @@ pub(crate) mod tests {
             assert_eq!(names, ["ix"], "no_exchange={no_exchange}");
         }
         NO_EXCHANGE.with(|c| c.set(false));
+    }
+
+    /// The name the two-rename fallback gives the old index is the one
+    /// `restore_replaced` looks for (`tests/grow.rs` makes the state by
+    /// hand).
+    #[test]
+    fn the_fallbacks_hidden_copy_is_found_and_put_back() {
+        let t = tempfile::tempdir().unwrap();
+        let target = t.path().join("ix");
+        let aside = temp_sibling(&target, REPLACED).unwrap();
+        fs::create_dir(&aside).unwrap();
+        fill(&aside, "old");
+        assert!(restore_replaced(&target, "manifest.json").unwrap());
+        assert_eq!(
+            fs::read_to_string(target.join("manifest.json")).unwrap(),
+            "old"
+        );
+        assert!(!aside.exists());
+        assert!(
+            !restore_replaced(&target, "manifest.json").unwrap(),
+            "nothing more"
+        );
     }
 
     /// Where the filesystem swaps directories atomically, a reader never

@@ -12,7 +12,10 @@
 //!
 //! Dimension `d` keeps `offset[d]` and `scale[d]` fitted on the data: the
 //! central `quantile` (default 0.99, Qdrant's choice) of its values is mapped
-//! onto the codes 0..=255, values outside are clipped. A code `c` decodes to
+//! onto the codes 0..=255, values outside are clipped. A fold that rewrites
+//! `vectors.i8` (an index that grew, or compaction) fits it again over the
+//! live items ([`Quantizer::fit_rows`]), so added vectors outside the
+//! build's range are not clipped. A code `c` decodes to
 //! `offset + scale · c`, so inside the fitted range the error is at most half
 //! a step (`scale / 2`).
 //!
@@ -170,16 +173,31 @@ impl Quantizer {
     /// per dimension, the `(1 − quantile) / 2` and `(1 + quantile) / 2`
     /// quantiles of (a sample of) its values become codes 0 and 255.
     pub fn fit(data: &[f32], dim: usize, quantile: f32) -> Result<Self> {
+        Self::fit_rows(data, dim, quantile, |_| true)
+    }
+
+    /// As [`Quantizer::fit`], over the rows `keep` accepts: a fold refits
+    /// on a grown index's live items only (deleted rows, which compaction
+    /// zeroes, would pull every range towards 0). With every row kept it
+    /// samples the rows `fit` does, so a grown index without deletions
+    /// gets the quantizer of a fresh build of the same vectors.
+    pub fn fit_rows(
+        data: &[f32],
+        dim: usize,
+        quantile: f32,
+        keep: impl Fn(usize) -> bool,
+    ) -> Result<Self> {
         if !(quantile > 0.0 && quantile <= 1.0) {
             return Err(Error::param("quantile", quantile, "must be in (0, 1]"));
         }
         crate::distance::check_shape(data.len(), dim)?;
         let n = data.len() / dim;
-        if n == 0 {
+        let kept = (0..n).filter(|&r| keep(r)).count();
+        if kept == 0 {
             return Err(Error::InvalidInput("no vectors to fit a quantizer".into()));
         }
-        let step = n.div_ceil(FIT_SAMPLE).max(1);
-        let rows: Vec<usize> = (0..n).step_by(step).collect();
+        let step = kept.div_ceil(FIT_SAMPLE).max(1);
+        let rows: Vec<usize> = (0..n).filter(|&r| keep(r)).step_by(step).collect();
         let lo_q = f64::from(1.0 - quantile) / 2.0;
         let hi_q = 1.0 - lo_q;
         let ranges: Vec<(f32, f32)> = (0..dim)

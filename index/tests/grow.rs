@@ -190,6 +190,74 @@ fn add_delete_update_compact_and_reopen() {
     }
 }
 
+/// A fold kept the quantizer fitted at build: added vectors outside its
+/// range were clipped to codes 0 or 255, so the i8 pass could not tell
+/// them apart (only the float32 re-ranking of the beam found them). Now a
+/// fold refits over the live items: the grown index's quantizer is a
+/// fresh build's over the same vectors, and compaction leaves the deleted
+/// (zeroed) rows out of the fit.
+#[test]
+fn a_fold_refits_the_i8_quantizer_over_the_live_items() {
+    let t = tmp();
+    let dir = t.path().join("ix");
+    let dim = 16;
+    let (v, labels) = build(&dir, 300, dim, Store::I8);
+    // Values in 2..4, where the build's fit saw -1..1.
+    let added: Vec<f32> = random(300, dim, 31).iter().map(|x| x + 3.0).collect();
+    let added_labels = vec![2i64; 300];
+    let mut w = Writer::open(&dir).unwrap();
+    w.add(&NewItems {
+        vectors: &added,
+        labels: Some(&added_labels),
+        ..NewItems::default()
+    })
+    .unwrap();
+    let grown = w.index().clone();
+    assert_eq!(grown.generation(), 1, "an add of 300 folds");
+    let fresh_of = |name: &str, vectors: &[f32], labels: &[i64]| {
+        let d = t.path().join(name);
+        IndexBuilder::new()
+            .metric(Metric::L2)
+            .store(Store::I8)
+            .build(vectors, dim, Some(labels), None, &d, None)
+            .unwrap();
+        Index::open(&d)
+            .unwrap()
+            .manifest()
+            .quantizer
+            .clone()
+            .unwrap()
+    };
+    let all: Vec<f32> = v.iter().chain(&added).copied().collect();
+    let all_labels: Vec<i64> = labels.iter().chain(&added_labels).copied().collect();
+    let qz = grown.manifest().quantizer.clone().unwrap();
+    assert_eq!(qz, fresh_of("fresh", &all, &all_labels));
+    // The i8 pass alone (re-ranking no more than the one it ranked first)
+    // finds each added item.
+    let options = likeness_index::postings::SearchOptions {
+        rerank: Some(1),
+        ..Default::default()
+    };
+    for (r, row) in added.chunks(dim).enumerate().step_by(10) {
+        let (found, _) = grown
+            .query(&KnnQuery::new(row).k(1).ef(64).options(options))
+            .unwrap();
+        assert_eq!(found.ids(0), [300 + r as i64], "added row {r}");
+    }
+    // Compaction refits over the live items only: with the built ones
+    // deleted, over the added ones, not the zeros that replace the rest.
+    let built: Vec<u64> = (0..300).collect();
+    w.delete(&built).unwrap();
+    w.compact().unwrap();
+    drop(w);
+    let compacted = Index::open(&dir).unwrap();
+    compacted.verify().unwrap();
+    assert_eq!(
+        compacted.manifest().quantizer.clone().unwrap(),
+        fresh_of("fresh-added", &added, &added_labels)
+    );
+}
+
 fn index_vector_or(base: &[f32], new: &[f32], id: usize, dim: usize) -> Vec<f32> {
     let n = base.len() / dim;
     if id < n {
@@ -594,6 +662,76 @@ fn golden_v3_changed_index_still_opens() {
     assert_eq!(w.index().live_count(), 600);
 }
 
+/// The vectors of `tests/data/golden-i8`: 300 distinct rows of 8 in
+/// -1..=1, from a formula (no generator whose stream could change).
+fn golden_i8_vectors() -> Vec<f32> {
+    (0..300 * 8usize)
+        .map(|i| ((i * i * 31 + i * 7919) % 10_007) as f32 / 5003.0 - 1.0)
+        .collect()
+}
+
+/// Regenerates `tests/data/golden-i8` (only when asked, after a deliberate
+/// format change).
+#[test]
+#[ignore = "writes tests/data/golden-i8; run with --ignored after a deliberate format change"]
+fn regenerate_golden_i8() {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden-i8");
+    let _ = std::fs::remove_dir_all(&d);
+    IndexBuilder::new()
+        .metric(Metric::L2)
+        .m(8)
+        .ef_construction(64)
+        .store(Store::I8)
+        .threads(1)
+        .build(&golden_i8_vectors(), 8, None, None, &d, None)
+        .unwrap();
+}
+
+/// An i8 index as `build --store i8` wrote it before folds refitted the
+/// quantizer (`vectors.i8` version 1, the quantizer in the manifest)
+/// keeps opening, and its first fold that rewrites the codes refits them
+/// over all its items.
+#[test]
+fn golden_i8_index_opens_and_refits_at_its_first_fold() {
+    let t = tmp();
+    let dir = t.path().join("ix");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden-i8"),
+        &dir,
+    );
+    let index = Index::open(&dir).expect("the committed i8 index must keep opening");
+    index.verify().unwrap();
+    let built = index.manifest().quantizer.clone().unwrap();
+    assert_eq!((index.len(), index.manifest().store), (300, Store::I8));
+    let v = golden_i8_vectors();
+    assert_eq!(
+        built,
+        likeness_index::Quantizer::fit(&v, 8, built.quantile).unwrap()
+    );
+    for r in [0, 150, 299] {
+        assert_eq!(
+            nearest(&index, &v[r * 8..(r + 1) * 8], 1, false, None),
+            [r as i64]
+        );
+    }
+    drop(index);
+    let added: Vec<f32> = random(FOLD_AT, 8, 41).iter().map(|x| x * 4.0).collect();
+    let mut w = Writer::open(&dir).unwrap();
+    w.add(&NewItems {
+        vectors: &added,
+        ..NewItems::default()
+    })
+    .unwrap();
+    drop(w);
+    let grown = Index::open(&dir).unwrap();
+    grown.verify().unwrap();
+    let all: Vec<f32> = v.iter().chain(&added).copied().collect();
+    assert_eq!(
+        grown.manifest().quantizer.clone().unwrap(),
+        likeness_index::Quantizer::fit(&all, 8, built.quantile).unwrap()
+    );
+}
+
 /// How many items carry `label`, by an exact search filtered to it.
 fn carrying(index: &Index, label: i64) -> usize {
     let filter = LabelFilter::only([label]);
@@ -717,6 +855,61 @@ fn a_writer_of_a_replaced_directory_changes_nothing() {
     drop(w);
     let mut w2 = Writer::open(&dir).unwrap();
     w2.delete(&[0]).unwrap();
+}
+
+/// `build --force`, where the filesystem cannot swap two directories,
+/// renames the old index aside (`.ix.replaced-<pid>-<n>`) and then the
+/// new one in (from `.ix.building-<pid>-<n>`). A crash between the two
+/// renames left no index at the path and the old one hidden, and nothing
+/// put it back: every open failed with "no such directory".
+#[test]
+fn an_index_an_interrupted_rebuild_left_aside_is_put_back_at_open() {
+    let t = tmp();
+    let dir = t.path().join("ix");
+    let (v, _) = build(&dir, 300, 8, Store::F32);
+    let new = t.path().join("new");
+    build(&new, 200, 8, Store::F32);
+    // The two folders as the fallback leaves them.
+    let hidden = t.path().join(".ix.replaced-4242-0badcafe");
+    let building = t.path().join(".ix.building-4242-0badcafe");
+    std::fs::rename(&dir, &hidden).unwrap();
+    std::fs::rename(&new, &building).unwrap();
+    // A publisher still between its renames holds the old index's lock:
+    // nothing moves, and the error names the copy and what to do.
+    {
+        let _publisher = likeness_index::fsutil::DirLock::acquire(&hidden).unwrap();
+        let e = Index::open(&dir).unwrap_err();
+        assert!(matches!(e, Error::UnfinishedReplace { .. }), "{e}");
+        let text = e.to_string();
+        assert!(text.contains(&hidden.display().to_string()), "{text}");
+        assert!(text.contains("mv "), "{text}");
+        assert!(hidden.is_dir() && !dir.exists());
+    }
+    // With no publisher alive, opening (a writer's too) puts it back.
+    let w = Writer::open(&dir).unwrap();
+    assert_eq!(w.index().len(), 300);
+    assert_eq!(w.index().vector(0).unwrap(), &v[..8]);
+    drop(w);
+    assert!(!hidden.exists());
+    assert!(
+        building.join("manifest.json").is_file(),
+        "the new copy stays"
+    );
+    // Two hidden copies: which is the index is not known, so none moves.
+    let other = t.path().join(".ix.replaced-4243-0badcafe");
+    std::fs::rename(&dir, &hidden).unwrap();
+    copy_dir(&hidden, &other);
+    let e = Index::open(&dir).unwrap_err();
+    let text = e.to_string();
+    for h in [&hidden, &other] {
+        assert!(text.contains(&h.display().to_string()), "{text}");
+    }
+    assert!(!dir.exists());
+    // A hidden folder that holds no index is not one.
+    std::fs::remove_dir_all(&other).unwrap();
+    std::fs::remove_file(hidden.join("manifest.json")).unwrap();
+    assert!(matches!(Index::open(&dir), Err(Error::NoIndex { .. })));
+    assert!(!dir.exists());
 }
 
 fn class_names(n: usize) -> Vec<String> {

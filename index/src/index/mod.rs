@@ -113,8 +113,16 @@ impl Index {
     /// directory's, opened under the old manifest. So when the manifest's
     /// bytes differ after the open from before it, whatever the outcome,
     /// we open again, up to [`OPEN_TRIES`] times in all.
+    ///
+    /// A missing `dir` whose previous index a rebuild left under a hidden
+    /// name (stopped between the two renames of its fallback) is put back
+    /// first, or refused with [`Error::UnfinishedReplace`] naming it
+    /// ([`crate::fsutil::restore_replaced`] says when and why).
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
+        if std::fs::symlink_metadata(dir).is_err() {
+            crate::fsutil::restore_replaced(dir, crate::manifest::MANIFEST)?;
+        }
         let mut tries = 1;
         loop {
             let before = Manifest::fingerprint(dir);
