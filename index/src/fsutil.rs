@@ -37,6 +37,9 @@ fn sibling_prefix(path: &Path, tag: &str) -> Result<std::ffi::OsString> {
 /// fallback keeps the old index between its renames.
 const REPLACED: &str = "replaced";
 
+/// Tag of the name a [`TempDir`] builds under before it is published.
+const BUILDING: &str = "building";
+
 /// Syncs a directory so a rename into it is durable. Errors are ignored on
 /// platforms where directories cannot be opened for syncing.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
@@ -86,7 +89,7 @@ pub struct TempDir {
 impl TempDir {
     /// Creates a fresh temporary sibling directory of `target`.
     pub fn sibling_of(target: &Path) -> Result<Self> {
-        let path = temp_sibling(target, "building")?;
+        let path = temp_sibling(target, BUILDING)?;
         fs::create_dir(&path).map_err(|e| Error::io(&path, e))?;
         Ok(TempDir { path, keep: false })
     }
@@ -204,8 +207,14 @@ const RESTORE_TRIES: u64 = 10;
 /// Two openers restoring at once: one renames, the other then finds
 /// `target`. Then the parent directory is synced. A copy of an empty
 /// directory (replaced without a lock) holds no `marker` and is ignored;
-/// two copies holding it (an earlier publication failed to remove its
-/// old one) are refused, as nothing says which is the index.
+/// two copies holding it are refused, as nothing says which is the index.
+///
+/// Only the gap's own signature counts: a `.replaced-<pid>-` copy beside a
+/// `.building-<pid>-` one of the same process, both holding `marker`.
+/// A publication that got past its second rename leaves no `.building-`
+/// copy, so an old copy it failed to remove (or was killed removing, which
+/// takes seconds on a large index) is not brought back after a person
+/// deletes the index on purpose.
 pub fn restore_replaced(target: &Path, marker: &str) -> Result<bool> {
     let parent = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -289,19 +298,42 @@ pub fn restore_replaced(target: &Path, marker: &str) -> Result<bool> {
 }
 
 /// The hidden copies in `parent` whose names start with `prefix` and
-/// that hold `marker` (none where `parent` cannot be read).
+/// that hold `marker`, each beside a `.building-` copy of the same process
+/// that holds it too (none where `parent` cannot be read).
 fn hidden_copies(parent: &Path, prefix: &std::ffi::OsStr, marker: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir(parent)
+    let names: Vec<std::ffi::OsString> = fs::read_dir(parent)
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .as_encoded_bytes()
-                .starts_with(prefix.as_encoded_bytes())
+        .map(|e| e.file_name())
+        .collect();
+    let prefix = prefix.as_encoded_bytes();
+    // `.<name>.` of `.<name>.replaced-`, then `building-`.
+    let Some(stem) = prefix.strip_suffix(format!("{REPLACED}-").as_bytes()) else {
+        return Vec::new();
+    };
+    let building = [stem, format!("{BUILDING}-").as_bytes()].concat();
+    let holds = |n: &std::ffi::OsString| parent.join(n).join(marker).is_file();
+    // `<pid>-` of `<pid>-<nanoseconds>`.
+    let process = |rest: &[u8]| -> Option<Vec<u8>> {
+        let dash = rest.iter().position(|&b| b == b'-')?;
+        Some(rest[..=dash].to_vec())
+    };
+    let builders: Vec<Vec<u8>> = names
+        .iter()
+        .filter(|n| holds(n))
+        .filter_map(|n| process(n.as_encoded_bytes().strip_prefix(building.as_slice())?))
+        .collect();
+    let mut v: Vec<PathBuf> = names
+        .iter()
+        .filter(|n| {
+            n.as_encoded_bytes()
+                .strip_prefix(prefix)
+                .and_then(process)
+                .is_some_and(|pid| builders.contains(&pid))
         })
-        .map(|e| e.path())
-        .filter(|p| p.join(marker).is_file())
+        .filter(|n| holds(n))
+        .map(|n| parent.join(n))
         .collect();
     v.sort();
     v
@@ -592,6 +624,11 @@ pub(crate) mod tests {
         let aside = temp_sibling(&target, REPLACED).unwrap();
         fs::create_dir(&aside).unwrap();
         fill(&aside, "old");
+        // Alone, the old copy is one a finished publication left behind.
+        assert!(!restore_replaced(&target, "manifest.json").unwrap());
+        // Beside this process's new copy, it is the gap's.
+        let new = TempDir::sibling_of(&target).unwrap();
+        fill(new.path(), "new");
         assert!(restore_replaced(&target, "manifest.json").unwrap());
         assert_eq!(
             fs::read_to_string(target.join("manifest.json")).unwrap(),

@@ -899,6 +899,7 @@ fn an_index_an_interrupted_rebuild_left_aside_is_put_back_at_open() {
     let other = t.path().join(".ix.replaced-4243-0badcafe");
     std::fs::rename(&dir, &hidden).unwrap();
     copy_dir(&hidden, &other);
+    copy_dir(&building, &t.path().join(".ix.building-4243-00000001"));
     let e = Index::open(&dir).unwrap_err();
     let text = e.to_string();
     for h in [&hidden, &other] {
@@ -907,9 +908,18 @@ fn an_index_an_interrupted_rebuild_left_aside_is_put_back_at_open() {
     assert!(!dir.exists());
     // A hidden folder that holds no index is not one.
     std::fs::remove_dir_all(&other).unwrap();
+    std::fs::remove_dir_all(t.path().join(".ix.building-4243-00000001")).unwrap();
+    let manifest = std::fs::read(hidden.join("manifest.json")).unwrap();
     std::fs::remove_file(hidden.join("manifest.json")).unwrap();
     assert!(matches!(Index::open(&dir), Err(Error::NoIndex { .. })));
     assert!(!dir.exists());
+    // An old copy that a finished publication failed to remove has no
+    // `.building-` copy of its process beside it: an index deleted on
+    // purpose stays deleted, rather than coming back as that old one.
+    std::fs::write(hidden.join("manifest.json"), manifest).unwrap();
+    std::fs::remove_dir_all(&building).unwrap();
+    assert!(matches!(Index::open(&dir), Err(Error::NoIndex { .. })));
+    assert!(!dir.exists() && hidden.is_dir());
 }
 
 fn class_names(n: usize) -> Vec<String> {
