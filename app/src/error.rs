@@ -21,9 +21,8 @@ pub enum Error {
     #[error(
         "{path}: image is {width}x{height} = {pixels} pixels, over the limit of {limit} pixels \
          ({} MP of 1024x1024; a decompression bomb or a huge scan?); shrink it, or raise the \
-         limit with --max-megapixels (at most {})",
-        limit / crate::read::decode::MEGAPIXEL,
-        crate::read::decode::MAX_MEGAPIXELS
+         limit with --max-megapixels (at most {max_megapixels})",
+        limit_megapixels
     )]
     ImageTooLarge {
         path: PathBuf,
@@ -31,6 +30,11 @@ pub enum Error {
         height: u32,
         pixels: u64,
         limit: u64,
+        /// `limit` in the unit of `--max-megapixels`, and that option's
+        /// largest value: the decoder's, carried so that this layer names
+        /// no layer above it.
+        limit_megapixels: u64,
+        max_megapixels: u32,
     },
     #[error(
         "{path}: region x={x},y={y},w={w},h={h} lies outside the {width}x{height} image; \

@@ -739,6 +739,7 @@ fn check_l2_length(data: &[f32], dim: usize) -> Result<()> {
             return Err(Error::TooLong {
                 row,
                 length: len_sq.sqrt(),
+                max: MAX_L2_LENGTH,
             });
         }
     }

@@ -70,13 +70,15 @@ pub enum Error {
     },
 
     /// A vector too long for the l2 metric: its distances would overflow
-    /// float32 (see [`crate::distance::MAX_L2_LENGTH`]).
-    #[error("row {row} has length {length:.3e}: with the l2 metric a vector must be shorter than {max:.1e}, or its distances overflow to infinity; scale the vectors down (or use a cosine index)", max = crate::distance::MAX_L2_LENGTH)]
+    /// float32 (see `distance::MAX_L2_LENGTH`).
+    #[error("row {row} has length {length:.3e}: with the l2 metric a vector must be shorter than {max:.1e}, or its distances overflow to infinity; scale the vectors down (or use a cosine index)")]
     TooLong {
         /// Row (vector) number, 0-based.
         row: usize,
         /// Its Euclidean length.
         length: f64,
+        /// The longest length allowed.
+        max: f64,
     },
 
     /// A vector of length zero cannot be normalised for the cosine metric.

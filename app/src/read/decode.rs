@@ -97,6 +97,8 @@ pub fn decode_bytes(bytes: &[u8], path: &Path, limits: &DecodeLimits) -> Result<
             height,
             pixels,
             limit: limits.max_pixels,
+            limit_megapixels: limits.max_pixels / MEGAPIXEL,
+            max_megapixels: MAX_MEGAPIXELS,
         });
     }
     let mut decoder_limits = Limits::default();
