@@ -7,7 +7,9 @@
 # The derivation's own file list (README.txt, the CSVs, strengths.png and
 # every image regions.csv names) is recorded with each file's sha256 in the
 # folder's SHA256SUMS when it is published, and checked at each run (0.1 s):
-# a file missing or damaged is named and the set derived again. An older
+# a file missing or damaged, or one added that it does not list, is named
+# and the set derived again (an added file is first moved aside into
+# $LIKENESS_CACHE/set-aside, not deleted). An older
 # folder (no record) is checked once against a fresh derivation (seeded, so
 # the same bytes; a few seconds) and recorded, its files left as they are.
 set -euo pipefail
@@ -23,13 +25,8 @@ log() { echo "likeness data: $*" >&2; }
 tmp=
 trap '[[ -z $tmp ]] || rm -rf "$tmp"' EXIT
 
-# The files that SHA256SUMS file $2 says are missing or damaged in folder
-# $1, as "a missing, b damaged" (none: all good).
-sums_bad() { # dir sums
-    (cd "$1" && sha256sum -c --quiet "$2" 2>/dev/null || true) \
-        | sed -E 's/^\.\///; s/: FAILED open or read$/ missing/; s/: FAILED$/ damaged/' \
-        | paste -sd, - | sed 's/,/, /g'
-}
+# sums_bad (what is missing, damaged or extra in a folder) and set_aside.
+source scripts/sums.sh
 # The derivation's own file list (see generate in src/data/swell.rs).
 swell_files() { # dir
     printf '%s\n' README.txt regions.csv train.csv test.csv strengths.png
@@ -87,6 +84,7 @@ if [[ -d $DEST ]] && ! recorded "$DEST"; then
 fi
 touch "$tmp/.complete"
 chmod 755 "$tmp"
+set_aside "$DEST" "$tmp/SHA256SUMS" "$CACHE/set-aside" "swell-v$VERSION"
 rm -rf "$DEST"
 mv "$tmp" "$DEST"
 tmp=

@@ -2,8 +2,9 @@
 # (the folder's .complete marker was all it checked), and a failed
 # synth-swell left its swell.XXXXXX scratch folder in the cache. The set's
 # own file list is now recorded with sha256s when it is published and checked
-# at each run; what is missing or damaged is named and the set derived again;
-# an older folder is checked once against a fresh derivation and recorded.
+# at each run; what is missing or damaged (or added: moved aside, kept) is
+# named and the set derived again; an older folder is checked once against
+# a fresh derivation and recorded.
 source "$(dirname "$0")/lib.sh"
 C="$T/cache"; D="$C/data/swell-v2"
 mkdir -p "$C/data/johns/A" "$C/data/johns/B"
@@ -52,12 +53,29 @@ run "$S"
 (cd "$D" && sha256sum -c --quiet SHA256SUMS) || fail "older damaged set not repaired"
 no_scratch
 
+# A file added to the set: named, moved aside into the cache's set-aside/
+# (kept, not deleted), and the set derived again.
+echo mine > "$D/images/A/mine.png"
+run "$S"
+[[ $rc == 0 ]] && grep -q 'swell-v2: images/A/mine.png extra .*deriving it again' "$T/err" \
+    || fail "added file not named: exit $rc, $(cat "$T/err")"
+[[ ! -e $D/images/A/mine.png ]] || fail "added file still in the set"
+[[ $(cat "$C"/set-aside/swell-v2.*/images/A/mine.png) == mine ]] || fail "added file not kept: $(cat "$T/err")"
+(cd "$D" && sha256sum -c --quiet SHA256SUMS) || fail "not derived again"
+
 # synth-swell failing: said, no scratch folder left, nothing published.
 rm "$D/images/B/1_v0.png"
 run env STUB_FAIL=1 "$S"
 [[ $rc != 0 ]] && grep -q 'synth-swell failed' "$T/err" || fail "failed derivation: exit $rc, $(cat "$T/err")"
 no_scratch
 [[ ! -e $D/images/B/1_v0.png ]] || fail "half a derivation published"
+
+# A photo added to its input: named, with where to repair it; nothing derived.
+n=$(calls); echo c > "$C/data/johns/B/2.jpg"
+run "$S"
+[[ $rc != 0 && $(calls) == "$n" ]] && grep -q 'johns has B/2.jpg extra .*fetch-data.sh' "$T/err" \
+    || fail "johns with an added photo used: exit $rc, $(cat "$T/err")"
+rm "$C/data/johns/B/2.jpg"
 
 # Its input damaged: named, with where to repair it; nothing derived.
 n=$(calls); echo x > "$C/data/johns/B/1.jpg"
