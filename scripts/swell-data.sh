@@ -38,6 +38,32 @@ recorded() { # dir
         cmp -s <(swell_files "$1") <(cut -c67- "$1/SHA256SUMS")
 }
 
+mkdir -p "$CACHE/data"
+# One run at a time: a second `make data` started beside the first waits
+# here, then finds the set present, rather than deriving it again and
+# racing the first to replace $DEST.
+exec 9> "$CACHE/data/.swell-data.lock"
+if ! flock -n 9; then
+    log "swell-v$VERSION: waiting for another run of scripts/swell-data.sh to finish"
+    flock 9
+fi
+# Scratch folders (58 MB each) left by runs killed before their trap ran,
+# or that failed before it was added. Each run records its pid in its
+# folder's .owner; a folder is removed when that pid no longer runs, or
+# when untouched for an hour: a derivation takes 6 s here, and an older
+# copy of this script (another clone sharing the cache), which records no
+# pid and takes no lock, may be deriving into one now. So a live run's
+# folder is never removed.
+for d in "$CACHE"/data/swell.??????; do
+    [[ -d $d && ! -L $d ]] || continue
+    pid=$(cat "$d/.owner" 2>/dev/null || true)
+    if [[ $pid =~ ^[0-9]+$ ]] && ! kill -0 "$pid" 2>/dev/null \
+        || [[ -n $(find "$d" -maxdepth 0 -mmin +60) ]]; then
+        log "removing $d, the scratch folder of an earlier run that did not finish"
+        rm -rf "$d"
+    fi
+done
+
 if recorded "$DEST"; then
     bad=$(sums_bad "$DEST" SHA256SUMS)
     if [[ -z $bad ]]; then log "swell-v$VERSION present"; exit 0; fi
@@ -58,8 +84,8 @@ if [[ ! -x $BIN ]]; then
     log "swell-v$VERSION: $BIN not found; build it first (make build, or cargo build --release --bin likeness)"
     exit 1
 fi
-mkdir -p "$CACHE/data"
 tmp=$(mktemp -d "$CACHE/data/swell.XXXXXX")
+echo $$ > "$tmp/.owner"
 if ! "$BIN" synth-swell --johns "$JOHNS" --out "$tmp" --seed 0; then
     log "swell-v$VERSION: likeness synth-swell failed; nothing published"
     exit 1
@@ -82,6 +108,7 @@ if [[ -d $DEST ]] && ! recorded "$DEST"; then
     fi
     log "swell-v$VERSION: $bad (in $DEST); replacing it"
 fi
+rm "$tmp/.owner"
 touch "$tmp/.complete"
 chmod 755 "$tmp"
 set_aside "$DEST" "$tmp/SHA256SUMS" "$CACHE/set-aside" "swell-v$VERSION"
