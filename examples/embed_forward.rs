@@ -14,7 +14,7 @@ use likeness::model::{Arch, ModelSpec, Net};
 use likeness::runtime::{with_precision, Precision};
 use tch::Device;
 
-fn main() {
+fn main() -> likeness_app::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or_else(|| default.into());
     let images: usize = arg(0, "20480").parse().expect("IMAGES: a number");
@@ -77,10 +77,11 @@ fn main() {
     let rows = pass();
     let dt = t.elapsed().as_secs_f64();
     assert_eq!(rows, images);
-    println!(
+    likeness_app::outln!(
         "likeness images/s {:.1} ({images} in-memory images, batch {batch}, {arch} {size}px, {}, {:?})",
         images as f64 / dt,
         if precision == Precision::Bf16 { "bf16" } else { "fp32" },
         device
-    );
+    )?;
+    Ok(())
 }

@@ -80,7 +80,7 @@ async fn gallery_paint(c: &Client, url: &str) -> (f64, f64) {
     (painted, thumbs)
 }
 
-fn main() {
+fn main() -> likeness_app::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
         eprintln!("usage: page_bench URL IMAGE [RUNS]");
@@ -123,10 +123,10 @@ fn main() {
         }
         let (w50, w95, _) = stats(&mut warm);
         let (t50, _, _) = stats(&mut warm_thumbs);
-        println!(
+        likeness_app::outln!(
             "gallery first paint ({} items, 60 cards, from navigation start): cold {cold:.1} ms, warm median {w50:.1} ms (p95 {w95:.1} ms); first 12 thumbnails received: cold {cold_thumbs:.1} ms, warm median {t50:.1} ms",
             info["index"]["count"]
-        );
+        )?;
 
         // Thumbnails the cache has not seen (a size the gallery does not use).
         let n = info["index"]["count"].as_u64().unwrap_or(0).min(2000);
@@ -145,17 +145,17 @@ fn main() {
             .map(|a| a.iter().filter_map(Value::as_f64).collect())
             .unwrap_or_default();
         if t.is_empty() {
-            println!("thumbnails: no Server-Timing figures (does the index record its images?)");
+            likeness_app::outln!("thumbnails: no Server-Timing figures (does the index record its images?)")?;
         } else {
             let count = t.len();
             let (p50, p95, max) = stats(&mut t);
-            println!(
+            likeness_app::outln!(
                 "thumbnail server time, not cached ({count} items, size 96): median {p50:.3} ms, p95 {p95:.3} ms, max {max:.3} ms"
-            );
+            )?;
         }
 
         if info["image_search"] != json!(true) {
-            println!("image query round trip: skipped (the server has no model)");
+            likeness_app::outln!("image query round trip: skipped (the server has no model)")?;
         } else {
             c.goto(&format!("{url}#/query")).await.expect("query view");
             wait(&c, "document.getElementById('file')").await;
@@ -191,10 +191,11 @@ fn main() {
             let (r50, _, _) = stats(&mut round);
             let (s50, _, _) = stats(&mut server);
             let (g50, g95, gmax) = stats(&mut gap);
-            println!(
+            likeness_app::outln!(
                 "image query ({runs} runs): page round trip median {r50:.1} ms, server /search/image {s50:.1} ms; page minus server: median {g50:.1} ms, p95 {g95:.1} ms, max {gmax:.1} ms"
-            );
+            )?;
         }
         c.close().await.expect("close");
-    });
+        Ok(())
+    })
 }

@@ -12,7 +12,7 @@ use likeness::runtime::{with_precision, Precision};
 use likeness::train::loss::{loss, LossConfig};
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
-fn main() {
+fn main() -> likeness_app::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or_else(|| default.into());
     let steps: usize = arg(0, "300").parse().expect("STEPS: a number");
@@ -80,10 +80,11 @@ fn main() {
         }
     }
     let rate = |s: f64| (steps as i64 * batch) as f64 / s;
-    println!(
+    likeness_app::outln!(
         "NCHW {:.0} images/s, channels-last {:.0} images/s, ratio {:.3}",
         rate(seconds[0]),
         rate(seconds[1]),
         seconds[0] / seconds[1]
-    );
+    )?;
+    Ok(())
 }

@@ -27,7 +27,9 @@ t10k-images-idx3-ubyte:5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd88
 t10k-labels-idx1-ubyte:0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"
 # sha256 of each dlib folder's file list (dlib_listing below: every file's
 # sha256, as in the tarball). The list is kept as the folder's SHA256SUMS,
-# which every later run checks (0.01 s) and which names a file gone bad.
+# which every later run checks (0.01 s): a file gone bad, or one added that
+# it does not list, is named and the folder extracted again (an added file
+# is first moved aside into $CACHE/set-aside, not deleted).
 JOHNS_LIST_SHA="ea221fae70b97ac38757eba2dc53ff8ef720b9e4a5fc93a090fcbe288a5afdc1"
 FACES_LIST_SHA="1fb5daa0a6b541178de9c4282f9e6174ccc603ecb90b80adf08a7db7f784e85b"
 
@@ -143,12 +145,8 @@ dlib_listing() {
   (cd "$1" && find . -type f ! -name SHA256SUMS ! -name SHA256SUMS.part ! -name .complete -print0 \
     | LC_ALL=C sort -z | xargs -0 -r sha256sum)
 }
-# The files of folder $1 that list $2 (a SHA256SUMS) says are missing or
-# damaged, as "a missing, b damaged" (none: all good).
-sums_bad() { # dir sums
-  (cd "$1" && sha256sum -c --quiet "$2" 2>/dev/null || true) \
-    | sed -E 's/^\.\///; s/: FAILED open or read$/ missing/; s/: FAILED$/ damaged/' | paste -sd, - | sed 's/,/, /g'
-}
+# sums_bad (what is missing, damaged or extra in a folder) and set_aside.
+source "$(dirname "$0")/sums.sh"
 # Whether folder $1's SHA256SUMS is the pinned list $2.
 dlib_recorded() { [ -f "$1/SHA256SUMS" ] && [ "$(sha256sum < "$1/SHA256SUMS" | cut -c1-64)" = "$2" ]; }
 # Whether folder $1 holds the files whose list has sha256 $2 (recording the
@@ -193,6 +191,7 @@ fetch_dlib_example() { # example name list-sha
     bad=$(sums_bad "$dest" "$new/SHA256SUMS")
     [ -z "$bad" ] || log "$2: it had $bad"
   fi
+  set_aside "$dest" "$new/SHA256SUMS" "$CACHE/set-aside" "$2"
   rm -rf "$dest"
   mv "$new" "$dest"
   rm -rf "$tmp"

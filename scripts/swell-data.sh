@@ -7,7 +7,9 @@
 # The derivation's own file list (README.txt, the CSVs, strengths.png and
 # every image regions.csv names) is recorded with each file's sha256 in the
 # folder's SHA256SUMS when it is published, and checked at each run (0.1 s):
-# a file missing or damaged is named and the set derived again. An older
+# a file missing or damaged, or one added that it does not list, is named
+# and the set derived again (an added file is first moved aside into
+# $LIKENESS_CACHE/set-aside, not deleted). An older
 # folder (no record) is checked once against a fresh derivation (seeded, so
 # the same bytes; a few seconds) and recorded, its files left as they are.
 set -euo pipefail
@@ -23,13 +25,8 @@ log() { echo "likeness data: $*" >&2; }
 tmp=
 trap '[[ -z $tmp ]] || rm -rf "$tmp"' EXIT
 
-# The files that SHA256SUMS file $2 says are missing or damaged in folder
-# $1, as "a missing, b damaged" (none: all good).
-sums_bad() { # dir sums
-    (cd "$1" && sha256sum -c --quiet "$2" 2>/dev/null || true) \
-        | sed -E 's/^\.\///; s/: FAILED open or read$/ missing/; s/: FAILED$/ damaged/' \
-        | paste -sd, - | sed 's/,/, /g'
-}
+# sums_bad (what is missing, damaged or extra in a folder) and set_aside.
+source scripts/sums.sh
 # The derivation's own file list (see generate in src/data/swell.rs).
 swell_files() { # dir
     printf '%s\n' README.txt regions.csv train.csv test.csv strengths.png
@@ -40,6 +37,32 @@ recorded() { # dir
     [[ -f $1/SHA256SUMS && -f $1/regions.csv ]] &&
         cmp -s <(swell_files "$1") <(cut -c67- "$1/SHA256SUMS")
 }
+
+mkdir -p "$CACHE/data"
+# One run at a time: a second `make data` started beside the first waits
+# here, then finds the set present, rather than deriving it again and
+# racing the first to replace $DEST.
+exec 9> "$CACHE/data/.swell-data.lock"
+if ! flock -n 9; then
+    log "swell-v$VERSION: waiting for another run of scripts/swell-data.sh to finish"
+    flock 9
+fi
+# Scratch folders (58 MB each) left by runs killed before their trap ran,
+# or that failed before it was added. Each run records its pid in its
+# folder's .owner; a folder is removed when that pid no longer runs, or
+# when untouched for an hour: a derivation takes 6 s here, and an older
+# copy of this script (another clone sharing the cache), which records no
+# pid and takes no lock, may be deriving into one now. So a live run's
+# folder is never removed.
+for d in "$CACHE"/data/swell.??????; do
+    [[ -d $d && ! -L $d ]] || continue
+    pid=$(cat "$d/.owner" 2>/dev/null || true)
+    if [[ $pid =~ ^[0-9]+$ ]] && ! kill -0 "$pid" 2>/dev/null \
+        || [[ -n $(find "$d" -maxdepth 0 -mmin +60) ]]; then
+        log "removing $d, the scratch folder of an earlier run that did not finish"
+        rm -rf "$d"
+    fi
+done
 
 if recorded "$DEST"; then
     bad=$(sums_bad "$DEST" SHA256SUMS)
@@ -61,8 +84,8 @@ if [[ ! -x $BIN ]]; then
     log "swell-v$VERSION: $BIN not found; build it first (make build, or cargo build --release --bin likeness)"
     exit 1
 fi
-mkdir -p "$CACHE/data"
 tmp=$(mktemp -d "$CACHE/data/swell.XXXXXX")
+echo $$ > "$tmp/.owner"
 if ! "$BIN" synth-swell --johns "$JOHNS" --out "$tmp" --seed 0; then
     log "swell-v$VERSION: likeness synth-swell failed; nothing published"
     exit 1
@@ -85,8 +108,10 @@ if [[ -d $DEST ]] && ! recorded "$DEST"; then
     fi
     log "swell-v$VERSION: $bad (in $DEST); replacing it"
 fi
+rm "$tmp/.owner"
 touch "$tmp/.complete"
 chmod 755 "$tmp"
+set_aside "$DEST" "$tmp/SHA256SUMS" "$CACHE/set-aside" "swell-v$VERSION"
 rm -rf "$DEST"
 mv "$tmp" "$DEST"
 tmp=

@@ -270,6 +270,69 @@ fn query_prints_ids_or_json_lines() {
     assert!(summary["open_seconds"].as_f64().is_some());
 }
 
+/// Runs `likeness` with its stdout sent to `stdout`.
+fn likeness_to(args: &[&str], stdout: impl Into<std::process::Stdio>) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_likeness"))
+        .args(args)
+        .stdout(stdout)
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("LIKENESS_DEVICE")
+        .env_remove("LIKENESS_THREADS")
+        .output()
+        .expect("run likeness")
+}
+
+/// `likeness ... | head -1`: a reader that stops early closes the pipe, and
+/// the command ends quietly with exit 0, as ripgrep does; `eval` (like every
+/// command that printed with `println!`) panicked, exit 101. Any other
+/// failure to write stdout (a full disk) is an error, no longer ignored.
+#[test]
+fn a_closed_stdout_pipe_ends_the_output_quietly() {
+    let f = fixture();
+    let ix = f.build("ix", &["--metric", "l2"]);
+    let (eval_out, build_out) = (f.root.join("eval"), f.root.join("ix-again"));
+    let query = ["query", "--index", s(&ix), "--vectors", s(&f.queries)];
+    let commands = [
+        &query[..],
+        &[&query[..], &["--json"]].concat(),
+        &["verify", "--index", s(&ix)],
+        &[
+            "eval",
+            "--index",
+            s(&ix),
+            "--leave-one-out",
+            "--out",
+            s(&eval_out),
+        ],
+        &[
+            "build",
+            "--vectors",
+            s(&f.base),
+            "--out",
+            s(&build_out),
+            "--force",
+        ],
+    ];
+    for args in commands {
+        // The reading end is closed before the command starts, so its
+        // first write to stdout fails, whatever the timing.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = likeness_to(args, writer);
+        assert_eq!(o.status.code(), Some(0), "likeness {args:?}\n{}", text(&o));
+        assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
+    }
+    if let Ok(full) = std::fs::File::create("/dev/full") {
+        let o = likeness_to(&["verify", "--index", s(&ix)], full);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(
+            stderr(&o).contains("<stdout>: No space left"),
+            "{}",
+            text(&o)
+        );
+    }
+}
+
 #[test]
 fn float16_and_float64_inputs_are_accepted() {
     let f = fixture();

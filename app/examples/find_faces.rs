@@ -48,18 +48,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|(f, b)| (f.bbox, b.len()))
             .collect();
     }
-    println!(
+    likeness_app::outln!(
         "{}: {width}x{height}, decode {:.0} ms, faces {:.0} ms (best of {RUNS}), {} faces",
         path.display(),
         decode_s * 1e3,
         find_s * 1e3,
         found.len()
-    );
+    )?;
     for (b, regions) in found {
-        println!(
+        likeness_app::outln!(
             "  box {:.0},{:.0} {:.0}x{:.0} score {:.1}, {regions} regions",
-            b.x, b.y, b.w, b.h, b.score
-        );
+            b.x,
+            b.y,
+            b.w,
+            b.h,
+            b.score
+        )?;
     }
     Ok(())
 }

@@ -21,6 +21,7 @@
 //! | [`settings`] | the plain values arguments name (device, architecture, loss, ...) |
 //! | [`shard`] | `--shard i/N`: contiguous ranges of items |
 //! | [`progress`] | progress bars on stderr |
+//! | [`stdout`] | lines on stdout; a closed pipe (`\| head`) ends them quietly |
 pub mod args;
 pub mod cache;
 pub mod cli;
@@ -38,5 +39,6 @@ pub mod read;
 pub mod serve;
 pub mod settings;
 pub mod shard;
+pub mod stdout;
 
 pub use error::{Error, Result};

@@ -8,7 +8,7 @@ use likeness_index::{npy, Index, ItemInfo, Neighbours};
 use serde::Serialize;
 
 use crate::args::QueryArgs;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// One JSON Lines record of `likeness query --json`.
 #[derive(Serialize)]
@@ -235,7 +235,7 @@ fn print_table(
         }
         w.flush()
     })();
-    stdout_result(res)
+    crate::stdout::closed_pipe_ok(res)
 }
 
 fn render_stats(s: &QueryStats) -> String {
@@ -339,7 +339,7 @@ fn print_ids(found: &Neighbours) -> Result<()> {
         }
         w.flush()
     })();
-    stdout_result(res)
+    crate::stdout::closed_pipe_ok(res)
 }
 
 /// The faces' graded regions, one a line, each with the `--region` that
@@ -406,15 +406,7 @@ fn print_json_lines(
         line(&mut w, &QueryRecord::Summary(stats))?;
         w.flush()
     })();
-    stdout_result(res)
-}
-
-/// A closed pipe (`| head`) is not an error; anything else is.
-fn stdout_result(res: std::io::Result<()>) -> Result<()> {
-    match res {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("<stdout>", e)),
-        _ => Ok(()),
-    }
+    crate::stdout::closed_pipe_ok(res)
 }
 
 /// A `kB` field of `/proc/self/status` in bytes (`None` off Linux).

@@ -2,7 +2,8 @@
 # trusted (the folder's .complete marker was all it checked), and later steps
 # failed confusingly or used bad data. Each folder's file list is now pinned;
 # an older folder is checked once and recorded (SHA256SUMS), then checked at
-# each run; what is missing or damaged is named and extracted again.
+# each run; what is missing or damaged is named and extracted again. A file
+# added to a folder silently joined the set: it is named and moved aside.
 source "$(dirname "$0")/lib.sh"
 REAL="${LIKENESS_CACHE:-$HOME/.cache/likeness}"
 TARBALL=dlib_19.24+dfsg.orig.tar.bz2
@@ -38,6 +39,19 @@ grep -q 'johns: John_Simm/000297_00470170.jpg missing .*fetching again' "$T/err"
 grep -q 'dlib-faces: dogs.jpg damaged .*fetching again' "$T/err" || fail "cut photo not named: $(cat "$T/err")"
 (cd "$D/johns" && sha256sum -c --quiet SHA256SUMS) && (cd "$D/dlib-faces" && sha256sum -c --quiet SHA256SUMS) \
     || fail "not repaired"
+
+# A photo of the user's own copied into a recorded folder: named, moved
+# aside into the cache's set-aside/ (kept, not deleted), and the folder
+# extracted again; it no longer joins the set unnoticed.
+mine="$D/johns/John_Savage/$(ls "$D/johns/John_Savage" | head -n1)"
+cp "$mine" "$D/johns/John_Simm/mine.jpg"
+run "$S"
+[[ $rc == 0 ]] && grep -q 'johns: John_Simm/mine.jpg extra .*fetching again' "$T/err" \
+    || fail "added photo not named: exit $rc, $(cat "$T/err")"
+[[ ! -e $D/johns/John_Simm/mine.jpg ]] || fail "added photo still in the set"
+cmp -s "$mine" "$(ls "$C"/set-aside/johns.*/John_Simm/mine.jpg)" || fail "added photo not kept: $(cat "$T/err")"
+run "$S"
+grep -q 'likeness data: johns present$' "$T/err" || fail "set not as pinned after the photo moved aside: $(cat "$T/err")"
 
 # An unrecorded folder with a file cut short, and no tarball to repair it from:
 # named as not the pinned files, and the fetch stops at apt-get (no scratch left).

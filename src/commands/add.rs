@@ -88,7 +88,7 @@ pub fn run(device: Device, threads: usize, args: AddArgs) -> Result<ExitCode> {
     });
     bar.finish_and_clear();
     let stats = res?;
-    report_embed(&stats, &net, stats.embedded, &args.index);
+    report_embed(&stats, &net, stats.embedded, &args.index)?;
     if stats.embedded == 0 {
         return Err(Error::Invalid(format!(
             "none of the {} images of {} could be used",

@@ -335,23 +335,23 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
     })?;
     draw_montage(&args.out.join("asymmetry.png"), &ds, &pairs, args.show)?;
 
-    println!(
+    likeness_app::outln!(
         "{} left/right pairs, mean asymmetry {:.4}; {} one-sided region{} listed in {}",
         summary.pairs,
         summary.mean_asymmetry,
         summary.unpaired,
         if summary.unpaired == 1 { "" } else { "s" },
         args.out.join("unpaired.csv").display()
-    );
+    )?;
     // The number alone said nothing of what it measures, and the subject
     // alone did not say which photograph: a person's folder of 11 photos
     // gives 11 pairs of one subject and label.
-    println!(
+    likeness_app::outln!(
         "  asymmetry: the {metric} distance of the left crop's embedding and the mirrored \
          right crop's (0: alike); the most asymmetric pairs, by it:"
-    );
+    )?;
     for p in pairs.iter().take(3) {
-        println!(
+        likeness_app::outln!(
             "  most asymmetric: {} {} {:.4}{} in {}",
             p.subject,
             p.label,
@@ -373,24 +373,25 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
                 _ => String::new(),
             },
             ds.items()[p.left].path.display()
-        );
+        )?;
     }
     if let Some(auc) = summary.auc_unequal {
-        println!(
+        likeness_app::outln!(
             "ROC AUC of the asymmetry, unequal ({}) vs equal ({}) true scores: {auc:.4}",
-            summary.unequal_pairs, summary.equal_pairs
-        );
+            summary.unequal_pairs,
+            summary.equal_pairs
+        )?;
     }
     if let Some(auc) = summary.auc_unequal_readout {
-        println!(
+        likeness_app::outln!(
             "ROC AUC of |read-out left - right| (the model's score read-out), the same split: {auc:.4}"
-        );
+        )?;
     }
     if let Some(auc) = summary.auc_unequal_predicted {
-        println!(
+        likeness_app::outln!(
             "ROC AUC of |predicted left - right| (K = {} neighbours in the index), the same split: {auc:.4}",
             args.score_k
-        );
+        )?;
     }
     eprintln!(
         "wrote {}, {}",

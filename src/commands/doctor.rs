@@ -13,7 +13,7 @@ pub fn run(device: DeviceSpec, plan: &runtime::ThreadPlan, args: DoctorArgs) -> 
     } else {
         report.render()
     };
-    likeness_app::commands::print_line(&out);
+    likeness_app::stdout::line(&out)?;
     Ok(if report.ok {
         ExitCode::SUCCESS
     } else {

@@ -49,12 +49,12 @@ pub fn run(device: Device, args: EmbedArgs) -> Result<ExitCode> {
     );
     bar.finish_and_clear();
     let (card, stats) = res?;
-    report_embed(&stats, &net, card.count, &args.out);
+    report_embed(&stats, &net, card.count, &args.out)?;
     if card.predicted_scores {
-        println!(
+        likeness_app::outln!(
             "each image's grade, as the model's score read-out predicts it: {}",
             args.out.join("predicted_scores.npy").display()
-        );
+        )?;
     }
     if let (Some(u), Some(domain)) = (&card.readout_unfamiliar, &model.score_domain) {
         u.warn(
@@ -66,7 +66,12 @@ pub fn run(device: Device, args: EmbedArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn report_embed(stats: &gallery::EmbedStats, net: &Net, count: usize, out: &Path) {
+pub(crate) fn report_embed(
+    stats: &gallery::EmbedStats,
+    net: &Net,
+    count: usize,
+    out: &Path,
+) -> Result<()> {
     if stats.converted > 0 {
         eprintln!(
             "likeness: converted {} images to {} (the model expects {} channel{})",
@@ -87,11 +92,12 @@ pub(crate) fn report_embed(stats: &gallery::EmbedStats, net: &Net, count: usize,
             out.join("skipped.csv").display()
         );
     }
-    println!(
+    likeness_app::outln!(
         "embedded {count} images of dimension {} in {:.2}s ({:.0} images/s) into {}",
         net.spec.dim,
         stats.seconds,
         stats.images_per_second(),
         out.display()
-    );
+    )?;
+    Ok(())
 }

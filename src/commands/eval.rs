@@ -168,11 +168,11 @@ pub fn run(device: Device, args: EvalArgs) -> Result<ExitCode> {
     }
     if args.json {
         let line = serde_json::to_string(&report).map_err(|e| Error::Invalid(e.to_string()))?;
-        println!("{line}");
+        likeness_app::outln!("{line}")?;
     } else {
-        println!("{}", render_eval(&report));
+        likeness_app::outln!("{}", render_eval(&report))?;
         if let Some(sr) = &report.score {
-            println!("\n{}", render_score(sr));
+            likeness_app::outln!("\n{}", render_score(sr))?;
         }
         eprintln!(
             "wrote {} and {}",

@@ -55,7 +55,7 @@ pub fn run(device: Device, threads: usize, args: IndexArgs) -> Result<ExitCode> 
     });
     bar.finish_and_clear();
     let stats = res?;
-    report_embed(&stats, &net, stats.embedded, &args.out);
+    report_embed(&stats, &net, stats.embedded, &args.out)?;
     if stats.embedded == 0 {
         return Err(Error::Invalid(format!(
             "none of the {} images of {} could be used",
@@ -90,14 +90,14 @@ pub fn run(device: Device, threads: usize, args: IndexArgs) -> Result<ExitCode> 
         gallery::write_skipped(&p, &stats.skipped)?;
         eprintln!("likeness: skipped images listed in {}", p.display());
     }
-    println!(
+    likeness_app::outln!(
         "indexed {} items ({}) in {:.2}s; {:.1} MB in {}",
         report.count,
         args.graph.describe(),
         report.total_seconds,
         report.bytes as f64 / 1e6,
         args.out.display()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -36,9 +36,9 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
         checked: args.check,
     };
     if args.json {
-        likeness_app::commands::print_line(
+        likeness_app::stdout::line(
             &serde_json::to_string(&report).map_err(|e| Error::Invalid(e.to_string()))?,
-        );
+        )?;
     } else {
         let mut s = format!(
             "{}: {:?} source, {} items ({} regions), {} classes",
@@ -54,7 +54,7 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
         if args.check {
             s.push_str("\nall images decoded");
         }
-        likeness_app::commands::print_line(&s);
+        likeness_app::stdout::line(&s)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -440,14 +440,14 @@ pub fn run(args: RegionsArgs) -> Result<ExitCode> {
     }
     let faces: usize = found.iter().map(|f| f.faces.len()).sum();
     let secs = start.elapsed().as_secs_f64();
-    println!(
+    likeness_app::outln!(
         "{}: {rows} regions of {faces} faces in {} photos ({:.1} faces/s)",
         args.out.display(),
         found.len(),
         faces as f64 / secs.max(1e-9)
-    );
+    )?;
     if let Some(dir) = &args.overlay {
-        println!("overlays: {}", dir.display());
+        likeness_app::outln!("overlays: {}", dir.display())?;
     }
     if faces == 0 {
         // A folder with no face once ended on "0 aligned face chips in
@@ -460,11 +460,11 @@ pub fn run(args: RegionsArgs) -> Result<ExitCode> {
         );
     }
     if let Some((dir, (n, people))) = chips.filter(|_| faces > 0) {
-        println!(
+        likeness_app::outln!(
             "{n} aligned face chips in {}, listed in {} (`likeness train --data` it)",
             dir.display(),
             dir.join("chips.csv").display()
-        );
+        )?;
         if people < 2 && n > 0 {
             // A flat folder names each photo after itself: one chip a label.
             eprintln!(

@@ -38,7 +38,7 @@ pub fn run(device: DeviceSpec, plan: &runtime::ThreadPlan, args: TrainArgs) -> R
                 }
             }
             msg.push_str(&format!("\nmodel: {}", cfg.out.display()));
-            likeness_app::commands::print_line(&msg);
+            likeness_app::stdout::line(&msg)?;
             Ok(ExitCode::SUCCESS)
         }
         crate::train::Outcome::Interrupted {

@@ -176,14 +176,14 @@ pub fn finish(
             likeness_index::FOLD_AT
         )
     };
-    super::print_line(&format!(
+    crate::outln!(
         "added {} items to {}: ids {}..={} ({how}) in {:.2}s",
         ids.end - ids.start,
         dir.display(),
         ids.start,
         ids.end.saturating_sub(1),
         start.elapsed().as_secs_f64()
-    ));
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -43,7 +43,7 @@ pub fn run(threads: usize, args: BuildArgs) -> Result<ExitCode> {
     );
     bar.finish_and_clear();
     let report = res?;
-    super::print_line(&format!(
+    crate::outln!(
         "indexed {} vectors of dimension {} ({}, {} threads, {} levels) \
          in {:.2}s (read {:.2}s, graph {:.2}s); {:.1} MB in {}",
         report.count,
@@ -56,6 +56,6 @@ pub fn run(threads: usize, args: BuildArgs) -> Result<ExitCode> {
         report.graph_seconds,
         report.bytes as f64 / 1e6,
         args.out.display()
-    ));
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -10,13 +10,13 @@ pub fn run(threads: usize, args: CompactArgs) -> Result<ExitCode> {
     let mut writer = Writer::open(&args.index)?;
     writer.threads(threads);
     let r = writer.compact()?;
-    super::print_line(&format!(
+    crate::outln!(
         "compacted {}: {} live items in one graph (generation {}; {} deleted ids stay retired) in {:.2}s",
         args.index.display(),
         r.live,
         r.generation,
         r.deleted,
         r.seconds
-    ));
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -19,14 +19,14 @@ pub fn run(args: DeleteArgs) -> Result<ExitCode> {
     let asked = ids.len();
     let deleted = writer.delete(&ids)?;
     let index = writer.index();
-    super::print_line(&format!(
+    crate::outln!(
         "deleted {deleted} items from {} ({} already deleted); {} live of {} ids, {} deleted",
         args.index.display(),
         asked - deleted,
         index.live_count(),
         index.len(),
         index.deleted_count()
-    ));
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -9,10 +9,3 @@ pub mod query;
 pub mod serve;
 pub mod update;
 pub mod verify;
-
-/// A line on stdout; a closed pipe (`| head`) is not an error.
-pub fn print_line(s: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{s}");
-}

@@ -40,7 +40,7 @@ pub fn run(args: UpdateArgs) -> Result<ExitCode> {
     let new_classes = (classes.len() > grew_from).then_some(&classes[..]);
     let report =
         writer.update_with(&args.ids, labels.as_deref(), scores.as_deref(), new_classes)?;
-    super::print_line(&format!(
+    crate::outln!(
         "updated {n} items of {} (generation {}, {:.2}s){}",
         args.index.display(),
         report.generation,
@@ -49,7 +49,7 @@ pub fn run(args: UpdateArgs) -> Result<ExitCode> {
             0 => String::new(),
             k => format!("; {k} new class name(s)"),
         }
-    ));
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
