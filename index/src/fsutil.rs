@@ -345,35 +345,8 @@ fn hidden_copies(parent: &Path, prefix: &std::ffi::OsStr, marker: &str) -> Vec<P
 /// anything).
 fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
     #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        let cstr = |p: &Path| {
-            std::ffi::CString::new(p.as_os_str().as_bytes())
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
-        };
-        let (a, b) = (cstr(from)?, cstr(to)?);
-        // SAFETY: both paths are NUL-terminated strings that outlive the
-        // call, and renameat2 only reads them.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_renameat2,
-                libc::AT_FDCWD,
-                a.as_ptr(),
-                libc::AT_FDCWD,
-                b.as_ptr(),
-                libc::RENAME_NOREPLACE,
-            )
-        };
-        if rc == 0 {
-            return Ok(());
-        }
-        let e = std::io::Error::last_os_error();
-        if !matches!(
-            e.raw_os_error(),
-            Some(libc::ENOSYS | libc::EINVAL | libc::EOPNOTSUPP | libc::EPERM)
-        ) {
-            return Err(e);
-        }
+    if renameat2(from, to, libc::RENAME_NOREPLACE)? {
+        return Ok(());
     }
     if fs::symlink_metadata(to).is_ok() {
         return Err(std::io::ErrorKind::AlreadyExists.into());
@@ -383,18 +356,30 @@ fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
 
 /// Swaps the directories `a` and `b` atomically. `Ok(false)` when this
 /// system or filesystem cannot (the caller then renames twice).
-#[cfg(target_os = "linux")]
 fn exchange(a: &Path, b: &Path) -> std::io::Result<bool> {
-    use std::os::unix::ffi::OsStrExt;
     #[cfg(test)]
     if tests::NO_EXCHANGE.with(std::cell::Cell::get) {
         return Ok(false);
     }
+    #[cfg(target_os = "linux")]
+    return renameat2(a, b, libc::RENAME_EXCHANGE);
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (a, b);
+        Ok(false)
+    }
+}
+
+/// `renameat2(from, to, flags)`; `Ok(false)` where the system or the
+/// filesystem does not do `flags` (the callers then fall back).
+#[cfg(target_os = "linux")]
+fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> std::io::Result<bool> {
+    use std::os::unix::ffi::OsStrExt;
     let cstr = |p: &Path| {
         std::ffi::CString::new(p.as_os_str().as_bytes())
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
     };
-    let (a, b) = (cstr(a)?, cstr(b)?);
+    let (a, b) = (cstr(from)?, cstr(to)?);
     // The raw system call rather than glibc's wrapper, which only glibc
     // 2.28 and later have; the kernel has had it since 3.15.
     // SAFETY: both paths are NUL-terminated strings that outlive the call,
@@ -406,7 +391,7 @@ fn exchange(a: &Path, b: &Path) -> std::io::Result<bool> {
             a.as_ptr(),
             libc::AT_FDCWD,
             b.as_ptr(),
-            libc::RENAME_EXCHANGE,
+            flags,
         )
     };
     if rc == 0 {
@@ -415,15 +400,10 @@ fn exchange(a: &Path, b: &Path) -> std::io::Result<bool> {
     let e = std::io::Error::last_os_error();
     match e.raw_os_error() {
         // No such system call (old kernel, a sandbox's filter), or a
-        // filesystem without exchange (EINVAL; some report EOPNOTSUPP).
+        // filesystem without the flag (EINVAL; some report EOPNOTSUPP).
         Some(libc::ENOSYS | libc::EINVAL | libc::EOPNOTSUPP | libc::EPERM) => Ok(false),
         _ => Err(e),
     }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn exchange(_a: &Path, _b: &Path) -> std::io::Result<bool> {
-    Ok(false)
 }
 
 /// A step of a publication, recorded in tests to check their order.
