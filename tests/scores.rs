@@ -349,7 +349,14 @@ fn asymmetry_ranks_unequal_swells_above_equal_ones() {
         "{v}"
     );
     assert_eq!(v["readout_unfamiliar"]["out_of_range"], 0, "{v}");
-    assert!(!String::from_utf8_lossy(&o.stderr).contains("warning"));
+    // Its only warning: these are the very pairs it trained on (the AUC
+    // above checks the mechanism, not how it grades new faces).
+    let err = String::from_utf8_lossy(&o.stderr);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
+    assert!(
+        warnings.len() == 1 && warnings[0].contains("what the model remembers"),
+        "{err}"
+    );
 
     // Asked about a label it never learnt (the under-eyes renamed `eye`),
     // it says those read-outs are not grades.
@@ -911,4 +918,63 @@ fn a_whole_photo_query_grades_its_faces_regions_not_the_photo() {
         table.contains("grade: ") && !table.contains("faces:"),
         "{table}"
     );
+}
+
+/// `asymmetry` on the graded rows its model trained on says that its ROC
+/// AUCs measure memory, as `eval --score` says of such an index (a user
+/// who graded 48 regions, trained and ran `asymmetry` on the same manifest
+/// was shown a read-out ROC AUC of 1.0000 and no warning); on graded
+/// photographs the model did not train on, it says nothing of the kind.
+#[test]
+fn asymmetry_of_the_graded_rows_a_model_trained_on_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let cheeks = |people: &[&str], name: &str| {
+        let mut csv = String::from("path,label,x,y,w,h,score,subject,side\n");
+        for (k, person) in people.iter().enumerate() {
+            let p = common::johns_image(person);
+            let g = k as f32 / 4.0;
+            csv.push_str(&format!(
+                "{p},cheek,16,70,36,30,{g},{person},right\n{p},cheek,98,70,36,30,{h},{person},left\n",
+                p = p.display(),
+                h = if k % 2 == 0 { g } else { 1.0 - g }
+            ));
+        }
+        let m = dir.path().join(name);
+        std::fs::write(&m, csv).unwrap();
+        m
+    };
+    let trained = cheeks(
+        &["John_Salley", "John_Savage", "John_Simm", "John_Shimkus"],
+        "trained.csv",
+    );
+    let model = dir.path().join("model");
+    common::train_small(&trained, &model, 1, 4, &["--score-bins", "2"]);
+    let asymmetry = |data: &Path, out: &str| {
+        let out = dir.path().join(out);
+        let o = likeness(&[
+            "asymmetry",
+            "--model",
+            s(&model),
+            "--data",
+            s(data),
+            "--out",
+            s(&out),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{err}");
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+        (err, summary)
+    };
+    let (err, summary) = asymmetry(&trained, "asym-trained");
+    assert!(
+        err.contains("warning: 4 of the 4 pairs graded on both sides")
+            && err.contains("what the model remembers"),
+        "{err}"
+    );
+    assert_eq!(summary["pairs_trained_on"], 4, "{summary}");
+    let new = cheeks(&["John_Schneider"], "new.csv");
+    let (err, summary) = asymmetry(&new, "asym-new");
+    assert!(!err.contains("remembers"), "{err}");
+    assert_eq!(summary["pairs_trained_on"], 0, "{summary}");
 }
