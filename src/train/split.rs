@@ -150,7 +150,17 @@ fn split(cfg: &TrainConfig, ds: &Dataset) -> Result<Split> {
     let (val_split, val_why) = match cfg.val {
         Some(v) => (v, None),
         None => {
-            let sizes: Vec<usize> = by_class.iter().map(Vec::len).collect();
+            // Classes that --min-per-class will drop do not count: 17 lone
+            // faces of `regions --chips` beside 10 people of 3-12 chips
+            // once made the median class 1 image ("held out: none; 1
+            // images in the median class"), and would hold nothing out of
+            // a set whose kept classes have 40 each.
+            let dropped = |n: usize| cfg.min_per_class > 0 && n < cfg.min_per_class.max(2);
+            let sizes: Vec<usize> = by_class
+                .iter()
+                .map(Vec::len)
+                .map(|n| if dropped(n) { 0 } else { n })
+                .collect();
             let (v, why) = defaults::held_out_split(&sizes, val_ds.is_some());
             (v, Some(why))
         }
