@@ -906,6 +906,29 @@ fn a_whole_photo_query_grades_its_faces_regions_not_the_photo() {
     assert!(json.get("readout_score").is_none(), "{json}");
     assert!(json.get("predicted_score").is_none(), "{json}");
     assert_eq!(json["faces"].as_array().unwrap().len(), 2, "{json}");
+    // Grades outside what the read-out learnt from are said, as for one
+    // crop: with the recorded range moved far off (the weights, and so the
+    // index's model fingerprint, unchanged), both cheeks lie outside it.
+    let said = likeness(&["query", "--index", s(&index), "--image", s(&photo)]);
+    assert!(
+        !String::from_utf8_lossy(&said.stderr).contains("warning"),
+        "{}",
+        String::from_utf8_lossy(&said.stderr)
+    );
+    let card_path = model.join("model.json");
+    let text = std::fs::read_to_string(&card_path).unwrap();
+    let mut card: serde_json::Value = serde_json::from_str(&text).unwrap();
+    card["score_domain"]["min"] = serde_json::json!(100.0);
+    card["score_domain"]["max"] = serde_json::json!(101.0);
+    std::fs::write(&card_path, card.to_string()).unwrap();
+    let said = likeness(&["query", "--index", s(&index), "--image", s(&photo)]);
+    let err = String::from_utf8_lossy(&said.stderr);
+    assert!(said.status.success(), "{err}");
+    assert!(
+        err.contains("warning: 2 of the 2 region grades below lie outside the scores the read-out learnt from [100, 101]"),
+        "{err}"
+    );
+    std::fs::write(&card_path, text).unwrap();
     // A cheek's crop holds no face: graded whole, as before.
     let crop = dir.path().join("crop.png");
     image::open(&photo)
