@@ -763,7 +763,18 @@ fn score_bins_train_on_the_graded_rows_and_leave_the_rest() {
     // The settings it derived, with their reasons.
     let said = common::train_small(&mixed, &model, 1, 20, &["--score-bins", "3"]);
     assert!(said.contains("graded rows: 60 of 100"), "{said}");
+    assert!(!said.contains("not learnt"), "{said}");
     assert!(said.contains("the 40 without one are left out"), "{said}");
+    // Without --score-bins the grades are not learnt: said at once, not
+    // first noticed when embed writes no predicted_scores.npy.
+    let said = common::train_small(&mixed, &dir.path().join("labels-only"), 1, 2, &[]);
+    assert!(
+        said.contains(
+            "scores: not learnt; 60 of 100 rows have a score, but without --score-bins the \
+             classes are the labels"
+        ),
+        "{said}"
+    );
     let card: serde_json::Value =
         serde_json::from_slice(&std::fs::read(model.join("model.json")).unwrap()).unwrap();
     assert_eq!(

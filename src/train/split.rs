@@ -24,6 +24,9 @@ pub(super) struct Data {
     /// With `--score-bins`: the rows of `--data` left out for having no
     /// score, and how many were kept.
     pub unscored: Option<(usize, usize)>,
+    /// Without `--score-bins`: the rows that have a score, which are then
+    /// not learnt from (said, so that a forgotten flag shows at once).
+    pub scores_unused: usize,
     pub train: Vec<usize>,
     /// The labels of `train`, in its order (the sampler's input).
     pub train_labels: Vec<i64>,
@@ -44,6 +47,10 @@ impl Data {
     /// Opens `--data` (binned by score with `--score-bins`) and splits it.
     pub(super) fn load(cfg: &TrainConfig) -> Result<Data> {
         let source = Dataset::open(&cfg.data)?;
+        let scores_unused = match cfg.score_bins {
+            Some(_) => 0,
+            None => source.items().iter().filter(|i| i.score.is_some()).count(),
+        };
         let (ds, score_edges, source, unscored) = match cfg.score_bins {
             Some(b) => {
                 let (source, left_out) = source.scored()?;
@@ -98,6 +105,7 @@ impl Data {
             score_edges,
             score_labels,
             unscored,
+            scores_unused,
             train,
             train_labels,
             classes,
