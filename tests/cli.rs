@@ -195,6 +195,45 @@ fn inspect_lists_classes_and_checks_images() {
     );
 }
 
+/// A manifest with a `score` column says how many rows are graded, their
+/// range and labels (what `train --score-bins` learns from), so that a
+/// person grading a few rows of `regions.csv` can count them first; one
+/// without grades says nothing of them.
+#[test]
+fn inspect_counts_graded_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = common::johns_image("John_Salley");
+    let a = a.display();
+    let csv = dir.path().join("graded.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "path,label,x,y,w,h,score\n{a},cheek,16,70,36,30,2\n{a},cheek,98,70,36,30,\n\
+             {a},under_eye,24,50,36,18,4.5\n{a},eye,24,30,36,18,\n"
+        ),
+    )
+    .unwrap();
+    let out = likeness(&["inspect", csv.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("graded: 2 of 4 rows, scores 2 to 4.5 (cheek 1, under_eye 1)"),
+        "{text}"
+    );
+    let out = likeness(&["inspect", csv.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["graded"],
+        serde_json::json!({"rows": 2, "min": 2.0, "max": 4.5,
+                           "classes": [["cheek", 1], ["under_eye", 1]]})
+    );
+    let plain = dir.path().join("plain.csv");
+    std::fs::write(&plain, format!("path,label\n{a},x\n{a},y\n")).unwrap();
+    let out = likeness(&["inspect", plain.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.get("graded").is_none(), "{v}");
+}
+
 #[test]
 fn inspect_of_a_bad_manifest_exits_2_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();

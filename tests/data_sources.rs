@@ -502,6 +502,27 @@ fn manifest_bad_scores_sides_and_headers_name_file_and_line() {
             2,
             "not a finite number",
         ),
+        // R's write.csv marks a missing grade `NA`: the refusal says what
+        // an ungraded row holds instead.
+        (
+            format!("path,label,score\n{a},c,1\n{a},c,NA\n"),
+            3,
+            "score `NA` is not a number (leave the cell empty for a row without a grade)",
+        ),
+        (
+            format!("path,label,score\n{a},c,nan\n"),
+            2,
+            "(leave the cell empty for a row without a grade)",
+        ),
+        // A spreadsheet's "CSV" in a decimal-comma locale: `;` between
+        // cells, read as one field.
+        (
+            format!("path;label;score\n{a};c;1\n"),
+            1,
+            "found 1; for score, subject or side columns start the file with a header row; \
+             the row has no comma but `;`: manifests are comma-separated",
+        ),
+        (format!("{a}\tc\n"), 1, "the row has no comma but `\\t`"),
         (
             format!("path,label,side\n{a},c,up\n"),
             2,

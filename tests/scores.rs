@@ -349,7 +349,14 @@ fn asymmetry_ranks_unequal_swells_above_equal_ones() {
         "{v}"
     );
     assert_eq!(v["readout_unfamiliar"]["out_of_range"], 0, "{v}");
-    assert!(!String::from_utf8_lossy(&o.stderr).contains("warning"));
+    // Its only warning: these are the very pairs it trained on (the AUC
+    // above checks the mechanism, not how it grades new faces).
+    let err = String::from_utf8_lossy(&o.stderr);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
+    assert!(
+        warnings.len() == 1 && warnings[0].contains("what the model remembers"),
+        "{err}"
+    );
 
     // Asked about a label it never learnt (the under-eyes renamed `eye`),
     // it says those read-outs are not grades.
@@ -756,7 +763,18 @@ fn score_bins_train_on_the_graded_rows_and_leave_the_rest() {
     // The settings it derived, with their reasons.
     let said = common::train_small(&mixed, &model, 1, 20, &["--score-bins", "3"]);
     assert!(said.contains("graded rows: 60 of 100"), "{said}");
+    assert!(!said.contains("not learnt"), "{said}");
     assert!(said.contains("the 40 without one are left out"), "{said}");
+    // Without --score-bins the grades are not learnt: said at once, not
+    // first noticed when embed writes no predicted_scores.npy.
+    let said = common::train_small(&mixed, &dir.path().join("labels-only"), 1, 2, &[]);
+    assert!(
+        said.contains(
+            "scores: not learnt; 60 of 100 rows have a score, but without --score-bins the \
+             classes are the labels"
+        ),
+        "{said}"
+    );
     let card: serde_json::Value =
         serde_json::from_slice(&std::fs::read(model.join("model.json")).unwrap()).unwrap();
     assert_eq!(
@@ -856,6 +874,7 @@ fn cheek_index(dir: &Path) -> std::path::PathBuf {
 fn a_whole_photo_query_grades_its_faces_regions_not_the_photo() {
     let dir = tempfile::tempdir().unwrap();
     let index = cheek_index(dir.path());
+    let model = dir.path().join("model");
     let photo = common::johns_image("John_Schneider");
     let query = |image: &Path, json: bool| {
         let mut a = vec![
@@ -907,6 +926,29 @@ fn a_whole_photo_query_grades_its_faces_regions_not_the_photo() {
     assert!(json.get("readout_score").is_none(), "{json}");
     assert!(json.get("predicted_score").is_none(), "{json}");
     assert_eq!(json["faces"].as_array().unwrap().len(), 2, "{json}");
+    // Grades outside what the read-out learnt from are said, as for one
+    // crop: with the recorded range moved far off (the weights, and so the
+    // index's model fingerprint, unchanged), both cheeks lie outside it.
+    let said = likeness(&["query", "--index", s(&index), "--image", s(&photo)]);
+    assert!(
+        !String::from_utf8_lossy(&said.stderr).contains("warning"),
+        "{}",
+        String::from_utf8_lossy(&said.stderr)
+    );
+    let card_path = model.join("model.json");
+    let text = std::fs::read_to_string(&card_path).unwrap();
+    let mut card: serde_json::Value = serde_json::from_str(&text).unwrap();
+    card["score_domain"]["min"] = serde_json::json!(100.0);
+    card["score_domain"]["max"] = serde_json::json!(101.0);
+    std::fs::write(&card_path, card.to_string()).unwrap();
+    let said = likeness(&["query", "--index", s(&index), "--image", s(&photo)]);
+    let err = String::from_utf8_lossy(&said.stderr);
+    assert!(said.status.success(), "{err}");
+    assert!(
+        err.contains("warning: 2 of the 2 region grades below lie outside the scores the read-out learnt from [100, 101]"),
+        "{err}"
+    );
+    std::fs::write(&card_path, text).unwrap();
     // A cheek's crop holds no face: graded whole, as before.
     let crop = dir.path().join("crop.png");
     image::open(&photo)
@@ -1022,4 +1064,63 @@ fn the_server_grades_a_whole_photos_faces_regions_not_the_photo() {
         assert!(cropped["readout_score"].as_f64().is_some(), "{cropped}");
         server.stop();
     }
+}
+
+/// `asymmetry` on the graded rows its model trained on says that its ROC
+/// AUCs measure memory, as `eval --score` says of such an index (a user
+/// who graded 48 regions, trained and ran `asymmetry` on the same manifest
+/// was shown a read-out ROC AUC of 1.0000 and no warning); on graded
+/// photographs the model did not train on, it says nothing of the kind.
+#[test]
+fn asymmetry_of_the_graded_rows_a_model_trained_on_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let cheeks = |people: &[&str], name: &str| {
+        let mut csv = String::from("path,label,x,y,w,h,score,subject,side\n");
+        for (k, person) in people.iter().enumerate() {
+            let p = common::johns_image(person);
+            let g = k as f32 / 4.0;
+            csv.push_str(&format!(
+                "{p},cheek,16,70,36,30,{g},{person},right\n{p},cheek,98,70,36,30,{h},{person},left\n",
+                p = p.display(),
+                h = if k % 2 == 0 { g } else { 1.0 - g }
+            ));
+        }
+        let m = dir.path().join(name);
+        std::fs::write(&m, csv).unwrap();
+        m
+    };
+    let trained = cheeks(
+        &["John_Salley", "John_Savage", "John_Simm", "John_Shimkus"],
+        "trained.csv",
+    );
+    let model = dir.path().join("model");
+    common::train_small(&trained, &model, 1, 4, &["--score-bins", "2"]);
+    let asymmetry = |data: &Path, out: &str| {
+        let out = dir.path().join(out);
+        let o = likeness(&[
+            "asymmetry",
+            "--model",
+            s(&model),
+            "--data",
+            s(data),
+            "--out",
+            s(&out),
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{err}");
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+        (err, summary)
+    };
+    let (err, summary) = asymmetry(&trained, "asym-trained");
+    assert!(
+        err.contains("warning: 4 of the 4 pairs graded on both sides")
+            && err.contains("what the model remembers"),
+        "{err}"
+    );
+    assert_eq!(summary["pairs_trained_on"], 4, "{summary}");
+    let new = cheeks(&["John_Schneider"], "new.csv");
+    let (err, summary) = asymmetry(&new, "asym-new");
+    assert!(!err.contains("remembers"), "{err}");
+    assert_eq!(summary["pairs_trained_on"], 0, "{summary}");
 }

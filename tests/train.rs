@@ -1135,3 +1135,41 @@ fn interrupt_when(args: &[String], when: impl Fn(&str) -> bool) -> (std::process
     }
     (child, err)
 }
+
+/// The held-out default counts only the classes training keeps: 5 lone
+/// images that `--min-per-class 2` drops beside 3 classes of 20 once made
+/// the median class 1 image, so nothing was held out and training ran
+/// blind to the end of its budget (as `regions --chips` output with 17 lone
+/// faces beside 10 people said "1 images in the median class").
+#[test]
+fn classes_dropped_by_min_per_class_do_not_decide_the_held_out_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = folder(dir.path(), &[20, 20, 20, 1, 1, 1, 1, 1]);
+    let out = dir.path().join("m");
+    let o = likeness(&[
+        "--device",
+        "cpu",
+        "--threads",
+        "2",
+        "train",
+        "--data",
+        s(&data),
+        "--out",
+        s(&out),
+        "--min-per-class",
+        "2",
+        "--arch",
+        "convnet",
+        "--input-size",
+        "16",
+        "--max-steps",
+        "2",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("held out: images:0.1; 20 images in the median class"),
+        "{err}"
+    );
+    assert_eq!(read_card(&out)["val"]["kind"], "images", "{err}");
+}

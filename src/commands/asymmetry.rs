@@ -61,6 +61,11 @@ pub struct Summary {
     /// in these pairs it did not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub readout_unfamiliar: Option<Unfamiliar>,
+    /// How many of the pairs with both sides graded hold a graded row the
+    /// model trained on (where its recorded training data can be read):
+    /// the ROC AUCs over them measure what it remembers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pairs_trained_on: Option<usize>,
 }
 
 /// ROC AUC of `values` ranking the `true` items above the `false` ones
@@ -326,6 +331,7 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
         );
         summary.readout_unfamiliar = Some(u);
     }
+    summary.pairs_trained_on = warn_if_trained_on(&args.model, &ds, &pairs);
     write_csv(&args.out.join("asymmetry.csv"), &ds, &pairs)?;
     write_unpaired(&args.out.join("unpaired.csv"), &ds, &unpaired)?;
     let json = serde_json::to_vec_pretty(&summary).map_err(|e| Error::Invalid(e.to_string()))?;
@@ -401,6 +407,42 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Pairs graded on both sides whose rows the model trained on: a user who
+/// grades a few regions, trains, and runs `asymmetry` on the same manifest
+/// was shown `ROC AUC ... 1.0000` with no word that the model had learnt
+/// those very grades (as `eval --score` says of such an index). Returns
+/// how many such pairs there are, `None` when the model's training data
+/// cannot be read.
+fn warn_if_trained_on(model: &std::path::Path, ds: &Dataset, pairs: &[Pair]) -> Option<usize> {
+    let trained = crate::commands::eval::TrainedRows::of(model)?;
+    let graded: Vec<&Pair> = pairs
+        .iter()
+        .filter(|p| p.left_score.is_some() && p.right_score.is_some())
+        .collect();
+    let seen = graded
+        .iter()
+        .filter(|p| {
+            [p.left, p.right].iter().any(|&i| {
+                let info = crate::gallery::item_info(ds, i);
+                trained.contains(&info.source, info.region)
+            })
+        })
+        .count();
+    if seen > 0 {
+        eprintln!(
+            "warning: {seen} of the {} pairs graded on both sides hold graded rows that {} \
+             trained on ({}): their grades were learnt, so the ROC AUCs below measure what the \
+             model remembers, not how it tells new faces' sides apart; run asymmetry on graded \
+             photographs it did not train on (e.g. train on some people's grades, measure on \
+             the others')",
+            graded.len(),
+            model.display(),
+            trained.data.display()
+        );
+    }
+    Some(seen)
+}
+
 fn summarise(pairs: &[Pair], unpaired: usize) -> Summary {
     let mean =
         pairs.iter().map(|p| f64::from(p.asymmetry)).sum::<f64>() / pairs.len().max(1) as f64;
@@ -443,6 +485,7 @@ fn summarise(pairs: &[Pair], unpaired: usize) -> Summary {
         unequal_pairs: positive.iter().filter(|&&u| u).count(),
         equal_pairs: positive.iter().filter(|&&u| !u).count(),
         readout_unfamiliar: None,
+        pairs_trained_on: None,
     }
 }
 

@@ -13,7 +13,48 @@ struct InspectReport<'a> {
     items: usize,
     regions: usize,
     classes: Vec<(&'a str, usize)>,
+    /// The rows with a score, where any has one: what `train --score-bins`
+    /// learns from, so that a person grading a few rows can count them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    graded: Option<Graded<'a>>,
     checked: bool,
+}
+
+#[derive(serde::Serialize)]
+struct Graded<'a> {
+    rows: usize,
+    min: f32,
+    max: f32,
+    /// Graded rows per class, classes with none left out.
+    classes: Vec<(&'a str, usize)>,
+}
+
+/// The graded rows of `ds`, `None` where no row has a score.
+fn graded(ds: &Dataset) -> Option<Graded<'_>> {
+    let scores: Vec<(usize, f32)> = ds
+        .items()
+        .iter()
+        .filter_map(|it| it.score.map(|s| (it.label, s)))
+        .collect();
+    if scores.is_empty() {
+        return None;
+    }
+    let mut per = vec![0usize; ds.classes().len()];
+    for &(label, _) in &scores {
+        per[label] += 1;
+    }
+    Some(Graded {
+        rows: scores.len(),
+        min: scores.iter().map(|s| s.1).fold(f32::INFINITY, f32::min),
+        max: scores.iter().map(|s| s.1).fold(f32::NEG_INFINITY, f32::max),
+        classes: ds
+            .classes()
+            .iter()
+            .map(String::as_str)
+            .zip(per)
+            .filter(|&(_, n)| n > 0)
+            .collect(),
+    })
 }
 
 pub fn run(args: InspectArgs) -> Result<ExitCode> {
@@ -33,6 +74,7 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
             .map(String::as_str)
             .zip(counts)
             .collect(),
+        graded: graded(&ds),
         checked: args.check,
     };
     if args.json {
@@ -50,6 +92,18 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
         );
         for (name, n) in &report.classes {
             s.push_str(&format!("\n  {n:>7}  {name}"));
+        }
+        if let Some(g) = &report.graded {
+            let per: Vec<String> = g.classes.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            s.push_str(&format!(
+                "\ngraded: {} of {} rows, scores {} to {} ({}); `train --score-bins` learns \
+                 from these",
+                g.rows,
+                report.items,
+                g.min,
+                g.max,
+                per.join(", ")
+            ));
         }
         if args.check {
             s.push_str("\nall images decoded");

@@ -164,18 +164,44 @@ impl<'a> LineCounter<'a> {
     }
 }
 
-/// A score cell: empty = none; otherwise a finite number.
+/// A score cell: empty = none; otherwise a finite number. The refusal says
+/// how to mark a row without a grade: R's `write.csv` writes `NA` and
+/// numpy's `savetxt` `nan` there, which were refused with no word of what
+/// to write instead.
 pub fn parse_score(text: &str) -> std::result::Result<Option<f32>, String> {
     if text.is_empty() {
         return Ok(None);
     }
+    const UNGRADED: &str = "leave the cell empty for a row without a grade";
     let v: f32 = text
         .parse()
-        .map_err(|_| format!("score `{text}` is not a number"))?;
+        .map_err(|_| format!("score `{text}` is not a number ({UNGRADED})"))?;
     if !v.is_finite() {
-        return Err(format!("score `{text}` is not a finite number"));
+        return Err(format!(
+            "score `{text}` is not a finite number ({UNGRADED})"
+        ));
     }
     Ok(Some(v))
+}
+
+/// The headerless-row refusal, with the likely cause when the row holds no
+/// comma but another separator: a spreadsheet saving "CSV" in a locale
+/// whose decimal mark is a comma writes `;` between cells, and the header
+/// `path;label;...` was then read as a one-field row ("found 1").
+fn plain_layout(record: &csv::StringRecord) -> std::result::Result<Layout, String> {
+    Layout::plain(record.len()).map_err(|e| {
+        let sep = [';', '\t', '|']
+            .into_iter()
+            .find(|&c| record.len() == 1 && record[0].contains(c));
+        match sep {
+            Some(c) => format!(
+                "{e}; the row has no comma but `{}`: manifests are comma-separated (save as \
+                 \"CSV UTF-8 (comma delimited)\" or replace the separators with commas)",
+                c.escape_default()
+            ),
+            None => e,
+        }
+    })
 }
 
 pub fn open(path: &Path) -> Result<Dataset> {
@@ -216,7 +242,7 @@ pub fn open(path: &Path) -> Result<Dataset> {
         let lay = match &layout {
             Some(l) => l,
             None => {
-                plain = Layout::plain(record.len()).map_err(|e| bad(line, e))?;
+                plain = plain_layout(&record).map_err(|e| bad(line, e))?;
                 &plain
             }
         };

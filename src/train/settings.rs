@@ -74,6 +74,25 @@ impl Settings {
                 },
             );
         }
+        if data.scores_unused > 0 {
+            // A person who grades rows of regions.csv and trains without
+            // --score-bins got a model of the labels with no read-out, and
+            // nothing said so until embed wrote no predicted_scores.npy.
+            plan.decisions.insert(
+                0,
+                defaults::Decision {
+                    setting: "scores".into(),
+                    value: "not learnt".into(),
+                    why: format!(
+                        "{} of {} rows have a score, but without --score-bins the classes are \
+                         the labels and the grades are not learnt; pass --score-bins B to learn \
+                         them (docs/scores.md)",
+                        data.scores_unused,
+                        data.ds.len()
+                    ),
+                },
+            );
+        }
         if !data.dropped.is_empty() {
             plan.decisions.insert(
                 0,

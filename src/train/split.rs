@@ -24,6 +24,9 @@ pub(super) struct Data {
     /// With `--score-bins`: the rows of `--data` left out for having no
     /// score, and how many were kept.
     pub unscored: Option<(usize, usize)>,
+    /// Without `--score-bins`: the rows that have a score, which are then
+    /// not learnt from (said, so that a forgotten flag shows at once).
+    pub scores_unused: usize,
     pub train: Vec<usize>,
     /// The labels of `train`, in its order (the sampler's input).
     pub train_labels: Vec<i64>,
@@ -44,6 +47,10 @@ impl Data {
     /// Opens `--data` (binned by score with `--score-bins`) and splits it.
     pub(super) fn load(cfg: &TrainConfig) -> Result<Data> {
         let source = Dataset::open(&cfg.data)?;
+        let scores_unused = match cfg.score_bins {
+            Some(_) => 0,
+            None => source.items().iter().filter(|i| i.score.is_some()).count(),
+        };
         let (ds, score_edges, source, unscored) = match cfg.score_bins {
             Some(b) => {
                 let (source, left_out) = source.scored()?;
@@ -98,6 +105,7 @@ impl Data {
             score_edges,
             score_labels,
             unscored,
+            scores_unused,
             train,
             train_labels,
             classes,
@@ -150,7 +158,17 @@ fn split(cfg: &TrainConfig, ds: &Dataset) -> Result<Split> {
     let (val_split, val_why) = match cfg.val {
         Some(v) => (v, None),
         None => {
-            let sizes: Vec<usize> = by_class.iter().map(Vec::len).collect();
+            // Classes that --min-per-class will drop do not count: 17 lone
+            // faces of `regions --chips` beside 10 people of 3-12 chips
+            // once made the median class 1 image ("held out: none; 1
+            // images in the median class"), and would hold nothing out of
+            // a set whose kept classes have 40 each.
+            let dropped = |n: usize| cfg.min_per_class > 0 && n < cfg.min_per_class.max(2);
+            let sizes: Vec<usize> = by_class
+                .iter()
+                .map(Vec::len)
+                .map(|n| if dropped(n) { 0 } else { n })
+                .collect();
             let (v, why) = defaults::held_out_split(&sizes, val_ds.is_some());
             (v, Some(why))
         }
