@@ -253,7 +253,16 @@ fn region_outside_the_image_is_refused_with_the_box_and_size() {
                 w: 40,
                 ..
             }),
-        ) => assert!(e.to_string().contains("outside"), "{e}"),
+        ) => {
+            assert!(e.to_string().contains("outside"), "{e}");
+            // A hit's JSON `region` (corners) pasted as a box lands here:
+            // the message says which form a box takes.
+            assert!(
+                e.to_string()
+                    .contains("not the corners x0,y0,x1,y1 of a hit's JSON `region`"),
+                "{e}"
+            );
+        }
         other => panic!("expected RegionOutside, got {other:?}"),
     }
 }

@@ -190,7 +190,7 @@ fn print_table(
             }
             writeln!(
                 w,
-                "{:>4}  {:>9}  {:>8}  {:<16}  {}path [region]",
+                "{:>4}  {:>9}  {:>8}  {:<16}  {}path [region x,y,w,h]",
                 "rank",
                 "distance",
                 "id",
