@@ -20,6 +20,11 @@ pub enum Error {
     #[error("{path}: no labelled images found: {hint}")]
     EmptyDataset { path: PathBuf, hint: String },
 
+    /// A folder likeness wrote (a model, an index, ...) given as data:
+    /// `what` says which and what reads it.
+    #[error("{path} is {what}")]
+    NotData { path: PathBuf, what: String },
+
     #[error(
         "{path}: cannot tell what kind of data source this is; give a folder of class folders \
          (root/<class>/<image>), a .csv manifest (path,label[,x,y,w,h]) or an IDX image file \

@@ -253,7 +253,16 @@ fn region_outside_the_image_is_refused_with_the_box_and_size() {
                 w: 40,
                 ..
             }),
-        ) => assert!(e.to_string().contains("outside"), "{e}"),
+        ) => {
+            assert!(e.to_string().contains("outside"), "{e}");
+            // A hit's JSON `region` (corners) pasted as a box lands here:
+            // the message says which form a box takes.
+            assert!(
+                e.to_string()
+                    .contains("not the corners x0,y0,x1,y1 of a hit's JSON `region`"),
+                "{e}"
+            );
+        }
         other => panic!("expected RegionOutside, got {other:?}"),
     }
 }
@@ -272,6 +281,62 @@ fn empty_class_folder_is_refused() {
         Dataset::open(empty.path()),
         Err(Error::EmptyDataset { .. })
     ));
+}
+
+/// A folder likeness wrote, given as data (`likeness inspect runs/m`), says
+/// what it is and what reads it; it once said "no labelled images found".
+/// A data folder that merely holds such a file among its classes still
+/// opens.
+#[test]
+fn a_model_index_or_embeddings_folder_given_as_data_says_what_it_is() {
+    let cases: [(&[&str], &str, &str); 4] = [
+        (
+            &["model.json", "weights.safetensors"],
+            "is a model folder (model.json",
+            "likeness embed --model",
+        ),
+        (
+            &["manifest.json", "graph.bin", "vectors.npy"],
+            "is an index folder (manifest.json, graph.bin)",
+            "likeness verify --index",
+        ),
+        // A grown index names its graph by generation.
+        (
+            &["manifest.json", "graph.3.bin"],
+            "is an index folder",
+            "likeness eval --index",
+        ),
+        (
+            &["embed.json", "vectors.npy", "labels.npy"],
+            "is an embeddings folder (embed.json",
+            "likeness build --vectors",
+        ),
+    ];
+    for (files, what, command) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        for f in files {
+            std::fs::write(dir.path().join(f), "{}").unwrap();
+        }
+        match Dataset::open(dir.path()) {
+            Err(e @ Error::NotData { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains(what), "{files:?}: {msg}");
+                assert!(msg.contains(command), "{files:?}: {msg}");
+            }
+            other => panic!("{files:?}: expected NotData, got {other:?}"),
+        }
+    }
+    // A manifest.json alone is no index: the folder is only empty.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("manifest.json"), "{}").unwrap();
+    assert!(matches!(
+        Dataset::open(dir.path()),
+        Err(Error::EmptyDataset { .. })
+    ));
+    // Classes beside a stray model.json: data, as before.
+    let data = class_folder_with(&[("a.png", &[])]);
+    std::fs::write(data.path().join("model.json"), "{}").unwrap();
+    assert_eq!(Dataset::open(data.path()).unwrap().len(), 1);
 }
 
 #[test]

@@ -1066,6 +1066,71 @@ fn the_server_grades_a_whole_photos_faces_regions_not_the_photo() {
     }
 }
 
+/// `POST /faces` flags the grades `query --image` warns of: each graded
+/// region's `outside_learnt` (by the card's range, the same rule), and the
+/// range once as `score_domain`, so that a client can mark them (they
+/// were listed bare, up to 5.68 from a read-out that learnt 1 to 5). With
+/// the recorded range moved far off (the weights unchanged), both cheeks
+/// are flagged; `/search/image`'s faces carry the same flag.
+#[test]
+fn faces_flags_grades_outside_what_the_read_out_learnt() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = cheek_index(dir.path());
+    let card_path = dir.path().join("model").join("model.json");
+    let text = std::fs::read_to_string(&card_path).unwrap();
+    let bytes = std::fs::read(common::johns_image("John_Schneider")).unwrap();
+    let server = common::server::Server::start(&["--index", s(&index)], &[]);
+    let post = |path: &str| {
+        let a = common::server::request(
+            server.addr,
+            "POST",
+            path,
+            &["Content-Type: image/jpeg"],
+            &bytes,
+        );
+        assert_eq!(a.status, 200, "{path}: {}", a.text());
+        a.json()
+    };
+    // The cheeks' flags of an answer, with `/faces`' other regions
+    // (ungraded: `grade` null) carrying none.
+    let flags = |answer: &serde_json::Value| -> Vec<bool> {
+        let regions = answer["faces"][0]["regions"].as_array().unwrap();
+        for r in regions.iter().filter(|r| r["grade"].is_null()) {
+            assert!(r.get("outside_learnt").is_none(), "{r}");
+        }
+        regions
+            .iter()
+            .filter(|r| r["label"] == "cheek")
+            .map(|r| {
+                r["outside_learnt"]
+                    .as_bool()
+                    .unwrap_or_else(|| panic!("no outside_learnt: {r}"))
+            })
+            .collect()
+    };
+    let faces = post("/faces");
+    assert_eq!(
+        faces["score_domain"]["labels"],
+        serde_json::json!(["cheek"]),
+        "{faces}"
+    );
+    assert_eq!(faces["score_domain"]["min"], 0.0, "{faces}");
+    assert_eq!(faces["score_domain"]["max"], 1.0, "{faces}");
+    assert!((faces["score_domain"]["slack"].as_f64().unwrap() - 0.1).abs() < 1e-6);
+    assert_eq!(flags(&faces), [false, false], "{faces}");
+    let mut card: serde_json::Value = serde_json::from_str(&text).unwrap();
+    card["score_domain"]["min"] = serde_json::json!(100.0);
+    card["score_domain"]["max"] = serde_json::json!(101.0);
+    std::fs::write(&card_path, card.to_string()).unwrap();
+    let faces = post("/faces");
+    assert_eq!(faces["score_domain"]["min"], 100.0, "{faces}");
+    assert_eq!(flags(&faces), [true, true], "{faces}");
+    let whole = post("/search/image?k=1");
+    assert_eq!(flags(&whole), [true, true], "{whole}");
+    server.stop();
+    std::fs::write(&card_path, text).unwrap();
+}
+
 /// `asymmetry` on the graded rows its model trained on says that its ROC
 /// AUCs measure memory, as `eval --score` says of such an index (a user
 /// who graded 48 regions, trained and ran `asymmetry` on the same manifest

@@ -38,7 +38,8 @@ pub enum Error {
     },
     #[error(
         "{path}: region x={x},y={y},w={w},h={h} lies outside the {width}x{height} image; \
-         fix the box so that x+w <= width and y+h <= height"
+         fix the box so that x+w <= width and y+h <= height (a box is x,y,w,h, not the \
+         corners x0,y0,x1,y1 of a hit's JSON `region`: x0,y0,x1-x0,y1-y0)"
     )]
     RegionOutside {
         path: PathBuf,

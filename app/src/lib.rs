@@ -22,6 +22,7 @@
 //! | [`shard`] | `--shard i/N`: contiguous ranges of items |
 //! | [`progress`] | progress bars on stderr |
 //! | [`stdout`] | lines on stdout; a closed pipe (`\| head`) ends them quietly |
+//! | [`plural`] | counts in messages: `1 photo`, `2 photos` |
 pub mod args;
 pub mod cache;
 pub mod cli;
@@ -33,6 +34,7 @@ pub mod model_card;
 pub mod montage;
 pub mod openmp;
 pub mod plot;
+pub mod plural;
 pub mod progress;
 pub mod query_output;
 pub mod read;

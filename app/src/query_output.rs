@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::args::QueryArgs;
 use crate::error::Result;
+use crate::plural::plural;
 
 /// One JSON Lines record of `likeness query --json`.
 #[derive(Serialize)]
@@ -189,7 +190,7 @@ fn print_table(
             }
             writeln!(
                 w,
-                "{:>4}  {:>9}  {:>8}  {:<16}  {}path [region]",
+                "{:>4}  {:>9}  {:>8}  {:<16}  {}path [region x,y,w,h]",
                 "rank",
                 "distance",
                 "id",
@@ -253,7 +254,9 @@ fn render_stats(s: &QueryStats) -> String {
         extra.push_str(&format!("; plan {}", p.kind.as_str()));
         if let Some(n) = p.passing {
             extra.push_str(&format!(
-                " ({n} items pass the filter, exact scan at most {})",
+                " ({} {} the filter, exact scan at most {})",
+                plural(n, "item"),
+                if n == 1 { "passes" } else { "pass" },
                 p.exact_below
             ));
         }
@@ -270,13 +273,12 @@ fn render_stats(s: &QueryStats) -> String {
         extra.push_str(&format!("; resident: {}", parts.join(", ")));
     }
     format!(
-        "{} queries, k={}, {} on {} thread{}: {:.0} queries/s ({:.3}s); index open {:.2} ms; \
+        "{}, k={}, {} on {}: {:.0} queries/s ({:.3}s); index open {:.2} ms; \
          rss after open {}, peak rss {} (index files {:.1} MB){}",
-        s.queries,
+        plural(s.queries, "query"),
         s.k,
         s.ef.map_or("exact".to_string(), |ef| format!("ef={ef}")),
-        s.threads,
-        if s.threads == 1 { "" } else { "s" },
+        plural(s.threads, "thread"),
         s.queries_per_second,
         s.search_seconds,
         s.open_seconds * 1e3,

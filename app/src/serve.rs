@@ -824,7 +824,10 @@ pub fn run(
                 let st = Arc::clone(&st);
                 let res = tokio::task::spawn_blocking(move || st.reload()).await;
                 match res {
-                    Ok(Ok(n)) => eprintln!("likeness serve: SIGHUP: reloaded ({n} items)"),
+                    Ok(Ok(n)) => eprintln!(
+                        "likeness serve: SIGHUP: reloaded ({})",
+                        crate::plural::plural(n, "item")
+                    ),
                     Ok(Err(e)) => eprintln!("likeness serve: SIGHUP: reload failed, still serving the previous index: {e}"),
                     Err(_) => eprintln!("likeness serve: SIGHUP: reload task failed"),
                 }

@@ -20,6 +20,7 @@ use crate::commands::regions;
 use crate::data::{Dataset, Side};
 use crate::error::{Error, Result};
 use crate::train::score::{NoReadout, Readout, Unfamiliar};
+use likeness_app::plural::plural;
 
 /// One left/right pair and what was measured.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -136,10 +137,13 @@ fn manifest_of(args: &AsymmetryArgs) -> Result<PathBuf> {
     )?;
     if found.iter().all(|f| f.faces.is_empty()) {
         return Err(Error::Invalid(format!(
-            "no face found in the {} photos of {}: asymmetry compares a face's two sides; for \
+            "no face found in {} of {}: asymmetry compares a face's two sides; for \
              faces under {} px, run `likeness regions --min-face N` and pass the manifest it \
              writes",
-            found.len(),
+            match found.len() {
+                1 => "the one photo".to_string(),
+                n => format!("the {n} photos"),
+            },
             args.data.display(),
             finder.min_face()
         )));
@@ -342,11 +346,10 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
     draw_montage(&args.out.join("asymmetry.png"), &ds, &pairs, args.show)?;
 
     likeness_app::outln!(
-        "{} left/right pairs, mean asymmetry {:.4}; {} one-sided region{} listed in {}",
-        summary.pairs,
+        "{}, mean asymmetry {:.4}; {} listed in {}",
+        plural(summary.pairs, "left/right pair"),
         summary.mean_asymmetry,
-        summary.unpaired,
-        if summary.unpaired == 1 { "" } else { "s" },
+        plural(summary.unpaired, "one-sided region"),
         args.out.join("unpaired.csv").display()
     )?;
     // The number alone said nothing of what it measures, and the subject
@@ -381,23 +384,8 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
             ds.items()[p.left].path.display()
         )?;
     }
-    if let Some(auc) = summary.auc_unequal {
-        likeness_app::outln!(
-            "ROC AUC of the asymmetry, unequal ({}) vs equal ({}) true scores: {auc:.4}",
-            summary.unequal_pairs,
-            summary.equal_pairs
-        )?;
-    }
-    if let Some(auc) = summary.auc_unequal_readout {
-        likeness_app::outln!(
-            "ROC AUC of |read-out left - right| (the model's score read-out), the same split: {auc:.4}"
-        )?;
-    }
-    if let Some(auc) = summary.auc_unequal_predicted {
-        likeness_app::outln!(
-            "ROC AUC of |predicted left - right| (K = {} neighbours in the index), the same split: {auc:.4}",
-            args.score_k
-        )?;
+    for line in auc_lines(&summary, args.score_k) {
+        likeness_app::outln!("{line}")?;
     }
     eprintln!(
         "wrote {}, {}",
@@ -405,6 +393,50 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
         args.out.join("asymmetry.png").display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Below this many pairs of either kind (unequal or equal true scores) an
+/// ROC AUC is printed with a word that it means little: with 10 of each,
+/// the Hanley-McNeil standard error of an AUC of 0.5 is already 0.13 (a 95%
+/// interval of about ±0.26); with 1 equal pair and 20 unequal ones it is
+/// 0.30, and the AUC can only be a multiple of 1/20.
+pub const FEW_PAIRS: usize = 10;
+
+/// The ROC AUC lines `asymmetry` prints, each with the counts it rests on
+/// and, where either kind has fewer than [`FEW_PAIRS`], a word that it
+/// means little (a manifest with one equal pair printed a bare
+/// `ROC AUC ... 1.0000`).
+fn auc_lines(s: &Summary, score_k: usize) -> Vec<String> {
+    let few = if s.unequal_pairs.min(s.equal_pairs) < FEW_PAIRS {
+        format!(
+            " (too few pairs to mean much: {} and {}, under {FEW_PAIRS} of either; grade more \
+             pairs)",
+            plural(s.unequal_pairs, "unequal pair"),
+            plural(s.equal_pairs, "equal pair")
+        )
+    } else {
+        String::new()
+    };
+    let mut lines = Vec::new();
+    if let Some(auc) = s.auc_unequal {
+        lines.push(format!(
+            "ROC AUC of the asymmetry, unequal ({}) vs equal ({}) true scores: {auc:.4}{few}",
+            s.unequal_pairs, s.equal_pairs
+        ));
+    }
+    if let Some(auc) = s.auc_unequal_readout {
+        lines.push(format!(
+            "ROC AUC of |read-out left - right| (the model's score read-out), the same split: \
+             {auc:.4}{few}"
+        ));
+    }
+    if let Some(auc) = s.auc_unequal_predicted {
+        lines.push(format!(
+            "ROC AUC of |predicted left - right| (K = {score_k} neighbours in the index), the \
+             same split: {auc:.4}{few}"
+        ));
+    }
+    lines
 }
 
 /// Pairs graded on both sides whose rows the model trained on: a user who
@@ -585,4 +617,50 @@ fn draw_montage(path: &std::path::Path, ds: &Dataset, pairs: &[Pair], show: usiz
         })
         .collect();
     Ok(likeness_app::montage::pair_rows(path, &rows?)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(asymmetry: f32, left: f32, right: f32) -> Pair {
+        Pair {
+            subject: "ann".into(),
+            label: "cheek".into(),
+            left: 0,
+            right: 1,
+            asymmetry,
+            left_score: Some(left),
+            right_score: Some(right),
+            predicted_left: None,
+            predicted_right: None,
+            readout_left: Some(left),
+            readout_right: Some(right),
+        }
+    }
+
+    /// One equal pair beside unequal ones gave a bare `ROC AUC ... 1.0000`:
+    /// now the line says it rests on too few pairs, and with 10 of each
+    /// kind it does not.
+    #[test]
+    fn an_auc_over_few_pairs_says_so() {
+        let mut pairs: Vec<Pair> = (0..12).map(|i| pair(0.5 + i as f32, 0.0, 1.0)).collect();
+        pairs.push(pair(0.1, 0.5, 0.5));
+        let s = summarise(&pairs, 0);
+        assert_eq!((s.unequal_pairs, s.equal_pairs), (12, 1));
+        let lines = auc_lines(&s, 5);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        for l in &lines {
+            assert!(
+                l.contains("too few pairs to mean much: 12 unequal pairs and 1 equal pair"),
+                "{l}"
+            );
+        }
+        pairs.extend((0..9).map(|i| pair(0.2 + i as f32 * 0.01, 0.5, 0.5)));
+        let s = summarise(&pairs, 0);
+        assert_eq!((s.unequal_pairs, s.equal_pairs), (12, 10));
+        let lines = auc_lines(&s, 5);
+        assert!(lines[0].ends_with("true scores: 1.0000"), "{lines:?}");
+        assert!(lines.iter().all(|l| !l.contains("too few")), "{lines:?}");
+    }
 }

@@ -10,6 +10,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::gallery::{self, EmbedOptions};
 use crate::model::Net;
+use likeness_app::plural::plural;
 
 /// The embedder's options from the arguments `embed` and `index` share.
 pub(crate) fn options(run: &EmbedRunArgs, device: Device) -> Result<EmbedOptions> {
@@ -74,26 +75,26 @@ pub(crate) fn report_embed(
 ) -> Result<()> {
     if stats.converted > 0 {
         eprintln!(
-            "likeness: converted {} images to {} (the model expects {} channel{})",
-            stats.converted,
+            "likeness: converted {} to {} (the model expects {})",
+            plural(stats.converted, "image"),
             if net.spec.channels == 1 {
                 "greyscale"
             } else {
                 "RGB"
             },
-            net.spec.channels,
-            if net.spec.channels == 1 { "" } else { "s" }
+            plural(net.spec.channels as usize, "channel")
         );
     }
     if !stats.skipped.is_empty() {
         eprintln!(
-            "likeness: skipped {} unusable images (listed in {})",
-            stats.skipped.len(),
+            "likeness: skipped {} (listed in {})",
+            plural(stats.skipped.len(), "unusable image"),
             out.join("skipped.csv").display()
         );
     }
     likeness_app::outln!(
-        "embedded {count} images of dimension {} in {:.2}s ({:.0} images/s) into {}",
+        "embedded {} of dimension {} in {:.2}s ({:.0} images/s) into {}",
+        plural(count, "image"),
         net.spec.dim,
         stats.seconds,
         stats.images_per_second(),

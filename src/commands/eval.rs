@@ -120,7 +120,10 @@ pub fn run(device: Device, args: EvalArgs) -> Result<ExitCode> {
             bar.finish_and_clear();
             let stats = res?;
             if !stats.skipped.is_empty() {
-                eprintln!("{} query images skipped as unusable:", stats.skipped.len());
+                eprintln!(
+                    "{} skipped as unusable:",
+                    likeness_app::plural::plural(stats.skipped.len(), "query image")
+                );
                 for k in &stats.skipped {
                     eprintln!("  {}: {}", k.path.display(), k.reason);
                 }
@@ -275,15 +278,15 @@ fn render_eval(r: &EvalReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{}: {} queries, gallery {}, {}{}",
+        "{}: {}, gallery {}, {}{}",
         r.index,
-        r.queries,
+        likeness_app::plural::plural(r.queries, "query"),
         r.gallery,
         r.protocol,
         if r.lone_queries > 0 {
             format!(
-                " ({} queries without another item of their label left out)",
-                r.lone_queries
+                " ({} without another item of their label left out)",
+                likeness_app::plural::plural(r.lone_queries, "query")
             )
         } else {
             String::new()
@@ -332,8 +335,14 @@ fn render_eval(r: &EvalReport) -> String {
     s
 }
 
+/// Below this many scored items a row's correlations are marked as
+/// meaning little: at 10 items Spearman's ρ must pass 0.65 to differ from
+/// chance (two-sided 5%), and at 5 or fewer no ρ does (its critical value
+/// is 1); a label with 3 graded items once showed `Spearman 1.0000`.
+pub const FEW_SCORED: usize = 10;
+
 /// The `--score` table: each label and all, the prediction beside both
-/// baselines.
+/// baselines; correlations over fewer than [`FEW_SCORED`] items marked `*`.
 pub fn render_score(r: &likeness_index::score::ScoreReport) -> String {
     use std::fmt::Write;
     let mut s = String::new();
@@ -365,12 +374,22 @@ pub fn render_score(r: &likeness_index::score::ScoreReport) -> String {
         })
         .collect();
     rows.push(("all".into(), &r.overall));
+    let mut few = false;
     for (name, row) in rows {
         for (pred, m) in [
             ("neighbours", &row.knn),
             ("global mean", &row.global_mean),
             ("label mean", &row.label_mean),
         ] {
+            // A correlation is marked where it is a number from too few.
+            let mut corr = |v: f64| {
+                if m.n < FEW_SCORED && v.is_finite() {
+                    few = true;
+                    format!("{}*", f(v))
+                } else {
+                    f(v)
+                }
+            };
             let _ = writeln!(
                 s,
                 "{:<14} {:<12} {:>6} {:>8} {:>8} {:>9} {:>9}",
@@ -379,10 +398,63 @@ pub fn render_score(r: &likeness_index::score::ScoreReport) -> String {
                 m.n,
                 f(m.mae),
                 f(m.rmse),
-                f(m.pearson),
-                f(m.spearman)
+                corr(m.pearson),
+                corr(m.spearman)
             );
         }
     }
+    if few {
+        let _ = writeln!(
+            s,
+            "* over fewer than {FEW_SCORED} items: a correlation over so few means little (at \
+             10 items a Spearman rho under 0.65 is within chance); grade more items"
+        );
+    }
     s.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use likeness_index::score::{LabelScores, ScoreMetrics, ScoreReport, ScoreRow};
+
+    fn row(n: usize) -> ScoreRow {
+        let truth: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        let m = ScoreMetrics::of(&truth, &truth);
+        ScoreRow {
+            knn: m,
+            global_mean: m,
+            label_mean: m,
+        }
+    }
+
+    /// A label of 3 graded items showed `Spearman 1.0000` as if it meant
+    /// as much as the whole set's: its correlations are now marked, and a
+    /// line says why; rows of 10 items or more are not.
+    #[test]
+    fn correlations_over_few_items_are_marked() {
+        let report = |label_items: usize| ScoreReport {
+            k: 5,
+            weighting: "1/distance".into(),
+            scored: 40,
+            overall: row(40),
+            per_label: vec![LabelScores {
+                label: 0,
+                class: Some("cheek".into()),
+                scores: row(label_items),
+            }],
+            pairs: Vec::new(),
+        };
+        let text = render_score(&report(3));
+        let cheek = text
+            .lines()
+            .find(|l| l.starts_with("cheek") && l.contains("neighbours"))
+            .unwrap();
+        assert!(cheek.ends_with("1.0000*"), "{text}");
+        let all = text.lines().find(|l| l.starts_with("all")).unwrap();
+        assert!(!all.contains('*'), "{text}");
+        assert!(text.contains("* over fewer than 10 items"), "{text}");
+        let enough = render_score(&report(FEW_SCORED));
+        assert!(!enough.contains('*'), "{enough}");
+    }
 }

@@ -91,8 +91,8 @@ pub fn run(device: Device, threads: usize, args: IndexArgs) -> Result<ExitCode> 
         eprintln!("likeness: skipped images listed in {}", p.display());
     }
     likeness_app::outln!(
-        "indexed {} items ({}) in {:.2}s; {:.1} MB in {}",
-        report.count,
+        "indexed {} ({}) in {:.2}s; {:.1} MB in {}",
+        likeness_app::plural::plural(report.count, "item"),
         args.graph.describe(),
         report.total_seconds,
         report.bytes as f64 / 1e6,

@@ -5,6 +5,7 @@ use likeness_app::args::InspectArgs;
 
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use likeness_app::plural::plural;
 
 #[derive(serde::Serialize)]
 struct InspectReport<'a> {
@@ -83,12 +84,12 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
         )?;
     } else {
         let mut s = format!(
-            "{}: {:?} source, {} items ({} regions), {} classes",
+            "{}: {:?} source, {} ({}), {}",
             report.source.display(),
             report.kind,
-            report.items,
-            report.regions,
-            report.classes.len()
+            plural(report.items, "item"),
+            plural(report.regions, "region"),
+            plural(report.classes.len(), "class")
         );
         for (name, n) in &report.classes {
             s.push_str(&format!("\n  {n:>7}  {name}"));
@@ -96,10 +97,10 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
         if let Some(g) = &report.graded {
             let per: Vec<String> = g.classes.iter().map(|(c, n)| format!("{c} {n}")).collect();
             s.push_str(&format!(
-                "\ngraded: {} of {} rows, scores {} to {} ({}); `train --score-bins` learns \
+                "\ngraded: {} of {}, scores {} to {} ({}); `train --score-bins` learns \
                  from these",
                 g.rows,
-                report.items,
+                plural(report.items, "row"),
                 g.min,
                 g.max,
                 per.join(", ")
@@ -144,10 +145,10 @@ fn check_all(ds: &Dataset) -> Result<()> {
         list.push(format!("  ... and {} more", bad.len() - LIST_BAD));
     }
     Err(Error::Invalid(format!(
-        "{} of {} images cannot be used:\n{}\n(fix or remove them; `embed` and `index` \
+        "{} of {} cannot be used:\n{}\n(fix or remove them; `embed` and `index` \
          can skip them with --skip-bad)",
         bad.len(),
-        ds.len(),
+        plural(ds.len(), "image"),
         list.join("\n")
     )))
 }

@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use crate::data::manifest::REGION_EXTRAS;
 use crate::data::{folder::is_image_file, Dataset, DecodeLimits};
 use crate::error::{Error, Result};
+use likeness_app::plural::plural;
 
 /// The manifest's columns every reader uses; [`REGION_EXTRAS`] follow.
 const HEADER: [&str; 8] = ["path", "label", "x", "y", "w", "h", "subject", "side"];
@@ -129,9 +130,9 @@ pub fn list_photos(src: &Path, exclude: &[&Path]) -> Result<Vec<Photo>> {
     };
     if !unread.is_empty() {
         eprintln!(
-            "note: {} files of a format not read here (tif, gif, heic, raw, ...) are left out: {}; \
+            "note: {} of a format not read here (tif, gif, heic, raw, ...) left out: {}; \
              convert them to JPEG or PNG to include them",
-            unread.len(),
+            plural(unread.len(), "file"),
             names(&unread)
         );
     }
@@ -360,8 +361,9 @@ pub fn regions_of(
     let faces: usize = found.iter().map(|f| f.faces.len()).sum();
     let none: Vec<&Found> = found.iter().filter(|f| f.faces.is_empty()).collect();
     eprintln!(
-        "{} photos, {faces} faces ({} landmarks, min face {} px)",
-        photos.len(),
+        "{}, {} ({} landmarks, min face {} px)",
+        plural(photos.len(), "photo"),
+        plural(faces, "face"),
         finder.landmarks().as_str(),
         finder.min_face()
     );
@@ -377,13 +379,13 @@ pub fn regions_of(
             String::new()
         };
         eprintln!(
-            "{} photos with no face found (`likeness regions --min-face` finds smaller faces): {}{more}",
-            none.len(),
+            "{} with no face found (`likeness regions --min-face` finds smaller faces): {}{more}",
+            plural(none.len(), "photo"),
             names.join(", ")
         );
     }
     if !bad.is_empty() {
-        eprintln!("{} photos skipped as unreadable:", bad.len());
+        eprintln!("{} skipped as unreadable:", plural(bad.len(), "photo"));
         // Each error names its photo.
         for (_, e) in &bad {
             eprintln!("  {e}");
@@ -441,9 +443,11 @@ pub fn run(args: RegionsArgs) -> Result<ExitCode> {
     let faces: usize = found.iter().map(|f| f.faces.len()).sum();
     let secs = start.elapsed().as_secs_f64();
     likeness_app::outln!(
-        "{}: {rows} regions of {faces} faces in {} photos ({:.1} faces/s)",
+        "{}: {} of {} in {} ({:.1} faces/s)",
         args.out.display(),
-        found.len(),
+        plural(rows, "region"),
+        plural(faces, "face"),
+        plural(found.len(), "photo"),
         faces as f64 / secs.max(1e-9)
     )?;
     if let Some(dir) = &args.overlay {
@@ -453,26 +457,32 @@ pub fn run(args: RegionsArgs) -> Result<ExitCode> {
         // A folder with no face once ended on "0 aligned face chips in
         // chips, listed in chips/chips.csv (`likeness train --data` it)".
         eprintln!(
-            "no face found in any of the {} photos: {} holds only its header; try --min-face \
+            "no face found in {}: {} holds only its header; try --min-face \
              (smaller faces), or photos where the face is upright and unobstructed",
-            found.len(),
+            match found.len() {
+                1 => "the one photo".to_string(),
+                n => format!("any of the {n} photos"),
+            },
             args.out.display()
         );
     }
     if let Some((dir, (n, people))) = chips.filter(|_| faces > 0) {
         likeness_app::outln!(
-            "{n} aligned face chips in {}, listed in {} (`likeness train --data` it)",
+            "{} in {}, listed in {} (`likeness train --data` it)",
+            plural(n, "aligned face chip"),
             dir.display(),
             dir.join("chips.csv").display()
         )?;
         if people < 2 && n > 0 {
             // A flat folder names each photo after itself: one chip a label.
             eprintln!(
-                "note: {people} label(s) in {} hold two chips or more, and `train` needs at least \
+                "note: {} in {} {} two chips or more, and `train` needs at least \
                  two people with two each; the label is the photo's folder (its file name when \
                  the photos are not in one folder a person): put each person's photos in a \
                  folder of their own, or write the label column of chips.csv yourself",
-                dir.join("chips.csv").display()
+                plural(people, "label"),
+                dir.join("chips.csv").display(),
+                if people == 1 { "holds" } else { "hold" }
             );
         }
     }

@@ -29,8 +29,10 @@ pub fn run(device: DeviceSpec, plan: &runtime::ThreadPlan, args: TrainArgs) -> R
             );
             if let Some(v) = card.best().and_then(|e| e.validation.as_ref()) {
                 msg.push_str(&format!(
-                    "\nheld-out ({} images): Recall@1 {:.4}, MAP@R {:.4}",
-                    v.queries, v.recall_1, v.map_at_r
+                    "\nheld-out ({}): Recall@1 {:.4}, MAP@R {:.4}",
+                    likeness_app::plural::plural(v.queries, "image"),
+                    v.recall_1,
+                    v.map_at_r
                 ));
                 if let Some(b) = &card.baselines {
                     msg.push('\n');

@@ -48,6 +48,59 @@ const WRITTEN_MARKS: &[&str] = &[
     "eval.json",
 ];
 
+/// What likeness wrote `dir` as, and what reads it, where it holds the
+/// files of one of its outputs (`WRITTEN_MARKS`): given as data (`inspect
+/// runs/m`), such a folder once got "no labelled images found", which
+/// named neither what it is nor what to run instead.
+pub fn written_folder(dir: &Path) -> Option<String> {
+    let has = |f: &str| dir.join(f).is_file();
+    let d = dir.display();
+    let index_graph = || {
+        has("graph.bin")
+            || std::fs::read_dir(dir).is_ok_and(|mut it| {
+                it.any(|e| {
+                    e.is_ok_and(|e| {
+                        let n = e.file_name();
+                        let n = n.to_string_lossy();
+                        n.starts_with("graph.") && n.ends_with(".bin")
+                    })
+                })
+            })
+    };
+    Some(if has("model.json") {
+        format!(
+            "a model folder (model.json, written by `likeness train`), not data: what it \
+             learnt and from what is in {d}/model.json (and {d}/curves.png); use it with \
+             `likeness embed --model {d} --data SRC --out DIR` or `likeness index --model {d} \
+             --data SRC --out DIR`, and give `inspect` the data it trained on"
+        )
+    } else if has("checkpoint.json") {
+        format!(
+            "an interrupted training (checkpoint.json), not data: continue it with the same \
+             `likeness train ... --out {d}` command plus --resume"
+        )
+    } else if has("manifest.json") && index_graph() {
+        format!(
+            "an index folder (manifest.json, graph.bin), not data: `likeness verify --index {d}` \
+             checks it and says what it holds, `likeness eval --index {d}` measures it, \
+             `likeness serve --index {d}` shows it in a browser"
+        )
+    } else if has("embed.json") {
+        format!(
+            "an embeddings folder (embed.json, written by `likeness embed`), not data: \
+             `likeness build --vectors {d}/vectors.npy --labels {d}/labels.npy --out DIR` \
+             indexes it"
+        )
+    } else if has("eval.json") {
+        format!(
+            "an evaluation (eval.json, written by `likeness eval`), not data: read \
+             {d}/eval.json and eval.png, or show it with `likeness serve --index INDEX --eval {d}`"
+        )
+    } else {
+        return None;
+    })
+}
+
 fn is_hidden(entry: &std::fs::DirEntry) -> bool {
     entry.file_name().to_string_lossy().starts_with('.')
 }
@@ -98,6 +151,12 @@ pub fn open(root: &Path) -> Result<Dataset> {
         classes.push(class);
     }
     if classes.is_empty() {
+        if let Some(what) = written_folder(root) {
+            return Err(Error::NotData {
+                path: root.to_path_buf(),
+                what,
+            });
+        }
         return Err(Error::EmptyDataset {
             path: root.to_path_buf(),
             hint: "an image folder needs one sub-folder per class, each holding images".into(),

@@ -13,6 +13,7 @@ pub use likeness_app::settings::ValSplit;
 
 use crate::model::Arch;
 use crate::runtime::Precision;
+use likeness_app::plural::plural;
 
 /// What the trainer knows about the data before it builds the network.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,19 +289,21 @@ pub fn held_out_split(class_sizes: &[usize], val_data: bool) -> (ValSplit, Strin
         return (
             ValSplit::None,
             format!(
-                "{median} images in the median class, fewer than {MIN_CLASS_TO_HOLD_OUT}: a \
+                "{} in the median class, fewer than {MIN_CLASS_TO_HOLD_OUT}: a \
                  tenth rounds below the 2 a query needs, holding out 2 costs a quarter of the \
                  data and their Recall@1 is too coarse to stop by; all train, to the end of the \
                  step budget (johns faces, the demo's split, seeds 0/1/2: Recall@1 \
-                 1.00/0.87/0.80 against 0.87/0.80/0.40 holding out 2 a person)"
+                 1.00/0.87/0.80 against 0.87/0.80/0.40 holding out 2 a person)",
+                plural(median, "image")
             ),
         );
     }
     (
         ValSplit::Images(VAL_FRACTION),
         format!(
-            "{median} images in the median class: a tenth of each class validates and stops \
-             the training early"
+            "{} in the median class: a tenth of each class validates and stops \
+             the training early",
+            plural(median, "image")
         ),
     )
 }
@@ -466,7 +469,7 @@ pub fn derive(arch: Option<&Arch>, shape: &Shape, asked: &Asked, machine: &Machi
             decide(
                 "classes per tuple",
                 n.to_string(),
-                format!("min({} classes, 32)", shape.classes),
+                format!("min({}, 32)", plural(shape.classes, "class")),
             );
             n
         }
@@ -476,8 +479,9 @@ pub fn derive(arch: Option<&Arch>, shape: &Shape, asked: &Asked, machine: &Machi
         "images per step",
         images_per_step.to_string(),
         format!(
-            "2 images x {n} classes x {} tuples (the sweep: 2 tuples beat 4 and 8)",
-            asked.tuples
+            "2 images x {} x {} (the sweep: 2 tuples beat 4 and 8)",
+            plural(n, "class"),
+            plural(asked.tuples, "tuple")
         ),
     );
     let precision = match asked.precision {
@@ -588,8 +592,9 @@ pub fn derive(arch: Option<&Arch>, shape: &Shape, asked: &Asked, machine: &Machi
             decide(
                 "steps",
                 format!(
-                    "{} ({epochs} epochs of {steps_per_epoch})",
-                    epochs * steps_per_epoch
+                    "{} ({} of {steps_per_epoch})",
+                    epochs * steps_per_epoch,
+                    plural(epochs, "epoch")
                 ),
                 "--epochs".into(),
             );
@@ -616,9 +621,10 @@ pub fn derive(arch: Option<&Arch>, shape: &Shape, asked: &Asked, machine: &Machi
                         "max steps",
                         m.to_string(),
                         format!(
-                            "{PASSES} passes over {} images = {planned} steps, within \
+                            "{PASSES} passes over {} = {} steps, within \
                              [{lo}, {hi}]{}",
-                            shape.train_images,
+                            plural(shape.train_images, "image"),
+                            planned,
                             if pretrained { " (fine-tuning)" } else { "" }
                         ),
                     );
@@ -640,17 +646,20 @@ pub fn derive(arch: Option<&Arch>, shape: &Shape, asked: &Asked, machine: &Machi
                 decide(
                     "stop",
                     format!(
-                        "after {} validations and {} steps without a better Recall@1, from step \
+                        "after {} and {} without a better Recall@1, from step \
                          {min_steps}",
-                        asked.patience,
-                        max_steps / 10
+                        plural(asked.patience, "validation"),
+                        plural(max_steps / 10, "step")
                     ),
                     "--patience, and a tenth of the steps; the first quarter always runs".into(),
                 );
             }
             decide(
                 "lr schedule",
-                format!("warm-up {warmup_steps} steps, cosine to step {max_steps}"),
+                format!(
+                    "warm-up {}, cosine to step {max_steps}",
+                    plural(warmup_steps, "step")
+                ),
                 "the end is at most max steps; early stopping keeps the best weights".into(),
             );
             Stop::Patience {
@@ -697,8 +706,9 @@ pub fn derive(arch: Option<&Arch>, shape: &Shape, asked: &Asked, machine: &Machi
         decide(
             "fine-tuning",
             format!(
-                "head alone for {head_warmup_steps} steps, then the backbone's {trained} \
-                 at {BACKBONE_LR_FACTOR}x the lr; batch norm {norm}"
+                "head alone for {}, then the backbone's {trained} \
+                 at {BACKBONE_LR_FACTOR}x the lr; batch norm {norm}",
+                plural(head_warmup_steps, "step")
             ),
             format!(
                 "a tenth of the steps warms the new head up before its gradients reach the \
@@ -1083,6 +1093,9 @@ mod tests {
         let (v, why) = held_out_split(&[8; 5], false);
         assert_eq!(v, ValSplit::None);
         assert!(why.contains("8 images in the median class"), "{why}");
+        // One image a class: one image, not "1 images".
+        let (_, why) = held_out_split(&[1, 1, 3], false);
+        assert!(why.starts_with("1 image in the median class"), "{why}");
         // 14 is the largest median class that holds nothing out (a tenth
         // rounds to 1), 15 the smallest that holds out (2).
         assert_eq!(held_out_split(&[14, 14, 30], false).0, ValSplit::None);

@@ -175,12 +175,15 @@ impl Budget {
             self.interval = Some(n);
             self.run.val_interval = n;
             self.run.val_interval_why = format!(
-                "a validation takes {:.2}s, a step {:.3}s: every {n} steps keeps \
+                "a validation takes {:.2}s, a step {:.3}s: every {} keeps \
                  validation within 10% of the time",
-                self.run.val_seconds, self.run.step_seconds
+                self.run.val_seconds,
+                self.run.step_seconds,
+                likeness_app::plural::plural(n, "step")
             );
             eprintln!(
-                "  validation: every {n} steps ({})",
+                "  validation: every {} ({})",
+                likeness_app::plural::plural(n, "step"),
                 self.run.val_interval_why
             );
         }
@@ -214,7 +217,8 @@ impl Budget {
             && done - best_step >= self.max_steps / 10
         {
             Some(format!(
-                "early stop: no better Recall@1 in {since} validations since step {best_step}"
+                "early stop: no better Recall@1 in {} since step {best_step}",
+                likeness_app::plural::plural(since, "validation")
             ))
         } else {
             None

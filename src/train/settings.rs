@@ -13,6 +13,7 @@ use super::TrainConfig;
 use crate::error::{Error, Result};
 use crate::model::{Arch, ModelSpec};
 use crate::transform;
+use likeness_app::plural::plural;
 
 /// The settings of one training.
 pub(super) struct Settings {
@@ -84,11 +85,16 @@ impl Settings {
                     setting: "scores".into(),
                     value: "not learnt".into(),
                     why: format!(
-                        "{} of {} rows have a score, but without --score-bins the classes are \
+                        "{} of {} {} a score, but without --score-bins the classes are \
                          the labels and the grades are not learnt; pass --score-bins B to learn \
                          them (docs/scores.md)",
                         data.scores_unused,
-                        data.ds.len()
+                        plural(data.ds.len(), "row"),
+                        if data.scores_unused == 1 {
+                            "has"
+                        } else {
+                            "have"
+                        }
                     ),
                 },
             );
@@ -256,11 +262,11 @@ fn normalisation(
 /// The first lines of a training: the data, what was decided, and why.
 fn print(shape: &Shape, held_out: usize, plan: &Plan) {
     eprintln!(
-        "data: {} training images ({} held out), {} classes, median side {} px, {}; decided: \
+        "data: {} ({} held out), {}, median side {} px, {}; decided: \
          input {} px, {} images per step, {}, {}",
-        shape.train_images,
+        plural(shape.train_images, "training image"),
         held_out,
-        shape.classes,
+        plural(shape.classes, "class"),
         shape.median_side,
         if shape.grey { "grey" } else { "colour" },
         plan.input_size,
@@ -269,7 +275,7 @@ fn print(shape: &Shape, held_out: usize, plan: &Plan) {
             defaults::Stop::Epochs {
                 epochs,
                 steps_per_epoch,
-            } => format!("{} steps", epochs * steps_per_epoch),
+            } => plural(epochs * steps_per_epoch, "step"),
             defaults::Stop::Patience { max_steps, .. } => format!("up to {max_steps} steps"),
         },
         defaults::precision_name(plan.precision),

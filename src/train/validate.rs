@@ -39,9 +39,9 @@ impl Trainer<'_> {
         let val = &self.data.val;
         let pixels = pixel_baseline(self.data.val_source(), val, &self.settings.spec)?;
         eprintln!(
-            "baselines on the {} held-out images: untrained network Recall@1 {:.4} MAP@R {:.4}, \
+            "baselines on the {}: untrained network Recall@1 {:.4} MAP@R {:.4}, \
              raw pixels Recall@1 {:.4} MAP@R {:.4} ({val_seconds:.1}s a validation)",
-            val.len(),
+            likeness_app::plural::plural(val.len(), "held-out image"),
             untrained.recall_1,
             untrained.map_at_r,
             pixels.recall_1,

@@ -19,7 +19,8 @@ pub struct QueryArgs {
     /// Query by image: embedded with the model that built the index.
     #[arg(long)]
     pub image: Option<PathBuf>,
-    /// Region of --image to query with, in pixels: x,y,w,h.
+    /// Region of --image to query with, in pixels: x,y,w,h (a hit's JSON
+    /// `region` is corners x0,y0,x1,y1: give x0,y0,x1-x0,y1-y0).
     #[arg(long, requires = "image")]
     pub region: Option<String>,
     /// The query's label (a class name of the index), for --image queries:
@@ -68,7 +69,11 @@ pub struct QueryArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Print JSON Lines on stdout: one {"type":"query",...} object per query,
-    /// then one {"type":"summary",...}.
+    /// then one {"type":"summary",...}. A hit's `region` is the item's box
+    /// as corners [x0, y0, x1, y1], as `serve` and Python give it (the
+    /// table prints it as x,y,w,h; --region takes x0,y0,x1-x0,y1-y0); a
+    /// face's `region` (`faces`, a whole photo's) is x,y,w,h, as --region
+    /// takes it.
     #[arg(long)]
     pub json: bool,
     /// Draw each query beside its k nearest items (label under each, green

@@ -11,6 +11,7 @@ use likeness_index::{npy, NewItems, Writer};
 
 use crate::args::AddArgs;
 use crate::error::{Error, Result};
+use crate::plural::plural;
 
 pub fn run(threads: usize, args: AddArgs) -> Result<ExitCode> {
     let start = Instant::now();
@@ -156,8 +157,8 @@ pub fn finish(
         let v: Vec<i64> = ids.clone().map(|i| i as i64).collect();
         if let Err(e) = out.write(&v) {
             return Err(Error::Usage(format!(
-                "added {} items to {} (ids {}..={}) but could not write {}: {e}; the items are in the index, do not add them again",
-                v.len(),
+                "added {} to {} (ids {}..={}) but could not write {}: {e}; the items are in the index, do not add them again",
+                plural(v.len(), "item"),
                 dir.display(),
                 ids.start,
                 ids.end.saturating_sub(1),
@@ -171,14 +172,17 @@ pub fn finish(
         format!("folded into the graph, generation {}", index.generation())
     } else {
         format!(
-            "logged; {} items wait in the log, folded at {}",
-            index.len() - index.base_len(),
+            "logged; {} in the log, folded at {}",
+            match index.len() - index.base_len() {
+                1 => "1 item waits".to_string(),
+                n => format!("{n} items wait"),
+            },
             likeness_index::FOLD_AT
         )
     };
     crate::outln!(
-        "added {} items to {}: ids {}..={} ({how}) in {:.2}s",
-        ids.end - ids.start,
+        "added {} to {}: ids {}..={} ({how}) in {:.2}s",
+        plural((ids.end - ids.start) as usize, "item"),
         dir.display(),
         ids.start,
         ids.end.saturating_sub(1),

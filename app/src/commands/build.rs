@@ -7,6 +7,7 @@ use likeness_index::npy;
 
 use crate::args::BuildArgs;
 use crate::error::{Error, Result};
+use crate::plural::plural;
 
 pub fn run(threads: usize, args: BuildArgs) -> Result<ExitCode> {
     let start = Instant::now();
@@ -44,13 +45,13 @@ pub fn run(threads: usize, args: BuildArgs) -> Result<ExitCode> {
     bar.finish_and_clear();
     let report = res?;
     crate::outln!(
-        "indexed {} vectors of dimension {} ({}, {} threads, {} levels) \
+        "indexed {} of dimension {} ({}, {}, {}) \
          in {:.2}s (read {:.2}s, graph {:.2}s); {:.1} MB in {}",
-        report.count,
+        plural(report.count, "vector"),
         matrix.dim,
         args.graph.describe(),
-        threads,
-        report.levels,
+        plural(threads, "thread"),
+        plural(report.levels, "level"),
         read_seconds + report.total_seconds,
         read_seconds,
         report.graph_seconds,

@@ -6,6 +6,7 @@ use likeness_index::{npy, Index, Writer};
 
 use crate::args::DeleteArgs;
 use crate::error::{Error, Result};
+use crate::plural::plural;
 
 pub fn run(args: DeleteArgs) -> Result<ExitCode> {
     let mut writer = Writer::open(&args.index)?;
@@ -20,11 +21,12 @@ pub fn run(args: DeleteArgs) -> Result<ExitCode> {
     let deleted = writer.delete(&ids)?;
     let index = writer.index();
     crate::outln!(
-        "deleted {deleted} items from {} ({} already deleted); {} live of {} ids, {} deleted",
+        "deleted {} from {} ({} already deleted); {} live of {}, {} deleted",
+        plural(deleted, "item"),
         args.index.display(),
         asked - deleted,
         index.live_count(),
-        index.len(),
+        plural(index.len(), "id"),
         index.deleted_count()
     )?;
     Ok(ExitCode::SUCCESS)

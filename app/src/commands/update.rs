@@ -5,6 +5,7 @@ use likeness_index::Writer;
 
 use crate::args::UpdateArgs;
 use crate::error::{Error, Result};
+use crate::plural::plural;
 
 pub fn run(args: UpdateArgs) -> Result<ExitCode> {
     let mut writer = Writer::open(&args.index)?;
@@ -41,13 +42,14 @@ pub fn run(args: UpdateArgs) -> Result<ExitCode> {
     let report =
         writer.update_with(&args.ids, labels.as_deref(), scores.as_deref(), new_classes)?;
     crate::outln!(
-        "updated {n} items of {} (generation {}, {:.2}s){}",
+        "updated {} of {} (generation {}, {:.2}s){}",
+        plural(n, "item"),
         args.index.display(),
         report.generation,
         report.seconds,
         match classes.len() - grew_from {
             0 => String::new(),
-            k => format!("; {k} new class name(s)"),
+            k => format!("; {}", plural(k, "new class name")),
         }
     )?;
     Ok(ExitCode::SUCCESS)

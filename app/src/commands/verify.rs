@@ -6,29 +6,30 @@ use likeness_index::Index;
 
 use crate::args::VerifyArgs;
 use crate::error::Result;
+use crate::plural::plural;
 
 pub fn run(args: VerifyArgs) -> Result<ExitCode> {
     let start = Instant::now();
     let index = Index::open(&args.index)?;
     let report = index.verify()?;
     crate::outln!(
-        "{}: ok ({} items, dimension {}, {}; {} checked, {:.1} MB, {} graph links) in {:.2}s",
+        "{}: ok ({}, dimension {}, {}; {} checked, {:.1} MB, {}) in {:.2}s",
         args.index.display(),
-        index.len(),
+        plural(index.len(), "item"),
         index.dim(),
         index.metric(),
         report.files.join(", "),
         report.bytes as f64 / 1e6,
-        report.edges,
+        plural(report.edges as usize, "graph link"),
         start.elapsed().as_secs_f64()
     )?;
     if report.deleted + report.log_records > 0 {
         crate::outln!(
-            "  changes: generation {}, {} deleted items, {} log records adding {} items",
+            "  changes: generation {}, {}, {} adding {}",
             index.generation(),
-            report.deleted,
-            report.log_records,
-            report.logged_items
+            plural(report.deleted, "deleted item"),
+            plural(report.log_records, "log record"),
+            plural(report.logged_items, "item")
         )?;
     }
     if report.log_torn > 0 {

@@ -128,10 +128,15 @@ impl AppState {
             });
             match res {
                 Ok(r) => eprintln!(
-                    "likeness serve: compacted in the background: {} live items, generation {}, {:.1}s",
-                    r.live, r.generation, r.seconds
+                    "likeness serve: compacted in the background: {}, generation {}, {:.1}s",
+                    crate::plural::plural(r.live, "live item"),
+                    r.generation,
+                    r.seconds
                 ),
-                Err(e) => eprintln!("likeness serve: background compaction failed: {}", e.message),
+                Err(e) => eprintln!(
+                    "likeness serve: background compaction failed: {}",
+                    e.message
+                ),
             }
             me.compacting.store(false, Ordering::Release);
         });

@@ -4,8 +4,11 @@
 //! route says how to get them. With a model trained from grades, each
 //! region also has its `grade` by the model's score read-out (`null` for
 //! labels the read-out did not learn from), so the page can set a face's
-//! left side against its right. `POST /search/image` of a whole photo
-//! answers its faces in the same shape ([`grade_photo`]).
+//! left side against its right, and where the model records the range it
+//! learnt, `outside_learnt` (the rule `query --image` warns by,
+//! [`ScoreDomainSummary::outside`]), that range given once as
+//! `score_domain`. `POST /search/image` of a whole photo answers its faces
+//! in the same shape ([`grade_photo`]).
 use std::path::Path;
 use std::sync::Arc;
 
@@ -18,7 +21,7 @@ use serde_json::json;
 use super::{body_error, ApiError, ApiResult, AppState};
 use crate::embedder::ImageEmbedder;
 use crate::face::{self, models, FaceFinder, Landmarks, RegionBox};
-use crate::model_card::ModelSummary;
+use crate::model_card::{ModelSummary, ScoreDomainSummary, RANGE_SLACK};
 use crate::read::decode::decode_bytes;
 
 /// The default finder, or why there is none (printed once at start).
@@ -57,6 +60,7 @@ pub(super) async fn find(
                     None => None,
                 };
                 let mut graded = grades.iter().flatten().copied();
+                let domain = grader.as_ref().and_then(|(_, c)| c.score_domain.as_ref());
                 let faces: Vec<_> = faces
                     .iter()
                     .zip(&boxes)
@@ -64,10 +68,15 @@ pub(super) async fn find(
                         let grades: Option<Vec<_>> = grades
                             .as_ref()
                             .map(|_| graded.by_ref().take(regions.len()).collect());
-                        face_json(f, regions, grades.as_deref())
+                        face_json(f, regions, grades.as_deref(), domain)
                     })
                     .collect();
-                Ok(json!({"width": image.width(), "height": image.height(), "faces": faces}))
+                let mut out =
+                    json!({"width": image.width(), "height": image.height(), "faces": faces});
+                if let Some(d) = domain_json(domain) {
+                    out["score_domain"] = d;
+                }
+                Ok(out)
             },
         )
         .await??;
@@ -84,15 +93,30 @@ pub(super) fn grader(st: &AppState) -> Option<(Arc<dyn ImageEmbedder>, ModelSumm
     )
 }
 
+/// What the read-out learnt, once per `/faces` answer, where the model
+/// records its range: `{"labels", "min", "max", "slack"}`, a grade being
+/// flagged (`outside_learnt`) beyond `slack` × (max − min) outside it.
+fn domain_json(domain: Option<&ScoreDomainSummary>) -> Option<serde_json::Value> {
+    let d = domain?;
+    let (min, max) = d.min.zip(d.max)?;
+    Some(json!({"labels": d.labels, "min": min, "max": max, "slack": RANGE_SLACK}))
+}
+
 /// One face as `/faces` answers it, and `/search/image` for a whole photo
 /// of faces: its box, the detector's score, the landmarks and its regions
 /// (`label`, `side`, `region` as x,y,w,h, `corners`), each with its
-/// `grade` where `grades` is given (in the order of `regions`).
+/// `grade` where `grades` is given (in the order of `regions`), and, where
+/// a grade is a number and `domain` records the learnt range,
+/// `outside_learnt`: whether the grade lies far outside that range
+/// ([`ScoreDomainSummary::outside`], the rule of `query --image`'s
+/// warning), a region unlike those the read-out learnt from.
 pub(super) fn face_json(
     f: &face::Face,
     regions: &[RegionBox],
     grades: Option<&[Option<f32>]>,
+    domain: Option<&ScoreDomainSummary>,
 ) -> serde_json::Value {
+    let ranged = domain.filter(|d| d.min.is_some() && d.max.is_some());
     json!({
         "box": [f.bbox.x, f.bbox.y, f.bbox.w, f.bbox.h],
         "score": f.bbox.score,
@@ -105,7 +129,11 @@ pub(super) fn face_json(
                 "corners": r.placed.corners,
             });
             if let Some(g) = grades {
-                v["grade"] = json!(g.get(i).copied().flatten());
+                let grade = g.get(i).copied().flatten();
+                v["grade"] = json!(grade);
+                if let (Some(d), Some(g)) = (ranged, grade) {
+                    v["outside_learnt"] = json!(d.outside(g));
+                }
             }
             v
         }).collect::<Vec<_>>(),
@@ -127,7 +155,14 @@ pub(super) fn grade_photo(
     Ok(faces.map(|faces| {
         faces
             .iter()
-            .map(|f| face_json(&f.face, &f.regions, Some(&f.grades)))
+            .map(|f| {
+                face_json(
+                    &f.face,
+                    &f.regions,
+                    Some(&f.grades),
+                    card.score_domain.as_ref(),
+                )
+            })
             .collect()
     }))
 }
