@@ -72,7 +72,10 @@ fn py_err(e: Error) -> PyErr {
             PyFileNotFoundError::new_err(msg)
         }
         Error::Io { .. } => PyOSError::new_err(msg),
-        Error::MissingFile { .. } | Error::NoIndex { .. } => PyFileNotFoundError::new_err(msg),
+        // No index at the path; the message says where the hidden one is.
+        Error::MissingFile { .. } | Error::NoIndex { .. } | Error::UnfinishedReplace { .. } => {
+            PyFileNotFoundError::new_err(msg)
+        }
         Error::BadMagic { .. }
         | Error::UnsupportedVersion { .. }
         | Error::Truncated { .. }

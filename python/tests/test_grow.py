@@ -204,6 +204,29 @@ def test_items_after_a_rebuild_describe_the_new_gallery(tmp_path):
     assert ix.items([0, 300]) == [{"id": 0}, {"id": 300}]
 
 
+def test_an_index_an_interrupted_rebuild_left_hidden_is_put_back(tmp_path):
+    """Where a filesystem cannot swap two folders, `force=True` renames the
+    old index aside, then the new one in; a crash between the two left no
+    index at the path. Opening puts the old one back; two such copies are
+    refused with FileNotFoundError naming both, not a bare RuntimeError."""
+    ix, x, _ = build(tmp_path)
+    ix.close()
+    path = tmp_path / "ix"
+    new = tmp_path / ".ix.building-4242-00000001"
+    shutil.copytree(path, new)
+    path.rename(tmp_path / ".ix.replaced-4242-00000002")
+    again = likeness.Index.open(path)
+    assert len(again) == len(x)
+    again.close()
+    for pid in ("4242", "4243"):
+        shutil.copytree(path, tmp_path / f".ix.building-{pid}-00000001", dirs_exist_ok=True)
+        shutil.copytree(path, tmp_path / f".ix.replaced-{pid}-00000002")
+    shutil.rmtree(path)
+    with pytest.raises(FileNotFoundError, match="replaced-4243") as e:
+        likeness.Index.open(path)
+    assert "replaced-4242" in str(e.value)
+
+
 def test_update_changes_a_label_for_every_filter(tmp_path):
     ix, x, labels = build(tmp_path)
     i = int(np.flatnonzero(labels == 1)[0])
