@@ -88,6 +88,9 @@ export function gradeLine({ own, readout, predicted, learnt }) {
   return el('p#grades.grades', { id: 'grades' }, parts.flatMap((p, i) => (i ? [' · ', p] : [p])));
 }
 
+/** Four decimals; a rounding error's -0.0000 (a cosine distance of -3e-8) as 0.0000. */
+const fixed4 = (v) => Number(v).toFixed(4).replace(/^-(0\.0+)$/, '$1');
+
 /**
  * One item or hit as a card; clicking it asks for more like it, with the
  * view's k, ef and class filter (`label`): links once carried k alone, so
@@ -131,7 +134,7 @@ export function card(info, x, { rank, distance, truth, region, k, ef, label } = 
       {},
       rank !== undefined ? el('span.rank', {}, `#${rank}`) : null,
       // Labelled: a bare 0.1994 under a picture said nothing of what it was.
-      distance !== undefined ? el('span.distance', { title: `${info.index.metric} distance to the query: smaller is more alike` }, `distance ${Number(distance).toFixed(4)}`) : null,
+      distance !== undefined ? el('span.distance', { title: `${info.index.metric} distance to the query: smaller is more alike` }, `distance ${fixed4(distance)}`) : null,
       el('span.class', {}, cls || '—', x.label !== null && x.label !== undefined && cls !== String(x.label) ? el('span.label', { title: 'label' }, ` ${x.label}`) : null),
       hasScore(x.score) ? el('span.score', { title: 'the recorded score' }, `score ${Number(x.score).toFixed(2)}`) : null,
       el('span.file', {}, fileName(x.path) || `item ${x.id}`),
