@@ -262,6 +262,15 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             "distances ascend: {found:?}"
         );
         assert_eq!(found[0].1, "left_eye", "{found:?}");
+        // Each distance says what it is (a bare 0.1994 did not).
+        let d = js(
+            c,
+            "document.querySelector('#results .card .distance').textContent",
+        )
+        .await;
+        // (-0.0000, a rounding error of a cosine distance, shows as 0.0000.)
+        let want = format!("{:.4}", found[0].2).replace("-0.0000", "0.0000");
+        assert_eq!(d, json!(format!("distance {want}")));
         // This index has no scores and its model no read-out: no grade line.
         assert_eq!(js(c, "document.getElementById('grades') === null && !document.querySelector('#results .score')").await, json!(true));
         // Judge them: "my query is a left eye".
@@ -343,6 +352,16 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
         let filtered = cards(c, "#results").await;
         assert_eq!(filtered.len(), 10);
         assert!(filtered.iter().all(|x| x.1 == "nose"), "{filtered:?}");
+        // Noses asked for, of a left eye: not judged against the eye's
+        // class (every card was drawn red, as if the search had failed).
+        assert_eq!(
+            js(
+                c,
+                "document.querySelectorAll('#results .card.ok, #results .card.bad').length"
+            )
+            .await,
+            json!(0)
+        );
         shot(c, "5-filtered-neighbours").await;
         leaving(c).await;
         click(c, "nav a[data-nav=gallery]").await;
@@ -498,6 +517,103 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
         assert_eq!(bare_cards.len(), 5);
         assert!(bare_cards.iter().all(|x| x.0 != "7"));
         shot(c, "9-no-model-item").await;
+
+        // 7. A k past the server's largest: the item view says so in the
+        // page's words and keeps its form, where k is corrected (the view
+        // stayed at "Loading…" or the previous view, with no form).
+        leaving(c).await;
+        c.goto(&format!("{bare_url}#/item/7?k=5000")).await.unwrap();
+        wait(c, &view_is("item"), "the item view with k = 5000").await;
+        let said = js(c, "document.getElementById('item-error')?.textContent").await;
+        let max_k = likeness_index::MAX_K;
+        assert!(
+            said.as_str().is_some_and(|t| t.contains("5000")
+                && t.contains(&format!("from 1 to {},{:03}", max_k / 1000, max_k % 1000))),
+            "{said}"
+        );
+        assert_eq!(
+            js(c, "document.getElementById('k').value").await,
+            json!("5000")
+        );
+        assert_eq!(
+            js(c, "document.querySelectorAll('#results .card').length").await,
+            json!(0)
+        );
+        shot(c, "14-k-too-large").await;
+        leaving(c).await;
+        js(c, "(() => { const k = document.getElementById('k'); k.value = '4'; k.dispatchEvent(new Event('change')); return 1; })()").await;
+        wait(
+            c,
+            &format!(
+                "{} && document.querySelectorAll('#results .card').length === 4",
+                view_is("item")
+            ),
+            "4 neighbours once k is corrected",
+        )
+        .await;
+        assert_eq!(
+            js(c, "document.getElementById('item-error')").await,
+            Value::Null
+        );
+
+        // 8. A class filter nothing passes: the page says so, and offers
+        // the way back to any class (it showed an empty grid and "0
+        // neighbours").
+        let classes = info["index"]["classes"].as_array().unwrap().len();
+        leaving(c).await;
+        c.goto(&format!("{bare_url}#/item/7?label={classes}"))
+            .await
+            .unwrap();
+        wait(
+            c,
+            &view_is("item"),
+            "the item view of a class with no items",
+        )
+        .await;
+        let note = js(c, "document.getElementById('empty')?.textContent").await;
+        assert!(
+            note.as_str()
+                .is_some_and(|t| t.starts_with(&format!("No neighbours of class {classes}"))),
+            "{note}"
+        );
+        shot(c, "15-empty-filter").await;
+        leaving(c).await;
+        click(c, "#clear-filter").await;
+        wait(
+            c,
+            &format!(
+                "{} && document.querySelectorAll('#results .card').length === 10",
+                view_is("item")
+            ),
+            "the neighbours of any class",
+        )
+        .await;
+        assert_eq!(js(c, "document.getElementById('empty')").await, Value::Null);
+
+        // 9. A link the server refuses (a class the index does not have):
+        // its error, and not the previous view under it as if it were
+        // the answer.
+        leaving(c).await;
+        c.goto(&format!("{url}#/?label=nosuch")).await.unwrap();
+        wait(c, &view_is("error"), "the refused gallery").await;
+        let said = js(c, "document.getElementById('error').textContent").await;
+        assert!(
+            said.as_str().unwrap().contains("no class `nosuch`"),
+            "{said}"
+        );
+        assert_eq!(
+            js(c, "document.querySelectorAll('#view .card').length + document.getElementById('view').textContent.includes('Loading')").await,
+            json!(0)
+        );
+        assert_eq!(
+            js(
+                c,
+                "!!document.querySelector('#route-failed a[href=\"#/\"]')"
+            )
+            .await,
+            json!(true)
+        );
+        shot(c, "16-refused-link").await;
     });
 }
 
@@ -774,8 +890,62 @@ fn the_page_sets_a_faces_left_grades_against_its_right() {
             };
             assert_eq!(row[0][1], json!(want));
         }
-        let eye = js(c, "[...document.querySelectorAll('#face-grades tr[data-label=eye] td')].map(t => t.textContent)").await;
-        assert_eq!(eye[0], json!("—"), "{eye}");
+        // Only the labels the read-out grades have rows; the others are
+        // named below the table (four rows of dashes hid the two compared).
+        let rows = js(c, "[...document.querySelectorAll('#face-grades tr[data-label]')].map(t => t.dataset.label).sort()").await;
+        assert_eq!(rows, json!(["cheek", "under_eye"]));
+        let others = js(c, "document.getElementById('not-graded').textContent").await;
+        assert!(others.as_str().unwrap().contains("eye, "), "{others}");
+        // The grades' scale: the lowest and highest grade the model learnt.
+        let card: Value =
+            serde_json::from_slice(&std::fs::read(model.join("model.json")).unwrap()).unwrap();
+        let (lo, hi) = (
+            card["score_domain"]["min"].as_f64().unwrap(),
+            card["score_domain"]["max"].as_f64().unwrap(),
+        );
+        let said = js(c, "document.querySelector('#face-grades > p').textContent").await;
+        assert!(
+            said.as_str()
+                .unwrap()
+                .contains(&format!("({lo:.2} to {hi:.2})")),
+            "{said}"
+        );
+        // Each grade on the photo sits beside its region, not over the skin
+        // it grades, and apart from the others.
+        let placed = js(
+            c,
+            "JSON.parse(document.getElementById('query-canvas').dataset.gradeLabels)",
+        )
+        .await;
+        let placed = placed.as_array().unwrap();
+        assert_eq!(placed.len(), 4, "{placed:?}");
+        let rect = |v: &Value| -> [f64; 4] { [0, 1, 2, 3].map(|i| v[i].as_f64().unwrap()) };
+        let meets =
+            |a: [f64; 4], b: [f64; 4]| a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3];
+        let corners = |[x, y, w, h]: [f64; 4]| [x, y, x + w, y + h];
+        for (i, p) in placed.iter().enumerate() {
+            let label = corners(rect(&p["label"]));
+            assert!(
+                !meets(label, rect(&p["bounds"])),
+                "the grade of {} covers its region: {p}",
+                p["region"]
+            );
+            for q in &placed[i + 1..] {
+                assert!(
+                    !meets(label, corners(rect(&q["label"]))),
+                    "grades over each other: {p} {q}"
+                );
+            }
+        }
+        // Which colour is which region: a key for each label found.
+        let keys = js(c, "[...document.querySelectorAll('#legend .key[data-label]')].map(e => e.dataset.label).sort()").await;
+        let mut found: Vec<&str> = regions
+            .iter()
+            .map(|r| r["label"].as_str().unwrap())
+            .collect();
+        found.sort();
+        found.dedup();
+        assert_eq!(keys, json!(found));
         shot(c, "12-face-grades").await;
         // A click on the right cheek's grade searches by its box.
         let right_cheek = &grades[&("cheek".to_string(), "right".to_string())].1;

@@ -7,7 +7,7 @@
 //! | `GET /` | the page |
 //! | `GET /assets/{name}` | its scripts, style and icon (with `ETag`) |
 //! | `GET /info` | index manifest summary, model card summary, eval summary, whether image search works (and why not) |
-//! | `GET /info/curves.png`, `/info/eval.png` | the model's training curves and the eval bars, when they exist |
+//! | `GET /info/curves.png`, `/info/eval.png`, `/info/score.png` | the model's training curves, the eval bars and the scores' scatter, when they exist |
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -272,6 +272,9 @@ fn model_summary(dir: &Path) -> Value {
         // The labels its score read-out learnt from (null: it does not
         // grade, or its card does not say).
         "graded_labels": card.as_ref().filter(|c| c.grades()).and_then(|c| c.score_domain.as_ref()).map(|d| &d.labels),
+        // The lowest and highest grade it learnt from, so that the page can
+        // say what a grade of 0.29 means (null where the card does not say).
+        "graded_range": card.as_ref().filter(|c| c.grades()).and_then(|c| c.score_domain.as_ref()).and_then(|d| Some([d.min?, d.max?])),
     })
 }
 
@@ -298,7 +301,46 @@ fn eval_summary(dir: &Path) -> Option<Value> {
         "scores": scores,
         "per_class": e["per_class"],
         "eval_png": dir.join("eval.png").is_file(),
+        // `eval --score`: each score predicted from its neighbours against
+        // the baselines (null when the eval did not predict scores).
+        "score": score_summary(&e["score"]),
+        "score_png": dir.join("score.png").is_file(),
     }))
+}
+
+/// The page's part of `eval.json`'s `score` (written by `eval --score`):
+/// how it predicted, and MAE, RMSE and Spearman's ρ of each predictor, all
+/// items and per label. `None` when there is none.
+fn score_summary(s: &Value) -> Option<Value> {
+    s.as_object()?;
+    let metrics = |m: &Value| json!({"n": m["n"], "mae": m["mae"], "rmse": m["rmse"], "spearman": m["spearman"]});
+    let predictors = |v: &Value| {
+        json!({
+            "knn": metrics(&v["knn"]),
+            "global_mean": metrics(&v["global_mean"]),
+            "label_mean": metrics(&v["label_mean"]),
+        })
+    };
+    let per_label: Vec<Value> = s["per_label"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            let mut p = predictors(l);
+            p["class"] = if l["class"].is_null() {
+                l["label"].clone()
+            } else {
+                l["class"].clone()
+            };
+            p
+        })
+        .collect();
+    let mut all = predictors(s);
+    for key in ["k", "weighting", "scored"] {
+        all[key] = s[key].clone();
+    }
+    all["per_label"] = Value::Array(per_label);
+    Some(all)
 }
 
 pub(super) async fn info(State(st): State<Arc<AppState>>) -> ApiResult {
@@ -377,8 +419,9 @@ pub(super) async fn info(State(st): State<Arc<AppState>>) -> ApiResult {
     Ok(Json(v).into_response())
 }
 
-/// `curves.png` (the model folder) or `eval.png` (the eval folder, else the
-/// model folder). Only these two names; the folders come from the index and
+/// `curves.png` (the model folder), `eval.png` (the eval folder, else the
+/// model folder) or `score.png` (the eval folder: `eval --score`'s scatter).
+/// Only these three names; the folders come from the index and
 /// the server's options, never from the request.
 pub(super) async fn info_file(
     State(st): State<Arc<AppState>>,
@@ -392,6 +435,7 @@ pub(super) async fn info_file(
             .map(|d| d.join("eval.png"))
             .filter(|p| p.is_file())
             .or_else(|| st.page_model_dir().map(|d| d.join("eval.png"))),
+        "score.png" => st.page_eval_dir().map(|d| d.join("score.png")),
         _ => None,
     };
     let missing = || ApiError::new(StatusCode::NOT_FOUND, format!("no {file} for this index"));
@@ -422,6 +466,39 @@ mod tests {
             !shown.contains("hunter2") && shown.contains("<set>"),
             "{shown}"
         );
+    }
+
+    /// `eval --score`'s numbers reach the page (they were left out, so the
+    /// page of a graded index said nothing of how well grades are predicted).
+    #[test]
+    fn the_eval_summary_carries_the_score_prediction() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = |mae: f64, rho: Value| json!({"n": 4, "mae": mae, "rmse": mae * 1.5, "pearson": null, "spearman": rho});
+        let eval = json!({
+            "protocol": "leave-one-out", "queries": 4, "gallery": 4, "ks": [1],
+            "recall@1": 1.0, "per_class": [],
+            "score": {
+                "k": 8, "weighting": "1/distance", "scored": 4,
+                "knn": m(0.13, json!(0.81)), "global_mean": m(0.24, Value::Null), "label_mean": m(0.2, Value::Null),
+                "per_label": [{"label": 0, "class": "cheek", "knn": m(0.15, json!(0.74)),
+                               "global_mean": m(0.24, Value::Null), "label_mean": m(0.2, Value::Null)}],
+            },
+        });
+        std::fs::write(dir.path().join("eval.json"), eval.to_string()).unwrap();
+        let e = eval_summary(dir.path()).unwrap();
+        let s = &e["score"];
+        assert_eq!(s["k"], 8);
+        assert_eq!(s["knn"]["mae"], 0.13);
+        assert_eq!(s["knn"]["spearman"], 0.81);
+        assert_eq!(s["global_mean"]["mae"], 0.24);
+        assert_eq!(s["per_label"][0]["class"], "cheek");
+        assert_eq!(s["per_label"][0]["knn"]["spearman"], 0.74);
+        assert_eq!(e["score_png"], false);
+        // An eval without scores: none, and the page shows no table.
+        let mut plain = eval.clone();
+        plain.as_object_mut().unwrap().remove("score");
+        std::fs::write(dir.path().join("eval.json"), plain.to_string()).unwrap();
+        assert_eq!(eval_summary(dir.path()).unwrap()["score"], Value::Null);
     }
 
     #[test]

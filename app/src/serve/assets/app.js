@@ -3,7 +3,7 @@
 // so a view can be shared and the back button works.
 import { getInfo } from './api.js';
 import { renderQuery } from './query.js';
-import { facts, hashFor, renderGallery, renderItem } from './views.js';
+import { el, facts, hashFor, renderGallery, renderItem } from './views.js';
 
 const view = document.getElementById('view');
 const errorBox = document.getElementById('error');
@@ -31,6 +31,9 @@ async function route() {
   // for the view it navigated to saw the previous one's mark and used
   // elements about to be replaced (CI, stop 32).
   delete view.dataset.ready;
+  // Dimmed while the next view loads (the old one stayed as it was, so a
+  // slow answer looked like a click that did nothing).
+  view.classList.add('busy');
   const { path, params } = parse();
   showError('');
   for (const a of document.querySelectorAll('nav a')) {
@@ -56,6 +59,7 @@ async function route() {
     else if (path === '/query') shown = await renderQuery(view, info, params, go);
     else shown = await renderGallery(view, info, params, go);
     if (mine !== seq) return;
+    view.classList.remove('busy');
     view.dataset.view = item ? 'item' : path === '/query' ? 'query' : 'gallery';
     view.dataset.route = location.hash;
     // For `make bench-serve` and the browser tests: when this view's
@@ -69,6 +73,12 @@ async function route() {
   } catch (e) {
     if (mine !== seq) return;
     showError(e.message);
+    // Not the previous view under this view's error (nor "Loading…"): it
+    // passed for the answer to the link just followed.
+    view.classList.remove('busy');
+    view.replaceChildren(el('p#route-failed', { id: 'route-failed' }, el('a', { href: '#/' }, 'Back to the gallery')));
+    view.dataset.view = 'error';
+    view.dataset.route = location.hash;
     view.dataset.ready = String(mine);
   }
 }

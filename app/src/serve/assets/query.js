@@ -3,7 +3,7 @@
 // scale), or click one of the facial regions the server found (POST /faces);
 // results as cards, judged green/red against "my query is class X".
 import { findFaces, searchImage } from './api.js';
-import { card, classOptions, el, gradeLine, hashFor } from './views.js';
+import { card, classOptions, el, emptyNote, gradeLine, hashFor, limitsProblem } from './views.js';
 
 // The chosen image and its last answer survive navigation (back button).
 const current = { file: null, bitmap: null, region: null, result: null, key: null, error: null, faces: [] };
@@ -34,14 +34,17 @@ const signed = (d) => (Math.abs(d) < 0.005 ? '0.00' : `${d > 0 ? '+' : '−'}${M
  * null when the server gave no grades. A click on a grade searches by its
  * region.
  */
-function gradeTables(pick) {
+function gradeTables(pick, range) {
   if (!current.faces.some((f) => f.regions.some((r) => 'grade' in r))) return null;
+  const graded = (label) => current.faces.some((f) => f.regions.some((r) => r.label === label && typeof r.grade === 'number'));
   const fmt = (r) => (r && typeof r.grade === 'number' ? num(r.grade) : '—');
   const cell = (r, attrs = {}) => el('td', r && typeof r.grade === 'number'
     ? { ...attrs, class: 'pick', dataset: { region: regionText(r.region), grade: r.grade }, onclick: () => pick(r.region), title: 'search by this region' }
     : attrs, fmt(r));
   const tables = current.faces.map((f, i) => {
-    const labels = [...new Set(f.regions.map((r) => r.label))];
+    // Only the labels the read-out grades: rows of dashes for the others
+    // (eye, brow, nose, mouth) hid the two that are compared.
+    const labels = [...new Set(f.regions.map((r) => r.label))].filter(graded);
     const rows = labels.map((label) => {
       const of = (side) => f.regions.find((r) => r.label === label && r.side === side);
       const [l, r, one] = [of('left'), of('right'), of('')];
@@ -57,9 +60,12 @@ function gradeTables(pick) {
       el('tr', {}, ['', "subject's left", 'right', 'left − right'].map((h) => el('th', {}, h))),
       rows);
   });
+  const others = [...new Set(current.faces.flatMap((f) => f.regions.map((r) => r.label)))].filter((l) => !graded(l));
+  const scale = range ? `, on the scale of the grades it learnt from (${num(range[0])} to ${num(range[1])})` : '';
   return el('div#face-grades', { id: 'face-grades' },
-    el('p.muted', {}, "Grades by the model's score read-out (— : a label it did not learn from)"),
-    tables);
+    el('p.muted', {}, `Grades by the model's score read-out${scale}. Click a grade to search by its region.`),
+    tables,
+    others.length ? el('p#not-graded.muted', { id: 'not-graded' }, `Not graded (the read-out did not learn them): ${others.join(', ')}.`) : null);
 }
 
 function parseRegion(s) {
@@ -71,12 +77,21 @@ function parseRegion(s) {
 function draw(canvas, box) {
   const ctx = canvas.getContext('2d');
   if (!current.bitmap) return;
+  // Drawn in image pixels on a backing store as fine as the screen (see
+  // paint): a 150 px crop's grades were blurred figures in 150 pixels.
+  const [W, H] = [current.bitmap.width, current.bitmap.height];
+  const up = Number(canvas.dataset.up) || 1;
+  ctx.setTransform(up, 0, 0, up, 0, 0);
+  // Small images (28×28 IDX digits and clothes) scaled up stay sharp.
+  ctx.imageSmoothingEnabled = W >= 100;
   ctx.drawImage(current.bitmap, 0, 0);
-  const thin = Math.max(1, Math.round(canvas.width / 400));
+  // Image pixels per screen pixel: lines and figures keep a screen size.
+  const perPx = W / (canvas.getBoundingClientRect().width || Math.min(W, 540));
+  const thin = 2 * perPx;
   for (const r of facialRegions()) {
     ctx.lineWidth = thin;
     ctx.strokeStyle = COLOURS[r.label] || '#ffffff';
-    ctx.setLineDash(r.side === 'right' ? [4 * thin, 3 * thin] : []);
+    ctx.setLineDash(r.side === 'right' ? [3 * thin, 2 * thin] : []);
     ctx.beginPath();
     r.corners.forEach(([px, py], i) => (i ? ctx.lineTo(px, py) : ctx.moveTo(px, py)));
     ctx.closePath();
@@ -87,7 +102,7 @@ function draw(canvas, box) {
   // white on black, a colour no region has.
   if (box) {
     const [x, y, w, h] = box;
-    const line = Math.max(1, Math.round(canvas.width / 150));
+    const line = 3 * perPx;
     for (const [colour, width] of [['#000000', line + 2], ['#ffffff', line]]) {
       ctx.lineWidth = width;
       ctx.strokeStyle = colour;
@@ -95,31 +110,69 @@ function draw(canvas, box) {
     }
   }
   ctx.textBaseline = 'top';
-  const label = (text, x, y, size, colour) => {
+  const measure = (text, size) => {
     ctx.font = `${size}px system-ui, sans-serif`;
-    ctx.fillStyle = 'rgba(0, 0, 0, 0.6)';
-    ctx.fillRect(x, y, ctx.measureText(text).width + 4, size + 2);
-    ctx.fillStyle = colour;
-    ctx.fillText(text, x + 2, y + 1);
+    return [ctx.measureText(text).width + size / 3, size * 1.25];
   };
-  // Sized to each face, not to the photo: a group photo's small faces
-  // once had their grades written over each other.
+  const label = (text, x, y, size, colour) => {
+    const [w, h] = measure(text, size);
+    ctx.fillStyle = 'rgba(0, 0, 0, 0.7)';
+    ctx.fillRect(x, y, w, h);
+    ctx.fillStyle = colour;
+    ctx.fillText(text, x + size / 6, y + size / 8);
+  };
+  const drawn = [];
   current.faces.forEach((f, i) => {
-    const size = Math.max(7, Math.round(f.box[2] / 9));
-    if (current.faces.length > 1) label(String(i + 1), f.box[0], Math.max(0, f.box[1] - size - 3), Math.round(size * 1.3), '#ffffff');
+    // At most 13 screen pixels (the 150 px crops scaled up once had 38 px
+    // figures over the regions), and sized to the face below that, so that
+    // a group photo's small faces keep their grades apart.
+    const size = Math.max(1, Math.min(f.box[2] / 9, 13 * perPx));
+    if (current.faces.length > 1) label(String(i + 1), f.box[0], Math.max(0, f.box[1] - size * 1.6 - 2), size * 1.3, '#ffffff');
+    const middle = f.box[0] + f.box[2] / 2;
     for (const r of f.regions.filter((x) => typeof x.grade === 'number')) {
-      const [px, py] = r.corners[0];
-      label(num(r.grade), px, py, size, COLOURS[r.label] || '#ffffff');
+      // Beside the region, on the face's outer side: written inside, the
+      // grade hid the very skin it grades (an under-eye is 18 px high).
+      const xs = r.corners.map((c) => c[0]);
+      const ys = r.corners.map((c) => c[1]);
+      const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+      const text = num(r.grade);
+      const [w, h] = measure(text, size);
+      const gap = size / 4;
+      const x = (x0 + x1) / 2 >= middle ? x1 + gap : x0 - gap - w;
+      const y = (y0 + y1) / 2 - h / 2;
+      const at = [Math.min(Math.max(0, x), W - w), Math.min(Math.max(0, y), H - h)];
+      label(text, at[0], at[1], size, COLOURS[r.label] || '#ffffff');
+      drawn.push({ region: regionText(r.region), bounds: [x0, y0, x1, y1], label: [at[0], at[1], w, h] });
     }
   });
+  // Where each grade went, for the browser test.
+  canvas.dataset.gradeLabels = JSON.stringify(drawn);
+}
+
+/** Which colour is which region, and which line is which side. */
+function legend() {
+  const order = Object.keys(COLOURS);
+  const rank = (l) => (order.includes(l) ? order.indexOf(l) : order.length);
+  const labels = [...new Set(facialRegions().map((r) => r.label))].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  if (!labels.length) return null;
+  return el('p#legend.legend', { id: 'legend' },
+    labels.map((l) => {
+      // Through the CSSOM: the page's Content-Security-Policy drops style attributes.
+      const line = el('i');
+      line.style.borderTopColor = COLOURS[l] || '#ffffff';
+      return el('span.key', { dataset: { label: l } }, line, l);
+    }),
+    el('span.key', {}, el('i.solid'), "subject's left"),
+    el('span.key', {}, el('i.dashed'), "subject's right"));
 }
 
 /** Pointer position in image pixels, whatever the canvas's display size. */
 function imagePoint(canvas, ev) {
   const r = canvas.getBoundingClientRect();
-  const x = ((ev.clientX - r.left) * canvas.width) / r.width;
-  const y = ((ev.clientY - r.top) * canvas.height) / r.height;
-  return [Math.min(Math.max(0, x), canvas.width), Math.min(Math.max(0, y), canvas.height)];
+  const [W, H] = [current.bitmap.width, current.bitmap.height];
+  const x = ((ev.clientX - r.left) * W) / r.width;
+  const y = ((ev.clientY - r.top) * H) / r.height;
+  return [Math.min(Math.max(0, x), W), Math.min(Math.max(0, y), H)];
 }
 
 export async function renderQuery(view, info, params, go) {
@@ -171,7 +224,8 @@ export async function renderQuery(view, info, params, go) {
   const placeholder = el('p#drop-hint.muted', { id: 'drop-hint' }, info.faces
     ? 'Choose an image, drop one here, or paste one (Ctrl+V). Then click a facial region the server finds (solid: the subject\'s left, dashed: right), or drag a box, to search by it.'
     : 'Choose an image, drop one here, or paste one (Ctrl+V). Then drag a box on it to search by that region.');
-  const stage = el('div#stage.stage', { id: 'stage' }, canvas, placeholder);
+  const legendSlot = el('div#legend-slot', { id: 'legend-slot' });
+  const stage = el('div#stage.stage', { id: 'stage' }, canvas, placeholder, legendSlot);
   const boxText = el('span#box.muted', { id: 'box' });
   const status = el('span#status.muted', { id: 'status' });
   const qerr = el('p#query-error.error', { id: 'query-error', role: 'alert', hidden: true });
@@ -196,9 +250,13 @@ export async function renderQuery(view, info, params, go) {
     canvas.hidden = !has;
     placeholder.hidden = has || Boolean(current.file);
     if (has) {
-      canvas.width = current.bitmap.width;
-      canvas.height = current.bitmap.height;
-      // Small images (28×28 IDX digits and clothes) scaled up stay sharp.
+      // As many backing pixels as the screen shows (at most 8 per image
+      // pixel), so that lines and grades drawn over a small photo are sharp.
+      const shown = canvas.getBoundingClientRect().width || 540;
+      const up = Math.min(8, Math.max(1, Math.ceil((shown * (window.devicePixelRatio || 1)) / current.bitmap.width)));
+      canvas.dataset.up = String(up);
+      canvas.width = current.bitmap.width * up;
+      canvas.height = current.bitmap.height * up;
       canvas.classList.toggle('px', current.bitmap.width < 100);
       draw(canvas, current.region);
     } else if (current.file) {
@@ -206,11 +264,13 @@ export async function renderQuery(view, info, params, go) {
       placeholder.textContent = `${current.file.name || 'pasted file'}: the browser cannot show this file as an image.`;
     }
     showBox();
+    const key = has ? legend() : null;
+    legendSlot.replaceChildren(...(key ? [key] : []));
     const table = gradeTables((region) => {
       current.region = region;
       paint();
       run();
-    });
+    }, info.model && info.model.graded_range);
     faceGrades.replaceChildren(...(table ? [table] : []));
   };
   const showResult = () => {
@@ -226,6 +286,7 @@ export async function renderQuery(view, info, params, go) {
     results.dataset.region = regionText(r.region);
     results.dataset.query = `image:${r.name}:${regionText(r.region)}`;
     results.append(...r.hits.map((h) => card(info, h, { rank: h.rank, distance: h.distance, truth: truthSel ? truthSel.value : '', k: kIn.value, ef: efIn.value, label: onlySel ? onlySel.value : '' })));
+    if (!r.hits.length) results.append(emptyNote(info, onlySel ? onlySel.value : '', hashFor('/query', { ...state(), only: '' })));
     showTimes();
   };
   const showTimes = () => {
@@ -245,6 +306,8 @@ export async function renderQuery(view, info, params, go) {
     status.textContent = 'searching…';
     const t0 = performance.now();
     try {
+      const problem = limitsProblem(info, kIn.value, efIn.value);
+      if (problem) throw new Error(problem);
       const r = await searchImage(current.file, { k: kIn.value, ef: efIn.value, labels: onlySel ? onlySel.value : '', region: regionText(current.region) });
       r.region = current.region;
       r.name = current.file.name || 'pasted';

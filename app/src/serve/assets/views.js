@@ -46,6 +46,30 @@ export function className(info, label) {
   return info.index.classes[label] ?? String(label);
 }
 
+/**
+ * Why `k` or `ef` cannot be sent, in the page's words (the engine's own
+ * message reads `must be in 1..=1000`), or null when both are fine.
+ */
+export function limitsProblem(info, k, ef) {
+  const l = info.limits;
+  const bad = (v, max) => !/^\d+$/.test(String(v).trim()) || Number(v) < 1 || Number(v) > max;
+  if (bad(k, l.max_k)) return `k (the number of neighbours) must be a whole number from 1 to ${l.max_k.toLocaleString('en')}, the most this server answers; it is ${String(k).trim() || 'empty'}.`;
+  if (bad(ef, l.max_ef)) return `ef (how many candidates the search keeps; more is slower and finds more) must be a whole number from 1 to ${l.max_ef.toLocaleString('en')}; it is ${String(ef).trim() || 'empty'}.`;
+  return null;
+}
+
+/**
+ * What an empty list of results means: with a class filter, that no other
+ * item has that class; else that the index holds nothing else to return.
+ * `clear` is the link that drops the filter.
+ */
+export function emptyNote(info, label, clear) {
+  const text = label !== ''
+    ? [`No neighbours of class ${className(info, label)}: no other item in the index has that class. `, el('a#clear-filter', { id: 'clear-filter', href: clear }, 'Show any class')]
+    : ['No neighbours: the index holds no other item.'];
+  return el('p#empty.empty', { id: 'empty' }, text);
+}
+
 const hasScore = (v) => v !== undefined && v !== null && Number.isFinite(Number(v));
 
 /**
@@ -63,6 +87,9 @@ export function gradeLine({ own, readout, predicted, learnt }) {
   if (!parts.length) return null;
   return el('p#grades.grades', { id: 'grades' }, parts.flatMap((p, i) => (i ? [' · ', p] : [p])));
 }
+
+/** Four decimals; a rounding error's -0.0000 (a cosine distance of -3e-8) as 0.0000. */
+const fixed4 = (v) => Number(v).toFixed(4).replace(/^-(0\.0+)$/, '$1');
 
 /**
  * One item or hit as a card; clicking it asks for more like it, with the
@@ -106,7 +133,8 @@ export function card(info, x, { rank, distance, truth, region, k, ef, label } = 
       'div.meta',
       {},
       rank !== undefined ? el('span.rank', {}, `#${rank}`) : null,
-      distance !== undefined ? el('span.distance', {}, Number(distance).toFixed(4)) : null,
+      // Labelled: a bare 0.1994 under a picture said nothing of what it was.
+      distance !== undefined ? el('span.distance', { title: `${info.index.metric} distance to the query: smaller is more alike` }, `distance ${fixed4(distance)}`) : null,
       el('span.class', {}, cls || '—', x.label !== null && x.label !== undefined && cls !== String(x.label) ? el('span.label', { title: 'label' }, ` ${x.label}`) : null),
       hasScore(x.score) ? el('span.score', { title: 'the recorded score' }, `score ${Number(x.score).toFixed(2)}`) : null,
       el('span.file', {}, fileName(x.path) || `item ${x.id}`),
@@ -135,6 +163,26 @@ function table(head, rows) {
 }
 
 const fmt = (v) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(4)) : v ?? '—');
+
+/**
+ * `eval --score`: how well each score is predicted from its neighbours,
+ * against the baselines that ignore the image (a graded index's info said
+ * nothing of it).
+ */
+function scorePanel(e) {
+  const s = e.score;
+  const names = { knn: 'neighbours', global_mean: 'global mean', label_mean: 'label mean' };
+  const rows = [['all', s], ...s.per_label.map((l) => [l.class, l])].flatMap(([who, p]) =>
+    Object.entries(names).map(([key, name]) => [who, name, fmt(p[key].n), fmt(p[key].mae), fmt(p[key].rmse), fmt(p[key].spearman)]));
+  const t = table(['label', 'predictor', 'items', 'MAE', 'RMSE', "Spearman's ρ"], rows);
+  t.id = 'score-eval';
+  return [
+    el('h3', {}, `Score prediction (${e.protocol}, ${fmt(s.scored)} scored items)`),
+    el('p.muted', {}, `"neighbours": the ${s.weighting ?? 'neighbours\' scores'}${s.k ? ` (K = ${s.k})` : ''}; the means are baselines that ignore the image. MAE and RMSE are in the scores' own units (lower is better); Spearman's ρ is 1 when the order is right.`),
+    t,
+    e.score_png ? el('img.chart', { src: '/info/score.png', alt: 'predicted against recorded scores' }) : null,
+  ];
+}
 
 /** The index, model and eval facts (collapsed under the gallery). */
 export function infoPanel(info, open) {
@@ -172,6 +220,7 @@ export function infoPanel(info, open) {
       ),
     );
     if (e.eval_png) parts.push(el('img.chart', { src: '/info/eval.png', alt: 'evaluation by class' }));
+    if (e.score) parts.push(...scorePanel(e));
   }
   if (m && m.curves_png) parts.push(el('img.chart', { src: '/info/curves.png', alt: 'training curves' }));
   const d = el('details#info.panel', { open }, el('summary', {}, 'Index, model and evaluation'), parts);
@@ -266,8 +315,17 @@ export async function renderItem(view, info, id, params, go) {
   const k = params.get('k') || String(info.limits.default_k);
   const ef = params.get('ef') || String(info.limits.default_ef);
   const label = params.get('label') ?? '';
-  const res = await searchItem(id, { k, ef, labels: label });
-  const q = res.query;
+  // A refused search still shows the form, so that the k or ef at fault can
+  // be corrected (a link with k=5000 left "Loading…" and no form).
+  let res = null;
+  let error = limitsProblem(info, k, ef);
+  if (!error) {
+    try {
+      res = await searchItem(id, { k, ef, labels: label });
+    } catch (e) {
+      error = e.message;
+    }
+  }
   const change = (patch) => go(`/item/${id}`, { k, ef, label, ...patch });
   const controls = el(
     'section.toolbar',
@@ -277,8 +335,20 @@ export async function renderItem(view, info, id, params, go) {
     info.index.has_labels
       ? el('label', {}, 'Only class ', el('select#result-filter', { id: 'result-filter', onchange: (e) => change({ label: e.target.value }) }, classOptions(info, 'any class', label)))
       : null,
-    el('span#status.muted', { id: 'status' }, `${res.hits.length} neighbours in ${res.took_ms.toFixed(2)} ms (server)`),
+    res ? el('span#status.muted', { id: 'status' }, `${res.hits.length} neighbours in ${res.took_ms.toFixed(2)} ms (server)`) : null,
   );
+  if (!res) {
+    const grid = el('div#results.grid', { id: 'results', dataset: { query: `item:${id}`, state: 'error' } });
+    view.replaceChildren(
+      el('h2', {}, `More like item ${id}`),
+      controls,
+      el('p#item-error.error', { id: 'item-error', role: 'alert' }, error),
+      el('p', {}, el('a', { href: '#/' }, 'Back to the gallery')),
+      grid,
+    );
+    return grid;
+  }
+  const q = res.query;
   const qcls = q.class ?? className(info, q.label);
   const pictures = [];
   if (q.path) {
@@ -302,11 +372,15 @@ export async function renderItem(view, info, id, params, go) {
       gradeLine({ own: q.score, predicted: res.predicted_score }),
     ),
   );
+  // Green and red say "same class as the item": not where the user asked
+  // for another class, whose every hit was drawn red.
+  const truth = label === '' || String(label) === String(q.label) ? q.label : undefined;
   const grid = el(
     'div#results.grid',
     { id: 'results', dataset: { query: `item:${q.id}`, state: 'done' } },
-    res.hits.map((h) => card(info, h, { rank: h.rank, distance: h.distance, truth: q.label, k, ef, label })),
+    res.hits.map((h) => card(info, h, { rank: h.rank, distance: h.distance, truth, k, ef, label })),
   );
-  view.replaceChildren(head, controls, grid);
+  const empty = res.hits.length ? null : emptyNote(info, label, hashFor(`/item/${id}`, { k, ef }));
+  view.replaceChildren(head, controls, ...(empty ? [empty] : []), grid);
   return grid;
 }
