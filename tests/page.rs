@@ -329,6 +329,44 @@ fn item_queries_leave_the_item_out_and_honour_k_and_the_class_filter() {
     assert_eq!(get(a, "/search/item/1?labels=x").status, 400);
 }
 
+/// A label number past the index's classes is refused naming their range,
+/// as an unknown class name is (`label=99` gave an empty page); an index
+/// with no class list takes any integer, its labels being the data's own.
+#[test]
+fn a_label_number_past_the_classes_is_refused_with_their_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let (index, vectors_only) = fixture(dir.path());
+    let srv = Server::start(&["--index", s(&index)], &[]);
+    let a = srv.addr;
+    let want = "label 99 is out of range: this index's labels are 0..=2 (its classes a, b, c)";
+    for path in [
+        "/items?label=99",
+        "/items?label=-1",
+        "/search/item/1?labels=0,99",
+    ] {
+        let r = get(a, path);
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        let e = r.json()["error"].as_str().unwrap().to_string();
+        assert!(
+            e.contains(&want.replace("99", path.rsplit(['=', ',']).next().unwrap())),
+            "{path}: {e}"
+        );
+    }
+    let body = serde_json::json!({"vector": vec![0.5f32; 8], "exclude_labels": [3]});
+    let r = request(a, "POST", "/search", &[], body.to_string().as_bytes());
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("labels are 0..=2"), "{}", r.text());
+    // The classes' own numbers still filter.
+    assert_eq!(get(a, "/items?label=2").json()["total"], 5);
+    drop(srv);
+
+    let srv = Server::start(&["--index", s(&vectors_only)], &[]);
+    let r = get(srv.addr, "/items?label=99");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["total"], 0);
+    assert_eq!(get(srv.addr, "/items?label=2").json()["total"], 5);
+}
+
 #[test]
 fn info_reports_the_index_its_eval_and_why_image_search_is_off() {
     let dir = tempfile::tempdir().unwrap();
