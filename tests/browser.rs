@@ -59,7 +59,8 @@ struct Fixture {
     root: PathBuf,
     /// Every johns crop × the six regions, with a small model.
     regions: PathBuf,
-    /// The same vectors and labels, without a model or sources.
+    /// The same vectors and labels, without a model or sources, and one
+    /// class more, `unused`, that no item has.
     vectors_only: PathBuf,
 }
 
@@ -96,10 +97,12 @@ fn fixture() -> &'static Fixture {
         ]));
         let ix = likeness_index::Index::open(&regions).unwrap();
         let vectors_only = root.join("vectors-index");
+        let mut classes = ix.manifest().classes.clone();
+        classes.push("unused".into());
         likeness_index::IndexBuilder::new()
             .metric(ix.metric())
             .seed(1)
-            .classes(ix.manifest().classes.clone())
+            .classes(classes)
             .build(
                 ix.vectors(),
                 ix.dim(),
@@ -556,8 +559,9 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             Value::Null
         );
 
-        // 8. A class filter nothing passes: the page says so, and offers
-        // the way back to any class (it showed an empty grid and "0
+        // 8. A class filter nothing passes (a class no item has; a number
+        // past the classes is refused): the page says so, and offers the
+        // way back to any class (it showed an empty grid and "0
         // neighbours").
         let classes = info["index"]["classes"].as_array().unwrap().len();
         leaving(c).await;
@@ -573,7 +577,7 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
         let note = js(c, "document.getElementById('empty')?.textContent").await;
         assert!(
             note.as_str()
-                .is_some_and(|t| t.starts_with(&format!("No neighbours of class {classes}"))),
+                .is_some_and(|t| t.starts_with("No neighbours of class unused")),
             "{note}"
         );
         shot(c, "15-empty-filter").await;
@@ -994,5 +998,69 @@ fn the_page_sets_a_faces_left_grades_against_its_right() {
             json!(true),
             "a face was found: no note"
         );
+        // The grades the API flags `outside_learnt`, and only they, are
+        // marked (here as many as the API flagged of this model's).
+        let flagged = regions
+            .iter()
+            .filter(|r| r["outside_learnt"] == json!(true))
+            .count();
+        assert_eq!(
+            js(
+                c,
+                "document.querySelectorAll('#face-grades td[data-outside=true]').length"
+            )
+            .await,
+            json!(flagged)
+        );
+        // With the learnt range moved far off (the weights unchanged), every
+        // grade lies outside it: greyed, with a "?" and the range in its
+        // tooltip, in the table and on the photo.
+        let card_path = model.join("model.json");
+        let text = std::fs::read_to_string(&card_path).unwrap();
+        let mut moved: Value = serde_json::from_str(&text).unwrap();
+        moved["score_domain"]["min"] = json!(100.0);
+        moved["score_domain"]["max"] = json!(101.0);
+        std::fs::write(&card_path, moved.to_string()).unwrap();
+        leaving(c).await;
+        c.goto(&format!("http://{}/", srv.addr)).await.unwrap();
+        wait(c, &view_is("gallery"), "the gallery").await;
+        upload(c, s(&photo)).await;
+        wait(
+            c,
+            "document.querySelectorAll('#face-grades td[data-outside=true]').length === 4",
+            "the grades marked outside the learnt range",
+        )
+        .await;
+        let cells = js(c, "[...document.querySelectorAll('#face-grades td[data-grade]')].map(t => [t.textContent, t.className, t.title, getComputedStyle(t).color])").await;
+        let cells = cells.as_array().unwrap();
+        assert_eq!(cells.len(), 4, "{cells:?}");
+        for cell in cells {
+            assert!(cell[0].as_str().unwrap().ends_with('?'), "{cell}");
+            assert!(cell[1].as_str().unwrap().contains("outside"), "{cell}");
+            assert!(
+                cell[2].as_str().unwrap().contains("(100.00 to 101.00)"),
+                "{cell}"
+            );
+            // Greyed: the page's muted colour, not the accent of a grade.
+            assert_eq!(cell[3], json!("rgb(95, 107, 122)"), "{cell}");
+        }
+        assert!(js(c, "document.getElementById('outside-note').textContent")
+            .await
+            .as_str()
+            .unwrap()
+            .contains("(100.00 to 101.00)"));
+        let placed = js(
+            c,
+            "JSON.parse(document.getElementById('query-canvas').dataset.gradeLabels)",
+        )
+        .await;
+        let placed = placed.as_array().unwrap();
+        assert_eq!(placed.len(), 4, "{placed:?}");
+        for p in placed {
+            assert_eq!(p["outside"], json!(true), "{p}");
+            assert!(p["text"].as_str().unwrap().ends_with('?'), "{p}");
+        }
+        shot(c, "14-face-grades-outside").await;
+        std::fs::write(&card_path, text).unwrap();
     });
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use common::server::{get, request, Server};
 use common::tab::{cards, click, in_browser, js, leaving, select, view_is, wait};
 use image::{GrayImage, Luma, Rgb, RgbImage};
-use likeness_index::{IndexBuilder, ItemInfo, Metric};
+use likeness_index::{IndexBuilder, ItemInfo, ItemPairing, Metric, Side};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -20,7 +20,9 @@ fn s(p: &Path) -> &str {
 
 /// 8 photos (60×40, each one colour; ids 0..8, the odd ones with a region)
 /// and 8 rows of a gzipped IDX file (ids 8..16, 28×28, row r filled with
-/// 10·r); labels id % 3, classes a, b, c; vectors in 3 clusters.
+/// 10·r); labels id % 3, classes a, b, c; vectors in 3 clusters. The
+/// photos record subject `p{id / 2}` and side left (even ids) or right
+/// (odd), the rows neither.
 fn fixture(dir: &Path) -> (PathBuf, PathBuf) {
     let mut items = Vec::new();
     for i in 0..8u8 {
@@ -60,11 +62,18 @@ fn fixture(dir: &Path) -> (PathBuf, PathBuf) {
             v
         })
         .collect();
+    let pairings: Vec<ItemPairing> = (0..n)
+        .map(|i| ItemPairing {
+            subject: (i < 8).then(|| format!("p{}", i / 2)),
+            side: (i < 8).then_some(if i % 2 == 0 { Side::Left } else { Side::Right }),
+        })
+        .collect();
     let with_items = dir.join("index");
     IndexBuilder::new()
         .metric(Metric::L2)
         .seed(1)
         .classes(vec!["a".into(), "b".into(), "c".into()])
+        .pairings(pairings)
         .build(&vectors, 8, Some(&labels), Some(&items), &with_items, None)
         .unwrap();
     let vectors_only = dir.join("vectors-index");
@@ -329,6 +338,110 @@ fn item_queries_leave_the_item_out_and_honour_k_and_the_class_filter() {
     assert_eq!(get(a, "/search/item/1?labels=x").status, 400);
 }
 
+/// Items and hits say which side of whose face they are, where the index
+/// records it (the page showed two "eye" cards with no left or right), and
+/// say nothing where it does not.
+#[test]
+fn items_and_hits_name_their_side_and_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    let (index, vectors_only) = fixture(dir.path());
+    let srv = Server::start(&["--index", s(&index)], &[]);
+    let a = srv.addr;
+
+    let page = get(a, "/items?limit=16").json();
+    let items = page["items"].as_array().unwrap();
+    for x in items {
+        let id = x["id"].as_u64().unwrap();
+        if id < 8 {
+            let side = if id % 2 == 0 { "left" } else { "right" };
+            assert_eq!(x["side"], side, "{x}");
+            assert_eq!(x["subject"], format!("p{}", id / 2), "{x}");
+        } else {
+            assert!(x.get("side").is_none() && x.get("subject").is_none(), "{x}");
+        }
+    }
+    // The fields the page read before are all still there.
+    for f in ["id", "label", "class", "path", "region"] {
+        assert!(items[1].get(f).is_some(), "{f}: {}", items[1]);
+    }
+    assert_eq!(get(a, "/items/3").json()["side"], "right");
+
+    let r = get(a, "/search/item/4?k=15").json();
+    assert_eq!(r["query"]["side"], "left", "{r}");
+    assert_eq!(r["query"]["subject"], "p2", "{r}");
+    let hits = r["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 15, "{r}");
+    for h in hits {
+        let id = h["id"].as_u64().unwrap();
+        if id < 8 {
+            let side = if id % 2 == 0 { "left" } else { "right" };
+            assert_eq!(h["side"], side, "{h}");
+            assert_eq!(h["subject"], format!("p{}", id / 2), "{h}");
+        } else {
+            assert!(h.get("side").is_none() && h.get("subject").is_none(), "{h}");
+        }
+        assert!(h["distance"].is_number() && h["rank"].is_number(), "{h}");
+    }
+    // `/search` shares the hits' form.
+    let body = serde_json::json!({"vector": vec![0.5f32; 8], "k": 16});
+    let found = request(a, "POST", "/search", &[], body.to_string().as_bytes()).json();
+    let one = found["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["id"] == 5)
+        .unwrap_or_else(|| panic!("{found}"));
+    assert_eq!(
+        (&one["side"], &one["subject"]),
+        (&serde_json::json!("right"), &serde_json::json!("p2"))
+    );
+    drop(srv);
+
+    // An index that records none: no such fields.
+    let srv = Server::start(&["--index", s(&vectors_only)], &[]);
+    let r = get(srv.addr, "/search/item/4?k=3").json();
+    assert!(r["query"].get("side").is_none(), "{r}");
+    assert!(r["hits"][0].get("side").is_none(), "{r}");
+}
+
+/// A label number past the index's classes is refused naming their range,
+/// as an unknown class name is (`label=99` gave an empty page); an index
+/// with no class list takes any integer, its labels being the data's own.
+#[test]
+fn a_label_number_past_the_classes_is_refused_with_their_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let (index, vectors_only) = fixture(dir.path());
+    let srv = Server::start(&["--index", s(&index)], &[]);
+    let a = srv.addr;
+    let want = "label 99 is out of range: this index's labels are 0..=2 (its classes a, b, c)";
+    for path in [
+        "/items?label=99",
+        "/items?label=-1",
+        "/search/item/1?labels=0,99",
+    ] {
+        let r = get(a, path);
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        let e = r.json()["error"].as_str().unwrap().to_string();
+        assert!(
+            e.contains(&want.replace("99", path.rsplit(['=', ',']).next().unwrap())),
+            "{path}: {e}"
+        );
+    }
+    let body = serde_json::json!({"vector": vec![0.5f32; 8], "exclude_labels": [3]});
+    let r = request(a, "POST", "/search", &[], body.to_string().as_bytes());
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("labels are 0..=2"), "{}", r.text());
+    // The classes' own numbers still filter.
+    assert_eq!(get(a, "/items?label=2").json()["total"], 5);
+    drop(srv);
+
+    let srv = Server::start(&["--index", s(&vectors_only)], &[]);
+    let r = get(srv.addr, "/items?label=99");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["total"], 0);
+    assert_eq!(get(srv.addr, "/items?label=2").json()["total"], 5);
+}
+
 #[test]
 fn info_reports_the_index_its_eval_and_why_image_search_is_off() {
     let dir = tempfile::tempdir().unwrap();
@@ -575,6 +688,59 @@ fn the_class_filter_survives_a_click_on_an_item_or_a_hit() {
         assert!(
             !hits.is_empty() && hits.iter().all(|x| x.1 == "c"),
             "{hits:?}"
+        );
+    });
+}
+
+/// Each card says which side of the face its region is on (two "eye"
+/// cards once looked alike), the item view too; and "‹ previous" from a
+/// gallery page past the end goes to the last page (it went to another
+/// page past the end).
+#[test]
+fn cards_name_their_side_and_previous_goes_back_to_the_last_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let (index, _) = fixture(dir.path());
+    let srv = Server::start(&["--index", s(&index)], &[]);
+    let url = format!("{}/", srv.url());
+    in_browser(async |c| {
+        c.goto(&url).await.unwrap();
+        wait(c, &view_is("gallery"), "the gallery").await;
+        let sides = js(c, "[...document.querySelectorAll('#gallery .card')].slice(0, 10).map(e => [e.dataset.side, (e.querySelector('.side') || {}).textContent || ''])").await;
+        let mut want = Vec::new();
+        for id in 0..10 {
+            want.push(match id {
+                0..8 if id % 2 == 0 => serde_json::json!(["left", " · subject's left"]),
+                0..8 => serde_json::json!(["right", " · subject's right"]),
+                _ => serde_json::json!(["", ""]),
+            });
+        }
+        assert_eq!(sides, serde_json::json!(want));
+        leaving(c).await;
+        c.goto(&format!("{url}#/item/3")).await.unwrap();
+        wait(c, &view_is("item"), "item 3").await;
+        let head = js(c, "document.querySelector('#query-item p').textContent").await;
+        assert!(
+            head.as_str()
+                .unwrap()
+                .contains("· subject's right · subject p1"),
+            "{head}"
+        );
+
+        // 16 items, 60 a page: offset 120 is past the end, and so was 60.
+        leaving(c).await;
+        c.goto(&format!("{url}#/?offset=120")).await.unwrap();
+        wait(c, &view_is("gallery"), "a page past the end").await;
+        leaving(c).await;
+        click(c, "#prev").await;
+        wait(c, &view_is("gallery"), "the page before").await;
+        assert_eq!(cards(c, "#gallery").await.len(), 16);
+        assert_eq!(
+            js(
+                c,
+                "new URLSearchParams(location.hash.split('?')[1] || '').get('offset')"
+            )
+            .await,
+            serde_json::Value::Null
         );
     });
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::error::{Error, Result};
 
@@ -55,7 +56,13 @@ fn plot_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Invalid(format!("{}: cannot draw chart: {e}", path.display()))
 }
 
-/// Draws panels side by side into a PNG (written atomically).
+/// Height of the row under each panel that names its lines: the key drawn
+/// inside the plot (lower right) covered the end of the loss curve, where
+/// training settles, and could cover any curve.
+const KEY_ROW: u32 = 26;
+
+/// Draws panels side by side into a PNG (written atomically), each with the
+/// names of its lines in a row beneath it, outside the plot.
 pub fn line_panels(path: &Path, panels: &[Panel<'_>]) -> Result<()> {
     let text = fonts_available();
     let (w, h) = (520 * panels.len().max(1) as u32, 400);
@@ -64,7 +71,8 @@ pub fn line_panels(path: &Path, panels: &[Panel<'_>]) -> Result<()> {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
         let areas = root.split_evenly((1, panels.len().max(1)));
-        for (panel, area) in panels.iter().zip(areas.iter()) {
+        for (panel, whole) in panels.iter().zip(areas.iter()) {
+            let (area, key) = whole.split_vertically(if text { h - KEY_ROW } else { h });
             let pts = panel.series.iter().flat_map(|s| s.points.iter());
             let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
             for &(x, y) in pts {
@@ -84,7 +92,7 @@ pub fn line_panels(path: &Path, panels: &[Panel<'_>]) -> Result<()> {
                 x1 = x0 + 1.0;
             }
             let pad = ((y1 - y0) * 0.08).max(1e-3);
-            let mut b = ChartBuilder::on(area);
+            let mut b = ChartBuilder::on(&area);
             b.margin(14);
             if text {
                 b.caption(panel.title, ("sans-serif", 20))
@@ -103,29 +111,18 @@ pub fn line_panels(path: &Path, panels: &[Panel<'_>]) -> Result<()> {
             mesh.draw().map_err(|e| plot_err(path, e))?;
             for s in &panel.series {
                 let color = s.color;
-                let drawn = chart
+                chart
                     .draw_series(LineSeries::new(
                         s.points.iter().copied(),
                         color.stroke_width(2),
                     ))
                     .map_err(|e| plot_err(path, e))?;
-                if text {
-                    drawn.label(s.name).legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                    });
-                }
                 chart
                     .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
                     .map_err(|e| plot_err(path, e))?;
             }
             if text {
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.8))
-                    .border_style(BLACK)
-                    .position(SeriesLabelPosition::LowerRight)
-                    .draw()
-                    .map_err(|e| plot_err(path, e))?;
+                draw_key(&key, &panel.series).map_err(|e| plot_err(path, e))?;
             }
         }
         root.present().map_err(|e| plot_err(path, e))?;
@@ -134,6 +131,40 @@ pub fn line_panels(path: &Path, panels: &[Panel<'_>]) -> Result<()> {
 }
 
 /// Encodes an RGB buffer as PNG and publishes it atomically.
+/// The lines' names in one row, centred: a short stroke of each colour,
+/// then its name.
+fn draw_key<DB: DrawingBackend>(
+    key: &DrawingArea<DB, plotters::coord::Shift>,
+    series: &[Series<'_>],
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    const STROKE: i32 = 18;
+    const GAP: i32 = 6;
+    const APART: i32 = 22;
+    let style = TextStyle::from(("sans-serif", 14).into_font())
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    let widths: Vec<i32> = series
+        .iter()
+        .map(|s| {
+            key.estimate_text_size(s.name, &style)
+                .map(|(w, _)| w as i32)
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    let total: i32 = widths.iter().map(|w| STROKE + GAP + w).sum::<i32>()
+        + APART * (widths.len() as i32 - 1).max(0);
+    let (kw, kh) = key.dim_in_pixel();
+    let (mut x, y) = (((kw as i32 - total) / 2).max(0), kh as i32 / 2);
+    for (s, w) in series.iter().zip(widths) {
+        key.draw(&PathElement::new(
+            vec![(x, y), (x + STROKE, y)],
+            s.color.stroke_width(2),
+        ))?;
+        key.draw_text(s.name, &style, (x + STROKE + GAP, y))?;
+        x += STROKE + GAP + w + APART;
+    }
+    Ok(())
+}
+
 pub fn write_png(path: &Path, rgb: &[u8], w: u32, h: u32) -> Result<()> {
     let img = image::RgbImage::from_raw(w, h, rgb.to_vec())
         .ok_or_else(|| plot_err(path, "buffer size mismatch"))?;
@@ -303,4 +334,55 @@ pub fn score_scatter(path: &Path, pairs: &[(f32, f32)], title: &str) -> Result<(
         root.present().map_err(|e| plot_err(path, e))?;
     }
     write_png(path, &buf, w, h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key covers no line: a line along the foot of the plot, where a
+    /// loss curve settles, is drawn whole (the key in the lower right once
+    /// hid its last 80 pixels).
+    #[test]
+    fn the_key_of_the_lines_covers_none_of_them() {
+        assert!(
+            fonts_available(),
+            "no font in {FONT_PATHS:?}: install fonts-dejavu-core (`make` does)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("curves.png");
+        let low = RGBColor(200, 60, 40);
+        let line = |y: f64| (1..=12).map(|x| (f64::from(x), y)).collect::<Vec<_>>();
+        line_panels(
+            &path,
+            &[Panel {
+                title: "validation",
+                x_label: "epoch",
+                y_label: "score",
+                series: vec![
+                    Series {
+                        name: "low",
+                        points: line(0.0),
+                        color: low,
+                    },
+                    Series {
+                        name: "high",
+                        points: line(1.0),
+                        color: RGBColor(30, 90, 200),
+                    },
+                ],
+                x_span: None,
+            }],
+        )
+        .unwrap();
+        let img = image::open(&path).unwrap().to_rgb8();
+        // The columns with a pixel of the low line's colour: one run, from
+        // its first point to its last.
+        let has =
+            |x: u32| (0..img.height()).any(|y| img.get_pixel(x, y).0 == [low.0, low.1, low.2]);
+        let cols: Vec<u32> = (0..img.width()).filter(|&x| has(x)).collect();
+        assert!(cols.len() > 300, "{} columns", cols.len());
+        let gap = cols.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+        assert!(gap <= 2, "the low line is hidden over {gap} columns");
+    }
 }

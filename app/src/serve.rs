@@ -13,7 +13,7 @@
 //! | `POST /search` | `{"vector": [...], "k": 10, "ef": 64, "labels": [..], "exclude_labels": [..]}` | `{"hits": [...], "took_ms": ..}` |
 //! | `POST /search/batch` | `{"vectors": [[...], ...], "k", "ef", "labels"}` | `{"results": [{"hits": [...]}, ...]}` |
 //! | `POST /search/image?k=10&ef=64&region=x,y,w,h&labels=1,4` | raw image bytes | as `/search` (needs a model), and `readout_score` with a score read-out; a whole photo of faces whose regions the read-out learnt: `faces` (`/faces`' shape, those regions graded) instead of `readout_score` and `predicted_score` (`serve/faces.rs`); concurrent requests share a forward pass (`serve/batch.rs`) |
-//! | `GET /items/{id}` | | `{"id", "label", "class", "path", "region"}`, and `"score"` when the index has scores |
+//! | `GET /items/{id}` | | `{"id", "label", "class", "path", "region"}`, and `"score"` when the index has scores, `"subject"` and `"side"` where it records them (as each hit has them) |
 //! | `GET /healthz` | | `{"status": "ok"}` |
 //! | `GET /stats` | | count, dim, metric, store, model, uptime, queries, latency quantiles, searches per filter plan (`plans`) |
 //! | `POST /admin/reload` | | `{"reloaded": true, "count": ..}` (needs the admin token when one is set) |
@@ -60,7 +60,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use likeness_index::postings::PlanKind;
-use likeness_index::{Index, ItemInfo, KnnQuery, Neighbours, Plan, DEFAULT_EF, DEFAULT_K};
+use likeness_index::{
+    Index, ItemInfo, ItemPairing, KnnQuery, Neighbours, Plan, DEFAULT_EF, DEFAULT_K,
+};
 
 use crate::embedder::{embed_encoded, ImageEmbedder};
 use crate::error::{Error, Result};
@@ -102,6 +104,9 @@ pub struct ServeOptions {
 struct Loaded {
     index: Arc<Index>,
     items: Vec<ItemInfo>,
+    /// Each item's subject and side (empty when the index records none):
+    /// the page tells a left eye from a right one by them.
+    pairings: Vec<ItemPairing>,
 }
 
 impl Loaded {
@@ -112,7 +117,12 @@ impl Loaded {
     /// An open index (a writer's, after a fold) with its records decoded.
     fn of(index: Arc<Index>) -> Result<Self> {
         let items = index.items()?;
-        Ok(Loaded { index, items })
+        let pairings = index.pairings()?;
+        Ok(Loaded {
+            index,
+            items,
+            pairings,
+        })
     }
 }
 
@@ -326,7 +336,8 @@ fn parse_json<T: serde::de::DeserializeOwned>(
 }
 
 /// One item as `GET /items/{id}`, the page's `/items` and the query of
-/// `/search/item/{id}` show it; `score` only when the index has one for it.
+/// `/search/item/{id}` show it; `score` only when the index has one for it,
+/// `subject` and `side` only where the index records them for it.
 #[derive(Debug, serde::Serialize)]
 struct ItemView {
     id: usize,
@@ -336,6 +347,10 @@ struct ItemView {
     region: Option<[f32; 4]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     score: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    side: Option<likeness_index::Side>,
 }
 
 fn item_view(l: &Loaded, id: usize) -> ItemView {
@@ -350,6 +365,8 @@ fn item_view(l: &Loaded, id: usize) -> ItemView {
         path: info.map(|i| i.source.clone()).filter(|s| !s.is_empty()),
         region: info.and_then(|i| i.region),
         score: l.index.score_of(id),
+        subject: l.pairings.get(id).and_then(|p| p.subject.clone()),
+        side: l.pairings.get(id).and_then(|p| p.side),
     }
 }
 
@@ -419,7 +436,7 @@ async fn search(
                     .ef(req.ef)
                     .filter(f.as_ref());
                 let (found, plan) = run_query(st, &l, &q)?;
-                let mut body = hits_body(&l.index, &l.items, &found, 0);
+                let mut body = hits_body(&l, &found, 0);
                 body["plan"] = json!(plan);
                 Ok(body)
             },
@@ -496,7 +513,7 @@ async fn search_batch(
                 // One call: the rows run in parallel on this search pool.
                 let (found, plan) = run_query(st, &l, &q)?;
                 let results: Vec<_> = (0..found.queries())
-                    .map(|r| hits_body(&l.index, &l.items, &found, r))
+                    .map(|r| hits_body(&l, &found, r))
                     .collect();
                 Ok(json!({ "results": results, "plan": plan }))
             },
@@ -582,7 +599,7 @@ async fn search_image(
                 let l = st.current();
                 let q = KnnQuery::new(&e.vector).k(p.k).ef(p.ef).filter(f.as_ref());
                 let (found, plan) = run_query(st, &l, &q)?;
-                let mut body = hits_body(&l.index, &l.items, &found, 0);
+                let mut body = hits_body(&l, &found, 0);
                 body["plan"] = json!(plan);
                 let faces = match &faces {
                     Some((finder, card)) => {
@@ -883,14 +900,27 @@ async fn shutdown() {
 /// The answer to one query: its hits and, when the index has scores, the
 /// score predicted from them (`predicted_score`, the 1/distance-weighted
 /// mean of the hits' scores).
-fn hits_body(
-    index: &Index,
-    items: &[ItemInfo],
-    found: &likeness_index::Neighbours,
-    q: usize,
-) -> serde_json::Value {
-    let hits = index.hits(Some(items), found, q);
-    let mut body = json!({ "hits": hits });
+fn hits_body(l: &Loaded, found: &likeness_index::Neighbours, q: usize) -> serde_json::Value {
+    let index = &l.index;
+    let hits = index.hits(Some(&l.items), found, q);
+    // Each hit with its item's `subject` and `side` where the index records
+    // them, beside the engine's fields (as `item_view` adds them).
+    let shown: Vec<serde_json::Value> = hits
+        .iter()
+        .map(|h| {
+            let mut v = json!(h);
+            if let Some(p) = usize::try_from(h.id).ok().and_then(|i| l.pairings.get(i)) {
+                if let Some(s) = &p.subject {
+                    v["subject"] = json!(s);
+                }
+                if let Some(s) = p.side {
+                    v["side"] = json!(s);
+                }
+            }
+            v
+        })
+        .collect();
+    let mut body = json!({ "hits": shown });
     if index.scores().is_some() {
         body["predicted_score"] = json!(likeness_index::score::predict_from_hits(&hits));
     }

@@ -25,7 +25,25 @@ impl LabelRef {
 
     pub(super) fn resolve(self, l: &Loaded) -> std::result::Result<i64, ApiError> {
         match self {
-            LabelRef::Int(i) => Ok(i),
+            LabelRef::Int(i) => {
+                // With a class list, a label is a position in it, and one
+                // past it can match nothing: said, as an unknown name is
+                // (`label=99` gave an empty page that looked like no
+                // neighbours). Without one, labels are whatever integers
+                // the data gave (`build --labels`: any i64, not 0..n), so
+                // there is no range to check and any integer is allowed.
+                let classes = &l.index.manifest().classes;
+                if classes.is_empty() || (0..classes.len() as i64).contains(&i) {
+                    Ok(i)
+                } else {
+                    Err(ApiError::bad(format!(
+                        "label {i} is out of range: this index's labels are 0..={} \
+                         (its classes {}); give one of them or a class name",
+                        classes.len() - 1,
+                        classes.join(", ")
+                    )))
+                }
+            }
             LabelRef::Name(name) => {
                 let m = l.index.manifest();
                 m.class_label(&name).ok_or_else(|| {

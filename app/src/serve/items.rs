@@ -2,7 +2,7 @@
 //!
 //! | method and path | answer |
 //! |---|---|
-//! | `GET /items?offset=0&limit=60&label=L` | `{"total", "offset", "limit", "items": [{"id", "label", "class", "path", "region"}]}` (and each item's `"score"` when the index has scores) |
+//! | `GET /items?offset=0&limit=60&label=L` | `{"total", "offset", "limit", "items": [{"id", "label", "class", "path", "region"}]}` (and each item's `"score"` when the index has scores, `"subject"` and `"side"` where it records them) |
 //! | `GET /search/item/{id}?k=10&ef=64&labels=1,2` | `{"query": {item}, "hits": [...], "took_ms"}`: the search of `likeness query --id` (the item itself left out), with `predicted_score` as every search when the index has scores |
 use std::sync::Arc;
 use std::time::Instant;
@@ -155,7 +155,7 @@ pub(super) async fn search_item(
                 .filter(filter.as_ref())
                 .exclude(Some(&exclude));
             let (found, _plan) = super::run_query(st, &l, &q)?;
-            let mut body = hits_body(&l.index, &l.items, &found, 0);
+            let mut body = hits_body(&l, &found, 0);
             body["query"] = json!(item_view(&l, id));
             Ok(body)
         })

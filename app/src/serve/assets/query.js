@@ -6,10 +6,12 @@ import { findFaces, searchImage } from './api.js';
 import { card, classOptions, el, emptyNote, gradeLine, hashFor, limitsProblem } from './views.js';
 
 // The chosen image and its last answer survive navigation (back button).
-const current = { file: null, bitmap: null, region: null, result: null, key: null, error: null, faces: [] };
+const current = { file: null, bitmap: null, region: null, result: null, key: null, error: null, faces: [], domain: null };
 
 // The overlay's colours (likeness regions --overlay uses the same).
 const COLOURS = { eye: '#00c8ff', under_eye: '#ff00c8', cheek: '#ffa000', brow: '#78ff50', nose: '#ffff00', mouth: '#ff3c3c' };
+/** A grade outside what the read-out learnt, on the photo: grey, no region's colour. */
+const OUTSIDE = '#9aa3ad';
 
 /** Every region of every face found, smallest first (a click picks the innermost). */
 function facialRegions() {
@@ -29,6 +31,21 @@ const num = (v) => `${v < -0.005 ? '−' : ''}${Math.abs(v).toFixed(2)}`;
 const signed = (d) => (Math.abs(d) < 0.005 ? '0.00' : `${d > 0 ? '+' : '−'}${Math.abs(d).toFixed(2)}`);
 
 /**
+ * Why a grade is not to be trusted, or null: `/faces` flags a region whose
+ * grade lies more than a tenth of the learnt range outside it
+ * (`outside_learnt`), a region unlike those the read-out learnt from, and
+ * gives that range once (`score_domain`).
+ */
+function doubt(r) {
+  if (!r || r.outside_learnt !== true) return null;
+  const d = current.domain;
+  const range = d && typeof d.min === 'number' ? ` (${num(d.min)} to ${num(d.max)})` : '';
+  return `outside the grades the read-out learnt from${range}: a region unlike those it learnt, so the grade means little`;
+}
+/** A grade as shown: greyed and with a "?" when it is outside what was learnt. */
+const shownGrade = (r) => `${num(r.grade)}${doubt(r) ? '?' : ''}`;
+
+/**
  * The faces' grades by the model's score read-out, left against right: a
  * table a face, a row a label (subject's left, right, left − right), or
  * null when the server gave no grades. A click on a grade searches by its
@@ -37,9 +54,15 @@ const signed = (d) => (Math.abs(d) < 0.005 ? '0.00' : `${d > 0 ? '+' : '−'}${M
 function gradeTables(pick, range) {
   if (!current.faces.some((f) => f.regions.some((r) => 'grade' in r))) return null;
   const graded = (label) => current.faces.some((f) => f.regions.some((r) => r.label === label && typeof r.grade === 'number'));
-  const fmt = (r) => (r && typeof r.grade === 'number' ? num(r.grade) : '—');
+  const fmt = (r) => (r && typeof r.grade === 'number' ? shownGrade(r) : '—');
   const cell = (r, attrs = {}) => el('td', r && typeof r.grade === 'number'
-    ? { ...attrs, class: 'pick', dataset: { region: regionText(r.region), grade: r.grade }, onclick: () => pick(r.region), title: 'search by this region' }
+    ? {
+        ...attrs,
+        class: doubt(r) ? 'pick outside' : 'pick',
+        dataset: { region: regionText(r.region), grade: r.grade, outside: doubt(r) ? 'true' : '' },
+        onclick: () => pick(r.region),
+        title: doubt(r) ? `${doubt(r)}; search by this region` : 'search by this region',
+      }
     : attrs, fmt(r));
   const tables = current.faces.map((f, i) => {
     // Only the labels the read-out grades: rows of dashes for the others
@@ -65,6 +88,9 @@ function gradeTables(pick, range) {
   return el('div#face-grades', { id: 'face-grades' },
     el('p.muted', {}, `Grades by the model's score read-out${scale}. Click a grade to search by its region.`),
     tables,
+    current.faces.some((f) => f.regions.some(doubt))
+      ? el('p#outside-note.muted', { id: 'outside-note' }, `A grade with “?” lies ${doubt({ outside_learnt: true })}.`)
+      : null,
     others.length ? el('p#not-graded.muted', { id: 'not-graded' }, `Not graded (the read-out did not learn them): ${others.join(', ')}.`) : null);
 }
 
@@ -135,14 +161,15 @@ function draw(canvas, box) {
       const xs = r.corners.map((c) => c[0]);
       const ys = r.corners.map((c) => c[1]);
       const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
-      const text = num(r.grade);
+      const text = shownGrade(r);
       const [w, h] = measure(text, size);
       const gap = size / 4;
       const x = (x0 + x1) / 2 >= middle ? x1 + gap : x0 - gap - w;
       const y = (y0 + y1) / 2 - h / 2;
       const at = [Math.min(Math.max(0, x), W - w), Math.min(Math.max(0, y), H - h)];
-      label(text, at[0], at[1], size, COLOURS[r.label] || '#ffffff');
-      drawn.push({ region: regionText(r.region), bounds: [x0, y0, x1, y1], label: [at[0], at[1], w, h] });
+      // Grey, as in the table: a grade outside what the read-out learnt.
+      label(text, at[0], at[1], size, doubt(r) ? OUTSIDE : COLOURS[r.label] || '#ffffff');
+      drawn.push({ region: regionText(r.region), bounds: [x0, y0, x1, y1], label: [at[0], at[1], w, h], text, outside: Boolean(doubt(r)) });
     }
   });
   // Where each grade went, for the browser test.
@@ -336,6 +363,7 @@ export async function renderQuery(view, info, params, go) {
     current.error = null;
     current.bitmap = null;
     current.faces = [];
+    current.domain = null;
     // The last photo's answers go at once: finding faces in a large photo
     // takes seconds, and they must not pass for this one's.
     showResult();
@@ -350,7 +378,9 @@ export async function renderQuery(view, info, params, go) {
     if (info.faces && current.bitmap) {
       status.textContent = 'finding faces…';
       try {
-        current.faces = (await findFaces(file)).faces;
+        const found = await findFaces(file);
+        current.faces = found.faces;
+        current.domain = found.score_domain || null;
         if (!current.faces.length) noteFaces('No face found in this photo: drag a box to search by a region.');
       } catch (e) {
         // The search below reports a bad image itself.

@@ -2,6 +2,8 @@
 import { getItems, searchItem, thumbUrl } from './api.js';
 
 export const PAGE = 60;
+/** The offset of the last page of `total` items (0 when there are none). */
+const lastPageOf = (total) => Math.max(0, Math.floor((total - 1) / PAGE) * PAGE);
 const THUMB = 160;
 
 /** `el('div.card', {title: 'x'}, child, 'text')`: one element, no innerHTML. */
@@ -92,6 +94,17 @@ export function gradeLine({ own, readout, predicted, learnt }) {
 const fixed4 = (v) => Number(v).toFixed(4).replace(/^-(0\.0+)$/, '$1');
 
 /**
+ * Which side of the face a region is on, where the index records it: two
+ * "eye" cards once looked alike, and users compare a face's left with its
+ * right. The side is the subject's own (as `Side` records it), not the
+ * viewer's.
+ */
+function sideNote(x) {
+  if (x.side !== 'left' && x.side !== 'right') return null;
+  return el('span.side', { title: x.subject ? `subject ${x.subject}` : "the side of the subject's face" }, ` · subject's ${x.side}`);
+}
+
+/**
  * One item or hit as a card; clicking it asks for more like it, with the
  * view's k, ef and class filter (`label`): links once carried k alone, so
  * a click dropped the filter the user had chosen.
@@ -117,7 +130,7 @@ export function card(info, x, { rank, distance, truth, region, k, ef, label } = 
     'a.card',
     {
       href,
-      title: x.path || `item ${x.id}`,
+      title: `${x.path || `item ${x.id}`}${x.subject ? ` (subject ${x.subject})` : ''}`,
       class: `card${judged ? (ok ? ' ok' : ' bad') : ''}`,
       dataset: {
         id: x.id,
@@ -126,6 +139,8 @@ export function card(info, x, { rank, distance, truth, region, k, ef, label } = 
         rank: rank ?? '',
         distance: distance ?? '',
         score: hasScore(x.score) ? x.score : '',
+        side: x.side ?? '',
+        subject: x.subject ?? '',
       },
     },
     el('div.thumb', {}, img),
@@ -135,7 +150,7 @@ export function card(info, x, { rank, distance, truth, region, k, ef, label } = 
       rank !== undefined ? el('span.rank', {}, `#${rank}`) : null,
       // Labelled: a bare 0.1994 under a picture said nothing of what it was.
       distance !== undefined ? el('span.distance', { title: `${info.index.metric} distance to the query: smaller is more alike` }, `distance ${fixed4(distance)}`) : null,
-      el('span.class', {}, cls || '—', x.label !== null && x.label !== undefined && cls !== String(x.label) ? el('span.label', { title: 'label' }, ` ${x.label}`) : null),
+      el('span.class', {}, cls || '—', x.label !== null && x.label !== undefined && cls !== String(x.label) ? el('span.label', { title: 'label' }, ` ${x.label}`) : null, sideNote(x)),
       hasScore(x.score) ? el('span.score', { title: 'the recorded score' }, `score ${Number(x.score).toFixed(2)}`) : null,
       el('span.file', {}, fileName(x.path) || `item ${x.id}`),
     ),
@@ -289,13 +304,15 @@ export async function renderGallery(view, info, params, go) {
   );
   // A page past the end (an old link, after deletes): the way to the last one.
   if (page.total && !page.items.length) {
-    const lastPage = Math.floor((page.total - 1) / PAGE) * PAGE;
+    const lastPage = lastPageOf(page.total);
     count.append(el('a#last-page', { id: 'last-page', href: hashFor('/', { offset: lastPage || '', label, show: show === 'crop' ? '' : show }) }, 'the last page'));
   }
   const pager = el(
     'span.pager',
     {},
-    el('button#prev', { id: 'prev', disabled: offset === 0, onclick: () => nav(Math.max(0, offset - PAGE)) }, '‹ previous'),
+    // From a page past the end, back to the last page (one page back from
+    // there was another page past the end).
+    el('button#prev', { id: 'prev', disabled: offset === 0, onclick: () => nav(offset >= page.total ? lastPageOf(page.total) : Math.max(0, offset - PAGE)) }, '‹ previous'),
     el('button#next', { id: 'next', disabled: last >= page.total, onclick: () => nav(offset + PAGE) }, 'next ›'),
   );
   const grid = el(
@@ -366,7 +383,7 @@ export async function renderItem(view, info, id, params, go) {
       'div',
       {},
       el('h2', {}, `More like item ${q.id}`),
-      el('p', {}, `class ${qcls || '—'}`, q.label !== null ? ` (label ${q.label})` : ''),
+      el('p', {}, `class ${qcls || '—'}`, q.label !== null ? ` (label ${q.label})` : '', sideNote(q), q.subject ? ` · subject ${q.subject}` : ''),
       el('p.muted', {}, q.path || ''),
       q.region ? el('p.muted', {}, `region ${q.region.map((v) => Math.round(v)).join(', ')} (x0, y0, x1, y1)`) : null,
       gradeLine({ own: q.score, predicted: res.predicted_score }),
