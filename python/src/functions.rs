@@ -149,6 +149,8 @@ pub(crate) fn predict_score(distances: Vec<f32>, scores: Vec<f32>) -> PyResult<O
             path: None,
             region: None,
             score: Some(s).filter(|s| s.is_finite()),
+            subject: None,
+            side: None,
         })
         .collect();
     Ok(score::predict_from_hits(&hits))
