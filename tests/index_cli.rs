@@ -270,6 +270,116 @@ fn query_prints_ids_or_json_lines() {
     assert!(summary["open_seconds"].as_f64().is_some());
 }
 
+/// `query --id` names each hit's side and subject where the index records
+/// them, in `--json` (the server's strings, "left"/"right") and in the
+/// table's `side` and `subject` columns, and the query item's own in its
+/// header; an index that records none has neither fields nor columns.
+#[test]
+fn query_by_id_names_each_hits_side_and_subject() {
+    use likeness_index::{IndexBuilder, ItemPairing, Metric, Side};
+    let dir = tempfile::tempdir().unwrap();
+    // Six points on a line; items 0..4 two faces' left and right, 4 and 5 none.
+    let vectors = [0.0f32, 1.0, 2.0, 3.0, 4.0, 5.0];
+    let pairings: Vec<ItemPairing> = (0..6)
+        .map(|i| ItemPairing {
+            subject: (i < 4).then(|| format!("person{}", i / 2)),
+            side: (i < 4).then_some(if i % 2 == 0 { Side::Left } else { Side::Right }),
+        })
+        .collect();
+    let sided = dir.path().join("sided");
+    let plain = dir.path().join("plain");
+    for (out, p) in [(&sided, Some(pairings)), (&plain, None)] {
+        let mut b = IndexBuilder::new().metric(Metric::L2);
+        if let Some(p) = p {
+            b = b.pairings(p);
+        }
+        b.build(&vectors, 1, Some(&[0, 0, 0, 0, 1, 1]), None, out, None)
+            .unwrap();
+    }
+
+    let o = ok(&[
+        "query",
+        "--index",
+        s(&sided),
+        "--id",
+        "1",
+        "-k",
+        "4",
+        "--json",
+    ]);
+    let out = String::from_utf8(o.stdout).unwrap();
+    let q: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let hits = q["hits"].as_array().unwrap();
+    let got: Vec<(i64, &str, &str)> = hits
+        .iter()
+        .map(|h| {
+            let f = |k: &str| h.get(k).map_or("-", |v| v.as_str().unwrap());
+            (h["id"].as_i64().unwrap(), f("side"), f("subject"))
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (0, "left", "person0"),
+            (2, "left", "person1"),
+            (3, "right", "person1"),
+            (4, "-", "-")
+        ],
+        "{q}"
+    );
+
+    let o = ok(&["query", "--index", s(&sided), "--id", "1", "-k", "4"]);
+    let table = String::from_utf8(o.stdout).unwrap();
+    let mut lines = table.lines();
+    assert_eq!(
+        lines.next(),
+        Some("query: item 1 (side right, subject person0)"),
+        "{table}"
+    );
+    let head: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        head,
+        ["rank", "distance", "id", "label", "side", "subject", "path", "[region", "x,y,w,h]"],
+        "{table}"
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
+    let cells: Vec<(&str, &str, &str)> = rows.iter().map(|r| (r[2], r[4], r[5])).collect();
+    assert_eq!(
+        cells,
+        [
+            ("0", "left", "person0"),
+            ("2", "left", "person1"),
+            ("3", "right", "person1"),
+            ("4", "-", "-")
+        ],
+        "{table}"
+    );
+
+    // No pairings: no such fields, no such columns, the header as before.
+    let o = ok(&[
+        "query",
+        "--index",
+        s(&plain),
+        "--id",
+        "1",
+        "-k",
+        "4",
+        "--json",
+    ]);
+    let out = String::from_utf8(o.stdout).unwrap();
+    let q: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    for h in q["hits"].as_array().unwrap() {
+        assert!(h.get("side").is_none() && h.get("subject").is_none(), "{h}");
+    }
+    let o = ok(&["query", "--index", s(&plain), "--id", "1", "-k", "4"]);
+    let table = String::from_utf8(o.stdout).unwrap();
+    assert!(table.starts_with("query: item 1\n"), "{table}");
+    assert!(
+        !table.contains("side") && !table.contains("subject"),
+        "{table}"
+    );
+}
+
 /// Runs `likeness` with its stdout sent to `stdout`.
 fn likeness_to(args: &[&str], stdout: impl Into<std::process::Stdio>) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_likeness"))

@@ -527,9 +527,16 @@ fn scores_flow_through_embed_index_and_query() {
         (q["query_score"].as_f64().unwrap() - 0.1).abs() < 1e-6,
         "{q}"
     );
+    // ... and each hit's subject and side, from the manifest's columns.
+    let one = q["hits"].as_array().unwrap().iter().find(|h| h["id"] == 1);
+    assert_eq!(
+        one.map(|h| (h["side"].clone(), h["subject"].clone())),
+        Some((serde_json::json!("right"), serde_json::json!("a"))),
+        "{q}"
+    );
     let table = ok(&["query", "--index", s(&idx), "--id", "0", "-k", "3"]);
     assert!(
-        table.starts_with("query: item 0 (score 0.1000)\npredicted score: "),
+        table.starts_with("query: item 0 (score 0.1000, side left, subject a)\npredicted score: "),
         "{table}"
     );
     // Without a score read-out, an image query has no grade of its own.

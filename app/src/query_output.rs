@@ -4,7 +4,7 @@
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use likeness_index::{npy, Index, ItemInfo, Neighbours};
+use likeness_index::{npy, Index, ItemInfo, ItemPairing, Neighbours};
 use serde::Serialize;
 
 use crate::args::QueryArgs;
@@ -22,7 +22,8 @@ enum QueryRecord<'a> {
         distances: &'a [f32],
         #[serde(skip_serializing_if = "Option::is_none")]
         labels: Option<Vec<Option<i64>>>,
-        /// Rank, id, distance, label, class, path and region of each result.
+        /// Rank, id, distance, label, class, path, region, score, subject
+        /// and side of each result (each where recorded).
         hits: Vec<likeness_index::Hit>,
         /// With scores in the index: the 1/distance-weighted mean of the
         /// hits' scores.
@@ -109,36 +110,25 @@ pub fn emit(
         npy::write(out, found.all_ids(), &[found.queries(), found.k()])?;
     }
     let detailed = args.vectors.is_none();
-    let items = if index
+    // Each item's records and subject and side, decoded once for the run.
+    let (items, pairings) = if index
         .manifest()
         .files
         .contains_key(likeness_index::manifest::META)
         && (args.json || detailed)
     {
-        Some(index.items()?)
+        (Some(index.items()?), Some(index.pairings()?))
     } else {
-        None
+        (None, None)
+    };
+    let records = Records {
+        items: items.as_deref(),
+        pairings: pairings.as_deref(),
     };
     if args.json {
-        print_json_lines(
-            index,
-            items.as_deref(),
-            found,
-            stats,
-            grades,
-            faces,
-            &args.id,
-        )?;
+        print_json_lines(index, records, found, stats, grades, faces, &args.id)?;
     } else if detailed {
-        print_table(
-            index,
-            items.as_deref(),
-            found,
-            args,
-            query_names,
-            grades,
-            faces,
-        )?;
+        print_table(index, records, found, args, query_names, grades, faces)?;
     } else if args.out.is_none() {
         print_ids(found)?;
     }
@@ -146,15 +136,32 @@ pub fn emit(
     Ok(())
 }
 
+/// The decoded per-item records of `meta.bin` that each hit is named from.
+#[derive(Clone, Copy)]
+struct Records<'a> {
+    items: Option<&'a [ItemInfo]>,
+    pairings: Option<&'a [ItemPairing]>,
+}
+
+impl Records<'_> {
+    /// Whether the index records any item's subject or side: the table
+    /// then has `side` and `subject` columns.
+    fn name_sides(&self) -> bool {
+        self.pairings
+            .is_some_and(|p| p.iter().any(|p| p.side.is_some() || p.subject.is_some()))
+    }
+}
+
 fn print_table(
     index: &Index,
-    items: Option<&[ItemInfo]>,
+    records: Records<'_>,
     found: &Neighbours,
     args: &QueryArgs,
     query_names: Option<&[String]>,
     grades: Option<&[f32]>,
     faces: Option<&[FaceRegionGrade]>,
 ) -> Result<()> {
+    let sides = records.name_sides();
     let stdout = std::io::stdout().lock();
     let mut w = BufWriter::new(stdout);
     let res = (|| {
@@ -162,11 +169,26 @@ fn print_table(
             let name = match (query_names.and_then(|n| n.get(q)), args.id.get(q)) {
                 (Some(n), _) => n.clone(),
                 // An item of a scored index: its own score beside what
-                // its neighbours predict.
-                (None, Some(&id)) => match index.score_of(id) {
-                    Some(s) => format!("item {id} (score {s:.4})"),
-                    None => format!("item {id}"),
-                },
+                // its neighbours predict; of a regions index, its own side
+                // and subject beside its neighbours'.
+                (None, Some(&id)) => {
+                    let pairing = records.pairings.and_then(|p| p.get(id));
+                    let about: Vec<String> = [
+                        index.score_of(id).map(|s| format!("score {s:.4}")),
+                        pairing.and_then(|p| p.side).map(|s| format!("side {s}")),
+                        pairing
+                            .and_then(|p| p.subject.as_ref())
+                            .map(|s| format!("subject {s}")),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                    if about.is_empty() {
+                        format!("item {id}")
+                    } else {
+                        format!("item {id} ({})", about.join(", "))
+                    }
+                }
                 (None, None) => format!("query {q}"),
             };
             writeln!(w, "query: {name}")?;
@@ -176,7 +198,7 @@ fn print_table(
             if let Some(faces) = faces.filter(|_| q == 0) {
                 write_faces(&mut w, faces)?;
             }
-            let hits = index.hits(items, found, q);
+            let hits = index.hits(records.items, records.pairings, found, q);
             let scored = index.scores().is_some();
             // Nor is a whole photo's neighbours' score a grade (see `faces`).
             let whole_photo = faces.is_some() && q == 0;
@@ -188,14 +210,24 @@ fn print_table(
                     "predicted score: {p:.4} (the hits' scores weighted by 1/distance)"
                 )?;
             }
+            // The subject column as wide as this query's longest subject.
+            let subject_w = hits
+                .iter()
+                .filter_map(|h| h.subject.as_ref().map(|s| s.chars().count()))
+                .fold("subject".len(), usize::max);
             writeln!(
                 w,
-                "{:>4}  {:>9}  {:>8}  {:<16}  {}path [region x,y,w,h]",
+                "{:>4}  {:>9}  {:>8}  {:<16}  {}{}path [region x,y,w,h]",
                 "rank",
                 "distance",
                 "id",
                 "label",
-                if scored { "   score  " } else { "" }
+                if scored { "   score  " } else { "" },
+                if sides {
+                    format!("{:<5}  {:<subject_w$}  ", "side", "subject")
+                } else {
+                    String::new()
+                },
             )?;
             for h in hits {
                 let label = match (&h.class, h.label) {
@@ -218,14 +250,24 @@ fn print_table(
                 } else {
                     String::new()
                 };
+                let side = if sides {
+                    format!(
+                        "{:<5}  {:<subject_w$}  ",
+                        h.side.map_or("-", |s| s.as_str()),
+                        h.subject.as_deref().unwrap_or("-"),
+                    )
+                } else {
+                    String::new()
+                };
                 writeln!(
                     w,
-                    "{:>4}  {:>9.5}  {:>8}  {:<16}  {}{}{}",
+                    "{:>4}  {:>9.5}  {:>8}  {:<16}  {}{}{}{}",
                     h.rank,
                     d,
                     h.id,
                     label,
                     score,
+                    side,
                     h.path.as_deref().unwrap_or("-"),
                     region
                 )?;
@@ -369,7 +411,7 @@ fn write_faces(w: &mut impl Write, faces: &[FaceRegionGrade]) -> std::io::Result
 
 fn print_json_lines(
     index: &Index,
-    items: Option<&[ItemInfo]>,
+    records: Records<'_>,
     found: &Neighbours,
     stats: &QueryStats,
     grades: Option<&[f32]>,
@@ -386,7 +428,7 @@ fn print_json_lines(
     let res = (|| {
         for q in 0..found.queries() {
             let ids = found.ids(q);
-            let hits = index.hits(items, found, q);
+            let hits = index.hits(records.items, records.pairings, found, q);
             let rec = QueryRecord::Query {
                 query: q,
                 ids,

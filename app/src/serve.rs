@@ -104,8 +104,9 @@ pub struct ServeOptions {
 struct Loaded {
     index: Arc<Index>,
     items: Vec<ItemInfo>,
-    /// Each item's subject and side (empty when the index records none):
-    /// the page tells a left eye from a right one by them.
+    /// Each item's subject and side (empty when the index records none),
+    /// decoded once here as `items` are: each hit and item view names them
+    /// (the page tells a left eye from a right one by them).
     pairings: Vec<ItemPairing>,
 }
 
@@ -902,25 +903,10 @@ async fn shutdown() {
 /// mean of the hits' scores).
 fn hits_body(l: &Loaded, found: &likeness_index::Neighbours, q: usize) -> serde_json::Value {
     let index = &l.index;
-    let hits = index.hits(Some(&l.items), found, q);
-    // Each hit with its item's `subject` and `side` where the index records
-    // them, beside the engine's fields (as `item_view` adds them).
-    let shown: Vec<serde_json::Value> = hits
-        .iter()
-        .map(|h| {
-            let mut v = json!(h);
-            if let Some(p) = usize::try_from(h.id).ok().and_then(|i| l.pairings.get(i)) {
-                if let Some(s) = &p.subject {
-                    v["subject"] = json!(s);
-                }
-                if let Some(s) = p.side {
-                    v["side"] = json!(s);
-                }
-            }
-            v
-        })
-        .collect();
-    let mut body = json!({ "hits": shown });
+    // Each hit names its item's `subject` and `side` where the index
+    // records them (the engine's fields, from the pairings decoded on load).
+    let hits = index.hits(Some(&l.items), Some(&l.pairings), found, q);
+    let mut body = json!({ "hits": hits });
     if index.scores().is_some() {
         body["predicted_score"] = json!(likeness_index::score::predict_from_hits(&hits));
     }

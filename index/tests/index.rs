@@ -707,6 +707,48 @@ fn golden_v2_index_opens_with_scores_and_sides() {
     assert_eq!(index.pairings().unwrap(), pairings);
 }
 
+/// Each hit names its item's subject and side from the pairings the caller
+/// decoded (the committed v2 index records them), in the JSON the server
+/// answers ("left"/"right"); an index that records none (v1) gives no such
+/// fields.
+#[test]
+fn hits_name_their_subject_and_side_where_the_index_records_them() {
+    let index = Index::open(golden_v2_dir()).unwrap();
+    let (v, _, items) = golden_data();
+    let (_, want) = golden_v2_extra();
+    let pairings = index.pairings().unwrap();
+    let found = search(&index, KnnQuery::new(&v[..8]).dim(8).k(12).exact(true));
+    let hits = index.hits(Some(&items), Some(&pairings), &found, 0);
+    assert_eq!(hits.len(), 12);
+    let (mut left, mut right, mut none) = (0, 0, 0);
+    for h in &hits {
+        let p = &want[h.id as usize];
+        assert_eq!((&h.subject, h.side), (&p.subject, p.side), "hit {}", h.id);
+        let j = serde_json::to_value(h).unwrap();
+        match p.side {
+            Some(Side::Left) => left += (j["side"] == "left") as usize,
+            Some(Side::Right) => right += (j["side"] == "right") as usize,
+            None => none += j.get("side").is_none() as usize,
+        }
+        match &p.subject {
+            Some(s) => assert_eq!(j["subject"], s.as_str(), "{j}"),
+            None => assert!(j.get("subject").is_none(), "{j}"),
+        }
+    }
+    assert_eq!(left + right + none, 12, "{hits:?}");
+    assert!(left > 0 && right > 0, "{hits:?}");
+    // Without the pairings passed, or from an index with none: no fields.
+    let bare = index.hits(Some(&items), None, &found, 0);
+    assert!(bare.iter().all(|h| h.subject.is_none() && h.side.is_none()));
+    let v1 = Index::open(golden_dir()).unwrap();
+    let none = v1.pairings().unwrap();
+    let found = search(&v1, KnnQuery::new(&v[..8]).dim(8).k(5).exact(true));
+    for h in v1.hits(Some(&items), Some(&none), &found, 0) {
+        let j = serde_json::to_value(&h).unwrap();
+        assert!(j.get("side").is_none() && j.get("subject").is_none(), "{j}");
+    }
+}
+
 #[test]
 fn scores_round_trip_and_bad_scores_are_refused() {
     let (v, labels) = clustered(40, 4, 2, 1);
@@ -722,7 +764,7 @@ fn scores_round_trip_and_bad_scores_are_refused() {
     assert!(index.pairings().unwrap().is_empty());
     // Hits carry their item's score.
     let found = search(&index, KnnQuery::new(&v[..4]).dim(4).k(3).exact(true));
-    let hits = index.hits(None, &found, 0);
+    let hits = index.hits(None, None, &found, 0);
     assert_eq!(hits[0].score, Some(scores[hits[0].id as usize]));
     let mut bad = scores.clone();
     bad[3] = f32::INFINITY;

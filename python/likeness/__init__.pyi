@@ -100,7 +100,8 @@ class Index:
         self, ids: _Ints, distances: Optional[Sequence[float]] = None
     ) -> List[Optional[Dict[str, Any]]]:
         """One dict per id: "id" and, when recorded, "label", "class",
-        "path", "region" ([x0, y0, x1, y1]) and "score"; "distance" when
+        "path", "region" ([x0, y0, x1, y1]), "score", "subject" and "side"
+        ("left" or "right"); "distance" when
         ``distances`` is given. Id -1 (search padding) gives None; a deleted
         id raises ValueError."""
     def search(
@@ -179,6 +180,8 @@ def build(
     labels: Optional[_Ints] = None,
     scores: Optional[Union[npt.NDArray[np.floating], Sequence[float]]] = None,
     classes: Optional[Sequence[str]] = None,
+    subjects: Optional[Sequence[Optional[str]]] = None,
+    sides: Optional[Sequence[Optional[Literal["left", "right"]]]] = None,
     metric: Literal["cosine", "l2"] = "cosine",
     m: int = 16,
     ef_construction: int = 200,
@@ -197,7 +200,10 @@ def build(
     FileExistsError unless ``force=True``. ``scores``: one float per row
     (NaN = none), for ``predicted_score``. ``classes``: the labels' names
     (``classes[label]``): hits get "class", and ``add``/``update`` take
-    names as labels. ``store``: "f32", "f16" or "i8"
+    names as labels. ``subjects``/``sides``: one per row or None each
+    (a side "left" or "right", the subject's own), as ``likeness index``
+    records a manifest's columns: ``Index.items`` names them (a side other
+    than those raises ValueError). ``store``: "f32", "f16" or "i8"
     (compact copies searched, re-ranked with float32); ``quantile``: the
     i8 codes' central fraction; ``builder``: "native" or "hnsw_rs". The
     same options and defaults as ``likeness build``. The GIL is released."""

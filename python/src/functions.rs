@@ -3,7 +3,9 @@ use std::path::PathBuf;
 
 use likeness_index::build::{GraphBuilder, DEFAULT_EF_CONSTRUCTION, DEFAULT_M};
 use likeness_index::quant::{Store, DEFAULT_QUANTILE};
-use likeness_index::{eval, score, Hit, Index, IndexBuilder, Metric, DEFAULT_EF};
+use likeness_index::{
+    eval, score, Hit, Index, IndexBuilder, ItemPairing, Metric, Side, DEFAULT_EF,
+};
 use pyo3::exceptions::{PyFileExistsError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
@@ -32,9 +34,12 @@ use crate::{py_err, PyIndex};
 /// manifest's `score` column), for `predicted_score`. `classes`: the
 /// labels' names (`classes[label]`, as `likeness index` records its
 /// folders): hits get "class", and `add`/`update` take names as labels.
+/// `subjects` and `sides`: n strings or None each (a side "left" or
+/// "right", the subject's own), as `likeness index` records a manifest's
+/// `subject` and `side` columns: `Index.items` then names them.
 /// The GIL is released while building.
 #[pyfunction]
-#[pyo3(signature = (vectors, out, *, labels=None, scores=None, classes=None, metric="cosine", m=DEFAULT_M as i64, ef_construction=DEFAULT_EF_CONSTRUCTION as i64, seed=0, store="f32", quantile=DEFAULT_QUANTILE, builder="native", threads=None, force=false))]
+#[pyo3(signature = (vectors, out, *, labels=None, scores=None, classes=None, subjects=None, sides=None, metric="cosine", m=DEFAULT_M as i64, ef_construction=DEFAULT_EF_CONSTRUCTION as i64, seed=0, store="f32", quantile=DEFAULT_QUANTILE, builder="native", threads=None, force=false))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn build(
     py: Python<'_>,
@@ -43,6 +48,8 @@ pub(crate) fn build(
     labels: Option<&Bound<'_, PyAny>>,
     scores: Option<&Bound<'_, PyAny>>,
     classes: Option<Vec<String>>,
+    subjects: Option<Vec<Option<String>>>,
+    sides: Option<Vec<Option<String>>>,
     metric: &str,
     m: i64,
     ef_construction: i64,
@@ -85,6 +92,7 @@ pub(crate) fn build(
             )));
         }
     }
+    let pairings = pairings(rows.rows, subjects, sides)?;
     if out.exists() && !force {
         return Err(PyFileExistsError::new_err(format!(
             "{} already exists; remove it, choose another out or pass force=True to replace it",
@@ -109,6 +117,10 @@ pub(crate) fn build(
         Some(c) => builder.classes(c),
         None => builder,
     };
+    let builder = match pairings {
+        Some(p) => builder.pairings(p),
+        None => builder,
+    };
     let (data, dim) = (rows.as_slice(), rows.dim);
     let index = py
         .detach(|| {
@@ -119,6 +131,54 @@ pub(crate) fn build(
         })
         .map_err(py_err)?;
     Ok(PyIndex::wrap(index))
+}
+
+/// `build`'s `subjects` and `sides` as the index records them (None when
+/// neither is given), each checked to hold one entry per vector.
+fn pairings(
+    rows: usize,
+    subjects: Option<Vec<Option<String>>>,
+    sides: Option<Vec<Option<String>>>,
+) -> PyResult<Option<Vec<ItemPairing>>> {
+    if subjects.is_none() && sides.is_none() {
+        return Ok(None);
+    }
+    for (name, n) in [
+        ("subjects", subjects.as_ref().map(Vec::len)),
+        ("sides", sides.as_ref().map(Vec::len)),
+    ] {
+        if let Some(n) = n.filter(|&n| n != rows) {
+            return Err(PyValueError::new_err(format!(
+                "vectors holds {rows} rows but {name} holds {n}; give one per vector \
+                 (None where an item has none)"
+            )));
+        }
+    }
+    let sides: Vec<Option<Side>> = match sides {
+        Some(v) => v
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| match s.as_deref() {
+                None | Some("") => Ok(None),
+                Some(s) => s
+                    .parse()
+                    .map(Some)
+                    .map_err(|e| PyValueError::new_err(format!("sides[{i}]: {e}"))),
+            })
+            .collect::<PyResult<_>>()?,
+        None => vec![None; rows],
+    };
+    let subjects = subjects.unwrap_or_else(|| vec![None; rows]);
+    Ok(Some(
+        subjects
+            .into_iter()
+            .zip(sides)
+            .map(|(subject, side)| ItemPairing {
+                subject: subject.filter(|s| !s.is_empty()),
+                side,
+            })
+            .collect(),
+    ))
 }
 
 /// The score predicted from a query's hits, as `likeness query` and
@@ -149,6 +209,8 @@ pub(crate) fn predict_score(distances: Vec<f32>, scores: Vec<f32>) -> PyResult<O
             path: None,
             region: None,
             score: Some(s).filter(|s| s.is_finite()),
+            subject: None,
+            side: None,
         })
         .collect();
     Ok(score::predict_from_hits(&hits))

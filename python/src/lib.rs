@@ -25,8 +25,8 @@ use likeness_index::build::{DEFAULT_EF_CONSTRUCTION, DEFAULT_M};
 use likeness_index::manifest::{FileEntry, META};
 use likeness_index::quant::DEFAULT_QUANTILE;
 use likeness_index::{
-    Error, Index, ItemInfo, KnnQuery, LabelFilter, Neighbours, NewItems, Writer, DEFAULT_EF,
-    DEFAULT_K, FOLD_AT,
+    Error, Index, ItemInfo, ItemPairing, KnnQuery, LabelFilter, Neighbours, NewItems, Writer,
+    DEFAULT_EF, DEFAULT_K, FOLD_AT,
 };
 use numpy::ndarray::{Array2, ArrayView1, ArrayView2};
 use numpy::{PyArray1, PyArray2, PyArrayMethods};
@@ -207,9 +207,16 @@ fn mapped_array1<'py, T: numpy::Element>(
     Ok(arr)
 }
 
+/// The per-item records of one `meta.bin`: sources and regions, and
+/// subjects and sides (each empty when the index records none).
+struct ItemRecords {
+    items: Vec<ItemInfo>,
+    pairings: Vec<ItemPairing>,
+}
+
 /// Item records decoded from the `meta.bin` whose manifest entry is the
 /// first (see `PyIndex::items`).
-type CachedItems = (Option<FileEntry>, Arc<Vec<ItemInfo>>);
+type CachedItems = (Option<FileEntry>, Arc<ItemRecords>);
 
 /// An open index: memory-mapped files, searched in place.
 ///
@@ -260,13 +267,16 @@ impl PyIndex {
             .ok_or_else(|| self.closed_err())
     }
 
-    fn item_records(&self, index: &Index) -> PyResult<Arc<Vec<ItemInfo>>> {
+    fn item_records(&self, index: &Index) -> PyResult<Arc<ItemRecords>> {
         let source = index.manifest().files.get(META).cloned();
         let mut cached = self.items.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, v)) = cached.as_ref().filter(|(f, _)| *f == source) {
             return Ok(v.clone());
         }
-        let v = Arc::new(index.items().map_err(py_err)?);
+        let v = Arc::new(ItemRecords {
+            items: index.items().map_err(py_err)?,
+            pairings: index.pairings().map_err(py_err)?,
+        });
         *cached = Some((source, v.clone()));
         Ok(v)
     }
@@ -457,8 +467,9 @@ impl PyIndex {
 
     /// What is known of each item id: a list with one dict per id, holding
     /// "id" and, when the index records them, "label", "class" (the label's
-    /// name), "path" (the item's source), "region" ([x0, y0, x1, y1]) and
-    /// "score" (absent where the item has none), as `likeness serve`'s hits.
+    /// name), "path" (the item's source), "region" ([x0, y0, x1, y1]),
+    /// "score", "subject" and "side" ("left" or "right") (each absent where
+    /// the item has none), as `likeness serve`'s hits.
     /// With `distances` (a search's row), each dict also gets "distance".
     /// Id -1 (search padding) gives None; a deleted id raises ValueError.
     #[pyo3(signature = (ids, distances=None))]
@@ -514,7 +525,7 @@ impl PyIndex {
                     d.set_item("class", c)?;
                 }
             }
-            if let Some(info) = records.get(i) {
+            if let Some(info) = records.items.get(i) {
                 if !info.source.is_empty() {
                     d.set_item("path", &info.source)?;
                 }
@@ -524,6 +535,14 @@ impl PyIndex {
             }
             if let Some(sc) = index.score_of(i) {
                 d.set_item("score", sc)?;
+            }
+            if let Some(p) = records.pairings.get(i) {
+                if let Some(subject) = &p.subject {
+                    d.set_item("subject", subject)?;
+                }
+                if let Some(side) = p.side {
+                    d.set_item("side", side.as_str())?;
+                }
             }
             if let Some(ds) = &dists {
                 d.set_item("distance", ds[pos])?;

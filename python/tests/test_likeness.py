@@ -199,6 +199,40 @@ def test_items_describe_ids(tmp_path, data):
         ix.items([5])
 
 
+def test_items_name_subject_and_side_as_the_cli_hits_do(tmp_path, cli, data):
+    """`build(subjects=..., sides=...)` records each item's subject and side;
+    `items` names them where recorded (as `likeness query --json`'s hits and
+    `likeness serve` do: "left"/"right"), and gives neither elsewhere."""
+    x, labels, _, _ = data
+    n = 40
+    subjects = [f"p{i // 2}" if i < 30 else None for i in range(n)]
+    sides = [("left", "right")[i % 2] if i < 30 else None for i in range(n)]
+    sides[0] = "left"
+    subjects[31] = "alone"  # a subject with no side
+    ix = build_py(tmp_path, x[:n], labels=labels[:n], subjects=subjects, sides=sides)
+    got = ix.items(range(n))
+    for i, d in enumerate(got):
+        assert d.get("subject") == subjects[i], d
+        assert d.get("side") == sides[i], d
+    assert "side" not in got[31] and got[31]["subject"] == "alone"
+    assert "side" not in got[35] and "subject" not in got[35]
+    # The CLI's hits of the same index say the same of each id.
+    rows = cli.json_lines("query", "--index", ix.path, "--id", 3, "-k", 12, "--json")
+    hits = rows[0]["hits"]
+    assert len(hits) == 12
+    by_id = {d["id"]: d for d in got}
+    for h in hits:
+        mine = by_id[h["id"]]
+        assert (h.get("subject"), h.get("side")) == (mine.get("subject"), mine.get("side")), h
+    # Without them: no such keys.
+    plain = build_py(tmp_path, x[:n], name="plain", labels=labels[:n])
+    assert all("side" not in d and "subject" not in d for d in plain.items(range(n)))
+    with pytest.raises(ValueError, match="must be `left`, `right`"):
+        build_py(tmp_path, x[:n], name="bad", sides=["up"] + [None] * (n - 1))
+    with pytest.raises(ValueError, match="sides holds 3"):
+        build_py(tmp_path, x[:n], name="short", sides=["left"] * 3)
+
+
 def test_scores_and_compact_stores_give_the_cli_predicted_score(tmp_path, cli, data):
     """`build(scores=..., store=...)` writes what `likeness query` reads: each
     hit's score and the query's predicted_score, which `predict_score`

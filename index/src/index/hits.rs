@@ -1,6 +1,6 @@
 //! Results as they are shown to people and programs: [`Hit`].
 
-use crate::format::meta::ItemInfo;
+use crate::format::meta::{ItemInfo, ItemPairing, Side};
 use crate::neighbours::Neighbours;
 
 use super::Index;
@@ -27,13 +27,29 @@ pub struct Hit {
     /// The item's score, when the index has scores and this item one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f32>,
+    /// The face or person the item is a region of, where the index records
+    /// it (`"p2"`): a left and a right region of one face share it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The subject's own side of the region (`"left"` or `"right"`), where
+    /// the index records it: users compare a face's left and right regions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub side: Option<Side>,
 }
 
 impl Index {
     /// The hits of query row `q` of `found`, with labels and class names
-    /// from this index and paths and regions from `items` (its decoded
-    /// [`Index::items`], when the caller has them).
-    pub fn hits(&self, items: Option<&[ItemInfo]>, found: &Neighbours, q: usize) -> Vec<Hit> {
+    /// from this index, paths and regions from `items` (its decoded
+    /// [`Index::items`], when the caller has them) and subjects and sides
+    /// from `pairings` (its decoded [`Index::pairings`], likewise). Both are
+    /// decoded once by the caller and kept, not per query.
+    pub fn hits(
+        &self,
+        items: Option<&[ItemInfo]>,
+        pairings: Option<&[ItemPairing]>,
+        found: &Neighbours,
+        q: usize,
+    ) -> Vec<Hit> {
         let manifest = self.manifest();
         found
             .ids(q)
@@ -45,6 +61,7 @@ impl Index {
                 let i = id as usize;
                 let label = self.label_of(i);
                 let info = items.and_then(|it| it.get(i));
+                let pairing = pairings.and_then(|p| p.get(i));
                 Hit {
                     rank: r + 1,
                     id,
@@ -56,6 +73,8 @@ impl Index {
                     path: info.map(|i| i.source.clone()).filter(|s| !s.is_empty()),
                     region: info.and_then(|i| i.region),
                     score: self.score_of(i),
+                    subject: pairing.and_then(|p| p.subject.clone()),
+                    side: pairing.and_then(|p| p.side),
                 }
             })
             .collect()
