@@ -233,17 +233,28 @@ fn a_fold_refits_the_i8_quantizer_over_the_live_items() {
     let qz = grown.manifest().quantizer.clone().unwrap();
     assert_eq!(qz, fresh_of("fresh", &all, &all_labels));
     // The i8 pass alone (re-ranking no more than the one it ranked first)
-    // finds each added item.
+    // finds the added items. With the build's quantizer every added value
+    // clips to the top code, the added items' codes are all alike, and it
+    // finds about 1 in 300. Not every one: the graph search is approximate
+    // and the fold's parallel inserts vary from run to run (1 or 2 of
+    // these 30 were missed in 2 of 20 runs).
     let options = likeness_index::postings::SearchOptions {
         rerank: Some(1),
         ..Default::default()
     };
-    for (r, row) in added.chunks(dim).enumerate().step_by(10) {
-        let (found, _) = grown
-            .query(&KnnQuery::new(row).k(1).ef(64).options(options))
-            .unwrap();
-        assert_eq!(found.ids(0), [300 + r as i64], "added row {r}");
-    }
+    let rows: Vec<usize> = (0..300).step_by(10).collect();
+    let missed: Vec<usize> = rows
+        .iter()
+        .copied()
+        .filter(|&r| {
+            let row = &added[r * dim..(r + 1) * dim];
+            let (found, _) = grown
+                .query(&KnnQuery::new(row).k(1).ef(64).options(options))
+                .unwrap();
+            found.ids(0) != [300 + r as i64]
+        })
+        .collect();
+    assert!(missed.len() <= 3, "added rows missed: {missed:?}");
     // Compaction refits over the live items only: with the built ones
     // deleted, over the added ones, not the zeros that replace the rest.
     let built: Vec<u64> = (0..300).collect();
