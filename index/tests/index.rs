@@ -174,19 +174,25 @@ fn label_filter_and_progress() {
     assert_eq!(last.load(std::sync::atomic::Ordering::Relaxed), 3000);
     let index = Index::open(&out).unwrap();
     let q = &v[..16];
+    // Recall over 50 queries, not one: one query's Recall@10 moves in steps
+    // of 0.1, and the parallel build's graph differs from run to run (one
+    // query fell below 0.9 in 1 of 10 runs beside other tests; over these
+    // 50 it was 1.0 in each of 6 runs).
+    let queries: Vec<f32> = v.chunks(16).step_by(60).flatten().copied().collect();
     for f in [LabelFilter::only([2, 4]), LabelFilter::except([labels[0]])] {
-        let r = search(&index, KnnQuery::new(q).k(10).ef(100).filter(Some(&f)));
-        let ex = search(
-            &index,
-            KnnQuery::new(q).dim(16).k(10).exact(true).filter(Some(&f)),
-        );
-        for &id in r.ids(0) {
-            assert!(
-                id >= 0 && f.allows(labels[id as usize]),
-                "{f:?} let through {id}"
-            );
+        let query = || KnnQuery::new(&queries).dim(16).k(10).filter(Some(&f));
+        let r = search(&index, query().ef(100));
+        let ex = search(&index, query().exact(true));
+        for row in 0..queries.len() / 16 {
+            for &id in r.ids(row) {
+                assert!(
+                    id >= 0 && f.allows(labels[id as usize]),
+                    "{f:?} let through {id}"
+                );
+            }
         }
-        assert!(metrics::ann_recall(&r, &ex, 10).unwrap() >= 0.9);
+        let recall = metrics::ann_recall(&r, &ex, 10).unwrap();
+        assert!(recall >= 0.9, "{f:?}: Recall@10 {recall}");
     }
     // No labels: a filter is refused with a clear error.
     let out2 = dir.path().join("nolabels");
