@@ -32,8 +32,12 @@ Names:
   and limits (the CLI's and the server's too); ``FOLD_AT``: adds of this
   many items or more fold into the graph at once (smaller ones are logged).
 
-The package holds the index only (no libtorch); embed images with PyTorch
-(``model.pt`` of a trained model opens there) or with the ``likeness`` CLI.
+The package holds the index only (no libtorch); embed images with the
+``likeness`` CLI (``likeness embed`` writes ``vectors.npy``, ``labels.npy``
+and ``items.csv``) or with PyTorch: ``torch.jit.load(model_dir + "/model.pt")`` opens a
+trained model (``torch.load`` refuses it), taking float32 images [n,
+channels, size, size] as ``model.json``'s ``spec`` describes them
+(``input_size``, ``channels``, ``mean``, ``std``).
 """
 
 from ._likeness import (

@@ -12,7 +12,7 @@ __version__: str
 _Path = Union[str, "os.PathLike[str]"]
 _Floats = npt.NDArray[Union[np.float16, np.float32, np.float64]]
 _Ints = Union[npt.NDArray[np.integer], Sequence[int]]
-_LabelSet = Union[int, Iterable[int]]
+_LabelSet = Union[int, str, Iterable[Union[int, str]]]
 
 class CorruptIndexError(Exception):
     """An index file is corrupt, truncated, of an unsupported format version,
@@ -22,7 +22,8 @@ class CorruptIndexError(Exception):
 class IndexBusyError(RuntimeError):
     """Another writer holds the index's lock (its directory's ``.lock``):
     another process, or another Index object of this process that changed
-    it and is still open. Close that one or send the change to it."""
+    it and is still open (the message says which). Close that one or send
+    the change to it."""
 
 FOLD_AT: int
 DEFAULT_K: int
@@ -97,11 +98,11 @@ class Index:
         read-only view like ``vectors``, behind the change log until a
         fold), or None when the index was built without scores."""
     def items(
-        self, ids: _Ints, distances: Optional[Sequence[float]] = None
+        self, ids: Union[int, _Ints], distances: Optional[Sequence[float]] = None
     ) -> List[Optional[Dict[str, Any]]]:
-        """One dict per id: "id" and, when recorded, "label", "class",
-        "path", "region" ([x0, y0, x1, y1]), "score", "subject" and "side"
-        ("left" or "right"); "distance" when
+        """One dict per id (one int: a list of one): "id" and, when
+        recorded, "label", "class", "path", "region" ([x0, y0, x1, y1]),
+        "score", "subject" and "side" ("left" or "right"); "distance" when
         ``distances`` is given. Id -1 (search padding) gives None; a deleted
         id raises ValueError."""
     def search(
@@ -119,7 +120,10 @@ class Index:
         distances)``, int64 and float32 of shape [q, k] (a 1-D query gives
         [1, k]), padded with -1 / +inf where fewer than k are found.
         ``ef``: beam width (raised to k). ``labels``/``exclude_labels``:
-        keep only / drop items with these labels. ``exact``: brute force.
+        keep only / drop items with these labels: one or an iterable (list,
+        set, array) of ints or, where the index records class names,
+        names (``labels="eye"``; an unknown one raises ValueError), as
+        ``likeness query --labels``. ``exact``: brute force.
         ``threads``: None = all cores, 1 = the calling thread. The GIL is
         released for the whole search."""
     def add(
@@ -180,8 +184,8 @@ def build(
     labels: Optional[_Ints] = None,
     scores: Optional[Union[npt.NDArray[np.floating], Sequence[float]]] = None,
     classes: Optional[Sequence[str]] = None,
-    subjects: Optional[Sequence[Optional[str]]] = None,
-    sides: Optional[Sequence[Optional[Literal["left", "right"]]]] = None,
+    subjects: Optional[Iterable[Optional[str]]] = None,
+    sides: Optional[Iterable[Optional[Literal["left", "right"]]]] = None,
     metric: Literal["cosine", "l2"] = "cosine",
     m: int = 16,
     ef_construction: int = 200,
@@ -200,12 +204,13 @@ def build(
     FileExistsError unless ``force=True``. ``scores``: one float per row
     (NaN = none), for ``predicted_score``. ``classes``: the labels' names
     (``classes[label]``): hits get "class", and ``add``/``update`` take
-    names as labels. ``subjects``/``sides``: one per row or None each
-    (a side "left" or "right", the subject's own), as ``likeness index``
-    records a manifest's columns: ``Index.items`` names them (a side other
-    than those raises ValueError). ``store``: "f32", "f16" or "i8"
-    (compact copies searched, re-ranked with float32); ``quantile``: the
-    i8 codes' central fraction; ``builder``: "native" or "hnsw_rs". The
+    names as labels. ``subjects``/``sides``: one per row, None (or NaN,
+    as pandas reads an empty cell) where a row has none (a side "left" or
+    "right", the subject's own), as ``likeness index`` records a
+    manifest's columns: ``Index.items`` names them (a side other than
+    those raises ValueError); a list, array or pandas column will do.
+    ``store``: "f32", "f16" or "i8" (compact copies searched, re-ranked
+    with float32); ``quantile``: the i8 codes' central fraction; ``builder``: "native" or "hnsw_rs". The
     same options and defaults as ``likeness build``. The GIL is released."""
 
 def predict_score(distances: Sequence[float], scores: Sequence[float]) -> Optional[float]:

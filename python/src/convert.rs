@@ -8,6 +8,7 @@ use numpy::{
 };
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyString;
 
 /// A positive count argument (`k`, `ef`, `m`, ...), as a `ValueError` when not.
 pub(crate) fn positive(name: &str, v: i64) -> PyResult<usize> {
@@ -178,13 +179,102 @@ pub(crate) fn float_values(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<f
     Ok(a.as_array().iter().copied().collect())
 }
 
-/// A label set: one int or a sequence of ints.
-pub(crate) fn label_set(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<i64>> {
-    if let Ok(v) = obj.extract::<i64>() {
-        return Ok(vec![v]);
+/// A label filter's set (`labels=`, `exclude_labels=`): one label or any
+/// iterable of them (list, set, NumPy array, ...), each an integer or a
+/// class name of the index (`classes`, the manifest's), as `likeness query
+/// --labels` and `/search` take them; an unknown name is a `ValueError`
+/// naming the classes.
+pub(crate) fn label_set(
+    obj: &Bound<'_, PyAny>,
+    what: &str,
+    classes: &[String],
+) -> PyResult<Vec<i64>> {
+    let one = |v: &Bound<'_, PyAny>| -> PyResult<i64> {
+        if let Ok(name) = v.cast::<PyString>() {
+            let name = name.to_cow()?;
+            return classes
+                .iter()
+                .position(|c| *c == *name)
+                .map(|p| p as i64)
+                .ok_or_else(|| {
+                    PyValueError::new_err(format!(
+                        "{what}: unknown label {name:?}: the index's labels are integers{}",
+                        if classes.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" or one of its class names ({})", classes.join(", "))
+                        }
+                    ))
+                });
+        }
+        v.extract::<i64>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{what} must be integers or class names (str); {} is neither",
+                v.repr().map_or_else(|_| "?".to_string(), |r| r.to_string())
+            ))
+        })
+    };
+    if obj.is_instance_of::<PyString>() || obj.extract::<i64>().is_ok() {
+        return Ok(vec![one(obj)?]);
     }
-    obj.extract::<Vec<i64>>()
-        .map_err(|_| PyTypeError::new_err(format!("{what} must be an int or a sequence of ints")))
+    obj.try_iter()
+        .map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{what} must be a label (an int or a class name) or an iterable of them"
+            ))
+        })?
+        .map(|v| one(&v?))
+        .collect()
+}
+
+/// `build`'s `subjects` or `sides`: one str or a missing value per item,
+/// from any iterable (a list, a NumPy array, a pandas column). None, a NaN
+/// float and pandas' `NA` are missing, as an empty cell of a manifest is
+/// (pandas reads an empty cell of items.csv as NaN).
+pub(crate) fn optional_strings(
+    obj: &Bound<'_, PyAny>,
+    what: &str,
+) -> PyResult<Vec<Option<String>>> {
+    let not_iterable = || {
+        PyTypeError::new_err(format!(
+            "{what} must be an iterable of str (None or NaN where an item has none), one per vector"
+        ))
+    };
+    if obj.is_instance_of::<PyString>() {
+        return Err(not_iterable());
+    }
+    obj.try_iter()
+        .map_err(|_| not_iterable())?
+        .enumerate()
+        .map(|(i, v)| {
+            let v = v?;
+            if v.is_none() {
+                return Ok(None);
+            }
+            if let Ok(s) = v.cast::<PyString>() {
+                return Ok(Some(s.to_cow()?.into_owned()));
+            }
+            let missing = v.extract::<f64>().is_ok_and(f64::is_nan)
+                || v.get_type().name().is_ok_and(|n| n == "NAType");
+            if missing {
+                return Ok(None);
+            }
+            Err(PyTypeError::new_err(format!(
+                "{what}[{i}] is {}: give a str, or None (NaN) where an item has none",
+                v.repr().map_or_else(|_| "?".to_string(), |r| r.to_string())
+            )))
+        })
+        .collect()
+}
+
+/// Ids as given to `items`: one int, or integers of shape (n,) (an empty
+/// list is no ids, though NumPy reads `[]` as float64).
+pub(crate) fn given_ids(obj: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
+    match obj.extract::<i64>() {
+        Ok(one) => Ok(vec![one]),
+        Err(_) if obj.len().is_ok_and(|n| n == 0) => Ok(Vec::new()),
+        Err(_) => int_labels(obj, "ids"),
+    }
 }
 
 /// Labels of items to add or update: integers, or class names when the
@@ -225,7 +315,7 @@ pub(crate) fn item_labels(
                 )))
             }
         }
-    } else if obj.is_instance_of::<pyo3::types::PyString>() || obj.extract::<i64>().is_ok() {
+    } else if obj.is_instance_of::<PyString>() || obj.extract::<i64>().is_ok() {
         vec![obj.clone()]
     } else {
         obj.try_iter()
@@ -270,13 +360,8 @@ pub(crate) fn class_label(classes: &mut Vec<String>, name: &str, what: &str) -> 
 
 /// Item ids: one int, or integers of shape (n,); negative ones refused.
 pub(crate) fn item_ids(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
-    let ids = match obj.extract::<i64>() {
-        Ok(one) => vec![one],
-        // `[]` is float64 to NumPy: no ids.
-        Err(_) if obj.len().is_ok_and(|n| n == 0) => Vec::new(),
-        Err(_) => int_labels(obj, "ids")?,
-    };
-    ids.iter()
+    given_ids(obj)?
+        .iter()
         .map(|&i| {
             u64::try_from(i).map_err(|_| {
                 PyValueError::new_err(format!("id {i} is negative: ids are 0, 1, 2, ..."))

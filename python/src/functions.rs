@@ -9,7 +9,9 @@ use likeness_index::{
 use pyo3::exceptions::{PyFileExistsError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::convert::{float_rows, float_values, int_labels, positive, thread_count};
+use crate::convert::{
+    float_rows, float_values, int_labels, optional_strings, positive, thread_count,
+};
 use crate::{py_err, PyIndex};
 
 /// Builds an HNSW index of `vectors` into the directory `out` and opens it:
@@ -36,10 +38,15 @@ use crate::{py_err, PyIndex};
 /// folders): hits get "class", and `add`/`update` take names as labels.
 /// `subjects` and `sides`: n strings or None each (a side "left" or
 /// "right", the subject's own), as `likeness index` records a manifest's
-/// `subject` and `side` columns: `Index.items` then names them.
+/// `subject` and `side` columns: `Index.items` then names them. Any
+/// iterable will do (a pandas column too); NaN and pandas' NA are none,
+/// as pandas reads an empty cell.
 /// The GIL is released while building.
 #[pyfunction]
-#[pyo3(signature = (vectors, out, *, labels=None, scores=None, classes=None, subjects=None, sides=None, metric="cosine", m=DEFAULT_M as i64, ef_construction=DEFAULT_EF_CONSTRUCTION as i64, seed=0, store="f32", quantile=DEFAULT_QUANTILE, builder="native", threads=None, force=false))]
+// The text signature spells out the defaults that help() would show as
+// `m=...` (test_user.py checks them against DEFAULT_M and the others).
+#[pyo3(signature = (vectors, out, *, labels=None, scores=None, classes=None, subjects=None, sides=None, metric="cosine", m=DEFAULT_M as i64, ef_construction=DEFAULT_EF_CONSTRUCTION as i64, seed=0, store="f32", quantile=DEFAULT_QUANTILE, builder="native", threads=None, force=false),
+       text_signature = "(vectors, out, *, labels=None, scores=None, classes=None, subjects=None, sides=None, metric=\"cosine\", m=16, ef_construction=200, seed=0, store=\"f32\", quantile=0.99, builder=\"native\", threads=None, force=False)")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn build(
     py: Python<'_>,
@@ -48,8 +55,8 @@ pub(crate) fn build(
     labels: Option<&Bound<'_, PyAny>>,
     scores: Option<&Bound<'_, PyAny>>,
     classes: Option<Vec<String>>,
-    subjects: Option<Vec<Option<String>>>,
-    sides: Option<Vec<Option<String>>>,
+    subjects: Option<&Bound<'_, PyAny>>,
+    sides: Option<&Bound<'_, PyAny>>,
     metric: &str,
     m: i64,
     ef_construction: i64,
@@ -92,6 +99,10 @@ pub(crate) fn build(
             )));
         }
     }
+    let subjects = subjects
+        .map(|s| optional_strings(s, "subjects"))
+        .transpose()?;
+    let sides = sides.map(|s| optional_strings(s, "sides")).transpose()?;
     let pairings = pairings(rows.rows, subjects, sides)?;
     if out.exists() && !force {
         return Err(PyFileExistsError::new_err(format!(
@@ -226,7 +237,8 @@ pub(crate) fn predict_score(distances: Vec<f32>, scores: Vec<f32>) -> PyResult<O
 /// agreement with exact search at the largest K, beam width `ef`),
 /// "per_class", counts and "seconds". The GIL is released.
 #[pyfunction]
-#[pyo3(signature = (index, ks=vec![1, 2, 4, 8], queries=None, labels=None, *, ef=DEFAULT_EF as i64))]
+#[pyo3(signature = (index, ks=vec![1, 2, 4, 8], queries=None, labels=None, *, ef=DEFAULT_EF as i64),
+       text_signature = "(index, ks=[1, 2, 4, 8], queries=None, labels=None, *, ef=64)")]
 pub(crate) fn evaluate<'py>(
     py: Python<'py>,
     index: &PyIndex,
@@ -236,6 +248,11 @@ pub(crate) fn evaluate<'py>(
     ef: i64,
 ) -> PyResult<Bound<'py, PyAny>> {
     let ix = index.get()?;
+    if ks.is_empty() {
+        return Err(PyValueError::new_err(
+            "ks is empty: give the K of each Recall@K, e.g. ks=[1, 5]",
+        ));
+    }
     let ks = ks
         .into_iter()
         .map(|k| positive("K of ks", k))

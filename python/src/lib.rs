@@ -18,7 +18,7 @@
 //! `eval::evaluate_index`), the same calls as the CLI's, so files and
 //! numbers are interchangeable between the two.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
 
 use likeness_index::build::{DEFAULT_EF_CONSTRUCTION, DEFAULT_M};
@@ -39,7 +39,7 @@ mod convert;
 mod functions;
 
 use convert::{
-    float_rows, float_values, int_labels, item_ids, item_labels, label_set, positive, report_dict,
+    float_rows, float_values, given_ids, item_ids, item_labels, label_set, positive, report_dict,
     thread_count,
 };
 use functions::{build, evaluate, predict_score};
@@ -63,10 +63,62 @@ create_exception!(
      to it; the message names the directory."
 );
 
+/// Index directories (canonical paths) whose writer an `Index` object of
+/// this process holds, once per writer. The lock (`flock` on `.lock`)
+/// refuses a second writer of this process as it refuses another
+/// process's, and the engine's message then says "another process"; this
+/// list lets `py_err` name the holder instead.
+static HELD: LazyLock<Mutex<Vec<PathBuf>>> = LazyLock::new(|| Mutex::new(Vec::new()));
+
+/// Whether an `Index` object of this process holds the writer of `dir`.
+fn held_here(dir: &Path) -> bool {
+    let Ok(key) = dir.canonicalize() else {
+        return false;
+    };
+    HELD.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&key)
+}
+
+/// A writer, listed in `HELD` for as long as it lives.
+struct HeldWriter {
+    writer: Writer,
+    key: Option<PathBuf>,
+}
+
+impl HeldWriter {
+    fn open(dir: &Path) -> Result<Self, Error> {
+        let writer = Writer::open(dir)?;
+        let key = dir.canonicalize().ok();
+        if let Some(k) = &key {
+            HELD.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(k.clone());
+        }
+        Ok(HeldWriter { writer, key })
+    }
+}
+
+impl Drop for HeldWriter {
+    fn drop(&mut self) {
+        let Some(k) = &self.key else { return };
+        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = held.iter().position(|h| h == k) {
+            held.swap_remove(at);
+        }
+    }
+}
+
 /// The Python exception for an index error, keeping its message.
 fn py_err(e: Error) -> PyErr {
     let msg = e.to_string();
     match e {
+        Error::Busy { path } if held_here(&path) => IndexBusyError::new_err(format!(
+            "{0}: another likeness.Index of this process holds this index's writer and its \
+             lock ({0}/.lock): it made a change and is still open; call its close(), or make \
+             the change through it",
+            path.display()
+        )),
         Error::Busy { .. } | Error::Replaced { .. } => IndexBusyError::new_err(msg),
         Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             PyFileNotFoundError::new_err(msg)
@@ -239,7 +291,7 @@ struct PyIndex {
     /// The writer, opened on the first change and kept (with the index's
     /// lock) until `close()` or the object is dropped: changes then cost
     /// no reopening, and no other writer changes the index under this one.
-    writer: Mutex<Option<Writer>>,
+    writer: Mutex<Option<HeldWriter>>,
 }
 
 impl PyIndex {
@@ -306,9 +358,9 @@ impl PyIndex {
             }
             let w = match slot.take() {
                 Some(w) => w,
-                None => Writer::open(&self.path).map_err(py_err)?,
+                None => HeldWriter::open(&self.path).map_err(py_err)?,
             };
-            let w = slot.insert(w);
+            let w = &mut slot.insert(w).writer;
             // 0: all cores, as `build`'s None; on our pool, not rayon's
             // global one (see `pool`).
             w.threads(threads.unwrap_or(0));
@@ -471,7 +523,9 @@ impl PyIndex {
     /// "score", "subject" and "side" ("left" or "right") (each absent where
     /// the item has none), as `likeness serve`'s hits.
     /// With `distances` (a search's row), each dict also gets "distance".
-    /// Id -1 (search padding) gives None; a deleted id raises ValueError.
+    /// `ids`: integers of shape (n,) (a search's row), or one int (a list
+    /// of one dict). Id -1 (search padding) gives None; a deleted id raises
+    /// ValueError.
     #[pyo3(signature = (ids, distances=None))]
     fn items<'py>(
         &self,
@@ -480,7 +534,7 @@ impl PyIndex {
         distances: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyList>> {
         let index = self.get()?;
-        let ids = int_labels(ids, "ids")?;
+        let ids = given_ids(ids)?;
         let dists: Option<Vec<f32>> = distances.map(|d| d.extract()).transpose()?;
         if let Some(d) = &dists {
             if d.len() != ids.len() {
@@ -562,12 +616,19 @@ impl PyIndex {
     /// with -1 / +inf where fewer than k items are found (a small index,
     /// or a label filter). `ef` is the graph search's beam width (raised
     /// to k); larger is slower and more accurate. `labels` keeps only
-    /// items with one of these labels, `exclude_labels` drops them.
+    /// items with one of these labels, `exclude_labels` drops them: one
+    /// label or an iterable of them (list, set, NumPy array), each an int
+    /// or, where the index records class names (`manifest["classes"]`),
+    /// a name (`labels="eye"`), as `likeness query --labels` takes them;
+    /// an unknown name raises ValueError.
     /// `exact=True` compares against every item instead. `threads`: None
     /// uses all cores (rayon); 1 runs on the calling thread. The GIL is
     /// released for the whole search, so Python threads can search one
     /// index at once.
-    #[pyo3(signature = (queries, k=DEFAULT_K as i64, *, ef=DEFAULT_EF as i64, labels=None, exclude_labels=None, exact=false, threads=None))]
+    // The text signature spells out the defaults that help() would show
+    // as `k=...` (test_user.py checks them against DEFAULT_K, DEFAULT_EF).
+    #[pyo3(signature = (queries, k=DEFAULT_K as i64, *, ef=DEFAULT_EF as i64, labels=None, exclude_labels=None, exact=false, threads=None),
+           text_signature = "($self, queries, k=10, *, ef=64, labels=None, exclude_labels=None, exact=False, threads=None)")]
     #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     fn search<'py>(
         &self,
@@ -590,8 +651,16 @@ impl PyIndex {
                     "give labels (keep only these) or exclude_labels (drop these), not both",
                 ))
             }
-            (Some(l), None) => Some(LabelFilter::only(label_set(l, "labels")?)),
-            (None, Some(l)) => Some(LabelFilter::except(label_set(l, "exclude_labels")?)),
+            (Some(l), None) => Some(LabelFilter::only(label_set(
+                l,
+                "labels",
+                &index.manifest().classes,
+            )?)),
+            (None, Some(l)) => Some(LabelFilter::except(label_set(
+                l,
+                "exclude_labels",
+                &index.manifest().classes,
+            )?)),
             (None, None) => None,
         };
         let rows = float_rows(queries, "queries", true)?;
