@@ -69,6 +69,13 @@ pub(crate) fn float_rows<'py>(
              convert with numpy.asarray({what}, dtype=numpy.float32)"
         ))
     })?;
+    if !arr.is_aligned() {
+        // NumPy lets a view start at any byte (`np.frombuffer(b, "<f4",
+        // offset=1)`); Rust may read floats only where they are aligned
+        // (ndarray asserts it in debug builds), so such an array is read
+        // from NumPy's copy, which is aligned.
+        return float_rows(&obj.call_method0("copy")?, what, one_row_ok);
+    }
     let shape = arr.shape().to_vec();
     let (rows, dim) = match shape.as_slice() {
         &[r, d] => (r, d),

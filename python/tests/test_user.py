@@ -138,3 +138,30 @@ def test_a_writer_held_by_this_process_is_named(regions):
     ix.close()
     assert other.delete([1]) == 1
     other.close()
+
+
+def misaligned(a):
+    """`a` copied into a buffer one byte in: the array NumPy makes of
+    `np.frombuffer(..., offset=1)`, which is not aligned."""
+    buf = np.zeros(a.nbytes + 1, dtype=np.uint8)
+    buf[1:] = np.frombuffer(a.tobytes(), dtype=np.uint8)
+    v = np.frombuffer(buf, dtype=a.dtype, offset=1).reshape(a.shape)
+    assert not v.flags.aligned
+    return v
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_misaligned_queries_and_vectors_read_as_aligned_ones(tmp_path, regions, dtype):
+    """A NumPy view need not be aligned (a buffer read from a byte offset);
+    searching with one, or building from one, answers as its aligned copy
+    does (Rust reads floats only where they are aligned; ndarray asserts it
+    in debug builds, and a release build read such a view in place)."""
+    ix, x, _ = regions
+    q = x[:10].astype(dtype)
+    ids, dist = ix.search(misaligned(q), k=5)
+    want_ids, want_dist = ix.search(q, k=5)
+    assert np.array_equal(ids, want_ids)
+    assert np.allclose(dist, want_dist)
+    built = likeness.build(misaligned(x.astype(dtype)), tmp_path / "mis", metric="l2", seed=1)
+    aligned = likeness.build(x.astype(dtype), tmp_path / "al", metric="l2", seed=1)
+    assert np.array_equal(built.search(q, k=5)[0], aligned.search(q, k=5)[0])
