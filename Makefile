@@ -29,7 +29,7 @@ ZSTD_ENV = $(shell pkg-config --exists libzstd 2>/dev/null && echo ZSTD_SYS_USE_
 export LIKENESS_PYTHON ?= $(VENV)/bin/python
 
 .PHONY: swell-data face-models bench-regions
-.PHONY: all build data demo test check fmt clippy venv system-deps doctor clean-cache bench-train bench-losses bench-ann bench-embed bench-serve bench-latency bench-cuda bench-budget bench-defaults bench-ab bench-grow
+.PHONY: all build data demo test fmt clippy venv system-deps lint-deps doctor clean-cache bench-train bench-losses bench-ann bench-embed bench-serve bench-latency bench-cuda bench-budget bench-defaults bench-ab bench-grow
 .PHONY: python wheel pytest pyvenv
 .PHONY: pretrained bench-faces bench-asymmetry test-scripts
 
@@ -42,9 +42,14 @@ all: build
 venv:
 	@TORCH_VERSION=$(TORCH_VERSION) scripts/torch-venv.sh >/dev/null
 
-# Tools a fresh Debian/Ubuntu may lack (compiler, python venv, apt helpers).
+# Tools a fresh Debian/Ubuntu may lack (compiler, python venv, apt helpers),
+# and a Rust as new as Cargo.toml's rust-version.
 system-deps:
 	@scripts/system-deps.sh
+
+# The same, and rustfmt and clippy (rustup's minimal profile lacks them).
+lint-deps:
+	@scripts/system-deps.sh --lints
 
 build: system-deps $(TORCH_DEP)
 	$(TORCH_ENV) $(CARGO) build --release --bins
@@ -78,10 +83,10 @@ doctor: build data
 demo: build data
 	scripts/demo.sh
 
-fmt:
+fmt: lint-deps
 	$(CARGO) fmt --all --check
 
-clippy: system-deps $(TORCH_DEP)
+clippy: lint-deps $(TORCH_DEP)
 	$(TORCH_ENV) $(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(TORCH_ENV) $(CARGO) clippy --workspace --all-targets --all-features -- -D warnings
 
@@ -89,7 +94,7 @@ clippy: system-deps $(TORCH_DEP)
 # LIBTORCH points elsewhere.
 # --all-features adds likeness-index's `hnsw-rs`: the second graph builder
 # that the index tests cross-check ours against.
-test: system-deps venv data
+test: lint-deps venv data
 	scripts/tests/run.sh
 	$(CARGO) fmt --all --check
 	$(TORCH_ENV) $(CARGO) clippy --workspace --all-targets --all-features -- -D warnings

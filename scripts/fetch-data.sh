@@ -34,6 +34,10 @@ JOHNS_LIST_SHA="ea221fae70b97ac38757eba2dc53ff8ef720b9e4a5fc93a090fcbe288a5afdc1
 FACES_LIST_SHA="1fb5daa0a6b541178de9c4282f9e6174ccc603ecb90b80adf08a7db7f784e85b"
 
 log() { echo "likeness data: $*" >&2; }
+# sums_bad (what is missing, damaged or extra in a folder), set_aside, and
+# one_run_at_a_time.
+source "$(dirname "$0")/sums.sh"
+source "$(dirname "$0")/lock.sh"
 # Scratch folders of an unfinished step, removed however the script ends.
 scratch=()
 trap 'rm -rf "${scratch[@]}"' EXIT
@@ -145,8 +149,6 @@ dlib_listing() {
   (cd "$1" && find . -type f ! -name SHA256SUMS ! -name SHA256SUMS.part ! -name .complete -print0 \
     | LC_ALL=C sort -z | xargs -0 -r sha256sum)
 }
-# sums_bad (what is missing, damaged or extra in a folder) and set_aside.
-source "$(dirname "$0")/sums.sh"
 # Whether folder $1's SHA256SUMS is the pinned list $2.
 dlib_recorded() { [ -f "$1/SHA256SUMS" ] && [ "$(sha256sum < "$1/SHA256SUMS" | cut -c1-64)" = "$2" ]; }
 # Whether folder $1 holds the files whose list has sha256 $2 (recording the
@@ -199,6 +201,10 @@ fetch_dlib_example() { # example name list-sha
 }
 
 mkdir -p "$DATA"
+# One run at a time: a second `make data` started beside the first waits
+# here, then finds the sets present, rather than fetching them again into
+# the same scratch and cache folders and racing the first to replace them.
+one_run_at_a_time "$DATA/.fetch-data.lock" "data"
 fetch_fmnist
 fetch_dlib_example johns johns "$JOHNS_LIST_SHA"
 fetch_dlib_example faces dlib-faces "$FACES_LIST_SHA"

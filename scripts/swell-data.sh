@@ -27,6 +27,8 @@ trap '[[ -z $tmp ]] || rm -rf "$tmp"' EXIT
 
 # sums_bad (what is missing, damaged or extra in a folder) and set_aside.
 source scripts/sums.sh
+# one_run_at_a_time.
+source scripts/lock.sh
 # The derivation's own file list (see generate in src/data/swell.rs).
 swell_files() { # dir
     printf '%s\n' README.txt regions.csv train.csv test.csv strengths.png
@@ -42,11 +44,7 @@ mkdir -p "$CACHE/data"
 # One run at a time: a second `make data` started beside the first waits
 # here, then finds the set present, rather than deriving it again and
 # racing the first to replace $DEST.
-exec 9> "$CACHE/data/.swell-data.lock"
-if ! flock -n 9; then
-    log "swell-v$VERSION: waiting for another run of scripts/swell-data.sh to finish"
-    flock 9
-fi
+one_run_at_a_time "$CACHE/data/.swell-data.lock" "swell-v$VERSION"
 # Scratch folders (58 MB each) left by runs killed before their trap ran,
 # or that failed before it was added. Each run records its pid in its
 # folder's .owner; a folder is removed when that pid no longer runs, or

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Install the few system tools likeness's build needs, only where missing.
+#   scripts/system-deps.sh [--lints]
+# --lints (make test, fmt, clippy): also rustfmt and clippy.
 set -euo pipefail
+LINTS=0
+[[ ${1:-} != --lints ]] || LINTS=1
 need=()
 command -v cc >/dev/null || need+=(build-essential)
 command -v python3 >/dev/null || need+=(python3)
@@ -41,4 +45,28 @@ fi
 if ! command -v cargo >/dev/null; then
   echo "likeness: cargo not found; install Rust from https://rustup.rs (or your distribution's rustup package) and re-run" >&2
   exit 1
+fi
+# The oldest Rust the workspace builds with: its one home is rust-version in
+# Cargo.toml. A distribution's cargo may be older (Debian 12's is 1.63,
+# which cannot even read Cargo.lock's version 4), and then fails with a
+# message that does not say this.
+want=$(sed -n 's/^rust-version *= *"\(.*\)"/\1/p' "$(dirname "$0")/../Cargo.toml" | head -n 1)
+have=$(rustc --version 2>/dev/null | cut -d' ' -f2)
+if [[ -n $want && $(printf '%s\n' "$want" "${have:-0}" | sort -V | head -n 1) != "$want" ]]; then
+  echo "likeness: needs Rust $want or newer, and rustc is ${have:-missing}; run \`rustup update\`, or install Rust from https://rustup.rs, and re-run" >&2
+  exit 1
+fi
+# rustfmt and clippy, for `make test`: rustup's minimal profile (the rust
+# Docker images use it) installs neither.
+if [[ $LINTS == 1 ]] && ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1; then
+  if ! command -v rustup >/dev/null; then
+    echo "likeness: cargo fmt and cargo clippy are needed (make test); install them (rustup component add rustfmt clippy) and re-run" >&2
+    exit 1
+  fi
+  echo "likeness: installing rustfmt and clippy (rustup component add)" >&2
+  rustup component add rustfmt clippy >&2
+  { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1 || {
+    echo "likeness: cargo fmt or cargo clippy still fails after rustup component add rustfmt clippy; see \`cargo fmt --version\`, \`cargo clippy --version\`" >&2
+    exit 1
+  }
 fi
