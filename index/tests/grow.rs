@@ -880,9 +880,11 @@ fn an_index_an_interrupted_rebuild_left_aside_is_put_back_at_open() {
     let (v, _) = build(&dir, 300, 8, Store::F32);
     let new = t.path().join("new");
     build(&new, 200, 8, Store::F32);
-    // The two folders as the fallback leaves them.
-    let hidden = t.path().join(".ix.replaced-4242-0badcafe");
-    let building = t.path().join(".ix.building-4242-0badcafe");
+    // The two folders as the fallback leaves them, named after a process
+    // that is alive (this one): its build may still be running.
+    let me = std::process::id();
+    let hidden = t.path().join(format!(".ix.replaced-{me}-0badcafe"));
+    let building = t.path().join(format!(".ix.building-{me}-0badcafe"));
     std::fs::rename(&dir, &hidden).unwrap();
     std::fs::rename(&new, &building).unwrap();
     // A publisher still between its renames holds the old index's lock:
@@ -904,7 +906,7 @@ fn an_index_an_interrupted_rebuild_left_aside_is_put_back_at_open() {
     assert!(!hidden.exists());
     assert!(
         building.join("manifest.json").is_file(),
-        "the new copy stays"
+        "the new copy of a live process stays"
     );
     // Two hidden copies: which is the index is not known, so none moves.
     let other = t.path().join(".ix.replaced-4243-0badcafe");
@@ -939,6 +941,52 @@ fn class_names(n: usize) -> Vec<String> {
 
 fn named_builder(classes: Vec<String>) -> IndexBuilder {
     IndexBuilder::new().metric(Metric::L2).m(8).classes(classes)
+}
+
+/// The id of a process that has ended.
+fn ended_process() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+/// Once the old index of an interrupted `build --force` is put back, the
+/// new one beside it (`.ix.building-<pid>-`, complete, never acknowledged)
+/// used to stay on disk for good, under a hidden name: a second copy of
+/// the gallery. It is removed once its process has ended; the old index,
+/// with every change acknowledged to it, is whole at the path.
+#[test]
+fn the_unacknowledged_copy_of_an_interrupted_rebuild_is_removed() {
+    let t = tmp();
+    let dir = t.path().join("ix");
+    let (v, _) = build(&dir, 300, 8, Store::F32);
+    // A change acknowledged to the old index, in its log.
+    let mut w = Writer::open(&dir).unwrap();
+    w.delete(&[7]).unwrap();
+    drop(w);
+    let new = t.path().join("new");
+    build(&new, 200, 8, Store::F32);
+    let gone = ended_process();
+    let hidden = t.path().join(format!(".ix.replaced-{gone}-0badcafe"));
+    let building = t.path().join(format!(".ix.building-{gone}-0badcafe"));
+    std::fs::rename(&dir, &hidden).unwrap();
+    std::fs::rename(&new, &building).unwrap();
+    // A build of another process, and a folder that holds no index, stay.
+    let other = t
+        .path()
+        .join(format!(".ix.building-{}-00000001", std::process::id()));
+    copy_dir(&building, &other);
+    let empty = t.path().join(format!(".ix.building-{gone}-00000002"));
+    std::fs::create_dir(&empty).unwrap();
+
+    let index = Index::open(&dir).unwrap();
+    assert_eq!((index.len(), index.live_count()), (300, 299));
+    assert_eq!(index.vector(0).unwrap(), &v[..8]);
+    index.verify().unwrap();
+    assert!(!hidden.exists());
+    assert!(!building.exists(), "the unacknowledged copy is removed");
+    assert!(other.join("manifest.json").is_file() && empty.is_dir());
 }
 
 /// Class names must name every label at build: with one name for five
