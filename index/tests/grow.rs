@@ -1075,3 +1075,167 @@ fn a_new_class_name_never_takes_a_label_items_carry() {
         .unwrap();
     assert_eq!(w.index().manifest().class_label("newer"), Some(6));
 }
+
+/// Every file of a grown index (`graph.<g>.bin`, `meta.<g>.bin` with its
+/// scores, item records and subjects/sides, `postings.<g>.bin`,
+/// `vectors.<g>.i8`, `deleted.<g>.bin`, the change log) damaged at random,
+/// seeded, the manifest's size and CRC32 of the file made to match (and
+/// the 128-byte header's own CRC, or a log record's, half of the time), so
+/// the damage reaches the parsers past the checksums: opening, searching,
+/// listing, verifying and writing give errors, never a panic. The
+/// deterministic peer of `fuzz/fuzz_targets/grown_files.rs`; a failure
+/// prints the file, the seed and the panic to replay.
+#[test]
+fn damage_to_any_file_of_a_grown_index_is_an_error_not_a_panic() {
+    use likeness_index::{ItemPairing, Side};
+    let t = tmp();
+    let dir = t.path().join("ix");
+    let (n, dim) = (120, 8);
+    let v = random(n, dim, 1);
+    let labels: Vec<i64> = (0..n as i64).map(|i| i % 5).collect();
+    let items: Vec<ItemInfo> = (0..n)
+        .map(|i| ItemInfo {
+            source: format!("faces/{i}.png"),
+            region: Some([1.0, 2.0, 30.0, 40.0]),
+        })
+        .collect();
+    let pairings: Vec<ItemPairing> = (0..n)
+        .map(|i| ItemPairing {
+            subject: Some(format!("s{}", i / 2)),
+            side: Some(if i % 2 == 0 { Side::Left } else { Side::Right }),
+        })
+        .collect();
+    IndexBuilder::new()
+        .metric(Metric::L2)
+        .m(6)
+        .ef_construction(32)
+        .store(Store::I8)
+        .threads(1)
+        .scores((0..n).map(|i| i as f32 / 10.0).collect())
+        .pairings(pairings)
+        .build(&v, dim, Some(&labels), Some(&items), &dir, None)
+        .unwrap();
+    let mut w = Writer::open(&dir).unwrap();
+    w.delete(&[3, 4, 50]).unwrap();
+    w.fold().unwrap();
+    w.add(&NewItems {
+        vectors: &random(3, dim, 2),
+        labels: Some(&[1, 2, 3]),
+        scores: Some(&[0.5, f32::NAN, 2.0]),
+        ..NewItems::default()
+    })
+    .unwrap();
+    w.delete(&[7, 121]).unwrap();
+    drop(w);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "manifest.json" && n != likeness_index::writer::LOCK)
+        .collect();
+    names.sort();
+    for kind in [
+        "graph.",
+        "meta.",
+        "postings.",
+        "vectors.",
+        "deleted.",
+        "log.",
+    ] {
+        assert!(
+            names.iter().any(|n| n.starts_with(kind)),
+            "{kind}: {names:?}"
+        );
+    }
+    let q = random(1, dim, 3);
+    let filter = LabelFilter::only([1, 2]);
+    for name in &names {
+        let original = std::fs::read(dir.join(name)).unwrap();
+        for seed in 0..40u64 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let mut bytes = original.clone();
+            match rng.gen_range(0..4) {
+                0 => bytes.truncate(rng.gen_range(0..bytes.len())),
+                _ => {
+                    for _ in 0..rng.gen_range(1..5) {
+                        let at = rng.gen_range(0..bytes.len());
+                        bytes[at] = match rng.gen_range(0..3) {
+                            0 => 0,
+                            1 => 0xff,
+                            _ => rng.gen(),
+                        };
+                    }
+                }
+            }
+            if rng.gen_bool(0.5) {
+                fix_checksums(name, &mut bytes);
+            }
+            let copy = t.path().join(format!("damaged-{seed}"));
+            let _ = std::fs::remove_dir_all(&copy);
+            std::fs::create_dir(&copy).unwrap();
+            for other in names.iter().filter(|o| *o != name) {
+                std::fs::copy(dir.join(other), copy.join(other)).unwrap();
+            }
+            std::fs::write(copy.join(name), &bytes).unwrap();
+            let mut m = manifest.clone();
+            for (key, entry) in m["files"].as_object_mut().unwrap() {
+                if entry["path"].as_str().unwrap_or(key) == name {
+                    entry["size"] = bytes.len().into();
+                    entry["crc32"] = crc32fast::hash(&bytes).into();
+                }
+            }
+            std::fs::write(copy.join("manifest.json"), m.to_string()).unwrap();
+            let run = std::panic::catch_unwind(|| {
+                if let Ok(index) = Index::open(&copy) {
+                    for exact in [false, true] {
+                        let request = KnnQuery::new(&q).k(5).ef(16).exact(exact);
+                        if let Ok((found, _)) = index.query(&request) {
+                            let (items, pairings) = (index.items().ok(), index.pairings().ok());
+                            let _ = index.hits(items.as_deref(), pairings.as_deref(), &found, 0);
+                        }
+                        let _ = index.query(&request.filter(Some(&filter)));
+                    }
+                    let _ = index.verify();
+                }
+                if let Ok(mut w) = Writer::open(&copy) {
+                    let _ = w.delete(&[1]);
+                    let _ = w.fold();
+                }
+            });
+            if let Err(panic) = run {
+                let text = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                panic!("{name}, seed {seed}: a panic, not an error: {text}");
+            }
+            std::fs::remove_dir_all(&copy).unwrap();
+        }
+    }
+}
+
+/// Makes the checksums inside a damaged file match again: the CRC32 of a
+/// 128-byte header (its bytes 0..124, in its last 4), and in a change log
+/// each whole record's (length, CRC32, payload).
+fn fix_checksums(name: &str, bytes: &mut [u8]) {
+    if bytes.len() < 128 || name.ends_with(".npy") {
+        return;
+    }
+    let crc = crc32fast::hash(&bytes[..124]);
+    bytes[124..128].copy_from_slice(&crc.to_le_bytes());
+    if !name.starts_with("log.") {
+        return;
+    }
+    let mut at = 128;
+    while at + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let Some(payload) = bytes.get(at + 8..at + 8 + len) else {
+            return;
+        };
+        let crc = crc32fast::hash(payload);
+        bytes[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+        at += 8 + len;
+    }
+}

@@ -562,6 +562,11 @@ pub(crate) fn extend(
             "cannot extend a graph of {old_count} items to {n}"
         )));
     }
+    // Opening checks the header and the layers' bounds, not each link;
+    // the builder indexes its lists and the vectors by every link, so a
+    // damaged link (an id past the items) would panic mid-insert. One pass
+    // over the edges, small beside the inserts.
+    old.check_links(old_count)?;
     let mut levels = vec![0u8; old_count];
     for l in 1..old.levels() {
         for &i in old.layer(l).nodes {
