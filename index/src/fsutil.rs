@@ -179,6 +179,10 @@ impl TempDir {
 /// publisher holds it only until its second rename, 16–17 µs after the
 /// first on this machine (docs/benchmarks.md, "Replacing an index").
 const RESTORE_TRIES: u64 = 10;
+/// How much longer each look of [`restore_replaced`] waits than the last.
+const RESTORE_STEP_MS: u64 = 10;
+/// How long [`restore_replaced`] looks in all, in ms: 10 + 20 + … (550).
+const RESTORE_WAIT_MS: u64 = RESTORE_STEP_MS * RESTORE_TRIES * (RESTORE_TRIES + 1) / 2;
 
 /// Puts back the index that [`TempDir::publish_replacing`]'s fallback left
 /// under a hidden name when it stopped between its two renames; called
@@ -260,7 +264,9 @@ pub fn restore_replaced(target: &Path, marker: &str) -> Result<bool> {
             Ok(lock) => lock,
             // Its publisher is alive, between its renames: look again.
             Err(Error::Busy { .. }) => {
-                std::thread::sleep(std::time::Duration::from_millis(10 * (attempt + 1)));
+                std::thread::sleep(std::time::Duration::from_millis(
+                    RESTORE_STEP_MS * (attempt + 1),
+                ));
                 continue;
             }
             // Another opener put it back first.
@@ -300,7 +306,8 @@ pub fn restore_replaced(target: &Path, marker: &str) -> Result<bool> {
     Err(unfinished(
         hidden.clone(),
         format!(
-            "another process holds its lock (a `build --force` replacing the index, or a writer) and has not put an index at the path in 0.55 s; open it again when that process ends, or, if none runs, rename it back: mv {} {}",
+            "another process holds its lock (a `build --force` replacing the index, or a writer) and has not put an index at the path in {:.2} s; open it again when that process ends, or, if none runs, rename it back: mv {} {}",
+            RESTORE_WAIT_MS as f64 / 1000.0,
             hidden.first().map_or(String::new(), |h| h.display().to_string()),
             target.display()
         ),
