@@ -712,3 +712,44 @@ fn a_forced_build_over_an_index_being_changed_is_refused() {
     let msg = String::from_utf8_lossy(&o.stdout);
     assert!(msg.contains(&format!("indexed {} vectors", f.nq)), "{msg}");
 }
+
+/// The summary's `ef` and `rerank` are what the engine ran, read from its
+/// plan: the command worked them out again (`rerank` or else the beam) and
+/// said "rerank 2" where the search re-scored 10 (never fewer than `k`),
+/// and "ef 5" where the beam held the 50 candidates `--rerank 50` asks.
+#[test]
+fn the_summary_reports_the_beam_and_rerank_depth_that_ran() {
+    let f = fixture();
+    let ix = f.build("ix", &["--store", "i8"]);
+    let summary = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "query",
+            "--index",
+            s(&ix),
+            "--vectors",
+            s(&f.queries),
+            "-k",
+            "10",
+            "--ef",
+            "5",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let o = ok(&args);
+        let text = String::from_utf8(o.stdout).unwrap();
+        serde_json::from_str(text.lines().last().unwrap()).unwrap()
+    };
+    let s2 = summary(&["--rerank", "2"]);
+    assert_eq!((&s2["ef"], &s2["rerank"]), (&10.into(), &10.into()), "{s2}");
+    let s50 = summary(&["--rerank", "50"]);
+    assert_eq!(
+        (&s50["ef"], &s50["rerank"]),
+        (&50.into(), &50.into()),
+        "{s50}"
+    );
+    let exact = summary(&["--exact"]);
+    assert!(
+        exact["ef"].is_null() && exact["rerank"].is_null(),
+        "{exact}"
+    );
+}

@@ -377,6 +377,8 @@ mod avx2 {
                 *acc = _mm256_fmadd_ps(vx, vy, *acc);
             }
         }
+        // SAFETY: `hsum` needs avx2 and fma, which this function's own
+        // `target_feature` (checked by its callers) already requires.
         let mut s = unsafe { hsum(acc[0], acc[1], acc[2], acc[3]) };
         for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
             s += x * y;
@@ -404,6 +406,8 @@ mod avx2 {
                 *acc = _mm256_fmadd_ps(d, d, *acc);
             }
         }
+        // SAFETY: `hsum` needs avx2 and fma, which this function's own
+        // `target_feature` (checked by its callers) already requires.
         let mut s = unsafe { hsum(acc[0], acc[1], acc[2], acc[3]) };
         for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
             let d = x - y;
@@ -472,6 +476,7 @@ mod avx2 {
                 check_at += CHECK_EVERY;
                 // Every lane only grows (squares are >= 0 and float addition
                 // is monotone), so a partial sum above the bound stays above.
+                // SAFETY: `hsum1` needs avx2 and fma, as this function does.
                 let over = |j: usize| unsafe { hsum1(_mm256_add_ps(a0[j], a1[j])) } > bound;
                 if over(0) && over(1) && over(2) && over(3) {
                     return [f32::INFINITY; 4];
@@ -490,6 +495,7 @@ mod avx2 {
         }
         let mut out = [0.0f32; 4];
         for j in 0..4 {
+            // SAFETY: as in the early stop above.
             let mut s = unsafe { hsum1(_mm256_add_ps(a0[j], a1[j])) };
             for (x, y) in q[i..n].iter().zip(&v[j][i..n]) {
                 s += if L2 { (x - y) * (x - y) } else { x * y };

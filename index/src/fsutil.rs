@@ -179,6 +179,10 @@ impl TempDir {
 /// publisher holds it only until its second rename, 16–17 µs after the
 /// first on this machine (docs/benchmarks.md, "Replacing an index").
 const RESTORE_TRIES: u64 = 10;
+/// How much longer each look of [`restore_replaced`] waits than the last.
+const RESTORE_STEP_MS: u64 = 10;
+/// How long [`restore_replaced`] looks in all, in ms: 10 + 20 + … (550).
+const RESTORE_WAIT_MS: u64 = RESTORE_STEP_MS * RESTORE_TRIES * (RESTORE_TRIES + 1) / 2;
 
 /// Puts back the index that [`TempDir::publish_replacing`]'s fallback left
 /// under a hidden name when it stopped between its two renames; called
@@ -192,8 +196,17 @@ const RESTORE_TRIES: u64 = 10;
 /// one is put back, not the new: the build never returned, so its index
 /// was never acknowledged, while the old one holds every change that was
 /// (and the publisher itself renames it back when its second rename
-/// fails). The `.building-` copy is left alone: a build still running
-/// has one too, and nothing tells the two apart.
+/// fails).
+///
+/// The new index beside it, complete but never acknowledged (its build
+/// reported no success), is then removed: nobody was told it exists, the
+/// person runs the build again, and it held a second copy of the whole
+/// gallery under a hidden name (the size of the index again, on the disk
+/// a large gallery fills). Only once its process is gone (no process
+/// has its id): a live process with that id is a build still
+/// running (or the id reused), and its copy is that build's to publish
+/// or remove. Nothing acknowledged is in it: a `.building-` copy holds
+/// only a build's output until the rename that publishes it.
 ///
 /// A live publisher must not be raced. It holds the old index's lock
 /// (`.lock`, `flock`, which moves with the directory) from before its
@@ -251,7 +264,9 @@ pub fn restore_replaced(target: &Path, marker: &str) -> Result<bool> {
             Ok(lock) => lock,
             // Its publisher is alive, between its renames: look again.
             Err(Error::Busy { .. }) => {
-                std::thread::sleep(std::time::Duration::from_millis(10 * (attempt + 1)));
+                std::thread::sleep(std::time::Duration::from_millis(
+                    RESTORE_STEP_MS * (attempt + 1),
+                ));
                 continue;
             }
             // Another opener put it back first.
@@ -284,13 +299,15 @@ pub fn restore_replaced(target: &Path, marker: &str) -> Result<bool> {
         }
         drop(lock);
         sync_dir(parent)?;
+        remove_unacknowledged(parent, &hidden, marker);
         return Ok(true);
     }
     let hidden = hidden_copies(parent, &prefix, marker);
     Err(unfinished(
         hidden.clone(),
         format!(
-            "another process holds its lock (a `build --force` replacing the index, or a writer) and has not put an index at the path in 0.55 s; open it again when that process ends, or, if none runs, rename it back: mv {} {}",
+            "another process holds its lock (a `build --force` replacing the index, or a writer) and has not put an index at the path in {:.2} s; open it again when that process ends, or, if none runs, rename it back: mv {} {}",
+            RESTORE_WAIT_MS as f64 / 1000.0,
             hidden.first().map_or(String::new(), |h| h.display().to_string()),
             target.display()
         ),
@@ -337,6 +354,71 @@ fn hidden_copies(parent: &Path, prefix: &std::ffi::OsStr, marker: &str) -> Vec<P
         .collect();
     v.sort();
     v
+}
+
+/// The process id of a hidden copy's name, `.<name>.<tag>-<pid>-<n>`.
+fn pid_of(name: &[u8]) -> Option<u32> {
+    let rest = &name[..name.iter().rposition(|&b| b == b'-')?];
+    let digits = &rest[rest.iter().rposition(|&b| b == b'-')? + 1..];
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// Removes the `.building-` copies holding `marker` that the process of
+/// the put-back copy `restored` (`.<name>.replaced-<pid>-<n>`) left beside
+/// it, when that process is gone ([`restore_replaced`] says why). Failing
+/// to remove one only leaves a hidden sibling behind, as a publication
+/// that fails to remove its old copy does.
+fn remove_unacknowledged(parent: &Path, restored: &Path, marker: &str) {
+    let Some(name) = restored.file_name() else {
+        return;
+    };
+    let name = name.as_encoded_bytes();
+    let Some(pid) = pid_of(name) else {
+        return;
+    };
+    if !process_gone(pid) {
+        return;
+    }
+    // `.<name>.` of `.<name>.replaced-<pid>-<n>`.
+    let tag = format!(".{REPLACED}-{pid}-");
+    let Some(at) = name.windows(tag.len()).rposition(|w| w == tag.as_bytes()) else {
+        return;
+    };
+    let building = [&name[..=at], format!("{BUILDING}-{pid}-").as_bytes()].concat();
+    for e in fs::read_dir(parent).into_iter().flatten().flatten() {
+        let copy = e.path();
+        if e.file_name().as_encoded_bytes().starts_with(&building) && copy.join(marker).is_file() {
+            let _ = fs::remove_dir_all(&copy);
+        }
+    }
+    let _ = sync_dir(parent);
+}
+
+/// Whether no process has the id `pid` (`kill(pid, 0)` fails with
+/// `ESRCH`). `false` where that cannot be told: another user's process
+/// (`EPERM`), an id that is no process's (0), systems other than Linux
+/// (where this crate does not link `libc`).
+fn process_gone(pid: u32) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        // 0 and negative ids name process groups, not a process.
+        if pid <= 0 {
+            return false;
+        }
+        // SAFETY: `kill` with signal 0 sends nothing; it only checks that
+        // a process with this id exists and may be signalled. It takes no
+        // pointers.
+        let rc = unsafe { libc::kill(pid, 0) };
+        rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        false
+    }
 }
 
 /// Renames `from` to `to` unless `to` exists (then `AlreadyExists`):

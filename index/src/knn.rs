@@ -217,9 +217,10 @@ impl Index {
     /// leaves each row's excluded item out and pads every row to `k` with
     /// `-1` / `+inf`.
     ///
-    /// Returns the neighbours (`rows × k`) and the plan. An exact request
-    /// reports [`PlanKind::Exact`] (with the filter's estimate when there
-    /// is a filter).
+    /// Returns the neighbours (`rows × k`) and the plan: what ran, with
+    /// the beam width and re-ranking depth of a graph search. An exact
+    /// request reports [`PlanKind::Exact`] (with the filter's estimate
+    /// when there is a filter).
     pub fn query(&self, q: &KnnQuery<'_>) -> Result<(Neighbours, Plan)> {
         q.validate(self)?;
         let live = self.snapshot();
@@ -230,6 +231,12 @@ impl Index {
             self.search_exact_batch(q.vectors, depth, q.filter, &live)?
         } else {
             let beam = q.beam(self);
+            if plan.kind != PlanKind::Exact {
+                let compact = self.store() != crate::quant::Store::F32;
+                let (ef, rerank) =
+                    crate::hnsw::search::depths(beam, depth, q.options.rerank, compact);
+                (plan.ef, plan.rerank) = (Some(ef), rerank);
+            }
             self.search_batch(q.vectors, depth, beam, q.filter, &plan, &q.options, &live)?
         };
         if live.tail_len() > 0 {

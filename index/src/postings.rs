@@ -205,6 +205,17 @@ pub struct Plan {
     /// Labels of the filter that no item of the index carries.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unknown_labels: Vec<i64>,
+    /// Beam width the graph search ran with (`ef` raised to the depth
+    /// asked); `None` when no graph was searched (an exact search or scan).
+    /// Set by [`crate::Index::query`], so a caller reports what ran
+    /// rather than working it out again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ef: Option<usize>,
+    /// Candidates of the graph search re-ranked with the float32 vectors
+    /// (a compact store): `rerank`, else the beam, and never fewer than
+    /// the depth asked; `None` with the float32 store or no graph search.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<usize>,
 }
 
 /// Posting lists held in memory (built from the labels of an index that has

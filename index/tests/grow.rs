@@ -880,9 +880,11 @@ fn an_index_an_interrupted_rebuild_left_aside_is_put_back_at_open() {
     let (v, _) = build(&dir, 300, 8, Store::F32);
     let new = t.path().join("new");
     build(&new, 200, 8, Store::F32);
-    // The two folders as the fallback leaves them.
-    let hidden = t.path().join(".ix.replaced-4242-0badcafe");
-    let building = t.path().join(".ix.building-4242-0badcafe");
+    // The two folders as the fallback leaves them, named after a process
+    // that is alive (this one): its build may still be running.
+    let me = std::process::id();
+    let hidden = t.path().join(format!(".ix.replaced-{me}-0badcafe"));
+    let building = t.path().join(format!(".ix.building-{me}-0badcafe"));
     std::fs::rename(&dir, &hidden).unwrap();
     std::fs::rename(&new, &building).unwrap();
     // A publisher still between its renames holds the old index's lock:
@@ -904,7 +906,7 @@ fn an_index_an_interrupted_rebuild_left_aside_is_put_back_at_open() {
     assert!(!hidden.exists());
     assert!(
         building.join("manifest.json").is_file(),
-        "the new copy stays"
+        "the new copy of a live process stays"
     );
     // Two hidden copies: which is the index is not known, so none moves.
     let other = t.path().join(".ix.replaced-4243-0badcafe");
@@ -939,6 +941,52 @@ fn class_names(n: usize) -> Vec<String> {
 
 fn named_builder(classes: Vec<String>) -> IndexBuilder {
     IndexBuilder::new().metric(Metric::L2).m(8).classes(classes)
+}
+
+/// The id of a process that has ended.
+fn ended_process() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+/// Once the old index of an interrupted `build --force` is put back, the
+/// new one beside it (`.ix.building-<pid>-`, complete, never acknowledged)
+/// used to stay on disk for good, under a hidden name: a second copy of
+/// the gallery. It is removed once its process has ended; the old index,
+/// with every change acknowledged to it, is whole at the path.
+#[test]
+fn the_unacknowledged_copy_of_an_interrupted_rebuild_is_removed() {
+    let t = tmp();
+    let dir = t.path().join("ix");
+    let (v, _) = build(&dir, 300, 8, Store::F32);
+    // A change acknowledged to the old index, in its log.
+    let mut w = Writer::open(&dir).unwrap();
+    w.delete(&[7]).unwrap();
+    drop(w);
+    let new = t.path().join("new");
+    build(&new, 200, 8, Store::F32);
+    let gone = ended_process();
+    let hidden = t.path().join(format!(".ix.replaced-{gone}-0badcafe"));
+    let building = t.path().join(format!(".ix.building-{gone}-0badcafe"));
+    std::fs::rename(&dir, &hidden).unwrap();
+    std::fs::rename(&new, &building).unwrap();
+    // A build of another process, and a folder that holds no index, stay.
+    let other = t
+        .path()
+        .join(format!(".ix.building-{}-00000001", std::process::id()));
+    copy_dir(&building, &other);
+    let empty = t.path().join(format!(".ix.building-{gone}-00000002"));
+    std::fs::create_dir(&empty).unwrap();
+
+    let index = Index::open(&dir).unwrap();
+    assert_eq!((index.len(), index.live_count()), (300, 299));
+    assert_eq!(index.vector(0).unwrap(), &v[..8]);
+    index.verify().unwrap();
+    assert!(!hidden.exists());
+    assert!(!building.exists(), "the unacknowledged copy is removed");
+    assert!(other.join("manifest.json").is_file() && empty.is_dir());
 }
 
 /// Class names must name every label at build: with one name for five
@@ -1026,4 +1074,168 @@ fn a_new_class_name_never_takes_a_label_items_carry() {
     w.update_with(&[501, 502], Some(&[6, 6]), None, Some(&grown))
         .unwrap();
     assert_eq!(w.index().manifest().class_label("newer"), Some(6));
+}
+
+/// Every file of a grown index (`graph.<g>.bin`, `meta.<g>.bin` with its
+/// scores, item records and subjects/sides, `postings.<g>.bin`,
+/// `vectors.<g>.i8`, `deleted.<g>.bin`, the change log) damaged at random,
+/// seeded, the manifest's size and CRC32 of the file made to match (and
+/// the 128-byte header's own CRC, or a log record's, half of the time), so
+/// the damage reaches the parsers past the checksums: opening, searching,
+/// listing, verifying and writing give errors, never a panic. The
+/// deterministic peer of `fuzz/fuzz_targets/grown_files.rs`; a failure
+/// prints the file, the seed and the panic to replay.
+#[test]
+fn damage_to_any_file_of_a_grown_index_is_an_error_not_a_panic() {
+    use likeness_index::{ItemPairing, Side};
+    let t = tmp();
+    let dir = t.path().join("ix");
+    let (n, dim) = (120, 8);
+    let v = random(n, dim, 1);
+    let labels: Vec<i64> = (0..n as i64).map(|i| i % 5).collect();
+    let items: Vec<ItemInfo> = (0..n)
+        .map(|i| ItemInfo {
+            source: format!("faces/{i}.png"),
+            region: Some([1.0, 2.0, 30.0, 40.0]),
+        })
+        .collect();
+    let pairings: Vec<ItemPairing> = (0..n)
+        .map(|i| ItemPairing {
+            subject: Some(format!("s{}", i / 2)),
+            side: Some(if i % 2 == 0 { Side::Left } else { Side::Right }),
+        })
+        .collect();
+    IndexBuilder::new()
+        .metric(Metric::L2)
+        .m(6)
+        .ef_construction(32)
+        .store(Store::I8)
+        .threads(1)
+        .scores((0..n).map(|i| i as f32 / 10.0).collect())
+        .pairings(pairings)
+        .build(&v, dim, Some(&labels), Some(&items), &dir, None)
+        .unwrap();
+    let mut w = Writer::open(&dir).unwrap();
+    w.delete(&[3, 4, 50]).unwrap();
+    w.fold().unwrap();
+    w.add(&NewItems {
+        vectors: &random(3, dim, 2),
+        labels: Some(&[1, 2, 3]),
+        scores: Some(&[0.5, f32::NAN, 2.0]),
+        ..NewItems::default()
+    })
+    .unwrap();
+    w.delete(&[7, 121]).unwrap();
+    drop(w);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "manifest.json" && n != likeness_index::writer::LOCK)
+        .collect();
+    names.sort();
+    for kind in [
+        "graph.",
+        "meta.",
+        "postings.",
+        "vectors.",
+        "deleted.",
+        "log.",
+    ] {
+        assert!(
+            names.iter().any(|n| n.starts_with(kind)),
+            "{kind}: {names:?}"
+        );
+    }
+    let q = random(1, dim, 3);
+    let filter = LabelFilter::only([1, 2]);
+    for name in &names {
+        let original = std::fs::read(dir.join(name)).unwrap();
+        for seed in 0..40u64 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let mut bytes = original.clone();
+            match rng.gen_range(0..4) {
+                0 => bytes.truncate(rng.gen_range(0..bytes.len())),
+                _ => {
+                    for _ in 0..rng.gen_range(1..5) {
+                        let at = rng.gen_range(0..bytes.len());
+                        bytes[at] = match rng.gen_range(0..3) {
+                            0 => 0,
+                            1 => 0xff,
+                            _ => rng.gen(),
+                        };
+                    }
+                }
+            }
+            if rng.gen_bool(0.5) {
+                fix_checksums(name, &mut bytes);
+            }
+            let copy = t.path().join(format!("damaged-{seed}"));
+            let _ = std::fs::remove_dir_all(&copy);
+            std::fs::create_dir(&copy).unwrap();
+            for other in names.iter().filter(|o| *o != name) {
+                std::fs::copy(dir.join(other), copy.join(other)).unwrap();
+            }
+            std::fs::write(copy.join(name), &bytes).unwrap();
+            let mut m = manifest.clone();
+            for (key, entry) in m["files"].as_object_mut().unwrap() {
+                if entry["path"].as_str().unwrap_or(key) == name {
+                    entry["size"] = bytes.len().into();
+                    entry["crc32"] = crc32fast::hash(&bytes).into();
+                }
+            }
+            std::fs::write(copy.join("manifest.json"), m.to_string()).unwrap();
+            let run = std::panic::catch_unwind(|| {
+                if let Ok(index) = Index::open(&copy) {
+                    for exact in [false, true] {
+                        let request = KnnQuery::new(&q).k(5).ef(16).exact(exact);
+                        if let Ok((found, _)) = index.query(&request) {
+                            let (items, pairings) = (index.items().ok(), index.pairings().ok());
+                            let _ = index.hits(items.as_deref(), pairings.as_deref(), &found, 0);
+                        }
+                        let _ = index.query(&request.filter(Some(&filter)));
+                    }
+                    let _ = index.verify();
+                }
+                if let Ok(mut w) = Writer::open(&copy) {
+                    let _ = w.delete(&[1]);
+                    let _ = w.fold();
+                }
+            });
+            if let Err(panic) = run {
+                let text = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                panic!("{name}, seed {seed}: a panic, not an error: {text}");
+            }
+            std::fs::remove_dir_all(&copy).unwrap();
+        }
+    }
+}
+
+/// Makes the checksums inside a damaged file match again: the CRC32 of a
+/// 128-byte header (its bytes 0..124, in its last 4), and in a change log
+/// each whole record's (length, CRC32, payload).
+fn fix_checksums(name: &str, bytes: &mut [u8]) {
+    if bytes.len() < 128 || name.ends_with(".npy") {
+        return;
+    }
+    let crc = crc32fast::hash(&bytes[..124]);
+    bytes[124..128].copy_from_slice(&crc.to_le_bytes());
+    if !name.starts_with("log.") {
+        return;
+    }
+    let mut at = 128;
+    while at + 8 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let Some(payload) = bytes.get(at + 8..at + 8 + len) else {
+            return;
+        };
+        let crc = crc32fast::hash(payload);
+        bytes[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+        at += 8 + len;
+    }
 }

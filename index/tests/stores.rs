@@ -295,3 +295,73 @@ fn golden_v1_index_has_the_defaults_of_the_new_fields() {
         .iter()
         .all(|&i| i >= 0 && labels[i as usize] == l0));
 }
+
+/// The plan [`Index::query`] returns says the beam width and re-ranking
+/// depth the graph search ran with (one rule, `hnsw::search::depths`), so
+/// callers report them instead of working them out again: a `rerank`
+/// below `k` re-scores `k` (every returned distance is the float32 one), a
+/// `rerank` above the beam widens it, float32 re-ranks nothing, and no
+/// graph search (exact, or the exact scan of a filter) has neither.
+#[test]
+fn the_plan_says_the_beam_and_rerank_depth_that_ran() {
+    let (n, dim, k) = (300, 16, 10);
+    let v = random(n, dim, 1);
+    let q = random(1, dim, 2);
+    let labels = labelled(n, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let i8 = Index::open(build(
+        dir.path(),
+        &v,
+        dim,
+        Some(&labels),
+        Store::I8,
+        Metric::L2,
+    ))
+    .unwrap();
+    let f32s = Index::open(build(
+        dir.path(),
+        &v,
+        dim,
+        Some(&labels),
+        Store::F32,
+        Metric::L2,
+    ))
+    .unwrap();
+    let with = |rerank: Option<usize>| SearchOptions {
+        rerank,
+        ..SearchOptions::default()
+    };
+    let request = KnnQuery::new(&q).k(k).ef(5);
+    let ran = |index: &Index, r: KnnQuery<'_>| {
+        let p = index.query(&r).unwrap().1;
+        (p.ef, p.rerank)
+    };
+    assert_eq!(ran(&i8, request), (Some(k), Some(k)));
+    assert_eq!(ran(&i8, request.options(with(Some(2)))), (Some(k), Some(k)));
+    assert_eq!(
+        ran(&i8, request.options(with(Some(50)))),
+        (Some(50), Some(50))
+    );
+    assert_eq!(ran(&i8, request.ef(40)), (Some(40), Some(40)));
+    assert_eq!(ran(&f32s, request.options(with(Some(50)))), (Some(k), None));
+    assert_eq!(ran(&i8, request.exact(true)), (None, None));
+    let few = LabelFilter::only([labels[0]]);
+    let scan = SearchOptions {
+        plan: PlanChoice::Exact,
+        ..SearchOptions::default()
+    };
+    assert_eq!(
+        ran(&i8, request.filter(Some(&few)).options(scan)),
+        (None, None)
+    );
+    // `rerank` 2 re-scored all k: each distance is the float32 one.
+    let found = search(&i8, request.options(with(Some(2))));
+    for (&id, &d) in found.ids(0).iter().zip(found.distances(0)) {
+        let row = &v[id as usize * dim..(id as usize + 1) * dim];
+        let l2: f32 = row.iter().zip(&q).map(|(a, b)| (a - b) * (a - b)).sum();
+        assert!(
+            (d - l2).abs() <= 1e-4 * l2.max(1.0),
+            "item {id}: {d} vs {l2}"
+        );
+    }
+}

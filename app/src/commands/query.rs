@@ -16,6 +16,8 @@ use crate::read::{decode, ItemImages, Region};
 /// The rows to search and what goes with them.
 struct Queries {
     data: Vec<f32>,
+    /// Columns of `data`.
+    dim: usize,
     /// Row `q` leaves item `exclude[q]` out (queries by stored item).
     exclude: Option<Vec<usize>>,
     /// Names of the queries in the table (image queries).
@@ -44,7 +46,7 @@ pub fn run(threads: usize, args: QueryArgs, models: Option<&dyn ModelLoader>) ->
     let filter = label_filter(&index, &args)?;
     let t_search = Instant::now();
     let request = KnnQuery::new(&q.data)
-        .dim(index.dim())
+        .dim(q.dim)
         .k(args.k)
         .ef(args.ef)
         .exact(args.exact)
@@ -55,19 +57,22 @@ pub fn run(threads: usize, args: QueryArgs, models: Option<&dyn ModelLoader>) ->
             plan: args.plan,
             exact_below: args.exact_below,
         });
-    let (found, plan) = index.query(&request)?;
+    // The one call into the engine: it checks the request (the queries'
+    // dimension, the filter against the labels), searches, and its plan
+    // says what ran (beam, re-ranking depth) for the report.
+    let (found, plan) = index
+        .query(&request)
+        .map_err(|e| queries_error(e, args.vectors.as_deref()))?;
     let search_seconds = t_search.elapsed().as_secs_f64();
     let store = index.store();
-    let beam = request.beam(&index);
     let stats = QueryStats {
         queries: found.queries(),
         k: args.k,
-        ef: (!args.exact).then_some(beam),
+        ef: plan.ef,
         exact: args.exact,
         store,
         kernels: (store != likeness_index::Store::F32).then(likeness_index::quant::kernel_name),
-        rerank: (!args.exact && store != likeness_index::Store::F32)
-            .then(|| args.rerank.unwrap_or(beam)),
+        rerank: plan.rerank,
         plan: (!args.exact).then_some(plan),
         resident: resident_bytes(&index),
         threads,
@@ -93,22 +98,23 @@ pub fn run(threads: usize, args: QueryArgs, models: Option<&dyn ModelLoader>) ->
     Ok(ExitCode::SUCCESS)
 }
 
-/// The rows of `--vectors`, or the stored vectors of `--id` (each left out
-/// of its own results).
+/// The engine's refusal of a request, naming the `--vectors` file when
+/// its rows are of another dimension than the index's.
+fn queries_error(e: likeness_index::Error, vectors: Option<&std::path::Path>) -> Error {
+    match (&e, vectors) {
+        (likeness_index::Error::DimensionMismatch { got, .. }, Some(path)) => Error::Usage(
+            format!("{} holds vectors of dimension {got}: {e}", path.display()),
+        ),
+        _ => e.into(),
+    }
+}
+
+/// The rows of `--vectors` (checked by the engine with the request), or
+/// the stored vectors of `--id` (each left out of its own results).
 fn vector_query(index: &Index, args: &QueryArgs) -> Result<Queries> {
-    let (data, exclude) = if let Some(path) = &args.vectors {
+    let (data, dim, exclude) = if let Some(path) = &args.vectors {
         let queries = npy::read_matrix(path)?;
-        if queries.dim != index.dim() {
-            return Err(Error::Usage(format!(
-                "dimension mismatch: {} holds vectors of dimension {} but the index {} has dimension {}; \
-                 the queries must come from the model that built the index",
-                path.display(),
-                queries.dim,
-                args.index.display(),
-                index.dim()
-            )));
-        }
-        (queries.data, None)
+        (queries.data, queries.dim, None)
     } else {
         let mut data = Vec::with_capacity(args.id.len() * index.dim());
         for &id in &args.id {
@@ -117,10 +123,11 @@ fn vector_query(index: &Index, args: &QueryArgs) -> Result<Queries> {
             })?;
             data.extend_from_slice(&v);
         }
-        (data, Some(args.id.clone()))
+        (data, index.dim(), Some(args.id.clone()))
     };
     Ok(Queries {
         data,
+        dim,
         exclude,
         names: None,
         grades: None,
@@ -197,6 +204,7 @@ fn image_query(
         None => None,
     };
     Ok(Queries {
+        dim: data.len(),
         data,
         exclude: None,
         names: Some(vec![name]),
@@ -340,17 +348,13 @@ fn label_filter(index: &Index, args: &QueryArgs) -> Result<Option<LabelFilter>> 
             })
             .collect()
     };
+    // Whether the index has labels to filter by is the engine's check of
+    // the request.
     let f = match (args.labels.is_empty(), args.exclude_labels.is_empty()) {
         (true, true) => return Ok(None),
         (false, _) => LabelFilter::only(parse(&args.labels)?),
         (true, false) => LabelFilter::except(parse(&args.exclude_labels)?),
     };
-    if index.labels().is_none() {
-        return Err(Error::Usage(format!(
-            "{} has no labels to filter by: build it with --labels",
-            args.index.display()
-        )));
-    }
     Ok(Some(f))
 }
 

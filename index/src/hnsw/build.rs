@@ -7,10 +7,11 @@
 //!
 //! Why our own builder: `hnsw_rs` (still here as
 //! [`crate::GraphBuilder::HnswRs`], the tests' cross-check of the export and
-//! of this builder) spent 35% of its time on its own search bookkeeping (a
+//! of this builder) spent much of a build on its own search bookkeeping (a
 //! `HashMap` of `Arc`-cloned points per search, an allocation per
-//! candidate; `perf`, 20k × 784) and took 2.1× hnswlib's build time with
-//! the same threads. This builder keeps per-thread state instead: a
+//! candidate) and was slower than hnswlib with the same threads (the
+//! figures: docs/benchmarks.md, "History moved here from module docs";
+//! `make bench-ann` prints both builders' times today). This builder keeps per-thread state instead: a
 //! generation-stamped visited array and reused heaps, so an insertion
 //! allocates nothing; the link lists live in one flat array of atomics,
 //! each node's lists guarded by a sequence lock (see [`Links`]; atomics so
@@ -562,6 +563,11 @@ pub(crate) fn extend(
             "cannot extend a graph of {old_count} items to {n}"
         )));
     }
+    // Opening checks the header and the layers' bounds, not each link;
+    // the builder indexes its lists and the vectors by every link, so a
+    // damaged link (an id past the items) would panic mid-insert. One pass
+    // over the edges, small beside the inserts.
+    old.check_links(old_count)?;
     let mut levels = vec![0u8; old_count];
     for l in 1..old.levels() {
         for &i in old.layer(l).nodes {

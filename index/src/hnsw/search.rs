@@ -28,6 +28,26 @@ use crate::quant::{Codes, Quantizer, QueryCode, Store};
 
 /// Everything one search reads of an open index, built once per request
 /// (O(levels)) by [`crate::Index`].
+/// The beam width a graph search of `k` results with beam `ef` runs with,
+/// and how many of its candidates it re-ranks with the float32 vectors:
+/// with a compact store (`compact`) the beam holds at least the `rerank`
+/// candidates asked, and re-ranks `rerank`, else the whole beam, never
+/// fewer than `k` (at most the candidates found); with float32, no
+/// re-ranking. The one home of these rules: the search runs by them and
+/// [`crate::Index::query`] reports them in its plan.
+pub(crate) fn depths(
+    ef: usize,
+    k: usize,
+    rerank: Option<usize>,
+    compact: bool,
+) -> (usize, Option<usize>) {
+    if !compact {
+        return (ef.max(k), None);
+    }
+    let beam = ef.max(k).max(rerank.unwrap_or(0));
+    (beam, Some(rerank.unwrap_or(beam).max(k)))
+}
+
 pub(crate) struct Searcher<'a> {
     /// The index directory (for errors naming `postings.bin`).
     pub dir: &'a Path,
@@ -291,10 +311,7 @@ impl Searcher<'_> {
         ids: &mut [i64],
         dists: &mut [f32],
     ) -> Result<()> {
-        let ef = match self.codes {
-            Some(_) => ef.max(k).max(self.rerank.unwrap_or(0)),
-            None => ef.max(k),
-        };
+        let (ef, _) = depths(ef, k, self.rerank, self.codes.is_some());
         let mut qc = std::mem::take(&mut s.qcode);
         if self.codes.is_some() {
             qc.prepare(self.store, self.metric, self.quantizer, q);
@@ -341,7 +358,8 @@ impl Searcher<'_> {
             return Ok(());
         }
         let exact = self.metric.kernel();
-        let r = self.rerank.unwrap_or(ef).max(k).min(s.sorted.len());
+        let (_, r) = depths(ef, k, self.rerank, true);
+        let r = r.unwrap_or(k).min(s.sorted.len());
         for c in &mut s.sorted[..r] {
             c.dist = exact(q, self.vector(c.id)?);
         }

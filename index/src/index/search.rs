@@ -34,6 +34,8 @@ impl Index {
                 passing: None,
                 exact_below,
                 unknown_labels: Vec::new(),
+                ef: None,
+                rerank: None,
             });
         };
         // The request was validated (a filter needs labels), so the lists
@@ -57,6 +59,8 @@ impl Index {
             passing: Some(passing),
             exact_below,
             unknown_labels,
+            ef: None,
+            rerank: None,
         })
     }
 
