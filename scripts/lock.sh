@@ -1,4 +1,4 @@
-# Sourced by scripts/fetch-data.sh and scripts/swell-data.sh: one run of a
+# Sourced by scripts/fetch-data.sh, swell-data.sh and venv.sh: one run of a
 # script at a time per cache. Two `make data` started together (two
 # terminals, two clones sharing the cache) otherwise both fetch or derive
 # into the same folder and race to replace it. Uses the sourcing script's

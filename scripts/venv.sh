@@ -15,7 +15,21 @@ CACHE="${LIKENESS_CACHE:-$HOME/.cache/likeness}"
 VENV="$CACHE/$NAME"
 PY="${PYTHON:-python3}"
 
-if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.complete" 2>/dev/null)" = "$PINS" ]; then
+complete() { [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.complete" 2>/dev/null)" = "$PINS" ]; }
+if complete; then
+  echo "$VENV"
+  exit 0
+fi
+
+# One creator at a time: a second `make` beside the first (two terminals,
+# two clones sharing the cache) would otherwise delete the venv the first
+# is installing into. Whoever waited finds it complete and uses it.
+log() { echo "likeness: $*" >&2; }
+mkdir -p "$CACHE"
+# shellcheck source=scripts/lock.sh
+source "$(dirname "$0")/lock.sh"
+one_run_at_a_time "$CACHE/.$NAME.lock" "$NAME"
+if complete; then
   echo "$VENV"
   exit 0
 fi
@@ -24,7 +38,6 @@ if [ ! -e "$VENV" ]; then why=""
 elif [ ! -x "$VENV/bin/python" ]; then why=" (its python is missing: rebuilding)"
 else why=" (unfinished, or made with other pins: rebuilding)"; fi
 echo "likeness: creating $VENV with $PINS (one time, $NOTE)$why" >&2
-mkdir -p "$CACHE"
 rm -rf "$VENV"
 "$PY" -m venv "$VENV" >&2
 "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
