@@ -143,14 +143,15 @@ best_rps=0; best_p99=; best_w=
 for w in $BATCH_WAITS; do
     image_run "batched, --batch-wait-ms $w (--max-batch 32)" --batch-wait-ms "$w"
     read -r rps p99 < "$WORK/image.last"
-    if [[ $(echo "$rps > $best_rps" | bc -l) == 1 ]]; then best_rps=$rps; best_p99=$p99; best_w=$w; fi
+    if awk -v a="$rps" -v b="$best_rps" 'BEGIN { exit !(a > b) }'; then best_rps=$rps; best_p99=$p99; best_w=$w; fi
 done
 echo
 echo "/search/image, $CONNECTIONS connections, $DURATION each, $(nproc) cores, server --threads $SERVER_WORKERS --workers $SERVER_WORKERS:"
 printf '| server | requests/s | p50 | p99 | mean batch |\n|---|---:|---:|---:|---:|\n'
 printf '%s\n' "${rows[@]}"
 printf 'best batched (--batch-wait-ms %s) / unbatched: %.2fx requests/s (target >= 1.5x), p99 %.2fx (target <= 2x)\n' \
-    "$best_w" "$(echo "$best_rps / $U_RPS" | bc -l)" "$(echo "$(ms "$best_p99") / $(ms "$U_P99")" | bc -l)"
+    "$best_w" "$(awk -v a="$best_rps" -v b="$U_RPS" 'BEGIN { print a / b }')" \
+    "$(awk -v a="$(ms "$best_p99")" -v b="$(ms "$U_P99")" 'BEGIN { print a / b }')"
 
 [[ -n ${IMAGE_ONLY:-} ]] && exit 0
 

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | [`args`] | every command's clap arguments, [`args::Command::needs_torch`] |
 //! | [`cli`] | runs a parsed torch-free command |
-//! | [`commands`] | `build`, `query`, `verify`, `serve`: one file each |
+//! | [`commands`] | `build`, `query`, `verify`, `serve`, and the changes `add`, `delete`, `update`, `compact`: one file each |
 //! | [`query_output`] | what `query` prints: tables, ids, JSON Lines, its measurements |
 //! | [`serve`] | the HTTP server, its page, thumbnails and guard |
 //! | [`face`] | faces in photos: detector, landmarks, regions from them |
