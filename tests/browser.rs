@@ -135,6 +135,11 @@ async fn canvas_rect(c: &Client) -> [f64; 4] {
     [0, 1, 2, 3].map(|i| r[i].as_f64().unwrap())
 }
 
+/// Result cards drawn green or red.
+const MARKED: &str = "document.querySelectorAll('#results .card.ok, #results .card.bad').length";
+/// Why the results are not marked, if the page says.
+const UNJUDGED: &str = "document.getElementById('unjudged')?.textContent ?? null";
+
 fn label_of(info: &Value, class: &str) -> usize {
     info["index"]["classes"]
         .as_array()
@@ -289,7 +294,44 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             judged.as_array().unwrap().iter().all(|v| v == true),
             "{judged}"
         );
+        assert_eq!(js(c, UNJUDGED).await, Value::Null);
         shot(c, "2-region-query").await;
+        // Only noses asked for, of a left eye: no result can be right, so
+        // none is marked (every card was drawn red), and the page says why.
+        let (eye, nose) = (label_of(&info, "left_eye"), label_of(&info, "nose"));
+        select(c, "#only", &nose.to_string()).await;
+        wait(
+            c,
+            "document.getElementById('results').dataset.state === 'done' && [...document.querySelectorAll('#results .card')].every(e => e.dataset.class === 'nose')",
+            "the noses",
+        )
+        .await;
+        assert_eq!(cards(c, "#results").await.len(), 10);
+        assert_eq!(js(c, MARKED).await, json!(0));
+        let why = js(c, UNJUDGED).await;
+        assert!(
+            why.as_str().is_some_and(
+                |t| t.contains("only class nose") && t.contains("query's class left_eye")
+            ),
+            "{why}"
+        );
+        shot(c, "2b-another-class-not-marked").await;
+        // Only left eyes: all of the query's class, all marked right.
+        select(c, "#only", &eye.to_string()).await;
+        wait(
+            c,
+            &format!("document.getElementById('results').dataset.state === 'done' && {MARKED} === 10 && document.querySelectorAll('#results .card.ok').length === 10"),
+            "the left eyes, marked",
+        )
+        .await;
+        assert_eq!(js(c, UNJUDGED).await, Value::Null);
+        select(c, "#only", "").await;
+        wait(
+            c,
+            &format!("document.getElementById('results').dataset.state === 'done' && {MARKED} === 10 && !new URLSearchParams(location.hash.split('?')[1]).has('only')"),
+            "any class again",
+        )
+        .await;
 
         // 3. A result: its own neighbours, then back to the region query.
         let before_url = c.current_url().await.unwrap();
@@ -341,7 +383,6 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
         leaving(c).await;
         click(c, "#results .card:nth-child(1)").await;
         wait(c, &view_is("item"), "the item view").await;
-        let nose = label_of(&info, "nose");
         select(c, "#result-filter", &nose.to_string()).await;
         wait(
             c,
@@ -357,14 +398,8 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
         assert!(filtered.iter().all(|x| x.1 == "nose"), "{filtered:?}");
         // Noses asked for, of a left eye: not judged against the eye's
         // class (every card was drawn red, as if the search had failed).
-        assert_eq!(
-            js(
-                c,
-                "document.querySelectorAll('#results .card.ok, #results .card.bad').length"
-            )
-            .await,
-            json!(0)
-        );
+        assert_eq!(js(c, MARKED).await, json!(0));
+        assert!(js(c, UNJUDGED).await.as_str().is_some());
         shot(c, "5-filtered-neighbours").await;
         leaving(c).await;
         click(c, "nav a[data-nav=gallery]").await;

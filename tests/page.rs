@@ -633,6 +633,11 @@ const URL_LABEL: &str = "new URLSearchParams(location.hash.split('?')[1] || '').
 /// A card's link once carried k alone: a click on an item of the filtered
 /// gallery, or on a hit of a filtered item view, dropped the class the
 /// user had chosen. Both keep it now, in the URL and in the form.
+/// Cards drawn green or red.
+const MARKED: &str = "document.querySelectorAll('#results .card.ok, #results .card.bad').length";
+/// Why the cards are not marked, if the page says.
+const UNJUDGED: &str = "document.getElementById('unjudged')?.textContent ?? null";
+
 #[test]
 fn the_class_filter_survives_a_click_on_an_item_or_a_hit() {
     let dir = tempfile::tempdir().unwrap();
@@ -662,6 +667,9 @@ fn the_class_filter_survives_a_click_on_an_item_or_a_hit() {
             !hits.is_empty() && hits.iter().all(|x| x.1 == "b"),
             "{hits:?}"
         );
+        // The item's own class asked for: its hits are marked (green).
+        assert_eq!(js(c, MARKED).await, serde_json::json!(hits.len()));
+        assert_eq!(js(c, UNJUDGED).await, serde_json::Value::Null);
 
         // Another class chosen on the item view, then a hit clicked.
         leaving(c).await;
@@ -672,6 +680,16 @@ fn the_class_filter_survives_a_click_on_an_item_or_a_hit() {
         assert!(
             !hits.is_empty() && hits.iter().all(|x| x.1 == "c"),
             "{hits:?}"
+        );
+        // Class c asked for, of an item of class b: none can be right, so
+        // none is marked, and the page says why (it said nothing).
+        assert_eq!(js(c, MARKED).await, serde_json::json!(0));
+        let why = js(c, UNJUDGED).await;
+        assert!(
+            why.as_str().is_some_and(|t| t.contains("only class c")
+                && t.contains("query's class b")
+                && t.contains("Only class")),
+            "{why}"
         );
         leaving(c).await;
         click(c, "#results .card:first-child").await;

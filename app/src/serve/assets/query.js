@@ -1,9 +1,10 @@
 // Query by image: pick, drop or paste an image; optionally drag a box on it
 // to search by that region (sent in image pixels whatever the display
 // scale), or click one of the facial regions the server found (POST /faces);
-// results as cards, judged green/red against "my query is class X".
+// results as cards, judged green/red against "my query is class X" (not
+// when "only class" asks for another class, which no result can then be of).
 import { findFaces, searchImage } from './api.js';
-import { card, classOptions, el, emptyNote, gradeLine, hashFor, limitsProblem } from './views.js';
+import { card, classOptions, el, emptyNote, gradeLine, hashFor, judging, limitsProblem } from './views.js';
 
 // The chosen image and its last answer survive navigation (back button).
 const current = { file: null, bitmap: null, region: null, result: null, key: null, error: null, faces: [], domain: null };
@@ -264,6 +265,8 @@ export async function renderQuery(view, info, params, go) {
     facesNote.hidden = !text;
   };
   const results = el('div#results.grid', { id: 'results' });
+  // Why the results are not marked green and red, when they cannot be.
+  const judgeNote = el('div#judge-slot', { id: 'judge-slot' });
   // The query's grade (read-out) and its neighbours' score, when there are any.
   const grades = el('div#grade-slot', { id: 'grade-slot' });
 
@@ -305,6 +308,7 @@ export async function renderQuery(view, info, params, go) {
     qerr.textContent = current.error || '';
     results.replaceChildren();
     grades.replaceChildren();
+    judgeNote.replaceChildren();
     results.dataset.state = current.error ? 'error' : current.result ? 'done' : '';
     if (!current.result) return;
     const r = current.result;
@@ -312,7 +316,10 @@ export async function renderQuery(view, info, params, go) {
     if (line) grades.append(line);
     results.dataset.region = regionText(r.region);
     results.dataset.query = `image:${r.name}:${regionText(r.region)}`;
-    results.append(...r.hits.map((h) => card(info, h, { rank: h.rank, distance: h.distance, truth: truthSel ? truthSel.value : '', k: kIn.value, ef: efIn.value, label: onlySel ? onlySel.value : '' })));
+    const only = onlySel ? onlySel.value : '';
+    const { truth, note } = judging(info, truthSel ? truthSel.value : '', only);
+    if (note && r.hits.length) judgeNote.append(note);
+    results.append(...r.hits.map((h) => card(info, h, { rank: h.rank, distance: h.distance, truth, k: kIn.value, ef: efIn.value, label: only })));
     if (!r.hits.length) results.append(emptyNote(info, onlySel ? onlySel.value : '', hashFor('/query', { ...state(), only: '' })));
     showTimes();
   };
@@ -469,6 +476,7 @@ export async function renderQuery(view, info, params, go) {
         qerr,
       ),
     ),
+    judgeNote,
     results,
   );
   paint();
