@@ -13,7 +13,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::server::{request, Server};
-use common::tab::{cards, click, in_browser, js, leaving, select, shot, view_is, wait};
+use common::tab::{
+    cards, click, header_fits_a_phone, in_browser, js, leaving, page_width, select, shot, view_is,
+    wait, PHONE_WIDTH,
+};
 use common::{johns, likeness};
 use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
 use fantoccini::{Client, Locator};
@@ -653,6 +656,30 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             json!(true)
         );
         shot(c, "16-refused-link").await;
+
+        // 10. A phone's width: the header in two lines, the model's facts
+        // cut short (they took three lines more) and whole after a tap;
+        // the query view's photo, controls and results fit the screen.
+        assert_eq!(page_width(c, PHONE_WIDTH).await, u64::from(PHONE_WIDTH));
+        leaving(c).await;
+        c.goto(&url).await.unwrap();
+        wait(c, &view_is("gallery"), "the gallery on a phone").await;
+        assert!(
+            header_fits_a_phone(c).await,
+            "the model's facts are cut short"
+        );
+        shot(c, "17-phone-gallery").await;
+        upload(c, s(&query_face)).await;
+        wait(
+            c,
+            "document.getElementById('results').dataset.state === 'done' && document.querySelectorAll('#results .card').length === 10",
+            "the results on a phone",
+        )
+        .await;
+        header_fits_a_phone(c).await;
+        let wide = js(c, "[...document.querySelectorAll('#query-canvas, #k, #ef, #only, #truth, #search, #clear-box, #results')].filter(e => e.getBoundingClientRect().right > innerWidth + 0.5).map(e => e.id)").await;
+        assert_eq!(wide, json!([]), "past the screen's right edge");
+        shot(c, "18-phone-query").await;
     });
 }
 

@@ -10,7 +10,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use common::server::{get, request, Server};
-use common::tab::{cards, click, in_browser, js, leaving, select, view_is, wait};
+use common::tab::{
+    cards, click, header_fits_a_phone, in_browser, js, leaving, page_width, select, view_is, wait,
+    PHONE_WIDTH,
+};
 use image::{GrayImage, Luma, Rgb, RgbImage};
 use likeness_index::{IndexBuilder, ItemInfo, ItemPairing, Metric, Side};
 
@@ -764,7 +767,8 @@ fn cards_name_their_side_and_previous_goes_back_to_the_last_page() {
 }
 
 /// `serve --no-model` on an index that records a model: the header named
-/// that model beside "No image search". It names none now, and says why.
+/// that model beside "No image search". It names none now, and says why;
+/// at a phone's width in two lines.
 #[test]
 fn a_server_started_without_its_model_names_no_model_in_the_header() {
     let dir = tempfile::tempdir().unwrap();
@@ -817,6 +821,15 @@ fn a_server_started_without_its_model_names_no_model_in_the_header() {
                 .contains("model (recorded, not loaded)"),
             "{panel}"
         );
+
+        // At a phone's width the header keeps to two lines: the note
+        // beside the facts, cut short (it took three lines more), whole
+        // after a tap.
+        assert_eq!(page_width(c, PHONE_WIDTH).await, u64::from(PHONE_WIDTH));
+        leaving(c).await;
+        c.goto(&url).await.unwrap();
+        wait(c, &view_is("gallery"), "the gallery on a phone").await;
+        assert!(header_fits_a_phone(c).await, "the note is cut short");
     });
 }
 
