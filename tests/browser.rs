@@ -495,6 +495,32 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
         );
         shot(c, "6b-clicked-region").await;
 
+        // 4c. Two faces in one photo: both found, and not numbered (the
+        // numbers match grade tables, and this model grades nothing; they
+        // named nothing and hid a group photo's small faces).
+        let crop = image::open(&query_face).unwrap();
+        let mut two = image::RgbImage::new(crop.width() * 2, crop.height());
+        image::imageops::replace(&mut two, &crop.to_rgb8(), 0, 0);
+        image::imageops::replace(&mut two, &crop.to_rgb8(), i64::from(crop.width()), 0);
+        let two_faces = f.root.join("two-faces.png");
+        two.save(&two_faces).unwrap();
+        upload(c, s(&two_faces)).await;
+        wait(
+            c,
+            "document.getElementById('results').dataset.state === 'done' && document.getElementById('query-canvas').dataset.faces === '2'",
+            "two faces found",
+        )
+        .await;
+        assert_eq!(
+            js(
+                c,
+                "document.getElementById('query-canvas').dataset.faceNumbers"
+            )
+            .await,
+            json!("0")
+        );
+        shot(c, "6c-two-faces").await;
+
         // 5. A text file named .jpg: the server's own error on the page.
         upload(c, s(&not_an_image)).await;
         wait(
@@ -680,6 +706,24 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
         let wide = js(c, "[...document.querySelectorAll('#query-canvas, #k, #ef, #only, #truth, #search, #clear-box, #results')].filter(e => e.getBoundingClientRect().right > innerWidth + 0.5).map(e => e.id)").await;
         assert_eq!(wide, json!([]), "past the screen's right edge");
         shot(c, "18-phone-query").await;
+        // A result's page: its photo and region side by side within the
+        // screen (stacked, they filled it, the neighbours below it).
+        let scrolled = js(c, "(() => { document.querySelector('#results .card').scrollIntoView(); return scrollY; })()").await;
+        assert!(scrolled.as_f64().unwrap() > 100.0, "{scrolled}");
+        leaving(c).await;
+        click(c, "#results .card:nth-child(1)").await;
+        wait(c, &view_is("item"), "an item on a phone").await;
+        // At the top of its view (it opened as far down as the result was).
+        assert_eq!(js(c, "scrollY").await, json!(0));
+        let pictures = js(c, "[...document.querySelectorAll('#query-item img.large')].map(e => { const r = e.getBoundingClientRect(); return [Math.round(r.top), r.right <= innerWidth]; })").await;
+        let pictures = pictures.as_array().unwrap();
+        assert_eq!(pictures.len(), 2, "the photo and its region");
+        assert!(
+            pictures[0] == pictures[1] && pictures[0][1] == json!(true),
+            "side by side within the screen: {pictures:?}"
+        );
+        header_fits_a_phone(c).await;
+        shot(c, "19-phone-item").await;
     });
 }
 

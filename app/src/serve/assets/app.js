@@ -25,6 +25,8 @@ function parse() {
 }
 
 let seq = 0;
+/** The path of the view last drawn (`/`, `/query`, `/item/7`). */
+let shownPath = null;
 async function route() {
   const mine = ++seq;
   // Not drawn until this route's frame is: without this, a test waiting
@@ -63,6 +65,15 @@ async function route() {
     else shown = await renderGallery(view, info, params, go);
     if (mine !== seq) return;
     view.classList.remove('busy');
+    // A link to another view starts at its top: a result clicked far down
+    // the query's page opened the item's view as far down, past its photo
+    // and controls (most of all on a phone). An entry already seen (the
+    // back button) keeps the scroll the browser gives it.
+    if (!(history.state && history.state.seen)) {
+      history.replaceState({ ...(history.state || {}), seen: true }, '');
+      if (shownPath !== null && path !== shownPath) window.scrollTo(0, 0);
+    }
+    shownPath = path;
     view.dataset.view = item ? 'item' : path === '/query' ? 'query' : 'gallery';
     view.dataset.route = location.hash;
     // For `make bench-serve` and the browser tests: when this view's

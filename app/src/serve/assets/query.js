@@ -52,8 +52,11 @@ const shownGrade = (r) => `${num(r.grade)}${doubt(r) ? '?' : ''}`;
  * null when the server gave no grades. A click on a grade searches by its
  * region.
  */
+/** Whether the server graded the faces' regions (and so there are tables). */
+const hasGrades = () => current.faces.some((f) => f.regions.some((r) => 'grade' in r));
+
 function gradeTables(pick, range) {
-  if (!current.faces.some((f) => f.regions.some((r) => 'grade' in r))) return null;
+  if (!hasGrades()) return null;
   const graded = (label) => current.faces.some((f) => f.regions.some((r) => r.label === label && typeof r.grade === 'number'));
   const fmt = (r) => (r && typeof r.grade === 'number' ? shownGrade(r) : '—');
   const cell = (r, attrs = {}) => el('td', r && typeof r.grade === 'number'
@@ -149,12 +152,16 @@ function draw(canvas, box) {
     ctx.fillText(text, x + size / 6, y + size / 8);
   };
   const drawn = [];
+  // Faces are numbered to match their grade tables: with no tables (a
+  // model that does not grade) the figures named nothing and hid a group
+  // photo's small faces.
+  const numbered = current.faces.length > 1 && hasGrades();
   current.faces.forEach((f, i) => {
     // At most 13 screen pixels (the 150 px crops scaled up once had 38 px
     // figures over the regions), and sized to the face below that, so that
     // a group photo's small faces keep their grades apart.
     const size = Math.max(1, Math.min(f.box[2] / 9, 13 * perPx));
-    if (current.faces.length > 1) label(String(i + 1), f.box[0], Math.max(0, f.box[1] - size * 1.6 - 2), size * 1.3, '#ffffff');
+    if (numbered) label(String(i + 1), f.box[0], Math.max(0, f.box[1] - size * 1.6 - 2), size * 1.3, '#ffffff');
     const middle = f.box[0] + f.box[2] / 2;
     for (const r of f.regions.filter((x) => typeof x.grade === 'number')) {
       // Beside the region, on the face's outer side: written inside, the
@@ -175,6 +182,8 @@ function draw(canvas, box) {
   });
   // Where each grade went, for the browser test.
   canvas.dataset.gradeLabels = JSON.stringify(drawn);
+  canvas.dataset.faces = String(current.faces.length);
+  canvas.dataset.faceNumbers = String(numbered ? current.faces.length : 0);
 }
 
 /** Which colour is which region, and which line is which side. */
@@ -228,8 +237,9 @@ export async function renderQuery(view, info, params, go) {
   const remember = () => {
     const next = hashFor('/query', state());
     const shown = new URLSearchParams(location.hash.split('?')[1] || '').get('region') || '';
-    if (next !== location.hash && shown !== regionText(current.region)) history.pushState(null, '', next);
-    else history.replaceState(null, '', next);
+    // Marked as seen (app.js): coming back to it keeps the scroll.
+    if (next !== location.hash && shown !== regionText(current.region)) history.pushState({ seen: true }, '', next);
+    else history.replaceState(history.state, '', next);
   };
 
   const fileIn = el('input#file', { id: 'file', type: 'file', accept: 'image/*' });

@@ -267,7 +267,7 @@ export function infoPanel(info, open) {
     const q = new URLSearchParams(qs || '');
     if (d.open) q.set('info', 'open');
     else q.delete('info');
-    history.replaceState(null, '', hashFor(path || '/', Object.fromEntries(q)));
+    history.replaceState(history.state, '', hashFor(path || '/', Object.fromEntries(q)));
   });
   return d;
 }
