@@ -13,7 +13,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::server::{request, Server};
-use common::tab::{cards, click, in_browser, js, leaving, select, shot, view_is, wait};
+use common::tab::{
+    cards, click, header_fits_a_phone, in_browser, js, leaving, page_width, select, shot, view_is,
+    wait, PHONE_WIDTH,
+};
 use common::{johns, likeness};
 use fantoccini::actions::{InputSource, MouseActions, PointerAction, MOUSE_BUTTON_LEFT};
 use fantoccini::{Client, Locator};
@@ -134,6 +137,11 @@ async fn canvas_rect(c: &Client) -> [f64; 4] {
     let r = js(c, "(() => { const r = document.getElementById('query-canvas').getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; })()").await;
     [0, 1, 2, 3].map(|i| r[i].as_f64().unwrap())
 }
+
+/// Result cards drawn green or red.
+const MARKED: &str = "document.querySelectorAll('#results .card.ok, #results .card.bad').length";
+/// Why the results are not marked, if the page says.
+const UNJUDGED: &str = "document.getElementById('unjudged')?.textContent ?? null";
 
 fn label_of(info: &Value, class: &str) -> usize {
     info["index"]["classes"]
@@ -289,7 +297,44 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             judged.as_array().unwrap().iter().all(|v| v == true),
             "{judged}"
         );
+        assert_eq!(js(c, UNJUDGED).await, Value::Null);
         shot(c, "2-region-query").await;
+        // Only noses asked for, of a left eye: no result can be right, so
+        // none is marked (every card was drawn red), and the page says why.
+        let (eye, nose) = (label_of(&info, "left_eye"), label_of(&info, "nose"));
+        select(c, "#only", &nose.to_string()).await;
+        wait(
+            c,
+            "document.getElementById('results').dataset.state === 'done' && [...document.querySelectorAll('#results .card')].every(e => e.dataset.class === 'nose')",
+            "the noses",
+        )
+        .await;
+        assert_eq!(cards(c, "#results").await.len(), 10);
+        assert_eq!(js(c, MARKED).await, json!(0));
+        let why = js(c, UNJUDGED).await;
+        assert!(
+            why.as_str().is_some_and(
+                |t| t.contains("only class nose") && t.contains("query's class left_eye")
+            ),
+            "{why}"
+        );
+        shot(c, "2b-another-class-not-marked").await;
+        // Only left eyes: all of the query's class, all marked right.
+        select(c, "#only", &eye.to_string()).await;
+        wait(
+            c,
+            &format!("document.getElementById('results').dataset.state === 'done' && {MARKED} === 10 && document.querySelectorAll('#results .card.ok').length === 10"),
+            "the left eyes, marked",
+        )
+        .await;
+        assert_eq!(js(c, UNJUDGED).await, Value::Null);
+        select(c, "#only", "").await;
+        wait(
+            c,
+            &format!("document.getElementById('results').dataset.state === 'done' && {MARKED} === 10 && !new URLSearchParams(location.hash.split('?')[1]).has('only')"),
+            "any class again",
+        )
+        .await;
 
         // 3. A result: its own neighbours, then back to the region query.
         let before_url = c.current_url().await.unwrap();
@@ -341,7 +386,6 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
         leaving(c).await;
         click(c, "#results .card:nth-child(1)").await;
         wait(c, &view_is("item"), "the item view").await;
-        let nose = label_of(&info, "nose");
         select(c, "#result-filter", &nose.to_string()).await;
         wait(
             c,
@@ -357,14 +401,8 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
         assert!(filtered.iter().all(|x| x.1 == "nose"), "{filtered:?}");
         // Noses asked for, of a left eye: not judged against the eye's
         // class (every card was drawn red, as if the search had failed).
-        assert_eq!(
-            js(
-                c,
-                "document.querySelectorAll('#results .card.ok, #results .card.bad').length"
-            )
-            .await,
-            json!(0)
-        );
+        assert_eq!(js(c, MARKED).await, json!(0));
+        assert!(js(c, UNJUDGED).await.as_str().is_some());
         shot(c, "5-filtered-neighbours").await;
         leaving(c).await;
         click(c, "nav a[data-nav=gallery]").await;
@@ -456,6 +494,32 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             Value::Null
         );
         shot(c, "6b-clicked-region").await;
+
+        // 4c. Two faces in one photo: both found, and not numbered (the
+        // numbers match grade tables, and this model grades nothing; they
+        // named nothing and hid a group photo's small faces).
+        let crop = image::open(&query_face).unwrap();
+        let mut two = image::RgbImage::new(crop.width() * 2, crop.height());
+        image::imageops::replace(&mut two, &crop.to_rgb8(), 0, 0);
+        image::imageops::replace(&mut two, &crop.to_rgb8(), i64::from(crop.width()), 0);
+        let two_faces = f.root.join("two-faces.png");
+        two.save(&two_faces).unwrap();
+        upload(c, s(&two_faces)).await;
+        wait(
+            c,
+            "document.getElementById('results').dataset.state === 'done' && document.getElementById('query-canvas').dataset.faces === '2'",
+            "two faces found",
+        )
+        .await;
+        assert_eq!(
+            js(
+                c,
+                "document.getElementById('query-canvas').dataset.faceNumbers"
+            )
+            .await,
+            json!("0")
+        );
+        shot(c, "6c-two-faces").await;
 
         // 5. A text file named .jpg: the server's own error on the page.
         upload(c, s(&not_an_image)).await;
@@ -618,6 +682,48 @@ fn the_page_browses_queries_by_region_and_by_item_and_shows_errors() {
             json!(true)
         );
         shot(c, "16-refused-link").await;
+
+        // 10. A phone's width: the header in two lines, the model's facts
+        // cut short (they took three lines more) and whole after a tap;
+        // the query view's photo, controls and results fit the screen.
+        assert_eq!(page_width(c, PHONE_WIDTH).await, u64::from(PHONE_WIDTH));
+        leaving(c).await;
+        c.goto(&url).await.unwrap();
+        wait(c, &view_is("gallery"), "the gallery on a phone").await;
+        assert!(
+            header_fits_a_phone(c).await,
+            "the model's facts are cut short"
+        );
+        shot(c, "17-phone-gallery").await;
+        upload(c, s(&query_face)).await;
+        wait(
+            c,
+            "document.getElementById('results').dataset.state === 'done' && document.querySelectorAll('#results .card').length === 10",
+            "the results on a phone",
+        )
+        .await;
+        header_fits_a_phone(c).await;
+        let wide = js(c, "[...document.querySelectorAll('#query-canvas, #k, #ef, #only, #truth, #search, #clear-box, #results')].filter(e => e.getBoundingClientRect().right > innerWidth + 0.5).map(e => e.id)").await;
+        assert_eq!(wide, json!([]), "past the screen's right edge");
+        shot(c, "18-phone-query").await;
+        // A result's page: its photo and region side by side within the
+        // screen (stacked, they filled it, the neighbours below it).
+        let scrolled = js(c, "(() => { document.querySelector('#results .card').scrollIntoView(); return scrollY; })()").await;
+        assert!(scrolled.as_f64().unwrap() > 100.0, "{scrolled}");
+        leaving(c).await;
+        click(c, "#results .card:nth-child(1)").await;
+        wait(c, &view_is("item"), "an item on a phone").await;
+        // At the top of its view (it opened as far down as the result was).
+        assert_eq!(js(c, "scrollY").await, json!(0));
+        let pictures = js(c, "[...document.querySelectorAll('#query-item img.large')].map(e => { const r = e.getBoundingClientRect(); return [Math.round(r.top), r.right <= innerWidth]; })").await;
+        let pictures = pictures.as_array().unwrap();
+        assert_eq!(pictures.len(), 2, "the photo and its region");
+        assert!(
+            pictures[0] == pictures[1] && pictures[0][1] == json!(true),
+            "side by side within the screen: {pictures:?}"
+        );
+        header_fits_a_phone(c).await;
+        shot(c, "19-phone-item").await;
     });
 }
 

@@ -10,7 +10,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use common::server::{get, request, Server};
-use common::tab::{cards, click, in_browser, js, leaving, select, view_is, wait};
+use common::tab::{
+    cards, click, header_fits_a_phone, in_browser, js, leaving, page_width, select, view_is, wait,
+    PHONE_WIDTH,
+};
 use image::{GrayImage, Luma, Rgb, RgbImage};
 use likeness_index::{IndexBuilder, ItemInfo, ItemPairing, Metric, Side};
 
@@ -633,6 +636,11 @@ const URL_LABEL: &str = "new URLSearchParams(location.hash.split('?')[1] || '').
 /// A card's link once carried k alone: a click on an item of the filtered
 /// gallery, or on a hit of a filtered item view, dropped the class the
 /// user had chosen. Both keep it now, in the URL and in the form.
+/// Cards drawn green or red.
+const MARKED: &str = "document.querySelectorAll('#results .card.ok, #results .card.bad').length";
+/// Why the cards are not marked, if the page says.
+const UNJUDGED: &str = "document.getElementById('unjudged')?.textContent ?? null";
+
 #[test]
 fn the_class_filter_survives_a_click_on_an_item_or_a_hit() {
     let dir = tempfile::tempdir().unwrap();
@@ -662,6 +670,9 @@ fn the_class_filter_survives_a_click_on_an_item_or_a_hit() {
             !hits.is_empty() && hits.iter().all(|x| x.1 == "b"),
             "{hits:?}"
         );
+        // The item's own class asked for: its hits are marked (green).
+        assert_eq!(js(c, MARKED).await, serde_json::json!(hits.len()));
+        assert_eq!(js(c, UNJUDGED).await, serde_json::Value::Null);
 
         // Another class chosen on the item view, then a hit clicked.
         leaving(c).await;
@@ -672,6 +683,16 @@ fn the_class_filter_survives_a_click_on_an_item_or_a_hit() {
         assert!(
             !hits.is_empty() && hits.iter().all(|x| x.1 == "c"),
             "{hits:?}"
+        );
+        // Class c asked for, of an item of class b: none can be right, so
+        // none is marked, and the page says why (it said nothing).
+        assert_eq!(js(c, MARKED).await, serde_json::json!(0));
+        let why = js(c, UNJUDGED).await;
+        assert!(
+            why.as_str().is_some_and(|t| t.contains("only class c")
+                && t.contains("query's class b")
+                && t.contains("Only class")),
+            "{why}"
         );
         leaving(c).await;
         click(c, "#results .card:first-child").await;
@@ -746,7 +767,8 @@ fn cards_name_their_side_and_previous_goes_back_to_the_last_page() {
 }
 
 /// `serve --no-model` on an index that records a model: the header named
-/// that model beside "No image search". It names none now, and says why.
+/// that model beside "No image search". It names none now, and says why;
+/// at a phone's width in two lines.
 #[test]
 fn a_server_started_without_its_model_names_no_model_in_the_header() {
     let dir = tempfile::tempdir().unwrap();
@@ -799,6 +821,15 @@ fn a_server_started_without_its_model_names_no_model_in_the_header() {
                 .contains("model (recorded, not loaded)"),
             "{panel}"
         );
+
+        // At a phone's width the header keeps to two lines: the note
+        // beside the facts, cut short (it took three lines more), whole
+        // after a tap.
+        assert_eq!(page_width(c, PHONE_WIDTH).await, u64::from(PHONE_WIDTH));
+        leaving(c).await;
+        c.goto(&url).await.unwrap();
+        wait(c, &view_is("gallery"), "the gallery on a phone").await;
+        assert!(header_fits_a_phone(c).await, "the note is cut short");
     });
 }
 

@@ -35,6 +35,7 @@
 //! `serve/guard.rs`.
 mod admin;
 mod body;
+mod card;
 mod faces;
 mod filter;
 mod guard;

@@ -124,3 +124,93 @@ pub fn view_is(v: &str) -> String {
 pub async fn leaving(c: &Client) {
     js(c, "delete document.getElementById('view').dataset.ready").await;
 }
+
+/// A phone's width in CSS pixels (an iPhone 12 to 15).
+pub const PHONE_WIDTH: u32 = 390;
+
+/// Sizes the window so that the page is `width` CSS pixels wide (the
+/// window's frame, if any, added), and returns the width the page has.
+pub async fn page_width(c: &Client, width: u32) -> u64 {
+    c.set_window_size(width, 844).await.unwrap();
+    let inner = js(c, "window.innerWidth").await.as_u64().unwrap();
+    if inner != u64::from(width) {
+        let frame = u64::from(width).saturating_sub(inner);
+        c.set_window_size(width + frame as u32, 844).await.unwrap();
+    }
+    js(c, "window.innerWidth").await.as_u64().unwrap()
+}
+
+/// At a phone's width: the header takes at most two lines (the brand and
+/// its links, then the facts and any "No image search" note cut to one
+/// line; the model's facts took three more), its links all on screen, and
+/// nothing on the page is wider than the screen. A tap on a line cut short
+/// shows both whole, and another cuts them again. Returns whether a line
+/// was cut (and so the tap tried).
+pub async fn header_fits_a_phone(c: &Client) -> bool {
+    const LINES: &str =
+        "[...document.querySelectorAll('#facts, #no-image-search')].filter(l => !l.hidden)";
+    let got = js(
+        c,
+        &format!(
+            "(() => {{ const h = document.querySelector('header'); const cs = getComputedStyle(h); \
+             const brand = document.querySelector('.brand').getBoundingClientRect().height; \
+             const links = [...document.querySelectorAll('nav a')].filter(a => !a.hidden).map(a => {{ const r = a.getBoundingClientRect(); return r.width > 0 && r.left >= 0 && r.right <= innerWidth; }}); \
+             return {{ content: h.clientHeight - parseFloat(cs.paddingTop) - parseFloat(cs.paddingBottom), brand, links, \
+                      page: document.documentElement.scrollWidth, width: innerWidth, \
+                      lines: {LINES}.map(l => ({{ id: l.id, title: l.title, text: l.textContent, cut: l.scrollWidth > l.clientWidth }})) }}; }})()"
+        ),
+    )
+    .await;
+    let content = got["content"].as_f64().unwrap();
+    let brand = got["brand"].as_f64().unwrap();
+    assert!(
+        content <= 2.0 * brand + 4.0,
+        "the header is {content} px high, more than two lines of {brand} px: {got}"
+    );
+    let links = got["links"].as_array().unwrap();
+    assert!(
+        !links.is_empty() && links.iter().all(|l| l == true),
+        "a link off screen: {got}"
+    );
+    assert!(
+        got["page"].as_u64() <= got["width"].as_u64(),
+        "the page slides sideways: {got}"
+    );
+    let lines = got["lines"].as_array().unwrap();
+    for l in lines {
+        assert_eq!(
+            l["title"], l["text"],
+            "a cut line's tooltip is its text: {l}"
+        );
+    }
+    let Some(cut) = lines.iter().find(|l| l["cut"] == json!(true)) else {
+        return false;
+    };
+    // Tapped, every line is whole (wrapped); tapped again, cut.
+    let state = format!(
+        "{LINES}.map(l => [l.scrollWidth > l.clientWidth, l.getAttribute('aria-expanded')])"
+    );
+    click(c, &format!("#{}", cut["id"].as_str().unwrap())).await;
+    let open = js(c, &state).await;
+    assert!(
+        open.as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l == &json!([false, "true"])),
+        "tapped, a line is still cut: {open}"
+    );
+    click(c, &format!("#{}", cut["id"].as_str().unwrap())).await;
+    let shut = js(c, &state).await;
+    assert!(
+        shut.as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l[1] == json!("false")),
+        "tapped again: {shut}"
+    );
+    assert!(
+        shut.as_array().unwrap().iter().any(|l| l[0] == json!(true)),
+        "tapped again, nothing is cut: {shut}"
+    );
+    true
+}

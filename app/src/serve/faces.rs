@@ -84,13 +84,13 @@ pub(super) async fn find(
 }
 
 /// The model that grades, and its card: only a model with a score
-/// read-out, which grades only the labels it learnt from.
-pub(super) fn grader(st: &AppState) -> Option<(Arc<dyn ImageEmbedder>, ModelSummary)> {
-    st.embedder.clone().zip(
-        st.page_model_dir()
-            .and_then(|d| ModelSummary::read(&d))
-            .filter(ModelSummary::grades),
-    )
+/// read-out, which grades only the labels it learnt from. The card is the
+/// one kept between requests (`serve/card.rs`), not read from the file
+/// again by every whole-photo search.
+pub(super) fn grader(st: &AppState) -> Option<(Arc<dyn ImageEmbedder>, Arc<ModelSummary>)> {
+    st.embedder
+        .clone()
+        .zip(st.model_card().filter(|c| c.grades()))
 }
 
 /// What the read-out learnt, once per `/faces` answer, where the model

@@ -70,6 +70,8 @@ impl Default for PageOptions {
 pub(super) struct PageState {
     opts: PageOptions,
     pub(super) thumbs: Thumbs,
+    /// The model's card, read again only when the file changes.
+    cards: super::card::CardCache,
 }
 
 impl PageState {
@@ -77,6 +79,7 @@ impl PageState {
         PageState {
             opts: opts.clone(),
             thumbs: Thumbs::new(opts.thumb_cache_bytes, opts.limits),
+            cards: super::card::CardCache::default(),
         }
     }
 
@@ -229,6 +232,12 @@ impl AppState {
         })
     }
 
+    /// The card of [`Self::page_model_dir`], kept between requests
+    /// (`serve/card.rs`).
+    pub(super) fn model_card(&self) -> Option<Arc<ModelSummary>> {
+        self.page_model_dir().and_then(|d| self.page.cards.get(&d))
+    }
+
     /// The folder holding `eval.json`, if any.
     fn page_eval_dir(&self) -> Option<PathBuf> {
         if let Some(d) = &self.page.opts.eval_dir {
@@ -244,7 +253,7 @@ impl AppState {
     }
 }
 
-fn model_summary(dir: &Path) -> Value {
+fn model_summary(dir: &Path, card: Option<&ModelSummary>) -> Value {
     let card_path = dir.join(MODEL_CARD);
     let trained = std::fs::metadata(&card_path)
         .and_then(|m| m.modified())
@@ -255,26 +264,25 @@ fn model_summary(dir: &Path) -> Value {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let card = ModelSummary::read(dir);
     json!({
         "dir": dir.display().to_string(),
         "name": name,
         "found": card.is_some(),
-        "arch": card.as_ref().map(|c| &c.spec.arch),
-        "dim": card.as_ref().map(|c| c.spec.dim),
-        "input_size": card.as_ref().map(|c| c.spec.input_size),
+        "arch": card.map(|c| &c.spec.arch),
+        "dim": card.map(|c| c.spec.dim),
+        "input_size": card.map(|c| c.spec.input_size),
         "trained": trained,
-        "epochs": card.as_ref().map(ModelSummary::epochs),
-        "best_epoch": card.as_ref().map(|c| c.best_epoch),
-        "device": card.as_ref().map(|c| &c.device),
-        "fingerprint": card.as_ref().map(|c| &c.weights_crc32),
+        "epochs": card.map(ModelSummary::epochs),
+        "best_epoch": card.map(|c| c.best_epoch),
+        "device": card.map(|c| &c.device),
+        "fingerprint": card.map(|c| &c.weights_crc32),
         "curves_png": dir.join("curves.png").is_file(),
         // The labels its score read-out learnt from (null: it does not
         // grade, or its card does not say).
-        "graded_labels": card.as_ref().filter(|c| c.grades()).and_then(|c| c.score_domain.as_ref()).map(|d| &d.labels),
+        "graded_labels": card.filter(|c| c.grades()).and_then(|c| c.score_domain.as_ref()).map(|d| &d.labels),
         // The lowest and highest grade it learnt from, so that the page can
         // say what a grade of 0.29 means (null where the card does not say).
-        "graded_range": card.as_ref().filter(|c| c.grades()).and_then(|c| c.score_domain.as_ref()).and_then(|d| Some([d.min?, d.max?])),
+        "graded_range": card.filter(|c| c.grades()).and_then(|c| c.score_domain.as_ref()).and_then(|d| Some([d.min?, d.max?])),
     })
 }
 
@@ -399,7 +407,7 @@ pub(super) async fn info(State(st): State<Arc<AppState>>) -> ApiResult {
                 "ef_construction": m.build.ef_construction,
                 "model_fingerprint": m.model_fingerprint,
             },
-            "model": model_dir.as_deref().map(model_summary),
+            "model": model_dir.as_deref().map(|d| model_summary(d, st.page.cards.get(d).as_deref())),
             "eval": st.page_eval_dir().as_deref().and_then(eval_summary),
             "image_search": image_search,
             "image_search_unavailable": why_not,

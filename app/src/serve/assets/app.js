@@ -25,6 +25,8 @@ function parse() {
 }
 
 let seq = 0;
+/** The path of the view last drawn (`/`, `/query`, `/item/7`). */
+let shownPath = null;
 async function route() {
   const mine = ++seq;
   // Not drawn until this route's frame is: without this, a test waiting
@@ -44,12 +46,15 @@ async function route() {
   try {
     if (!info) {
       info = await getInfo();
-      document.getElementById('facts').textContent = facts(info);
+      const factsLine = document.getElementById('facts');
+      factsLine.textContent = facts(info);
+      factsLine.title = factsLine.textContent;
       if (!info.image_search) {
         // No model: no image search to offer; the header says why.
         document.getElementById('nav-query').hidden = true;
         const why = document.getElementById('no-image-search');
         why.textContent = `No image search: ${info.image_search_unavailable}.`;
+        why.title = why.textContent;
         why.hidden = false;
       }
     }
@@ -60,6 +65,15 @@ async function route() {
     else shown = await renderGallery(view, info, params, go);
     if (mine !== seq) return;
     view.classList.remove('busy');
+    // A link to another view starts at its top: a result clicked far down
+    // the query's page opened the item's view as far down, past its photo
+    // and controls (most of all on a phone). An entry already seen (the
+    // back button) keeps the scroll the browser gives it.
+    if (!(history.state && history.state.seen)) {
+      history.replaceState({ ...(history.state || {}), seen: true }, '');
+      if (shownPath !== null && path !== shownPath) window.scrollTo(0, 0);
+    }
+    shownPath = path;
     view.dataset.view = item ? 'item' : path === '/query' ? 'query' : 'gallery';
     view.dataset.route = location.hash;
     // For `make bench-serve` and the browser tests: when this view's
@@ -82,6 +96,42 @@ async function route() {
     view.dataset.ready = String(mine);
   }
 }
+
+// At a phone's width the header's facts are cut to one line (app.css); a
+// tap (or Enter) on them shows them whole, and another cuts them again.
+// Only there are they a button: on a wide screen they are whole already.
+const phone = matchMedia('(max-width: 600px)');
+const factLines = () => document.querySelectorAll('#facts, #no-image-search');
+function markFacts() {
+  const open = document.querySelector('header').classList.contains('open');
+  for (const line of factLines()) {
+    if (phone.matches) {
+      line.tabIndex = 0;
+      line.setAttribute('role', 'button');
+      line.setAttribute('aria-expanded', String(open));
+    } else {
+      line.removeAttribute('tabindex');
+      line.removeAttribute('role');
+      line.removeAttribute('aria-expanded');
+    }
+  }
+}
+function toggleFacts() {
+  if (!phone.matches) return;
+  document.querySelector('header').classList.toggle('open');
+  markFacts();
+}
+for (const line of factLines()) {
+  line.addEventListener('click', toggleFacts);
+  line.addEventListener('keydown', (e) => {
+    if (phone.matches && (e.key === 'Enter' || e.key === ' ')) {
+      e.preventDefault();
+      toggleFacts();
+    }
+  });
+}
+phone.addEventListener('change', markFacts);
+markFacts();
 
 window.addEventListener('hashchange', route);
 route();

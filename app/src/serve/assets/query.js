@@ -1,9 +1,10 @@
 // Query by image: pick, drop or paste an image; optionally drag a box on it
 // to search by that region (sent in image pixels whatever the display
 // scale), or click one of the facial regions the server found (POST /faces);
-// results as cards, judged green/red against "my query is class X".
+// results as cards, judged green/red against "my query is class X" (not
+// when "only class" asks for another class, which no result can then be of).
 import { findFaces, searchImage } from './api.js';
-import { card, classOptions, el, emptyNote, gradeLine, hashFor, limitsProblem } from './views.js';
+import { card, classOptions, el, emptyNote, gradeLine, hashFor, judging, limitsProblem } from './views.js';
 
 // The chosen image and its last answer survive navigation (back button).
 const current = { file: null, bitmap: null, region: null, result: null, key: null, error: null, faces: [], domain: null };
@@ -51,8 +52,11 @@ const shownGrade = (r) => `${num(r.grade)}${doubt(r) ? '?' : ''}`;
  * null when the server gave no grades. A click on a grade searches by its
  * region.
  */
+/** Whether the server graded the faces' regions (and so there are tables). */
+const hasGrades = () => current.faces.some((f) => f.regions.some((r) => 'grade' in r));
+
 function gradeTables(pick, range) {
-  if (!current.faces.some((f) => f.regions.some((r) => 'grade' in r))) return null;
+  if (!hasGrades()) return null;
   const graded = (label) => current.faces.some((f) => f.regions.some((r) => r.label === label && typeof r.grade === 'number'));
   const fmt = (r) => (r && typeof r.grade === 'number' ? shownGrade(r) : '—');
   const cell = (r, attrs = {}) => el('td', r && typeof r.grade === 'number'
@@ -148,12 +152,16 @@ function draw(canvas, box) {
     ctx.fillText(text, x + size / 6, y + size / 8);
   };
   const drawn = [];
+  // Faces are numbered to match their grade tables: with no tables (a
+  // model that does not grade) the figures named nothing and hid a group
+  // photo's small faces.
+  const numbered = current.faces.length > 1 && hasGrades();
   current.faces.forEach((f, i) => {
     // At most 13 screen pixels (the 150 px crops scaled up once had 38 px
     // figures over the regions), and sized to the face below that, so that
     // a group photo's small faces keep their grades apart.
     const size = Math.max(1, Math.min(f.box[2] / 9, 13 * perPx));
-    if (current.faces.length > 1) label(String(i + 1), f.box[0], Math.max(0, f.box[1] - size * 1.6 - 2), size * 1.3, '#ffffff');
+    if (numbered) label(String(i + 1), f.box[0], Math.max(0, f.box[1] - size * 1.6 - 2), size * 1.3, '#ffffff');
     const middle = f.box[0] + f.box[2] / 2;
     for (const r of f.regions.filter((x) => typeof x.grade === 'number')) {
       // Beside the region, on the face's outer side: written inside, the
@@ -174,6 +182,8 @@ function draw(canvas, box) {
   });
   // Where each grade went, for the browser test.
   canvas.dataset.gradeLabels = JSON.stringify(drawn);
+  canvas.dataset.faces = String(current.faces.length);
+  canvas.dataset.faceNumbers = String(numbered ? current.faces.length : 0);
 }
 
 /** Which colour is which region, and which line is which side. */
@@ -227,8 +237,9 @@ export async function renderQuery(view, info, params, go) {
   const remember = () => {
     const next = hashFor('/query', state());
     const shown = new URLSearchParams(location.hash.split('?')[1] || '').get('region') || '';
-    if (next !== location.hash && shown !== regionText(current.region)) history.pushState(null, '', next);
-    else history.replaceState(null, '', next);
+    // Marked as seen (app.js): coming back to it keeps the scroll.
+    if (next !== location.hash && shown !== regionText(current.region)) history.pushState({ seen: true }, '', next);
+    else history.replaceState(history.state, '', next);
   };
 
   const fileIn = el('input#file', { id: 'file', type: 'file', accept: 'image/*' });
@@ -264,6 +275,8 @@ export async function renderQuery(view, info, params, go) {
     facesNote.hidden = !text;
   };
   const results = el('div#results.grid', { id: 'results' });
+  // Why the results are not marked green and red, when they cannot be.
+  const judgeNote = el('div#judge-slot', { id: 'judge-slot' });
   // The query's grade (read-out) and its neighbours' score, when there are any.
   const grades = el('div#grade-slot', { id: 'grade-slot' });
 
@@ -305,6 +318,7 @@ export async function renderQuery(view, info, params, go) {
     qerr.textContent = current.error || '';
     results.replaceChildren();
     grades.replaceChildren();
+    judgeNote.replaceChildren();
     results.dataset.state = current.error ? 'error' : current.result ? 'done' : '';
     if (!current.result) return;
     const r = current.result;
@@ -312,7 +326,10 @@ export async function renderQuery(view, info, params, go) {
     if (line) grades.append(line);
     results.dataset.region = regionText(r.region);
     results.dataset.query = `image:${r.name}:${regionText(r.region)}`;
-    results.append(...r.hits.map((h) => card(info, h, { rank: h.rank, distance: h.distance, truth: truthSel ? truthSel.value : '', k: kIn.value, ef: efIn.value, label: onlySel ? onlySel.value : '' })));
+    const only = onlySel ? onlySel.value : '';
+    const { truth, note } = judging(info, truthSel ? truthSel.value : '', only);
+    if (note && r.hits.length) judgeNote.append(note);
+    results.append(...r.hits.map((h) => card(info, h, { rank: h.rank, distance: h.distance, truth, k: kIn.value, ef: efIn.value, label: only })));
     if (!r.hits.length) results.append(emptyNote(info, onlySel ? onlySel.value : '', hashFor('/query', { ...state(), only: '' })));
     showTimes();
   };
@@ -469,6 +486,7 @@ export async function renderQuery(view, info, params, go) {
         qerr,
       ),
     ),
+    judgeNote,
     results,
   );
   paint();

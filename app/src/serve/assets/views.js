@@ -72,6 +72,28 @@ export function emptyNote(info, label, clear) {
   return el('p#empty.empty', { id: 'empty' }, text);
 }
 
+/**
+ * Whether hits can be drawn right (green) or wrong (red) against `truth`,
+ * the query's class, when only class `only` was asked for: a filter to
+ * another class passes no hit of the query's class, so every card was
+ * drawn red, as if the search had failed. Gives the class to judge by
+ * (undefined: not judged) and, when a class was given but cannot be
+ * judged by, the line that says why.
+ */
+export function judging(info, truth, only) {
+  const given = truth !== undefined && truth !== null && truth !== '';
+  if (!given || only === '' || only === undefined || only === null || String(only) === String(truth)) {
+    return { truth: given ? truth : undefined, note: null };
+  }
+  const [t, o] = [className(info, truth), className(info, only)];
+  return {
+    truth: undefined,
+    note: el('p#unjudged.muted', { id: 'unjudged' },
+      `Not marked right or wrong: only class ${o} was asked for, so no result can be of the query's class ${t}. `
+      + `Choose any class or ${t} under “Only class” to mark them.`),
+  };
+}
+
 const hasScore = (v) => v !== undefined && v !== null && Number.isFinite(Number(v));
 
 /**
@@ -245,7 +267,7 @@ export function infoPanel(info, open) {
     const q = new URLSearchParams(qs || '');
     if (d.open) q.set('info', 'open');
     else q.delete('info');
-    history.replaceState(null, '', hashFor(path || '/', Object.fromEntries(q)));
+    history.replaceState(history.state, '', hashFor(path || '/', Object.fromEntries(q)));
   });
   return d;
 }
@@ -391,13 +413,13 @@ export async function renderItem(view, info, id, params, go) {
   );
   // Green and red say "same class as the item": not where the user asked
   // for another class, whose every hit was drawn red.
-  const truth = label === '' || String(label) === String(q.label) ? q.label : undefined;
+  const { truth, note } = judging(info, q.label, label);
   const grid = el(
     'div#results.grid',
     { id: 'results', dataset: { query: `item:${q.id}`, state: 'done' } },
     res.hits.map((h) => card(info, h, { rank: h.rank, distance: h.distance, truth, k, ef, label })),
   );
   const empty = res.hits.length ? null : emptyNote(info, label, hashFor(`/item/${id}`, { k, ef }));
-  view.replaceChildren(head, controls, ...(empty ? [empty] : []), grid);
+  view.replaceChildren(head, controls, ...(note ? [note] : []), ...(empty ? [empty] : []), grid);
   return grid;
 }
