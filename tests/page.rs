@@ -437,6 +437,27 @@ fn a_label_number_past_the_classes_is_refused_with_their_range() {
     // The classes' own numbers still filter.
     assert_eq!(get(a, "/items?label=2").json()["total"], 5);
     drop(srv);
+    // `likeness query` by the same rule (it took 99 and found nothing).
+    let q = |labels: &str| {
+        common::likeness(&[
+            "query",
+            "--index",
+            s(&index),
+            "--id",
+            "1",
+            "--labels",
+            labels,
+        ])
+    };
+    let out = q("0,99");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(want), "{err}");
+    let err = String::from_utf8_lossy(&q("nosuch").stderr).to_string();
+    assert!(
+        err.contains("no class `nosuch`: the index's classes are a, b, c"),
+        "{err}"
+    );
+    assert!(q("b").status.success() && q("1").status.success());
 
     let srv = Server::start(&["--index", s(&vectors_only)], &[]);
     let r = get(srv.addr, "/items?label=99");

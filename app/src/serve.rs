@@ -64,7 +64,7 @@ use likeness_index::{Index, ItemInfo, ItemPairing};
 
 use crate::embedder::ImageEmbedder;
 use crate::error::{Error, Result};
-use filter::{filter, LabelRef};
+use filter::{filter, LabelName};
 // The search routes' helpers that the other routes share.
 use search::{default_ef, default_k, finish, hits_body, parse_region, run_query};
 

@@ -70,7 +70,7 @@ pub use fsutil::{atomic_write, TempDir};
 pub use index::{Hit, Index, LabelFilter, VerifyReport};
 pub use knn::{KnnQuery, DEFAULT_EF, DEFAULT_K, MAX_EF, MAX_K, MAX_THREADS};
 pub use live::Deleted;
-pub use manifest::Manifest;
+pub use manifest::{LabelName, Manifest};
 pub use neighbours::Neighbours;
 pub use npy::Matrix;
 pub use postings::Plan;

@@ -2,7 +2,7 @@
 //! already holds C-contiguous float32), labels, ids, and reports back to
 //! dicts. Every error is a `TypeError` or `ValueError` that names the
 //! argument.
-use likeness_index::FoldReport;
+use likeness_index::{FoldReport, LabelName};
 use numpy::{
     dtype, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods,
 };
@@ -188,38 +188,28 @@ pub(crate) fn float_values(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<f
 
 /// A label filter's set (`labels=`, `exclude_labels=`): one label or any
 /// iterable of them (list, set, NumPy array, ...), each an integer or a
-/// class name of the index (`classes`, the manifest's), as `likeness query
-/// --labels` and `/search` take them; an unknown name is a `ValueError`
-/// naming the classes.
+/// class name of the index, resolved by the engine's one rule as `likeness
+/// query --labels` and `/search` resolve them (an unknown name, or a number
+/// past the classes, is a `ValueError` naming them).
 pub(crate) fn label_set(
     obj: &Bound<'_, PyAny>,
     what: &str,
-    classes: &[String],
+    manifest: &likeness_index::Manifest,
 ) -> PyResult<Vec<i64>> {
     let one = |v: &Bound<'_, PyAny>| -> PyResult<i64> {
-        if let Ok(name) = v.cast::<PyString>() {
-            let name = name.to_cow()?;
-            return classes
-                .iter()
-                .position(|c| *c == *name)
-                .map(|p| p as i64)
-                .ok_or_else(|| {
-                    PyValueError::new_err(format!(
-                        "{what}: unknown label {name:?}: the index's labels are integers{}",
-                        if classes.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" or one of its class names ({})", classes.join(", "))
-                        }
-                    ))
-                });
-        }
-        v.extract::<i64>().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "{what} must be integers or class names (str); {} is neither",
-                v.repr().map_or_else(|_| "?".to_string(), |r| r.to_string())
-            ))
-        })
+        let given = if let Ok(name) = v.cast::<PyString>() {
+            LabelName::Name(name.to_cow()?.into_owned())
+        } else {
+            LabelName::Int(v.extract::<i64>().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "{what} must be integers or class names (str); {} is neither",
+                    v.repr().map_or_else(|_| "?".to_string(), |r| r.to_string())
+                ))
+            })?)
+        };
+        manifest
+            .filter_label(&given)
+            .map_err(|e| PyValueError::new_err(format!("{what}: {e}")))
     };
     if obj.is_instance_of::<PyString>() || obj.extract::<i64>().is_ok() {
         return Ok(vec![one(obj)?]);

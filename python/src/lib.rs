@@ -651,15 +651,11 @@ impl PyIndex {
                     "give labels (keep only these) or exclude_labels (drop these), not both",
                 ))
             }
-            (Some(l), None) => Some(LabelFilter::only(label_set(
-                l,
-                "labels",
-                &index.manifest().classes,
-            )?)),
+            (Some(l), None) => Some(LabelFilter::only(label_set(l, "labels", index.manifest())?)),
             (None, Some(l)) => Some(LabelFilter::except(label_set(
                 l,
                 "exclude_labels",
-                &index.manifest().classes,
+                index.manifest(),
             )?)),
             (None, None) => None,
         };

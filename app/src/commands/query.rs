@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use likeness_index::postings::SearchOptions;
-use likeness_index::{npy, Index, KnnQuery, LabelFilter, Neighbours};
+use likeness_index::{npy, Index, KnnQuery, LabelFilter, LabelName, Neighbours};
 
 use crate::args::QueryArgs;
 use crate::embedder::ModelLoader;
@@ -330,22 +330,7 @@ fn label_filter(index: &Index, args: &QueryArgs) -> Result<Option<LabelFilter>> 
     let parse = |names: &[String]| -> Result<Vec<i64>> {
         names
             .iter()
-            .map(|n| {
-                let n = n.trim();
-                n.parse::<i64>()
-                    .ok()
-                    .or_else(|| m.class_label(n))
-                    .ok_or_else(|| {
-                        Error::Usage(format!(
-                            "unknown label {n:?}: the index's labels are integers{}",
-                            if m.classes.is_empty() {
-                                String::new()
-                            } else {
-                                format!(" or one of its class names ({})", m.classes.join(", "))
-                            }
-                        ))
-                    })
-            })
+            .map(|n| Ok(m.filter_label(&LabelName::parse(n))?))
             .collect()
     };
     // Whether the index has labels to filter by is the engine's check of

@@ -89,7 +89,7 @@ pub(super) async fn list(
     let label = p
         .label
         .as_deref()
-        .map(|t| super::LabelRef::parse(t).resolve(&l))
+        .map(|t| super::filter::resolve(&super::LabelName::parse(t), &l))
         .transpose()?;
     // Live items only (deleted ones are never shown), in id order.
     let (total, ids): (usize, Vec<usize>) = match label {
@@ -123,10 +123,10 @@ pub(super) async fn list(
 
 /// `labels=1,4` or `labels=eye,brow`: integers or class names, resolved
 /// against the index by `filter`.
-pub(super) fn parse_labels(s: &str) -> Result<Vec<super::LabelRef>, ApiError> {
+pub(super) fn parse_labels(s: &str) -> Result<Vec<super::LabelName>, ApiError> {
     Ok(s.split(',')
         .filter(|t| !t.trim().is_empty())
-        .map(super::LabelRef::parse)
+        .map(super::LabelName::parse)
         .collect())
 }
 
@@ -169,7 +169,7 @@ mod tests {
 
     #[test]
     fn label_lists_are_integers_or_class_names() {
-        use super::super::LabelRef::{Int, Name};
+        use super::super::LabelName::{Int, Name};
         assert_eq!(parse_labels("1, 4,").unwrap(), vec![Int(1), Int(4)]);
         assert_eq!(
             parse_labels("1,eye").unwrap(),

@@ -21,7 +21,7 @@ use likeness_index::{KnnQuery, Neighbours, Plan, DEFAULT_EF, DEFAULT_K};
 
 use super::{
     body_error, faces, filter, items, parse_json, query_error, ApiError, ApiResult, AppState,
-    LabelRef, Loaded, MAX_BATCH, MAX_BATCH_HITS,
+    LabelName, Loaded, MAX_BATCH, MAX_BATCH_HITS,
 };
 use crate::embedder::embed_encoded;
 
@@ -34,9 +34,9 @@ pub(super) struct SearchRequest {
     #[serde(default = "default_ef")]
     ef: usize,
     #[serde(default)]
-    labels: Option<Vec<LabelRef>>,
+    labels: Option<Vec<LabelName>>,
     #[serde(default)]
-    exclude_labels: Option<Vec<LabelRef>>,
+    exclude_labels: Option<Vec<LabelName>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,9 +48,9 @@ pub(super) struct BatchRequest {
     #[serde(default = "default_ef")]
     ef: usize,
     #[serde(default)]
-    labels: Option<Vec<LabelRef>>,
+    labels: Option<Vec<LabelName>>,
     #[serde(default)]
-    exclude_labels: Option<Vec<LabelRef>>,
+    exclude_labels: Option<Vec<LabelName>>,
 }
 
 #[derive(Debug, Deserialize)]
