@@ -20,6 +20,7 @@
 //! | [`quant`] | `src/quant.rs` | compact stores (`f16`, `i8`): quantizer, `vectors.f16`/`vectors.i8` whole, SIMD kernels |
 //! | [`postings`] | `src/postings.rs` | `postings.bin` whole: per-label item lists; the filter planner's estimate and exact scan |
 //! | [`manifest`] | `src/manifest.rs` | `manifest.json`: parameters, sizes, CRC32s, tool, model, class names |
+//! | [`labels`] | `src/labels.rs` | labels as people give them (a number or a class name): in a filter, and for an item added or changed (a new name is a new class) |
 //! | `graph` | `src/graph.rs` | the in-memory CSR graph both builders hand over, seeded insertion order |
 //! | `hnsw` | `src/hnsw/mod.rs` | HNSW: `build.rs` our construction (hnswlib's algorithm over flat, per-node-locked link arrays), `search.rs` the search of the mapped graph in place |
 //! | [`build`] | `src/build.rs` | [`IndexBuilder`]: check inputs, prepare vectors, build the graph (ours or hnsw_rs's), write the files, atomic publish |
@@ -37,7 +38,7 @@
 //!
 //! Layers: a module imports only modules listed before it here, never one
 //! after it, so the imports form no cycle: `error`; `graph`, `fsutil`,
-//! `distance`, `neighbours`, `npy`; `format`; `quant`, `postings`;
+//! `distance`, `neighbours`, `npy`, `labels`; `format`; `quant`, `postings`;
 //! `manifest`, `live`; `exact`, `metrics`, `hnsw`; `index`; `knn`; `build`,
 //! `score`, `eval`, `writer`. The engine knows nothing of its front ends: the
 //! command line, the server and the page are `likeness-app`'s.
@@ -53,6 +54,7 @@ mod graph;
 mod hnsw;
 pub mod index;
 pub mod knn;
+pub mod labels;
 pub mod live;
 pub mod manifest;
 pub mod metrics;
@@ -69,8 +71,9 @@ pub use error::{Error, Result};
 pub use fsutil::{atomic_write, TempDir};
 pub use index::{Hit, Index, LabelFilter, VerifyReport};
 pub use knn::{KnnQuery, DEFAULT_EF, DEFAULT_K, MAX_EF, MAX_K, MAX_THREADS};
+pub use labels::LabelName;
 pub use live::Deleted;
-pub use manifest::{LabelName, Manifest};
+pub use manifest::Manifest;
 pub use neighbours::Neighbours;
 pub use npy::Matrix;
 pub use postings::Plan;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::distance::Metric;
 use crate::error::{Error, Result};
 use crate::format::MIN_VERSION;
+use crate::labels::LabelName;
 use crate::quant::{Quantizer, Store};
 
 /// File name of the manifest.
@@ -224,44 +225,10 @@ impl Manifest {
             .map(|p| p as i64)
     }
 
-    /// The label that `given` names in a filter (`query --labels`,
-    /// `/search`'s `labels`, Python's `labels=`): the one rule of all three.
-    /// With class names, an integer is a position among them, and one past
-    /// them could match nothing, so it is refused as an unknown name is
-    /// (`label=99` once gave an empty page that looked like no neighbours).
-    /// Without them, labels are whatever integers the data gave (`build
-    /// --labels`: any i64, not 0..n), and any integer is taken.
+    /// The label that `given` names in a filter: [`crate::labels::filter_label`]
+    /// over this index's classes.
     pub fn filter_label(&self, given: &LabelName) -> Result<i64> {
-        let classes = &self.classes;
-        match given {
-            LabelName::Int(i) => {
-                if classes.is_empty() || (0..classes.len() as i64).contains(i) {
-                    Ok(*i)
-                } else {
-                    Err(Error::Usage(format!(
-                        "label {i} is out of range: this index's labels are 0..={} \
-                         (its classes {}); give one of them or a class name",
-                        classes.len() - 1,
-                        classes.join(", ")
-                    )))
-                }
-            }
-            LabelName::Name(name) => self.class_label(name).ok_or_else(|| {
-                Error::Usage(if classes.is_empty() {
-                    format!(
-                        "no class `{name}`: this index records no class names; \
-                         give its labels as integers"
-                    )
-                } else {
-                    format!(
-                        "no class `{name}`: the index's classes are {} (or give labels \
-                         0..={} as integers)",
-                        classes.join(", "),
-                        classes.len() - 1
-                    )
-                })
-            }),
-        }
+        crate::labels::filter_label(&self.classes, given)
     }
 
     /// Where the file of entry `name` is: its `path`, else its name.
@@ -280,26 +247,6 @@ impl Manifest {
     }
 }
 
-/// A label as a filter names it: an integer, or a class name of the index
-/// ([`Manifest::filter_label`] resolves it).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum LabelName {
-    /// A label number.
-    Int(i64),
-    /// A class name (`classes`).
-    Name(String),
-}
-
-impl LabelName {
-    /// `1` or `eye`, as a command line or a query string spells it.
-    pub fn parse(token: &str) -> LabelName {
-        let t = token.trim();
-        t.parse()
-            .map_or_else(|_| LabelName::Name(t.to_string()), LabelName::Int)
-    }
-}
-
 fn is_zero(x: &u64) -> bool {
     *x == 0
 }
@@ -315,37 +262,6 @@ pub(crate) fn class_name(classes: &[String], label: i64) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{LabelName, Manifest};
-
-    #[test]
-    fn a_filter_label_is_a_number_or_a_class_name_of_the_index() {
-        let mut m: Manifest =
-            serde_json::from_str(include_str!("../tests/data/golden-v1/manifest.json")).unwrap();
-        // No class names: any integer, and no name.
-        assert_eq!(m.filter_label(&LabelName::parse("-7")).unwrap(), -7);
-        let e = m
-            .filter_label(&LabelName::parse("eye"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("no class `eye`") && e.contains("integers"),
-            "{e}"
-        );
-        m.classes = vec!["brow".into(), "eye".into()];
-        assert_eq!(m.filter_label(&LabelName::parse(" eye ")).unwrap(), 1);
-        assert_eq!(m.filter_label(&LabelName::Int(0)).unwrap(), 0);
-        let e = m.filter_label(&LabelName::Int(2)).unwrap_err().to_string();
-        assert!(
-            e.contains("label 2 is out of range") && e.contains("0..=1"),
-            "{e}"
-        );
-        let e = m
-            .filter_label(&LabelName::parse("ear"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("the index's classes are brow, eye"), "{e}");
-    }
-
     #[test]
     fn class_name_of_a_label() {
         let classes = vec!["cat".to_string(), "dog".to_string()];

@@ -290,7 +290,15 @@ pub(crate) fn item_labels(
         let kind: String = dt.getattr("kind")?.extract()?;
         let ndim: usize = obj.getattr("ndim")?.extract()?;
         match kind.as_str() {
-            "i" | "u" if ndim > 0 => return int_labels(obj, what),
+            "i" | "u" if ndim > 0 => {
+                return int_labels(obj, what)?
+                    .into_iter()
+                    .map(|l| {
+                        likeness_index::labels::item_label(classes, &LabelName::Int(l))
+                            .map_err(|e| PyValueError::new_err(format!("{what}: {e}")))
+                    })
+                    .collect()
+            }
             "i" | "u" | "U" | "O" if ndim <= 1 => {
                 let list = obj.call_method0("tolist")?;
                 if ndim == 0 {
@@ -326,33 +334,23 @@ pub(crate) fn item_labels(
     values
         .iter()
         .map(|v| {
-            if let Ok(name) = v.extract::<String>() {
-                class_label(classes, &name, what)
+            // The engine's rule, as `add`/`update` and `/admin/items`: a
+            // number must be a class (when the index names them), a name
+            // is its class or a new one.
+            let given = if let Ok(name) = v.extract::<String>() {
+                LabelName::Name(name)
             } else if let Ok(l) = v.extract::<i64>() {
-                Ok(l)
+                LabelName::Int(l)
             } else {
-                Err(PyTypeError::new_err(format!(
+                return Err(PyTypeError::new_err(format!(
                     "{what} must be integers or class names (str); {} is neither",
                     v.repr().map_or_else(|_| "?".to_string(), |r| r.to_string())
-                )))
-            }
+                )));
+            };
+            likeness_index::labels::item_label(classes, &given)
+                .map_err(|e| PyValueError::new_err(format!("{what}: {e}")))
         })
         .collect()
-}
-
-/// The label of the class `name`: its position in `classes`, where a new
-/// name is appended; an index without class names takes integers only.
-pub(crate) fn class_label(classes: &mut Vec<String>, name: &str, what: &str) -> PyResult<i64> {
-    if classes.is_empty() {
-        return Err(PyValueError::new_err(format!(
-            "{what}: {name:?} is a class name, but this index records none; give integer labels"
-        )));
-    }
-    if let Some(p) = classes.iter().position(|c| c == name) {
-        return Ok(p as i64);
-    }
-    classes.push(name.to_string());
-    Ok(classes.len() as i64 - 1)
 }
 
 /// Item ids: one int, or integers of shape (n,); negative ones refused.

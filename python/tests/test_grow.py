@@ -314,6 +314,11 @@ def test_bad_input_raises_and_changes_nothing(tmp_path):
         (lambda: ix.update([1], labels=[1, 2]), ValueError, "1 ids but 2 labels"),
         (lambda: ix.update([9999], labels=[1]), ValueError, "no item 9999"),
         (lambda: ix.add(x[:1], [1], threads=0), ValueError, "threads = 0"),
+        # A number past the ten classes, as `likeness update` and
+        # /admin/items refuse it (a list and an array were taken).
+        (lambda: ix.add(x[:1], [10]), ValueError, "label 10 is no class of this index"),
+        (lambda: ix.add(x[:1], np.array([10])), ValueError, "label 10 is no class"),
+        (lambda: ix.update([1], labels=np.array([12])), ValueError, "label 12 is no class"),
     ]
     for call, kind, match in bad:
         with pytest.raises(kind, match=match):

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use likeness_app::args::{AddArgs, EmbedRunArgs};
-use likeness_index::{ItemInfo, NewItems, Writer};
+use likeness_index::labels::item_label;
+use likeness_index::{ItemInfo, LabelName, NewItems, Writer};
 use tch::Device;
 
 use super::embed::{options, report_embed};
@@ -68,8 +69,8 @@ pub fn run(device: Device, threads: usize, args: AddArgs) -> Result<ExitCode> {
     let label_of: Vec<i64> = ds
         .classes()
         .iter()
-        .map(|c| likeness_app::commands::update::label_for(&mut classes, c))
-        .collect::<likeness_app::Result<_>>()?;
+        .map(|c| item_label(&mut classes, &LabelName::Name(c.clone())))
+        .collect::<likeness_index::Result<_>>()?;
     let dim = net.spec.dim as usize;
     let mut vectors = Vec::with_capacity(ds.len() * dim);
     let mut labels = Vec::with_capacity(ds.len());

@@ -1,6 +1,7 @@
 //! `likeness update`: labels or scores of items; vectors untouched.
 use std::process::ExitCode;
 
+use likeness_index::labels::typed_label;
 use likeness_index::Writer;
 
 use crate::args::UpdateArgs;
@@ -53,77 +54,4 @@ pub fn run(args: UpdateArgs) -> Result<ExitCode> {
         }
     )?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The label of `name`: a class name of the index, an integer (an index
-/// without class names), or a new class name appended to `classes`.
-pub fn label_for(classes: &mut Vec<String>, name: &str) -> Result<i64> {
-    if name.trim().is_empty() {
-        return Err(Error::Usage(
-            "an empty label: give a class name (or a class number)".into(),
-        ));
-    }
-    if let Some(p) = classes.iter().position(|c| c == name) {
-        return Ok(p as i64);
-    }
-    if classes.is_empty() {
-        return name.parse::<i64>().map_err(|_| {
-            Error::Usage(format!(
-                "label `{name}`: this index has integer labels without class names; give an integer"
-            ))
-        });
-    }
-    classes.push(name.to_string());
-    Ok((classes.len() - 1) as i64)
-}
-
-/// A label a person typed (`update --labels`, the server's `?label=`): a
-/// class name of the index, else a class number, else a new class name.
-/// A number that is no class is refused: `label=0` once made a new class
-/// named "0" where JSON's `0` meant the index's first class.
-pub fn typed_label(classes: &mut Vec<String>, text: &str) -> Result<i64> {
-    match text.trim().parse::<i64>() {
-        Ok(i) if !classes.is_empty() && !classes.iter().any(|c| c == text) => {
-            class_number(classes, i)
-        }
-        _ => label_for(classes, text),
-    }
-}
-
-/// `i` as one of the index's classes (when it has names).
-pub fn class_number(classes: &[String], i: i64) -> Result<i64> {
-    if classes.is_empty() || (0..classes.len() as i64).contains(&i) {
-        return Ok(i);
-    }
-    let names: Vec<String> = classes
-        .iter()
-        .take(12)
-        .enumerate()
-        .map(|(k, c)| format!("{k} {c}"))
-        .collect();
-    Err(Error::Usage(format!(
-        "label {i} is no class of this index: its classes are {}{}; give one of them, \
-         or a new class by its name",
-        names.join(", "),
-        if classes.len() > 12 { ", ..." } else { "" }
-    )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn typed_labels_are_names_then_numbers_then_new_names() {
-        let mut classes = vec!["cheek".to_string(), "under_eye".to_string()];
-        assert_eq!(typed_label(&mut classes, "under_eye").unwrap(), 1);
-        assert_eq!(typed_label(&mut classes, "0").unwrap(), 0);
-        let e = typed_label(&mut classes, "99").unwrap_err().to_string();
-        assert!(e.contains("0 cheek, 1 under_eye"), "{e}");
-        assert!(typed_label(&mut classes, "").is_err());
-        assert_eq!(classes.len(), 2, "no class made by a refused label");
-        assert_eq!(typed_label(&mut classes, "brow").unwrap(), 2);
-        // An index without names takes any integer.
-        assert_eq!(typed_label(&mut Vec::new(), "-5").unwrap(), -5);
-    }
 }

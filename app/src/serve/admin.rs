@@ -28,7 +28,8 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use likeness_index::{Error as IndexError, NewItems, Writer};
+use likeness_index::labels::{item_label, typed_label};
+use likeness_index::{Error as IndexError, LabelName, NewItems, Writer};
 
 use super::{body_error, parse_json, parse_region, ApiError, ApiResult, AppState, Loaded};
 use crate::embedder::embed_encoded;
@@ -162,11 +163,11 @@ fn resolve_labels(
     labels
         .into_iter()
         .map(|l| match l {
-            LabelValue::Int(i) => crate::commands::update::class_number(classes, i),
-            LabelValue::Name(n) => crate::commands::update::label_for(classes, &n),
-            LabelValue::Typed(t) => crate::commands::update::typed_label(classes, &t),
+            LabelValue::Int(i) => item_label(classes, &LabelName::Int(i)),
+            LabelValue::Name(n) => item_label(classes, &LabelName::Name(n)),
+            LabelValue::Typed(t) => typed_label(classes, &t),
         })
-        .map(|r| r.map_err(|e| ApiError::bad(e.to_string())))
+        .map(|r| r.map_err(ApiError::from))
         .collect()
 }
 
