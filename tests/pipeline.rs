@@ -408,8 +408,11 @@ fn bad_query_inputs_get_specific_errors() {
     let err = fails(likeness(&["eval", "--index", idx, "--out", s(&file)]));
     assert!(err.contains("is a file, where a folder is needed"), "{err}");
     assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
-    let err = fails(likeness(&["eval", "--index", idx, "--batch", "0"]));
-    assert!(err.contains("--batch must be at least 1"), "{err}");
+    // `--batch 0`, refused by every command that embeds (`add` took it as 1).
+    for cmd in ["eval", "add", "embed", "asymmetry", "index"] {
+        let err = fails(likeness(&[cmd, "--batch", "0"]));
+        assert!(err.contains("`0` is not a batch"), "{cmd}: {err}");
+    }
     // Another model than the one that built the index is refused.
     let other = f.root.join("other-model");
     train(&f.train_csv, &other, "2");

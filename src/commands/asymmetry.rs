@@ -154,9 +154,6 @@ fn manifest_of(args: &AsymmetryArgs) -> Result<PathBuf> {
 
 /// `likeness asymmetry`.
 pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
-    if args.batch == 0 {
-        return Err(Error::Invalid("--batch must be at least 1".into()));
-    }
     let data = manifest_of(&args)?;
     let ds = Dataset::open(&data)?.with_limits(args.photos.limits());
     // Subject, label and image -> (left item, right item).

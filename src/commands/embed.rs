@@ -7,16 +7,13 @@ use likeness_app::args::{EmbedArgs, EmbedRunArgs};
 use tch::Device;
 
 use crate::data::Dataset;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gallery::{self, EmbedOptions};
 use crate::model::Net;
 use likeness_app::plural::plural;
 
 /// The embedder's options from the arguments `embed` and `index` share.
 pub(crate) fn options(run: &EmbedRunArgs, device: Device) -> Result<EmbedOptions> {
-    if run.batch == 0 {
-        return Err(Error::Invalid("--batch must be at least 1".into()));
-    }
     let prefetch_default = if device.is_cuda() {
         gallery::CUDA_PREFETCH
     } else {

@@ -25,9 +25,6 @@ pub fn run(device: Device, args: EvalArgs) -> Result<ExitCode> {
             "--ks must list positive K values, e.g. 1,2,4,8".into(),
         ));
     }
-    if args.batch == 0 {
-        return Err(Error::Invalid("--batch must be at least 1".into()));
-    }
     let index = Index::open(&args.index)?;
     // Checked here too, before a model is loaded and queries embedded.
     if index.labels().is_none() {

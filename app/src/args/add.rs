@@ -31,7 +31,7 @@ pub struct AddArgs {
     #[arg(long)]
     pub ids_out: Option<PathBuf>,
     /// Images per forward pass (--data).
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = super::DEFAULT_BATCH, value_parser = super::batch_size)]
     pub batch: usize,
     /// Skip images that cannot be read (--data), listing them, instead of stopping.
     #[arg(long)]

@@ -32,7 +32,7 @@ pub struct AsymmetryArgs {
     #[arg(long, default_value_t = 4)]
     pub show: usize,
     /// Images per forward pass.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = super::DEFAULT_BATCH, value_parser = super::batch_size)]
     pub batch: usize,
     #[command(flatten)]
     pub photos: super::PhotoArgs,

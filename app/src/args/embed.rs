@@ -29,7 +29,7 @@ pub struct EmbedArgs {
 #[derive(Debug, Args)]
 pub struct EmbedRunArgs {
     /// Images per forward pass.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = super::DEFAULT_BATCH, value_parser = super::batch_size)]
     pub batch: usize,
     /// Skip images that cannot be used and list them in skipped.csv; without
     /// it the first bad image stops the run with its path.

@@ -44,7 +44,7 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub photos: super::PhotoArgs,
     /// Images per forward pass when embedding --queries.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = super::DEFAULT_BATCH, value_parser = super::batch_size)]
     pub batch: usize,
     /// Skip --queries images that cannot be decoded (each is listed)
     /// instead of stopping at the first.

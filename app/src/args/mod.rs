@@ -94,6 +94,20 @@ fn thread_count(s: &str) -> std::result::Result<usize, String> {
     }
 }
 
+/// Images per forward pass (`--batch` of `embed`, `index`, `eval`, `add`,
+/// `asymmetry`): what the batch embedder decodes ahead and runs at once.
+pub const DEFAULT_BATCH: usize = 256;
+
+/// `--batch`: a whole number of images, at least one.
+fn batch_size(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not a batch: give a whole number of images, at least 1"
+        )),
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check that this machine can run likeness: libtorch, CUDA, threads, data.
