@@ -49,7 +49,8 @@ pub struct QueryArgs {
     pub rerank: Option<usize>,
     /// Only results with one of these labels (integers or class names,
     /// comma-separated). A label no item carries gives no results; an
-    /// unknown class name is an error.
+    /// unknown class name, or a number past the class names, is an error
+    /// naming them.
     #[arg(long, value_delimiter = ',', conflicts_with = "exclude_labels")]
     pub labels: Vec<String>,
     /// No results with these labels (integers or class names).
