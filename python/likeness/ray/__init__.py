@@ -10,20 +10,26 @@ copied. Paths given here are made absolute on the driver.
   and ``out_dir/shards.json`` (offsets, counts, files with CRC32s, the
   model's fingerprint).
 - ``write_shards(vectors, out_dir, shards=N)``: the same layout from an
-  array (vectors embedded elsewhere).
+  array (vectors embedded elsewhere), with labels, scores, class names,
+  subjects and sides when given.
 - ``build_sharded(shards_json, out_dir, **build_params)``: one task per
-  shard builds its index with ``likeness.build``; writes ``cluster.json``,
-  which maps global ids to (shard, local id).
+  shard builds its index with ``likeness.build``, carrying the gallery's
+  class names and each item's label, score, subject and side as ``likeness
+  index`` records them; writes ``cluster.json``, which maps global ids to
+  (shard, local id).
 - ``serve_sharded(cluster_json, replicas=R)``: a Ray Serve application
   answering ``likeness serve``'s ``/search``, ``/search/batch``,
   ``/items/{id}``, ``/healthz`` and ``/stats``, fanning out to one ``Shard``
   deployment per shard; concurrent requests are batched into one call per
-  shard, each keeping its own answer. A shard that does not answer within
-  ``shard_timeout_s`` is reported in ``"missing_shards"`` with
-  ``"partial": true``.
+  shard, each keeping its own answer. Hits carry what one index's do
+  (``class``, ``subject``, ``side``, ...), and label filters by class name
+  are resolved by each shard's index, as ``likeness serve`` resolves them.
+  A shard that does not answer within ``shard_timeout_s`` is reported in
+  ``"missing_shards"`` with ``"partial": true``.
 
 Also a command line: ``python -m likeness.ray embed|build|serve --help``.
 """
+import csv
 import ctypes
 import json
 import os
@@ -79,6 +85,10 @@ __all__ = [
 # score read-out): each is checked and carried to the build.
 EMBED_FILES = ("vectors.npy", "labels.npy", "scores.npy", "predicted_scores.npy", "items.csv",
                "embed.json", "skipped.csv")
+# The columns of items.csv as `likeness embed` writes them (src/gallery.rs);
+# write_shards writes the same file when it is given subjects or sides.
+ITEMS_COLUMNS = ("id", "label", "class", "path", "row", "x", "y", "w", "h", "score", "subject",
+                 "side")
 
 
 class ShardTaskError(ShardError):
@@ -263,13 +273,38 @@ def embed_sharded(model_dir, source, out_dir, shards, num_gpus=0, *, num_cpus=1,
     return write_json_atomic(manifest, doc)
 
 
+def _optional_strings(values, name, n):
+    """``subjects`` / ``sides`` as ``likeness.build`` takes them: one str
+    per vector, None where it has none (None, NaN, an empty str, as pandas
+    reads an empty cell); "" stands for none in items.csv."""
+    values = list(values)
+    if len(values) != n:
+        raise ValueError(f"vectors holds {n} rows but {name} holds {len(values)}; give one "
+                         f"per vector (None where an item has none)")
+    out = []
+    for i, v in enumerate(values):
+        if v is None or (isinstance(v, float) and v != v):
+            out.append("")
+        elif isinstance(v, str):
+            out.append(v)
+        else:
+            raise TypeError(f"{name}[{i}] = {v!r} is not a str or None")
+    return out
+
+
 def write_shards(vectors, out_dir, shards, *, labels=None, scores=None, classes=None,
-                 model_fingerprint=None, force=False):
+                 subjects=None, sides=None, model_fingerprint=None, force=False):
     """Writes an array of vectors (embedded elsewhere) as ``shards``
     contiguous shard folders and ``shards.json``, the layout that
     ``embed_sharded`` writes and ``build_sharded`` reads: ``labels``
     (integers) and ``scores`` (floats, NaN = none) one per vector, as
-    ``likeness embed`` writes them. Returns the manifest as a dict."""
+    ``likeness embed`` writes them; ``classes`` the labels' names
+    (``classes[label]``). ``subjects`` and ``sides`` (``"left"``,
+    ``"right"``: the subject's own), one per vector, None where an item has
+    none, go into each shard's ``items.csv`` as ``likeness embed`` writes a
+    manifest's columns; ``build_sharded`` records them in every shard's
+    index (and refuses a side that is neither). Returns the manifest as a
+    dict."""
     vectors = np.asarray(vectors)
     if vectors.ndim != 2:
         raise ValueError(f"vectors must be 2-D, got shape {vectors.shape}")
@@ -290,6 +325,11 @@ def write_shards(vectors, out_dir, shards, *, labels=None, scores=None, classes=
         if len(scores) != n:
             raise ValueError(f"vectors holds {n} rows but scores holds {len(scores)}; give "
                              f"one score per vector (NaN where an item has none)")
+    if subjects is not None:
+        subjects = _optional_strings(subjects, "subjects", n)
+    if sides is not None:
+        sides = _optional_strings(sides, "sides", n)
+    classes = list(classes or [])
     out_dir = pathlib.Path(out_dir).resolve()
     manifest = out_dir / "shards.json"
     if manifest.exists() and not force:
@@ -305,9 +345,11 @@ def write_shards(vectors, out_dir, shards, *, labels=None, scores=None, classes=
             np.save(tmp / "labels.npy", labels[lo:hi])
         if scores is not None:
             np.save(tmp / "scores.npy", scores[lo:hi])
+        if subjects is not None or sides is not None:
+            _write_items(tmp / "items.csv", lo, hi, labels, classes, scores, subjects, sides)
         card = {"format": "likeness-embeddings", "format_version": 1, "count": hi - lo,
                 "dim": int(vectors.shape[1]), "model_fingerprint": model_fingerprint,
-                "classes": list(classes or []),
+                "classes": classes,
                 "shard": {"index": i, "count": shards, "offset": lo, "items": hi - lo,
                           "source_items": n}}
         (tmp / "embed.json").write_text(json.dumps(card, indent=2))
@@ -324,15 +366,48 @@ def write_shards(vectors, out_dir, shards, *, labels=None, scores=None, classes=
                         "files": file_records(target, EMBED_FILES)})
     doc = {"format": SHARDS_FORMAT, "format_version": VERSION, "source": None,
            "model_dir": None, "model_fingerprint": model_fingerprint,
-           "dim": int(vectors.shape[1]), "classes": list(classes or []), "source_items": n,
+           "dim": int(vectors.shape[1]), "classes": classes, "source_items": n,
            "count": n, "shards": entries}
     return write_json_atomic(manifest, doc)
+
+
+def _write_items(path, lo, hi, labels, classes, scores, subjects, sides):
+    """items.csv of the rows lo..hi, with `likeness embed`'s columns (no
+    sources: the vectors came from elsewhere)."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(ITEMS_COLUMNS)
+        for g in range(lo, hi):
+            label = "" if labels is None else int(labels[g])
+            name = classes[label] if label != "" and 0 <= label < len(classes) else ""
+            score = "" if scores is None or not np.isfinite(scores[g]) else repr(float(scores[g]))
+            w.writerow([g, label, name, "", "", "", "", "", "", score,
+                        "" if subjects is None else subjects[g],
+                        "" if sides is None else sides[g]])
+
+
+def _read_pairings(path, count, what):
+    """The subject and side of each row of a shard's items.csv (as
+    ``likeness.build`` takes them, "" = none), or (None, None) when it
+    names none: ``likeness index`` then records none either."""
+    if not path.is_file():
+        return None, None
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if len(rows) != count:
+        raise ShardTaskError(f"{what}: {path} lists {len(rows)} items but the shard holds "
+                             f"{count} vectors; embed the shard again")
+    subjects = [r.get("subject") or "" for r in rows]
+    sides = [r.get("side") or "" for r in rows]
+    if not any(subjects) and not any(sides):
+        return None, None
+    return subjects, sides
 
 
 # ---------------------------------------------------------------- build --
 
 
-def _build_shard(root, entry, fingerprint, out_dir, params, threads):
+def _build_shard(root, entry, fingerprint, classes, out_dir, params, threads):
     import likeness
 
     node = _node()
@@ -348,11 +423,16 @@ def _build_shard(root, entry, fingerprint, out_dir, params, threads):
     labels = np.load(folder / "labels.npy") if (folder / "labels.npy").is_file() else None
     # As `likeness index` records a manifest's score column: NaN = none.
     scores = np.load(folder / "scores.npy") if (folder / "scores.npy").is_file() else None
+    # And its subject and side columns, and the class names: each shard's
+    # index holds them as one index of the gallery would (hits name them,
+    # `Index.search(labels="eye")` takes the names).
+    subjects, sides = _read_pairings(folder / "items.csv", len(vectors), f"node {node}: shard {i}")
     target = pathlib.Path(out_dir) / entry["dir"]
     start = time.perf_counter()
     try:
-        index = likeness.build(vectors, target, labels=labels, scores=scores, threads=threads,
-                               force=True, **params)
+        index = likeness.build(vectors, target, labels=labels, scores=scores,
+                               classes=classes or None, subjects=subjects, sides=sides,
+                               threads=threads, force=True, **params)
     except (ValueError, OSError) as e:
         raise ShardTaskError(f"node {node}: building shard {i} from {folder} failed: {e}") from e
     seconds = time.perf_counter() - start
@@ -374,6 +454,8 @@ def _build_shard(root, entry, fingerprint, out_dir, params, threads):
         "model_fingerprint": fingerprint,
         "has_labels": labels is not None,
         "has_scores": index.scores is not None,
+        # Whether its items have subjects and sides, which the hits then carry.
+        "pairings": subjects is not None,
         "postings": bool(index.manifest.get("postings", False)),
         "items_csv": items,
         "manifest_crc32": crc32_file(target / "manifest.json"),
@@ -393,9 +475,11 @@ def build_sharded(shards_json, out_dir, *, num_cpus=1, max_retries=3, force=Fals
 
     ``options`` are ``likeness.build``'s, with its names and defaults
     (``metric``, ``m``, ``ef_construction``, ``seed``, ``store``,
-    ``quantile``, ``builder``): every shard is built as ``likeness build``
-    would build the whole gallery, with the shard's labels (and their
-    filter postings) and scores (``predicted_score``) when it has them.
+    ``quantile``, ``builder``): every shard is built as ``likeness index``
+    would build the whole gallery, with the gallery's class names and the
+    shard's labels (and their filter postings), scores
+    (``predicted_score``), subjects and sides (items.csv's columns) when it
+    has them.
 
     Raises, before building: ``ManifestError`` (not a shards.json, or
     damaged), ``MissingShardError`` (a shard folder or file is absent),
@@ -438,7 +522,8 @@ def build_sharded(shards_json, out_dir, *, num_cpus=1, max_retries=3, force=Fals
     params = dict(options)
     task = ray.remote(_build_shard).options(num_cpus=num_cpus, max_retries=max_retries,
                                             name="likeness-build-shard")
-    refs = [task.remote(str(root), e, fp, str(out_dir), params, max(1, int(num_cpus)))
+    classes = list(doc.get("classes") or [])
+    refs = [task.remote(str(root), e, fp, classes, str(out_dir), params, max(1, int(num_cpus)))
             for e in entries]
     built = _gather(ray, refs)
     cluster = {
@@ -449,7 +534,7 @@ def build_sharded(shards_json, out_dir, *, num_cpus=1, max_retries=3, force=Fals
         "dim": built[0]["dim"],
         "count": sum(b["count"] for b in built),
         "model_fingerprint": fp,
-        "classes": doc.get("classes", []),
+        "classes": classes,
         "has_labels": all(b["has_labels"] for b in built),
         "has_scores": all(b["has_scores"] for b in built),
         "build": built[0]["build"],
