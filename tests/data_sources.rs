@@ -283,6 +283,63 @@ fn empty_class_folder_is_refused() {
     ));
 }
 
+/// A phone's or a camera's folder, as it comes: `inspect` (and `embed`,
+/// `train`, which open folders alike) once listed its JPEGs and passed
+/// over in silence its HEICs, its year folders, the photos at its top and
+/// a dead link. Each is now counted and named, and the images still open;
+/// files that are no photo (notes, Thumbs.db, .DS_Store) say nothing.
+#[test]
+fn a_photo_folder_names_what_it_leaves_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let png = |p: &Path| {
+        image::RgbImage::from_pixel(8, 8, image::Rgb([120, 60, 30]))
+            .save(p)
+            .unwrap()
+    };
+    for d in ["Ann", "Ann/2019", "Bo Ångström"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    png(&root.join("Ann/a 1.png"));
+    png(&root.join("Ann/2019/summer.png"));
+    png(&root.join("Bo Ångström/b.png"));
+    png(&root.join("loose.png"));
+    std::fs::write(root.join("Ann/IMG_0001.HEIC"), b"heic").unwrap();
+    std::fs::write(root.join("scan.tif"), b"tiff").unwrap();
+    for junk in [
+        "Ann/notes.txt",
+        "Ann/Thumbs.db",
+        "Ann/.DS_Store",
+        ".DS_Store",
+    ] {
+        std::fs::write(root.join(junk), b"junk").unwrap();
+    }
+    std::os::unix::fs::symlink(root.join("gone.png"), root.join("Bo Ångström/dead.png")).unwrap();
+    let o = common::likeness(&["inspect", root.to_str().unwrap()]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{err}");
+    assert!(
+        out.contains("2 items") && out.contains("2 classes"),
+        "{out}"
+    );
+    let r = root.display();
+    for said in [
+        format!("2 files of a format not read here (tif, gif, heic, raw, ...) left out: {r}/Ann/IMG_0001.HEIC, {r}/scan.tif; convert them"),
+        format!("1 image at the top of {r} in no class folder left out: {r}/loose.png;"),
+        format!("1 folder below those left out: {r}/Ann/2019;"),
+        format!("1 symbolic link to a missing file left out: {r}/Bo Ångström/dead.png"),
+    ] {
+        assert!(err.contains(&said), "wanted `{said}` in:\n{err}");
+    }
+    assert!(
+        !err.contains("notes.txt") && !err.contains("Thumbs"),
+        "{err}"
+    );
+}
+
 /// A folder likeness wrote, given as data (`likeness inspect runs/m`), says
 /// what it is and what reads it; it once said "no labelled images found".
 /// A data folder that merely holds such a file among its classes still

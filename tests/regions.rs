@@ -769,8 +769,8 @@ fn regions_cut_aligned_face_chips_and_list_them() {
 
 /// A user's folder of photos, as it comes: a cut JPEG is skipped as
 /// unreadable (it decoded to grey and was "faceless"), formats not read are
-/// named, and what `regions` wrote into the folder is not read back as
-/// photos on the next run.
+/// named, and so is a link to a missing photo, and what `regions` wrote
+/// into the folder is not read back as photos on the next run.
 #[test]
 fn a_folder_of_photos_as_it_comes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -787,6 +787,8 @@ fn a_folder_of_photos_as_it_comes() {
     std::fs::write(photos.join("whole.jpg"), &bytes).unwrap();
     std::fs::write(photos.join("cut.jpg"), &bytes[..bytes.len() / 2]).unwrap();
     std::fs::write(photos.join("phone.heic"), b"not read").unwrap();
+    // A link whose photo was moved away was passed over without a word.
+    std::os::unix::fs::symlink(photos.join("moved.jpg"), photos.join("link.jpg")).unwrap();
     let out = tmp.path().join("r.csv");
     let run = |force: bool| {
         let overlay = photos.join("overlay");
@@ -817,6 +819,11 @@ fn a_folder_of_photos_as_it_comes() {
         );
         assert!(
             err.contains("phone.heic; convert them to JPEG or PNG"),
+            "{err}"
+        );
+        assert!(
+            err.contains("1 symbolic link to a missing file left out: ")
+                && err.contains("link.jpg"),
             "{err}"
         );
     }
