@@ -40,7 +40,6 @@ use std::time::Instant;
 
 use likeness_index::npy::RowWriter;
 use likeness_index::{ItemInfo, TempDir};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::shard::Shard;
@@ -124,7 +123,7 @@ fn prepare(
     chunk: &[usize],
     skip_bad: bool,
 ) -> Result<Prepared> {
-    let loaded: Vec<Result<crate::data::Sample>> = chunk.par_iter().map(|&i| ds.load(i)).collect();
+    let loaded = ds.load_each(chunk);
     let mut kept = Vec::with_capacity(chunk.len());
     let mut images = Vec::with_capacity(chunk.len());
     let mut skipped = Vec::new();
