@@ -996,3 +996,34 @@ fn a_face_inside_a_face_is_dropped_and_both_files_name_faces_alike() {
         ]
     );
 }
+
+/// `--min-face` over the detector's 40 px window once changed nothing:
+/// `--min-face 100` still found the 31–54 px faces of a group photo (by
+/// SeetaFace's boxes), whose regions are a few pixels wide (cheeks of 9
+/// px, which then led `asymmetry`'s list). Now it leaves them out, and
+/// keeps the same faces three times as large.
+#[test]
+fn min_face_leaves_smaller_faces_out() {
+    let image = image::open(faces_dir().join("2008_002079.jpg")).unwrap();
+    let big = image.resize(
+        image.width() * 3,
+        image.height() * 3,
+        image::imageops::FilterType::Triangle,
+    );
+    let at = |min_face: u32| FaceFinder::open(&models(), Landmarks::Dlib5, min_face).unwrap();
+    let (small, large) = (at(face::DEFAULT_MIN_FACE), at(100));
+    let widths = |faces: Vec<face::Face>| -> Vec<u32> {
+        faces
+            .iter()
+            .map(|f| (f.bbox.w / 0.902).round() as u32)
+            .collect()
+    };
+    let found = widths(small.find(&image));
+    assert_eq!(found.len(), 6, "{found:?}");
+    assert!(found.iter().all(|&w| w < 100), "{found:?}");
+    assert_eq!(widths(large.find(&image)), Vec::<u32>::new());
+    let tripled = widths(large.find(&big));
+    assert_eq!(tripled.len(), found.len(), "{tripled:?}");
+    // The window takes faces a little smaller than itself (93 px here).
+    assert!(tripled.iter().all(|&w| w >= 90), "{tripled:?}");
+}
