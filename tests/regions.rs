@@ -4,6 +4,7 @@
 //! rotated by 15°.
 mod common;
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, RgbImage};
@@ -789,6 +790,10 @@ fn a_folder_of_photos_as_it_comes() {
     std::fs::write(photos.join("phone.heic"), b"not read").unwrap();
     // A link whose photo was moved away was passed over without a word.
     std::os::unix::fs::symlink(photos.join("moved.jpg"), photos.join("link.jpg")).unwrap();
+    // A Latin-1 name (`café.jpg` from an old zip) was written as
+    // `caf\u{FFFD}.jpg`, which `index` of the manifest could not find.
+    let latin1 = std::ffi::OsStr::from_bytes(b"caf\xe9.jpg");
+    std::fs::write(photos.join(latin1), &bytes).unwrap();
     let out = tmp.path().join("r.csv");
     let run = |force: bool| {
         let overlay = photos.join("overlay");
@@ -826,7 +831,29 @@ fn a_folder_of_photos_as_it_comes() {
                 && err.contains("link.jpg"),
             "{err}"
         );
+        assert!(
+            err.contains("1 photo whose path is not UTF-8 text left out")
+                && err.contains("caf\u{FFFD}.jpg; rename them in UTF-8"),
+            "{err}"
+        );
+        // What it wrote opens as a manifest: every path in it is found.
+        let o = common::likeness(&["inspect", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
+    // Given alone, it is refused with the same advice.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_likeness"))
+        .arg("regions")
+        .arg("--data")
+        .arg(photos.join(latin1))
+        .args(["--out", out.to_str().unwrap(), "--force"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("not UTF-8 text") && err.contains("rename it"),
+        "{err}"
+    );
 }
 
 /// Photos with no face: the run says that none was found and what to try,

@@ -50,6 +50,13 @@ pub fn list_photos(src: &Path, exclude: &[&Path]) -> Result<Vec<Photo>> {
     };
     let meta = std::fs::metadata(src).map_err(|e| Error::io(src, e))?;
     if meta.is_file() && is_image_file(src) {
+        if src.to_str().is_none() {
+            return Err(Error::Invalid(format!(
+                "{}: the path is not UTF-8 text, which a manifest cannot name; rename it in \
+                 UTF-8 (e.g. `convmv -f latin1 -t utf8 --notest FILE`)",
+                src.display()
+            )));
+        }
         return Ok(vec![Photo {
             path: src.to_path_buf(),
             subject: stem(src),
@@ -95,7 +102,9 @@ pub fn list_photos(src: &Path, exclude: &[&Path]) -> Result<Vec<Photo>> {
     // Photos loose at the top are read too (each its own subject).
     let mut left = LeftOut::default();
     let mut take = |p: PathBuf, subject: String, photos: &mut Vec<Photo>| {
-        if p.is_file() && is_image_file(&p) {
+        if p.is_file() && is_image_file(&p) && p.to_str().is_none() {
+            left.not_utf8.push(p);
+        } else if p.is_file() && is_image_file(&p) {
             photos.push(Photo { path: p, subject });
         } else {
             left.take(p);

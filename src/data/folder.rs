@@ -128,6 +128,11 @@ pub struct LeftOut {
     pub broken_links: Vec<PathBuf>,
     /// Images at the top of a class folder source, in no class.
     pub loose: Vec<PathBuf>,
+    /// Photos whose path is not UTF-8 (an old Windows zip's `café.jpg` in
+    /// Latin-1), which a CSV cannot name: `regions` wrote them as
+    /// `caf\u{FFFD}.jpg`, and `index` of its manifest then stopped at
+    /// "not found".
+    pub not_utf8: Vec<PathBuf>,
 }
 
 impl LeftOut {
@@ -178,6 +183,14 @@ impl LeftOut {
                 root.display(),
                 count(self.deeper.len(), "folder"),
                 names(&self.deeper)
+            );
+        }
+        if !self.not_utf8.is_empty() {
+            eprintln!(
+                "note: {} whose path is not UTF-8 text left out (a manifest cannot name it): \
+                 {}; rename them in UTF-8 (e.g. `convmv -f latin1 -t utf8 -r --notest DIR`)",
+                count(self.not_utf8.len(), "photo"),
+                names(&self.not_utf8)
             );
         }
         if !self.broken_links.is_empty() {
