@@ -367,11 +367,22 @@ impl Dataset {
     /// photo took 19–25 s, now 10–13 s (2 busy cores). A thread holds one
     /// decoded photo at a time, as before.
     pub fn load_each(&self, indices: &[usize]) -> Vec<Result<Sample>> {
+        self.load_each_with(indices, |s| s)
+    }
+
+    /// [`Dataset::load_each`], with each sample turned into `f(sample)` on
+    /// the thread that loaded it, so that a batch need not hold its
+    /// decoded photos at once (`embed` keeps the network's input of each).
+    pub fn load_each_with<T: Send>(
+        &self,
+        indices: &[usize],
+        f: impl Fn(Sample) -> T + Sync,
+    ) -> Vec<Result<T>> {
         let groups = self.photo_groups(indices);
-        let done: Vec<Vec<(usize, Result<Sample>)>> = groups
+        let done: Vec<Vec<(usize, Result<T>)>> = groups
             .par_iter()
             .map(|g| {
-                let load = |pos: usize| (pos, self.load(indices[pos]));
+                let load = |pos: usize| (pos, self.load(indices[pos]).map(&f));
                 if g.len() == 1 {
                     return vec![load(g[0])];
                 }
@@ -381,7 +392,7 @@ impl Dataset {
                         .iter()
                         .map(|&pos| {
                             let item = &self.items[indices[pos]];
-                            (pos, crop_sample(item, &image))
+                            (pos, crop_sample(item, &image).map(&f))
                         })
                         .collect(),
                     // Each item says its error, as `load` words it.
@@ -389,7 +400,7 @@ impl Dataset {
                 }
             })
             .collect();
-        let mut out: Vec<Option<Result<Sample>>> = (0..indices.len()).map(|_| None).collect();
+        let mut out: Vec<Option<Result<T>>> = (0..indices.len()).map(|_| None).collect();
         for (pos, r) in done.into_iter().flatten() {
             out[pos] = Some(r);
         }
