@@ -4,6 +4,7 @@
 //! rotated by 15°.
 mod common;
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, RgbImage};
@@ -769,8 +770,8 @@ fn regions_cut_aligned_face_chips_and_list_them() {
 
 /// A user's folder of photos, as it comes: a cut JPEG is skipped as
 /// unreadable (it decoded to grey and was "faceless"), formats not read are
-/// named, and what `regions` wrote into the folder is not read back as
-/// photos on the next run.
+/// named, and so is a link to a missing photo, and what `regions` wrote
+/// into the folder is not read back as photos on the next run.
 #[test]
 fn a_folder_of_photos_as_it_comes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -787,6 +788,12 @@ fn a_folder_of_photos_as_it_comes() {
     std::fs::write(photos.join("whole.jpg"), &bytes).unwrap();
     std::fs::write(photos.join("cut.jpg"), &bytes[..bytes.len() / 2]).unwrap();
     std::fs::write(photos.join("phone.heic"), b"not read").unwrap();
+    // A link whose photo was moved away was passed over without a word.
+    std::os::unix::fs::symlink(photos.join("moved.jpg"), photos.join("link.jpg")).unwrap();
+    // A Latin-1 name (`café.jpg` from an old zip) was written as
+    // `caf\u{FFFD}.jpg`, which `index` of the manifest could not find.
+    let latin1 = std::ffi::OsStr::from_bytes(b"caf\xe9.jpg");
+    std::fs::write(photos.join(latin1), &bytes).unwrap();
     let out = tmp.path().join("r.csv");
     let run = |force: bool| {
         let overlay = photos.join("overlay");
@@ -819,7 +826,34 @@ fn a_folder_of_photos_as_it_comes() {
             err.contains("phone.heic; convert them to JPEG or PNG"),
             "{err}"
         );
+        assert!(
+            err.contains("1 symbolic link to a missing file left out: ")
+                && err.contains("link.jpg"),
+            "{err}"
+        );
+        assert!(
+            err.contains("1 photo whose path is not UTF-8 text left out")
+                && err.contains("caf\u{FFFD}.jpg; rename them in UTF-8"),
+            "{err}"
+        );
+        // What it wrote opens as a manifest: every path in it is found.
+        let o = common::likeness(&["inspect", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
+    // Given alone, it is refused with the same advice.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_likeness"))
+        .arg("regions")
+        .arg("--data")
+        .arg(photos.join(latin1))
+        .args(["--out", out.to_str().unwrap(), "--force"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("not UTF-8 text") && err.contains("rename it"),
+        "{err}"
+    );
 }
 
 /// Photos with no face: the run says that none was found and what to try,
@@ -988,4 +1022,35 @@ fn a_face_inside_a_face_is_dropped_and_both_files_name_faces_alike() {
             ("00001-2008_001009-2.png".to_string(), "pair#2".to_string()),
         ]
     );
+}
+
+/// `--min-face` over the detector's 40 px window once changed nothing:
+/// `--min-face 100` still found the 31–54 px faces of a group photo (by
+/// SeetaFace's boxes), whose regions are a few pixels wide (cheeks of 9
+/// px, which then led `asymmetry`'s list). Now it leaves them out, and
+/// keeps the same faces three times as large.
+#[test]
+fn min_face_leaves_smaller_faces_out() {
+    let image = image::open(faces_dir().join("2008_002079.jpg")).unwrap();
+    let big = image.resize(
+        image.width() * 3,
+        image.height() * 3,
+        image::imageops::FilterType::Triangle,
+    );
+    let at = |min_face: u32| FaceFinder::open(&models(), Landmarks::Dlib5, min_face).unwrap();
+    let (small, large) = (at(face::DEFAULT_MIN_FACE), at(100));
+    let widths = |faces: Vec<face::Face>| -> Vec<u32> {
+        faces
+            .iter()
+            .map(|f| (f.bbox.w / 0.902).round() as u32)
+            .collect()
+    };
+    let found = widths(small.find(&image));
+    assert_eq!(found.len(), 6, "{found:?}");
+    assert!(found.iter().all(|&w| w < 100), "{found:?}");
+    assert_eq!(widths(large.find(&image)), Vec::<u32>::new());
+    let tripled = widths(large.find(&big));
+    assert_eq!(tripled.len(), found.len(), "{tripled:?}");
+    // The window takes faces a little smaller than itself (93 px here).
+    assert!(tripled.iter().all(|&w| w >= 90), "{tripled:?}");
 }

@@ -968,6 +968,16 @@ fn a_whole_photo_query_grades_its_faces_regions_not_the_photo() {
         table.contains("grade: ") && !table.contains("faces:"),
         "{table}"
     );
+    // And it says so: a photo without a face found (dogs, a face too
+    // small) was graded whole with no word of why.
+    let said = likeness(&["query", "--index", s(&index), "--image", s(&crop)]);
+    let err = String::from_utf8_lossy(&said.stderr);
+    assert!(
+        err.contains("note: no face found in") && err.contains("graded whole, as one crop"),
+        "{err}"
+    );
+    let said = likeness(&["query", "--index", s(&index), "--image", s(&photo)]);
+    assert!(!String::from_utf8_lossy(&said.stderr).contains("no face found"));
 }
 
 /// `POST /search/image` of a whole photo follows `query --image`, batched

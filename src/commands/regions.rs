@@ -14,8 +14,9 @@ use likeness_app::face::{self, models, Face, FaceFinder, Landmarks, RegionBox};
 use likeness_app::read::decode::decode_file;
 use rayon::prelude::*;
 
+use crate::data::folder::{is_image_file, LeftOut};
 use crate::data::manifest::REGION_EXTRAS;
-use crate::data::{folder::is_image_file, Dataset, DecodeLimits};
+use crate::data::{Dataset, DecodeLimits};
 use crate::error::{Error, Result};
 use likeness_app::plural::plural;
 
@@ -49,6 +50,13 @@ pub fn list_photos(src: &Path, exclude: &[&Path]) -> Result<Vec<Photo>> {
     };
     let meta = std::fs::metadata(src).map_err(|e| Error::io(src, e))?;
     if meta.is_file() && is_image_file(src) {
+        if src.to_str().is_none() {
+            return Err(Error::Invalid(format!(
+                "{}: the path is not UTF-8 text, which a manifest cannot name; rename it in \
+                 UTF-8 (e.g. `convmv -f latin1 -t utf8 --notest FILE`)",
+                src.display()
+            )));
+        }
         return Ok(vec![Photo {
             path: src.to_path_buf(),
             subject: stem(src),
@@ -91,13 +99,15 @@ pub fn list_photos(src: &Path, exclude: &[&Path]) -> Result<Vec<Photo>> {
     // it reads: a second run would take those pictures for photos.
     let real = |p: &Path| std::fs::canonicalize(p).ok();
     let written: Vec<PathBuf> = exclude.iter().filter_map(|p| real(p)).collect();
-    let mut unread = Vec::new();
-    let mut deeper = Vec::new();
+    // Photos loose at the top are read too (each its own subject).
+    let mut left = LeftOut::default();
     let mut take = |p: PathBuf, subject: String, photos: &mut Vec<Photo>| {
-        if is_image_file(&p) {
+        if p.is_file() && is_image_file(&p) && p.to_str().is_none() {
+            left.not_utf8.push(p);
+        } else if p.is_file() && is_image_file(&p) {
             photos.push(Photo { path: p, subject });
-        } else if crate::data::folder::is_unread_photo(&p) {
-            unread.push(p);
+        } else {
+            left.take(p);
         }
     };
     for p in sorted(src)? {
@@ -110,41 +120,14 @@ pub fn list_photos(src: &Path, exclude: &[&Path]) -> Result<Vec<Photo>> {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             for q in sorted(&p)? {
-                if q.is_dir() {
-                    deeper.push(q);
-                } else if q.is_file() {
-                    take(q, subject.clone(), &mut photos);
-                }
+                take(q, subject.clone(), &mut photos);
             }
-        } else if p.is_file() {
+        } else {
             let subject = stem(&p);
             take(p, subject, &mut photos);
         }
     }
-    let names = |v: &[PathBuf]| {
-        let mut s: Vec<String> = v.iter().take(5).map(|p| p.display().to_string()).collect();
-        if v.len() > 5 {
-            s.push(format!("and {} more", v.len() - 5));
-        }
-        s.join(", ")
-    };
-    if !unread.is_empty() {
-        eprintln!(
-            "note: {} of a format not read here (tif, gif, heic, raw, ...) left out: {}; \
-             convert them to JPEG or PNG to include them",
-            plural(unread.len(), "file"),
-            names(&unread)
-        );
-    }
-    if !deeper.is_empty() {
-        eprintln!(
-            "note: photos are read from {} and one level of folders below it (a folder a \
-             person); {} deeper folders are left out: {}",
-            src.display(),
-            deeper.len(),
-            names(&deeper)
-        );
-    }
+    left.note(src);
     if photos.is_empty() {
         return Err(Error::EmptyDataset {
             path: src.to_path_buf(),

@@ -1,5 +1,5 @@
 //! Image folders: `root/<class>/<image>`, one sub-folder per class.
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{Dataset, Item, SourceKind};
 use crate::error::{Error, Result};
@@ -105,8 +105,115 @@ fn is_hidden(entry: &std::fs::DirEntry) -> bool {
     entry.file_name().to_string_lossy().starts_with('.')
 }
 
-/// Lists `root/<class>/<image>`: classes and files in name order.
+/// Whether `path` is a symbolic link to nothing: `is_file` and `is_dir`
+/// are both false for it, so it was passed over without a word.
+pub fn is_broken_link(path: &Path) -> bool {
+    path.symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink())
+        && !path.exists()
+}
+
+/// What a folder of photos holds that is not read, so that it is counted
+/// and named rather than passed over: `inspect` of a phone's folder once
+/// listed its JPEGs and said nothing of its HEICs, its year folders or
+/// the photos loose at its top. Files that are no photo (`.txt`,
+/// `Thumbs.db`) are not listed; dot files are not looked at.
+#[derive(Debug, Default)]
+pub struct LeftOut {
+    /// Photos in a format not decoded ([`UNREAD_PHOTO_EXTENSIONS`]).
+    pub unread: Vec<PathBuf>,
+    /// Folders below the class (person) folders.
+    pub deeper: Vec<PathBuf>,
+    /// Symbolic links whose target is missing.
+    pub broken_links: Vec<PathBuf>,
+    /// Images at the top of a class folder source, in no class.
+    pub loose: Vec<PathBuf>,
+    /// Photos whose path is not UTF-8 (an old Windows zip's `café.jpg` in
+    /// Latin-1), which a CSV cannot name: `regions` wrote them as
+    /// `caf\u{FFFD}.jpg`, and `index` of its manifest then stopped at
+    /// "not found".
+    pub not_utf8: Vec<PathBuf>,
+}
+
+impl LeftOut {
+    /// Files of a class (or person) folder that are not one of its images.
+    pub fn take(&mut self, path: PathBuf) {
+        if path.is_dir() {
+            self.deeper.push(path);
+        } else if is_broken_link(&path) {
+            self.broken_links.push(path);
+        } else if is_unread_photo(&path) {
+            self.unread.push(path);
+        }
+    }
+
+    /// A note on stderr for each kind of file left out, with its count,
+    /// the first few paths and what to do to include them.
+    pub fn note(&self, root: &Path) {
+        let names = |v: &[PathBuf]| {
+            let mut s: Vec<String> = v.iter().take(5).map(|p| p.display().to_string()).collect();
+            if v.len() > 5 {
+                s.push(format!("and {} more", v.len() - 5));
+            }
+            s.join(", ")
+        };
+        let count = |n: usize, what: &str| likeness_app::plural::plural(n, what);
+        if !self.unread.is_empty() {
+            eprintln!(
+                "note: {} of a format not read here (tif, gif, heic, raw, ...) left out: {}; \
+                 convert them to JPEG or PNG to include them",
+                count(self.unread.len(), "file"),
+                names(&self.unread)
+            );
+        }
+        if !self.loose.is_empty() {
+            eprintln!(
+                "note: {} at the top of {} in no class folder left out: {}; images are read \
+                 as {}/CLASS/IMAGE: move each into its class's folder to include it",
+                count(self.loose.len(), "image"),
+                root.display(),
+                names(&self.loose),
+                root.display()
+            );
+        }
+        if !self.deeper.is_empty() {
+            eprintln!(
+                "note: images are read from the folders directly inside {} (a folder a class \
+                 or person); {} below those left out: {}; move their images up to include them",
+                root.display(),
+                count(self.deeper.len(), "folder"),
+                names(&self.deeper)
+            );
+        }
+        if !self.not_utf8.is_empty() {
+            eprintln!(
+                "note: {} whose path is not UTF-8 text left out (a manifest cannot name it): \
+                 {}; rename them in UTF-8 (e.g. `convmv -f latin1 -t utf8 -r --notest DIR`)",
+                count(self.not_utf8.len(), "photo"),
+                names(&self.not_utf8)
+            );
+        }
+        if !self.broken_links.is_empty() {
+            eprintln!(
+                "note: {} to a missing file left out: {}",
+                count(self.broken_links.len(), "symbolic link"),
+                names(&self.broken_links)
+            );
+        }
+    }
+}
+
+/// Lists `root/<class>/<image>`: classes and files in name order; notes
+/// on stderr what is left out ([`LeftOut`]).
 pub fn open(root: &Path) -> Result<Dataset> {
+    let mut left = LeftOut::default();
+    let ds = read(root, &mut left);
+    left.note(root);
+    ds
+}
+
+/// [`open`], telling `left` what is not read instead of printing it.
+pub fn read(root: &Path, left: &mut LeftOut) -> Result<Dataset> {
     let mut classes = Vec::new();
     let mut items = Vec::new();
     for entry in sorted_entries(root)? {
@@ -115,6 +222,13 @@ pub fn open(root: &Path) -> Result<Dataset> {
         }
         let class_dir = entry.path();
         if !class_dir.is_dir() {
+            if is_image_file(&class_dir) && class_dir.is_file() {
+                left.loose.push(class_dir);
+            } else if is_broken_link(&class_dir) {
+                left.broken_links.push(class_dir);
+            } else if is_unread_photo(&class_dir) {
+                left.unread.push(class_dir);
+            }
             continue;
         }
         let class = entry.file_name().to_string_lossy().into_owned();
@@ -131,7 +245,10 @@ pub fn open(root: &Path) -> Result<Dataset> {
         let before = items.len();
         for f in sorted_entries(&class_dir)? {
             let p = f.path();
-            if !is_hidden(&f) && p.is_file() && is_image_file(&p) {
+            if is_hidden(&f) {
+                continue;
+            }
+            if p.is_file() && is_image_file(&p) {
                 items.push(Item {
                     label,
                     path: p,
@@ -140,6 +257,8 @@ pub fn open(root: &Path) -> Result<Dataset> {
                     line: None,
                     ..Item::default()
                 });
+            } else {
+                left.take(p);
             }
         }
         if items.len() == before {

@@ -20,9 +20,10 @@ pub struct RegionsArgs {
     /// brow (each left and right), nose, mouth].
     #[arg(long)]
     pub regions: Option<String>,
-    /// The smallest face to find, pixels across (at least 20). A photo over
-    /// 2048 px on its long side is scanned shrunk to 2048, so there the
-    /// smallest is 40/2048 of that side (160 px of an 8192 px photo).
+    /// The smallest face to find, pixels across (at least 20); smaller
+    /// faces are left out. A photo over 2048 px on its long side is scanned
+    /// shrunk to 2048, so there the smallest is at least 40/2048 of that
+    /// side (160 px of an 8192 px photo).
     #[arg(long, default_value_t = DEFAULT_MIN_FACE)]
     pub min_face: u32,
     /// Write a PNG per photo with the faces, landmarks and boxes drawn (the

@@ -253,6 +253,19 @@ fn face_grades(
             face::GradeError::Embed(e) => Error::Usage(e),
         },
     )?;
+    if faces.is_none() {
+        // A photo of dogs, or one whose face the detector missed, was
+        // graded whole (-0.12) with only "this crop is unlike the regions
+        // it learnt from" to go by.
+        eprintln!(
+            "note: no face found in {}: graded whole, as one crop of what the read-out learnt \
+             ({}); for a photo, query a region of it with --region x,y,w,h (`likeness regions \
+             --min-face` finds faces under {} px)",
+            path.display(),
+            labels.join(", "),
+            face::DEFAULT_MIN_FACE
+        );
+    }
     Ok(faces.map(|faces| {
         faces
             .iter()

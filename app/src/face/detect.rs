@@ -4,7 +4,8 @@
 //!
 //! SeetaFace scans a 40-px window over an image pyramid that only shrinks,
 //! so a face smaller than 40 px is found only after the image is enlarged:
-//! [`Detector::detect`] enlarges it by 40/min_face first. dlib's examples/faces
+//! [`Detector::detect`] resizes it by 40/min_face first (shrinking it for
+//! a `min_face` over 40, so that smaller faces are left out). dlib's examples/faces
 //! hold faces of 37–52 px by dlib's boxes, 41–58 px by SeetaFace's (1/0.902 larger):
 //! its window finds 40 of their 43 unscaled, and enlarging for 32 px finds 41
 //! but takes 1.3x as long, so the default `min_face` is 40.
@@ -146,13 +147,16 @@ pub fn inside_share(small: &FaceBox, big: &FaceBox) -> f32 {
     }
 }
 
-/// The factor a `w`×`h` image is resized by before detection: enlarged so
-/// that a face of `min_face` px fills the window, then shrunk if need be to
-/// [`DETECT_SIDE`] on its long side.
+/// The factor a `w`×`h` image is resized by before detection: so that a
+/// face of `min_face` px fills the window (enlarged for a smaller one,
+/// shrunk for a larger one), and shrunk further if need be to
+/// [`DETECT_SIDE`] on its long side. rustface takes a smallest face
+/// (`set_min_face_size`) and ignores it: scanned as it was, `--min-face
+/// 100` still found the 31–54 px faces of dlib's 2008_002079.jpg.
 fn detect_scale(w: u32, h: u32, min_face: u32) -> f32 {
-    let enlarge = (WINDOW as f32 / min_face as f32).max(1.0);
+    let fit = WINDOW as f32 / min_face as f32;
     let cap = DETECT_SIDE as f32 / w.max(h).max(1) as f32;
-    enlarge.min(cap)
+    fit.min(cap)
 }
 
 /// SeetaFace's boxes are larger and sit higher than the dlib HOG boxes that
@@ -176,7 +180,8 @@ mod tests {
 
     /// An 8192×8192 upload was scanned whole (5.6 s of CPU in `/faces`);
     /// now at most DETECT_SIDE on its long side, while a photo that size or
-    /// smaller is scanned as it is, or enlarged for a small `min_face`.
+    /// smaller is scanned as it is, enlarged for a small `min_face`, or
+    /// shrunk for a large one.
     #[test]
     fn a_large_photo_is_scanned_at_most_detect_side_long() {
         let side = |w: u32, h: u32, min_face: u32| {
@@ -189,6 +194,9 @@ mod tests {
         assert_eq!(side(1986, 1545, DEFAULT_MIN_FACE), (1986, 1545));
         assert_eq!(side(500, 375, MIN_FACE_FLOOR), (1000, 750));
         assert_eq!(side(1986, 1545, MIN_FACE_FLOOR), (2048, 1593));
+        // A smallest face over the window: shrunk so that it fills it.
+        assert_eq!(side(2000, 1500, 100), (800, 600));
+        assert_eq!(side(8192, 6144, 100), (2048, 1536));
     }
 
     /// johns' John_Savage/000289 gave a second "face" on an eye inside the

@@ -79,10 +79,26 @@ pub fn decode_bytes(bytes: &[u8], path: &Path, limits: &DecodeLimits) -> Result<
     if bytes.is_empty() {
         return Err(bad("the file is empty".into()));
     }
+    // Checked before the guess: a TIFF is guessed as one and then "not
+    // supported", a HEIC not guessed at all, and neither said what to do.
+    if let Some(what) = unread_format(bytes) {
+        return Err(bad(format!(
+            "{what}, a format likeness does not read (it reads JPEG, PNG, BMP and WebP): \
+             convert it to JPEG or PNG{}",
+            if what.starts_with("a HEIC") {
+                " (e.g. `heif-convert IN.heic OUT.jpg` from libheif; an iPhone saves JPEGs \
+                 under Settings > Camera > Formats > Most Compatible)"
+            } else {
+                ""
+            }
+        )));
+    }
     let r = reader()?;
     if r.format().is_none() {
         return Err(bad(
-            "unrecognised image format (expected jpeg, png, bmp or webp)".into(),
+            "not an image likeness reads (no JPEG, PNG, BMP or WebP signature at its start): \
+             is it an image? convert it to JPEG or PNG"
+                .into(),
         ));
     }
     if r.format() == Some(image::ImageFormat::Jpeg) {
@@ -118,6 +134,48 @@ pub fn decode_bytes(bytes: &[u8], path: &Path, limits: &DecodeLimits) -> Result<
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| bad(e.to_string()))?;
     image.apply_orientation(orientation);
     Ok(image)
+}
+
+/// What a photo in a format likeness does not decode is, from its first
+/// bytes, so that a phone's HEIC (even one renamed `.jpg`) or a scanner's
+/// TIFF is named as such rather than "unrecognised" or "Tiff is not
+/// supported". `None` for everything else.
+fn unread_format(b: &[u8]) -> Option<&'static str> {
+    // ISO base media files (HEIF, AVIF, Canon's CR3) open with a `ftyp`
+    // box: size, "ftyp", the major brand, then more brands.
+    if b.len() >= 12 && &b[4..8] == b"ftyp" {
+        let size = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+        let brands = &b[8..size.clamp(12, b.len())];
+        let has = |list: &[&[u8; 4]]| brands.chunks(4).any(|c| list.iter().any(|l| c == *l));
+        if has(&[b"avif", b"avis"]) {
+            return Some("an AVIF image");
+        }
+        if has(&[
+            b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1",
+        ]) {
+            return Some("a HEIC/HEIF photo (an iPhone's usual format)");
+        }
+        if has(&[b"crx "]) {
+            return Some("a Canon RAW (CR3) photo");
+        }
+        return None;
+    }
+    let starts = |sig: &[u8]| b.starts_with(sig);
+    if starts(b"II*\0") || starts(b"MM\0*") {
+        Some("a TIFF image (or a camera RAW file, which is built on TIFF)")
+    } else if starts(b"GIF87a") || starts(b"GIF89a") {
+        Some("a GIF image")
+    } else if starts(b"\0\0\0\x0CjP  \r\n\x87\n") || starts(&[0xFF, 0x4F, 0xFF, 0x51]) {
+        Some("a JPEG 2000 image")
+    } else if starts(b"\0\0\0\x0CJXL \r\n\x87\n") || starts(&[0xFF, 0x0A]) {
+        Some("a JPEG XL image")
+    } else if starts(b"8BPS") {
+        Some("a Photoshop document")
+    } else if starts(b"%PDF") {
+        Some("a PDF document")
+    } else {
+        None
+    }
 }
 
 /// Whether a JPEG holds all its image data. The decoder fills what a cut
@@ -244,6 +302,45 @@ mod tests {
         }
         let e = decode_bytes(b"", Path::new("zero.jpg"), &limits).unwrap_err();
         assert!(e.to_string().contains("empty"), "{e}");
+    }
+
+    /// A HEIC photo (an iPhone's, even renamed `.jpg`), a TIFF and a GIF
+    /// were "unrecognised image format" or "The image format Tiff is not
+    /// supported": each is now named, with what to do; a file that is no
+    /// image at all is told apart from them.
+    #[test]
+    fn photos_in_formats_not_read_are_named_with_what_to_do() {
+        let limits = DecodeLimits::default();
+        let said = |bytes: &[u8], name: &str| {
+            decode_bytes(bytes, Path::new(name), &limits)
+                .unwrap_err()
+                .to_string()
+        };
+        // An iPhone's HEIC opens `....ftypheic....mif1...` (then its boxes).
+        let mut heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic".to_vec();
+        heic.extend([0u8; 64]);
+        for name in ["IMG_0001.HEIC", "renamed.jpg"] {
+            let e = said(&heic, name);
+            assert!(
+                e.contains(name) && e.contains("HEIC") && e.contains("convert it to JPEG"),
+                "{e}"
+            );
+        }
+        let mut avif = b"\0\0\0\x1cftypavif\0\0\0\0avifmif1miaf".to_vec();
+        avif.extend([0u8; 64]);
+        assert!(said(&avif, "a.avif").contains("an AVIF image"));
+        let e = said(b"II*\0\x08\0\0\0\0\0\0\0\0\0", "scan.tif");
+        assert!(
+            e.contains("a TIFF image") && e.contains("convert it to JPEG or PNG"),
+            "{e}"
+        );
+        let e = said(b"GIF89a\x02\0\x02\0\0\0\0;", "anim.gif");
+        assert!(e.contains("a GIF image"), "{e}");
+        let e = said(b"hello, these are notes\n", "notes.jpg");
+        assert!(e.contains("not an image likeness reads"), "{e}");
+        // A real MP4 is no photo, and no brand above: not called a HEIC.
+        let e = said(b"\0\0\0\x14ftypisom\0\0\0\0isom....", "clip.jpg");
+        assert!(!e.contains("HEIC"), "{e}");
     }
 
     /// A phone's portrait photo: landscape pixels, EXIF orientation 6
