@@ -74,7 +74,7 @@ pub struct EmbedOptions {
 impl Default for EmbedOptions {
     fn default() -> Self {
         EmbedOptions {
-            batch: 256,
+            batch: likeness_app::args::DEFAULT_BATCH_CPU,
             prefetch: 0,
             skip_bad: false,
         }

@@ -245,12 +245,15 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
     crate::error::create_dir(&args.out)?;
 
     // Embed left crops and mirrored right crops, a batch of pairs at a time.
+    let batch = args
+        .batch
+        .unwrap_or_else(|| likeness_app::args::default_batch(device.is_cuda()));
     let dim = net.spec.dim as usize;
     let mut left_vecs = Vec::with_capacity(pairs.len() * dim);
     let mut right_vecs = Vec::with_capacity(pairs.len() * dim);
     let mut readouts = Vec::with_capacity(pairs.len() * 2);
     let bar = likeness_app::progress::bar(pairs.len() as u64, "embedding pairs");
-    for chunk in pairs.chunks(args.batch.div_ceil(2)) {
+    for chunk in pairs.chunks(batch.div_ceil(2)) {
         let ids: Vec<usize> = chunk.iter().flat_map(|p| [p.left, p.right]).collect();
         let samples = ds.load_many(&ids)?;
         let images: Vec<DynamicImage> = samples
@@ -308,7 +311,7 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
         // The right crops are embedded mirrored; the index holds them as
         // they are, so they are predicted from their unmirrored embedding.
         let right_ids: Vec<usize> = pairs.iter().map(|p| p.right).collect();
-        let mut right_plain = crate::embed::embed_items(&net, &ds, &right_ids, args.batch, None)?;
+        let mut right_plain = crate::embed::embed_items(&net, &ds, &right_ids, batch, None)?;
         metric.preprocess(&mut right_plain, dim)?;
         let pl = set.predict(&left_vecs, Some(&groups[n..]), args.score_k)?;
         let pr = set.predict(&right_plain, Some(&groups[n..]), args.score_k)?;

@@ -20,7 +20,9 @@ pub(crate) fn options(run: &EmbedRunArgs, device: Device) -> Result<EmbedOptions
         0
     };
     Ok(EmbedOptions {
-        batch: run.batch,
+        batch: run
+            .batch
+            .unwrap_or_else(|| likeness_app::args::default_batch(device.is_cuda())),
         prefetch: run.prefetch.unwrap_or(prefetch_default),
         skip_bad: run.skip_bad,
     })

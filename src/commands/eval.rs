@@ -105,7 +105,9 @@ pub fn run(device: Device, args: EvalArgs) -> Result<ExitCode> {
             let mut ql = Vec::new();
             let bar = likeness_app::progress::bar(ds.len() as u64, "embedding");
             let opts = EmbedOptions {
-                batch: args.batch,
+                batch: args
+                    .batch
+                    .unwrap_or_else(|| likeness_app::args::default_batch(device.is_cuda())),
                 skip_bad: args.skip_bad,
                 ..EmbedOptions::default()
             };

@@ -67,8 +67,9 @@ pub struct TrainConfig {
     pub seed: u64,
     pub resume: bool,
     pub force: bool,
-    /// Batch size for validation embedding.
-    pub eval_batch: usize,
+    /// Images per forward pass when embedding the held-out set (`None`:
+    /// `embed`'s default for the device, [`TrainConfig::eval_batch_on`]).
+    pub eval_batch: Option<usize>,
     /// Validate after every `val_every`-th epoch and after the last (≥ 1).
     pub val_every: usize,
     /// Without `epochs`: the most steps (default: derived).
@@ -121,6 +122,12 @@ impl TrainConfig {
     }
 
     /// Refuses settings that contradict each other or cannot train.
+    /// The validation batch on `device`: as given, else `embed`'s default.
+    pub(super) fn eval_batch_on(&self, device: tch::Device) -> usize {
+        self.eval_batch
+            .unwrap_or_else(|| likeness_app::args::default_batch(device.is_cuda()))
+    }
+
     pub(super) fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Invalid(m));
         if let Some(w) = self.score_weight {
@@ -163,7 +170,7 @@ impl TrainConfig {
         if self.val_every == 0 {
             return bad("--val-every must be at least 1".into());
         }
-        if self.eval_batch == 0 {
+        if self.eval_batch == Some(0) {
             return bad("--eval-batch must be at least 1".into());
         }
         if let Some(lr) = self.lr {

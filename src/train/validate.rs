@@ -21,6 +21,7 @@ impl Trainer<'_> {
             self.data.val_source(),
             &self.data.val,
             self.cfg,
+            self.cfg.eval_batch_on(self.device),
             self.settings.plan.precision,
         )
     }
@@ -68,7 +69,7 @@ impl Trainer<'_> {
         if self.val_trunk.is_empty() {
             let spec = &self.net.spec;
             let s = i64::from(spec.input_size);
-            for chunk in val.chunks(self.cfg.eval_batch.max(1)) {
+            for chunk in val.chunks(self.cfg.eval_batch_on(self.device)) {
                 let samples = vds.load_many(chunk)?;
                 let images: Vec<_> = samples.iter().map(|s| &s.image).collect();
                 let input = transform::batch_input(&images, spec, None, &[]);
@@ -117,6 +118,7 @@ fn validate(
     vds: &Dataset,
     val: &[usize],
     cfg: &TrainConfig,
+    batch: usize,
     precision: crate::runtime::Precision,
 ) -> Result<Validation> {
     net.set_train(false);
@@ -124,7 +126,7 @@ fn validate(
     // twice as fast. The index is embedded in fp32 (`likeness index`), so
     // its metrics can differ from these in the third decimal.
     let emb = crate::runtime::with_precision(precision, || {
-        crate::embed::embed_items(net, vds, val, cfg.eval_batch, None)
+        crate::embed::embed_items(net, vds, val, batch, None)
     })?;
     let labels: Vec<i64> = val.iter().map(|&i| vds.items()[i].label as i64).collect();
     let m = likeness_index::metrics::evaluate(

@@ -30,9 +30,9 @@ pub struct AddArgs {
     /// Write the new items' ids here (.npy of int64).
     #[arg(long)]
     pub ids_out: Option<PathBuf>,
-    /// Images per forward pass (--data).
-    #[arg(long, default_value_t = super::DEFAULT_BATCH, value_parser = super::batch_size)]
-    pub batch: usize,
+    /// Images per forward pass of --data (default: 32 on the CPU, 256 on CUDA).
+    #[arg(long, value_parser = super::batch_size)]
+    pub batch: Option<usize>,
     /// Skip images that cannot be read (--data), listing them, instead of stopping.
     #[arg(long)]
     pub skip_bad: bool,

@@ -28,9 +28,9 @@ pub struct EmbedArgs {
 /// Options shared by `embed` and `index`.
 #[derive(Debug, Args)]
 pub struct EmbedRunArgs {
-    /// Images per forward pass.
-    #[arg(long, default_value_t = super::DEFAULT_BATCH, value_parser = super::batch_size)]
-    pub batch: usize,
+    /// Images per forward pass (default: 32 on the CPU, 256 on CUDA).
+    #[arg(long, value_parser = super::batch_size)]
+    pub batch: Option<usize>,
     /// Skip images that cannot be used and list them in skipped.csv; without
     /// it the first bad image stops the run with its path.
     #[arg(long)]

@@ -43,9 +43,10 @@ pub struct EvalArgs {
     pub score_k: usize,
     #[command(flatten)]
     pub photos: super::PhotoArgs,
-    /// Images per forward pass when embedding --queries.
-    #[arg(long, default_value_t = super::DEFAULT_BATCH, value_parser = super::batch_size)]
-    pub batch: usize,
+    /// Images per forward pass when embedding --queries (default: 32 on the
+    /// CPU, 256 on CUDA).
+    #[arg(long, value_parser = super::batch_size)]
+    pub batch: Option<usize>,
     /// Skip --queries images that cannot be decoded (each is listed)
     /// instead of stopping at the first.
     #[arg(long, requires = "queries")]

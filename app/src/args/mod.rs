@@ -95,8 +95,23 @@ fn thread_count(s: &str) -> std::result::Result<usize, String> {
 }
 
 /// Images per forward pass (`--batch` of `embed`, `index`, `eval`, `add`,
-/// `asymmetry`): what the batch embedder decodes ahead and runs at once.
-pub const DEFAULT_BATCH: usize = 256;
+/// `asymmetry`, `--eval-batch` of `train`) when not given, on the CPU: 16
+/// to 64 embedded as fast as 256 or faster, in a third to a fifth of the
+/// memory (the demo's 540 regions with its EfficientNet-Lite0 at 160 px:
+/// 3.6–4.2 s and 0.7–1.5 GB at 16–64, 9.5–12.1 s and 3.6 GB at 256;
+/// docs/benchmarks.md).
+pub const DEFAULT_BATCH_CPU: usize = 32;
+/// The same on CUDA, where a larger batch keeps the GPU busy.
+pub const DEFAULT_BATCH_CUDA: usize = 256;
+
+/// `--batch` when not given, for the device that embeds.
+pub fn default_batch(cuda: bool) -> usize {
+    if cuda {
+        DEFAULT_BATCH_CUDA
+    } else {
+        DEFAULT_BATCH_CPU
+    }
+}
 
 /// `--batch`: a whole number of images, at least one.
 fn batch_size(s: &str) -> std::result::Result<usize, String> {
@@ -176,6 +191,39 @@ impl Command {
             | Command::SynthSwell(_)
             | Command::Asymmetry(_)
             | Command::Regions(_) => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use clap::CommandFactory;
+
+    /// The help's "32 on the CPU, 256 on CUDA" is written in each command's
+    /// doc comment: it must say the constants' values.
+    #[test]
+    fn the_batch_help_says_the_defaults() {
+        let want = format!(
+            "{} on the CPU, {} on CUDA",
+            super::DEFAULT_BATCH_CPU,
+            super::DEFAULT_BATCH_CUDA
+        );
+        let mut cli = super::Cli::command();
+        for (cmd, flag) in [
+            ("embed", "batch"),
+            ("index", "batch"),
+            ("eval", "batch"),
+            ("add", "batch"),
+            ("asymmetry", "batch"),
+            ("train", "eval_batch"),
+        ] {
+            let sub = cli.find_subcommand_mut(cmd).unwrap();
+            let arg = sub
+                .get_arguments()
+                .find(|a| a.get_id() == flag)
+                .unwrap_or_else(|| panic!("{cmd} --{flag}"));
+            let help = arg.get_help().unwrap().to_string().replace('\n', " ");
+            assert!(help.contains(&want), "{cmd} --{flag}: {help}");
         }
     }
 }

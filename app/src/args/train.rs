@@ -150,9 +150,10 @@ pub struct TrainArgs {
     /// Overwrite a model, or start over an interrupted training, in --out.
     #[arg(long)]
     pub force: bool,
-    /// Batch size when embedding the held-out set.
-    #[arg(long, default_value_t = 512)]
-    pub eval_batch: usize,
+    /// Images per forward pass when embedding the held-out set (default:
+    /// 32 on the CPU, 256 on CUDA, as `embed --batch`).
+    #[arg(long, value_parser = super::batch_size)]
+    pub eval_batch: Option<usize>,
     /// Validate after every N-th epoch (and always after the last); the best
     /// checkpoint is chosen among the validated epochs.
     #[arg(long, default_value_t = 1)]
