@@ -382,6 +382,8 @@ fn a_photo_folder_names_what_it_leaves_out() {
     png(&root.join("loose.png"));
     std::fs::write(root.join("Ann/IMG_0001.HEIC"), b"heic").unwrap();
     std::fs::write(root.join("scan.tif"), b"tiff").unwrap();
+    // A manifest beside the class folders (as the swell set's train.csv).
+    std::fs::write(root.join("regions.csv"), b"path,label\nAnn/a 1.png,eye\n").unwrap();
     for junk in [
         "Ann/notes.txt",
         "Ann/Thumbs.db",
@@ -407,6 +409,7 @@ fn a_photo_folder_names_what_it_leaves_out() {
         format!("1 image at the top of {r} in no class folder left out: {r}/loose.png;"),
         format!("1 folder below those left out: {r}/Ann/2019;"),
         format!("1 symbolic link to a missing file left out: {r}/Bo Ångström/dead.png"),
+        format!("{r} also holds 1 CSV file: {r}/regions.csv; to read the images one of them lists, give that file in place of the folder (e.g. {r}/regions.csv)"),
     ] {
         assert!(err.contains(&said), "wanted `{said}` in:\n{err}");
     }
@@ -414,6 +417,18 @@ fn a_photo_folder_names_what_it_leaves_out() {
         !err.contains("notes.txt") && !err.contains("Thumbs"),
         "{err}"
     );
+    // The swell set's layout: manifests beside `images/PERSON/*.png`. The
+    // folder read as classes fails at `images`, and the note names the
+    // manifests first (they came after `images` and were never named).
+    let sw = root.join("swell");
+    std::fs::create_dir_all(sw.join("images/p")).unwrap();
+    png(&sw.join("images/p/a.png"));
+    std::fs::write(sw.join("train.csv"), b"path,label\nimages/p/a.png,x\n").unwrap();
+    let o = common::likeness(&["inspect", sw.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    let said = format!("also holds 1 CSV file: {0}/train.csv; to read the images one of them lists, give that file in place of the folder (e.g. {0}/train.csv)", sw.display());
+    assert!(err.contains(&said), "wanted `{said}` in:\n{err}");
 }
 
 /// A folder likeness wrote, given as data (`likeness inspect runs/m`), says

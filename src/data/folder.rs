@@ -133,6 +133,11 @@ pub struct LeftOut {
     /// `caf\u{FFFD}.jpg`, and `index` of its manifest then stopped at
     /// "not found".
     pub not_utf8: Vec<PathBuf>,
+    /// CSV files at the top of the folder: manifests, most likely (the
+    /// swell set's folder holds train.csv and test.csv beside `images/`,
+    /// and given as data it was read as one class, `images`, holding no
+    /// image).
+    pub manifests: Vec<PathBuf>,
 }
 
 impl LeftOut {
@@ -158,6 +163,16 @@ impl LeftOut {
             s.join(", ")
         };
         let count = |n: usize, what: &str| likeness_app::plural::plural(n, what);
+        if let Some(first) = self.manifests.first() {
+            eprintln!(
+                "note: {} also holds {}: {}; to read the images one of them lists, give \
+                 that file in place of the folder (e.g. {})",
+                root.display(),
+                count(self.manifests.len(), "CSV file"),
+                names(&self.manifests),
+                first.display()
+            );
+        }
         if !self.unread.is_empty() {
             eprintln!(
                 "note: {} of a format not read here (tif, gif, heic, raw, ...) left out: {}; \
@@ -216,13 +231,27 @@ pub fn open(root: &Path) -> Result<Dataset> {
 pub fn read(root: &Path, left: &mut LeftOut) -> Result<Dataset> {
     let mut classes = Vec::new();
     let mut items = Vec::new();
-    for entry in sorted_entries(root)? {
+    let entries = sorted_entries(root)?;
+    // Manifests first, so that they are named even when a class folder
+    // below stops the reading (the swell set's `images/`).
+    let is_csv =
+        |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) && p.is_file();
+    left.manifests.extend(
+        entries
+            .iter()
+            .filter(|e| !is_hidden(e))
+            .map(std::fs::DirEntry::path)
+            .filter(|p| is_csv(p)),
+    );
+    for entry in entries {
         if is_hidden(&entry) {
             continue;
         }
         let class_dir = entry.path();
         if !class_dir.is_dir() {
-            if is_image_file(&class_dir) && class_dir.is_file() {
+            if is_csv(&class_dir) {
+                // Named above.
+            } else if is_image_file(&class_dir) && class_dir.is_file() {
                 left.loose.push(class_dir);
             } else if is_broken_link(&class_dir) {
                 left.broken_links.push(class_dir);
