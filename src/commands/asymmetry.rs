@@ -40,7 +40,30 @@ pub struct Pair {
     /// embeds with test-time flip).
     pub readout_left: Option<f32>,
     pub readout_right: Option<f32>,
+    /// The shorter edge, in pixels, of the smaller of the two crops as
+    /// decoded (its box, cut at the photo's edge; a whole image without
+    /// one).
+    pub min_side_px: u32,
 }
+
+impl Pair {
+    /// Under [`MIN_REGION_PX`]: too small for its two sides to be judged.
+    pub fn too_small(&self) -> bool {
+        self.min_side_px < MIN_REGION_PX
+    }
+}
+
+/// A pair whose smaller crop is under this many pixels on its shorter edge
+/// is flagged too small to judge (`too_small` in asymmetry.csv, a warning,
+/// `too_small_pairs` in summary.json) and left out of the printed and
+/// drawn lists of the most and least asymmetric pairs. Measured on the
+/// swell set's test.csv shrunk so that its regions measure 8–24 px, with
+/// the demo's scores model (`benches/small_regions.py`; docs/scores.md,
+/// "Small regions"): under 12 px the cheeks' read-out errs by 0.220 (10 px)
+/// and 0.233 (8 px), next to the 0.240 of predicting the mean for every
+/// region, and each read-out moves by 0.10–0.14 from its full-size value
+/// (at 12 px and above: at most 0.207 and 0.105; 0.184 at full size).
+pub const MIN_REGION_PX: u32 = 12;
 
 /// The summary `asymmetry` prints and writes (`summary.json`).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -67,6 +90,11 @@ pub struct Summary {
     /// the ROC AUCs over them measure what it remembers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pairs_trained_on: Option<usize>,
+    /// [`MIN_REGION_PX`], the size under which a pair is too small.
+    pub min_region_px: u32,
+    /// Pairs whose smaller crop's shorter edge is under `min_region_px`
+    /// (`too_small` in asymmetry.csv).
+    pub too_small_pairs: usize,
 }
 
 /// ROC AUC of `values` ranking the `true` items above the `false` ones
@@ -121,11 +149,7 @@ fn manifest_of(args: &AsymmetryArgs) -> Result<PathBuf> {
             wanted.join(", ")
         );
     }
-    let finder = regions::open_finder(
-        None,
-        Default::default(),
-        likeness_app::face::DEFAULT_MIN_FACE,
-    )?;
+    let finder = regions::open_finder(None, Default::default(), args.min_face)?;
     let found = regions::regions_of(
         &finder,
         &args.data,
@@ -138,14 +162,15 @@ fn manifest_of(args: &AsymmetryArgs) -> Result<PathBuf> {
     if found.iter().all(|f| f.faces.is_empty()) {
         return Err(Error::Invalid(format!(
             "no face found in {} of {}: asymmetry compares a face's two sides; for \
-             faces under {} px, run `likeness regions --min-face N` and pass the manifest it \
-             writes",
+             faces under {} px, pass a smaller `--min-face` (at least {}; their regions may be \
+             too small to judge)",
             match found.len() {
                 1 => "the one photo".to_string(),
                 n => format!("the {n} photos"),
             },
             args.data.display(),
-            finder.min_face()
+            finder.min_face(),
+            likeness_app::face::MIN_FACE_FLOOR
         )));
     }
     regions::write_manifest(&csv, &found)?;
@@ -200,6 +225,7 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
                 predicted_right: None,
                 readout_left: None,
                 readout_right: None,
+                min_side_px: 0,
             }),
             [Some(i), None] | [None, Some(i)] => unpaired.push(*i),
             [None, None] => {}
@@ -252,10 +278,19 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
     let mut left_vecs = Vec::with_capacity(pairs.len() * dim);
     let mut right_vecs = Vec::with_capacity(pairs.len() * dim);
     let mut readouts = Vec::with_capacity(pairs.len() * 2);
+    let mut sizes = Vec::with_capacity(pairs.len());
     let bar = likeness_app::progress::bar(pairs.len() as u64, "embedding pairs");
     for chunk in pairs.chunks(batch.div_ceil(2)) {
         let ids: Vec<usize> = chunk.iter().flat_map(|p| [p.left, p.right]).collect();
         let samples = ds.load_many(&ids)?;
+        // What the network is shown of each side, before it is enlarged
+        // to the model's input.
+        sizes.extend(samples.chunks_exact(2).map(|lr| {
+            lr.iter()
+                .map(|s| s.image.width().min(s.image.height()))
+                .min()
+                .unwrap_or(0)
+        }));
         let images: Vec<DynamicImage> = samples
             .into_iter()
             .enumerate()
@@ -276,6 +311,9 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
+    for (p, size) in pairs.iter_mut().zip(sizes) {
+        p.min_side_px = size;
+    }
     let metric = index.as_ref().map_or(Metric::Cosine, |ix| ix.metric());
     metric.preprocess(&mut left_vecs, dim)?;
     metric.preprocess(&mut right_vecs, dim)?;
@@ -336,6 +374,9 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
         summary.readout_unfamiliar = Some(u);
     }
     summary.pairs_trained_on = warn_if_trained_on(&args.model, &ds, &pairs);
+    if let Some(w) = too_small_warning(&pairs, data != args.data) {
+        eprintln!("{w}");
+    }
     write_csv(&args.out.join("asymmetry.csv"), &ds, &pairs)?;
     write_unpaired(&args.out.join("unpaired.csv"), &ds, &unpaired)?;
     let json = serde_json::to_vec_pretty(&summary).map_err(|e| Error::Invalid(e.to_string()))?;
@@ -343,7 +384,8 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
         use std::io::Write;
         f.write_all(&json)
     })?;
-    draw_montage(&args.out.join("asymmetry.png"), &ds, &pairs, args.show)?;
+    let shown = listed(&pairs);
+    draw_montage(&args.out.join("asymmetry.png"), &ds, &shown, args.show)?;
 
     likeness_app::outln!(
         "{}, mean asymmetry {:.4}; {} listed in {}",
@@ -359,12 +401,32 @@ pub fn run(device: Device, args: AsymmetryArgs) -> Result<ExitCode> {
         "  asymmetry: the {metric} distance of the left crop's embedding and the mirrored \
          right crop's (0: alike); the most asymmetric pairs, by it:"
     )?;
-    for p in pairs.iter().take(3) {
+    if summary.too_small_pairs > 0 {
+        let which = if summary.too_small_pairs == pairs.len() {
+            "every pair is under".to_string()
+        } else {
+            format!("{} under", plural(summary.too_small_pairs, "pair"))
+        };
         likeness_app::outln!(
-            "  most asymmetric: {} {} {:.4}{} in {}",
+            "  {which} {MIN_REGION_PX} px, too small to judge (too_small in asymmetry.csv): {}",
+            if summary.too_small_pairs == pairs.len() {
+                "listed all the same, each marked"
+            } else {
+                "left out of this list"
+            }
+        )?;
+    }
+    for p in shown.iter().take(3) {
+        likeness_app::outln!(
+            "  most asymmetric: {} {} {:.4}{}{} in {}",
             p.subject,
             p.label,
             p.asymmetry,
+            if p.too_small() {
+                format!(" (too small: {} px)", p.min_side_px)
+            } else {
+                String::new()
+            },
             match (
                 p.readout_left,
                 p.readout_right,
@@ -518,6 +580,45 @@ fn summarise(pairs: &[Pair], unpaired: usize) -> Summary {
         equal_pairs: positive.iter().filter(|&&u| !u).count(),
         readout_unfamiliar: None,
         pairs_trained_on: None,
+        min_region_px: MIN_REGION_PX,
+        too_small_pairs: pairs.iter().filter(|p| p.too_small()).count(),
+    }
+}
+
+/// The warning `asymmetry` prints when some pairs are too small to judge:
+/// how many, the smallest, and what to do. `None` when none is.
+fn too_small_warning(pairs: &[Pair], photos: bool) -> Option<String> {
+    let small: Vec<&Pair> = pairs.iter().filter(|p| p.too_small()).collect();
+    let smallest = small.iter().map(|p| p.min_side_px).min()?;
+    let what_to_do = if photos {
+        "to judge them, use larger photos of those faces, or pass `--min-face N` to leave faces \
+         under N px across out"
+    } else {
+        "to judge them, place the regions on larger photos of those faces (`likeness regions \
+         --min-face N` leaves faces under N px across out)"
+    };
+    Some(format!(
+        "warning: {} of {} {} a region under {MIN_REGION_PX} px on its shorter edge (the \
+         smallest {smallest} px): too small to judge (at that size a score read-out errs \
+         nearly as much as a guess of the mean grade: docs/scores.md, \"Small regions\"). \
+         They are marked too_small in asymmetry.csv and left out of the most and least \
+         asymmetric lists below and in asymmetry.png; {what_to_do}",
+        small.len(),
+        plural(pairs.len(), "left/right pair"),
+        if small.len() == 1 { "has" } else { "have" }
+    ))
+}
+
+/// The pairs to list and draw as the most and least asymmetric: those large
+/// enough to judge, in order (all, when none is). Blurred pairs otherwise
+/// filled the top of the list (mostly blur, their two sides' embeddings
+/// differ most), hiding the pairs that can be judged.
+fn listed(pairs: &[Pair]) -> Vec<&Pair> {
+    let judged: Vec<&Pair> = pairs.iter().filter(|p| !p.too_small()).collect();
+    if judged.is_empty() {
+        pairs.iter().collect()
+    } else {
+        judged
     }
 }
 
@@ -542,6 +643,8 @@ fn write_csv(path: &std::path::Path, ds: &Dataset, pairs: &[Pair]) -> Result<()>
         "readout_difference",
         "left_path",
         "right_path",
+        "min_side_px",
+        "too_small",
     ])
     .map_err(|e| csv_err(path, e))?;
     let f = |v: Option<f32>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
@@ -562,6 +665,8 @@ fn write_csv(path: &std::path::Path, ds: &Dataset, pairs: &[Pair]) -> Result<()>
             f(diff(p.readout_left, p.readout_right)),
             ds.items()[p.left].path.display().to_string(),
             ds.items()[p.right].path.display().to_string(),
+            p.min_side_px.to_string(),
+            p.too_small().to_string(),
         ])
         .map_err(|e| csv_err(path, e))?;
     }
@@ -588,11 +693,11 @@ fn write_unpaired(path: &std::path::Path, ds: &Dataset, items: &[usize]) -> Resu
 
 /// The most and the least asymmetric pairs: the left crop beside the
 /// mirrored right crop, the subject and the numbers under them.
-fn draw_montage(path: &std::path::Path, ds: &Dataset, pairs: &[Pair], show: usize) -> Result<()> {
+fn draw_montage(path: &std::path::Path, ds: &Dataset, pairs: &[&Pair], show: usize) -> Result<()> {
     let show = show.max(1);
-    let mut picked: Vec<(&Pair, bool)> = pairs.iter().take(show).map(|p| (p, true)).collect();
+    let mut picked: Vec<(&Pair, bool)> = pairs.iter().take(show).map(|&p| (p, true)).collect();
     let tail = pairs.len().saturating_sub(show).max(show.min(pairs.len()));
-    picked.extend(pairs[tail..].iter().map(|p| (p, false)));
+    picked.extend(pairs[tail..].iter().map(|&p| (p, false)));
     let rows: Result<Vec<(RgbImage, RgbImage, String, bool)>> = picked
         .iter()
         .map(|&(p, most)| {
@@ -600,6 +705,10 @@ fn draw_montage(path: &std::path::Path, ds: &Dataset, pairs: &[Pair], show: usiz
             let r = ds.load(p.right)?.image.fliph();
             // Which face it is on the first line, the numbers on the second.
             let mut text = format!("{}\n{} {:.3}", p.subject, p.label, p.asymmetry);
+            // Drawn only when every pair is too small: each says so.
+            if p.too_small() {
+                text.push_str(&format!(" TOO SMALL {} px", p.min_side_px));
+            }
             if let (Some(a), Some(b)) = (p.left_score, p.right_score) {
                 text.push_str(&format!(" true {a:.2}/{b:.2}"));
             }
@@ -636,6 +745,7 @@ mod tests {
             predicted_right: None,
             readout_left: Some(left),
             readout_right: Some(right),
+            min_side_px: 30,
         }
     }
 

@@ -36,6 +36,12 @@ pub struct AsymmetryArgs {
     pub batch: Option<usize>,
     #[command(flatten)]
     pub photos: super::PhotoArgs,
+    /// Given photos: the smallest face to find, pixels across (as
+    /// `likeness regions --min-face`). Pairs whose regions are too small to
+    /// judge are flagged (`too_small` in asymmetry.csv); a larger value
+    /// leaves their faces out.
+    #[arg(long, default_value_t = crate::face::DEFAULT_MIN_FACE)]
+    pub min_face: u32,
     /// Given photos: skip those that cannot be read (each is listed)
     /// instead of stopping at the first.
     #[arg(long)]
