@@ -4,7 +4,7 @@ use tch::{Device, Tensor};
 
 use crate::data::Dataset;
 use crate::error::Result;
-use crate::model::Net;
+use crate::model::{ModelSpec, Net};
 use crate::transform;
 
 /// Embeddings (`indices.len()` rows of `dim`) of the dataset items at
@@ -22,9 +22,7 @@ pub fn embed_items(
     let device = net.vs.device();
     let mut out = Vec::with_capacity(indices.len() * dim);
     for chunk in indices.chunks(batch.max(1)) {
-        let samples = ds.load_many(chunk)?;
-        let images: Vec<_> = samples.iter().map(|s| &s.image).collect();
-        let input = transform::batch_input(&images, spec, None, &[]);
+        let input = batch_inputs(ds, chunk, spec)?;
         let emb = embed_tensor(net, &input, chunk.len(), device)?;
         out.extend_from_slice(&emb);
         if let Some(b) = bar {
@@ -32,6 +30,22 @@ pub fn embed_items(
         }
     }
     Ok(out)
+}
+
+/// The network's input (`spec`, no augmentation) of the dataset items at
+/// `indices`, one after another. Each image becomes its input on the
+/// thread that decoded it, which then drops the decoded photo: a batch of
+/// 32 whole 4000×3000 photos held 1.15 GB of pixels when it was all
+/// decoded first (as `embed` did before da88e47). A bad item stops the
+/// batch with its error (the first in the order of `indices`).
+pub fn batch_inputs(ds: &Dataset, indices: &[usize], spec: &ModelSpec) -> Result<Vec<f32>> {
+    let mut input = Vec::with_capacity(indices.len() * transform::input_len(spec));
+    for one in ds.load_each_with(indices, |s| {
+        transform::batch_input(&[&s.image], spec, None, &[])
+    }) {
+        input.extend_from_slice(&one?);
+    }
+    Ok(input)
 }
 
 /// A host batch (`shape`, row-major float32) as a tensor on `device`. On

@@ -1104,6 +1104,11 @@ fn the_page_sets_a_faces_left_grades_against_its_right() {
             json!(true),
             "a face was found: no note"
         );
+        assert_eq!(
+            js(c, "document.getElementById('grade-note') === null").await,
+            json!(true),
+            "its faces were graded: nothing graded whole to explain"
+        );
         // The grades the API flags `outside_learnt`, and only they, are
         // marked (here as many as the API flagged of this model's).
         let flagged = regions
@@ -1118,6 +1123,28 @@ fn the_page_sets_a_faces_left_grades_against_its_right() {
             .await,
             json!(flagged)
         );
+        // A cheek's crop holds no face: graded whole, and the page says so
+        // beside its grade (the API's `note`), as `query --image` does.
+        let crop = dir.join("cheek-crop.png");
+        image::open(&photo)
+            .unwrap()
+            .crop_imm(98, 70, 36, 30)
+            .save(&crop)
+            .unwrap();
+        upload(c, s(&crop)).await;
+        wait(
+            c,
+            "document.getElementById('grade-note') !== null && document.getElementById('readout-score') !== null",
+            "the crop's grade and its note",
+        )
+        .await;
+        let note = js(c, "document.getElementById('grade-note').textContent").await;
+        let note = note.as_str().unwrap();
+        assert!(
+            note.contains("no face found") && note.contains("graded whole, as one crop"),
+            "{note}"
+        );
+        shot(c, "14-no-face-note").await;
         // With the learnt range moved far off (the weights unchanged), every
         // grade lies outside it: greyed, with a "?" and the range in its
         // tooltip, in the table and on the photo.

@@ -585,13 +585,51 @@ fn embedding_large_photos_holds_no_batch_of_them_decoded() {
         std::fs::hard_link(&first, dir.join("someone").join(format!("p{k:02}.jpg"))).unwrap();
     }
     let out = f.root.join("large-embedded");
+    let (done, said, err, peak_kb) = run_measuring_peak(&[
+        "--threads",
+        "2",
+        "embed",
+        "--model",
+        s(&f.model),
+        "--data",
+        s(&dir),
+        "--out",
+        s(&out),
+        "--force",
+        "--batch",
+        "48",
+    ]);
+    assert!(done.success(), "{err}");
+    assert!(said.contains("embedded 48 images"), "{said}{err}");
+    // libtorch alone is ~0.5 GB; the photos decoded at once were 1.7 GB.
+    assert!(
+        peak_kb > 0 && peak_kb < 1_300_000,
+        "peak RSS {peak_kb} kB embedding 48 photos of 4000×3000"
+    );
+}
+
+/// Runs `likeness args` and returns its exit status, stdout, stderr and
+/// peak resident memory in kB (the child's VmHWM, read as it runs).
+fn run_measuring_peak(args: &[&str]) -> (std::process::ExitStatus, String, String, u64) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_likeness"))
-        .args(["--threads", "2", "embed", "--model", s(&f.model), "--data"])
-        .args([s(&dir), "--out", s(&out), "--force", "--batch", "48"])
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Drained as it runs: a child that fills a pipe would wait forever.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut out, &mut s).unwrap();
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut err, &mut s).unwrap();
+        s
+    });
     let status = format!("/proc/{}/status", child.id());
     let mut peak_kb = 0u64;
     let done = loop {
@@ -608,14 +646,69 @@ fn embedding_large_photos_holds_no_batch_of_them_decoded() {
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     };
-    let (mut said, mut err) = (String::new(), String::new());
-    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut said).unwrap();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    (done, out.join().unwrap(), err.join().unwrap(), peak_kb)
+}
+
+/// Training on large photos held a whole step of them decoded before
+/// turning any into the network's input (the loader), and so did each
+/// validation batch (`embed_items`, the trunk's cache) and the raw-pixel
+/// baseline (512 at a time): a step of 32 whole 4000×3000 photos is
+/// 1.15 GB of pixels. Each photo now becomes its input on the thread that
+/// decoded it. Two steps of 32 (4 photos drawn again and again) and a
+/// held-out set of 32, read as the child's high-water mark (VmHWM).
+#[test]
+fn training_on_large_photos_holds_no_step_of_them_decoded() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("large-training");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    for (k, class) in ["ann", "bob"].iter().enumerate() {
+        let photo = root.join(format!("{class}.jpg"));
+        let k = k as u32 + 1;
+        image::RgbImage::from_fn(4000, 3000, |x, y| {
+            image::Rgb([(x * k / 16) as u8, (y / 12 * k) as u8, ((x + y) / 28) as u8])
+        })
+        .save(&photo)
+        .unwrap();
+        // 2 a class to train on, 16 a class held out: 36 MB each decoded.
+        for (set, n) in [("train", 2), ("val", 16)] {
+            std::fs::create_dir_all(root.join(set).join(class)).unwrap();
+            for i in 0..n {
+                let to = root.join(set).join(class).join(format!("p{i:02}.jpg"));
+                std::fs::hard_link(&photo, to).unwrap();
+            }
+        }
+    }
+    let out = root.join("model");
+    let (done, _, err, peak_kb) = run_measuring_peak(&[
+        "--threads",
+        "2",
+        "train",
+        "--data",
+        s(&root.join("train")),
+        "--val-data",
+        s(&root.join("val")),
+        "--out",
+        s(&out),
+        "--arch",
+        "convnet",
+        "--input-size",
+        "32",
+        "--dim",
+        "16",
+        "--classes-per-tuple",
+        "2",
+        "--tuples",
+        "8",
+        "--max-steps",
+        "2",
+        "--eval-batch",
+        "32",
+    ]);
     assert!(done.success(), "{err}");
-    assert!(said.contains("embedded 48 images"), "{said}{err}");
-    // libtorch alone is ~0.5 GB; the photos decoded at once were 1.7 GB.
+    assert!(out.join("model.json").exists(), "{err}");
+    // libtorch alone is ~0.5 GB; a step's photos decoded at once were 1.15 GB.
     assert!(
-        peak_kb > 0 && peak_kb < 1_300_000,
-        "peak RSS {peak_kb} kB embedding 48 photos of 4000×3000"
+        peak_kb > 0 && peak_kb < 1_100_000,
+        "peak RSS {peak_kb} kB training on steps of 32 photos of 4000×3000\n{err}"
     );
 }

@@ -1061,6 +1061,8 @@ fn the_server_grades_a_whole_photos_faces_regions_not_the_photo() {
             // The box queried as a region: its grade, as the page's click.
             let one = post(&format!("/search/image?k=1&region={}", b.join(",")), &bytes);
             assert!(one.get("faces").is_none(), "{one}");
+            // A region asked for is graded as it is: nothing to explain.
+            assert!(one.get("note").is_none(), "{one}");
             assert!(one.get("predicted_score").is_some(), "{one}");
             let want = one["readout_score"]
                 .as_f64()
@@ -1079,6 +1081,20 @@ fn the_server_grades_a_whole_photos_faces_regions_not_the_photo() {
         let cropped = post("/search/image?k=2", &crop);
         assert!(cropped.get("faces").is_none(), "{cropped}");
         assert!(cropped["readout_score"].as_f64().is_some(), "{cropped}");
+        // And says so, as `query --image` does: no face found was graded
+        // whole with no word of why.
+        let note = cropped["note"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{cropped}"));
+        assert!(
+            note.contains("no face found") && note.contains("graded whole, as one crop"),
+            "{note}"
+        );
+        assert!(
+            note.contains("(cheek)") && note.contains("region="),
+            "{note}"
+        );
+        assert!(whole.get("note").is_none(), "{said}");
         server.stop();
     }
 }

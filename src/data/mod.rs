@@ -378,11 +378,22 @@ impl Dataset {
         indices: &[usize],
         f: impl Fn(Sample) -> T + Sync,
     ) -> Vec<Result<T>> {
+        self.load_each_at(indices, |_, s| f(s))
+    }
+
+    /// [`Dataset::load_each_with`], with `f` also given the sample's
+    /// position in `indices` (the training loader's augmentation draws
+    /// follow it).
+    pub fn load_each_at<T: Send>(
+        &self,
+        indices: &[usize],
+        f: impl Fn(usize, Sample) -> T + Sync,
+    ) -> Vec<Result<T>> {
         let groups = self.photo_groups(indices);
         let done: Vec<Vec<(usize, Result<T>)>> = groups
             .par_iter()
             .map(|g| {
-                let load = |pos: usize| (pos, self.load(indices[pos]).map(&f));
+                let load = |pos: usize| (pos, self.load(indices[pos]).map(|s| f(pos, s)));
                 if g.len() == 1 {
                     return vec![load(g[0])];
                 }
@@ -392,7 +403,7 @@ impl Dataset {
                         .iter()
                         .map(|&pos| {
                             let item = &self.items[indices[pos]];
-                            (pos, crop_sample(item, &image).map(&f))
+                            (pos, crop_sample(item, &image).map(|s| f(pos, s)))
                         })
                         .collect(),
                     // Each item says its error, as `load` words it.

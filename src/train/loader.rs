@@ -74,18 +74,25 @@ impl Loader {
                     .map(|&i| train[i])
                     .collect();
                 let scores = score::standardised(score_norm, &ds, &items);
-                let prepared = ds.load_many(&items).map(|samples| {
-                    let images: Vec<_> = samples.iter().map(|s| &s.image).collect();
-                    let mut rng =
-                        ChaCha8Rng::seed_from_u64(seed ^ ((epoch as u64) << 32 | step as u64));
-                    let seeds: Vec<u64> = (0..images.len()).map(|_| rng.random()).collect();
-                    let aug = (aug != Augment::NONE).then_some(&aug);
-                    let input = transform::batch_input(&images, &spec, aug, &seeds);
+                let mut rng =
+                    ChaCha8Rng::seed_from_u64(seed ^ ((epoch as u64) << 32 | step as u64));
+                let seeds: Vec<u64> = (0..items.len()).map(|_| rng.random()).collect();
+                let aug = (aug != Augment::NONE).then_some(&aug);
+                // Each image becomes its input on the thread that decoded
+                // it, with its own draws: a step of 32 whole 4000×3000
+                // photos held all 32 decoded (1.15 GB) before any became
+                // input.
+                let one = |pos: usize, s: crate::data::Sample| {
+                    transform::batch_input(&[&s.image], &spec, aug, &seeds[pos..=pos])
+                };
+                let inputs: Result<Vec<Vec<f32>>> =
+                    ds.load_each_at(&items, one).into_iter().collect();
+                let prepared = inputs.map(|inputs| {
                     let flips = seeds.iter().map(|&s| transform::flipped(aug, s)).collect();
                     Prepared {
                         epoch,
                         step,
-                        input,
+                        input: inputs.concat(),
                         labels: draw.labels,
                         items: items.clone(),
                         flips,

@@ -8,7 +8,6 @@ use super::TrainConfig;
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::model::{ModelSpec, Net};
-use crate::transform;
 
 impl Trainer<'_> {
     /// Validates the network as it stands.
@@ -70,9 +69,7 @@ impl Trainer<'_> {
             let spec = &self.net.spec;
             let s = i64::from(spec.input_size);
             for chunk in val.chunks(self.cfg.eval_batch_on(self.device)) {
-                let samples = vds.load_many(chunk)?;
-                let images: Vec<_> = samples.iter().map(|s| &s.image).collect();
-                let input = transform::batch_input(&images, spec, None, &[]);
+                let input = crate::embed::batch_inputs(vds, chunk, spec)?;
                 let x = crate::embed::host_to_device(
                     &input,
                     [chunk.len() as i64, i64::from(spec.channels), s, s],
@@ -156,9 +153,7 @@ fn pixel_baseline(vds: &Dataset, val: &[usize], spec: &ModelSpec) -> Result<Vali
     let dim = (small.channels * small.input_size * small.input_size) as usize;
     let mut x = Vec::with_capacity(val.len() * dim);
     for chunk in val.chunks(512) {
-        let samples = vds.load_many(chunk)?;
-        let images: Vec<_> = samples.iter().map(|s| &s.image).collect();
-        x.extend(transform::batch_input(&images, &small, None, &[]));
+        x.extend(crate::embed::batch_inputs(vds, chunk, &small)?);
     }
     let labels: Vec<i64> = val.iter().map(|&i| vds.items()[i].label as i64).collect();
     let m = likeness_index::metrics::evaluate(

@@ -24,6 +24,7 @@ use super::{
     LabelName, Loaded, MAX_BATCH, MAX_BATCH_HITS,
 };
 use crate::embedder::embed_encoded;
+use crate::face;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -237,6 +238,20 @@ pub(super) async fn search_image(
         (None, Ok(finder)) => faces::grader(&st).map(|(_, card)| (Arc::clone(finder), card)),
         _ => None,
     };
+    // Where that read-out cannot look for faces, the photo is graded whole
+    // and the answer says why (`note`, as `query --image` prints it).
+    let unfound = match (&region, &st.faces) {
+        (None, Err(e)) => faces::grader(&st)
+            .and_then(|(_, card)| face::graded_face_labels(&card))
+            .map(|labels| {
+                format!(
+                    "the read-out learnt {} regions, but faces cannot be found to grade them \
+                     ({e}); query a region with region=x,y,w,h",
+                    labels.join(", ")
+                )
+            }),
+        _ => None,
+    };
     // Batched: the batcher embeds it; otherwise the search thread does.
     let (batched, body) = match &st.batcher {
         Some(b) => (
@@ -259,13 +274,13 @@ pub(super) async fn search_image(
                 let (found, plan) = run_query(st, &l, &q)?;
                 let mut body = hits_body(&l, &found, 0);
                 body["plan"] = json!(plan);
-                let faces = match &faces {
+                let graded = match &faces {
                     Some((finder, card)) => {
                         faces::grade_photo(finder, embedder.as_ref(), card, &e.image)?
                     }
                     None => None,
                 };
-                match faces {
+                match graded {
                     // Neither the photo's read-out nor its neighbours'
                     // score grades anything the read-out learnt.
                     Some(faces) => {
@@ -280,6 +295,14 @@ pub(super) async fn search_image(
                         if let Some(g) = e.grade {
                             body["readout_score"] = json!(g);
                         }
+                        let note = faces
+                            .as_ref()
+                            .and_then(|(_, card)| face::graded_face_labels(card))
+                            .map(|labels| no_face_note(&labels))
+                            .or(unfound);
+                        if let Some(note) = note {
+                            body["note"] = json!(note);
+                        }
                     }
                 }
                 Ok(body)
@@ -287,6 +310,20 @@ pub(super) async fn search_image(
         )
         .await??;
     Ok(finish(&st, start, out, 1))
+}
+
+/// Why a whole photo was graded as one crop, where the read-out learnt
+/// facial regions (`labels`) and no face was found: a photo of dogs, or a
+/// face under the detector's smallest, was graded whole (-0.12) with no
+/// word of why (`query --image` prints the same note).
+fn no_face_note(labels: &[String]) -> String {
+    format!(
+        "no face found: graded whole, as one crop of what the read-out learnt ({}); for a \
+         photo, query a region of it with region=x,y,w,h (`likeness regions --min-face` finds \
+         faces under {} px)",
+        labels.join(", "),
+        face::DEFAULT_MIN_FACE
+    )
 }
 
 /// The answer to one query: its hits and, when the index has scores, the

@@ -324,6 +324,9 @@ export async function renderQuery(view, info, params, go) {
     const r = current.result;
     const line = gradeLine({ readout: r.readout_score, predicted: r.predicted_score, learnt: info.model && info.model.graded_labels });
     if (line) grades.append(line);
+    // Why the photo was graded whole (no face found): the grade alone
+    // read as a grade of what the read-out learnt.
+    if (r.note) grades.append(el('p#grade-note.muted', { id: 'grade-note' }, r.note));
     results.dataset.region = regionText(r.region);
     results.dataset.query = `image:${r.name}:${regionText(r.region)}`;
     const only = onlySel ? onlySel.value : '';
