@@ -557,7 +557,7 @@ fn bad_training_input_gets_clear_errors() {
     let three = folder(&dir.path().join("three"), &[2, 2, 2]);
     assert!(run(&three, &["--classes-per-tuple", "4"]).contains("more than the 3 training classes"));
     assert!(run(&three, &["--val-every", "0"]).contains("--val-every must be at least 1"));
-    assert!(run(&three, &["--eval-batch", "0"]).contains("--eval-batch must be at least 1"));
+    assert!(run(&three, &["--eval-batch", "0"]).contains("`0` is not a batch"));
     let e = run(&three, &["--loss", "triplet", "--margin=-1"]);
     assert!(e.contains("--margin -1: give a positive number"), "{e}");
     let e = run(&three, &["--input-size", "100000"]);
