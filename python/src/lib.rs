@@ -18,7 +18,7 @@
 //! `eval::evaluate_index`), the same calls as the CLI's, so files and
 //! numbers are interchangeable between the two.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
 
 use likeness_index::build::{DEFAULT_EF_CONSTRUCTION, DEFAULT_M};
@@ -37,12 +37,14 @@ use pyo3::types::{PyDict, PyList};
 
 mod convert;
 mod functions;
+mod held;
 
 use convert::{
     float_rows, float_values, given_ids, item_ids, item_labels, label_set, positive, report_dict,
     thread_count,
 };
 use functions::{build, evaluate, predict_score};
+use held::{held_here, HeldWriter};
 
 create_exception!(
     likeness,
@@ -62,52 +64,6 @@ create_exception!(
      it and is still open. Close that one (Index.close()) or send the change \
      to it; the message names the directory."
 );
-
-/// Index directories (canonical paths) whose writer an `Index` object of
-/// this process holds, once per writer. The lock (`flock` on `.lock`)
-/// refuses a second writer of this process as it refuses another
-/// process's, and the engine's message then says "another process"; this
-/// list lets `py_err` name the holder instead.
-static HELD: LazyLock<Mutex<Vec<PathBuf>>> = LazyLock::new(|| Mutex::new(Vec::new()));
-
-/// Whether an `Index` object of this process holds the writer of `dir`.
-fn held_here(dir: &Path) -> bool {
-    let Ok(key) = dir.canonicalize() else {
-        return false;
-    };
-    HELD.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .contains(&key)
-}
-
-/// A writer, listed in `HELD` for as long as it lives.
-struct HeldWriter {
-    writer: Writer,
-    key: Option<PathBuf>,
-}
-
-impl HeldWriter {
-    fn open(dir: &Path) -> Result<Self, Error> {
-        let writer = Writer::open(dir)?;
-        let key = dir.canonicalize().ok();
-        if let Some(k) = &key {
-            HELD.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(k.clone());
-        }
-        Ok(HeldWriter { writer, key })
-    }
-}
-
-impl Drop for HeldWriter {
-    fn drop(&mut self) {
-        let Some(k) = &self.key else { return };
-        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(at) = held.iter().position(|h| h == k) {
-            held.swap_remove(at);
-        }
-    }
-}
 
 /// The Python exception for an index error, keeping its message.
 fn py_err(e: Error) -> PyErr {
