@@ -119,19 +119,10 @@ pub fn batch_input(
     out
 }
 
-/// Per-channel mean and standard deviation of pixels in [0, 1] over `images`
-/// (converted to `channels`), recorded in the model as its normalisation.
-pub fn channel_stats(images: &[DynamicImage], channels: u32) -> (Vec<f32>, Vec<f32>) {
-    let mut sums = ChannelSums::new(channels);
-    for img in images {
-        sums.add(img);
-    }
-    sums.stats()
-}
-
-/// [`channel_stats`] one image at a time, so that the images need not be
-/// held together (`train` samples up to 2,000 of them: of 12-megapixel
-/// photos, 72 GB decoded). Sums in the same order, so the same figures.
+/// Per-channel mean and standard deviation of pixels in [0, 1], recorded
+/// in the model as its normalisation, summed one image at a time so that
+/// the images need not be held together (`train` samples up to 2,000 of
+/// them: of 12-megapixel photos, 72 GB decoded).
 #[derive(Debug, Clone)]
 pub struct ChannelSums {
     channels: usize,
